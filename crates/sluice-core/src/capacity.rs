@@ -1,0 +1,1 @@
+//! Capacity snapshots and the fit check (to be written).

@@ -1,0 +1,1 @@
+//! The scheduling cycle (to be written).

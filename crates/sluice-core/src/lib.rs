@@ -1,0 +1,19 @@
+//! The pure core of sluice.
+//!
+//! Everything here is deterministic: no clock, no randomness, no I/O. Callers pass `now` in.
+//! - [`quantity`]: CPU and memory quantities as Spark and Kubernetes write them.
+//! - [`spec`]: the job model, parsed from sluice's own YAML or from a Spark Operator `SparkApplication`.
+//! - [`sizing`]: the pod-level demand of a job, by Spark's own rules.
+//! - [`job`]: job states, records and transition history, shared by the store and the server.
+//! - [`capacity`]: capacity snapshots and the per-node, all-or-nothing fit check.
+//! - [`cycle`]: one scheduling cycle over the queues.
+
+pub mod capacity;
+pub mod cycle;
+pub mod job;
+pub mod quantity;
+pub mod sizing;
+pub mod spec;
+
+pub use capacity::{NodeCapacity, Snapshot};
+pub use job::{Demand, JobState, PodDemand, Resources, Role};

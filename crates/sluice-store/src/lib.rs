@@ -1,0 +1,1 @@
+//! Durable job state for sluice (to be written).
