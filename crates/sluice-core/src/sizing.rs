@@ -1,1 +1,612 @@
-//! (to be written)
+//! The pod-level demand of a job, by Spark's own rules.
+//!
+//! For each role (driver, executor), Spark on Kubernetes requests:
+//! - CPU: `coreRequest` (`spark.kubernetes.{driver,executor}.request.cores`) if set, else `cores`.
+//! - memory: heap + overhead, where heap is `memory` (`spark.{role}.memory`, default 1g; a bare
+//!   number is MiB) and overhead is `memoryOverhead` (`spark.{role}.memoryOverhead`) if given,
+//!   else `max(trunc(factor x heapMiB), minOverhead)`. The factor is the first of
+//!   `spark.{role}.memoryOverheadFactor`, `spark.kubernetes.memoryOverheadFactor`, the operator's
+//!   `spec.memoryOverheadFactor`, then 0.1 for JVM applications (Scala and Java) and 0.4 for
+//!   Python and R. `minOverhead` is `spark.{role}.minMemoryOverhead` (Spark 4), default 384 MiB.
+//!   (Spark: `BasicDriverFeatureStep`, `ResourceProfile.getResourcesForClusterManager`.)
+//! - executors additionally request `spark.executor.pyspark.memory` (Python applications) and,
+//!   when `spark.memory.offHeap.enabled` is true, `spark.memory.offHeap.size`.
+//! - executor count: `instances` (`spark.executor.instances`, Spark's default 2); with dynamic
+//!   allocation the hard demand is `max(instances, initialExecutors, minExecutors)`, the number
+//!   Spark asks for at start (`Utils.getDynamicAllocationInitialExecutors`).
+
+use crate::job::{Demand, PodDemand, Role};
+use crate::spec::{
+    CommandSpec, Job, JobKind, SparkSpec, SpecError, Text, cpu_field, factor_field, mem_field,
+};
+
+/// Default heap for driver and executors, as Spark's `spark.{driver,executor}.memory`.
+pub const DEFAULT_MEMORY_MIB: u64 = 1024;
+/// Spark's minimum memory overhead.
+pub const MIN_OVERHEAD_MIB: u64 = 384;
+/// Spark's default executor count when dynamic allocation is off.
+pub const DEFAULT_EXECUTORS: u64 = 2;
+/// Default CPU of a command job, in millicores.
+pub const DEFAULT_COMMAND_CPU_MILLI: u64 = 1000;
+
+/// The demand of a validated job.
+pub fn job_demand(job: &Job) -> Result<Demand, SpecError> {
+    match &job.kind {
+        JobKind::Spark {
+            spec, application, ..
+        } => spark_demand(
+            spec,
+            if application.is_some() {
+                "spec"
+            } else {
+                "spark"
+            },
+        ),
+        JobKind::Command(c) => command_demand(c),
+    }
+}
+
+/// The demand of a command job: one task.
+pub fn command_demand(c: &CommandSpec) -> Result<Demand, SpecError> {
+    let cpu_milli = match &c.cpu {
+        Some(t) => cpu_field("command.cpu", t.as_str())?,
+        None => DEFAULT_COMMAND_CPU_MILLI,
+    };
+    let mem_mib = match &c.memory {
+        Some(t) => mem_field("command.memory", t.as_str())?,
+        None => DEFAULT_MEMORY_MIB,
+    };
+    Ok(Demand {
+        pods: vec![PodDemand {
+            role: Role::Task,
+            count: 1,
+            cpu_milli,
+            mem_mib,
+        }],
+    })
+}
+
+struct RoleInput<'a> {
+    role: &'static str,
+    cores: Option<i64>,
+    core_request: Option<&'a Text>,
+    memory: Option<&'a Text>,
+    memory_overhead: Option<&'a Text>,
+}
+
+fn conf_field(p: &str, key: &str) -> String {
+    format!("{p}.sparkConf[{key}]")
+}
+
+fn conf_int(s: &SparkSpec, p: &str, key: &str) -> Result<Option<i64>, SpecError> {
+    s.conf(key)
+        .map(|v| {
+            v.trim().parse::<i64>().map_err(|_| SpecError::BadValue {
+                field: conf_field(p, key),
+                value: v.to_string(),
+                message: "is not a whole number".into(),
+            })
+        })
+        .transpose()
+}
+
+fn conf_bool(s: &SparkSpec, key: &str) -> bool {
+    s.conf(key)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Cores of one pod of a role: the spec, else the Spark conf, else 1.
+fn cores(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
+    let key = format!("spark.{}.cores", r.role);
+    let (field, v) = match r.cores {
+        Some(c) => (format!("{p}.{}.cores", r.role), c),
+        None => match conf_int(s, p, &key)? {
+            Some(c) => (conf_field(p, &key), c),
+            None => return Ok(1),
+        },
+    };
+    u64::try_from(v)
+        .ok()
+        .filter(|c| *c > 0)
+        .ok_or_else(|| SpecError::BadValue {
+            field,
+            value: v.to_string(),
+            message: "must be greater than zero".into(),
+        })
+}
+
+fn pod(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, u64, u64), SpecError> {
+    let role = r.role;
+    let cores = cores(s, p, r)?;
+    let req_key = format!("spark.kubernetes.{role}.request.cores");
+    let cpu_milli = match (r.core_request, s.conf(&req_key)) {
+        (Some(t), _) => cpu_field(&format!("{p}.{role}.coreRequest"), t.as_str())?,
+        (None, Some(v)) => cpu_field(&conf_field(p, &req_key), v)?,
+        (None, None) => cores * 1000,
+    };
+    let mem_key = format!("spark.{role}.memory");
+    let heap = match (r.memory, s.conf(&mem_key)) {
+        (Some(t), _) => mem_field(&format!("{p}.{role}.memory"), t.as_str())?,
+        (None, Some(v)) => mem_field(&conf_field(p, &mem_key), v)?,
+        (None, None) => DEFAULT_MEMORY_MIB,
+    };
+    let ovh_key = format!("spark.{role}.memoryOverhead");
+    let overhead = match (r.memory_overhead, s.conf(&ovh_key)) {
+        (Some(t), _) => mem_field(&format!("{p}.{role}.memoryOverhead"), t.as_str())?,
+        (None, Some(v)) => mem_field(&conf_field(p, &ovh_key), v)?,
+        (None, None) => {
+            let role_factor = format!("spark.{role}.memoryOverheadFactor");
+            let k8s_factor = "spark.kubernetes.memoryOverheadFactor";
+            let factor = if let Some(v) = s.conf(&role_factor) {
+                factor_field(&conf_field(p, &role_factor), v)?
+            } else if let Some(v) = s.conf(k8s_factor) {
+                factor_field(&conf_field(p, k8s_factor), v)?
+            } else if let Some(v) = &s.memory_overhead_factor {
+                factor_field(&format!("{p}.memoryOverheadFactor"), v.as_str())?
+            } else if s.app_type().is_jvm() {
+                0.1
+            } else {
+                0.4
+            };
+            let min_key = format!("spark.{role}.minMemoryOverhead");
+            let min = match s.conf(&min_key) {
+                Some(v) => mem_field(&conf_field(p, &min_key), v)?,
+                None => MIN_OVERHEAD_MIB,
+            };
+            // Spark: math.max((factor * memoryMiB).toInt, minOverhead)
+            ((factor * heap as f64) as u64).max(min)
+        }
+    };
+    Ok((cpu_milli, heap.saturating_add(overhead), cores))
+}
+
+/// How many executors the job needs before it can make progress.
+pub fn executor_count(s: &SparkSpec, p: &str) -> Result<u64, SpecError> {
+    let instances = match s.executor.instances {
+        Some(n) => Some(n),
+        None => conf_int(s, p, "spark.executor.instances")?,
+    };
+    let da = s.dynamic_allocation.as_ref();
+    let da_on = da.is_some_and(|d| d.enabled) || conf_bool(s, "spark.dynamicAllocation.enabled");
+    let n = if da_on {
+        let initial = match da.and_then(|d| d.initial_executors) {
+            Some(n) => Some(n),
+            None => conf_int(s, p, "spark.dynamicAllocation.initialExecutors")?,
+        };
+        let min = match da.and_then(|d| d.min_executors) {
+            Some(n) => Some(n),
+            None => conf_int(s, p, "spark.dynamicAllocation.minExecutors")?,
+        };
+        instances
+            .unwrap_or(0)
+            .max(initial.unwrap_or(0))
+            .max(min.unwrap_or(0))
+    } else {
+        match instances {
+            Some(n) => n,
+            None => DEFAULT_EXECUTORS as i64,
+        }
+    };
+    u64::try_from(n).map_err(|_| SpecError::BadValue {
+        field: format!("{p}.executor.instances"),
+        value: n.to_string(),
+        message: "must not be negative".into(),
+    })
+}
+
+/// Extra executor memory Spark requests beyond heap and overhead.
+fn executor_extra_mib(s: &SparkSpec, p: &str) -> Result<u64, SpecError> {
+    let mut extra = 0;
+    if !s.app_type().is_jvm()
+        && let Some(v) = s.conf("spark.executor.pyspark.memory")
+    {
+        extra += mem_field(&conf_field(p, "spark.executor.pyspark.memory"), v)?;
+    }
+    if conf_bool(s, "spark.memory.offHeap.enabled")
+        && let Some(v) = s.conf("spark.memory.offHeap.size")
+    {
+        // spark.memory.offHeap.size is in bytes unless a unit is given.
+        let field = conf_field(p, "spark.memory.offHeap.size");
+        let t = v.trim();
+        let mib = if t.bytes().all(|b| b.is_ascii_digit()) {
+            let bytes: u64 = t.parse().map_err(|_| SpecError::BadValue {
+                field: field.clone(),
+                value: v.to_string(),
+                message: "is too large".into(),
+            })?;
+            bytes.div_ceil(1 << 20)
+        } else {
+            mem_field(&field, t)?
+        };
+        extra += mib;
+    }
+    Ok(extra)
+}
+
+/// The demand of a Spark application. `p` is the field prefix used in error messages
+/// ("spark" for sluice's own spec, "spec" for a SparkApplication).
+pub fn spark_demand(s: &SparkSpec, p: &str) -> Result<Demand, SpecError> {
+    let driver = RoleInput {
+        role: "driver",
+        cores: s.driver.cores,
+        core_request: s.driver.core_request.as_ref(),
+        memory: s.driver.memory.as_ref(),
+        memory_overhead: s.driver.memory_overhead.as_ref(),
+    };
+    let executor = RoleInput {
+        role: "executor",
+        cores: s.executor.cores,
+        core_request: s.executor.core_request.as_ref(),
+        memory: s.executor.memory.as_ref(),
+        memory_overhead: s.executor.memory_overhead.as_ref(),
+    };
+    let (d_cpu, d_mem, _) = pod(s, p, &driver)?;
+    let (e_cpu, e_mem, _) = pod(s, p, &executor)?;
+    let e_mem = e_mem.saturating_add(executor_extra_mib(s, p)?);
+    let count = executor_count(s, p)?;
+    let count = u32::try_from(count).map_err(|_| SpecError::BadValue {
+        field: format!("{p}.executor.instances"),
+        value: count.to_string(),
+        message: "is too large".into(),
+    })?;
+    let mut pods = vec![PodDemand {
+        role: Role::Driver,
+        count: 1,
+        cpu_milli: d_cpu,
+        mem_mib: d_mem,
+    }];
+    if count > 0 {
+        pods.push(PodDemand {
+            role: Role::Executor,
+            count,
+            cpu_milli: e_cpu,
+            mem_mib: e_mem,
+        });
+    }
+    Ok(Demand { pods })
+}
+
+/// The N of `local[N]` for running the job on one machine: executors x executor cores (at least 1).
+pub fn local_threads(s: &SparkSpec) -> Result<u64, SpecError> {
+    let executor = RoleInput {
+        role: "executor",
+        cores: s.executor.cores,
+        core_request: None,
+        memory: None,
+        memory_overhead: None,
+    };
+    let per = cores(s, "spark", &executor)?;
+    Ok(executor_count(s, "spark")?.saturating_mul(per).max(1))
+}
+
+/// The driver heap in MiB (for `spark.driver.memory` in local mode).
+pub fn driver_heap_mib(s: &SparkSpec) -> Result<u64, SpecError> {
+    match (&s.driver.memory, s.conf("spark.driver.memory")) {
+        (Some(t), _) => mem_field("spark.driver.memory", t.as_str()),
+        (None, Some(v)) => mem_field("spark.driver.memory", v),
+        (None, None) => Ok(DEFAULT_MEMORY_MIB),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{AppType, DynamicAllocation};
+
+    /// One row: a spec tweak and the expected (driver cpu, driver MiB, executor count, executor cpu, executor MiB).
+    struct Row {
+        name: &'static str,
+        spec: SparkSpec,
+        want: (u64, u64, u32, u64, u64),
+    }
+
+    fn t(s: &str) -> Option<Text> {
+        Some(Text(s.into()))
+    }
+
+    fn base(app: AppType) -> SparkSpec {
+        SparkSpec {
+            app_type: Some(app),
+            main_application_file: Some("app".into()),
+            ..Default::default()
+        }
+    }
+
+    fn with_conf(mut s: SparkSpec, kv: &[(&str, &str)]) -> SparkSpec {
+        for (k, v) in kv {
+            s.spark_conf.insert((*k).into(), Text((*v).into()));
+        }
+        s
+    }
+
+    #[test]
+    fn sizing_table() {
+        let mut rows = vec![
+            Row {
+                name: "defaults, JVM: 1g heap + 384 min overhead, 2 executors",
+                spec: base(AppType::Scala),
+                want: (1000, 1024 + 384, 2, 1000, 1024 + 384),
+            },
+            Row {
+                name: "defaults, Python: factor 0.4 -> 409",
+                spec: base(AppType::Python),
+                want: (1000, 1024 + 409, 2, 1000, 1024 + 409),
+            },
+            Row {
+                name: "R uses 0.4 too",
+                spec: base(AppType::R),
+                want: (1000, 1433, 2, 1000, 1433),
+            },
+            Row {
+                name: "Java is JVM (0.1), not Python",
+                spec: {
+                    let mut s = base(AppType::Java);
+                    s.driver.memory = t("8g");
+                    s
+                },
+                want: (1000, 8192 + 819, 2, 1000, 1408),
+            },
+        ];
+        // "512m" is 512 MiB (not 512 bytes, not 512 x 10^6): overhead is the 384 minimum.
+        let mut s = base(AppType::Scala);
+        s.driver.memory = t("512m");
+        s.executor.memory = t("512m");
+        s.executor.instances = Some(1);
+        rows.push(Row {
+            name: "512m is MiB",
+            spec: s,
+            want: (1000, 896, 1, 1000, 896),
+        });
+        // Bare numbers are MiB.
+        let s = with_conf(
+            base(AppType::Scala),
+            &[
+                ("spark.driver.memory", "2048"),
+                ("spark.executor.memory", "4096"),
+            ],
+        );
+        rows.push(Row {
+            name: "bare number is MiB",
+            spec: s,
+            want: (1000, 2048 + 384, 2, 1000, 4096 + 409),
+        });
+        // Explicit overhead wins over any factor.
+        let mut s = with_conf(
+            base(AppType::Python),
+            &[("spark.driver.memoryOverheadFactor", "0.5")],
+        );
+        s.driver.memory_overhead = t("100m");
+        s.executor.instances = Some(1);
+        rows.push(Row {
+            name: "explicit overhead",
+            spec: s,
+            want: (1000, 1124, 1, 1000, 1433),
+        });
+        // Overhead from conf.
+        let s = with_conf(
+            base(AppType::Scala),
+            &[("spark.executor.memoryOverhead", "1g")],
+        );
+        rows.push(Row {
+            name: "overhead from conf",
+            spec: s,
+            want: (1000, 1408, 2, 1000, 2048),
+        });
+        // Role factor beats kubernetes factor beats spec factor beats default.
+        let mut s = with_conf(
+            base(AppType::Scala),
+            &[
+                ("spark.driver.memoryOverheadFactor", "0.5"),
+                ("spark.kubernetes.memoryOverheadFactor", "0.25"),
+            ],
+        );
+        s.memory_overhead_factor = t("0.75");
+        s.driver.memory = t("4g");
+        s.executor.memory = t("4g");
+        rows.push(Row {
+            name: "factor precedence",
+            spec: s,
+            want: (1000, 4096 + 2048, 2, 1000, 4096 + 1024),
+        });
+        let mut s = base(AppType::Python);
+        s.memory_overhead_factor = t("0.2");
+        s.executor.memory = t("4g");
+        rows.push(Row {
+            name: "spec factor beats the Python default",
+            spec: s,
+            want: (1000, 1024 + 384, 2, 1000, 4096 + 819),
+        });
+        // Truncation, not rounding: 0.1 x 5000 = 500 exactly; 0.15 x 4000 = 600; 0.1 x 3999 = 399.9 -> 399.
+        let mut s = base(AppType::Scala);
+        s.driver.memory = t("3999m");
+        rows.push(Row {
+            name: "truncates",
+            spec: s,
+            want: (1000, 3999 + 399, 2, 1000, 1408),
+        });
+        // Spark 4's minMemoryOverhead.
+        let s = with_conf(
+            base(AppType::Scala),
+            &[("spark.executor.minMemoryOverhead", "512m")],
+        );
+        rows.push(Row {
+            name: "min overhead",
+            spec: s,
+            want: (1000, 1408, 2, 1000, 1536),
+        });
+        // CPU: coreRequest beats cores; cores from conf.
+        let mut s = with_conf(base(AppType::Scala), &[("spark.executor.cores", "4")]);
+        s.driver.cores = Some(2);
+        s.driver.core_request = t("500m");
+        rows.push(Row {
+            name: "coreRequest beats cores",
+            spec: s,
+            want: (500, 1408, 2, 4000, 1408),
+        });
+        let s = with_conf(
+            base(AppType::Scala),
+            &[
+                ("spark.kubernetes.executor.request.cores", "0.25"),
+                ("spark.executor.cores", "2"),
+            ],
+        );
+        rows.push(Row {
+            name: "request.cores conf",
+            spec: s,
+            want: (1000, 1408, 2, 250, 1408),
+        });
+        // Dynamic allocation: max(instances, initial, min).
+        let mut s = base(AppType::Scala);
+        s.dynamic_allocation = Some(DynamicAllocation {
+            enabled: true,
+            initial_executors: Some(3),
+            min_executors: Some(5),
+            max_executors: Some(10),
+            ..Default::default()
+        });
+        s.executor.instances = Some(4);
+        rows.push(Row {
+            name: "DA: min wins",
+            spec: s,
+            want: (1000, 1408, 5, 1000, 1408),
+        });
+        let s = with_conf(
+            base(AppType::Scala),
+            &[
+                ("spark.dynamicAllocation.enabled", "true"),
+                ("spark.dynamicAllocation.initialExecutors", "6"),
+                ("spark.dynamicAllocation.minExecutors", "1"),
+            ],
+        );
+        rows.push(Row {
+            name: "DA from conf: initial wins",
+            spec: s,
+            want: (1000, 1408, 6, 1000, 1408),
+        });
+        let mut s = base(AppType::Scala);
+        s.dynamic_allocation = Some(DynamicAllocation {
+            enabled: true,
+            ..Default::default()
+        });
+        rows.push(Row {
+            name: "DA with nothing set: driver only",
+            spec: s,
+            want: (1000, 1408, 0, 1000, 1408),
+        });
+        // Executor extras: pyspark memory (Python only) and off-heap.
+        let s = with_conf(
+            base(AppType::Python),
+            &[
+                ("spark.executor.pyspark.memory", "512m"),
+                ("spark.executor.instances", "1"),
+            ],
+        );
+        rows.push(Row {
+            name: "pyspark memory",
+            spec: s,
+            want: (1000, 1433, 1, 1000, 1433 + 512),
+        });
+        let s = with_conf(
+            base(AppType::Scala),
+            &[
+                ("spark.memory.offHeap.enabled", "true"),
+                ("spark.memory.offHeap.size", "1073741824"),
+            ],
+        );
+        rows.push(Row {
+            name: "off-heap in bytes",
+            spec: s,
+            want: (1000, 1408, 2, 1000, 1408 + 1024),
+        });
+        let s = with_conf(
+            base(AppType::Scala),
+            &[
+                ("spark.memory.offHeap.enabled", "false"),
+                ("spark.memory.offHeap.size", "1g"),
+            ],
+        );
+        rows.push(Row {
+            name: "off-heap disabled",
+            spec: s,
+            want: (1000, 1408, 2, 1000, 1408),
+        });
+
+        for row in rows {
+            let d =
+                spark_demand(&row.spec, "spark").unwrap_or_else(|e| panic!("{}: {e}", row.name));
+            let driver = d.role(Role::Driver).expect("driver");
+            let (dc, dm, n, ec, em) = row.want;
+            assert_eq!(
+                (driver.count, driver.cpu_milli, driver.mem_mib),
+                (1, dc, dm),
+                "{} (driver)",
+                row.name
+            );
+            match d.role(Role::Executor) {
+                Some(e) => assert_eq!(
+                    (e.count, e.cpu_milli, e.mem_mib),
+                    (n, ec, em),
+                    "{} (executor)",
+                    row.name
+                ),
+                None => assert_eq!(n, 0, "{} (no executors)", row.name),
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let s = with_conf(base(AppType::Scala), &[("spark.executor.memory", "12qb")]);
+        let e = spark_demand(&s, "spec").unwrap_err().to_string();
+        assert!(
+            e.contains("spec.sparkConf[spark.executor.memory]") && e.contains("12qb"),
+            "{e}"
+        );
+        let s = with_conf(
+            base(AppType::Scala),
+            &[("spark.kubernetes.memoryOverheadFactor", "-1")],
+        );
+        let e = spark_demand(&s, "spark").unwrap_err().to_string();
+        assert!(
+            e.contains("memoryOverheadFactor") && e.contains("-1"),
+            "{e}"
+        );
+        let mut s = base(AppType::Scala);
+        s.executor.instances = Some(-1);
+        assert!(
+            spark_demand(&s, "spark")
+                .unwrap_err()
+                .to_string()
+                .contains("executor.instances")
+        );
+    }
+
+    #[test]
+    fn local_threads_are_executors_times_cores() {
+        let mut s = base(AppType::Python);
+        s.executor.instances = Some(2);
+        s.executor.cores = Some(3);
+        assert_eq!(local_threads(&s).unwrap(), 6);
+        s.executor.instances = Some(0);
+        assert_eq!(local_threads(&s).unwrap(), 1);
+    }
+
+    #[test]
+    fn command_defaults() {
+        let c = CommandSpec {
+            argv: vec![Text("ls".into())],
+            ..Default::default()
+        };
+        let d = command_demand(&c).unwrap();
+        assert_eq!(d.total(), crate::job::Resources::new(1000, 1024));
+        let c = CommandSpec {
+            cpu: t("250m"),
+            memory: t("64m"),
+            ..c
+        };
+        assert_eq!(
+            command_demand(&c).unwrap().total(),
+            crate::job::Resources::new(250, 64)
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Where sluice runs jobs.
+//!
+//! One [`Backend`] trait, implemented by the local machine ([`local`]) now and by a Spark
+//! standalone cluster and Kubernetes with the Spark Operator next. A backend reports a capacity
+//! [`Snapshot`] (nodes with free cpu, memory and slots, and whether it is reachable), submits a
+//! job attempt idempotently, reports its status, cancels it and returns its logs.
+//!
+//! Idempotency: a run is named by `(job id, attempt)`. Submitting the same attempt twice (after a
+//! crash between "submitted" and the store write, say) must not start a second run: the backend
+//! answers with the existing run's reference.
+
+use std::collections::BTreeSet;
+
+use sluice_core::job::Demand;
+use sluice_core::spec::Job;
+use sluice_core::Snapshot;
+
+pub mod local;
+
+/// Errors from a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend cannot be reached or is not ready; try again later.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend refused the job for want of room right now; requeue it.
+    #[error("no room in the backend: {0}")]
+    NoRoom(String),
+    /// The backend refused the job as invalid; retrying will not help.
+    #[error("job refused by the backend: {0}")]
+    Rejected(String),
+    /// The backend has no run for this job attempt.
+    #[error("no run for job {job_id} attempt {attempt}")]
+    NotFound {
+        /// The job.
+        job_id: String,
+        /// The attempt.
+        attempt: u32,
+    },
+    /// Local I/O failed (files, processes).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend is misconfigured.
+    #[error("backend configuration: {0}")]
+    Config(String),
+}
+
+/// What the backend sees now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityReport {
+    /// Free and allocatable room per node, and reachability.
+    pub snapshot: Snapshot,
+    /// Ids of the jobs whose resources the backend already counts as used in `snapshot`.
+    /// Jobs admitted by sluice but not in this set are held as reservations by the server.
+    pub visible: BTreeSet<String>,
+}
+
+/// One run of a job: what [`Backend::submit`] needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmitRequest {
+    /// The job id.
+    pub job_id: String,
+    /// The attempt number (from 1).
+    pub attempt: u32,
+    /// The validated job.
+    pub job: Job,
+    /// The demand sluice admitted it with; the backend must not let it take more.
+    pub demand: Demand,
+}
+
+/// A handle on a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRef {
+    /// The job id.
+    pub job_id: String,
+    /// The attempt.
+    pub attempt: u32,
+    /// The backend's reference, as returned by submit (a pid, an app id, a resource name).
+    pub backend_ref: Option<String>,
+}
+
+/// What [`Backend::submit`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// The backend's reference for the run.
+    pub backend_ref: String,
+    /// True when the run already existed (a repeated submit of the same attempt).
+    pub already_existed: bool,
+}
+
+/// The state of a run as the backend sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Accepted, not yet running (waiting for pods, for a worker...).
+    Pending,
+    /// Running.
+    Running,
+    /// Finished with success.
+    Succeeded,
+    /// Finished with failure.
+    Failed {
+        /// Exit code, where there is one.
+        exit_code: Option<i32>,
+        /// What went wrong, for people.
+        message: String,
+    },
+    /// The backend has no trace of the run (lost while sluice was down, say).
+    Lost {
+        /// What is known.
+        message: String,
+    },
+}
+
+/// A piece of a run's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    /// Bytes from `offset` (lossy UTF-8).
+    pub data: String,
+    /// Offset to ask for next.
+    pub next_offset: u64,
+    /// True when the run has ended and `next_offset` is the end of the log.
+    pub complete: bool,
+}
+
+/// Where jobs run.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// A short name for logs and metrics ("local", "spark-standalone", "kubernetes").
+    fn kind(&self) -> &'static str;
+    /// The capacity snapshot now. An unreachable backend returns a snapshot with
+    /// `available = false` (and its last known allocatable room), not an error.
+    async fn capacity(&self) -> Result<CapacityReport, BackendError>;
+    /// Starts a run of the job attempt; idempotent per (job id, attempt).
+    async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, BackendError>;
+    /// The state of a run.
+    async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError>;
+    /// Stops a run (a run already ended is not an error).
+    async fn cancel(&self, run: &RunRef) -> Result<(), BackendError>;
+    /// Up to `max_bytes` of the run's log from `offset`.
+    async fn logs(&self, run: &RunRef, offset: u64, max_bytes: usize) -> Result<LogChunk, BackendError>;
+}

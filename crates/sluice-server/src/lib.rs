@@ -1,0 +1,1 @@
+//! Server (to be written).
