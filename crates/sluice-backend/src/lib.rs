@@ -11,9 +11,9 @@
 
 use std::collections::BTreeSet;
 
+use sluice_core::Snapshot;
 use sluice_core::job::Demand;
 use sluice_core::spec::Job;
-use sluice_core::Snapshot;
 
 pub mod local;
 
@@ -143,5 +143,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Stops a run (a run already ended is not an error).
     async fn cancel(&self, run: &RunRef) -> Result<(), BackendError>;
     /// Up to `max_bytes` of the run's log from `offset`.
-    async fn logs(&self, run: &RunRef, offset: u64, max_bytes: usize) -> Result<LogChunk, BackendError>;
+    async fn logs(
+        &self,
+        run: &RunRef,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<LogChunk, BackendError>;
 }

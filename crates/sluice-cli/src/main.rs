@@ -1,1 +1,478 @@
-fn main() {}
+//! `sluice`: runs the server (`sluice server`) and talks to it over its HTTP API (every other
+//! command). The client commands use only the API.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::de::DeserializeOwned;
+use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
+
+/// A capacity-aware job orchestrator for Apache Spark.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    /// The server's URL (for client commands).
+    #[arg(long, global = true, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:7467")]
+    server: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs the server (SQLite store and local backend unless configured otherwise).
+    Server {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides `listen`).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Queues a job (sluice job YAML or a SparkApplication; `-` reads standard input) and prints its id.
+    Submit {
+        /// The job file.
+        file: PathBuf,
+        /// Priority level (overrides the file's).
+        #[arg(long)]
+        priority: Option<String>,
+        /// Follow the job until it ends; exit non-zero if it did not succeed.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Lists jobs, or shows one.
+    Get {
+        /// A job id; without it, lists jobs.
+        id: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+        /// Only this namespace.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Only these states (comma-separated).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs with these labels (key=value, comma-separated).
+        #[arg(short = 'l', long)]
+        label: Option<String>,
+        /// How many jobs.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Shows a job: state, demand, queue position, why it waits, timeline.
+    Describe {
+        /// Job id.
+        id: String,
+    },
+    /// Prints a job's log.
+    Logs {
+        /// Job id.
+        id: String,
+        /// Keep printing until the job ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Cancels a job.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Shows the queues: per namespace and level, length and oldest wait.
+    Queues {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+}
+
+struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(base: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    async fn decode<T: DeserializeOwned>(&self, resp: reqwest::Response) -> Result<T> {
+        let status = resp.status();
+        let bytes = resp.bytes().await.context("reading the server's answer")?;
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            bail!("{msg} (HTTP {})", status.as_u16());
+        }
+        serde_json::from_slice(&bytes).context("decoding the server's answer")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .query(query)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
+        self.decode(resp).await
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: String,
+    ) -> Result<T> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .query(query)
+            .header("content-type", "application/yaml")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
+        self.decode(resp).await
+    }
+}
+
+fn print_as<T: serde::Serialize>(v: &T, output: Output) -> Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(v)?),
+        // Each command prints its own table.
+        Output::Table => {}
+    }
+    Ok(())
+}
+
+fn age(rfc: &str) -> String {
+    // The API's times are RFC 3339 in UTC; show how long ago.
+    let Ok(t) = humantime_parse(rfc) else {
+        return rfc.to_string();
+    };
+    let secs = std::time::SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn humantime_parse(rfc: &str) -> Result<std::time::SystemTime> {
+    Ok(humantime::parse_rfc3339_weak(rfc)?)
+}
+
+fn fmt_cpu(milli: u64) -> String {
+    if milli % 1000 == 0 {
+        format!("{}", milli / 1000)
+    } else {
+        format!("{}m", milli)
+    }
+}
+
+fn fmt_mem(mib: u64) -> String {
+    if mib >= 1024 {
+        format!("{:.1} GiB", mib as f64 / 1024.0)
+    } else {
+        format!("{mib} MiB")
+    }
+}
+
+fn print_table(jobs: &[JobView]) {
+    println!(
+        "{:<26}  {:<16}  {:<24}  {:<8}  {:<10}  {:>5}",
+        "ID", "NAMESPACE", "NAME", "LEVEL", "STATE", "AGE"
+    );
+    for j in jobs {
+        println!(
+            "{:<26}  {:<16}  {:<24}  {:<8}  {:<10}  {:>5}",
+            j.id,
+            j.namespace,
+            j.name,
+            j.level,
+            j.state,
+            age(&j.created_at)
+        );
+    }
+}
+
+fn describe(j: &JobView) {
+    println!("Job:        {}", j.id);
+    println!("Name:       {}/{}", j.namespace, j.name);
+    println!("Level:      {}", j.level);
+    println!("State:      {}", j.state);
+    println!("Attempt:    {}", j.attempt);
+    if !j.labels.is_empty() {
+        let l: Vec<String> = j.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("Labels:     {}", l.join(", "));
+    }
+    let pods: Vec<String> = j
+        .demand
+        .pods
+        .iter()
+        .map(|p| {
+            format!(
+                "{} x {} ({} cpu, {})",
+                p.count,
+                p.role,
+                fmt_cpu(p.cpu_milli),
+                fmt_mem(p.memory_mib)
+            )
+        })
+        .collect();
+    println!(
+        "Demand:     {} cpu, {} in all: {}",
+        fmt_cpu(j.demand.total_cpu_milli),
+        fmt_mem(j.demand.total_memory_mib),
+        pods.join(" + ")
+    );
+    if let Some(w) = &j.wait {
+        println!(
+            "Queue:      position {} in namespace {} ({} in level {})",
+            w.position, j.namespace, w.level_position, j.level
+        );
+        println!("Waiting:    {}", w.reason);
+    } else if j.state == "queued" {
+        println!("Queue:      not yet considered by a scheduling cycle");
+    }
+    if let Some(r) = &j.backend_ref {
+        println!("Run:        {r}");
+    }
+    if let Some(c) = j.exit_code {
+        println!("Exit code:  {c}");
+    }
+    if let Some(m) = &j.message {
+        println!("Message:    {m}");
+    }
+    println!("Created:    {}", j.created_at);
+    if let Some(t) = &j.started_at {
+        println!("Started:    {t}");
+    }
+    if let Some(t) = &j.finished_at {
+        println!("Finished:   {t}");
+    }
+    if let Some(tl) = &j.timeline {
+        println!("Timeline:");
+        for e in tl {
+            println!(
+                "  {}  {:>9} -> {:<9}  {}",
+                e.at,
+                e.from.as_deref().unwrap_or("-"),
+                e.to,
+                e.message
+            );
+        }
+    }
+}
+
+fn is_terminal(state: &str) -> bool {
+    matches!(state, "succeeded" | "failed" | "cancelled")
+}
+
+async fn follow_logs(c: &Client, id: &str, follow: bool) -> Result<()> {
+    let mut offset = 0u64;
+    let mut out = std::io::stdout();
+    loop {
+        let chunk: LogsView = c
+            .get(
+                &format!("/v1/jobs/{id}/logs"),
+                &[("offset", offset.to_string())],
+            )
+            .await?;
+        out.write_all(chunk.data.as_bytes())?;
+        out.flush()?;
+        let moved = chunk.next_offset != offset;
+        offset = chunk.next_offset;
+        if !follow || chunk.complete {
+            return Ok(());
+        }
+        if !moved {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<i32> {
+    if let Cmd::Server { config, listen } = cli.cmd {
+        let mut cfg = sluice_server::Config::load(config.as_deref())?;
+        if let Some(l) = listen {
+            cfg.listen = l;
+            cfg.validate()?;
+        }
+        sluice_server::serve(cfg).await?;
+        return Ok(0);
+    }
+    let c = Client::new(&cli.server)?;
+    match cli.cmd {
+        Cmd::Server { .. } => Ok(0),
+        Cmd::Submit {
+            file,
+            priority,
+            wait,
+        } => {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let mut q = Vec::new();
+            if let Some(p) = priority {
+                q.push(("priority", p));
+            }
+            let job: JobView = c.post("/v1/jobs", &q, text).await?;
+            println!("{}", job.id);
+            if !wait {
+                return Ok(0);
+            }
+            let mut last = String::new();
+            loop {
+                let j: JobView = c.get(&format!("/v1/jobs/{}", job.id), &[]).await?;
+                let line = match &j.wait {
+                    Some(w) => format!("{} (position {}: {})", j.state, w.position, w.reason),
+                    None => j.state.clone(),
+                };
+                if line != last {
+                    eprintln!("{}", line);
+                    last = line;
+                }
+                if is_terminal(&j.state) {
+                    if let Some(m) = &j.message {
+                        eprintln!("{m}");
+                    }
+                    return Ok(if j.state == "succeeded" { 0 } else { 1 });
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        Cmd::Get {
+            id: Some(id),
+            output,
+            ..
+        } => {
+            let j: JobView = c.get(&format!("/v1/jobs/{id}"), &[]).await?;
+            if output == Output::Table {
+                print_table(std::slice::from_ref(&j));
+            } else {
+                print_as(&j, output)?;
+            }
+            Ok(0)
+        }
+        Cmd::Get {
+            id: None,
+            output,
+            namespace,
+            state,
+            label,
+            limit,
+        } => {
+            let mut q = vec![("limit", limit.to_string())];
+            if let Some(n) = namespace {
+                q.push(("namespace", n));
+            }
+            if let Some(s) = state {
+                q.push(("state", s));
+            }
+            if let Some(l) = label {
+                q.push(("label", l));
+            }
+            let page: JobList = c.get("/v1/jobs", &q).await?;
+            if output == Output::Table {
+                print_table(&page.jobs);
+            } else {
+                print_as(&page.jobs, output)?;
+            }
+            Ok(0)
+        }
+        Cmd::Describe { id } => {
+            let j: JobView = c.get(&format!("/v1/jobs/{id}"), &[]).await?;
+            describe(&j);
+            Ok(0)
+        }
+        Cmd::Logs { id, follow } => {
+            follow_logs(&c, &id, follow).await?;
+            Ok(0)
+        }
+        Cmd::Cancel { id } => {
+            let j: JobView = c
+                .post(&format!("/v1/jobs/{id}/cancel"), &[], String::new())
+                .await?;
+            println!("{} {}", j.id, j.state);
+            Ok(0)
+        }
+        Cmd::Queues { output } => {
+            let qs: Vec<QueueView> = c.get("/v1/queues", &[]).await?;
+            if output == Output::Table {
+                println!(
+                    "{:<20}  {:<10}  {:>7}  {:>12}",
+                    "NAMESPACE", "LEVEL", "QUEUED", "OLDEST WAIT"
+                );
+                for q in qs {
+                    println!(
+                        "{:<20}  {:<10}  {:>7}  {:>11.0}s",
+                        q.namespace, q.level, q.queued, q.oldest_wait_seconds
+                    );
+                }
+            } else {
+                print_as(&qs, output)?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

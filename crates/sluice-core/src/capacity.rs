@@ -593,14 +593,17 @@ mod tests {
         assert!(!f.reserve(&spark(res(1000, GIB), 2, res(1000, GIB))));
         assert_eq!(f.total_free(), res(0, 0));
 
-        // Partly placeable: the driver goes first fit, the executor comes off the largest node.
+        // Partly placeable: the driver goes first fit, the executor that fits nowhere comes off the
+        // nodes with the most room, spilling over.
         let mut f = Fitter::new(&[node("a", 2, 4, None), node("b", 3, 4, None)]);
         assert!(!f.reserve(&spark(res(1000, GIB), 1, res(4000, GIB))));
-        assert_eq!(f.nodes()[0].room(), res(1000, 3 * GIB));
+        assert_eq!(f.nodes()[0].room(), res(0, 3 * GIB));
         assert_eq!(f.nodes()[1].room(), res(0, 3 * GIB));
-        assert_eq!(f.total_free(), res(1000, 6 * GIB));
-        assert!(f.reserve(&spark(res(1000, GIB), 0, res(0, 0))));
+        assert!(!f.reserve(&spark(res(1000, GIB), 0, res(0, 0))));
         assert_eq!(f.total_free(), res(0, 5 * GIB));
+        let mut f = Fitter::new(&[node("a", 2, 4, None)]);
+        assert!(f.reserve(&spark(res(1000, GIB), 0, res(0, 0))));
+        assert_eq!(f.total_free(), res(1000, 3 * GIB));
     }
 
     #[test]

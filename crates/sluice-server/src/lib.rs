@@ -1,1 +1,113 @@
-//! Server (to be written).
+//! The sluice server: the submitter loop ([`scheduler`]), the HTTP API ([`api`]) and their
+//! settings ([`config`]).
+
+pub mod api;
+pub mod config;
+pub mod scheduler;
+pub mod state;
+
+use std::sync::Arc;
+
+use sluice_backend::Backend;
+use sluice_backend::local::{LocalBackend, LocalConfig};
+
+pub use api::app;
+pub use config::Config;
+pub use state::AppState;
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] sluice_store::StoreError),
+    /// The backend could not be set up.
+    #[error("backend: {0}")]
+    Backend(#[from] sluice_backend::BackendError),
+    /// Listening or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens the store and the backend named by the configuration.
+pub async fn build_state(config: Config) -> Result<AppState, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::Io {
+        context: format!("creating data_dir {}", config.data_dir.display()),
+        source,
+    })?;
+    let store = sluice_store::open(&config.store_url()).await?;
+    let (cores, memory) = config.budget()?;
+    let (dc, dm) = sluice_backend::local::detect_budget();
+    let backend: Arc<dyn Backend> = Arc::new(
+        LocalBackend::new(LocalConfig {
+            cores_milli: cores.unwrap_or(dc),
+            memory_mib: memory.unwrap_or(dm),
+            data_dir: config.data_dir.clone(),
+            spark_home: config.backend.spark_home.clone(),
+            python: config.backend.python.clone(),
+            image_spark_home: config.backend.image_spark_home.clone(),
+            kill_grace: std::time::Duration::from_secs(config.backend.kill_grace_secs),
+        })
+        .await?,
+    );
+    Ok(AppState::new(store, backend, config))
+}
+
+/// Runs the server until ctrl-c or SIGTERM.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let listen = config.listen.clone();
+    let state = build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|source| ServerError::Io {
+            context: format!("listening on {listen}"),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Io {
+        context: "reading the listen address".into(),
+        source,
+    })?;
+    tracing::info!(
+        "sluice listening on http://{local} (store {}, backend {})",
+        state.config.store_url(),
+        state.backend.kind()
+    );
+    let loop_task = tokio::spawn(scheduler::run_loop(state.clone()));
+    let router = app(state);
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| ServerError::Io {
+            context: "serving HTTP".into(),
+            source,
+        });
+    loop_task.abort();
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

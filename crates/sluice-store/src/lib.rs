@@ -1,1 +1,179 @@
-//! Durable job state for sluice (to be written).
+//! Durable job state for sluice: one [`Store`] trait and its SQL implementation for SQLite and
+//! PostgreSQL ([`SqlStore`]).
+//!
+//! The store persists exactly the types of [`sluice_core::job`]: [`JobRecord`]s and their
+//! [`JobEvent`] timelines. Every state change is one transaction that compares the current state
+//! with the one the caller expects (compare-and-set) and appends a timeline event, so concurrent
+//! actors (the scheduler, the reconciler, a user cancelling) cannot both win.
+//!
+//! Open a store with [`open`]: `sqlite://PATH`, `sqlite::memory:` or `postgres://...`. The schema
+//! is created or brought up to date on open (migrations are compiled into the binary).
+//!
+//! Times are integer milliseconds since the Unix epoch, passed in by the caller.
+
+use std::sync::Arc;
+
+use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob};
+
+mod error;
+mod sql;
+
+pub use error::{StoreError, redact_url};
+pub use sql::{Backend, SqlStore};
+
+/// Persistent job state. Object safe: the server holds an `Arc<dyn Store>`.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a job in state queued (attempt 1, `enqueued_at = updated_at = created_at`, no
+    /// message) and its first timeline event (from none to queued, message "queued"), in one
+    /// transaction. Fails with [`StoreError::Duplicate`] if the id exists.
+    async fn insert_job(&self, job: &NewJob) -> Result<JobRecord, StoreError>;
+
+    /// The job with this id, if any.
+    async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Jobs matching `filter`, newest first (`created_at` desc, then id desc), at most `limit`
+    /// of them (a `limit` of 0 is taken as 1). Keyset pagination: `cursor` is the opaque
+    /// [`JobPage::next_cursor`] of the previous page (with the same filter); `None` for the
+    /// first page. A cursor this store did not hand out fails with [`StoreError::BadCursor`].
+    async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<JobPage, StoreError>;
+
+    /// All jobs in any of these states, ordered by (`enqueued_at`, id). Used by the scheduler and
+    /// the reconciler. No states: no jobs.
+    async fn jobs_in_states(&self, states: &[JobState]) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Compare-and-set state change plus a timeline event, in one transaction.
+    ///
+    /// Fails with [`StoreError::InvalidTransition`] if `!t.from.can_move_to(t.to)` (checked
+    /// first, without touching the database), [`StoreError::NotFound`] if there is no such job,
+    /// and [`StoreError::Conflict`] if the job's state is not `t.from`; nothing is written then.
+    ///
+    /// On success: state = `t.to`, `updated_at = t.at_ms`, message = `t.message`;
+    /// `started_at` is set when entering running (if unset); `finished_at` when entering a
+    /// terminal state; `backend_ref` and `exit_code` when given (kept otherwise). `enqueued_at`
+    /// never changes, so a job going admitted -> queued keeps its place. Returns the updated job.
+    async fn transition(&self, t: &Transition) -> Result<JobRecord, StoreError>;
+
+    /// Appends a timeline note that does not change the job (event from = to = the current
+    /// state), e.g. "re-attached after restart". [`StoreError::NotFound`] if there is no such job.
+    async fn add_note(&self, id: &str, at_ms: i64, message: &str) -> Result<(), StoreError>;
+
+    /// The job's timeline, oldest first. [`StoreError::NotFound`] if there is no such job.
+    async fn events(&self, id: &str) -> Result<Vec<JobEvent>, StoreError>;
+
+    /// Per (namespace, level) with queued jobs: how many are queued and the oldest `enqueued_at`
+    /// among them. Sorted by namespace, then level (bytewise).
+    async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError>;
+
+    /// Closes the connections (waiting for operations in flight). Calls made afterwards fail.
+    async fn close(&self);
+}
+
+/// Which jobs [`Store::list_jobs`] returns. Every field narrows; the default matches every job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs of this namespace.
+    pub namespace: Option<String>,
+    /// Only jobs in one of these states; empty means any state.
+    pub states: Vec<JobState>,
+    /// Only jobs carrying all of these labels (key = value).
+    pub labels: Vec<(String, String)>,
+    /// Only jobs created at or after this time.
+    pub created_from_ms: Option<i64>,
+    /// Only jobs created before this time (exclusive).
+    pub created_to_ms: Option<i64>,
+    /// Only jobs with exactly this name.
+    pub name: Option<String>,
+}
+
+/// One page of [`Store::list_jobs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    /// The jobs, newest first.
+    pub jobs: Vec<JobRecord>,
+    /// Pass this to get the next page; `None` when this page is the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A compare-and-set state change for [`Store::transition`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The job.
+    pub id: String,
+    /// The state the caller believes the job is in.
+    pub from: JobState,
+    /// The state to move to.
+    pub to: JobState,
+    /// When the change happens.
+    pub at_ms: i64,
+    /// Why: becomes the job's message and the timeline event's message.
+    pub message: String,
+    /// The backend's handle for the run, if this change learned it.
+    pub backend_ref: Option<String>,
+    /// The run's exit code, if this change learned it.
+    pub exit_code: Option<i32>,
+}
+
+impl Transition {
+    /// A transition with no backend ref and no exit code.
+    pub fn new(
+        id: impl Into<String>,
+        from: JobState,
+        to: JobState,
+        at_ms: i64,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            from,
+            to,
+            at_ms,
+            message: message.into(),
+            backend_ref: None,
+            exit_code: None,
+        }
+    }
+
+    /// Sets the backend ref.
+    pub fn with_backend_ref(mut self, backend_ref: impl Into<String>) -> Self {
+        self.backend_ref = Some(backend_ref.into());
+        self
+    }
+
+    /// Sets the exit code.
+    pub fn with_exit_code(mut self, exit_code: i32) -> Self {
+        self.exit_code = Some(exit_code);
+        self
+    }
+}
+
+/// Queue depth of one (namespace, level), from [`Store::queue_stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStat {
+    /// The namespace.
+    pub namespace: String,
+    /// The priority level.
+    pub level: String,
+    /// How many jobs are queued.
+    pub queued: u64,
+    /// The oldest `enqueued_at` among them.
+    pub oldest_enqueued_at_ms: i64,
+}
+
+/// Opens a store from a URL and brings its schema up to date.
+///
+/// - `sqlite://PATH` (`sqlite:///abs/path` or `sqlite://relative/path`): the file is created if
+///   missing; WAL journal, `synchronous=NORMAL`, 5 s busy timeout, foreign keys on.
+/// - `sqlite::memory:`: a private in-memory database (one connection), for tests.
+/// - `postgres://...` or `postgresql://...`: plain (no TLS) connections.
+///
+/// Anything else fails with [`StoreError::BadUrl`]; an unreachable database with
+/// [`StoreError::Connect`].
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SqlStore::connect(url).await?))
+}

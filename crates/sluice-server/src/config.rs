@@ -1,0 +1,403 @@
+//! Server settings: a TOML file (`--config PATH`) with `SLUICE_`-prefixed environment overrides.
+//!
+//! Nested keys use a double underscore in the environment: `SLUICE_STORE__URL`,
+//! `SLUICE_BACKEND__CORES`, `SLUICE_SCHEDULER__INTERVAL_MS`. Every key is documented in
+//! `docs/configuration.md`; `examples/sluice.toml` sets each one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use sluice_core::cycle::{HeadPolicy, NamespacePolicy};
+use sluice_core::spec::{Levels, Text, cpu_field, mem_field};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
+
+/// Errors in the configuration. Each names the key and the value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or has a wrong key or type.
+    #[error("configuration: {0}")]
+    Load(String),
+    /// A key has a value that is not allowed.
+    #[error("configuration key `{key}` = {value:?}: {message}")]
+    Invalid {
+        /// The key, dotted.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, value: impl ToString, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on (`listen`), default 127.0.0.1:7467.
+    pub listen: String,
+    /// Directory for the SQLite database and local runs (`data_dir`), default `.sluice`.
+    pub data_dir: PathBuf,
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[backend]`.
+    pub backend: BackendConfig,
+    /// `[scheduler]`.
+    pub scheduler: SchedulerConfig,
+    /// `[namespaces.NAME]`: per-namespace weight, head-of-line policy and default level.
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// `[api]`.
+    pub api: ApiConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.into(),
+            data_dir: PathBuf::from(".sluice"),
+            store: StoreConfig::default(),
+            backend: BackendConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            namespaces: BTreeMap::new(),
+            api: ApiConfig::default(),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// "sqlite://PATH" or "postgres://USER@HOST:PORT/DB"; default `sqlite://<data_dir>/sluice.db`.
+    pub url: Option<String>,
+}
+
+/// `[backend]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendConfig {
+    /// Which backend: "local" (the only one so far).
+    pub kind: String,
+    /// Local budget: cores ("4", "2.5", "500m"); default detected cores minus a reserve.
+    pub cores: Option<Text>,
+    /// Local budget: memory ("8g"); default detected memory minus a reserve.
+    pub memory: Option<Text>,
+    /// Where pyspark's Spark lives (the directory with bin/spark-submit); default: found.
+    pub spark_home: Option<PathBuf>,
+    /// Python for PySpark jobs (PYSPARK_PYTHON); default: the venv's python next to spark-submit.
+    pub python: Option<PathBuf>,
+    /// The SPARK_HOME inside Spark images, mapped to `spark_home` for `local://` paths.
+    pub image_spark_home: String,
+    /// Seconds between SIGTERM and SIGKILL when cancelling.
+    pub kill_grace_secs: u64,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            kind: "local".into(),
+            cores: None,
+            memory: None,
+            spark_home: None,
+            python: None,
+            image_spark_home: "/opt/spark".into(),
+            kill_grace_secs: 10,
+        }
+    }
+}
+
+/// `[scheduler]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Priority levels, highest first.
+    pub levels: Vec<String>,
+    /// Level for jobs that name none, in namespaces without their own default.
+    pub default_level: String,
+    /// Milliseconds between scheduling cycles (a submit or cancel also wakes the cycle).
+    pub interval_ms: u64,
+    /// Head-of-line policy for namespaces without their own: "strict" or "best-effort".
+    pub default_policy: HeadPolicy,
+    /// Weight for namespaces without their own.
+    pub default_weight: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            levels: vec!["high".into(), "normal".into()],
+            default_level: "normal".into(),
+            interval_ms: 500,
+            default_policy: HeadPolicy::Strict,
+            default_weight: 1,
+        }
+    }
+}
+
+/// `[namespaces.NAME]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamespaceConfig {
+    /// Fair-share weight (>= 1); default `scheduler.default_weight`.
+    pub weight: Option<u32>,
+    /// "strict" or "best-effort"; default `scheduler.default_policy`.
+    pub policy: Option<HeadPolicy>,
+    /// Default level of the namespace; default `scheduler.default_level`.
+    pub default_level: Option<String>,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Keys the environment may set (top level, lowercase); other `SLUICE_*` variables (such as the
+/// CLI's `SLUICE_SERVER`) are not configuration.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "store",
+    "backend",
+    "scheduler",
+    "namespaces",
+    "api",
+];
+
+impl Config {
+    /// Loads defaults, then the TOML file if given, then `SLUICE_*` environment variables.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
+            }
+            fig = fig.merge(Toml::file_exact(p));
+        }
+        let env = Env::prefixed("SLUICE_").split("__").filter(|k| {
+            let top = k.as_str().split('.').next().unwrap_or("");
+            ENV_KEYS.contains(&top)
+        });
+        let cfg: Config = fig
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks values that types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let _: std::net::SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| invalid("listen", &self.listen, "is not an address like 127.0.0.1:7467"))?;
+        if self.backend.kind != "local" {
+            return Err(invalid(
+                "backend.kind",
+                &self.backend.kind,
+                "is not a backend this build has (available: local)",
+            ));
+        }
+        self.budget()?;
+        let s = &self.scheduler;
+        if s.levels.is_empty() {
+            return Err(invalid("scheduler.levels", "[]", "needs at least one level"));
+        }
+        for (i, l) in s.levels.iter().enumerate() {
+            if l.is_empty() || s.levels[..i].contains(l) {
+                return Err(invalid(
+                    "scheduler.levels",
+                    l,
+                    "levels must be non-empty and distinct",
+                ));
+            }
+        }
+        if !s.levels.contains(&s.default_level) {
+            return Err(invalid(
+                "scheduler.default_level",
+                &s.default_level,
+                format!("is not one of scheduler.levels ({})", s.levels.join(", ")),
+            ));
+        }
+        if s.interval_ms == 0 {
+            return Err(invalid("scheduler.interval_ms", 0, "must be greater than zero"));
+        }
+        if s.default_weight == 0 {
+            return Err(invalid("scheduler.default_weight", 0, "must be at least 1"));
+        }
+        for (ns, c) in &self.namespaces {
+            if c.weight == Some(0) {
+                return Err(invalid(format!("namespaces.{ns}.weight"), 0, "must be at least 1"));
+            }
+            if let Some(l) = &c.default_level
+                && !s.levels.contains(l)
+            {
+                return Err(invalid(
+                    format!("namespaces.{ns}.default_level"),
+                    l,
+                    format!("is not one of scheduler.levels ({})", s.levels.join(", ")),
+                ));
+            }
+        }
+        if self.api.max_body_bytes == 0 {
+            return Err(invalid("api.max_body_bytes", 0, "must be greater than zero"));
+        }
+        Ok(())
+    }
+
+    /// The local budget from `backend.cores` / `backend.memory`, each None when not set.
+    pub fn budget(&self) -> Result<(Option<u64>, Option<u64>), ConfigError> {
+        let cores = self
+            .backend
+            .cores
+            .as_ref()
+            .map(|t| cpu_field("backend.cores", t.as_str()))
+            .transpose()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        let mem = self
+            .backend
+            .memory
+            .as_ref()
+            .map(|t| mem_field("backend.memory", t.as_str()))
+            .transpose()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        Ok((cores, mem))
+    }
+
+    /// The store URL: configured, else a SQLite file in the data directory.
+    pub fn store_url(&self) -> String {
+        match &self.store.url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("sluice.db").display()),
+        }
+    }
+
+    /// The priority levels and default levels.
+    pub fn levels(&self) -> Levels {
+        Levels {
+            names: self.scheduler.levels.clone(),
+            default_level: self.scheduler.default_level.clone(),
+            namespace_defaults: self
+                .namespaces
+                .iter()
+                .filter_map(|(ns, c)| c.default_level.clone().map(|l| (ns.clone(), l)))
+                .collect(),
+        }
+    }
+
+    /// Per-namespace policies for the scheduling cycle.
+    pub fn namespace_policies(&self) -> BTreeMap<String, NamespacePolicy> {
+        self.namespaces
+            .iter()
+            .map(|(ns, c)| {
+                (
+                    ns.clone(),
+                    NamespacePolicy {
+                        weight: c.weight.unwrap_or(self.scheduler.default_weight),
+                        policy: c.policy.unwrap_or(self.scheduler.default_policy),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The policy for namespaces not configured.
+    pub fn default_policy(&self) -> NamespacePolicy {
+        NamespacePolicy {
+            weight: self.scheduler.default_weight,
+            policy: self.scheduler.default_policy,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(Some(&p))
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7467");
+        assert_eq!(c.store_url(), "sqlite://.sluice/sluice.db");
+    }
+
+    #[test]
+    fn file_values() {
+        let c = load_toml(
+            r#"
+listen = "127.0.0.1:9000"
+[store]
+url = "sqlite:///tmp/x.db"
+[backend]
+kind = "local"
+cores = 4
+memory = "8g"
+[scheduler]
+levels = ["urgent", "high", "normal"]
+default_level = "normal"
+[namespaces.etl]
+weight = 3
+policy = "best-effort"
+default_level = "high"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.budget().unwrap(), (Some(4000), Some(8192)));
+        assert_eq!(c.levels().default_for("etl"), "high");
+        let p = c.namespace_policies();
+        assert_eq!(p["etl"].weight, 3);
+        assert_eq!(p["etl"].policy, HeadPolicy::BestEffort);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("[backend]\nmemory = \"12qb\"", "backend.memory"),
+            ("[backend]\ncores = 0", "backend.cores"),
+            ("[backend]\nkind = \"yarn\"", "backend.kind"),
+            ("[scheduler]\ndefault_level = \"low\"", "scheduler.default_level"),
+            ("[namespaces.a]\nweight = 0", "namespaces.a.weight"),
+            ("listen = \"nowhere\"", "listen"),
+            ("lisen = \"127.0.0.1:1\"", "lisen"),
+            ("[scheduler]\ndefault_policy = \"lax\"", "lax"),
+        ];
+        for (text, want) in cases {
+            let e = load_toml(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Shared server state.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sluice_backend::Backend;
+use sluice_core::spec::Levels;
+use sluice_store::Store;
+use tokio::sync::{Mutex, Notify, RwLock};
+
+use crate::config::Config;
+use crate::scheduler::CycleView;
+
+/// Why a queued job waits, as the last cycle found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WaitInfo {
+    /// The reason, for people.
+    pub reason: String,
+    /// The kind of reason: "no-room", "blocked" or "backend-unavailable".
+    pub reason_kind: String,
+    /// 1-based position among the waiting jobs of its namespace (all levels, in queue order).
+    pub position: u32,
+    /// 1-based position within its (namespace, level) queue.
+    pub level_position: u32,
+}
+
+/// Everything the HTTP handlers and the submitter loop share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Where jobs run.
+    pub backend: Arc<dyn Backend>,
+    /// Settings.
+    pub config: Arc<Config>,
+    /// Priority levels.
+    pub levels: Arc<Levels>,
+    /// What the last cycle saw.
+    pub view: Arc<RwLock<CycleView>>,
+    /// Wakes the submitter loop early (after a submit or cancel).
+    pub wake: Arc<Notify>,
+    /// Serialises cycles (the loop and tests calling `tick`).
+    pub cycle_lock: Arc<Mutex<()>>,
+    /// Monotonic ULIDs, so jobs submitted within one millisecond keep their order.
+    pub ids: Arc<std::sync::Mutex<ulid::Generator>>,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, config: Config) -> Self {
+        let levels = config.levels();
+        AppState {
+            store,
+            backend,
+            config: Arc::new(config),
+            levels: Arc::new(levels),
+            view: Arc::new(RwLock::new(CycleView::default())),
+            wake: Arc::new(Notify::new()),
+            cycle_lock: Arc::new(Mutex::new(())),
+            ids: Arc::new(std::sync::Mutex::new(ulid::Generator::new())),
+        }
+    }
+
+    /// A new job id: a lowercase ULID.
+    pub fn new_id(&self) -> String {
+        let mut generator = match self.ids.lock() {
+            Ok(g) => g,
+            // A panic while holding this lock cannot leave the generator inconsistent.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match generator.generate() {
+            Ok(u) => u.to_string().to_ascii_lowercase(),
+            // Overflow of the random part within one millisecond: fall back to a fresh ULID.
+            Err(_) => ulid::Ulid::generate().to_string().to_ascii_lowercase(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,1159 @@
+//! One conformance suite for every [`Store`] backend.
+//!
+//! Each check is written once, as `async fn check(store: Arc<dyn Store>)` (or, for the few that
+//! must reach the database behind the store's back, `async fn check(store, url)`), and the
+//! `conformance!` macro turns it into `sqlite::check` and `postgres::check` tests.
+//!
+//! SQLite: a fresh file in a temporary directory per test.
+//! PostgreSQL: `SLUICE_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) is
+//! used to create a fresh database per test (`sluice_t_...`), dropped afterwards, so tests run in
+//! parallel. If PostgreSQL is unreachable the postgres tests fail (they are never skipped).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::json;
+use sluice_core::job::{Demand, JobEvent, JobRecord, JobState, NewJob, PodDemand, Role};
+use sluice_store::{JobFilter, QueueStat, Store, StoreError, Transition, open};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
+
+use JobState::*;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Runs `test` against a store on a fresh SQLite file.
+async fn run_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn Store>, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("sluice.db").display());
+    let store = open(&url)
+        .await
+        .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    test(store, url).await;
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let (base, query) = match url.find('?') {
+        Some(q) => (&url[..q], &url[q..]),
+        None => (url, ""),
+    };
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    format!("{base}/{database}{query}")
+}
+
+/// Runs `test` against a store on a fresh PostgreSQL database, dropped afterwards (also when
+/// the test panics).
+async fn run_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Arc<dyn Store>, String) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let admin_url =
+        std::env::var("SLUICE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+    sqlx::any::install_default_drivers();
+    let mut admin = AnyConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is unreachable at {} ({e}). The postgres conformance tests need a \
+                 running PostgreSQL: start one, or set SLUICE_TEST_POSTGRES_URL to the URL of a \
+                 database whose user may CREATE DATABASE.",
+                sluice_store::redact_url(&admin_url)
+            )
+        });
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let database = format!(
+        "sluice_t_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    );
+    (&mut admin)
+        .execute(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .await
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {database}: {e}"));
+    let url = with_database(&admin_url, &database);
+    let outcome = tokio::spawn(async move {
+        let store = open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+        test(store, url).await;
+    })
+    .await;
+    let dropped = (&mut admin)
+        .execute(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+        )))
+        .await;
+    let _ = admin.close().await;
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("test task failed: {e}"),
+        }
+    }
+    if let Err(e) = dropped {
+        panic!("DROP DATABASE {database}: {e}");
+    }
+}
+
+/// Generates `sqlite::NAME` and `postgres::NAME` tests for each check.
+macro_rules! conformance {
+    (store: [$($name:ident),* $(,)?], store_and_url: [$($uname:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::run_sqlite(|store, _url| super::$name(store)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $uname() {
+                    crate::run_sqlite(super::$uname).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::run_postgres(|store, _url| super::$name(store)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $uname() {
+                    crate::run_postgres(super::$uname).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    store: [
+        insert_get_round_trip,
+        duplicate_id,
+        every_legal_transition,
+        illegal_transitions_change_nothing,
+        transition_of_missing_job,
+        cas_conflict,
+        cas_conflict_concurrent,
+        timestamps,
+        requeue_keeps_place,
+        events_history,
+        notes,
+        list_filters,
+        pagination_with_ties,
+        jobs_in_states_order,
+        queue_stats,
+        many_jobs_paged,
+    ],
+    store_and_url: [
+        survives_reopen,
+        two_stores_one_database,
+        corrupt_rows_are_reported,
+    ],
+}
+
+#[tokio::test]
+async fn open_rejects_unknown_urls() {
+    for url in ["mysql://u:secret@h/db", "/tmp/x.db", "sqlite://", ""] {
+        match open(url).await {
+            Err(e @ StoreError::BadUrl(_)) => {
+                let msg = e.to_string();
+                assert!(msg.contains("sqlite://PATH"), "{msg}");
+                assert!(!msg.contains("secret"), "password leaked: {msg}");
+            }
+            Err(e) => panic!("{url:?}: expected BadUrl, got {e}"),
+            Ok(_) => panic!("{url:?}: expected BadUrl, got a store"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn open_memory_sqlite() {
+    let store = open("sqlite::memory:").await.expect("open sqlite::memory:");
+    store.insert_job(&job("m1", "ns", "high", 1)).await.unwrap();
+    assert!(store.get_job("m1").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn open_reports_unreachable_databases() {
+    let started = std::time::Instant::now();
+    let err = match open("postgres://postgres:secret@127.0.0.1:1/nope").await {
+        Err(e) => e,
+        Ok(_) => panic!("opened a store on port 1"),
+    };
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+    assert!(msg.contains("127.0.0.1:1") && !msg.contains("secret"), "{msg}");
+    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/missing-dir/x.db", dir.path().display());
+    assert!(matches!(open(&url).await, Err(StoreError::Connect { .. })));
+}
+
+#[tokio::test]
+async fn sqlite_file_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("wal.db").display());
+    let store = open(&url).await.unwrap();
+    store.insert_job(&job("w", "ns", "high", 1)).await.unwrap();
+    let mut conn = AnyConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
+    store.close().await;
+}
+
+#[test]
+fn database_urls() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/test", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/test?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn demand() -> Demand {
+    Demand {
+        pods: vec![
+            PodDemand {
+                role: Role::Driver,
+                count: 1,
+                cpu_milli: 1000,
+                mem_mib: 1408,
+            },
+            PodDemand {
+                role: Role::Executor,
+                count: 3,
+                cpu_milli: 2000,
+                mem_mib: 2432,
+            },
+        ],
+    }
+}
+
+fn job(id: &str, namespace: &str, level: &str, created_at_ms: i64) -> NewJob {
+    NewJob {
+        id: id.to_string(),
+        namespace: namespace.to_string(),
+        name: "etl".to_string(),
+        level: level.to_string(),
+        labels: BTreeMap::new(),
+        spec: json!({ "kind": "command", "command": ["true"] }),
+        demand: demand(),
+        created_at_ms,
+    }
+}
+
+fn labelled(mut j: NewJob, labels: &[(&str, &str)]) -> NewJob {
+    j.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    j
+}
+
+fn tr(id: &str, from: JobState, to: JobState, at_ms: i64) -> Transition {
+    Transition::new(id, from, to, at_ms, format!("{from} -> {to}"))
+}
+
+/// The states a fresh job passes through to reach `state`, if it can.
+fn path_to(state: JobState) -> &'static [JobState] {
+    match state {
+        Queued => &[],
+        Admitted => &[Admitted],
+        Submitted => &[Admitted, Submitted],
+        Running => &[Admitted, Submitted, Running],
+        Succeeded => &[Admitted, Submitted, Running, Succeeded],
+        Failed => &[Admitted, Failed],
+        Cancelled => &[Cancelled],
+    }
+}
+
+/// Moves a queued job along `path_to(state)`, one millisecond apart from `at_ms` on.
+async fn drive(store: &Arc<dyn Store>, id: &str, state: JobState, at_ms: i64) -> JobRecord {
+    let mut current = Queued;
+    let mut rec = None;
+    for (i, &next) in path_to(state).iter().enumerate() {
+        rec = Some(
+            store
+                .transition(&tr(id, current, next, at_ms + i as i64))
+                .await
+                .unwrap_or_else(|e| panic!("drive {id} {current} -> {next}: {e}")),
+        );
+        current = next;
+    }
+    match rec {
+        Some(r) => r,
+        None => store.get_job(id).await.unwrap().unwrap(),
+    }
+}
+
+fn ids(jobs: &[JobRecord]) -> Vec<&str> {
+    jobs.iter().map(|j| j.id.as_str()).collect()
+}
+
+async fn list_ids(store: &Arc<dyn Store>, filter: &JobFilter) -> Vec<String> {
+    let page = store.list_jobs(filter, 1000, None).await.unwrap();
+    assert!(page.next_cursor.is_none());
+    page.jobs.into_iter().map(|j| j.id).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+async fn insert_get_round_trip(store: Arc<dyn Store>) {
+    let mut new = labelled(
+        job("01J0ROUNDTRIP", "team-a", "high", 1_700_000_000_123),
+        &[
+            ("team", "data"),
+            ("quote", "it's \"quoted\""),
+            ("unicode", "żółw 🐢"),
+        ],
+    );
+    new.name = "nightly etl".to_string();
+    new.spec = json!({
+        "kind": "spark",
+        "conf": { "spark.executor.instances": "3", "spark.dynamicAllocation.enabled": "false" },
+        "args": ["--date", "2026-11-27"],
+        "nested": { "list": [1, 2.5, null, true, { "x": "y" }], "empty": {} }
+    });
+    let inserted = store.insert_job(&new).await.unwrap();
+    let expected = JobRecord {
+        id: new.id.clone(),
+        namespace: "team-a".into(),
+        name: "nightly etl".into(),
+        level: "high".into(),
+        state: Queued,
+        attempt: 1,
+        labels: new.labels.clone(),
+        spec: new.spec.clone(),
+        demand: demand(),
+        created_at_ms: 1_700_000_000_123,
+        enqueued_at_ms: 1_700_000_000_123,
+        updated_at_ms: 1_700_000_000_123,
+        started_at_ms: None,
+        finished_at_ms: None,
+        backend_ref: None,
+        exit_code: None,
+        message: None,
+    };
+    assert_eq!(inserted, expected);
+    assert_eq!(store.get_job(&new.id).await.unwrap(), Some(expected));
+    assert_eq!(
+        store.events(&new.id).await.unwrap(),
+        vec![JobEvent {
+            job_id: new.id.clone(),
+            at_ms: 1_700_000_000_123,
+            from: None,
+            to: Queued,
+            message: "queued".into(),
+        }]
+    );
+
+    // No labels, empty demand.
+    let mut bare = job("bare", "ns", "low", 5);
+    bare.demand = Demand::default();
+    bare.spec = json!(null);
+    let rec = store.insert_job(&bare).await.unwrap();
+    assert_eq!(store.get_job("bare").await.unwrap(), Some(rec));
+
+    assert_eq!(store.get_job("no-such-job").await.unwrap(), None);
+}
+
+async fn duplicate_id(store: Arc<dyn Store>) {
+    let first = store
+        .insert_job(&labelled(job("dup", "a", "high", 1), &[("k", "v")]))
+        .await
+        .unwrap();
+    let err = store
+        .insert_job(&labelled(job("dup", "b", "low", 2), &[("k", "w")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::Duplicate(id) if id == "dup"), "{err:?}");
+    assert!(err.to_string().contains("dup"), "{err}");
+    // Nothing of the second insert was kept.
+    assert_eq!(store.get_job("dup").await.unwrap(), Some(first));
+    assert_eq!(store.events("dup").await.unwrap().len(), 1);
+    let by_label = JobFilter {
+        labels: vec![("k".into(), "w".into())],
+        ..Default::default()
+    };
+    assert!(list_ids(&store, &by_label).await.is_empty());
+    // The store still works after the failed transaction.
+    store.insert_job(&job("dup2", "a", "high", 3)).await.unwrap();
+}
+
+async fn every_legal_transition(store: Arc<dyn Store>) {
+    let mut n = 0;
+    for from in JobState::ALL {
+        for to in JobState::ALL {
+            if !from.can_move_to(to) {
+                continue;
+            }
+            n += 1;
+            let id = format!("legal-{from}-{to}");
+            store.insert_job(&job(&id, "ns", "high", 10)).await.unwrap();
+            drive(&store, &id, from, 100).await;
+            let t = tr(&id, from, to, 1000)
+                .with_backend_ref(format!("ref-{id}"))
+                .with_exit_code(3);
+            let rec = store
+                .transition(&t)
+                .await
+                .unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+            assert_eq!(rec.state, to);
+            assert_eq!(rec.updated_at_ms, 1000);
+            assert_eq!(rec.message.as_deref(), Some(t.message.as_str()));
+            assert_eq!(rec.backend_ref, Some(format!("ref-{id}")));
+            assert_eq!(rec.exit_code, Some(3));
+            assert_eq!(rec.attempt, 1);
+            assert_eq!(store.get_job(&id).await.unwrap(), Some(rec));
+            let last = store.events(&id).await.unwrap().pop().unwrap();
+            assert_eq!((last.from, last.to, last.at_ms), (Some(from), to, 1000));
+        }
+    }
+    assert!(n > 0);
+}
+
+async fn illegal_transitions_change_nothing(store: Arc<dyn Store>) {
+    for from in JobState::ALL {
+        let id = format!("illegal-{from}");
+        store.insert_job(&job(&id, "ns", "high", 10)).await.unwrap();
+        let before = drive(&store, &id, from, 100).await;
+        let events_before = store.events(&id).await.unwrap();
+        for to in JobState::ALL {
+            if from.can_move_to(to) {
+                continue;
+            }
+            let err = store.transition(&tr(&id, from, to, 5000)).await.unwrap_err();
+            match &err {
+                StoreError::InvalidTransition {
+                    id: eid,
+                    from: f,
+                    to: t,
+                } => assert_eq!((eid.as_str(), *f, *t), (id.as_str(), from, to)),
+                other => panic!("{from} -> {to}: expected InvalidTransition, got {other:?}"),
+            }
+            assert!(err.to_string().contains(from.as_str()), "{err}");
+        }
+        assert_eq!(store.get_job(&id).await.unwrap(), Some(before));
+        assert_eq!(store.events(&id).await.unwrap(), events_before);
+    }
+}
+
+async fn transition_of_missing_job(store: Arc<dyn Store>) {
+    let err = store
+        .transition(&tr("ghost", Queued, Admitted, 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::NotFound(id) if id == "ghost"), "{err:?}");
+    let err = store.events("ghost").await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+async fn cas_conflict(store: Arc<dyn Store>) {
+    store.insert_job(&job("cas", "ns", "high", 1)).await.unwrap();
+    let won = store
+        .transition(&tr("cas", Queued, Admitted, 2))
+        .await
+        .unwrap();
+    let err = store
+        .transition(&tr("cas", Queued, Cancelled, 3))
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::Conflict {
+            id,
+            expected,
+            actual,
+        } => assert_eq!((id.as_str(), *expected, *actual), ("cas", Queued, Admitted)),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert_eq!(store.get_job("cas").await.unwrap(), Some(won));
+    assert_eq!(store.events("cas").await.unwrap().len(), 2);
+}
+
+async fn cas_conflict_concurrent(store: Arc<dyn Store>) {
+    for i in 0..20 {
+        let id = format!("race-{i}");
+        store.insert_job(&job(&id, "ns", "high", i)).await.unwrap();
+        let (s1, s2) = (store.clone(), store.clone());
+        let (t1, t2) = (tr(&id, Queued, Admitted, 100), tr(&id, Queued, Cancelled, 100));
+        let (r1, r2) = tokio::join!(
+            tokio::spawn(async move { s1.transition(&t1).await }),
+            tokio::spawn(async move { s2.transition(&t2).await }),
+        );
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        let (winner, loser) = match (r1, r2) {
+            (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+            (Ok(_), Ok(_)) => panic!("{id}: both transitions won"),
+            (Err(a), Err(b)) => panic!("{id}: both transitions lost: {a}; {b}"),
+        };
+        match loser {
+            StoreError::Conflict {
+                expected, actual, ..
+            } => {
+                assert_eq!(expected, Queued);
+                assert_eq!(actual, winner.state);
+            }
+            other => panic!("{id}: expected Conflict, got {other:?}"),
+        }
+        assert_eq!(store.get_job(&id).await.unwrap(), Some(winner.clone()));
+        let events = store.events(&id).await.unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[1].to, winner.state);
+    }
+}
+
+async fn timestamps(store: Arc<dyn Store>) {
+    store.insert_job(&job("t", "ns", "high", 1000)).await.unwrap();
+    let r = store.transition(&tr("t", Queued, Admitted, 2000)).await.unwrap();
+    assert_eq!(
+        (r.updated_at_ms, r.started_at_ms, r.finished_at_ms),
+        (2000, None, None)
+    );
+    let r = store
+        .transition(&tr("t", Admitted, Submitted, 3000).with_backend_ref("spark-app-1"))
+        .await
+        .unwrap();
+    assert_eq!(r.backend_ref.as_deref(), Some("spark-app-1"));
+    assert_eq!((r.started_at_ms, r.finished_at_ms), (None, None));
+    let r = store.transition(&tr("t", Submitted, Running, 4000)).await.unwrap();
+    assert_eq!((r.started_at_ms, r.finished_at_ms), (Some(4000), None));
+    assert_eq!(r.backend_ref.as_deref(), Some("spark-app-1"), "kept when not given");
+    let r = store
+        .transition(
+            &Transition::new("t", Running, Succeeded, 5000, "exited 0").with_exit_code(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.started_at_ms, r.finished_at_ms, r.updated_at_ms),
+        (Some(4000), Some(5000), 5000)
+    );
+    assert_eq!(r.exit_code, Some(0));
+    assert_eq!(r.message.as_deref(), Some("exited 0"));
+    assert_eq!((r.created_at_ms, r.enqueued_at_ms), (1000, 1000));
+    assert_eq!(store.get_job("t").await.unwrap(), Some(r));
+
+    // Cancelled while queued: finished, never started.
+    store.insert_job(&job("c", "ns", "high", 1000)).await.unwrap();
+    let r = store
+        .transition(&Transition::new("c", Queued, Cancelled, 1500, "cancelled by alice"))
+        .await
+        .unwrap();
+    assert_eq!((r.started_at_ms, r.finished_at_ms), (None, Some(1500)));
+    assert_eq!(r.message.as_deref(), Some("cancelled by alice"));
+
+    // Failed after submission without ever running.
+    store.insert_job(&job("f", "ns", "high", 1000)).await.unwrap();
+    drive(&store, "f", Submitted, 1100).await;
+    let r = store
+        .transition(&tr("f", Submitted, Failed, 1900).with_exit_code(-9))
+        .await
+        .unwrap();
+    assert_eq!((r.started_at_ms, r.finished_at_ms), (None, Some(1900)));
+    assert_eq!(r.exit_code, Some(-9));
+}
+
+async fn requeue_keeps_place(store: Arc<dyn Store>) {
+    store.insert_job(&job("rq", "ns", "high", 1000)).await.unwrap();
+    store.transition(&tr("rq", Queued, Admitted, 2000)).await.unwrap();
+    let r = store
+        .transition(&Transition::new("rq", Admitted, Queued, 3000, "no room after all"))
+        .await
+        .unwrap();
+    assert_eq!(r.state, Queued);
+    assert_eq!(r.enqueued_at_ms, 1000);
+    assert_eq!(r.updated_at_ms, 3000);
+    assert_eq!(r.attempt, 1);
+    assert_eq!(r.message.as_deref(), Some("no room after all"));
+}
+
+async fn events_history(store: Arc<dyn Store>) {
+    store.insert_job(&job("h", "ns", "high", 10)).await.unwrap();
+    let steps = [
+        (Queued, Admitted, 20, "admitted: fits on node-1"),
+        (Admitted, Queued, 30, "backend full, back to queue"),
+        (Queued, Admitted, 40, "admitted again"),
+        (Admitted, Submitted, 50, "submitted"),
+        (Submitted, Running, 60, "driver running"),
+        (Running, Failed, 70, "executor lost"),
+    ];
+    for (from, to, at, msg) in steps {
+        store
+            .transition(&Transition::new("h", from, to, at, msg))
+            .await
+            .unwrap();
+    }
+    let mut expected = vec![JobEvent {
+        job_id: "h".into(),
+        at_ms: 10,
+        from: None,
+        to: Queued,
+        message: "queued".into(),
+    }];
+    expected.extend(steps.iter().map(|&(from, to, at, msg)| JobEvent {
+        job_id: "h".into(),
+        at_ms: at,
+        from: Some(from),
+        to,
+        message: msg.into(),
+    }));
+    assert_eq!(store.events("h").await.unwrap(), expected);
+
+    // Another job's events are not mixed in; equal timestamps keep insertion order.
+    store.insert_job(&job("other", "ns", "high", 10)).await.unwrap();
+    store.add_note("other", 10, "first").await.unwrap();
+    store.add_note("other", 10, "second").await.unwrap();
+    let msgs: Vec<String> = store
+        .events("other")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(msgs, ["queued", "first", "second"]);
+    assert_eq!(store.events("h").await.unwrap(), expected);
+}
+
+async fn notes(store: Arc<dyn Store>) {
+    store.insert_job(&job("n", "ns", "high", 10)).await.unwrap();
+    let before = drive(&store, "n", Running, 20).await;
+    store
+        .add_note("n", 100, "re-attached after restart")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_job("n").await.unwrap(),
+        Some(before),
+        "a note changes no field of the job"
+    );
+    let last = store.events("n").await.unwrap().pop().unwrap();
+    assert_eq!(
+        last,
+        JobEvent {
+            job_id: "n".into(),
+            at_ms: 100,
+            from: Some(Running),
+            to: Running,
+            message: "re-attached after restart".into(),
+        }
+    );
+    let err = store.add_note("ghost", 1, "hello").await.unwrap_err();
+    assert!(matches!(&err, StoreError::NotFound(id) if id == "ghost"), "{err:?}");
+}
+
+async fn list_filters(store: Arc<dyn Store>) {
+    let mut specs = vec![
+        labelled(
+            job("a", "alpha", "high", 100),
+            &[("team", "data"), ("env", "prod")],
+        ),
+        labelled(job("b", "alpha", "low", 200), &[("team", "data"), ("env", "dev")]),
+        labelled(job("c", "beta", "high", 300), &[("team", "web"), ("env", "prod")]),
+        job("d", "beta", "high", 400),
+        labelled(
+            job("e", "alpha", "high", 500),
+            &[("team", "data"), ("env", "prod")],
+        ),
+    ];
+    specs[1].name = "report".into();
+    specs[4].name = "report".into();
+    for s in &specs {
+        store.insert_job(s).await.unwrap();
+    }
+    store.transition(&tr("d", Queued, Admitted, 600)).await.unwrap();
+    store.transition(&tr("e", Queued, Cancelled, 600)).await.unwrap();
+
+    let f = |build: fn(&mut JobFilter)| {
+        let mut filter = JobFilter::default();
+        build(&mut filter);
+        filter
+    };
+    let cases: Vec<(JobFilter, Vec<&str>)> = vec![
+        (JobFilter::default(), vec!["e", "d", "c", "b", "a"]),
+        (f(|f| f.namespace = Some("alpha".into())), vec!["e", "b", "a"]),
+        (f(|f| f.namespace = Some("gamma".into())), vec![]),
+        (f(|f| f.states = vec![Queued]), vec!["c", "b", "a"]),
+        (f(|f| f.states = vec![Admitted, Cancelled]), vec!["e", "d"]),
+        (f(|f| f.states = vec![Running]), vec![]),
+        (
+            f(|f| f.labels = vec![("team".into(), "data".into())]),
+            vec!["e", "b", "a"],
+        ),
+        (
+            f(|f| {
+                f.labels = vec![
+                    ("team".into(), "data".into()),
+                    ("env".into(), "prod".into()),
+                ]
+            }),
+            vec!["e", "a"],
+        ),
+        (
+            f(|f| {
+                f.labels = vec![
+                    ("team".into(), "data".into()),
+                    ("env".into(), "staging".into()),
+                ]
+            }),
+            vec![],
+        ),
+        (
+            f(|f| f.labels = vec![("env".into(), "prod".into())]),
+            vec!["e", "c", "a"],
+        ),
+        (f(|f| f.labels = vec![("owner".into(), "x".into())]), vec![]),
+        (
+            f(|f| {
+                f.created_from_ms = Some(200);
+                f.created_to_ms = Some(400);
+            }),
+            vec!["c", "b"],
+        ),
+        (f(|f| f.created_from_ms = Some(200)), vec!["e", "d", "c", "b"]),
+        (f(|f| f.created_to_ms = Some(200)), vec!["a"]),
+        (f(|f| f.name = Some("report".into())), vec!["e", "b"]),
+        (f(|f| f.name = Some("etl".into())), vec!["d", "c", "a"]),
+        (
+            f(|f| {
+                f.namespace = Some("alpha".into());
+                f.states = vec![Queued];
+                f.labels = vec![("team".into(), "data".into())];
+            }),
+            vec!["b", "a"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(list_ids(&store, &filter).await, expected, "{filter:?}");
+    }
+    // Records come back whole.
+    let page = store
+        .list_jobs(&f(|f| f.name = Some("report".into())), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.jobs[0], store.get_job("e").await.unwrap().unwrap());
+}
+
+async fn pagination_with_ties(store: Arc<dyn Store>) {
+    // Ids in mixed case and punctuation: order must be bytewise on both databases.
+    let raw_ids = [
+        "a", "B", "b-2", "b2", "A-1", "z", "Z", "m", "m-", "m_", "0", "9", "aa", "AA", "ab", "x.1",
+        "x1", "x-1", "q", "Q", "r", "s", "t", "u", "v",
+    ];
+    let mut all: Vec<(i64, String)> = Vec::new();
+    for (i, id) in raw_ids.iter().enumerate() {
+        // Five distinct creation times, five jobs each: ties everywhere.
+        let created = 1000 + (i as i64 % 5);
+        let ns = if i % 2 == 0 { "even" } else { "odd" };
+        store.insert_job(&job(id, ns, "high", created)).await.unwrap();
+        all.push((created, id.to_string()));
+    }
+    all.sort();
+    all.reverse();
+    let expected: Vec<String> = all.iter().map(|(_, id)| id.clone()).collect();
+
+    for limit in [1, 4, 5, 24, 25, 26, 1000] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = store
+                .list_jobs(&JobFilter::default(), limit, cursor.as_deref())
+                .await
+                .unwrap();
+            pages += 1;
+            assert!(page.jobs.len() <= limit as usize);
+            assert!(!page.jobs.is_empty(), "limit {limit}: empty page");
+            seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+            match page.next_cursor {
+                Some(c) => {
+                    assert_eq!(page.jobs.len(), limit as usize);
+                    cursor = Some(c);
+                }
+                None => break,
+            }
+            assert!(pages <= 100, "pagination does not end");
+        }
+        assert_eq!(seen, expected, "limit {limit}");
+        assert_eq!(pages, expected.len().div_ceil(limit as usize), "limit {limit}");
+    }
+
+    // Paging a filtered list.
+    let odd = JobFilter {
+        namespace: Some("odd".into()),
+        ..Default::default()
+    };
+    let first = store.list_jobs(&odd, 5, None).await.unwrap();
+    let second = store
+        .list_jobs(&odd, 100, first.next_cursor.as_deref())
+        .await
+        .unwrap();
+    let mut got: Vec<&str> = ids(&first.jobs);
+    got.extend(ids(&second.jobs));
+    assert_eq!(got, list_ids(&store, &odd).await);
+    assert_eq!(got.len(), 12);
+    assert!(second.next_cursor.is_none());
+
+    // Jobs created while paging do not shift later pages: a newer one stays out of them, an
+    // older one comes at the very end.
+    let p1 = store.list_jobs(&JobFilter::default(), 10, None).await.unwrap();
+    store.insert_job(&job("new", "even", "high", 5000)).await.unwrap();
+    store.insert_job(&job("old", "even", "high", 999)).await.unwrap();
+    let p2 = store
+        .list_jobs(&JobFilter::default(), 10, p1.next_cursor.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(ids(&p2.jobs), expected[10..20]);
+    let p3 = store
+        .list_jobs(&JobFilter::default(), 10, p2.next_cursor.as_deref())
+        .await
+        .unwrap();
+    let mut tail: Vec<&str> = expected[20..].iter().map(String::as_str).collect();
+    tail.push("old");
+    assert_eq!(ids(&p3.jobs), tail);
+    assert!(p3.next_cursor.is_none());
+
+    for bad in ["garbage", "12", "x:abc", "12:"] {
+        let err = store
+            .list_jobs(&JobFilter::default(), 10, Some(bad))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::BadCursor(_)), "{bad}: {err:?}");
+    }
+}
+
+async fn jobs_in_states_order(store: Arc<dyn Store>) {
+    for (id, created) in [("j-a", 300), ("j-b", 200), ("j-c", 100), ("j-d", 200), ("j-e", 50)] {
+        store.insert_job(&job(id, "ns", "high", created)).await.unwrap();
+    }
+    let queued = store.jobs_in_states(&[Queued]).await.unwrap();
+    assert_eq!(ids(&queued), ["j-e", "j-c", "j-b", "j-d", "j-a"]);
+
+    // j-b goes out and back: it keeps its place.
+    store.transition(&tr("j-b", Queued, Admitted, 900)).await.unwrap();
+    assert_eq!(
+        ids(&store.jobs_in_states(&[Queued]).await.unwrap()),
+        ["j-e", "j-c", "j-d", "j-a"]
+    );
+    store.transition(&tr("j-b", Admitted, Queued, 901)).await.unwrap();
+    assert_eq!(
+        ids(&store.jobs_in_states(&[Queued]).await.unwrap()),
+        ["j-e", "j-c", "j-b", "j-d", "j-a"]
+    );
+
+    drive(&store, "j-c", Running, 1000).await;
+    store.transition(&tr("j-a", Queued, Admitted, 1000)).await.unwrap();
+    store.transition(&tr("j-e", Queued, Cancelled, 1000)).await.unwrap();
+    assert_eq!(
+        ids(&store.jobs_in_states(&JobState::ACTIVE).await.unwrap()),
+        ["j-c", "j-a"]
+    );
+    assert_eq!(
+        ids(&store.jobs_in_states(&[Queued, Running]).await.unwrap()),
+        ["j-c", "j-b", "j-d"]
+    );
+    assert!(store.jobs_in_states(&[]).await.unwrap().is_empty());
+    assert!(store.jobs_in_states(&[Succeeded]).await.unwrap().is_empty());
+}
+
+async fn queue_stats(store: Arc<dyn Store>) {
+    assert!(store.queue_stats().await.unwrap().is_empty());
+    let jobs = [
+        ("1", "alpha", "high", 300),
+        ("2", "alpha", "high", 100),
+        ("3", "alpha", "low", 200),
+        ("4", "beta", "high", 50),
+        ("5", "beta", "high", 400),
+        ("6", "beta", "low", 10),
+        ("7", "Alpha", "high", 500),
+    ];
+    for (id, ns, level, created) in jobs {
+        store.insert_job(&job(id, ns, level, created)).await.unwrap();
+    }
+    store.transition(&tr("4", Queued, Admitted, 600)).await.unwrap();
+    store.transition(&tr("6", Queued, Cancelled, 600)).await.unwrap();
+    let stat = |ns: &str, level: &str, queued, oldest| QueueStat {
+        namespace: ns.into(),
+        level: level.into(),
+        queued,
+        oldest_enqueued_at_ms: oldest,
+    };
+    assert_eq!(
+        store.queue_stats().await.unwrap(),
+        vec![
+            stat("Alpha", "high", 1, 500),
+            stat("alpha", "high", 2, 100),
+            stat("alpha", "low", 1, 200),
+            stat("beta", "high", 1, 400),
+        ]
+    );
+    // A requeued job counts again, with its original enqueue time.
+    store.transition(&tr("4", Admitted, Queued, 700)).await.unwrap();
+    assert_eq!(
+        store.queue_stats().await.unwrap()[3],
+        stat("beta", "high", 2, 50)
+    );
+}
+
+async fn many_jobs_paged(store: Arc<dyn Store>) {
+    const N: i64 = 3000;
+    const WRITERS: i64 = 8;
+    // Concurrent writers: none may fail with a busy/locked database.
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < N {
+                let ns = if i % 2 == 0 { "even" } else { "odd" };
+                let id = format!("job-{i:05}");
+                let new = labelled(job(&id, ns, "high", i / 3), &[("w", &w.to_string())]);
+                store
+                    .insert_job(&new)
+                    .await
+                    .unwrap_or_else(|e| panic!("insert {id}: {e}"));
+                if i % 10 == 0 {
+                    store
+                        .transition(&tr(&id, Queued, Admitted, i))
+                        .await
+                        .unwrap_or_else(|e| panic!("admit {id}: {e}"));
+                }
+                i += WRITERS;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_jobs(&JobFilter::default(), 250, cursor.as_deref())
+            .await
+            .unwrap();
+        seen.extend(page.jobs.into_iter().map(|j| (j.created_at_ms, j.id)));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), N as usize);
+    let unique: BTreeSet<&(i64, String)> = seen.iter().collect();
+    assert_eq!(unique.len(), N as usize, "pages overlap");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "not newest first");
+
+    let odd_admitted = JobFilter {
+        namespace: Some("odd".into()),
+        states: vec![Admitted],
+        ..Default::default()
+    };
+    // Admitted jobs have i % 10 == 0, so they are all even.
+    assert!(list_ids(&store, &odd_admitted).await.is_empty());
+    let mut n = 0;
+    let mut cursor: Option<String> = None;
+    let filter = JobFilter {
+        namespace: Some("odd".into()),
+        labels: vec![("w".into(), "3".into())],
+        ..Default::default()
+    };
+    loop {
+        let page = store
+            .list_jobs(&filter, 64, cursor.as_deref())
+            .await
+            .unwrap();
+        assert!(page.jobs.iter().all(|j| j.labels["w"] == "3"));
+        n += page.jobs.len();
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(n, (N / WRITERS) as usize);
+    assert_eq!(
+        store.jobs_in_states(&[Admitted]).await.unwrap().len(),
+        (N / 10) as usize
+    );
+    assert_eq!(
+        store
+            .queue_stats()
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.queued)
+            .sum::<u64>(),
+        (N - N / 10) as u64
+    );
+}
+
+async fn survives_reopen(store: Arc<dyn Store>, url: String) {
+    store
+        .insert_job(&labelled(job("keep", "ns", "high", 10), &[("k", "v")]))
+        .await
+        .unwrap();
+    drive(&store, "keep", Running, 20).await;
+    store.add_note("keep", 30, "noted").await.unwrap();
+    store.insert_job(&job("other", "ns", "low", 15)).await.unwrap();
+    let record = store.get_job("keep").await.unwrap().unwrap();
+    let events = store.events("keep").await.unwrap();
+    let listed = store
+        .list_jobs(&JobFilter::default(), 10, None)
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = open(&url).await.expect("reopen");
+    assert_eq!(store.get_job("keep").await.unwrap(), Some(record));
+    assert_eq!(store.events("keep").await.unwrap(), events);
+    assert_eq!(
+        store
+            .list_jobs(&JobFilter::default(), 10, None)
+            .await
+            .unwrap(),
+        listed
+    );
+    let by_label = JobFilter {
+        labels: vec![("k".into(), "v".into())],
+        ..Default::default()
+    };
+    assert_eq!(list_ids(&store, &by_label).await, ["keep"]);
+    // Still writable, and the duplicate check still holds.
+    store
+        .transition(&tr("keep", Running, Succeeded, 40))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_job(&job("other", "ns", "low", 15)).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    store.close().await;
+}
+
+async fn two_stores_one_database(store: Arc<dyn Store>, url: String) {
+    // Two stores on one database (as two server processes would be): writes from both interleave
+    // without busy errors, and compare-and-set holds across them.
+    let other = open(&url).await.expect("open a second store");
+    let mut tasks = Vec::new();
+    for (n, s) in [store.clone(), other.clone()].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100 {
+                let id = format!("s{n}-{i}");
+                s.insert_job(&job(&id, "ns", "high", i)).await.unwrap();
+                s.transition(&tr(&id, Queued, Admitted, i)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.jobs_in_states(&[Admitted]).await.unwrap().len(), 200);
+    assert_eq!(other.jobs_in_states(&[Admitted]).await.unwrap().len(), 200);
+    for i in 0..20 {
+        let id = format!("s0-{i}");
+        let (a, b) = (store.clone(), other.clone());
+        let (t1, t2) = (tr(&id, Admitted, Submitted, 500), tr(&id, Admitted, Cancelled, 500));
+        let (r1, r2) = tokio::join!(
+            tokio::spawn(async move { a.transition(&t1).await }),
+            tokio::spawn(async move { b.transition(&t2).await }),
+        );
+        let wins = [r1.unwrap(), r2.unwrap()];
+        assert_eq!(wins.iter().filter(|r| r.is_ok()).count(), 1, "{id}: {wins:?}");
+        assert!(
+            wins.iter()
+                .any(|r| matches!(r, Err(StoreError::Conflict { .. }))),
+            "{id}: {wins:?}"
+        );
+    }
+    other.close().await;
+}
+
+async fn raw_sql(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool: AnyPool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("raw connection to {url}: {e}"));
+    pool.execute(AssertSqlSafe(sql.to_string()))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pool.close().await;
+}
+
+async fn corrupt_rows_are_reported(store: Arc<dyn Store>, url: String) {
+    store.insert_job(&job("bad", "ns", "high", 10)).await.unwrap();
+    store.insert_job(&job("good", "ns", "high", 5)).await.unwrap();
+    raw_sql(&url, "UPDATE jobs SET state = 'bogus' WHERE id = 'bad'").await;
+
+    let err = store.get_job("bad").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(msg.contains("jobs.state") && msg.contains("bogus") && msg.contains("bad"), "{msg}");
+    let err = store
+        .list_jobs(&JobFilter::default(), 10, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    let err = store
+        .transition(&tr("bad", Queued, Admitted, 20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    // Other rows still read.
+    assert!(store.get_job("good").await.unwrap().is_some());
+
+    raw_sql(&url, "UPDATE jobs SET spec = '{not json' WHERE id = 'good'").await;
+    let err = store.get_job("good").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt(m) if m.contains("spec") && m.contains("good")),
+        "{err:?}"
+    );
+
+    raw_sql(&url, "UPDATE job_events SET to_state = 'weird' WHERE job_id = 'good'").await;
+    let err = store.events("good").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt(m) if m.contains("job_events.to_state") && m.contains("weird")),
+        "{err:?}"
+    );
+}
