@@ -664,18 +664,6 @@ impl LocalBackend {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(io_err(format!("creating {}", dir.display())))?;
-        let meta = RunMeta {
-            job_id: req.job_id.clone(),
-            attempt: req.attempt,
-            demand: req.demand.clone(),
-            argv: launch.argv.clone(),
-            started_ms: now_ms(),
-        };
-        let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| BackendError::Io {
-            context: "encoding meta.json".into(),
-            source: e.into(),
-        })?;
-        write_atomic(&dir.join(META), &meta_json).await?;
         let log_path = dir.join(LOG);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -699,6 +687,20 @@ impl LocalBackend {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
             .process_group(0);
+        // meta.json marks the attempt as started: written last before the spawn, and removed
+        // again if the spawn fails, so that a failed start can be submitted again.
+        let meta = RunMeta {
+            job_id: req.job_id.clone(),
+            attempt: req.attempt,
+            demand: req.demand.clone(),
+            argv: launch.argv.clone(),
+            started_ms: now_ms(),
+        };
+        let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| BackendError::Io {
+            context: "encoding meta.json".into(),
+            source: e.into(),
+        })?;
+        write_atomic(&dir.join(META), &meta_json).await?;
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -719,7 +721,13 @@ impl LocalBackend {
             });
         };
         if let Err(e) = write_atomic(&dir.join(PID), format!("{pid}\n").as_bytes()).await {
-            tracing::warn!(pid, error = %e, "local backend: could not write the pid file");
+            // Without its pid file the run could not be found again: stop it and undo.
+            if let Ok(raw) = i32::try_from(pid) {
+                let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            let _ = tokio::fs::remove_file(dir.join(META)).await;
+            return Err(e);
         }
         let key = (req.job_id.clone(), req.attempt);
         let (tx, rx) = watch::channel(false);

@@ -311,7 +311,7 @@ async fn follow_logs(c: &Client, id: &str, follow: bool) -> Result<()> {
         out.flush()?;
         let moved = chunk.next_offset != offset;
         offset = chunk.next_offset;
-        if !follow || chunk.complete {
+        if chunk.complete || (!follow && !moved) {
             return Ok(());
         }
         if !moved {

@@ -11,7 +11,9 @@ pub enum StoreError {
 
     /// A compare-and-set transition lost: the job is no longer in the state the caller expected
     /// (another actor moved it first). Re-read the job and decide again.
-    #[error("job {id:?} is {actual}, not {expected}: it was changed by someone else in the meantime")]
+    #[error(
+        "job {id:?} is {actual}, not {expected}: it was changed by someone else in the meantime"
+    )]
     Conflict {
         /// The job.
         id: String,

@@ -38,9 +38,14 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
     include_str!("../migrations/postgres/0001_init.sql"),
 )];
 
-/// The columns of `jobs`, in the order [`decode_job`] reads them.
+/// The columns of `jobs` that [`decode_job`] reads.
 const JOB_COLUMNS: &str = "id, namespace, name, level, state, attempt, labels, spec, demand, \
      created_at, enqueued_at, updated_at, started_at, finished_at, backend_ref, exit_code, message";
+
+/// [`JOB_COLUMNS`] qualified with the alias `j`, for queries that join `job_labels`.
+const J_JOB_COLUMNS: &str = "j.id, j.namespace, j.name, j.level, j.state, j.attempt, j.labels, \
+     j.spec, j.demand, j.created_at, j.enqueued_at, j.updated_at, j.started_at, j.finished_at, \
+     j.backend_ref, j.exit_code, j.message";
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
@@ -226,10 +231,7 @@ impl SqlStore {
                 .map_err(connect_error)?;
             probe.close().await.map_err(connect_error)?;
         }
-        let pool = options
-            .connect(&target.url)
-            .await
-            .map_err(connect_error)?;
+        let pool = options.connect(&target.url).await.map_err(connect_error)?;
         migrator(target.backend).run(&pool).await?;
         tracing::debug!(url = %redact_url(url), backend = target.backend.as_str(), "store open");
         Ok(SqlStore {
@@ -404,8 +406,9 @@ async fn insert_job_in(conn: &mut AnyConnection, job: &NewJob) -> Result<JobReco
     let labels = serde_json::to_string(&job.labels).map_err(|e| {
         StoreError::Corrupt(format!("labels of job {:?} do not encode: {e}", job.id))
     })?;
-    let spec = serde_json::to_string(&job.spec)
-        .map_err(|e| StoreError::Corrupt(format!("spec of job {:?} does not encode: {e}", job.id)))?;
+    let spec = serde_json::to_string(&job.spec).map_err(|e| {
+        StoreError::Corrupt(format!("spec of job {:?} does not encode: {e}", job.id))
+    })?;
     let demand = serde_json::to_string(&job.demand).map_err(|e| {
         StoreError::Corrupt(format!("demand of job {:?} does not encode: {e}", job.id))
     })?;
@@ -431,12 +434,15 @@ async fn insert_job_in(conn: &mut AnyConnection, job: &NewJob) -> Result<JobReco
         other => other?,
     };
     for (key, value) in &job.labels {
-        sqlx::query("INSERT INTO job_labels (job_id, key, value) VALUES ($1, $2, $3)")
-            .bind(job.id.as_str())
-            .bind(key.as_str())
-            .bind(value.as_str())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO job_labels (job_id, key, value, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(job.id.as_str())
+        .bind(key.as_str())
+        .bind(value.as_str())
+        .bind(job.created_at_ms)
+        .execute(&mut *conn)
+        .await?;
     }
     sqlx::query(
         "INSERT INTO job_events (job_id, at, from_state, to_state, message) \
@@ -570,38 +576,51 @@ impl Store for SqlStore {
         let limit = limit.max(1);
         let mut q = DynQuery::default();
         let mut conditions: Vec<String> = Vec::new();
+        // With a label filter the query walks the first label's index entries, which carry
+        // created_at, in page order and joins the jobs; without, it walks jobs by created_at.
+        // Either way a page reads about `limit` matching index entries, with no sort.
+        let (from, created_at, id) = match filter.labels.split_first() {
+            Some(((key, value), others)) => {
+                let k = q.text(key.as_str());
+                let v = q.text(value.as_str());
+                conditions.push(format!("l.key = {k} AND l.value = {v}"));
+                for (key, value) in others {
+                    let k = q.text(key.as_str());
+                    let v = q.text(value.as_str());
+                    conditions.push(format!(
+                        "EXISTS (SELECT 1 FROM job_labels o \
+                         WHERE o.job_id = j.id AND o.key = {k} AND o.value = {v})"
+                    ));
+                }
+                (
+                    "job_labels l JOIN jobs j ON j.id = l.job_id",
+                    "l.created_at",
+                    "l.job_id",
+                )
+            }
+            None => ("jobs j", "j.created_at", "j.id"),
+        };
         if let Some(ns) = &filter.namespace {
-            conditions.push(format!("namespace = {}", q.text(ns.as_str())));
+            conditions.push(format!("j.namespace = {}", q.text(ns.as_str())));
         }
         if let Some(name) = &filter.name {
-            conditions.push(format!("name = {}", q.text(name.as_str())));
+            conditions.push(format!("j.name = {}", q.text(name.as_str())));
         }
         if !filter.states.is_empty() {
-            let ps: Vec<String> = filter
-                .states
-                .iter()
-                .map(|s| q.text(s.as_str()))
-                .collect();
-            conditions.push(format!("state IN ({})", ps.join(", ")));
-        }
-        for (key, value) in &filter.labels {
-            let k = q.text(key.as_str());
-            let v = q.text(value.as_str());
-            conditions.push(format!(
-                "id IN (SELECT job_id FROM job_labels WHERE key = {k} AND value = {v})"
-            ));
+            let ps: Vec<String> = filter.states.iter().map(|s| q.text(s.as_str())).collect();
+            conditions.push(format!("j.state IN ({})", ps.join(", ")));
         }
         if let Some(from) = filter.created_from_ms {
-            conditions.push(format!("created_at >= {}", q.int(from)));
+            conditions.push(format!("{created_at} >= {}", q.int(from)));
         }
         if let Some(to) = filter.created_to_ms {
-            conditions.push(format!("created_at < {}", q.int(to)));
+            conditions.push(format!("{created_at} < {}", q.int(to)));
         }
         if let Some(cursor) = cursor {
-            let (ms, id) = decode_cursor(cursor)?;
-            let ms = q.int(ms);
-            let id = q.text(id);
-            conditions.push(format!("(created_at, id) < ({ms}, {id})"));
+            let (cursor_ms, cursor_id) = decode_cursor(cursor)?;
+            let cursor_ms = q.int(cursor_ms);
+            let cursor_id = q.text(cursor_id);
+            conditions.push(format!("({created_at}, {id}) < ({cursor_ms}, {cursor_id})"));
         }
         let where_clause = if conditions.is_empty() {
             String::new()
@@ -611,8 +630,8 @@ impl Store for SqlStore {
         // One row more than asked tells whether there is a next page.
         let fetch = q.int(i64::from(limit) + 1);
         q.sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs {where_clause} \
-             ORDER BY created_at DESC, id DESC LIMIT {fetch}"
+            "SELECT {J_JOB_COLUMNS} FROM {from} {where_clause} \
+             ORDER BY {created_at} DESC, {id} DESC LIMIT {fetch}"
         );
         let rows = q.build().fetch_all(&self.pool).await?;
         let mut jobs = rows.iter().map(decode_job).collect::<Result<Vec<_>, _>>()?;
@@ -679,13 +698,20 @@ impl Store for SqlStore {
     }
 
     async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {
-        let rows = sqlx::query(
+        // SQLite's planner, once it has statistics, may prefer scanning a (namespace, ...) index
+        // for the grouping over reading the few queued jobs by state: pin the state index.
+        let from = match self.backend {
+            Backend::Sqlite => "jobs INDEXED BY jobs_state_enqueued",
+            Backend::Postgres => "jobs",
+        };
+        let sql = format!(
             "SELECT namespace, level, COUNT(*) AS queued, MIN(enqueued_at) AS oldest \
-             FROM jobs WHERE state = $1 GROUP BY namespace, level ORDER BY namespace, level",
-        )
-        .bind(JobState::Queued.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+             FROM {from} WHERE state = $1 GROUP BY namespace, level ORDER BY namespace, level"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(JobState::Queued.as_str())
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let queued: i64 = row.try_get("queued")?;
@@ -742,13 +768,21 @@ mod tests {
     }
 
     #[test]
+    fn qualified_columns_match() {
+        assert_eq!(J_JOB_COLUMNS.replace("j.", ""), JOB_COLUMNS);
+    }
+
+    #[test]
     fn cursors_round_trip() {
-        assert_eq!(
-            decode_cursor("17:a:b").unwrap(),
-            (17, "a:b".to_string())
-        );
-        assert!(matches!(decode_cursor("x:1"), Err(StoreError::BadCursor(_))));
-        assert!(matches!(decode_cursor("17:"), Err(StoreError::BadCursor(_))));
+        assert_eq!(decode_cursor("17:a:b").unwrap(), (17, "a:b".to_string()));
+        assert!(matches!(
+            decode_cursor("x:1"),
+            Err(StoreError::BadCursor(_))
+        ));
+        assert!(matches!(
+            decode_cursor("17:"),
+            Err(StoreError::BadCursor(_))
+        ));
         assert!(matches!(decode_cursor("17"), Err(StoreError::BadCursor(_))));
     }
 }

@@ -206,8 +206,15 @@ async fn open_reports_unreachable_databases() {
     };
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
-    assert!(msg.contains("127.0.0.1:1") && !msg.contains("secret"), "{msg}");
-    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+    assert!(
+        msg.contains("127.0.0.1:1") && !msg.contains("secret"),
+        "{msg}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/missing-dir/x.db", dir.path().display());
@@ -403,7 +410,10 @@ async fn duplicate_id(store: Arc<dyn Store>) {
         .insert_job(&labelled(job("dup", "b", "low", 2), &[("k", "w")]))
         .await
         .unwrap_err();
-    assert!(matches!(&err, StoreError::Duplicate(id) if id == "dup"), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Duplicate(id) if id == "dup"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("dup"), "{err}");
     // Nothing of the second insert was kept.
     assert_eq!(store.get_job("dup").await.unwrap(), Some(first));
@@ -414,7 +424,10 @@ async fn duplicate_id(store: Arc<dyn Store>) {
     };
     assert!(list_ids(&store, &by_label).await.is_empty());
     // The store still works after the failed transaction.
-    store.insert_job(&job("dup2", "a", "high", 3)).await.unwrap();
+    store
+        .insert_job(&job("dup2", "a", "high", 3))
+        .await
+        .unwrap();
 }
 
 async fn every_legal_transition(store: Arc<dyn Store>) {
@@ -459,7 +472,10 @@ async fn illegal_transitions_change_nothing(store: Arc<dyn Store>) {
             if from.can_move_to(to) {
                 continue;
             }
-            let err = store.transition(&tr(&id, from, to, 5000)).await.unwrap_err();
+            let err = store
+                .transition(&tr(&id, from, to, 5000))
+                .await
+                .unwrap_err();
             match &err {
                 StoreError::InvalidTransition {
                     id: eid,
@@ -480,13 +496,19 @@ async fn transition_of_missing_job(store: Arc<dyn Store>) {
         .transition(&tr("ghost", Queued, Admitted, 1))
         .await
         .unwrap_err();
-    assert!(matches!(&err, StoreError::NotFound(id) if id == "ghost"), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::NotFound(id) if id == "ghost"),
+        "{err:?}"
+    );
     let err = store.events("ghost").await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
 }
 
 async fn cas_conflict(store: Arc<dyn Store>) {
-    store.insert_job(&job("cas", "ns", "high", 1)).await.unwrap();
+    store
+        .insert_job(&job("cas", "ns", "high", 1))
+        .await
+        .unwrap();
     let won = store
         .transition(&tr("cas", Queued, Admitted, 2))
         .await
@@ -512,7 +534,10 @@ async fn cas_conflict_concurrent(store: Arc<dyn Store>) {
         let id = format!("race-{i}");
         store.insert_job(&job(&id, "ns", "high", i)).await.unwrap();
         let (s1, s2) = (store.clone(), store.clone());
-        let (t1, t2) = (tr(&id, Queued, Admitted, 100), tr(&id, Queued, Cancelled, 100));
+        let (t1, t2) = (
+            tr(&id, Queued, Admitted, 100),
+            tr(&id, Queued, Cancelled, 100),
+        );
         let (r1, r2) = tokio::join!(
             tokio::spawn(async move { s1.transition(&t1).await }),
             tokio::spawn(async move { s2.transition(&t2).await }),
@@ -540,8 +565,14 @@ async fn cas_conflict_concurrent(store: Arc<dyn Store>) {
 }
 
 async fn timestamps(store: Arc<dyn Store>) {
-    store.insert_job(&job("t", "ns", "high", 1000)).await.unwrap();
-    let r = store.transition(&tr("t", Queued, Admitted, 2000)).await.unwrap();
+    store
+        .insert_job(&job("t", "ns", "high", 1000))
+        .await
+        .unwrap();
+    let r = store
+        .transition(&tr("t", Queued, Admitted, 2000))
+        .await
+        .unwrap();
     assert_eq!(
         (r.updated_at_ms, r.started_at_ms, r.finished_at_ms),
         (2000, None, None)
@@ -552,13 +583,18 @@ async fn timestamps(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(r.backend_ref.as_deref(), Some("spark-app-1"));
     assert_eq!((r.started_at_ms, r.finished_at_ms), (None, None));
-    let r = store.transition(&tr("t", Submitted, Running, 4000)).await.unwrap();
-    assert_eq!((r.started_at_ms, r.finished_at_ms), (Some(4000), None));
-    assert_eq!(r.backend_ref.as_deref(), Some("spark-app-1"), "kept when not given");
     let r = store
-        .transition(
-            &Transition::new("t", Running, Succeeded, 5000, "exited 0").with_exit_code(0),
-        )
+        .transition(&tr("t", Submitted, Running, 4000))
+        .await
+        .unwrap();
+    assert_eq!((r.started_at_ms, r.finished_at_ms), (Some(4000), None));
+    assert_eq!(
+        r.backend_ref.as_deref(),
+        Some("spark-app-1"),
+        "kept when not given"
+    );
+    let r = store
+        .transition(&Transition::new("t", Running, Succeeded, 5000, "exited 0").with_exit_code(0))
         .await
         .unwrap();
     assert_eq!(
@@ -571,16 +607,28 @@ async fn timestamps(store: Arc<dyn Store>) {
     assert_eq!(store.get_job("t").await.unwrap(), Some(r));
 
     // Cancelled while queued: finished, never started.
-    store.insert_job(&job("c", "ns", "high", 1000)).await.unwrap();
+    store
+        .insert_job(&job("c", "ns", "high", 1000))
+        .await
+        .unwrap();
     let r = store
-        .transition(&Transition::new("c", Queued, Cancelled, 1500, "cancelled by alice"))
+        .transition(&Transition::new(
+            "c",
+            Queued,
+            Cancelled,
+            1500,
+            "cancelled by alice",
+        ))
         .await
         .unwrap();
     assert_eq!((r.started_at_ms, r.finished_at_ms), (None, Some(1500)));
     assert_eq!(r.message.as_deref(), Some("cancelled by alice"));
 
     // Failed after submission without ever running.
-    store.insert_job(&job("f", "ns", "high", 1000)).await.unwrap();
+    store
+        .insert_job(&job("f", "ns", "high", 1000))
+        .await
+        .unwrap();
     drive(&store, "f", Submitted, 1100).await;
     let r = store
         .transition(&tr("f", Submitted, Failed, 1900).with_exit_code(-9))
@@ -591,10 +639,22 @@ async fn timestamps(store: Arc<dyn Store>) {
 }
 
 async fn requeue_keeps_place(store: Arc<dyn Store>) {
-    store.insert_job(&job("rq", "ns", "high", 1000)).await.unwrap();
-    store.transition(&tr("rq", Queued, Admitted, 2000)).await.unwrap();
+    store
+        .insert_job(&job("rq", "ns", "high", 1000))
+        .await
+        .unwrap();
+    store
+        .transition(&tr("rq", Queued, Admitted, 2000))
+        .await
+        .unwrap();
     let r = store
-        .transition(&Transition::new("rq", Admitted, Queued, 3000, "no room after all"))
+        .transition(&Transition::new(
+            "rq",
+            Admitted,
+            Queued,
+            3000,
+            "no room after all",
+        ))
         .await
         .unwrap();
     assert_eq!(r.state, Queued);
@@ -637,7 +697,10 @@ async fn events_history(store: Arc<dyn Store>) {
     assert_eq!(store.events("h").await.unwrap(), expected);
 
     // Another job's events are not mixed in; equal timestamps keep insertion order.
-    store.insert_job(&job("other", "ns", "high", 10)).await.unwrap();
+    store
+        .insert_job(&job("other", "ns", "high", 10))
+        .await
+        .unwrap();
     store.add_note("other", 10, "first").await.unwrap();
     store.add_note("other", 10, "second").await.unwrap();
     let msgs: Vec<String> = store
@@ -675,7 +738,10 @@ async fn notes(store: Arc<dyn Store>) {
         }
     );
     let err = store.add_note("ghost", 1, "hello").await.unwrap_err();
-    assert!(matches!(&err, StoreError::NotFound(id) if id == "ghost"), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::NotFound(id) if id == "ghost"),
+        "{err:?}"
+    );
 }
 
 async fn list_filters(store: Arc<dyn Store>) {
@@ -684,8 +750,14 @@ async fn list_filters(store: Arc<dyn Store>) {
             job("a", "alpha", "high", 100),
             &[("team", "data"), ("env", "prod")],
         ),
-        labelled(job("b", "alpha", "low", 200), &[("team", "data"), ("env", "dev")]),
-        labelled(job("c", "beta", "high", 300), &[("team", "web"), ("env", "prod")]),
+        labelled(
+            job("b", "alpha", "low", 200),
+            &[("team", "data"), ("env", "dev")],
+        ),
+        labelled(
+            job("c", "beta", "high", 300),
+            &[("team", "web"), ("env", "prod")],
+        ),
         job("d", "beta", "high", 400),
         labelled(
             job("e", "alpha", "high", 500),
@@ -697,8 +769,14 @@ async fn list_filters(store: Arc<dyn Store>) {
     for s in &specs {
         store.insert_job(s).await.unwrap();
     }
-    store.transition(&tr("d", Queued, Admitted, 600)).await.unwrap();
-    store.transition(&tr("e", Queued, Cancelled, 600)).await.unwrap();
+    store
+        .transition(&tr("d", Queued, Admitted, 600))
+        .await
+        .unwrap();
+    store
+        .transition(&tr("e", Queued, Cancelled, 600))
+        .await
+        .unwrap();
 
     let f = |build: fn(&mut JobFilter)| {
         let mut filter = JobFilter::default();
@@ -707,7 +785,10 @@ async fn list_filters(store: Arc<dyn Store>) {
     };
     let cases: Vec<(JobFilter, Vec<&str>)> = vec![
         (JobFilter::default(), vec!["e", "d", "c", "b", "a"]),
-        (f(|f| f.namespace = Some("alpha".into())), vec!["e", "b", "a"]),
+        (
+            f(|f| f.namespace = Some("alpha".into())),
+            vec!["e", "b", "a"],
+        ),
         (f(|f| f.namespace = Some("gamma".into())), vec![]),
         (f(|f| f.states = vec![Queued]), vec!["c", "b", "a"]),
         (f(|f| f.states = vec![Admitted, Cancelled]), vec!["e", "d"]),
@@ -746,7 +827,10 @@ async fn list_filters(store: Arc<dyn Store>) {
             }),
             vec!["c", "b"],
         ),
-        (f(|f| f.created_from_ms = Some(200)), vec!["e", "d", "c", "b"]),
+        (
+            f(|f| f.created_from_ms = Some(200)),
+            vec!["e", "d", "c", "b"],
+        ),
         (f(|f| f.created_to_ms = Some(200)), vec!["a"]),
         (f(|f| f.name = Some("report".into())), vec!["e", "b"]),
         (f(|f| f.name = Some("etl".into())), vec!["d", "c", "a"]),
@@ -781,7 +865,10 @@ async fn pagination_with_ties(store: Arc<dyn Store>) {
         // Five distinct creation times, five jobs each: ties everywhere.
         let created = 1000 + (i as i64 % 5);
         let ns = if i % 2 == 0 { "even" } else { "odd" };
-        store.insert_job(&job(id, ns, "high", created)).await.unwrap();
+        store
+            .insert_job(&job(id, ns, "high", created))
+            .await
+            .unwrap();
         all.push((created, id.to_string()));
     }
     all.sort();
@@ -811,7 +898,11 @@ async fn pagination_with_ties(store: Arc<dyn Store>) {
             assert!(pages <= 100, "pagination does not end");
         }
         assert_eq!(seen, expected, "limit {limit}");
-        assert_eq!(pages, expected.len().div_ceil(limit as usize), "limit {limit}");
+        assert_eq!(
+            pages,
+            expected.len().div_ceil(limit as usize),
+            "limit {limit}"
+        );
     }
 
     // Paging a filtered list.
@@ -832,9 +923,18 @@ async fn pagination_with_ties(store: Arc<dyn Store>) {
 
     // Jobs created while paging do not shift later pages: a newer one stays out of them, an
     // older one comes at the very end.
-    let p1 = store.list_jobs(&JobFilter::default(), 10, None).await.unwrap();
-    store.insert_job(&job("new", "even", "high", 5000)).await.unwrap();
-    store.insert_job(&job("old", "even", "high", 999)).await.unwrap();
+    let p1 = store
+        .list_jobs(&JobFilter::default(), 10, None)
+        .await
+        .unwrap();
+    store
+        .insert_job(&job("new", "even", "high", 5000))
+        .await
+        .unwrap();
+    store
+        .insert_job(&job("old", "even", "high", 999))
+        .await
+        .unwrap();
     let p2 = store
         .list_jobs(&JobFilter::default(), 10, p1.next_cursor.as_deref())
         .await
@@ -859,27 +959,48 @@ async fn pagination_with_ties(store: Arc<dyn Store>) {
 }
 
 async fn jobs_in_states_order(store: Arc<dyn Store>) {
-    for (id, created) in [("j-a", 300), ("j-b", 200), ("j-c", 100), ("j-d", 200), ("j-e", 50)] {
-        store.insert_job(&job(id, "ns", "high", created)).await.unwrap();
+    for (id, created) in [
+        ("j-a", 300),
+        ("j-b", 200),
+        ("j-c", 100),
+        ("j-d", 200),
+        ("j-e", 50),
+    ] {
+        store
+            .insert_job(&job(id, "ns", "high", created))
+            .await
+            .unwrap();
     }
     let queued = store.jobs_in_states(&[Queued]).await.unwrap();
     assert_eq!(ids(&queued), ["j-e", "j-c", "j-b", "j-d", "j-a"]);
 
     // j-b goes out and back: it keeps its place.
-    store.transition(&tr("j-b", Queued, Admitted, 900)).await.unwrap();
+    store
+        .transition(&tr("j-b", Queued, Admitted, 900))
+        .await
+        .unwrap();
     assert_eq!(
         ids(&store.jobs_in_states(&[Queued]).await.unwrap()),
         ["j-e", "j-c", "j-d", "j-a"]
     );
-    store.transition(&tr("j-b", Admitted, Queued, 901)).await.unwrap();
+    store
+        .transition(&tr("j-b", Admitted, Queued, 901))
+        .await
+        .unwrap();
     assert_eq!(
         ids(&store.jobs_in_states(&[Queued]).await.unwrap()),
         ["j-e", "j-c", "j-b", "j-d", "j-a"]
     );
 
     drive(&store, "j-c", Running, 1000).await;
-    store.transition(&tr("j-a", Queued, Admitted, 1000)).await.unwrap();
-    store.transition(&tr("j-e", Queued, Cancelled, 1000)).await.unwrap();
+    store
+        .transition(&tr("j-a", Queued, Admitted, 1000))
+        .await
+        .unwrap();
+    store
+        .transition(&tr("j-e", Queued, Cancelled, 1000))
+        .await
+        .unwrap();
     assert_eq!(
         ids(&store.jobs_in_states(&JobState::ACTIVE).await.unwrap()),
         ["j-c", "j-a"]
@@ -904,10 +1025,19 @@ async fn queue_stats(store: Arc<dyn Store>) {
         ("7", "Alpha", "high", 500),
     ];
     for (id, ns, level, created) in jobs {
-        store.insert_job(&job(id, ns, level, created)).await.unwrap();
+        store
+            .insert_job(&job(id, ns, level, created))
+            .await
+            .unwrap();
     }
-    store.transition(&tr("4", Queued, Admitted, 600)).await.unwrap();
-    store.transition(&tr("6", Queued, Cancelled, 600)).await.unwrap();
+    store
+        .transition(&tr("4", Queued, Admitted, 600))
+        .await
+        .unwrap();
+    store
+        .transition(&tr("6", Queued, Cancelled, 600))
+        .await
+        .unwrap();
     let stat = |ns: &str, level: &str, queued, oldest| QueueStat {
         namespace: ns.into(),
         level: level.into(),
@@ -924,7 +1054,10 @@ async fn queue_stats(store: Arc<dyn Store>) {
         ]
     );
     // A requeued job counts again, with its original enqueue time.
-    store.transition(&tr("4", Admitted, Queued, 700)).await.unwrap();
+    store
+        .transition(&tr("4", Admitted, Queued, 700))
+        .await
+        .unwrap();
     assert_eq!(
         store.queue_stats().await.unwrap()[3],
         stat("beta", "high", 2, 50)
@@ -1033,7 +1166,10 @@ async fn survives_reopen(store: Arc<dyn Store>, url: String) {
         .unwrap();
     drive(&store, "keep", Running, 20).await;
     store.add_note("keep", 30, "noted").await.unwrap();
-    store.insert_job(&job("other", "ns", "low", 15)).await.unwrap();
+    store
+        .insert_job(&job("other", "ns", "low", 15))
+        .await
+        .unwrap();
     let record = store.get_job("keep").await.unwrap().unwrap();
     let events = store.events("keep").await.unwrap();
     let listed = store
@@ -1092,13 +1228,20 @@ async fn two_stores_one_database(store: Arc<dyn Store>, url: String) {
     for i in 0..20 {
         let id = format!("s0-{i}");
         let (a, b) = (store.clone(), other.clone());
-        let (t1, t2) = (tr(&id, Admitted, Submitted, 500), tr(&id, Admitted, Cancelled, 500));
+        let (t1, t2) = (
+            tr(&id, Admitted, Submitted, 500),
+            tr(&id, Admitted, Cancelled, 500),
+        );
         let (r1, r2) = tokio::join!(
             tokio::spawn(async move { a.transition(&t1).await }),
             tokio::spawn(async move { b.transition(&t2).await }),
         );
         let wins = [r1.unwrap(), r2.unwrap()];
-        assert_eq!(wins.iter().filter(|r| r.is_ok()).count(), 1, "{id}: {wins:?}");
+        assert_eq!(
+            wins.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{id}: {wins:?}"
+        );
         assert!(
             wins.iter()
                 .any(|r| matches!(r, Err(StoreError::Conflict { .. }))),
@@ -1122,14 +1265,23 @@ async fn raw_sql(url: &str, sql: &str) {
 }
 
 async fn corrupt_rows_are_reported(store: Arc<dyn Store>, url: String) {
-    store.insert_job(&job("bad", "ns", "high", 10)).await.unwrap();
-    store.insert_job(&job("good", "ns", "high", 5)).await.unwrap();
+    store
+        .insert_job(&job("bad", "ns", "high", 10))
+        .await
+        .unwrap();
+    store
+        .insert_job(&job("good", "ns", "high", 5))
+        .await
+        .unwrap();
     raw_sql(&url, "UPDATE jobs SET state = 'bogus' WHERE id = 'bad'").await;
 
     let err = store.get_job("bad").await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
-    assert!(msg.contains("jobs.state") && msg.contains("bogus") && msg.contains("bad"), "{msg}");
+    assert!(
+        msg.contains("jobs.state") && msg.contains("bogus") && msg.contains("bad"),
+        "{msg}"
+    );
     let err = store
         .list_jobs(&JobFilter::default(), 10, None)
         .await
@@ -1150,7 +1302,11 @@ async fn corrupt_rows_are_reported(store: Arc<dyn Store>, url: String) {
         "{err:?}"
     );
 
-    raw_sql(&url, "UPDATE job_events SET to_state = 'weird' WHERE job_id = 'good'").await;
+    raw_sql(
+        &url,
+        "UPDATE job_events SET to_state = 'weird' WHERE job_id = 'good'",
+    )
+    .await;
     let err = store.events("good").await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Corrupt(m) if m.contains("job_events.to_state") && m.contains("weird")),

@@ -35,10 +35,12 @@ CREATE TABLE job_labels (
     job_id TEXT COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
     key    TEXT COLLATE "C" NOT NULL,
     value  TEXT COLLATE "C" NOT NULL,
+    created_at BIGINT NOT NULL, -- copy of jobs.created_at (never changes): label-filtered
+                                -- listings walk job_labels_key_value in page order
     PRIMARY KEY (job_id, key)
 );
 
-CREATE INDEX job_labels_key_value ON job_labels (key, value, job_id);
+CREATE INDEX job_labels_key_value ON job_labels (key, value, created_at, job_id);
 
 CREATE TABLE job_events (
     seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

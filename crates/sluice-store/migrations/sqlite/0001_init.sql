@@ -33,10 +33,12 @@ CREATE TABLE job_labels (
     job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
     key    TEXT NOT NULL,
     value  TEXT NOT NULL,
+    created_at INTEGER NOT NULL, -- copy of jobs.created_at (never changes): label-filtered
+                                 -- listings walk job_labels_key_value in page order
     PRIMARY KEY (job_id, key)
 ) WITHOUT ROWID;
 
-CREATE INDEX job_labels_key_value ON job_labels (key, value, job_id);
+CREATE INDEX job_labels_key_value ON job_labels (key, value, created_at, job_id);
 
 CREATE TABLE job_events (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
