@@ -117,8 +117,10 @@ impl LocalConfig {
 ///
 /// Cores come from [`std::thread::available_parallelism`] (which honours CPU quotas and
 /// affinity); memory is `MemAvailable` from `/proc/meminfo` when the server starts (else
-/// `MemTotal`), capped by a cgroup memory limit. The reserve is 1 core and 1 GiB, or 10%,
-/// whichever is larger; at least 1 core and 512 MiB are left. See [`budget_after_reserve`].
+/// `MemTotal`), capped by a cgroup memory limit. Memory keeps a reserve for everything else
+/// (1 GiB or 10%, whichever is larger); CPU does not, because CPU is compressible: a machine
+/// whose cores are all promised runs jobs slower, while promised-away memory kills them.
+/// See [`budget_after_reserve`].
 pub fn detect_budget() -> (u64, u64) {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
@@ -148,13 +150,12 @@ pub fn detect_budget() -> (u64, u64) {
     budget_after_reserve(cores.saturating_mul(1000), mem_mib)
 }
 
-/// Takes the reserve off detected room: 1 core and 1 GiB, or 10%, whichever is larger, leaving
-/// at least 1 core (1000 millicores) and 512 MiB.
+/// Takes the reserve off detected room: all cores (at least 1) and the memory less 1 GiB or
+/// 10%, whichever is larger, leaving at least 512 MiB.
 pub fn budget_after_reserve(cpu_milli: u64, mem_mib: u64) -> (u64, u64) {
-    let cpu_reserve = (cpu_milli / 10).max(1000);
     let mem_reserve = (mem_mib / 10).max(1024);
     (
-        cpu_milli.saturating_sub(cpu_reserve).max(1000),
+        cpu_milli.max(1000),
         mem_mib.saturating_sub(mem_reserve).max(512),
     )
 }
@@ -1369,10 +1370,10 @@ mod tests {
 
     #[test]
     fn reserve() {
-        // 2 cores, 24 GiB: keep 1 core and 90%.
-        assert_eq!(budget_after_reserve(2000, 24 * 1024), (1000, 22119));
-        // 32 cores: 10% is more than one core.
-        assert_eq!(budget_after_reserve(32_000, 4096), (28_800, 3072));
+        // 2 cores, 24 GiB: every core, 90% of the memory.
+        assert_eq!(budget_after_reserve(2000, 24 * 1024), (2000, 22119));
+        // 4 GiB: the 1 GiB floor of the reserve is more than 10%.
+        assert_eq!(budget_after_reserve(32_000, 4096), (32_000, 3072));
         // Tiny machine: floors.
         assert_eq!(budget_after_reserve(1000, 1024), (1000, 512));
         let (cpu, mem) = detect_budget();

@@ -262,7 +262,8 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
         rank[k] = r;
     }
 
-    // Sort once: by namespace, then queue order (level, enqueued time, id).
+    // Sort once: by namespace, then queue order (level, enqueued time, id). The keys stay in
+    // sorted order next to each other, so walking a queue does not touch the candidates.
     let mut keys: Vec<(usize, usize, i64, usize)> = cands
         .iter()
         .enumerate()
@@ -274,7 +275,6 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
             .then_with(|| cands[x.3].id.cmp(&cands[y.3].id))
             .then(x.3.cmp(&y.3))
     });
-    let order: Vec<usize> = keys.iter().map(|k| k.3).collect();
 
     // One queue per namespace, in name order.
     let mut queues: Vec<Queue<'a>> = Vec::with_capacity(names.len());
@@ -300,19 +300,17 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
         });
         start += len;
     }
-    drop(keys);
-
-    let mut outcomes: Vec<Outcome> = (0..order.len()).map(|_| Outcome::Undecided).collect();
+    let mut outcomes: Vec<Outcome> = (0..keys.len()).map(|_| Outcome::Undecided).collect();
     let mut admitted = Vec::new();
 
     if input.snapshot.available {
         let total = share_total(input);
         let turn = |q: &Queue<'a>, queue: usize| -> Reverse<Turn> {
-            let head = &cands[order[q.next]];
+            let (_, level, enqueued_at_ms, _) = keys[q.next];
             Reverse(Turn {
                 share: dominant_share(q.held, total, q.policy.weight),
-                level: head.level,
-                enqueued_at_ms: head.enqueued_at_ms,
+                level,
+                enqueued_at_ms,
                 queue,
             })
         };
@@ -323,15 +321,13 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
         while let Some(Reverse(Turn { queue, .. })) = heap.pop() {
             let q = &mut queues[queue];
             let pos = q.next;
-            let job = &cands[order[pos]];
+            let index = keys[pos].3;
+            let job = &cands[index];
             q.next += 1;
             match fitter.try_place(&job.demand) {
                 Ok(placement) => {
                     outcomes[pos] = Outcome::Admitted;
-                    admitted.push(Admission {
-                        index: order[pos],
-                        placement,
-                    });
+                    admitted.push(Admission { index, placement });
                     q.held = q.held.plus(&job.demand.total());
                 }
                 Err(no_fit) => {
@@ -351,7 +347,7 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
     }
 
     // Everything left is waiting: number the positions in queue order.
-    let mut waiting = Vec::with_capacity(order.len() - admitted.len());
+    let mut waiting = Vec::with_capacity(keys.len() - admitted.len());
     for q in &queues {
         let mut position = 0u32;
         let mut level_position = 0u32;
@@ -362,19 +358,19 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
                 Outcome::Undecided => WaitReason::BackendUnavailable,
                 Outcome::NoRoom(no_fit) => WaitReason::NoRoom(no_fit),
                 Outcome::Blocked(head) => WaitReason::BlockedBehind {
-                    head_id: cands[order[head]].id.clone(),
+                    head_id: cands[keys[head].3].id.clone(),
                     namespace: q.name.to_string(),
                 },
             };
-            let job = &cands[order[pos]];
-            if level != Some(job.level) {
-                level = Some(job.level);
+            let (_, job_level, _, index) = keys[pos];
+            if level != Some(job_level) {
+                level = Some(job_level);
                 level_position = 0;
             }
             position = position.saturating_add(1);
             level_position = level_position.saturating_add(1);
             waiting.push(Waiting {
-                index: order[pos],
+                index,
                 reason,
                 position,
                 level_position,

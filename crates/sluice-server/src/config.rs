@@ -90,7 +90,7 @@ pub struct StoreConfig {
 pub struct BackendConfig {
     /// Which backend: "local" (the only one so far).
     pub kind: String,
-    /// Local budget: cores ("4", "2.5", "500m"); default detected cores minus a reserve.
+    /// Local budget: cores ("4", "2.5", "500m"); default every detected core.
     pub cores: Option<Text>,
     /// Local budget: memory ("8g"); default detected memory minus a reserve.
     pub memory: Option<Text>,

@@ -11,6 +11,8 @@
 //!
 //! Times are integer milliseconds since the Unix epoch, passed in by the caller.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob};
