@@ -13,9 +13,8 @@
 //!   [`HeadPolicy::BestEffort`] later jobs may still pass it.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt;
-use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -241,25 +240,20 @@ fn dominant_share(held: Resources, total: Resources, weight: u32) -> u128 {
 pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
     let cands = input.candidates;
 
-    // Number the namespaces in name order, so that the sort below compares integers. The hash
-    // map has fixed keys (no random seed) and is only looked up, never iterated: its order
-    // cannot leak into the result.
-    let mut ids: HashMap<&str, usize, BuildHasherDefault<DefaultHasher>> = HashMap::default();
-    let mut names: Vec<&'a str> = Vec::new();
+    // Number the namespaces in name order, so that the sort below compares integers.
+    let mut ids: BTreeMap<&'a str, usize> = BTreeMap::new();
     let ns_id: Vec<usize> = cands
         .iter()
         .map(|c| {
-            *ids.entry(c.namespace.as_str()).or_insert_with(|| {
-                names.push(c.namespace.as_str());
-                names.len() - 1
-            })
+            let next = ids.len();
+            *ids.entry(c.namespace.as_str()).or_insert(next)
         })
         .collect();
-    let mut by_name: Vec<usize> = (0..names.len()).collect();
-    by_name.sort_unstable_by_key(|&k| names[k]);
-    let mut rank = vec![0; names.len()];
-    for (r, &k) in by_name.iter().enumerate() {
-        rank[k] = r;
+    let mut rank = vec![0; ids.len()];
+    let mut names: Vec<&'a str> = Vec::with_capacity(ids.len());
+    for (r, (&name, &id)) in ids.iter().enumerate() {
+        rank[id] = r;
+        names.push(name);
     }
 
     // Sort once: by namespace, then queue order (level, enqueued time, id). The keys stay in
@@ -285,7 +279,7 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
             .iter()
             .position(|k| k.0 != ns)
             .unwrap_or(keys.len() - start);
-        let name = names[by_name[ns]];
+        let name = names[ns];
         queues.push(Queue {
             name,
             start,
