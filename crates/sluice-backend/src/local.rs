@@ -1233,7 +1233,7 @@ mod tests {
             labels: BTreeMap::new(),
             max_runtime_secs: None,
             kind: JobKind::Spark {
-                spec,
+                spec: Box::new(spec),
                 application: None,
                 source: None,
             },

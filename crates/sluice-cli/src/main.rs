@@ -15,7 +15,12 @@ use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
 #[command(name = "sluice", version, about)]
 struct Cli {
     /// The server's URL (for client commands).
-    #[arg(long, global = true, env = "SLUICE_SERVER", default_value = "http://127.0.0.1:7467")]
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_SERVER",
+        default_value = "http://127.0.0.1:7467"
+    )]
     server: String,
     #[command(subcommand)]
     cmd: Cmd,
@@ -191,19 +196,11 @@ fn humantime_parse(rfc: &str) -> Result<std::time::SystemTime> {
 }
 
 fn fmt_cpu(milli: u64) -> String {
-    if milli % 1000 == 0 {
-        format!("{}", milli / 1000)
-    } else {
-        format!("{}m", milli)
-    }
+    sluice_core::quantity::format_cpu_plain(milli)
 }
 
 fn fmt_mem(mib: u64) -> String {
-    if mib >= 1024 {
-        format!("{:.1} GiB", mib as f64 / 1024.0)
-    } else {
-        format!("{mib} MiB")
-    }
+    sluice_core::quantity::format_mem(mib)
 }
 
 fn print_table(jobs: &[JobView]) {

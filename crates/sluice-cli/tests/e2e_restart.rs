@@ -20,7 +20,10 @@ fn sigkill_loses_nothing_and_starts_nothing_twice() {
         "[backend]\nkind = \"local\"\ncores = 2\nmemory = \"2g\"\n[scheduler]\ninterval_ms = 200\n",
     );
     let survivor = server.submit(
-        &server.write("s.yaml", &cmd("survivor", "1", "echo start; sleep 4; echo done")),
+        &server.write(
+            "s.yaml",
+            &cmd("survivor", "1", "echo start; sleep 4; echo done"),
+        ),
         &[],
     );
     let victim = server.submit(
@@ -29,8 +32,14 @@ fn sigkill_loses_nothing_and_starts_nothing_twice() {
     );
     server.wait_for(&survivor, &["running"], 30);
     server.wait_for(&victim, &["running"], 30);
-    let q1 = server.submit(&server.write("q1.yaml", &cmd("queued-one", "2", "echo q1")), &[]);
-    let q2 = server.submit(&server.write("q2.yaml", &cmd("queued-two", "1", "echo q2")), &[]);
+    let q1 = server.submit(
+        &server.write("q1.yaml", &cmd("queued-one", "2", "echo q1")),
+        &[],
+    );
+    let q2 = server.submit(
+        &server.write("q2.yaml", &cmd("queued-two", "1", "echo q2")),
+        &[],
+    );
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(server.state(&q1), "queued");
     assert_eq!(server.state(&q2), "queued");
@@ -53,20 +62,29 @@ fn sigkill_loses_nothing_and_starts_nothing_twice() {
         let j = server.job(id);
         assert_eq!(j["id"], id.as_str());
     }
-    assert_eq!(server.wait_for(&survivor, &["succeeded", "failed"], 30), "succeeded");
+    assert_eq!(
+        server.wait_for(&survivor, &["succeeded", "failed"], 30),
+        "succeeded"
+    );
     let log = server.ok(&["logs", &survivor]);
     assert_eq!(log.matches("start").count(), 1, "started twice?\n{log}");
     assert!(log.contains("done"), "{log}");
     let d = server.ok(&["describe", &survivor]);
     assert!(d.contains("re-attached"), "{d}");
 
-    assert_eq!(server.wait_for(&victim, &["failed", "succeeded"], 30), "failed");
+    assert_eq!(
+        server.wait_for(&victim, &["failed", "succeeded"], 30),
+        "failed"
+    );
     let v = server.job(&victim);
     let msg = v["message"].as_str().unwrap_or_default();
     assert!(msg.contains("lost"), "{msg}");
 
     for id in [&q1, &q2] {
-        assert_eq!(server.wait_for(id, &["succeeded", "failed"], 30), "succeeded");
+        assert_eq!(
+            server.wait_for(id, &["succeeded", "failed"], 30),
+            "succeeded"
+        );
     }
     // History is complete: four jobs, each with its timeline from "queued".
     let listed = server.ok(&["get", "-o", "json"]);
@@ -100,7 +118,10 @@ fn admitted_job_is_submitted_once_after_a_crash() {
         server.kill9();
         server.spawn();
     }
-    assert_eq!(server.wait_for(&id, &["succeeded", "failed"], 30), "succeeded");
+    assert_eq!(
+        server.wait_for(&id, &["succeeded", "failed"], 30),
+        "succeeded"
+    );
     let log = server.ok(&["logs", &id]);
     assert_eq!(log.matches("ran-once").count(), 1, "{log}");
 }

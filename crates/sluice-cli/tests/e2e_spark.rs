@@ -8,7 +8,9 @@ mod common;
 use common::{Server, pyspark};
 
 fn pi_job(name: &str, spark_home: &std::path::Path, priority: Option<&str>) -> String {
-    let prio = priority.map(|p| format!("priority: {p}\n")).unwrap_or_default();
+    let prio = priority
+        .map(|p| format!("priority: {p}\n"))
+        .unwrap_or_default();
     format!(
         r#"name: {name}
 namespace: analytics
@@ -68,11 +70,19 @@ fn high_priority_pi_overtakes_waiting_normal_pi() {
         assert_eq!(p["memory_mib"], 512 + 384);
     }
     for id in [&a, &b, &c] {
-        assert_eq!(server.wait_for(id, &["succeeded", "failed", "cancelled"], 180), "succeeded");
+        assert_eq!(
+            server.wait_for(id, &["succeeded", "failed", "cancelled"], 180),
+            "succeeded"
+        );
         let log = server.ok(&["logs", id]);
         assert!(log.contains("Pi is roughly"), "log of {id}:\n{log}");
     }
-    let started = |id: &str| server.job(id)["started_at"].as_str().unwrap_or_default().to_string();
+    let started = |id: &str| {
+        server.job(id)["started_at"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
     assert!(
         started(&c) < started(&b),
         "high job C started {} but normal job B started earlier, {}",

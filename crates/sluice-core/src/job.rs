@@ -249,7 +249,9 @@ impl fmt::Display for JobState {
 
 /// A state name that is not one of [`JobState::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown job state {0:?} (expected one of queued, admitted, submitted, running, succeeded, failed, cancelled)")]
+#[error(
+    "unknown job state {0:?} (expected one of queued, admitted, submitted, running, succeeded, failed, cancelled)"
+)]
 pub struct UnknownState(pub String);
 
 impl FromStr for JobState {
@@ -365,8 +367,18 @@ mod tests {
     fn demand_totals() {
         let d = Demand {
             pods: vec![
-                PodDemand { role: Role::Driver, count: 1, cpu_milli: 1000, mem_mib: 1408 },
-                PodDemand { role: Role::Executor, count: 3, cpu_milli: 2000, mem_mib: 2432 },
+                PodDemand {
+                    role: Role::Driver,
+                    count: 1,
+                    cpu_milli: 1000,
+                    mem_mib: 1408,
+                },
+                PodDemand {
+                    role: Role::Executor,
+                    count: 3,
+                    cpu_milli: 2000,
+                    mem_mib: 2432,
+                },
             ],
         };
         assert_eq!(d.total(), Resources::new(7000, 1408 + 3 * 2432));

@@ -111,7 +111,7 @@ pub fn parse_cpu_milli(text: &str) -> Result<u64, QuantityError> {
 
 /// Formats millicores as "2 cores", "1 core" or "500m".
 pub fn format_cpu(milli: u64) -> String {
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         let c = milli / 1000;
         if c == 1 {
             "1 core".to_string()
@@ -125,7 +125,7 @@ pub fn format_cpu(milli: u64) -> String {
 
 /// Formats millicores as a plain number of cores: "2", "0.5", "1.25".
 pub fn format_cpu_plain(milli: u64) -> String {
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         format!("{}", milli / 1000)
     } else {
         let s = format!("{}.{:03}", milli / 1000, milli % 1000);
@@ -137,7 +137,7 @@ pub fn format_cpu_plain(milli: u64) -> String {
 pub fn format_mem(mib: u64) -> String {
     if mib < 1024 {
         format!("{mib} MiB")
-    } else if mib % 1024 == 0 {
+    } else if mib.is_multiple_of(1024) {
         format!("{} GiB", mib / 1024)
     } else {
         format!("{:.1} GiB", mib as f64 / 1024.0)
@@ -181,7 +181,10 @@ mod tests {
             ("1.5g", Err(QuantityError::BadNumber)),
             ("0", Err(QuantityError::Zero)),
             ("0m", Err(QuantityError::Zero)),
-            ("99999999999999999999999999999999999999999", Err(QuantityError::TooLarge)),
+            (
+                "99999999999999999999999999999999999999999",
+                Err(QuantityError::TooLarge),
+            ),
         ];
         for (text, want) in table {
             assert_eq!(&parse_mem_mib(text), want, "parse_mem_mib({text:?})");

@@ -358,8 +358,8 @@ pub struct JobSpec {
 pub enum JobKind {
     /// A Spark application.
     Spark {
-        /// The interpreted spec.
-        spec: SparkSpec,
+        /// The interpreted spec (boxed: it is much larger than a command).
+        spec: Box<SparkSpec>,
         /// The whole `SparkApplication` when the job came as one (kept for pass-through).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         application: Option<serde_json::Value>,
@@ -571,7 +571,7 @@ fn parse_own(value: serde_json::Value, opts: ParseOptions<'_>) -> Result<Job, Sp
         (Some(s), None) => {
             validate_spark(&s, "spark")?;
             JobKind::Spark {
-                spec: s,
+                spec: Box::new(s),
                 application: None,
                 source: None,
             }
@@ -655,7 +655,7 @@ fn parse_spark_application(
         labels,
         max_runtime_secs,
         kind: JobKind::Spark {
-            spec,
+            spec: Box::new(spec),
             application: Some(value),
             source: Some(text.to_string()),
         },

@@ -99,7 +99,9 @@ impl From<StoreError> for ApiError {
 impl From<BackendError> for ApiError {
     fn from(e: BackendError) -> Self {
         match e {
-            BackendError::Unavailable(m) => ApiError::Unavailable(format!("backend unavailable: {m}")),
+            BackendError::Unavailable(m) => {
+                ApiError::Unavailable(format!("backend unavailable: {m}"))
+            }
             e => ApiError::Internal(format!("backend: {e}")),
         }
     }
@@ -210,7 +212,11 @@ fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEvent>>)
             total_cpu_milli: total.cpu_milli,
             total_memory_mib: total.mem_mib,
         },
-        wait: if rec.state == JobState::Queued { wait } else { None },
+        wait: if rec.state == JobState::Queued {
+            wait
+        } else {
+            None
+        },
         timeline: timeline.map(|evs| {
             evs.into_iter()
                 .map(|e| EventView {
@@ -376,8 +382,16 @@ pub async fn list(
             filter.labels.push((k.to_string(), v.to_string()));
         }
     }
-    filter.created_from_ms = q.since.as_deref().map(|v| parse_time("since", v)).transpose()?;
-    filter.created_to_ms = q.until.as_deref().map(|v| parse_time("until", v)).transpose()?;
+    filter.created_from_ms = q
+        .since
+        .as_deref()
+        .map(|v| parse_time("since", v))
+        .transpose()?;
+    filter.created_to_ms = q
+        .until
+        .as_deref()
+        .map(|v| parse_time("until", v))
+        .transpose()?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -610,9 +624,23 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
 /// The OpenAPI document of this API.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "sluice", description = "Capacity-aware job orchestrator for Apache Spark"),
+    info(
+        title = "sluice",
+        description = "Capacity-aware job orchestrator for Apache Spark"
+    ),
     paths(submit, list, get_job, cancel, logs, queues, health),
-    components(schemas(JobView, JobList, DemandView, PodDemandView, EventView, WaitInfo, LogsView, QueueView, Health, ErrorBody))
+    components(schemas(
+        JobView,
+        JobList,
+        DemandView,
+        PodDemandView,
+        EventView,
+        WaitInfo,
+        LogsView,
+        QueueView,
+        Health,
+        ErrorBody
+    ))
 )]
 pub struct ApiDoc;
 

@@ -34,7 +34,11 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: impl Into<String>, value: impl ToString, message: impl Into<String>) -> ConfigError {
+fn invalid(
+    key: impl Into<String>,
+    value: impl ToString,
+    message: impl Into<String>,
+) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         value: value.to_string(),
@@ -213,10 +217,13 @@ impl Config {
 
     /// Checks values that types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let _: std::net::SocketAddr = self
-            .listen
-            .parse()
-            .map_err(|_| invalid("listen", &self.listen, "is not an address like 127.0.0.1:7467"))?;
+        let _: std::net::SocketAddr = self.listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                &self.listen,
+                "is not an address like 127.0.0.1:7467",
+            )
+        })?;
         if self.backend.kind != "local" {
             return Err(invalid(
                 "backend.kind",
@@ -227,7 +234,11 @@ impl Config {
         self.budget()?;
         let s = &self.scheduler;
         if s.levels.is_empty() {
-            return Err(invalid("scheduler.levels", "[]", "needs at least one level"));
+            return Err(invalid(
+                "scheduler.levels",
+                "[]",
+                "needs at least one level",
+            ));
         }
         for (i, l) in s.levels.iter().enumerate() {
             if l.is_empty() || s.levels[..i].contains(l) {
@@ -246,14 +257,22 @@ impl Config {
             ));
         }
         if s.interval_ms == 0 {
-            return Err(invalid("scheduler.interval_ms", 0, "must be greater than zero"));
+            return Err(invalid(
+                "scheduler.interval_ms",
+                0,
+                "must be greater than zero",
+            ));
         }
         if s.default_weight == 0 {
             return Err(invalid("scheduler.default_weight", 0, "must be at least 1"));
         }
         for (ns, c) in &self.namespaces {
             if c.weight == Some(0) {
-                return Err(invalid(format!("namespaces.{ns}.weight"), 0, "must be at least 1"));
+                return Err(invalid(
+                    format!("namespaces.{ns}.weight"),
+                    0,
+                    "must be at least 1",
+                ));
             }
             if let Some(l) = &c.default_level
                 && !s.levels.contains(l)
@@ -266,7 +285,11 @@ impl Config {
             }
         }
         if self.api.max_body_bytes == 0 {
-            return Err(invalid("api.max_body_bytes", 0, "must be greater than zero"));
+            return Err(invalid(
+                "api.max_body_bytes",
+                0,
+                "must be greater than zero",
+            ));
         }
         Ok(())
     }
@@ -389,7 +412,10 @@ default_level = "high"
             ("[backend]\nmemory = \"12qb\"", "backend.memory"),
             ("[backend]\ncores = 0", "backend.cores"),
             ("[backend]\nkind = \"yarn\"", "backend.kind"),
-            ("[scheduler]\ndefault_level = \"low\"", "scheduler.default_level"),
+            (
+                "[scheduler]\ndefault_level = \"low\"",
+                "scheduler.default_level",
+            ),
             ("[namespaces.a]\nweight = 0", "namespaces.a.weight"),
             ("listen = \"nowhere\"", "listen"),
             ("lisen = \"127.0.0.1:1\"", "lisen"),

@@ -136,7 +136,11 @@ async fn cycle(state: &AppState) -> Result<(), TickError> {
             .pods
             .iter()
             .map(|(role, n)| {
-                let node = snapshot.nodes.get(*n).map(|x| x.name.as_str()).unwrap_or("?");
+                let node = snapshot
+                    .nodes
+                    .get(*n)
+                    .map(|x| x.name.as_str())
+                    .unwrap_or("?");
                 format!("{role}@{node}")
             })
             .collect();
@@ -182,7 +186,12 @@ async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
     let admitted = state.store.jobs_in_states(&[JobState::Admitted]).await?;
     for rec in admitted {
         let Some(job) = job_of(&rec) else {
-            fail(state, &rec, "the stored spec no longer decodes; cannot submit").await?;
+            fail(
+                state,
+                &rec,
+                "the stored spec no longer decodes; cannot submit",
+            )
+            .await?;
             continue;
         };
         let req = SubmitRequest {
@@ -197,7 +206,11 @@ async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
                 let message = if sub.already_existed {
                     format!("already submitted (run {}); re-attached", sub.backend_ref)
                 } else {
-                    format!("submitted to the {} backend (run {})", state.backend.kind(), sub.backend_ref)
+                    format!(
+                        "submitted to the {} backend (run {})",
+                        state.backend.kind(),
+                        sub.backend_ref
+                    )
                 };
                 let t = Transition {
                     id: rec.id.clone(),
@@ -379,7 +392,9 @@ async fn startup_notes(state: &AppState) -> Result<(), TickError> {
     let now = now_ms();
     for rec in active {
         let note = match rec.state {
-            JobState::Admitted => "sluice restarted; the admitted job will be submitted (idempotently)".to_string(),
+            JobState::Admitted => {
+                "sluice restarted; the admitted job will be submitted (idempotently)".to_string()
+            }
             _ => match state.backend.status(&run_ref(&rec)).await {
                 Ok(RunStatus::Running | RunStatus::Pending) => format!(
                     "sluice restarted; run {} re-attached",

@@ -62,9 +62,8 @@ async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCo
     let resp = router.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes).unwrap_or(Value::String(
-        String::from_utf8_lossy(&bytes).into_owned(),
-    ));
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, v)
 }
 
@@ -134,7 +133,11 @@ async fn bad_input_is_a_4xx_naming_field_and_value() {
     let e = env_with(4000, 8192, |c| c.api.max_body_bytes = 4096).await;
     let r = app(e.state.clone());
     let cases: Vec<(String, StatusCode, Vec<&str>)> = vec![
-        ("name: [oops".into(), StatusCode::BAD_REQUEST, vec!["malformed"]),
+        (
+            "name: [oops".into(),
+            StatusCode::BAD_REQUEST,
+            vec!["malformed"],
+        ),
         (
             "name: a\ncommand: {argv: [ls]}\nprioritty: high".into(),
             StatusCode::BAD_REQUEST,
@@ -211,7 +214,12 @@ async fn list_filters_and_pages() {
     let (_, v) = call(&r, "GET", "/v1/jobs?namespace=a", "").await;
     assert_eq!(v["jobs"].as_array().unwrap().len(), 4);
     let (_, v) = call(&r, "GET", "/v1/jobs?label=k=v0", "").await;
-    let names: Vec<&str> = v["jobs"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["j6", "j3", "j0"]);
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -241,10 +249,28 @@ async fn cycle_admits_by_priority_and_explains_waits() {
     // 2 cores: each job takes 2 cores, so one runs at a time.
     let e = env_with(2000, 4096, |_| {}).await;
     let r = app(e.state.clone());
-    let (_, first) = call(&r, "POST", "/v1/jobs", &cmd_job("first", "default", "", "2")).await;
+    let (_, first) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        &cmd_job("first", "default", "", "2"),
+    )
+    .await;
     tick(&e.state).await.unwrap();
-    let (_, second) = call(&r, "POST", "/v1/jobs", &cmd_job("second", "default", "", "2")).await;
-    let (_, urgent) = call(&r, "POST", "/v1/jobs", &cmd_job("urgent", "default", "priority: high\n", "2")).await;
+    let (_, second) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        &cmd_job("second", "default", "", "2"),
+    )
+    .await;
+    let (_, urgent) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        &cmd_job("urgent", "default", "priority: high\n", "2"),
+    )
+    .await;
     tick(&e.state).await.unwrap();
     let get = |id: &Value| format!("/v1/jobs/{}", id["id"].as_str().unwrap());
     let (_, v) = call(&r, "GET", &get(&first), "").await;
@@ -287,22 +313,41 @@ async fn fair_share_between_namespaces() {
     // Namespace "flood" queues five 1-core jobs first; "quiet" queues one later. With 2 cores,
     // the second slot goes to "quiet", not to the older jobs of "flood".
     let e = env_with(2000, 4096, |c| {
-        c.namespaces.insert("flood".into(), NamespaceConfig::default());
+        c.namespaces
+            .insert("flood".into(), NamespaceConfig::default());
     })
     .await;
     let r = app(e.state.clone());
     for i in 0..5 {
-        call(&r, "POST", "/v1/jobs", &cmd_job(&format!("f{i}"), "flood", "", "1")).await;
+        call(
+            &r,
+            "POST",
+            "/v1/jobs",
+            &cmd_job(&format!("f{i}"), "flood", "", "1"),
+        )
+        .await;
     }
     let (_, quiet) = call(&r, "POST", "/v1/jobs", &cmd_job("q", "quiet", "", "1")).await;
     tick(&e.state).await.unwrap();
-    let (_, v) = call(&r, "GET", &format!("/v1/jobs/{}", quiet["id"].as_str().unwrap()), "").await;
+    let (_, v) = call(
+        &r,
+        "GET",
+        &format!("/v1/jobs/{}", quiet["id"].as_str().unwrap()),
+        "",
+    )
+    .await;
     assert_eq!(v["state"], "running", "{v}");
     let (_, v) = call(&r, "GET", "/v1/jobs?namespace=flood&state=running", "").await;
     assert_eq!(v["jobs"].as_array().unwrap().len(), 1);
     let (_, all) = call(&r, "GET", "/v1/jobs?state=running,queued", "").await;
     for j in all["jobs"].as_array().unwrap() {
-        call(&r, "POST", &format!("/v1/jobs/{}/cancel", j["id"].as_str().unwrap()), "").await;
+        call(
+            &r,
+            "POST",
+            &format!("/v1/jobs/{}/cancel", j["id"].as_str().unwrap()),
+            "",
+        )
+        .await;
     }
 }
 
@@ -325,10 +370,21 @@ async fn command_job_runs_to_success_with_logs() {
     }
     assert_eq!(state, "succeeded");
     let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}/logs"), "").await;
-    assert!(v["data"].as_str().unwrap().contains("hello from sluice"), "{v}");
+    assert!(
+        v["data"].as_str().unwrap().contains("hello from sluice"),
+        "{v}"
+    );
     let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}"), "").await;
-    let tl: Vec<&str> = v["timeline"].as_array().unwrap().iter().map(|e| e["to"].as_str().unwrap()).collect();
-    assert_eq!(tl, vec!["queued", "admitted", "submitted", "running", "succeeded"]);
+    let tl: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tl,
+        vec!["queued", "admitted", "submitted", "running", "succeeded"]
+    );
     assert_eq!(v["exit_code"], 0);
 }
 
@@ -342,7 +398,14 @@ async fn health_and_openapi() {
     assert_eq!(v["backend_available"], true);
     let (st, v) = call(&r, "GET", "/openapi.json", "").await;
     assert_eq!(st, StatusCode::OK);
-    for p in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel", "/v1/jobs/{id}/logs", "/v1/queues", "/healthz"] {
+    for p in [
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/cancel",
+        "/v1/jobs/{id}/logs",
+        "/v1/queues",
+        "/healthz",
+    ] {
         assert!(v["paths"].get(p).is_some(), "openapi lacks {p}");
     }
     assert!(v["components"]["schemas"].get("JobView").is_some());

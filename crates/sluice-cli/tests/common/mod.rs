@@ -160,7 +160,10 @@ impl Server {
     }
 
     pub fn state(&self, id: &str) -> String {
-        self.job(id)["state"].as_str().unwrap_or_default().to_string()
+        self.job(id)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Polls until the job is in `want` (or a terminal state), at most `secs`.
