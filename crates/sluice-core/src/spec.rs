@@ -1109,4 +1109,21 @@ spark:
         assert!(parse_duration_secs("f", "5 minutes").is_err());
         assert!(parse_duration_secs("f", "m").is_err());
     }
+
+    #[test]
+    fn shipped_examples_parse() {
+        let dir = format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"));
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let job = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            crate::sizing::job_demand(&job).unwrap();
+            n += 1;
+        }
+        assert!(n >= 3, "expected the example jobs in {dir}");
+    }
 }

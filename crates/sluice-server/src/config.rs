@@ -205,7 +205,7 @@ impl Config {
         }
         let env = Env::prefixed("SLUICE_").split("__").filter(|k| {
             let top = k.as_str().split('.').next().unwrap_or("");
-            ENV_KEYS.contains(&top)
+            ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
         });
         let cfg: Config = fig
             .merge(env)
@@ -425,5 +425,52 @@ default_level = "high"
             let e = load_toml(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:9000\"\n[backend]\ncores = 2\nmemory = \"1g\"",
+            )?;
+            jail.set_env("SLUICE_LISTEN", "127.0.0.1:9100");
+            jail.set_env("SLUICE_BACKEND__MEMORY", "3g");
+            jail.set_env(
+                "SLUICE_STORE__URL",
+                "postgres://postgres@127.0.0.1:5432/test",
+            );
+            jail.set_env("SLUICE_SCHEDULER__INTERVAL_MS", "250");
+            // The CLI's variable is not configuration and must not break the server.
+            jail.set_env("SLUICE_SERVER", "http://127.0.0.1:1");
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "127.0.0.1:9100");
+            assert_eq!(
+                c.budget().map_err(|e| e.to_string())?,
+                (Some(2000), Some(3072))
+            );
+            assert_eq!(c.store_url(), "postgres://postgres@127.0.0.1:5432/test");
+            assert_eq!(c.scheduler.interval_ms, 250);
+            jail.set_env("SLUICE_BACKEND__CORES", "lots");
+            let e = Config::load(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("backend.cores") && e.contains("lots"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_config_sets_valid_values() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sluice.toml");
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN);
+        assert_eq!(c.namespace_policies()["analytics"].weight, 2);
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = Config::load(Some(Path::new("/nonexistent/sluice.toml"))).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/sluice.toml"));
     }
 }
