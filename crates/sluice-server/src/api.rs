@@ -403,10 +403,10 @@ pub async fn list(
         .list_jobs(&filter, limit, q.cursor.as_deref())
         .await
         .map_err(|e| match e {
-            StoreError::NotFound(_) | StoreError::Database(_) | StoreError::Corrupt(_) => {
-                ApiError::from(e)
+            StoreError::BadCursor(_) => {
+                ApiError::BadRequest(format!("query parameter `cursor`: {e}"))
             }
-            other => ApiError::BadRequest(format!("query: {other}")),
+            other => ApiError::from(other),
         })?;
     let waits = st.view.read().await;
     let jobs = page
@@ -450,6 +450,9 @@ pub async fn cancel(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
+    // Hold the cycle lock so that the reconciler does not record the killed run as failed
+    // between our stopping it and our recording the cancel.
+    let _cycle = st.cycle_lock.lock().await;
     for _ in 0..5 {
         let rec = load(&st, &id).await?;
         if rec.state.is_terminal() {
