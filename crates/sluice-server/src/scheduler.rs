@@ -3,15 +3,15 @@
 //! with the backend.
 //!
 //! One cycle:
-//! 1. ask the backend for its capacity snapshot;
-//! 2. load queued and active jobs from the store;
-//! 3. hold the demand of active jobs the backend does not show yet as reservations;
-//! 4. run the pure [`sluice_core::cycle::schedule`];
-//! 5. move each admitted job queued -> admitted (one transaction each), then submit it to the
-//!    backend and move it admitted -> submitted; a backend that turns it away for want of room
-//!    puts it back in its queue (keeping its place);
-//! 6. remember, for every job left, its queue position and the reason it waits;
-//! 7. ask the backend for the state of every submitted or running job and record changes.
+//! 1. ask the backend for the state of every submitted or running job and record changes;
+//! 2. ask the backend for its capacity snapshot;
+//! 3. load queued and active jobs from the store;
+//! 4. hold the demand of active jobs the backend does not show yet as reservations;
+//! 5. run the pure [`sluice_core::cycle::schedule`];
+//! 6. move each admitted job queued -> admitted (one transaction each) and remember, for every
+//!    job left, its queue position and the reason it waits;
+//! 7. submit each admitted job to the backend and move it admitted -> submitted; a backend that
+//!    turns it away for want of room puts it back in its queue (keeping its place).
 //!
 //! Because "admitted" is written before the submit and submits are idempotent per attempt, a
 //! crash at any point neither loses a job nor starts it twice: on restart, admitted jobs are
@@ -71,9 +71,10 @@ pub enum TickError {
 /// One cycle plus reconciliation.
 pub async fn tick(state: &AppState) -> Result<(), TickError> {
     let _guard = state.cycle_lock.lock().await;
+    // Reconcile first, so that room freed by jobs that ended is used in this same cycle.
+    reconcile(state).await?;
     cycle(state).await?;
     submit_admitted(state).await?;
-    reconcile(state).await?;
     Ok(())
 }
 
