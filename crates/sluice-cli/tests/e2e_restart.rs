@@ -101,6 +101,12 @@ fn sigkill_loses_nothing_and_starts_nothing_twice() {
     assert_eq!(states.last(), Some(&"succeeded"), "{tl}");
     let d = server.ok(&["describe", &q1]);
     assert!(d.contains("-> queued"), "{d}");
+    let y = server.ok(&["get", &q1, "-o", "yaml"]);
+    assert!(y.contains("state: succeeded"), "{y}");
+    assert!(y.contains("demand:"), "{y}");
+    // Nothing is queued any more; the queues table has only its header.
+    let q = server.ok(&["queues"]);
+    assert_eq!(q.lines().count(), 1, "{q}");
 }
 
 #[test]
