@@ -1,7 +1,7 @@
 //! Where sluice runs jobs.
 //!
-//! One [`Backend`] trait, implemented by the local machine ([`local`]) now and by a Spark
-//! standalone cluster and Kubernetes with the Spark Operator next. A backend reports a capacity
+//! One [`Backend`] trait, implemented by the local machine ([`local`]), a Spark standalone
+//! cluster ([`standalone`]) and Kubernetes with the Spark Operator. A backend reports a capacity
 //! [`Snapshot`] (nodes with free cpu, memory and slots, and whether it is reachable), submits a
 //! job attempt idempotently, reports its status, cancels it and returns its logs.
 //!
@@ -15,7 +15,10 @@ use sluice_core::Snapshot;
 use sluice_core::job::Demand;
 use sluice_core::spec::Job;
 
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 pub mod local;
+pub mod standalone;
 
 /// Errors from a backend.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,10 @@ pub enum BackendError {
     /// The backend is misconfigured.
     #[error("backend configuration: {0}")]
     Config(String),
+    /// The submission is under way but not done (placeholder pods waiting to be scheduled, say):
+    /// keep the job admitted and call submit again later.
+    #[error("submission under way: {0}")]
+    NotYet(String),
 }
 
 /// What the backend sees now.
@@ -115,6 +122,13 @@ pub enum RunStatus {
         /// What is known.
         message: String,
     },
+    /// The backend stopped the run because it cannot make progress (the deadlock watchdog:
+    /// driver running, executors never scheduled); the job should go back to its queue for a
+    /// new attempt.
+    Requeue {
+        /// Why, for people (it goes into the job's history).
+        message: String,
+    },
 }
 
 /// A piece of a run's log.
@@ -136,12 +150,37 @@ pub trait Backend: Send + Sync + 'static {
     /// The capacity snapshot now. An unreachable backend returns a snapshot with
     /// `available = false` (and its last known allocatable room), not an error.
     async fn capacity(&self) -> Result<CapacityReport, BackendError>;
+    /// What the job needs from this backend, checked at submit (against the empty cluster) and
+    /// stored with the job for every later fit check. Default: the Kubernetes pod demand
+    /// ([`sluice_core::sizing::job_demand`]). A backend that places work by other rules (Spark
+    /// standalone: executor heap only, no driver in client mode) overrides it, and refuses here
+    /// ([`BackendError::Rejected`]) a job it can never run, with the reason.
+    fn demand(&self, job: &Job) -> Result<Demand, BackendError> {
+        sluice_core::sizing::job_demand(job).map_err(|e| BackendError::Rejected(e.to_string()))
+    }
     /// Starts a run of the job attempt; idempotent per (job id, attempt).
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, BackendError>;
     /// The state of a run.
     async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError>;
     /// Stops a run (a run already ended is not an error).
     async fn cancel(&self, run: &RunRef) -> Result<(), BackendError>;
+    /// The Spark application id of a run, once the backend knows it (a Spark master assigns it
+    /// when the driver registers, after submit). The server records it as the job's
+    /// `backend_ref` when the job starts running. Default: none.
+    async fn app_id(&self, _run: &RunRef) -> Option<String> {
+        None
+    }
+    /// What the backend adds to a queued job's fit beyond free room per node: which nodes each
+    /// role may use (node selectors, taints) and whether something else holds it back (a
+    /// namespace quota). `nodes` is the snapshot's node list of this cycle. Called for every
+    /// queued job in every cycle, so it must be cheap and do no I/O. Default: no constraints.
+    fn constraints(
+        &self,
+        _job: &sluice_core::job::JobRecord,
+        _nodes: &[sluice_core::NodeCapacity],
+    ) -> Option<sluice_core::cycle::Constraints> {
+        None
+    }
     /// Up to `max_bytes` of the run's log from `offset`.
     async fn logs(
         &self,

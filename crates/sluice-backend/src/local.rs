@@ -285,12 +285,58 @@ pub fn spark_submit_argv(
     image_spark_home: &str,
     job: &Job,
 ) -> Result<Vec<String>, BackendError> {
-    let JobKind::Spark { spec, .. } = &job.kind else {
-        return Err(BackendError::Rejected(format!(
+    let spec = spark_spec(job)?;
+    let threads = local_threads(spec).map_err(|e| BackendError::Rejected(e.to_string()))?;
+    let heap = driver_heap_mib(spec).map_err(|e| BackendError::Rejected(e.to_string()))?;
+    spark_submit_command(
+        spark_home,
+        image_spark_home,
+        job,
+        &SubmitArgs {
+            master: format!("local[{threads}]"),
+            set_conf: vec![("spark.driver.memory".into(), format!("{heap}m"))],
+            own_conf: &OWN_CONF,
+            defaults: LOCAL_CONF_DEFAULTS
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        },
+    )
+}
+
+/// The Spark spec of a job, or `Rejected` for a command job.
+pub(crate) fn spark_spec(job: &Job) -> Result<&SparkSpec, BackendError> {
+    match &job.kind {
+        JobKind::Spark { spec, .. } => Ok(spec.as_ref()),
+        JobKind::Command(_) => Err(BackendError::Rejected(format!(
             "job {} is not a Spark application",
             job.name
-        )));
-    };
+        ))),
+    }
+}
+
+/// What varies between `spark-submit` command lines: see [`spark_submit_command`].
+pub(crate) struct SubmitArgs<'a> {
+    /// `--master`.
+    pub(crate) master: String,
+    /// Conf set by sluice, passed first, in this order.
+    pub(crate) set_conf: Vec<(String, String)>,
+    /// Conf keys of the job that are not passed on (sluice sets them, or they must not change).
+    pub(crate) own_conf: &'a [&'a str],
+    /// Conf passed after the job's own when the job does not set the key.
+    pub(crate) defaults: Vec<(String, String)>,
+}
+
+/// `spark-submit --master <master> --name <job name>`, the `set_conf` entries, every `sparkConf`
+/// entry of the job not in `own_conf`, the `defaults` the job does not set, `--class`, the
+/// dependencies, the application file (through [`map_local_path`]) and its arguments (no I/O).
+pub(crate) fn spark_submit_command(
+    spark_home: &Path,
+    image_spark_home: &str,
+    job: &Job,
+    args: &SubmitArgs<'_>,
+) -> Result<Vec<String>, BackendError> {
+    let spec = spark_spec(job)?;
     let submit = spark_home.join("bin").join("spark-submit");
     let submit = submit.to_str().ok_or_else(|| {
         BackendError::Config(format!(
@@ -298,25 +344,25 @@ pub fn spark_submit_argv(
             spark_home.display()
         ))
     })?;
-    let threads = local_threads(spec).map_err(|e| BackendError::Rejected(e.to_string()))?;
-    let heap = driver_heap_mib(spec).map_err(|e| BackendError::Rejected(e.to_string()))?;
     let map = |p: &str| map_local_path(p, spark_home, image_spark_home);
     let mut argv = vec![
         submit.to_string(),
         "--master".into(),
-        format!("local[{threads}]"),
+        args.master.clone(),
         "--name".into(),
         job.name.clone(),
-        "--conf".into(),
-        format!("spark.driver.memory={heap}m"),
     ];
+    for (k, v) in &args.set_conf {
+        argv.push("--conf".into());
+        argv.push(format!("{k}={v}"));
+    }
     for (k, v) in &spec.spark_conf {
-        if !OWN_CONF.contains(&k.as_str()) {
+        if !args.own_conf.contains(&k.as_str()) {
             argv.push("--conf".into());
             argv.push(format!("{k}={v}"));
         }
     }
-    for (k, v) in LOCAL_CONF_DEFAULTS {
+    for (k, v) in &args.defaults {
         if spec.conf(k).is_none() {
             argv.push("--conf".into());
             argv.push(format!("{k}={v}"));
@@ -520,6 +566,11 @@ impl LocalBackend {
     /// The Spark home in use, if any.
     pub fn spark_home(&self) -> Option<&Path> {
         self.shared.spark_home.as_deref()
+    }
+
+    /// `PYSPARK_PYTHON` for Python applications, if any (configured, or the venv's python).
+    pub fn python(&self) -> Option<&Path> {
+        self.shared.python.as_deref()
     }
 
     /// The budget (allocatable CPU and memory).
@@ -894,10 +945,13 @@ impl LocalBackend {
 }
 
 /// What to run: program and arguments, extra environment and working directory.
-struct Launch {
-    argv: Vec<String>,
-    env: Vec<(String, String)>,
-    cwd: PathBuf,
+pub(crate) struct Launch {
+    /// Program and arguments.
+    pub(crate) argv: Vec<String>,
+    /// Extra environment.
+    pub(crate) env: Vec<(String, String)>,
+    /// Working directory.
+    pub(crate) cwd: PathBuf,
 }
 
 /// Reaps the child, records how it ended when the wrapper could not, and drops the run from
@@ -1141,6 +1195,39 @@ impl Backend for LocalBackend {
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, BackendError> {
+        self.submit_with(req, |dir| self.command_for(req, dir))
+            .await
+    }
+
+    async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError> {
+        self.status_of(&run.job_id, run.attempt).await
+    }
+
+    async fn cancel(&self, run: &RunRef) -> Result<(), BackendError> {
+        self.cancel_run(&run.job_id, run.attempt).await
+    }
+
+    async fn logs(
+        &self,
+        run: &RunRef,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<LogChunk, BackendError> {
+        self.read_log(&run.job_id, run.attempt, offset, max_bytes)
+            .await
+    }
+}
+
+impl LocalBackend {
+    /// [`Backend::submit`] with the command built by `launch` (given the run directory, called
+    /// after the room check). The Spark standalone backend starts its client-mode drivers
+    /// through this, so that they get the same run directories, process groups, budget and
+    /// re-attachment as local runs.
+    pub(crate) async fn submit_with(
+        &self,
+        req: &SubmitRequest,
+        launch: impl FnOnce(&Path) -> Result<Launch, BackendError> + Send,
+    ) -> Result<Submitted, BackendError> {
         if !valid_job_id(&req.job_id) {
             return Err(BackendError::Rejected(format!(
                 "job id {:?} cannot name a run directory",
@@ -1177,7 +1264,7 @@ impl Backend for LocalBackend {
                 req.job_id, req.attempt
             )));
         }
-        let launch = self.command_for(req, &dir)?;
+        let launch = launch(&dir)?;
         let pid = self.start(req, &dir, launch).await?;
         tracing::info!(
             job_id = %req.job_id, attempt = req.attempt, pid,
@@ -1187,24 +1274,6 @@ impl Backend for LocalBackend {
             backend_ref: pid.to_string(),
             already_existed: false,
         })
-    }
-
-    async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError> {
-        self.status_of(&run.job_id, run.attempt).await
-    }
-
-    async fn cancel(&self, run: &RunRef) -> Result<(), BackendError> {
-        self.cancel_run(&run.job_id, run.attempt).await
-    }
-
-    async fn logs(
-        &self,
-        run: &RunRef,
-        offset: u64,
-        max_bytes: usize,
-    ) -> Result<LogChunk, BackendError> {
-        self.read_log(&run.job_id, run.attempt, offset, max_bytes)
-            .await
     }
 }
 

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::de::DeserializeOwned;
 use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
 
+mod orch;
+mod watch;
+
 /// A capacity-aware job orchestrator for Apache Spark.
 #[derive(Parser)]
 #[command(name = "sluice", version, about)]
@@ -51,7 +54,8 @@ enum Cmd {
         /// Priority level (overrides the file's).
         #[arg(long)]
         priority: Option<String>,
-        /// Follow the job until it ends; exit non-zero if it did not succeed.
+        /// Follow the job until it ends, printing its progress (state changes, queue position
+        /// and reason, elapsed time) on standard error; exit non-zero if it did not succeed.
         #[arg(long)]
         wait: bool,
     },
@@ -93,11 +97,42 @@ enum Cmd {
         /// Job id.
         id: String,
     },
+    /// Live view: cluster utilisation, queues, running and waiting jobs, refreshed in place.
+    Top {
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+        /// Print one frame and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Schedules: create, list, get (with the next 5 run times), suspend, resume, trigger, delete.
+    #[command(subcommand)]
+    Schedule(orch::ScheduleCmd),
+    /// The dead-letter queue: list, show, requeue, purge.
+    #[command(subcommand)]
+    Dlq(orch::DlqCmd),
+    /// Deletes queued jobs selected by an id or a filter (--dry-run lists them); refuses without
+    /// a filter unless --all.
+    Purge(orch::PurgeArgs),
     /// Shows the queues: per namespace and level, length and oldest wait.
     Queues {
         /// Output format.
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
+    },
+    /// Prints, as YAML, the Kubernetes objects sluice would create for a job (the
+    /// SparkApplication; in placeholders mode the placeholder pods too), without contacting a
+    /// cluster or a server.
+    Render {
+        /// The job file (`-` reads standard input).
+        file: PathBuf,
+        /// Server configuration to take the levels and the kubernetes settings from.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Priority level (overrides the file's).
+        #[arg(long)]
+        priority: Option<String>,
     },
 }
 
@@ -227,6 +262,9 @@ fn describe(j: &JobView) {
     println!("Level:      {}", j.level);
     println!("State:      {}", j.state);
     println!("Attempt:    {}", j.attempt);
+    if let Some(o) = &j.orchestration {
+        orch::describe_orch(o);
+    }
     if !j.labels.is_empty() {
         let l: Vec<String> = j.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("Labels:     {}", l.join(", "));
@@ -327,9 +365,18 @@ async fn run(cli: Cli) -> Result<i32> {
         sluice_server::serve(cfg).await?;
         return Ok(0);
     }
+    if let Cmd::Render {
+        file,
+        config,
+        priority,
+    } = &cli.cmd
+    {
+        print!("{}", render(file, config.as_deref(), priority.as_deref())?);
+        return Ok(0);
+    }
     let c = Client::new(&cli.server)?;
     match cli.cmd {
-        Cmd::Server { .. } => Ok(0),
+        Cmd::Server { .. } | Cmd::Render { .. } => Ok(0),
         Cmd::Submit {
             file,
             priority,
@@ -352,25 +399,8 @@ async fn run(cli: Cli) -> Result<i32> {
             if !wait {
                 return Ok(0);
             }
-            let mut last = String::new();
-            loop {
-                let j: JobView = c.get(&format!("/v1/jobs/{}", job.id), &[]).await?;
-                let line = match &j.wait {
-                    Some(w) => format!("{} (position {}: {})", j.state, w.position, w.reason),
-                    None => j.state.clone(),
-                };
-                if line != last {
-                    eprintln!("{}", line);
-                    last = line;
-                }
-                if is_terminal(&j.state) {
-                    if let Some(m) = &j.message {
-                        eprintln!("{m}");
-                    }
-                    return Ok(if j.state == "succeeded" { 0 } else { 1 });
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            let j = watch::follow(&c, &job.id).await?;
+            Ok(if j.state == "succeeded" { 0 } else { 1 })
         }
         Cmd::Get {
             id: Some(id),
@@ -427,6 +457,16 @@ async fn run(cli: Cli) -> Result<i32> {
             println!("{} {}", j.id, j.state);
             Ok(0)
         }
+        Cmd::Top { interval, once } => {
+            if !(interval.is_finite() && interval >= 0.1) {
+                bail!("--interval = {interval}: must be at least 0.1 seconds");
+            }
+            watch::top(&c, &cli.server, Duration::from_secs_f64(interval), once).await?;
+            Ok(0)
+        }
+        Cmd::Schedule(cmd) => orch::schedule(&c, cmd).await,
+        Cmd::Dlq(cmd) => orch::dlq(&c, cmd).await,
+        Cmd::Purge(args) => orch::purge(&c, args).await,
         Cmd::Queues { output } => {
             let qs: Vec<QueueView> = c.get("/v1/queues", &[]).await?;
             if output == Output::Table {
@@ -446,6 +486,35 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `sluice render`: the objects of attempt 1 of the job, offline.
+fn render(
+    file: &std::path::Path,
+    config: Option<&std::path::Path>,
+    priority: Option<&str>,
+) -> Result<String> {
+    use sluice_backend::kubernetes::render::{RENDER_JOB_ID, render_job, to_yaml};
+    let cfg = sluice_server::Config::load(config)?;
+    let text = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let levels = cfg.levels();
+    let job = sluice_core::spec::parse_job(
+        &text,
+        sluice_core::spec::ParseOptions {
+            priority,
+            levels: &levels,
+        },
+    )?;
+    let demand = sluice_core::sizing::job_demand(&job)?;
+    let kube = cfg.kube_settings()?;
+    let objects = render_job(&job, RENDER_JOB_ID, 1, &demand, &kube.settings)?;
+    Ok(to_yaml(&objects)?)
 }
 
 fn main() {

@@ -114,6 +114,7 @@ fn world(n: usize, all_best_effort: bool) -> World {
                         },
                     ],
                 },
+                constraints: None,
             }
         })
         .collect();

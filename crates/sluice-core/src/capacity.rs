@@ -199,6 +199,11 @@ impl Bounds {
     }
 }
 
+/// Which nodes the pods of a role may use: per role, one flag per node of the list the
+/// [`Fitter`] was built from (`Snapshot::nodes`). A role not in the map may use every node; a
+/// node past the end of a role's list may not be used by it.
+pub type Eligible = std::collections::BTreeMap<Role, Vec<bool>>;
+
 /// A working copy of the free room of every node, used during one scheduling cycle.
 #[derive(Debug, Clone)]
 pub struct Fitter {
@@ -237,17 +242,34 @@ impl Fitter {
     /// all or nothing. On success subtracts the room and returns the placement; on failure
     /// changes nothing.
     pub fn try_place(&mut self, demand: &Demand) -> Result<Placement, NoFit> {
+        self.try_place_on(demand, None)
+    }
+
+    /// As [`Fitter::try_place`], with the pods of each role listed in `eligible` allowed only on
+    /// the nodes marked true there (node selectors, taints: see [`Eligible`]). When a pod of a
+    /// restricted role does not fit, the [`NoFit`] describes the room of its eligible nodes.
+    pub fn try_place_on(
+        &mut self,
+        demand: &Demand,
+        eligible: Option<&Eligible>,
+    ) -> Result<Placement, NoFit> {
         if let Some(role) = self.quick_reject(demand) {
             return Err(self.no_fit(demand, role));
         }
         self.scratch.clear();
         for (g, group) in demand.pods.iter().enumerate() {
             let pod = group.each();
+            let allowed = eligible.and_then(|e| e.get(&group.role));
+            let ok = |i: usize| allowed.is_none_or(|a| a.get(i).copied().unwrap_or(false));
             // Earlier nodes only shrink while this run of identical pods is placed, so the scan
             // resumes at the node that took the previous pod.
             let mut start = 0;
             for _ in 0..group.count {
-                match self.nodes[start..].iter().position(|n| n.fits(&pod)) {
+                match self.nodes[start..]
+                    .iter()
+                    .enumerate()
+                    .position(|(k, n)| ok(start + k) && n.fits(&pod))
+                {
                     Some(offset) => {
                         let i = start + offset;
                         self.nodes[i].take(&pod);
@@ -256,7 +278,21 @@ impl Fitter {
                     }
                     None => {
                         self.roll_back(demand);
-                        return Err(self.no_fit(demand, group.role));
+                        let mut no_fit = self.no_fit(demand, group.role);
+                        if let Some(a) = allowed {
+                            let only: Vec<NodeCapacity> = self
+                                .nodes
+                                .iter()
+                                .enumerate()
+                                .filter(|(i, _)| a.get(*i).copied().unwrap_or(false))
+                                .map(|(_, n)| n.clone())
+                                .collect();
+                            let b = Bounds::of(&only);
+                            no_fit.largest_free = b.largest;
+                            no_fit.total_free = b.total;
+                            no_fit.free_pod_slots = (b.slots != u64::MAX).then_some(b.slots);
+                        }
+                        return Err(no_fit);
                     }
                 }
             }
@@ -524,6 +560,59 @@ mod tests {
                 _ => panic!("{}: got {got:?}, want {:?}", case.name, case.want),
             }
         }
+    }
+
+    #[test]
+    fn try_place_on_respects_eligible_nodes() {
+        let nodes = [
+            node("big", 8, 32, None),
+            node("gpu", 4, 16, None),
+            node("small", 2, 4, None),
+        ];
+        let demand = spark(res(2000, 1024), 2, res(1000, 1024));
+        // The driver may only use "gpu"; executors any node.
+        let mut eligible = Eligible::new();
+        eligible.insert(Role::Driver, vec![false, true, false]);
+        let mut f = Fitter::new(&nodes);
+        let p = f.try_place_on(&demand, Some(&eligible)).unwrap();
+        assert_eq!(
+            p.pods,
+            vec![(Role::Driver, 1), (Role::Executor, 0), (Role::Executor, 0)]
+        );
+        // Executors only on "small": one fits (2 cores), the second too; a third does not.
+        eligible.insert(Role::Executor, vec![false, false, true]);
+        let mut f = Fitter::new(&nodes);
+        let p = f.try_place_on(&demand, Some(&eligible)).unwrap();
+        assert_eq!(
+            p.pods,
+            vec![(Role::Driver, 1), (Role::Executor, 2), (Role::Executor, 2)]
+        );
+        let three = spark(res(2000, 1024), 3, res(1000, 1024));
+        let err = Fitter::new(&nodes)
+            .try_place_on(&three, Some(&eligible))
+            .unwrap_err();
+        assert_eq!(err.unplaced, Role::Executor);
+        // The message describes the eligible node only.
+        assert!(
+            err.to_string()
+                .contains("largest free slot 2 cores / 4 GiB"),
+            "{err}"
+        );
+        // A short list: nodes past its end are not eligible.
+        eligible.insert(Role::Executor, vec![]);
+        assert!(
+            Fitter::new(&nodes)
+                .try_place_on(&demand, Some(&eligible))
+                .is_err()
+        );
+        // No restriction behaves as try_place.
+        let mut a = Fitter::new(&nodes);
+        let mut b = Fitter::new(&nodes);
+        assert_eq!(
+            a.try_place_on(&demand, Some(&Eligible::new())),
+            b.try_place(&demand)
+        );
+        assert_eq!(a.nodes(), b.nodes());
     }
 
     #[test]

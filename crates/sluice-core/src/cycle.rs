@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capacity::{Fitter, NoFit, Placement, Snapshot};
+use crate::capacity::{Eligible, Fitter, NoFit, Placement, Snapshot};
 use crate::job::{Demand, Resources};
 
 /// What happens behind a namespace's first job that does not fit.
@@ -98,6 +98,22 @@ pub struct Candidate {
     pub enqueued_at_ms: i64,
     /// Pods the job needs at once.
     pub demand: Demand,
+    /// What the backend adds to the fit (node selectors, taints, quotas); `None`: nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Constraints>,
+}
+
+/// What a backend adds to a job's fit beyond free room per node (Kubernetes: node selectors
+/// and taints per role, the namespace's ResourceQuota).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Constraints {
+    /// Which nodes the pods of each role may use (see [`Fitter::try_place_on`]).
+    #[serde(default)]
+    pub eligible: Eligible,
+    /// Set when the job cannot be admitted now whatever the nodes hold (a namespace quota that
+    /// cannot take it): the reason, for people. The job waits as if it did not fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
 }
 
 /// Everything one cycle decides on.
@@ -140,15 +156,21 @@ pub enum WaitReason {
         /// The namespace.
         namespace: String,
     },
+    /// The backend's constraints hold the job back (a namespace quota, say).
+    Constrained {
+        /// The backend's reason.
+        message: String,
+    },
 }
 
 impl WaitReason {
-    /// A short stable name: "backend-unavailable", "no-room" or "blocked".
+    /// A short stable name: "backend-unavailable", "no-room", "blocked" or "constrained".
     pub fn kind(&self) -> &'static str {
         match self {
             WaitReason::BackendUnavailable => "backend-unavailable",
             WaitReason::NoRoom(_) => "no-room",
             WaitReason::BlockedBehind { .. } => "blocked",
+            WaitReason::Constrained { .. } => "constrained",
         }
     }
 }
@@ -163,6 +185,7 @@ impl fmt::Display for WaitReason {
                 "behind job {head_id} at the head of namespace {namespace}, which does not fit \
                  (strict FIFO)"
             ),
+            WaitReason::Constrained { message } => f.write_str(message),
         }
     }
 }
@@ -194,6 +217,8 @@ enum Outcome {
     Undecided,
     Admitted,
     NoRoom(NoFit),
+    /// Held back by the backend's constraints.
+    Constrained(String),
     /// Blocked behind the job at this sorted position.
     Blocked(usize),
 }
@@ -318,14 +343,23 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
             let index = keys[pos].3;
             let job = &cands[index];
             q.next += 1;
-            match fitter.try_place(&job.demand) {
+            let placed = match &job.constraints {
+                None => fitter.try_place(&job.demand).map_err(Outcome::NoRoom),
+                Some(Constraints {
+                    blocked: Some(why), ..
+                }) => Err(Outcome::Constrained(why.clone())),
+                Some(c) => fitter
+                    .try_place_on(&job.demand, Some(&c.eligible))
+                    .map_err(Outcome::NoRoom),
+            };
+            match placed {
                 Ok(placement) => {
                     outcomes[pos] = Outcome::Admitted;
                     admitted.push(Admission { index, placement });
                     q.held = q.held.plus(&job.demand.total());
                 }
-                Err(no_fit) => {
-                    outcomes[pos] = Outcome::NoRoom(no_fit);
+                Err(outcome) => {
+                    outcomes[pos] = outcome;
                     if q.policy.policy == HeadPolicy::Strict {
                         for blocked in &mut outcomes[q.next..q.end] {
                             *blocked = Outcome::Blocked(pos);
@@ -351,6 +385,7 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
                 Outcome::Admitted => continue,
                 Outcome::Undecided => WaitReason::BackendUnavailable,
                 Outcome::NoRoom(no_fit) => WaitReason::NoRoom(no_fit),
+                Outcome::Constrained(message) => WaitReason::Constrained { message },
                 Outcome::Blocked(head) => WaitReason::BlockedBehind {
                     head_id: cands[keys[head].3].id.clone(),
                     namespace: q.name.to_string(),
@@ -436,7 +471,65 @@ mod tests {
             level,
             enqueued_at_ms: at,
             demand,
+            constraints: None,
         }
+    }
+
+    #[test]
+    fn constraints_hold_jobs_back() {
+        let snapshot = Snapshot {
+            available: true,
+            nodes: vec![node("a", 4, 8, None), node("b", 4, 8, None)],
+            allocatable: vec![node("a", 4, 8, None), node("b", 4, 8, None)],
+        };
+        let mut quota = small("q", "x", 0, 1);
+        quota.constraints = Some(Constraints {
+            eligible: Eligible::new(),
+            blocked: Some("ResourceQuota team requests.cpu: full".into()),
+        });
+        let mut pinned = job("p", "y", 0, 1, spark(2, 1, 2, 2, 1));
+        let mut only_b = Eligible::new();
+        only_b.insert(Role::Driver, vec![false, true]);
+        only_b.insert(Role::Executor, vec![false, true]);
+        pinned.constraints = Some(Constraints {
+            eligible: only_b,
+            blocked: None,
+        });
+        let behind = small("z", "x", 0, 2);
+        let cands = vec![quota, pinned, behind];
+        let held = BTreeMap::new();
+        let namespaces = BTreeMap::new();
+        let out = schedule(&CycleInput {
+            candidates: &cands,
+            snapshot: &snapshot,
+            held: &held,
+            namespaces: &namespaces,
+            default_policy: NamespacePolicy::default(),
+        });
+        assert!(out.admitted.is_empty(), "{out:?}");
+        let reasons: Vec<(usize, String, &str)> = out
+            .waiting
+            .iter()
+            .map(|w| (w.index, w.reason.to_string(), w.reason.kind()))
+            .collect();
+        assert_eq!(reasons[0].0, 0);
+        assert_eq!(
+            (reasons[0].1.as_str(), reasons[0].2),
+            ("ResourceQuota team requests.cpu: full", "constrained")
+        );
+        // Strict: the job behind the quota-held head is blocked.
+        assert_eq!(reasons[1].0, 2);
+        assert_eq!(reasons[1].2, "blocked");
+        // Pinned to node b, which holds the driver and one executor but not two.
+        assert_eq!(reasons[2].0, 1);
+        assert_eq!(reasons[2].2, "no-room");
+        assert!(
+            reasons[2]
+                .1
+                .contains("largest free slot 4 cores / 8 GiB, 4 cores / 8 GiB free"),
+            "{}",
+            reasons[2].1
+        );
     }
 
     /// A one-pod job of one core and one GiB.

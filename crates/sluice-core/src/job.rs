@@ -236,6 +236,9 @@ impl JobState {
             (Admitted, Queued | Submitted | Failed) => true,
             (Submitted, Running | Succeeded | Failed) => true,
             (Running, Succeeded | Failed) => true,
+            // A run the backend stopped because it could not make progress (the deadlock
+            // watchdog) goes back to its queue; the store starts a new attempt.
+            (Submitted | Running, Queued) => true,
             _ => false,
         }
     }
@@ -359,6 +362,8 @@ mod tests {
         assert!(!Queued.can_move_to(Running));
         assert!(Admitted.can_move_to(Queued));
         assert!(Running.can_move_to(Failed));
+        assert!(Running.can_move_to(Queued));
+        assert!(Submitted.can_move_to(Queued));
         assert!(!Succeeded.can_move_to(Cancelled));
         assert!(!Running.can_move_to(Running));
     }

@@ -7,11 +7,17 @@
 //! - [`job`]: job states, records and transition history, shared by the store and the server.
 //! - [`capacity`]: capacity snapshots and the per-node, all-or-nothing fit check.
 //! - [`cycle`]: one scheduling cycle over the queues.
+//! - [`schedule`]: cron schedules in time zones, concurrency and missed-run policies.
+//! - [`retry`]: failure classes, retry policies, backoff with deterministic jitter, OOM raises.
+//! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
 
 pub mod capacity;
 pub mod cycle;
 pub mod job;
+pub mod pods;
 pub mod quantity;
+pub mod retry;
+pub mod schedule;
 pub mod sizing;
 pub mod spec;
 

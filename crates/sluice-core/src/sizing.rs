@@ -14,6 +14,9 @@
 //! - executor count: `instances` (`spark.executor.instances`, Spark's default 2); with dynamic
 //!   allocation the hard demand is `max(instances, initialExecutors, minExecutors)`, the number
 //!   Spark asks for at start (`Utils.getDynamicAllocationInitialExecutors`).
+//!
+//! A Spark standalone cluster places executors (and, in cluster deploy mode, drivers) by other
+//! rules: [`standalone_demand`].
 
 use crate::job::{Demand, PodDemand, Role};
 use crate::spec::{
@@ -115,6 +118,17 @@ fn cores(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
         })
 }
 
+/// The heap of one JVM of a role: `memory` (spec, else `spark.{role}.memory`, else 1g).
+fn heap_mib(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
+    let role = r.role;
+    let mem_key = format!("spark.{role}.memory");
+    match (r.memory, s.conf(&mem_key)) {
+        (Some(t), _) => mem_field(&format!("{p}.{role}.memory"), t.as_str()),
+        (None, Some(v)) => mem_field(&conf_field(p, &mem_key), v),
+        (None, None) => Ok(DEFAULT_MEMORY_MIB),
+    }
+}
+
 fn pod(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, u64, u64), SpecError> {
     let role = r.role;
     let cores = cores(s, p, r)?;
@@ -124,12 +138,7 @@ fn pod(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, u64, u64), Spe
         (None, Some(v)) => cpu_field(&conf_field(p, &req_key), v)?,
         (None, None) => cores * 1000,
     };
-    let mem_key = format!("spark.{role}.memory");
-    let heap = match (r.memory, s.conf(&mem_key)) {
-        (Some(t), _) => mem_field(&format!("{p}.{role}.memory"), t.as_str())?,
-        (None, Some(v)) => mem_field(&conf_field(p, &mem_key), v)?,
-        (None, None) => DEFAULT_MEMORY_MIB,
-    };
+    let heap = heap_mib(s, p, r)?;
     let ovh_key = format!("spark.{role}.memoryOverhead");
     let overhead = match (r.memory_overhead, s.conf(&ovh_key)) {
         (Some(t), _) => mem_field(&format!("{p}.{role}.memoryOverhead"), t.as_str())?,
@@ -286,6 +295,95 @@ pub fn driver_heap_mib(s: &SparkSpec) -> Result<u64, SpecError> {
         (None, Some(v)) => mem_field("spark.driver.memory", v),
         (None, None) => Ok(DEFAULT_MEMORY_MIB),
     }
+}
+
+/// Where the driver of a job on a Spark standalone cluster runs (`spark.submit.deployMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeployMode {
+    /// On the host that runs `spark-submit` (for sluice: the sluice host).
+    Client,
+    /// On a worker of the cluster, placed by the master (JVM applications only).
+    Cluster,
+}
+
+impl DeployMode {
+    /// "client" or "cluster", as Spark writes it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeployMode::Client => "client",
+            DeployMode::Cluster => "cluster",
+        }
+    }
+}
+
+/// The demand of a Spark application on a Spark standalone cluster, by the standalone master's
+/// own placement rules, which differ from Kubernetes' ([`spark_demand`]):
+///
+/// - An executor needs `spark.executor.cores` free cores and `spark.executor.memory` free
+///   memory on one worker: the heap alone, with no memory overhead, PySpark or off-heap memory
+///   (Spark's `Master.scala`: `canLaunchExecutor` checks `worker.memoryFree >=
+///   desc.memoryPerExecutorMB` and `worker.coresFree >= desc.coresPerExecutor`, and
+///   `memoryPerExecutorMB` is `spark.executor.memory`; `coreRequest` is Kubernetes-only).
+///   Several executors of one application may share a worker (`scheduleExecutorsOnWorkers`
+///   keeps assigning executors to a worker while it has room, with or without
+///   `spark.deploy.spreadOut`).
+/// - In cluster deploy mode the driver runs on a worker with `spark.driver.cores` (default 1)
+///   cores and `spark.driver.memory` (default 1g), again without overhead (`canLaunchDriver`
+///   checks `desc.mem` and `desc.cores` of the `DriverDescription`). In client mode the driver
+///   runs where `spark-submit` runs, takes no room on the cluster and is not in the demand.
+/// - The executor count is [`executor_count`] and must be at least one: the application is
+///   capped with `spark.cores.max` = executors x cores, so that it cannot take more than it was
+///   admitted for, and a cap of zero would leave it without executors.
+///
+/// Spark's default `spark.executor.cores` on standalone is "every free core of the worker, one
+/// executor per worker"; sluice always sets it (default 1, as here) so that the demand is known.
+pub fn standalone_demand(s: &SparkSpec, p: &str, mode: DeployMode) -> Result<Demand, SpecError> {
+    let driver = RoleInput {
+        role: "driver",
+        cores: s.driver.cores,
+        core_request: None,
+        memory: s.driver.memory.as_ref(),
+        memory_overhead: None,
+    };
+    let executor = RoleInput {
+        role: "executor",
+        cores: s.executor.cores,
+        core_request: None,
+        memory: s.executor.memory.as_ref(),
+        memory_overhead: None,
+    };
+    let count = executor_count(s, p)?;
+    if count == 0 {
+        return Err(SpecError::BadValue {
+            field: format!("{p}.executor.instances"),
+            value: "0".into(),
+            message: "a Spark standalone job needs at least one executor (set \
+                      executor.instances, or dynamicAllocation.initialExecutors or \
+                      minExecutors): sluice caps the application at the executors it admitted"
+                .into(),
+        });
+    }
+    let count = u32::try_from(count).map_err(|_| SpecError::BadValue {
+        field: format!("{p}.executor.instances"),
+        value: count.to_string(),
+        message: "is too large".into(),
+    })?;
+    let mut pods = Vec::with_capacity(2);
+    if mode == DeployMode::Cluster {
+        pods.push(PodDemand {
+            role: Role::Driver,
+            count: 1,
+            cpu_milli: cores(s, p, &driver)?.saturating_mul(1000),
+            mem_mib: heap_mib(s, p, &driver)?,
+        });
+    }
+    pods.push(PodDemand {
+        role: Role::Executor,
+        count,
+        cpu_milli: cores(s, p, &executor)?.saturating_mul(1000),
+        mem_mib: heap_mib(s, p, &executor)?,
+    });
+    Ok(Demand { pods })
 }
 
 #[cfg(test)]
@@ -589,6 +687,77 @@ mod tests {
         assert_eq!(local_threads(&s).unwrap(), 6);
         s.executor.instances = Some(0);
         assert_eq!(local_threads(&s).unwrap(), 1);
+    }
+
+    #[test]
+    fn standalone_counts_heap_only_and_no_driver_in_client_mode() {
+        // Python: overhead 0.4 and pyspark memory would count on Kubernetes, not on standalone.
+        let mut s = with_conf(
+            base(AppType::Python),
+            &[
+                ("spark.executor.pyspark.memory", "512m"),
+                ("spark.executor.memoryOverhead", "1g"),
+            ],
+        );
+        s.executor.instances = Some(2);
+        s.executor.cores = Some(1);
+        s.executor.memory = t("1g");
+        s.executor.core_request = t("250m");
+        s.driver.memory = t("2g");
+        let d = standalone_demand(&s, "spark", DeployMode::Client).unwrap();
+        assert_eq!(d.role(Role::Driver), None);
+        let e = d.role(Role::Executor).unwrap();
+        assert_eq!((e.count, e.cpu_milli, e.mem_mib), (2, 1000, 1024));
+        // Cluster mode: the driver too, heap only, spark.driver.cores.
+        let mut s = with_conf(
+            base(AppType::Scala),
+            &[("spark.driver.cores", "2"), ("spark.executor.memory", "3g")],
+        );
+        s.executor.instances = Some(1);
+        let d = standalone_demand(&s, "spark", DeployMode::Cluster).unwrap();
+        let dr = d.role(Role::Driver).unwrap();
+        assert_eq!((dr.count, dr.cpu_milli, dr.mem_mib), (1, 2000, 1024));
+        let e = d.role(Role::Executor).unwrap();
+        assert_eq!((e.count, e.cpu_milli, e.mem_mib), (1, 1000, 3072));
+        // Defaults: 2 executors of 1 core and 1g.
+        let d = standalone_demand(&base(AppType::Java), "spec", DeployMode::Client).unwrap();
+        assert_eq!(d.total(), crate::job::Resources::new(2000, 2048));
+        // Dynamic allocation: the initial executors.
+        let mut s = base(AppType::Scala);
+        s.dynamic_allocation = Some(DynamicAllocation {
+            enabled: true,
+            initial_executors: Some(3),
+            ..Default::default()
+        });
+        let d = standalone_demand(&s, "spark", DeployMode::Client).unwrap();
+        assert_eq!(d.role(Role::Executor).unwrap().count, 3);
+    }
+
+    #[test]
+    fn standalone_needs_an_executor_and_names_bad_fields() {
+        let mut s = base(AppType::Scala);
+        s.executor.instances = Some(0);
+        let e = standalone_demand(&s, "spark", DeployMode::Client)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spark.executor.instances") && e.contains("at least one executor"),
+            "{e}"
+        );
+        let s = with_conf(base(AppType::Scala), &[("spark.driver.memory", "lots")]);
+        let e = standalone_demand(&s, "spec", DeployMode::Cluster)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spec.sparkConf[spark.driver.memory]") && e.contains("lots"),
+            "{e}"
+        );
+        let mut s = base(AppType::Scala);
+        s.executor.cores = Some(0);
+        let e = standalone_demand(&s, "spark", DeployMode::Client)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spark.executor.cores"), "{e}");
     }
 
     #[test]

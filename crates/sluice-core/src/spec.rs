@@ -350,6 +350,12 @@ pub struct JobSpec {
     /// A command (exactly one of `spark` and `command`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandSpec>,
+    /// How failed attempts are retried (see [`crate::retry`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::retry::RetrySpec>,
+    /// Longest wait in the queue, like "1h": a job that waited longer is dead-lettered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queue_wait: Option<String>,
 }
 
 /// What kind of work a job is.
@@ -450,8 +456,21 @@ pub struct ParseOptions<'a> {
     pub levels: &'a Levels,
 }
 
+/// The annotation or label (on a `SparkApplication`) that sets a maximum queue wait, like "1h".
+pub const MAX_QUEUE_WAIT_KEY: &str = "sluice.io/max-queue-wait";
+
 /// Parses and validates a job document (YAML or JSON).
 pub fn parse_job(text: &str, opts: ParseOptions<'_>) -> Result<Job, SpecError> {
+    parse_job_with_policy(text, opts).map(|(job, _)| job)
+}
+
+/// Parses and validates a job document and its orchestration policy: `retry` and
+/// `maxQueueWait` in sluice's own spec; for a `SparkApplication`, `spec.restartPolicy` (as the
+/// operator reads it) and the annotation `sluice.io/max-queue-wait`.
+pub fn parse_job_with_policy(
+    text: &str,
+    opts: ParseOptions<'_>,
+) -> Result<(Job, crate::retry::JobPolicy), SpecError> {
     if text.trim().is_empty() {
         return Err(SpecError::Malformed("the document is empty".into()));
     }
@@ -469,7 +488,8 @@ pub fn parse_job(text: &str, opts: ParseOptions<'_>) -> Result<Job, SpecError> {
         .is_some_and(|v| v.starts_with("sparkoperator.k8s.io/"))
         && obj.get("kind").and_then(|v| v.as_str()) == Some("SparkApplication");
     if is_spark_app {
-        parse_spark_application(text, value, opts)
+        let policy = spark_application_policy(&value)?;
+        parse_spark_application(text, value, opts).map(|job| (job, policy))
     } else if obj.contains_key("apiVersion") && obj.contains_key("kind") {
         let api = obj
             .get("apiVersion")
@@ -498,7 +518,7 @@ fn kind_of(v: &serde_json::Value) -> &'static str {
 }
 
 /// Decodes `value` into `T`, naming the field of any type error; collects unknown fields.
-fn decode<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
     prefix: &str,
     unknown: Option<&mut Vec<String>>,
@@ -531,12 +551,63 @@ fn decode<T: serde::de::DeserializeOwned>(
     Ok(v)
 }
 
-fn parse_own(value: serde_json::Value, opts: ParseOptions<'_>) -> Result<Job, SpecError> {
+/// The policy of a `SparkApplication` document: its `spec.restartPolicy` and the
+/// `sluice.io/max-queue-wait` annotation (or label).
+pub(crate) fn spark_application_policy(
+    value: &serde_json::Value,
+) -> Result<crate::retry::JobPolicy, SpecError> {
+    let retry = match value.pointer("/spec/restartPolicy") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(rp) => {
+            let rp: BTreeMap<String, serde_json::Value> = decode(rp, "spec.restartPolicy", None)?;
+            crate::retry::from_restart_policy(&rp, "spec.restartPolicy")?
+        }
+    };
+    let mut max_queue_wait_secs = None;
+    for place in ["annotations", "labels"] {
+        if let Some(v) = value
+            .get("metadata")
+            .and_then(|m| m.get(place))
+            .and_then(|m| m.get(MAX_QUEUE_WAIT_KEY))
+        {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            max_queue_wait_secs = Some(parse_duration_secs(
+                &format!("metadata.{place}.{MAX_QUEUE_WAIT_KEY}"),
+                &text,
+            )?);
+            break;
+        }
+    }
+    Ok(crate::retry::JobPolicy {
+        retry,
+        max_queue_wait_secs,
+    })
+}
+
+pub(crate) fn parse_own(
+    value: serde_json::Value,
+    opts: ParseOptions<'_>,
+) -> Result<(Job, crate::retry::JobPolicy), SpecError> {
     let mut unknown = Vec::new();
     let spec: JobSpec = decode(&value, "", Some(&mut unknown))?;
     if let Some(field) = unknown.into_iter().next() {
         return Err(SpecError::UnknownField { field });
     }
+    let policy = crate::retry::JobPolicy {
+        retry: spec
+            .retry
+            .as_ref()
+            .map(|r| r.resolve("retry"))
+            .transpose()?,
+        max_queue_wait_secs: spec
+            .max_queue_wait
+            .as_deref()
+            .map(|t| parse_duration_secs("maxQueueWait", t))
+            .transpose()?,
+    };
     let name = required_name(spec.name.as_deref(), "name")?;
     let namespace = namespace_of(spec.namespace.as_deref(), "namespace")?;
     let level = match (opts.priority, spec.priority.as_deref()) {
@@ -581,14 +652,17 @@ fn parse_own(value: serde_json::Value, opts: ParseOptions<'_>) -> Result<Job, Sp
             JobKind::Command(c)
         }
     };
-    Ok(Job {
-        namespace,
-        name,
-        level,
-        labels,
-        max_runtime_secs,
-        kind,
-    })
+    Ok((
+        Job {
+            namespace,
+            name,
+            level,
+            labels,
+            max_runtime_secs,
+            kind,
+        },
+        policy,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -601,7 +675,7 @@ struct Metadata {
     annotations: BTreeMap<String, Text>,
 }
 
-fn parse_spark_application(
+pub(crate) fn parse_spark_application(
     text: &str,
     value: serde_json::Value,
     opts: ParseOptions<'_>,
@@ -662,7 +736,7 @@ fn parse_spark_application(
     })
 }
 
-fn required_name(name: Option<&str>, field: &str) -> Result<String, SpecError> {
+pub(crate) fn required_name(name: Option<&str>, field: &str) -> Result<String, SpecError> {
     let name = name.map(str::trim).unwrap_or("");
     if name.is_empty() {
         return Err(SpecError::Missing {
@@ -674,7 +748,7 @@ fn required_name(name: Option<&str>, field: &str) -> Result<String, SpecError> {
     Ok(name.to_string())
 }
 
-fn namespace_of(ns: Option<&str>, field: &str) -> Result<String, SpecError> {
+pub(crate) fn namespace_of(ns: Option<&str>, field: &str) -> Result<String, SpecError> {
     match ns {
         None => Ok(DEFAULT_NAMESPACE.to_string()),
         Some(ns) => {

@@ -9,7 +9,17 @@
 //! | `POST /v1/jobs/{id}/cancel` | cancel a job |
 //! | `GET /v1/jobs/{id}/logs?offset=N` | a piece of the job's log |
 //! | `GET /v1/queues` | per namespace and level: queued jobs and the oldest wait |
+//! | `GET /v1/cluster` | capacity, allocation per namespace, reservations, backend availability |
+//! | `POST /v1/schedules`, `GET /v1/schedules` | create (schedule YAML or a ScheduledSparkApplication), list schedules |
+//! | `GET`/`DELETE /v1/schedules/{namespace}/{name}` | one schedule with its next 5 run times; delete it |
+//! | `POST /v1/schedules/{namespace}/{name}/{suspend,resume,trigger}` | suspend, resume, run now |
+//! | `GET /v1/dlq`, `GET /v1/dlq/{id}` | dead-lettered jobs (filters: id, namespace, schedule, label, level, older_than) |
+//! | `POST /v1/dlq/requeue`, `POST /v1/dlq/purge` | requeue (tail or front) or delete dead letters by filter |
+//! | `POST /v1/queues/purge` | delete queued jobs by filter (`dry_run=true` lists them) |
+//! | `GET /v1/history?from=&to=&step=&namespace=&level=` | time series from the store (see [`crate::history`]) |
+//! | `GET /`, `/ui/*` | the web UI (see [`crate::ui`]) |
 //! | `GET /healthz` | liveness, backend availability |
+//! | `GET /metrics` | Prometheus metrics (text format 0.0.4; see `docs/metrics.md`) |
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -27,11 +37,15 @@ use sluice_backend::{BackendError, RunRef};
 use sluice_core::capacity::fits_empty;
 use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob};
 use sluice_core::sizing::job_demand;
-use sluice_core::spec::{ParseOptions, parse_job};
+use sluice_core::spec::{ParseOptions, parse_job_with_policy};
 use sluice_store::{JobFilter, StoreError, Transition};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::metrics::{ClusterView, NamespaceUsage};
 use crate::state::{AppState, WaitInfo, now_ms};
+
+/// Schedules, the dead-letter queue, requeue and purge.
+pub mod orch;
 
 /// An API error: a status and a message that names the field and value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +200,9 @@ pub struct JobView {
     pub wait: Option<WaitInfo>,
     /// Timeline, oldest first (only on GET /v1/jobs/{id}).
     pub timeline: Option<Vec<EventView>>,
+    /// Schedule, retries and dead-letter state (only on GET /v1/jobs/{id}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestration: Option<orch::OrchView>,
 }
 
 /// Formats epoch milliseconds as RFC 3339.
@@ -227,6 +244,7 @@ fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEvent>>)
                 })
                 .collect()
         }),
+        orchestration: None,
         id: rec.id,
         namespace: rec.namespace,
         name: rec.name,
@@ -271,7 +289,7 @@ pub async fn submit(
     })?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("request body is not UTF-8 text: {e}")))?;
-    let job = parse_job(
+    let (job, policy) = parse_job_with_policy(
         text,
         ParseOptions {
             priority: q.priority.as_deref(),
@@ -279,7 +297,18 @@ pub async fn submit(
         },
     )
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let demand = job_demand(&job).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Spark's sizing rules validate the spec's quantities (400 on a bad one); the backend then
+    // says what the job needs from it (its own placement rules), or why it can never run (422).
+    job_demand(&job).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let demand = st.backend.demand(&job).map_err(|e| match e {
+        BackendError::Rejected(m) => ApiError::Unprocessable(format!(
+            "job {}/{} can never run on the {} backend: {m}",
+            job.namespace,
+            job.name,
+            st.backend.kind()
+        )),
+        other => ApiError::from(other),
+    })?;
     // A job that cannot fit even the empty cluster would wait forever: refuse it now.
     let report = st.backend.capacity().await?;
     if !report.snapshot.allocatable.is_empty()
@@ -292,7 +321,8 @@ pub async fn submit(
             st.backend.kind()
         )));
     }
-    let spec = serde_json::to_value(&job)
+    // The job and its retry policy / queue TTL (see sluice_core::retry::stored_spec).
+    let spec = sluice_core::retry::stored_spec(&job, &policy)
         .map_err(|e| ApiError::Internal(format!("encoding the job: {e}")))?;
     let new = NewJob {
         id: st.new_id(),
@@ -305,6 +335,7 @@ pub async fn submit(
         created_at_ms: now_ms(),
     };
     let rec = st.store.insert_job(&new).await?;
+    st.metrics.job_submitted(&rec.namespace, &rec.level);
     st.wake.notify_one();
     Ok((StatusCode::CREATED, Json(view(rec, None, None))))
 }
@@ -440,7 +471,10 @@ pub async fn get_job(
     let rec = load(&st, &id).await?;
     let events = st.store.events(&id).await?;
     let wait = st.view.read().await.waiting.get(&id).cloned();
-    Ok(Json(view(rec, wait, Some(events))))
+    let orchestration = orch::orch_view(&st, &rec).await?;
+    let mut v = view(rec, wait, Some(events));
+    v.orchestration = orchestration;
+    Ok(Json(v))
 }
 
 /// Cancel a job: a queued job leaves its queue; a running one is stopped.
@@ -481,6 +515,7 @@ pub async fn cancel(
         };
         match st.store.transition(&t).await {
             Ok(rec) => {
+                st.metrics.transitioned(t.from, &rec);
                 st.wake.notify_one();
                 let events = st.store.events(&id).await?;
                 return Ok(Json(view(rec, None, Some(events))));
@@ -624,6 +659,27 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
     })
 }
 
+/// The cluster now: capacity, what is allocated (overall and per namespace), reservations.
+#[utoipa::path(get, path = "/v1/cluster", responses((status = 200, body = ClusterView), (status = 500, body = ErrorBody)))]
+pub async fn cluster(State(st): State<AppState>) -> Result<Json<ClusterView>, ApiError> {
+    Ok(Json(crate::metrics::cluster_view(&st).await?))
+}
+
+/// Prometheus metrics in the text format (version 0.0.4).
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    match crate::metrics::render(&st).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::Internal(format!("encoding metrics: {e}")).into_response(),
+    }
+}
+
 /// The OpenAPI document of this API.
 #[derive(OpenApi)]
 #[openapi(
@@ -631,7 +687,7 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
         title = "sluice",
         description = "Capacity-aware job orchestrator for Apache Spark"
     ),
-    paths(submit, list, get_job, cancel, logs, queues, health),
+    paths(submit, list, get_job, cancel, logs, queues, cluster, health),
     components(schemas(
         JobView,
         JobList,
@@ -641,6 +697,8 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
         WaitInfo,
         LogsView,
         QueueView,
+        ClusterView,
+        NamespaceUsage,
         Health,
         ErrorBody
     ))
@@ -648,7 +706,11 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
 pub struct ApiDoc;
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(
+        ApiDoc::openapi()
+            .merge_from(orch::OrchApiDoc::openapi())
+            .merge_from(crate::history::HistoryApiDoc::openapi()),
+    )
 }
 
 /// Builds the router.
@@ -660,8 +722,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/jobs/{id}/logs", get(logs))
         .route("/v1/queues", get(queues))
+        .route("/v1/cluster", get(cluster))
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .merge(orch::routes())
+        .merge(crate::history::routes())
+        .merge(crate::ui::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

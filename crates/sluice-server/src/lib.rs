@@ -3,13 +3,18 @@
 
 pub mod api;
 pub mod config;
+pub mod history;
+pub mod metrics;
+pub mod orchestration;
 pub mod scheduler;
 pub mod state;
+pub mod ui;
 
 use std::sync::Arc;
 
 use sluice_backend::Backend;
 use sluice_backend::local::{LocalBackend, LocalConfig};
+use sluice_backend::standalone::{StandaloneBackend, StandaloneConfig};
 
 pub use api::app;
 pub use config::Config;
@@ -45,21 +50,58 @@ pub async fn build_state(config: Config) -> Result<AppState, ServerError> {
         source,
     })?;
     let store = sluice_store::open(&config.store_url()).await?;
+    let backend = build_backend(&config).await?;
+    Ok(AppState::new(store, backend, config))
+}
+
+/// The backend named by `backend.kind` (the configuration is validated already).
+async fn build_backend(config: &Config) -> Result<Arc<dyn Backend>, ServerError> {
     let (cores, memory) = config.budget()?;
     let (dc, dm) = sluice_backend::local::detect_budget();
-    let backend: Arc<dyn Backend> = Arc::new(
-        LocalBackend::new(LocalConfig {
-            cores_milli: cores.unwrap_or(dc),
-            memory_mib: memory.unwrap_or(dm),
-            data_dir: config.data_dir.clone(),
-            spark_home: config.backend.spark_home.clone(),
-            python: config.backend.python.clone(),
-            image_spark_home: config.backend.image_spark_home.clone(),
-            kill_grace: std::time::Duration::from_secs(config.backend.kill_grace_secs),
-        })
-        .await?,
-    );
-    Ok(AppState::new(store, backend, config))
+    let b = &config.backend;
+    let kill_grace = std::time::Duration::from_secs(b.kill_grace_secs);
+    match b.kind.as_str() {
+        "spark-standalone" => {
+            let missing = |key: &str| config::ConfigError::Invalid {
+                key: format!("backend.{key}"),
+                value: String::new(),
+                message: "is required for kind = \"spark-standalone\"".into(),
+            };
+            let mut sc = StandaloneConfig::new(
+                b.master_url.clone().ok_or_else(|| missing("master_url"))?,
+                b.web_url.clone().ok_or_else(|| missing("web_url"))?,
+                config.data_dir.clone(),
+            );
+            sc.rest_url = b.rest_url.clone();
+            sc.deploy_mode = config.deploy_mode()?;
+            sc.driver_host = b.driver_host.clone();
+            sc.driver_memory_mib = memory.unwrap_or(dm);
+            sc.spark_home = b.spark_home.clone();
+            sc.python = b.python.clone();
+            sc.image_spark_home = b.image_spark_home.clone();
+            sc.kill_grace = kill_grace;
+            Ok(Arc::new(StandaloneBackend::new(sc).await?))
+        }
+        "kubernetes" => {
+            let k = config.kube_settings()?;
+            Ok(Arc::new(
+                sluice_backend::kubernetes::KubeBackend::connect(&k.credentials, k.settings)
+                    .await?,
+            ))
+        }
+        _ => Ok(Arc::new(
+            LocalBackend::new(LocalConfig {
+                cores_milli: cores.unwrap_or(dc),
+                memory_mib: memory.unwrap_or(dm),
+                data_dir: config.data_dir.clone(),
+                spark_home: b.spark_home.clone(),
+                python: b.python.clone(),
+                image_spark_home: b.image_spark_home.clone(),
+                kill_grace,
+            })
+            .await?,
+        )),
+    }
 }
 
 /// Runs the server until ctrl-c or SIGTERM.

@@ -47,9 +47,11 @@ pub async fn run_loop(state: AppState) {
         tracing::warn!("startup reconciliation: {e}");
     }
     loop {
+        let started = std::time::Instant::now();
         if let Err(e) = tick(&state).await {
             tracing::warn!("scheduling cycle failed: {e}");
         }
+        state.metrics.cycle_finished(started.elapsed());
         tokio::select! {
             _ = state.wake.notified() => {}
             _ = tokio::time::sleep(interval) => {}
@@ -73,6 +75,8 @@ pub async fn tick(state: &AppState) -> Result<(), TickError> {
     let _guard = state.cycle_lock.lock().await;
     // Reconcile first, so that room freed by jobs that ended is used in this same cycle.
     reconcile(state).await?;
+    // Schedules, retries and the dead-letter queue, queue TTLs (see `orchestration`).
+    crate::orchestration::run(state, now_ms()).await?;
     cycle(state).await?;
     submit_admitted(state).await?;
     Ok(())
@@ -97,7 +101,12 @@ async fn cycle(state: &AppState) -> Result<(), TickError> {
     let mut fitter = Fitter::new(&report.snapshot.nodes);
     let mut held: BTreeMap<String, Resources> = BTreeMap::new();
     let mut candidates = Vec::new();
+    let started_at = now_ms();
     for j in &jobs {
+        // A retry waiting on its backoff joins its queue at `enqueued_at`, in the future.
+        if j.state == JobState::Queued && j.enqueued_at_ms > started_at {
+            continue;
+        }
         if j.state == JobState::Queued {
             candidates.push(Candidate {
                 id: j.id.clone(),
@@ -106,6 +115,7 @@ async fn cycle(state: &AppState) -> Result<(), TickError> {
                 level: levels.rank(&j.level).unwrap_or(levels.names.len()),
                 enqueued_at_ms: j.enqueued_at_ms,
                 demand: j.demand.clone(),
+                constraints: state.backend.constraints(j, &report.snapshot.nodes),
             });
         } else {
             let h = held.entry(j.namespace.clone()).or_default();
@@ -155,7 +165,7 @@ async fn cycle(state: &AppState) -> Result<(), TickError> {
             exit_code: None,
         };
         match state.store.transition(&t).await {
-            Ok(_) => {}
+            Ok(rec) => state.metrics.transitioned(t.from, &rec),
             // Cancelled meanwhile: nothing to do.
             Err(StoreError::Conflict { .. }) => {}
             Err(e) => return Err(e.into()),
@@ -248,10 +258,14 @@ async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
                     backend_ref: None,
                     exit_code: None,
                 };
-                ignore_conflict(state.store.transition(&t).await)?;
+                apply(state, &t).await?;
             }
             Err(BackendError::Unavailable(msg)) => {
                 tracing::info!(job = %rec.id, "backend unavailable, will submit later: {msg}");
+            }
+            Err(BackendError::NotYet(msg)) => {
+                // Still admitted (its room held); the backend finishes the submission later.
+                tracing::debug!(job = %rec.id, "submission under way: {msg}");
             }
             Err(e) => {
                 fail(state, &rec, &format!("submission failed: {e}")).await?;
@@ -259,6 +273,16 @@ async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
         }
     }
     Ok(())
+}
+
+/// Writes a state change, records it in the metrics, and ignores a conflict (the job moved
+/// meanwhile, e.g. a user cancelled it).
+async fn apply(state: &AppState, t: &Transition) -> Result<(), StoreError> {
+    let r = state.store.transition(t).await;
+    if let Ok(rec) = &r {
+        state.metrics.transitioned(t.from, rec);
+    }
+    ignore_conflict(r)
 }
 
 fn ignore_conflict(r: Result<JobRecord, StoreError>) -> Result<(), StoreError> {
@@ -278,7 +302,7 @@ async fn fail(state: &AppState, rec: &JobRecord, message: &str) -> Result<(), St
         backend_ref: None,
         exit_code: None,
     };
-    ignore_conflict(state.store.transition(&t).await)
+    apply(state, &t).await
 }
 
 fn run_ref(rec: &JobRecord) -> RunRef {
@@ -311,6 +335,8 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
             }
         };
         let now = now_ms();
+        // The Spark application id, recorded as the job's backend_ref when it starts running.
+        let mut app_ref = None;
         let (to, message, exit_code) = match status {
             RunStatus::Pending => continue,
             RunStatus::Running => {
@@ -329,7 +355,9 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
                         continue;
                     }
                 } else {
-                    (JobState::Running, "running".to_string(), None)
+                    let (note, app) = running_note(state, &run).await;
+                    app_ref = app;
+                    (JobState::Running, note, None)
                 }
             }
             RunStatus::Succeeded => (JobState::Succeeded, "succeeded".to_string(), Some(0)),
@@ -337,19 +365,24 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 (JobState::Failed, format!("failed: {message}"), exit_code)
             }
             RunStatus::Lost { message } => (JobState::Failed, format!("lost: {message}"), None),
+            // The backend stopped the run (deadlock watchdog): back to the queue, next attempt.
+            RunStatus::Requeue { message } => {
+                (JobState::Queued, format!("requeued: {message}"), None)
+            }
         };
         if rec.state == JobState::Submitted && to.is_terminal() && !message.starts_with("lost:") {
             // Record that it ran, so the timeline shows a start even for very short runs.
+            let (note, app) = running_note(state, &run).await;
             let t = Transition {
                 id: rec.id.clone(),
                 from: JobState::Submitted,
                 to: JobState::Running,
                 at_ms: now,
-                message: "running".into(),
-                backend_ref: None,
+                message: note,
+                backend_ref: app,
                 exit_code: None,
             };
-            ignore_conflict(state.store.transition(&t).await)?;
+            apply(state, &t).await?;
             let t = Transition {
                 id: rec.id.clone(),
                 from: JobState::Running,
@@ -359,7 +392,7 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 backend_ref: None,
                 exit_code,
             };
-            ignore_conflict(state.store.transition(&t).await)?;
+            apply(state, &t).await?;
             continue;
         }
         let t = Transition {
@@ -368,12 +401,22 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
             to,
             at_ms: now,
             message,
-            backend_ref: None,
+            backend_ref: app_ref,
             exit_code,
         };
-        ignore_conflict(state.store.transition(&t).await)?;
+        apply(state, &t).await?;
     }
     Ok(())
+}
+
+/// The message of a job's "running" transition and its new backend reference: the Spark
+/// application id when the backend knows it (it replaces the submit-time reference, a pid or a
+/// driver id, which stays in the timeline).
+async fn running_note(state: &AppState, run: &RunRef) -> (String, Option<String>) {
+    match state.backend.app_id(run).await {
+        Some(id) => (format!("running (Spark application {id})"), Some(id)),
+        None => ("running".to_string(), None),
+    }
 }
 
 fn runtime_exceeded(rec: &JobRecord, now: i64) -> Option<u64> {

@@ -10,6 +10,7 @@ use sluice_store::Store;
 use tokio::sync::{Mutex, Notify, RwLock};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::scheduler::CycleView;
 
 /// Why a queued job waits, as the last cycle found.
@@ -44,12 +45,16 @@ pub struct AppState {
     pub cycle_lock: Arc<Mutex<()>>,
     /// Monotonic ULIDs, so jobs submitted within one millisecond keep their order.
     pub ids: Arc<std::sync::Mutex<ulid::Generator>>,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// Builds the state.
     pub fn new(store: Arc<dyn Store>, backend: Arc<dyn Backend>, config: Config) -> Self {
         let levels = config.levels();
+        let namespaces: Vec<String> = config.namespaces.keys().cloned().collect();
+        let metrics = Arc::new(Metrics::new(&namespaces, &levels.names));
         AppState {
             store,
             backend,
@@ -59,6 +64,7 @@ impl AppState {
             wake: Arc::new(Notify::new()),
             cycle_lock: Arc::new(Mutex::new(())),
             ids: Arc::new(std::sync::Mutex::new(ulid::Generator::new())),
+            metrics,
         }
     }
 

@@ -60,6 +60,38 @@ pub enum StoreError {
     #[error("invalid page cursor {0:?}: pass the next_cursor of the previous page unchanged")]
     BadCursor(String),
 
+    /// A query's parameters are out of range (for example a history step of zero). The
+    /// message names the parameter and its value.
+    #[error("invalid query: {0}")]
+    BadQuery(String),
+
+    /// No schedule has this namespace and name.
+    #[error("schedule {namespace}/{name} not found")]
+    NoSchedule {
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+    },
+
+    /// A schedule with this namespace and name already exists.
+    #[error("a schedule {namespace}/{name} already exists (delete it first to replace it)")]
+    DuplicateSchedule {
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+    },
+
+    /// A compare-and-set on a schedule or on a job's orchestration state lost: it changed
+    /// meanwhile. The message names the object and what was expected.
+    #[error("{0}: it was changed by someone else in the meantime")]
+    Stale(String),
+
+    /// The job is not in the dead-letter queue.
+    #[error("job {0:?} is not in the dead-letter queue")]
+    NotDeadLettered(String),
+
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -16,11 +16,19 @@
 use std::sync::Arc;
 
 use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob};
+use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 
 mod error;
+mod history;
+mod orchestration;
 mod sql;
 
 pub use error::{StoreError, redact_url};
+pub use history::{HistoryPoint, HistoryQuery, HistorySeries, MAX_BUCKETS};
+pub use orchestration::{
+    Advance, DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RequeuePlace, RetryJob,
+    ScheduledRun, SetFilter,
+};
 pub use sql::{Backend, SqlStore};
 
 /// Persistent job state. Object safe: the server holds an `Arc<dyn Store>`.
@@ -58,7 +66,10 @@ pub trait Store: Send + Sync + 'static {
     /// On success: state = `t.to`, `updated_at = t.at_ms`, message = `t.message`;
     /// `started_at` is set when entering running (if unset); `finished_at` when entering a
     /// terminal state; `backend_ref` and `exit_code` when given (kept otherwise). `enqueued_at`
-    /// never changes, so a job going admitted -> queued keeps its place. Returns the updated job.
+    /// never changes, so a job going admitted -> queued keeps its place. A job going from
+    /// submitted or running back to queued (the backend stopped its run, e.g. the deadlock
+    /// watchdog) starts a new attempt: `attempt` + 1, `backend_ref`, `started_at` and
+    /// `exit_code` cleared. Returns the updated job.
     async fn transition(&self, t: &Transition) -> Result<JobRecord, StoreError>;
 
     /// Appends a timeline note that does not change the job (event from = to = the current
@@ -71,6 +82,106 @@ pub trait Store: Send + Sync + 'static {
     /// Per (namespace, level) with queued jobs: how many are queued and the oldest `enqueued_at`
     /// among them. Sorted by namespace, then level (bytewise).
     async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError>;
+
+    /// Time series over the job history, per (namespace, level) that had anything in the range
+    /// or waiting or holding resources at its start, sorted by namespace then level (bytewise):
+    /// queue length, wait-time percentiles, jobs finished by outcome, and the jobs, CPU and
+    /// memory held by admitted jobs, one [`HistoryPoint`] per bucket. Computed in SQL over
+    /// indexes on the time columns: the work grows with the range, not with the history.
+    /// [`StoreError::BadQuery`] if the step or the range is invalid (see
+    /// [`HistoryQuery::buckets`]).
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistorySeries>, StoreError>;
+
+    // --- Orchestration: schedules, retries, dead-letter queue, queue TTL, requeue, purge. ---
+
+    /// Inserts a schedule (its `updated_at` = `created_at`, no last fire).
+    /// [`StoreError::DuplicateSchedule`] if one with this namespace and name exists.
+    async fn create_schedule(&self, s: &NewSchedule) -> Result<ScheduleRecord, StoreError>;
+
+    /// The schedule with this namespace and name, if any.
+    async fn get_schedule(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ScheduleRecord>, StoreError>;
+
+    /// Schedules, of one namespace or all, sorted by namespace then name (bytewise).
+    async fn list_schedules(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<ScheduleRecord>, StoreError>;
+
+    /// Schedules not suspended whose next fire time is at or before `now_ms`, earliest first.
+    async fn due_schedules(&self, now_ms: i64) -> Result<Vec<ScheduleRecord>, StoreError>;
+
+    /// Suspends or resumes a schedule and sets its next fire time (none while suspended), with
+    /// `message` as its last message. [`StoreError::NoSchedule`] if there is no such schedule.
+    async fn set_schedule_suspended(
+        &self,
+        namespace: &str,
+        name: &str,
+        suspended: bool,
+        next_fire_at_ms: Option<i64>,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<ScheduleRecord, StoreError>;
+
+    /// Deletes a schedule; its runs stay (with their link). False if there was none.
+    async fn delete_schedule(&self, namespace: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// One check of a schedule, in one transaction: with `advance`, moves the next fire time if
+    /// it is still the expected one and the schedule is not suspended (else
+    /// [`StoreError::Stale`], nothing written); inserts the run, if any, as a queued job linked
+    /// to the schedule (as [`Store::insert_job`]) and records it as the last fire; sets the
+    /// last message. [`StoreError::NoSchedule`] if there is no such schedule. Returns the run.
+    async fn fire_schedule(&self, f: &Fire) -> Result<Option<JobRecord>, StoreError>;
+
+    /// The orchestration columns of a job; none if there is no such job.
+    async fn job_orch(&self, id: &str) -> Result<Option<JobOrch>, StoreError>;
+
+    /// Jobs of the filter's set, at most `limit` (0 is taken as 1), dead letters newest first,
+    /// queued jobs in queue order.
+    async fn select_jobs(&self, filter: &SetFilter, limit: u32)
+    -> Result<Vec<OrchJob>, StoreError>;
+
+    /// Deletes the jobs among `ids` that are still in `set` (with their labels and timeline);
+    /// returns the ids deleted.
+    async fn delete_jobs(&self, set: JobSet, ids: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// Failed jobs whose failure has not been handled (no failure class, not dead-lettered),
+    /// ordered by (`updated_at`, id).
+    async fn unsettled_failures(&self) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Sends an unsettled failed job at attempt `r.attempt` back to `queued` as attempt + 1, in
+    /// one transaction with a timeline event: `enqueued_at` = `retry_at` = `queued_at` =
+    /// `r.eligible_at_ms`; run fields (started, finished, backend ref, exit code) cleared; spec and
+    /// demand replaced when given. [`StoreError::Stale`] if the job is not in that state;
+    /// [`StoreError::NotFound`] if there is no such job.
+    async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError>;
+
+    /// Dead-letters an unsettled failed job at attempt `d.attempt` (state stays failed; its
+    /// message, the last error, is kept), with a timeline note. Errors as [`Store::retry_job`].
+    async fn dead_letter(&self, d: &DeadLetter) -> Result<JobRecord, StoreError>;
+
+    /// Moves a queued job to failed and into the dead-letter queue (failure class `expired`,
+    /// message and reason `reason`), with a timeline event. [`StoreError::Conflict`] if it is
+    /// no longer queued; [`StoreError::NotFound`] if there is no such job.
+    async fn expire_queued(
+        &self,
+        id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<JobRecord, StoreError>;
+
+    /// Moves a dead-lettered job back to `queued` as attempt + 1, beginning a new round of
+    /// retries, at the tail (`enqueued_at` = now) or the front (just before the earliest job
+    /// queued in its namespace and level) of its level; clears the dead-letter and run fields;
+    /// keeps its timeline and adds an event. [`StoreError::NotDeadLettered`] if it is not in the
+    /// dead-letter queue; [`StoreError::NotFound`] if there is no such job.
+    async fn requeue_dead_letter(&self, r: &Requeue) -> Result<JobRecord, StoreError>;
+
+    /// How many jobs are in the dead-letter queue.
+    async fn count_dead_letters(&self) -> Result<u64, StoreError>;
 
     /// Closes the connections (waiting for operations in flight). Calls made afterwards fail.
     async fn close(&self);

@@ -27,16 +27,36 @@ use sqlx::{
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::error::redact_url;
-use crate::{JobFilter, JobPage, QueueStat, Store, StoreError, Transition};
+use crate::{DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RetryJob, SetFilter};
+use sluice_core::schedule::{NewSchedule, ScheduleRecord};
+
+mod orch;
+use crate::{
+    HistoryQuery, HistorySeries, JobFilter, JobPage, QueueStat, Store, StoreError, Transition,
+};
 
 /// Schema versions: (version, description, SQLite DDL, PostgreSQL DDL). Append only; never edit
 /// an entry that has shipped (sqlx checks the checksums of applied migrations).
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "orchestration",
+        include_str!("../migrations/sqlite/0002_orchestration.sql"),
+        include_str!("../migrations/postgres/0002_orchestration.sql"),
+    ),
+    (
+        3,
+        "history",
+        include_str!("../migrations/sqlite/0003_history.sql"),
+        include_str!("../migrations/postgres/0003_history.sql"),
+    ),
+];
 
 /// The columns of `jobs` that [`decode_job`] reads.
 const JOB_COLUMNS: &str = "id, namespace, name, level, state, attempt, labels, spec, demand, \
@@ -413,10 +433,11 @@ async fn insert_job_in(conn: &mut AnyConnection, job: &NewJob) -> Result<JobReco
         StoreError::Corrupt(format!("demand of job {:?} does not encode: {e}", job.id))
     })?;
     let queued = JobState::Queued.as_str();
+    let total = job.demand.total();
     let inserted = sqlx::query(
         "INSERT INTO jobs (id, namespace, name, level, state, attempt, labels, spec, demand, \
-         created_at, enqueued_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9, $9)",
+         created_at, enqueued_at, updated_at, cpu_milli, mem_mib) \
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9, $9, $10, $11)",
     )
     .bind(job.id.as_str())
     .bind(job.namespace.as_str())
@@ -427,6 +448,8 @@ async fn insert_job_in(conn: &mut AnyConnection, job: &NewJob) -> Result<JobReco
     .bind(spec.as_str())
     .bind(demand.as_str())
     .bind(job.created_at_ms)
+    .bind(i64::try_from(total.cpu_milli).unwrap_or(i64::MAX))
+    .bind(i64::try_from(total.mem_mib).unwrap_or(i64::MAX))
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -487,6 +510,26 @@ async fn transition_in(conn: &mut AnyConnection, t: &Transition) -> Result<JobRe
     }
     if t.to.is_terminal() {
         sets.push_str(&format!(", finished_at = {at}"));
+    }
+    // A run stopped by the backend and sent back to the queue: the next run is a new attempt.
+    if t.to == JobState::Queued && matches!(t.from, JobState::Submitted | JobState::Running) {
+        sets.push_str(", attempt = attempt + 1, started_at = NULL");
+        if t.backend_ref.is_none() {
+            sets.push_str(", backend_ref = NULL");
+        }
+        if t.exit_code.is_none() {
+            sets.push_str(", exit_code = NULL");
+        }
+    }
+    // History (migration 0003): the wait is [enqueued_at, dequeued_at), the hold starts at
+    // admitted_at; both are open again while the job is back in its queue.
+    if t.to == JobState::Queued {
+        sets.push_str(", admitted_at = NULL, dequeued_at = NULL");
+    } else if t.from == JobState::Queued {
+        sets.push_str(&format!(", dequeued_at = {at}"));
+    }
+    if t.to == JobState::Admitted {
+        sets.push_str(&format!(", admitted_at = {at}"));
     }
     if let Some(backend_ref) = &t.backend_ref {
         let p = q.text(backend_ref.as_str());
@@ -724,6 +767,117 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistorySeries>, StoreError> {
+        query.buckets()?;
+        // One snapshot for every query of the history, so that the series agree.
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        };
+        let mut tx = self.pool.begin_with(begin).await?;
+        let result = crate::history::history(&mut tx, self.backend, query).await;
+        if let Err(e) = tx.rollback().await {
+            tracing::debug!(error = %e, "ending the history read transaction");
+        }
+        result
+    }
+
+    async fn create_schedule(&self, s: &NewSchedule) -> Result<ScheduleRecord, StoreError> {
+        self.orch_create_schedule(s).await
+    }
+
+    async fn get_schedule(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ScheduleRecord>, StoreError> {
+        self.orch_get_schedule(namespace, name).await
+    }
+
+    async fn list_schedules(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.orch_list_schedules(namespace).await
+    }
+
+    async fn due_schedules(&self, now_ms: i64) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.orch_due_schedules(now_ms).await
+    }
+
+    async fn set_schedule_suspended(
+        &self,
+        namespace: &str,
+        name: &str,
+        suspended: bool,
+        next_fire_at_ms: Option<i64>,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<ScheduleRecord, StoreError> {
+        self.orch_set_schedule_suspended(
+            namespace,
+            name,
+            suspended,
+            next_fire_at_ms,
+            at_ms,
+            message,
+        )
+        .await
+    }
+
+    async fn delete_schedule(&self, namespace: &str, name: &str) -> Result<bool, StoreError> {
+        self.orch_delete_schedule(namespace, name).await
+    }
+
+    async fn fire_schedule(&self, f: &Fire) -> Result<Option<JobRecord>, StoreError> {
+        self.orch_fire_schedule(f).await
+    }
+
+    async fn job_orch(&self, id: &str) -> Result<Option<JobOrch>, StoreError> {
+        self.orch_job_orch(id).await
+    }
+
+    async fn select_jobs(
+        &self,
+        filter: &SetFilter,
+        limit: u32,
+    ) -> Result<Vec<OrchJob>, StoreError> {
+        self.orch_select_jobs(filter, limit).await
+    }
+
+    async fn delete_jobs(&self, set: JobSet, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        self.orch_delete_jobs(set, ids).await
+    }
+
+    async fn unsettled_failures(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.orch_unsettled_failures().await
+    }
+
+    async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
+        self.orch_retry_job(r).await
+    }
+
+    async fn dead_letter(&self, d: &DeadLetter) -> Result<JobRecord, StoreError> {
+        self.orch_dead_letter(d).await
+    }
+
+    async fn expire_queued(
+        &self,
+        id: &str,
+        at_ms: i64,
+        reason: &str,
+    ) -> Result<JobRecord, StoreError> {
+        self.orch_expire_queued(id, at_ms, reason).await
+    }
+
+    async fn requeue_dead_letter(&self, r: &Requeue) -> Result<JobRecord, StoreError> {
+        self.orch_requeue_dead_letter(r).await
+    }
+
+    async fn count_dead_letters(&self) -> Result<u64, StoreError> {
+        self.orch_count_dead_letters().await
     }
 
     async fn close(&self) {

@@ -1,0 +1,79 @@
+//! `sluice render`: the real binary prints the Kubernetes objects of a job as YAML, offline.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn sluice(args: &[&str], config: Option<&std::path::Path>) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        // No server is contacted: point the client at a port nothing listens on.
+        .env("SLUICE_SERVER", "http://127.0.0.1:9");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let out = cmd.output().expect("run sluice");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn render_prints_the_spark_application() {
+    let (ok, out, err) = sluice(&["render", "examples/pi.yaml"], None);
+    assert!(ok, "{err}");
+    let app: Value = serde_saphyr::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(app["apiVersion"], "sparkoperator.k8s.io/v1beta2");
+    assert_eq!(app["kind"], "SparkApplication");
+    assert_eq!(app["metadata"]["namespace"], "analytics");
+    assert_eq!(app["metadata"]["name"], "pi-render-1");
+    assert_eq!(app["spec"]["type"], "Python");
+    assert_eq!(app["spec"]["arguments"][0], "10", "kept as a string");
+    assert_eq!(app["spec"]["restartPolicy"]["type"], "Never");
+}
+
+#[test]
+fn render_with_placeholders_lists_the_pods_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sluice.toml");
+    std::fs::write(
+        &cfg,
+        "[backend]\nkind = \"kubernetes\"\nnamespaces = [\"default\"]\ncapacity_check = \"placeholders\"\n\
+         placeholder_priority_class = \"sluice-placeholder\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = sluice(&["render", "examples/spark-pi-python.yaml"], Some(&cfg));
+    assert!(ok, "{err}");
+    let docs: Vec<&str> = out.split("\n---\n").collect();
+    assert_eq!(
+        docs.len(),
+        3,
+        "driver and executor placeholders, then the application:\n{out}"
+    );
+    let pod: Value = serde_saphyr::from_str(docs[0]).unwrap();
+    assert_eq!(pod["kind"], "Pod");
+    assert_eq!(pod["spec"]["priorityClassName"], "sluice-placeholder");
+    let app: Value = serde_saphyr::from_str(docs[2]).unwrap();
+    assert_eq!(app["kind"], "SparkApplication");
+    assert_eq!(
+        app["metadata"]["labels"]["sluice.io/priority"], "high",
+        "every field kept"
+    );
+}
+
+#[test]
+fn render_refuses_a_bad_job_with_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("bad.yaml");
+    std::fs::write(
+        &job,
+        "name: x\nspark:\n  mainApplicationFile: a.py\n  driver: {memroy: 1g}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = sluice(&["render", job.to_str().unwrap()], None);
+    assert!(!ok);
+    assert!(err.contains("spark.driver.memroy"), "{err}");
+}

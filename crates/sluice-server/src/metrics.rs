@@ -1,0 +1,560 @@
+//! Prometheus metrics, served at `GET /metrics` in the Prometheus text format (version 0.0.4)
+//! with the `prometheus-client` crate. Every name starts with `sluice_`, uses base units
+//! (seconds, bytes, cores) and, for counters, ends in `_total`. Label values come from bounded
+//! sets only: namespace, level, outcome (succeeded, failed, cancelled), job state and backend
+//! kind; never a job id. The full list is in `docs/metrics.md`.
+//!
+//! Two kinds of metric:
+//! - **events** (counters and histograms) are recorded where things happen: the API's submit
+//!   ([`Metrics::job_submitted`]), every state change the submitter loop or the API makes
+//!   ([`Metrics::transitioned`]), retries ([`Metrics::job_retried`]) and each scheduling cycle
+//!   ([`Metrics::cycle_finished`]). They start from zero when the server starts, as Prometheus
+//!   counters do; `rate()` and `increase()` handle the reset.
+//! - **state** gauges (queue lengths, oldest wait, capacity, allocation, reservations, active
+//!   jobs, DLQ size, backend availability) are computed from the store and the backend when
+//!   scraped ([`render`]), so they are right at once after a restart.
+//!
+//! Series for the configured namespaces (and `default`) and levels exist from the start with
+//! value 0, so dashboards and alerts see a zero rather than nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use sluice_core::job::{JobRecord, JobState, Resources};
+use sluice_store::{QueueStat, StoreError};
+use utoipa::ToSchema;
+
+use crate::state::{AppState, now_ms};
+
+/// The `Content-Type` of `GET /metrics`.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds (seconds) of the queue-wait histogram: from 50 ms to a day.
+const WAIT_BUCKETS: [f64; 19] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+    7200.0, 14400.0, 43200.0, 86400.0,
+];
+
+/// Upper bounds (seconds) of the run-time histogram: from a second to a day.
+const RUN_BUCKETS: [f64; 15] = [
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
+    28800.0, 86400.0,
+];
+
+/// Terminal states, the values of the `outcome` label.
+const OUTCOMES: [JobState; 3] = [JobState::Succeeded, JobState::Failed, JobState::Cancelled];
+
+const BYTES_PER_MIB: i64 = 1024 * 1024;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    namespace: String,
+    level: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    namespace: String,
+    level: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NamespaceLabels {
+    namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActiveLabels {
+    namespace: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn wait_histogram() -> Histogram {
+    Histogram::new(WAIT_BUCKETS)
+}
+
+fn run_histogram() -> Histogram {
+    Histogram::new(RUN_BUCKETS)
+}
+
+fn ql(namespace: &str, level: &str) -> QueueLabels {
+    QueueLabels {
+        namespace: namespace.to_string(),
+        level: level.to_string(),
+    }
+}
+
+fn ol(namespace: &str, level: &str, outcome: JobState) -> OutcomeLabels {
+    OutcomeLabels {
+        namespace: namespace.to_string(),
+        level: level.to_string(),
+        outcome: outcome.as_str().to_string(),
+    }
+}
+
+fn nl(namespace: &str) -> NamespaceLabels {
+    NamespaceLabels {
+        namespace: namespace.to_string(),
+    }
+}
+
+fn ms_to_secs(ms: i64) -> f64 {
+    ms.max(0) as f64 / 1000.0
+}
+
+fn cores(milli: u64) -> f64 {
+    milli as f64 / 1000.0
+}
+
+fn bytes(mib: u64) -> i64 {
+    i64::try_from(mib)
+        .unwrap_or(i64::MAX / BYTES_PER_MIB)
+        .saturating_mul(BYTES_PER_MIB)
+}
+
+/// The metrics registry of one server and a handle on each metric. Shared through
+/// [`AppState::metrics`].
+pub struct Metrics {
+    registry: Registry,
+    /// Namespaces and levels whose series exist from the start.
+    known_namespaces: Vec<String>,
+    known_levels: Vec<String>,
+    submitted: Family<QueueLabels, Counter>,
+    admitted: Family<QueueLabels, Counter>,
+    finished: Family<OutcomeLabels, Counter>,
+    retries: Family<QueueLabels, Counter>,
+    wait: HistogramFamily<QueueLabels>,
+    run: HistogramFamily<OutcomeLabels>,
+    cycle: Histogram,
+    queue_length: Family<QueueLabels, Gauge>,
+    queue_oldest: Family<QueueLabels, FloatGauge>,
+    active: Family<ActiveLabels, Gauge>,
+    capacity_cpu: FloatGauge,
+    capacity_memory: Gauge,
+    allocated_cpu: FloatGauge,
+    allocated_memory: Gauge,
+    namespace_cpu: Family<NamespaceLabels, FloatGauge>,
+    namespace_memory: Family<NamespaceLabels, Gauge>,
+    reservations: Gauge,
+    dlq: Gauge,
+    backend_up: Family<BackendLabels, Gauge>,
+    /// Serialises "set the state gauges, then encode" between concurrent scrapes.
+    scrape: std::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A registry with every sluice metric; series for each of `namespaces` (plus `default`)
+    /// and `levels` start at zero.
+    pub fn new(namespaces: &[String], levels: &[String]) -> Self {
+        let mut known_namespaces: BTreeSet<String> = namespaces.iter().cloned().collect();
+        known_namespaces.insert("default".to_string());
+        let mut m = Metrics {
+            known_namespaces: known_namespaces.into_iter().collect(),
+            known_levels: levels.to_vec(),
+            submitted: Family::default(),
+            admitted: Family::default(),
+            finished: Family::default(),
+            retries: Family::default(),
+            wait: Family::new_with_constructor(wait_histogram as fn() -> Histogram),
+            run: Family::new_with_constructor(run_histogram as fn() -> Histogram),
+            cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            queue_length: Family::default(),
+            queue_oldest: Family::default(),
+            active: Family::default(),
+            capacity_cpu: FloatGauge::default(),
+            capacity_memory: Gauge::default(),
+            allocated_cpu: FloatGauge::default(),
+            allocated_memory: Gauge::default(),
+            namespace_cpu: Family::default(),
+            namespace_memory: Family::default(),
+            reservations: Gauge::default(),
+            dlq: Gauge::default(),
+            backend_up: Family::default(),
+            scrape: std::sync::Mutex::new(()),
+            registry: Registry::with_prefix("sluice"),
+        };
+        m.registry.register(
+            "queue_length",
+            "Jobs waiting in the queue of a namespace and priority level",
+            m.queue_length.clone(),
+        );
+        m.registry.register(
+            "queue_oldest_wait_seconds",
+            "How long the oldest job of a queue has waited, 0 for an empty queue",
+            m.queue_oldest.clone(),
+        );
+        m.registry.register(
+            "queue_wait_seconds",
+            "Time from entering the queue to admission, per namespace and level",
+            m.wait.clone(),
+        );
+        m.registry.register(
+            "jobs_submitted",
+            "Jobs accepted by the API and queued",
+            m.submitted.clone(),
+        );
+        m.registry.register(
+            "jobs_admitted",
+            "Jobs admitted by a scheduling cycle (room reserved, about to be submitted)",
+            m.admitted.clone(),
+        );
+        m.registry.register(
+            "jobs_finished",
+            "Jobs that reached a terminal state, by outcome (succeeded, failed, cancelled)",
+            m.finished.clone(),
+        );
+        m.registry.register(
+            "job_retries",
+            "Job attempts started again after a failure",
+            m.retries.clone(),
+        );
+        m.registry.register(
+            "job_run_seconds",
+            "Run time of finished jobs, from running to the end, by outcome",
+            m.run.clone(),
+        );
+        m.registry.register(
+            "active_jobs",
+            "Jobs holding backend room, by namespace and state (admitted, submitted, running)",
+            m.active.clone(),
+        );
+        m.registry
+            .register("dlq_jobs", "Jobs in the dead-letter queue", m.dlq.clone());
+        m.registry.register(
+            "cluster_capacity_cpu_cores",
+            "CPU the backend can allocate in all, in cores",
+            m.capacity_cpu.clone(),
+        );
+        m.registry.register(
+            "cluster_capacity_memory_bytes",
+            "Memory the backend can allocate in all, in bytes",
+            m.capacity_memory.clone(),
+        );
+        m.registry.register(
+            "cluster_allocated_cpu_cores",
+            "CPU in use or reserved (what the backend counts plus sluice's reservations), in cores",
+            m.allocated_cpu.clone(),
+        );
+        m.registry.register(
+            "cluster_allocated_memory_bytes",
+            "Memory in use or reserved (what the backend counts plus sluice's reservations), in bytes",
+            m.allocated_memory.clone(),
+        );
+        m.registry.register(
+            "namespace_allocated_cpu_cores",
+            "CPU requested by the admitted, submitted and running jobs of a namespace, in cores",
+            m.namespace_cpu.clone(),
+        );
+        m.registry.register(
+            "namespace_allocated_memory_bytes",
+            "Memory requested by the admitted, submitted and running jobs of a namespace, in bytes",
+            m.namespace_memory.clone(),
+        );
+        m.registry.register(
+            "reservations",
+            "Jobs admitted but not yet seen by the backend, whose room sluice holds",
+            m.reservations.clone(),
+        );
+        m.registry.register(
+            "backend_up",
+            "1 when the backend answered its capacity check, else 0",
+            m.backend_up.clone(),
+        );
+        m.registry.register(
+            "scheduling_cycle_seconds",
+            "Duration of one submitter-loop tick: reconcile, scheduling cycle and submits",
+            m.cycle.clone(),
+        );
+        for ns in &m.known_namespaces {
+            for level in &m.known_levels {
+                let q = ql(ns, level);
+                let _ = m.submitted.get_or_create(&q);
+                let _ = m.admitted.get_or_create(&q);
+                let _ = m.retries.get_or_create(&q);
+                let _ = m.wait.get_or_create(&q);
+                for outcome in OUTCOMES {
+                    let o = ol(ns, level, outcome);
+                    let _ = m.finished.get_or_create(&o);
+                    let _ = m.run.get_or_create(&o);
+                }
+            }
+        }
+        m
+    }
+
+    /// A job was accepted and queued.
+    pub fn job_submitted(&self, namespace: &str, level: &str) {
+        self.submitted.get_or_create(&ql(namespace, level)).inc();
+    }
+
+    /// A job attempt is started again after a failure (for the retry logic to call when it
+    /// sends a job back to its queue).
+    pub fn job_retried(&self, namespace: &str, level: &str) {
+        self.retries.get_or_create(&ql(namespace, level)).inc();
+    }
+
+    /// A state change was written: `from` the state before, `rec` the job after. Counts
+    /// admissions (with the time the job waited) and finished jobs (with their run time).
+    pub fn transitioned(&self, from: JobState, rec: &JobRecord) {
+        if from == JobState::Queued && rec.state == JobState::Admitted {
+            let q = ql(&rec.namespace, &rec.level);
+            self.admitted.get_or_create(&q).inc();
+            self.wait
+                .get_or_create(&q)
+                .observe(ms_to_secs(rec.updated_at_ms - rec.enqueued_at_ms));
+        }
+        if rec.state.is_terminal() && !from.is_terminal() {
+            let o = ol(&rec.namespace, &rec.level, rec.state);
+            self.finished.get_or_create(&o).inc();
+            if let (Some(start), Some(end)) = (rec.started_at_ms, rec.finished_at_ms) {
+                self.run.get_or_create(&o).observe(ms_to_secs(end - start));
+            }
+        }
+    }
+
+    /// One submitter-loop tick took this long.
+    pub fn cycle_finished(&self, elapsed: std::time::Duration) {
+        self.cycle.observe(elapsed.as_secs_f64());
+    }
+
+    /// Sets the state gauges from what was read now and encodes every metric.
+    fn encode(&self, now: Option<&StateNow>) -> Result<String, std::fmt::Error> {
+        let _guard = match self.scrape.lock() {
+            Ok(g) => g,
+            // Only gauges are written under this lock; a panic cannot leave them inconsistent
+            // beyond the next scrape, which sets them all again.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        self.queue_length.clear();
+        self.queue_oldest.clear();
+        self.active.clear();
+        self.namespace_cpu.clear();
+        self.namespace_memory.clear();
+        self.backend_up.clear();
+        if let Some(now) = now {
+            self.set_state(now);
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    fn set_state(&self, s: &StateNow) {
+        let c = &s.cluster;
+        self.backend_up
+            .get_or_create(&BackendLabels {
+                backend: c.backend.clone(),
+            })
+            .set(i64::from(c.backend_available));
+        self.capacity_cpu.set(cores(c.capacity_cpu_milli));
+        self.capacity_memory.set(bytes(c.capacity_memory_mib));
+        self.allocated_cpu.set(cores(c.allocated_cpu_milli));
+        self.allocated_memory.set(bytes(c.allocated_memory_mib));
+        self.reservations
+            .set(i64::try_from(c.reservations).unwrap_or(i64::MAX));
+        self.dlq.set(i64::try_from(s.dlq).unwrap_or(i64::MAX));
+        // Zeros first for the known namespaces and levels, then what the store holds.
+        for ns in &self.known_namespaces {
+            self.namespace_cpu.get_or_create(&nl(ns)).set(0.0);
+            self.namespace_memory.get_or_create(&nl(ns)).set(0);
+            for state in JobState::ACTIVE {
+                self.active
+                    .get_or_create(&ActiveLabels {
+                        namespace: ns.clone(),
+                        state: state.as_str().to_string(),
+                    })
+                    .set(0);
+            }
+            for level in &self.known_levels {
+                self.queue_length.get_or_create(&ql(ns, level)).set(0);
+                self.queue_oldest.get_or_create(&ql(ns, level)).set(0.0);
+            }
+        }
+        for q in &s.queues {
+            let l = ql(&q.namespace, &q.level);
+            self.queue_length
+                .get_or_create(&l)
+                .set(i64::try_from(q.queued).unwrap_or(i64::MAX));
+            self.queue_oldest
+                .get_or_create(&l)
+                .set(ms_to_secs(s.at_ms - q.oldest_enqueued_at_ms));
+        }
+        for n in &c.namespaces {
+            self.namespace_cpu
+                .get_or_create(&nl(&n.namespace))
+                .set(cores(n.cpu_milli));
+            self.namespace_memory
+                .get_or_create(&nl(&n.namespace))
+                .set(bytes(n.memory_mib));
+            for (state, count) in [
+                (JobState::Admitted, n.admitted),
+                (JobState::Submitted, n.submitted),
+                (JobState::Running, n.running),
+            ] {
+                self.active
+                    .get_or_create(&ActiveLabels {
+                        namespace: n.namespace.clone(),
+                        state: state.as_str().to_string(),
+                    })
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
+    }
+}
+
+/// What one namespace holds now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct NamespaceUsage {
+    /// Namespace.
+    pub namespace: String,
+    /// CPU requested by its admitted, submitted and running jobs, in millicores.
+    pub cpu_milli: u64,
+    /// Memory requested by those jobs, in MiB.
+    pub memory_mib: u64,
+    /// Jobs admitted, not yet submitted.
+    pub admitted: u64,
+    /// Jobs submitted, not yet seen running.
+    pub submitted: u64,
+    /// Jobs running.
+    pub running: u64,
+}
+
+/// The cluster now: capacity, what is taken, and by which namespace.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ClusterView {
+    /// Backend kind.
+    pub backend: String,
+    /// Whether the backend answered its capacity check.
+    pub backend_available: bool,
+    /// CPU the backend can allocate in all, in millicores.
+    pub capacity_cpu_milli: u64,
+    /// Memory the backend can allocate in all, in MiB.
+    pub capacity_memory_mib: u64,
+    /// CPU in use or reserved: what the backend counts as used plus the reservations, in millicores.
+    pub allocated_cpu_milli: u64,
+    /// Memory in use or reserved, in MiB.
+    pub allocated_memory_mib: u64,
+    /// Jobs admitted but not yet seen by the backend, whose room sluice holds.
+    pub reservations: u64,
+    /// Each namespace with admitted, submitted or running jobs, by name.
+    pub namespaces: Vec<NamespaceUsage>,
+}
+
+/// Reads the cluster view: the backend's capacity and the store's active jobs.
+pub async fn cluster_view(state: &AppState) -> Result<ClusterView, StoreError> {
+    let report = state.backend.capacity().await.ok();
+    let active = state.store.jobs_in_states(&JobState::ACTIVE).await?;
+    let mut by_ns: BTreeMap<String, NamespaceUsage> = BTreeMap::new();
+    let mut reserved = Resources::default();
+    let mut reservations = 0u64;
+    for j in &active {
+        let total = j.demand.total();
+        let u = by_ns
+            .entry(j.namespace.clone())
+            .or_insert_with(|| NamespaceUsage {
+                namespace: j.namespace.clone(),
+                cpu_milli: 0,
+                memory_mib: 0,
+                admitted: 0,
+                submitted: 0,
+                running: 0,
+            });
+        u.cpu_milli = u.cpu_milli.saturating_add(total.cpu_milli);
+        u.memory_mib = u.memory_mib.saturating_add(total.mem_mib);
+        match j.state {
+            JobState::Admitted => u.admitted += 1,
+            JobState::Submitted => u.submitted += 1,
+            _ => u.running += 1,
+        }
+        if let Some(r) = &report
+            && !r.visible.contains(&j.id)
+        {
+            reserved = reserved.plus(&total);
+            reservations += 1;
+        }
+    }
+    let (available, capacity, free) = match &report {
+        Some(r) => (
+            r.snapshot.available,
+            r.snapshot.total_allocatable(),
+            r.snapshot.total_free(),
+        ),
+        None => (false, Resources::default(), Resources::default()),
+    };
+    let used = Resources::new(
+        capacity.cpu_milli.saturating_sub(free.cpu_milli),
+        capacity.mem_mib.saturating_sub(free.mem_mib),
+    )
+    .plus(&reserved);
+    Ok(ClusterView {
+        backend: state.backend.kind().to_string(),
+        backend_available: available,
+        capacity_cpu_milli: capacity.cpu_milli,
+        capacity_memory_mib: capacity.mem_mib,
+        allocated_cpu_milli: used.cpu_milli.min(capacity.cpu_milli),
+        allocated_memory_mib: used.mem_mib.min(capacity.mem_mib),
+        reservations,
+        namespaces: by_ns.into_values().collect(),
+    })
+}
+
+/// What the state gauges show, read at scrape time.
+struct StateNow {
+    at_ms: i64,
+    queues: Vec<QueueStat>,
+    cluster: ClusterView,
+    dlq: u64,
+}
+
+/// How many jobs are in the dead-letter queue.
+async fn dlq_size(state: &AppState) -> Result<u64, StoreError> {
+    state.store.count_dead_letters().await
+}
+
+async fn read_state(state: &AppState) -> Result<StateNow, StoreError> {
+    let queues = state.store.queue_stats().await?;
+    let cluster = cluster_view(state).await?;
+    let dlq = dlq_size(state).await?;
+    Ok(StateNow {
+        at_ms: now_ms(),
+        queues,
+        cluster,
+        dlq,
+    })
+}
+
+/// The text of `GET /metrics`: the state gauges are read from the store and the backend now.
+/// If the store cannot be read, the store-derived gauges are left out of this scrape (the
+/// event counters are still served) and the error is logged.
+pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
+    let now = match read_state(state).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("metrics: reading the store: {e}");
+            None
+        }
+    };
+    state.metrics.encode(now.as_ref())
+}

@@ -1,0 +1,257 @@
+//! The history API and the UI assets through the real router (`app(state)` with `oneshot`),
+//! over a real SQLite store and the real local backend running real command jobs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sluice_backend::local::{LocalBackend, LocalConfig};
+use sluice_server::config::Config;
+use sluice_server::scheduler::tick;
+use sluice_server::{AppState, app};
+use tower::ServiceExt;
+
+struct Env {
+    state: AppState,
+    router: Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.validate().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    let backend = LocalBackend::new(LocalConfig {
+        cores_milli: 4000,
+        memory_mib: 8192,
+        data_dir: dir.path().to_path_buf(),
+        spark_home: None,
+        python: None,
+        image_spark_home: "/opt/spark".into(),
+        kill_grace: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    let state = AppState::new(store, Arc::new(backend), config);
+    Env {
+        router: app(state.clone()),
+        state,
+        _dir: dir,
+    }
+}
+
+async fn raw(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, String, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/yaml")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, ctype, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let (status, _, text) = raw(router, method, uri, body).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn job(name: &str, ns: &str, argv: &str) -> String {
+    format!(
+        "name: {name}\nnamespace: {ns}\ncommand:\n  argv: {argv}\n  cpu: \"1\"\n  memory: 256m\n"
+    )
+}
+
+/// Ticks until every job has ended (at most 30 s).
+async fn run_to_end(e: &Env, ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tick(&e.state).await.unwrap();
+        let mut done = true;
+        for id in ids {
+            let (_, v) = call(&e.router, "GET", &format!("/v1/jobs/{id}"), "").await;
+            done &= matches!(
+                v["state"].as_str(),
+                Some("succeeded" | "failed" | "cancelled")
+            );
+        }
+        if done {
+            return;
+        }
+        assert!(Instant::now() < deadline, "jobs did not end in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn sum(v: &Value) -> f64 {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(0.0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_shows_the_jobs_of_a_run() {
+    let e = env().await;
+    let mut ids = Vec::new();
+    for (name, ns, argv) in [
+        ("ok-1", "etl", "[\"true\"]"),
+        ("ok-2", "etl", "[\"true\"]"),
+        ("boom", "etl", "[\"false\"]"),
+        ("other", "ml", "[sh, -c, \"sleep 0.3\"]"),
+    ] {
+        let (status, v) = call(&e.router, "POST", "/v1/jobs", &job(name, ns, argv)).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    // One more, cancelled while it waits.
+    let (_, v) = call(
+        &e.router,
+        "POST",
+        "/v1/jobs?priority=high",
+        &job("late", "ml", "[\"true\"]"),
+    )
+    .await;
+    let late = v["id"].as_str().unwrap().to_string();
+    let (status, _) = call(&e.router, "POST", &format!("/v1/jobs/{late}/cancel"), "").await;
+    assert_eq!(status, StatusCode::OK);
+    run_to_end(&e, &ids).await;
+
+    let (status, h) = call(&e.router, "GET", "/v1/history?step=1m", "").await;
+    assert_eq!(status, StatusCode::OK, "{h}");
+    assert_eq!(h["step_seconds"], 60.0);
+    let buckets = h["buckets"].as_array().unwrap().len();
+    assert!((1440..=1441).contains(&buckets), "{buckets}");
+    let series = h["series"].as_array().unwrap();
+    let keys: Vec<(&str, &str)> = series
+        .iter()
+        .map(|s| (s["namespace"].as_str().unwrap(), s["level"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("etl", "normal"), ("ml", "high"), ("ml", "normal")],
+        "{h}"
+    );
+    let etl = &series[0];
+    for list in ["queued", "admitted", "wait_p50_seconds", "active_avg"] {
+        assert_eq!(etl[list].as_array().unwrap().len(), buckets, "{list}");
+    }
+    assert_eq!(sum(&etl["enqueued"]), 3.0);
+    assert_eq!(sum(&etl["admitted"]), 3.0);
+    assert_eq!(sum(&etl["finished"]["succeeded"]), 2.0);
+    assert_eq!(sum(&etl["finished"]["failed"]), 1.0);
+    assert_eq!(sum(&etl["finished"]["cancelled"]), 0.0);
+    // Nothing waits or runs at the end; each job held 1 core for a while.
+    assert_eq!(etl["queued"].as_array().unwrap().last().unwrap(), 0);
+    assert_eq!(etl["active"].as_array().unwrap().last().unwrap(), 0);
+    assert!(sum(&etl["cpu_requested_avg_cores"]) > 0.0);
+    let waits: Vec<f64> = etl["wait_max_seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(!waits.is_empty() && waits.iter().all(|w| *w >= 0.0 && *w < 30.0), "{waits:?}");
+    let ml_high = &series[1];
+    assert_eq!(sum(&ml_high["finished"]["cancelled"]), 1.0);
+    assert_eq!(sum(&ml_high["admitted"]), 0.0);
+
+    // Filters.
+    let (_, h) = call(&e.router, "GET", "/v1/history?step=1h&namespace=ml", "").await;
+    let keys: Vec<&str> = h["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["high", "normal"]);
+    let (_, h) = call(
+        &e.router,
+        "GET",
+        "/v1/history?step=1h&namespace=ml&level=normal",
+        "",
+    )
+    .await;
+    assert_eq!(h["series"].as_array().unwrap().len(), 1);
+    assert_eq!(sum(&h["series"][0]["finished"]["succeeded"]), 1.0);
+    // A range before the run is empty.
+    let (_, h) = call(
+        &e.router,
+        "GET",
+        "/v1/history?from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z&step=1h",
+        "",
+    )
+    .await;
+    assert_eq!(h["buckets"].as_array().unwrap().len(), 24);
+    assert_eq!(h["series"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn history_refuses_bad_parameters_by_name() {
+    let e = env().await;
+    for (query, field) in [
+        ("from=yesterday", "`from`"),
+        ("to=2026-02-30T00:00:00Z", "`to`"),
+        ("step=often", "`step`"),
+        ("step=5ms", "`step`"),
+        (
+            "from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z",
+            "range must end after it starts",
+        ),
+        (
+            "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&step=1h",
+            "buckets",
+        ),
+    ] {
+        let (status, v) = call(&e.router, "GET", &format!("/v1/history?{query}"), "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {v}");
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains(field), "{query}: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn ui_is_served_from_the_binary() {
+    let e = env().await;
+    let (status, ctype, html) = raw(&e.router, "GET", "/", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert!(html.contains("<script src=\"/ui/app.js\">"), "{html}");
+    let (status, ctype, js) = raw(&e.router, "GET", "/ui/app.js", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/javascript"), "{ctype}");
+    for endpoint in ["/v1/history", "/v1/cluster", "/v1/dlq/requeue", "/v1/schedules"] {
+        assert!(js.contains(endpoint), "app.js does not use {endpoint}");
+    }
+    let (status, ctype, _) = raw(&e.router, "GET", "/ui/style.css", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/css"), "{ctype}");
+    let (status, _, _) = raw(&e.router, "GET", "/ui/nope.js", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The history API is in the OpenAPI document.
+    let (_, doc) = call(&e.router, "GET", "/openapi.json", "").await;
+    assert!(doc["paths"]["/v1/history"]["get"].is_object(), "{doc}");
+    assert!(doc["components"]["schemas"]["HistoryView"].is_object());
+}

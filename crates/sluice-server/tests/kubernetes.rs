@@ -1,0 +1,167 @@
+//! The submitter loop with the Kubernetes backend against the fake API server of
+//! sluice-backend's tests: a job is submitted as a SparkApplication, and the deadlock watchdog
+//! kills it and sends it back to its queue as a new attempt, with its history saying why.
+
+#[path = "../../sluice-backend/tests/kube_fake/mod.rs"]
+mod kube_fake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use kube_fake::{FakeApi, node, pod};
+use serde_json::{Value, json};
+use sluice_backend::kubernetes::{KubeBackend, KubeSettings};
+use sluice_server::config::Config;
+use sluice_server::scheduler::tick;
+use sluice_server::{AppState, app};
+use tower::ServiceExt;
+
+async fn call(router: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/yaml")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+const JOB: &str = "name: pi
+namespace: spark
+spark:
+  mainApplicationFile: local:///opt/spark/examples/src/main/python/pi.py
+  driver: {cores: 1, memory: 512m}
+  executor: {cores: 1, instances: 2, memory: 512m}
+";
+
+#[tokio::test]
+async fn watchdog_requeues_through_the_reconciler() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "8", "32Gi", 110, json!({}), json!([])),
+    );
+    let backend = KubeBackend::with_client(
+        fake.client(),
+        KubeSettings {
+            namespaces: vec!["spark".into()],
+            watchdog: Some(Duration::from_millis(300)),
+            ..KubeSettings::default()
+        },
+    )
+    .await
+    .unwrap();
+    backend.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    let state = AppState::new(store, Arc::new(backend), config);
+    let r = app(state.clone());
+    let (st, v) = call(&r, "POST", "/v1/jobs", JOB).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    tick(&state).await.unwrap();
+    let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(v["state"], "submitted", "{v}");
+    let apps = fake.list("sparkapplications", "spark");
+    assert_eq!(apps.len(), 1);
+    let app1 = apps[0].clone();
+    let name1 = app1["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name1.ends_with("-1"), "{name1}");
+    assert_eq!(v["backend_ref"], format!("spark/{name1}"));
+
+    // The operator runs the driver; the executors never get a node.
+    fake.update("sparkapplications", "spark", &name1, |a| {
+        a["status"] = json!({"applicationState": {"state": "RUNNING"}});
+    });
+    let labels = |role: &str| {
+        let mut l = app1["spec"][role]["labels"].clone();
+        l["spark-role"] = json!(role);
+        l
+    };
+    fake.put(
+        "pods",
+        "spark",
+        pod(
+            &format!("{name1}-driver"),
+            Some("a"),
+            "Running",
+            "1",
+            "896Mi",
+            labels("driver"),
+        ),
+    );
+    for i in 1..=2 {
+        fake.put(
+            "pods",
+            "spark",
+            pod(
+                &format!("{name1}-exec-{i}"),
+                None,
+                "Pending",
+                "1",
+                "896Mi",
+                labels("executor"),
+            ),
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let v = loop {
+        tick(&state).await.unwrap();
+        let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}"), "").await;
+        if v["attempt"] == 2 {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no requeue: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Killed, back in the queue, and (room being there) submitted again as attempt 2.
+    assert!(
+        fake.get("sparkapplications", "spark", &name1).is_none(),
+        "attempt 1 deleted"
+    );
+    let timeline: Vec<(String, String)> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["to"].as_str().unwrap_or("").to_string(),
+                e["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let requeue = timeline
+        .iter()
+        .find(|(to, m)| to == "queued" && m.starts_with("requeued: deadlock watchdog"))
+        .unwrap_or_else(|| panic!("{timeline:#?}"));
+    assert!(
+        requeue.1.contains("none of its 2 executors running"),
+        "{}",
+        requeue.1
+    );
+    assert!(
+        timeline.iter().any(|(to, _)| to == "running"),
+        "{timeline:#?}"
+    );
+    let apps = fake.list("sparkapplications", "spark");
+    assert_eq!(apps.len(), 1, "attempt 2 submitted");
+    let name2 = apps[0]["metadata"]["name"].as_str().unwrap();
+    assert!(name2.ends_with("-2"), "{name2}");
+    assert_eq!(apps[0]["metadata"]["labels"]["sluice.io/attempt"], "2");
+}
