@@ -1107,6 +1107,22 @@ async fn placeholders_submit_when_all_are_scheduled() {
         "deleted once the application is submitted"
     );
     assert_eq!(fake.list("sparkapplications", NS).len(), 1);
+    // A job cancelled while its placeholders wait (still admitted, no run yet): they go.
+    let p2 = request("p2", &spark_job("pi2", PI));
+    assert!(matches!(b.submit(&p2).await, Err(BackendError::NotYet(_))));
+    assert_eq!(placeholders(&fake).len(), 3);
+    b.cancel(&RunRef {
+        job_id: "p2".into(),
+        attempt: 1,
+        backend_ref: None,
+    })
+    .await
+    .unwrap();
+    assert!(placeholders(&fake).is_empty());
+    eventually("nothing held for the cancelled job", || async {
+        !b.capacity().await.unwrap().visible.contains("p2")
+    })
+    .await;
 }
 
 #[tokio::test]

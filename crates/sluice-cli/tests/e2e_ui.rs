@@ -224,7 +224,10 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     );
     server.ok(&["schedule", "create", &schedule]);
     for id in [&hello, &count, &train] {
-        assert_eq!(server.wait_for(id, &["succeeded", "failed"], 60), "succeeded");
+        assert_eq!(
+            server.wait_for(id, &["succeeded", "failed"], 60),
+            "succeeded"
+        );
     }
     server.wait_for(&sleeper, &["running"], 60);
     wait_dead_lettered(&server, &broken);
@@ -248,7 +251,13 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     // A job page: spec, timeline, log.
     open(&c, &server, &format!("#/job/{hello}")).await;
     let text = wait_text(&c, &["hello-ui", "Timeline", "hello from sluice"]).await;
-    for needle in ["succeeded", "admitted", "Demand", "echo hello from sluice", &hello] {
+    for needle in [
+        "succeeded",
+        "admitted",
+        "Demand",
+        "echo hello from sluice",
+        &hello,
+    ] {
         assert!(text.contains(needle), "job page lacks {needle:?}:\n{text}");
     }
     screenshot(&c, "job").await;
@@ -258,6 +267,26 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     let text = wait_text(&c, &["hello-ui", "count", "broken"]).await;
     assert!(!text.contains("sleeper"), "{text}");
     screenshot(&c, "jobs").await;
+    // Pages of two, newest first: broken and count, then hello-ui; and back.
+    open(&c, &server, "#/jobs?namespace=web&limit=2").await;
+    let text = wait_text(&c, &["broken", "count", "page 1"]).await;
+    assert!(!text.contains("hello-ui"), "{text}");
+    c.find(Locator::Css("#next-page"))
+        .await
+        .expect("a link to the next page")
+        .click()
+        .await
+        .expect("click next page");
+    let text = wait_text(&c, &["hello-ui", "page 2"]).await;
+    assert!(!text.contains("broken"), "{text}");
+    assert!(c.find(Locator::Css("#next-page")).await.is_err(), "{text}");
+    c.find(Locator::Css("#prev-page"))
+        .await
+        .expect("a link back")
+        .click()
+        .await
+        .expect("click previous page");
+    wait_text(&c, &["broken", "count", "page 1"]).await;
 
     // History: the run's namespaces and jobs in the totals, charts drawn.
     open(&c, &server, "#/history?range=1h").await;
@@ -280,7 +309,10 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
             .await
             .unwrap_or_else(|_| panic!("chart {chart}"));
     }
+    // Taller, to show the totals under the charts.
+    c.set_window_size(1440, 1300).await.expect("resize");
     screenshot(&c, "history").await;
+    c.set_window_size(1440, 1000).await.expect("resize");
 
     // Dead letters: requeue the broken job once it can succeed.
     std::fs::write(&fixed, "").expect("create the fixed file");

@@ -503,6 +503,17 @@ pub async fn cancel(
                     backend_ref: rec.backend_ref.clone(),
                 })
                 .await?;
+        } else if rec.state == JobState::Admitted {
+            // A submission may be under way (Kubernetes placeholders): let the backend drop it.
+            // There is usually no run yet, so an error here is only logged.
+            let run = RunRef {
+                job_id: rec.id.clone(),
+                attempt: rec.attempt,
+                backend_ref: None,
+            };
+            if let Err(e) = st.backend.cancel(&run).await {
+                tracing::debug!(job = %rec.id, "cancel of an admitted job: {e}");
+            }
         }
         let t = Transition {
             id: id.clone(),

@@ -150,12 +150,11 @@ fn parse_step(v: &str) -> Result<i64, ApiError> {
 
 /// Resolves the query's range and step: the store query, or a 400 naming the parameter.
 pub fn resolve(p: &HistoryParams, now: i64) -> Result<HistoryQuery, ApiError> {
-    let to = p
-        .to
-        .as_deref()
-        .map(|v| parse_time("to", v))
-        .transpose()?
-        .unwrap_or(now);
+    let to =
+        p.to.as_deref()
+            .map(|v| parse_time("to", v))
+            .transpose()?
+            .unwrap_or(now);
     let from = p
         .from
         .as_deref()
@@ -325,11 +324,19 @@ mod tests {
             (p(None, None, Some("often")), "`step`"),
             (p(None, None, Some("10ms")), "`step`"),
             (
-                p(Some("2026-11-01T00:00:00Z"), Some("2026-10-01T00:00:00Z"), None),
+                p(
+                    Some("2026-11-01T00:00:00Z"),
+                    Some("2026-10-01T00:00:00Z"),
+                    None,
+                ),
                 "`from`",
             ),
             (
-                p(Some("2025-11-01T00:00:00Z"), Some("2026-11-01T00:00:00Z"), Some("1m")),
+                p(
+                    Some("2025-11-01T00:00:00Z"),
+                    Some("2026-11-01T00:00:00Z"),
+                    Some("1m"),
+                ),
                 "`step`",
             ),
         ] {

@@ -58,8 +58,11 @@ mod tests {
 
     #[test]
     fn assets_load_nothing_from_elsewhere() {
-        for (name, text) in [("index.html", INDEX_HTML), ("app.js", APP_JS), ("style.css", STYLE_CSS)]
-        {
+        for (name, text) in [
+            ("index.html", INDEX_HTML),
+            ("app.js", APP_JS),
+            ("style.css", STYLE_CSS),
+        ] {
             for needle in ["http://", "https://", "//cdn", "@import"] {
                 assert!(!text.contains(needle), "{name} mentions {needle}");
             }

@@ -147,7 +147,12 @@ async fn history_shows_the_jobs_of_a_run() {
     let series = h["series"].as_array().unwrap();
     let keys: Vec<(&str, &str)> = series
         .iter()
-        .map(|s| (s["namespace"].as_str().unwrap(), s["level"].as_str().unwrap()))
+        .map(|s| {
+            (
+                s["namespace"].as_str().unwrap(),
+                s["level"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         keys,
@@ -173,7 +178,10 @@ async fn history_shows_the_jobs_of_a_run() {
         .iter()
         .filter_map(Value::as_f64)
         .collect();
-    assert!(!waits.is_empty() && waits.iter().all(|w| *w >= 0.0 && *w < 30.0), "{waits:?}");
+    assert!(
+        !waits.is_empty() && waits.iter().all(|w| *w >= 0.0 && *w < 30.0),
+        "{waits:?}"
+    );
     let ml_high = &series[1];
     assert_eq!(sum(&ml_high["finished"]["cancelled"]), 1.0);
     assert_eq!(sum(&ml_high["admitted"]), 0.0);
@@ -242,7 +250,12 @@ async fn ui_is_served_from_the_binary() {
     let (status, ctype, js) = raw(&e.router, "GET", "/ui/app.js", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(ctype.starts_with("text/javascript"), "{ctype}");
-    for endpoint in ["/v1/history", "/v1/cluster", "/v1/dlq/requeue", "/v1/schedules"] {
+    for endpoint in [
+        "/v1/history",
+        "/v1/cluster",
+        "/v1/dlq/requeue",
+        "/v1/schedules",
+    ] {
         assert!(js.contains(endpoint), "app.js does not use {endpoint}");
     }
     let (status, ctype, _) = raw(&e.router, "GET", "/ui/style.css", "").await;

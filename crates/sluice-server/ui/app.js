@@ -106,8 +106,9 @@ function fmtTick(t, spanMs) {
 function chart(opts) {
   const W = 640, H = 220, L = 52, R = 12, T = 10, B = 26;
   const times = opts.times, n = times.length;
-  const series = opts.series.filter(s => s.values.some(v => v != null && v !== 0));
-  const fmt = opts.fmt || (v => String(Math.round(v * 100) / 100));
+  // A series with no value is left out, and one of zeros too unless zero means something.
+  const series = opts.series.filter(s => s.values.some(v => v != null && (opts.keepZero || v !== 0)));
+  const fmt = opts.fmt || null;
   let max = 0;
   if (opts.kind === "bar") {
     for (let i = 0; i < n; i++) {
@@ -120,6 +121,8 @@ function chart(opts) {
   }
   for (const line of opts.lines || []) max = Math.max(max, line.value);
   max = niceMax(max);
+  // Tick labels with as many decimals as the scale needs.
+  const label = fmt || (v => v === 0 ? "0" : max >= 20 ? v.toFixed(0) : max >= 2 ? String(+v.toFixed(2)) : String(+v.toPrecision(2)));
   const x = i => L + (n <= 1 ? 0 : (i * (W - L - R)) / (n - 1));
   const y = v => T + (H - T - B) * (1 - v / max);
   let svg = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(opts.title || "chart")}">`;
@@ -131,7 +134,7 @@ function chart(opts) {
   svg += `</g><g class="axis">`;
   for (let k = 0; k <= 4; k++) {
     const v = (max * k) / 4;
-    svg += `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${esc(fmt(v))}</text>`;
+    svg += `<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${esc(label(v))}</text>`;
   }
   const span = n > 1 ? times[n - 1] - times[0] : 0;
   const ticks = Math.min(6, n);
@@ -150,7 +153,7 @@ function chart(opts) {
         const v = s.values[i] || 0;
         if (!v) continue;
         const y0 = y(acc), y1 = y(acc + v);
-        svg += `<rect x="${x(i) - bw / 2}" y="${y1}" width="${bw}" height="${Math.max(0.5, y0 - y1)}" fill="${s.color}"><title>${esc(s.name)}: ${esc(fmt(v))} (${esc(new Date(times[i]).toLocaleString())})</title></rect>`;
+        svg += `<rect x="${x(i) - bw / 2}" y="${y1}" width="${bw}" height="${Math.max(0.5, y0 - y1)}" fill="${s.color}"><title>${esc(s.name)}: ${esc(label(v))} (${esc(new Date(times[i]).toLocaleString())})</title></rect>`;
         acc += v;
       }
     }
@@ -163,11 +166,11 @@ function chart(opts) {
         pen = true;
       });
       svg += `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8" stroke-linejoin="round"><title>${esc(s.name)}</title></path>`;
-      if (n <= 60) {
-        s.values.forEach((v, i) => {
-          if (v != null) svg += `<circle cx="${x(i)}" cy="${y(v)}" r="2.2" fill="${s.color}"><title>${esc(s.name)}: ${esc(fmt(v))} (${esc(new Date(times[i]).toLocaleString())})</title></circle>`;
-        });
-      }
+      // Dots where there are few points, and always on points with no neighbour (no line).
+      s.values.forEach((v, i) => {
+        const alone = (i === 0 || s.values[i - 1] == null) && (i === n - 1 || s.values[i + 1] == null);
+        if (v != null && (n <= 60 || alone)) svg += `<circle cx="${x(i)}" cy="${y(v)}" r="2.2" fill="${s.color}"><title>${esc(s.name)}: ${esc(label(v))} (${esc(new Date(times[i]).toLocaleString())})</title></circle>`;
+      });
     }
   }
   for (const line of opts.lines || []) {
@@ -257,7 +260,9 @@ async function jobs(seq, params) {
   for (const k of JOB_FILTERS) if (params.get(k)) filters[k] = params.get(k);
   const cursor = params.get("cursor") || "";
   const prev = params.get("prev") || "";
-  const page = await api("/v1/jobs" + qs({ ...filters, limit: 50, cursor }));
+  const limit = Math.min(1000, Math.max(1, parseInt(params.get("limit") || "50", 10) || 50));
+  if (params.get("limit")) filters.limit = String(limit);
+  const page = await api("/v1/jobs" + qs({ ...filters, limit, cursor }));
   if (seq !== renderSeq) return;
   const states = ["", "queued", "admitted", "submitted", "running", "succeeded", "failed", "cancelled"];
   const input = (k, ph) => `<label>${k}<input name="${k}" value="${esc(filters[k] || "")}" placeholder="${esc(ph)}"></label>`;
@@ -285,7 +290,7 @@ async function jobs(seq, params) {
   }).join("") || `<tr><td colspan="8" class="muted">No job matches.</td></tr>`}
   </tbody></table>
   <div class="pager">
-    ${backHref ? `<a href="${backHref}">← Newer</a>` : ""}
+    ${backHref ? `<a id="prev-page" href="${backHref}">← Newer</a>` : ""}
     <span class="muted">page ${prevList.length + 1} · ${page.jobs.length} job(s)</span>
     ${nextHref ? `<a id="next-page" href="${nextHref}">Older →</a>` : ""}
   </div></div>`;
@@ -411,7 +416,7 @@ async function historyPage(seq, params) {
   </form>
   <div class="grid cols-2">
     <div class="panel">${chart({ id: "queue", title: "Queue length by namespace (mean per step)", times, series: byNamespace(hist, s => s.queued_avg) })}</div>
-    <div class="panel">${chart({ id: "wait", title: "Wait time, submit to admission (worst queue per step)", times, fmt: secs,
+    <div class="panel">${chart({ id: "wait", title: "Wait time, submit to admission (worst queue per step)", times, fmt: secs, keepZero: true,
       series: [
         { name: "p50", values: worstWait(hist, "wait_p50_seconds"), color: PALETTE[1] },
         { name: "p90", values: worstWait(hist, "wait_p90_seconds"), color: PALETTE[3] },

@@ -49,7 +49,9 @@ fn seed_sql(with: &str, source: &str, id: &str) -> String {
 }
 
 async fn seed(url: &str, postgres: bool) {
-    let mut conn = AnyConnection::connect(url).await.expect("connect for seeding");
+    let mut conn = AnyConnection::connect(url)
+        .await
+        .expect("connect for seeding");
     let sql = if postgres {
         seed_sql(
             "",
@@ -71,7 +73,9 @@ async fn seed(url: &str, postgres: bool) {
     if postgres {
         // What autovacuum does after such a load (statistics, and the visibility map that
         // lets the history queries read their covering indexes alone).
-        conn.execute("VACUUM ANALYZE jobs").await.expect("vacuum analyze");
+        conn.execute("VACUUM ANALYZE jobs")
+            .await
+            .expect("vacuum analyze");
     }
     eprintln!(
         "seeded {JOBS} finished jobs into {} in {:.1} s",

@@ -1,23 +1,27 @@
 //! Time series over the job history: [`crate::Store::history`].
 //!
-//! Every series is computed from the `jobs` table, in SQL, over covering indexes whose leading
-//! column is a time (migration `0003_history`), so a query reads only the index entries of its
-//! time range and returns a few rows per bucket, however long the history is:
+//! Every series is computed from the `jobs` table over four covering indexes whose leading
+//! column is an hour of a time column (migration `0003_history`), so a query reads only the
+//! index entries of its range and returns a few rows per hour or bucket, however long the
+//! history is:
 //!
 //! - a job *waits* over `[enqueued_at, dequeued_at)` and *holds* its demand (`cpu_milli`,
 //!   `mem_mib`) over `[admitted_at, finished_at)`; an open end means "still";
-//! - the level of such an interval series at the start of the range (the *base*) is counted
-//!   from the intervals that end at or after the start (or have not ended); inside the range
-//!   only the starts and ends are grouped by bucket, with the sum of their offsets into the
-//!   bucket, from which the level at each bucket's end and its mean over the bucket follow
-//!   exactly (the integral of a step function);
-//! - wait-time percentiles are the nearest-rank percentiles of `admitted_at - enqueued_at` over
-//!   the jobs admitted in the bucket, by window functions (`ROW_NUMBER`) in SQL;
+//! - inside the range only the starts and ends of those intervals are read, grouped by time
+//!   unit, with the sums of their offsets into the unit: from these the level at each bucket's
+//!   end and its mean over the bucket follow exactly (the integral of a step function). The
+//!   level at the range's start (the *base*) is counted from the same scans (intervals that
+//!   started before the range and ended in it) plus those that end after the range or have not
+//!   ended, which for the usual range ("the last N days") are only the jobs waiting or running
+//!   now;
+//! - wait-time percentiles are exact (nearest rank): the database returns each group's waits
+//!   (`admitted_at - enqueued_at`) as one text list and they are sorted here per bucket;
 //! - jobs finished are counted per terminal state.
 //!
-//! The base reads the intervals that end at or after the range's start: for the usual query
-//! ("the last N days") that is the range itself; a range far in the past also reads what ended
-//! between its start and now.
+//! When the buckets are whole hours starting on a whole hour, the database groups by hour, which
+//! is the order of the indexes (no sort), and hours are added up into buckets here; otherwise it
+//! groups by bucket (sorting the rows of the range). Both give the same answer (the conformance
+//! suite checks one against the other).
 //!
 //! The queries run in one read transaction (a snapshot on both databases), so the series agree
 //! with each other even while jobs move.
@@ -706,9 +710,20 @@ mod tests {
         assert_eq!(q(0, 10, 5).buckets().unwrap(), 2);
         assert_eq!(q(0, 11, 5).buckets().unwrap(), 3);
         assert_eq!(q(0, 1, 5).buckets().unwrap(), 1);
-        assert_eq!(q(0, MAX_BUCKETS, 1).buckets().unwrap(), MAX_BUCKETS as usize);
-        for bad in [q(0, 10, 0), q(0, 10, -1), q(10, 10, 1), q(0, MAX_BUCKETS + 1, 1)] {
-            assert!(matches!(bad.buckets(), Err(StoreError::BadQuery(_))), "{bad:?}");
+        assert_eq!(
+            q(0, MAX_BUCKETS, 1).buckets().unwrap(),
+            MAX_BUCKETS as usize
+        );
+        for bad in [
+            q(0, 10, 0),
+            q(0, 10, -1),
+            q(10, 10, 1),
+            q(0, MAX_BUCKETS + 1, 1),
+        ] {
+            assert!(
+                matches!(bad.buckets(), Err(StoreError::BadQuery(_))),
+                "{bad:?}"
+            );
         }
         let e = q(0, 10, 0).buckets().unwrap_err().to_string();
         assert!(e.contains("step"), "{e}");
