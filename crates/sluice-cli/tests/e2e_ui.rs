@@ -144,6 +144,23 @@ async fn wait_text(c: &Client, needles: &[&str]) -> String {
     }
 }
 
+/// Clicks the element `css` is for. Pages refresh themselves every few seconds, which can
+/// replace an element between finding and clicking it: then it is found again (up to 5 times).
+async fn click(c: &Client, css: &str) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match c.find(Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = err.to_string(),
+            },
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("cannot click {css}: {last}\n{}", page_text(c).await);
+}
+
 async fn open(c: &Client, server: &Server, hash: &str) {
     c.goto(&format!("{}/{hash}", server.url()))
         .await
@@ -271,21 +288,11 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     open(&c, &server, "#/jobs?namespace=web&limit=2").await;
     let text = wait_text(&c, &["broken", "count", "page 1"]).await;
     assert!(!text.contains("hello-ui"), "{text}");
-    c.find(Locator::Css("#next-page"))
-        .await
-        .expect("a link to the next page")
-        .click()
-        .await
-        .expect("click next page");
+    click(&c, "#next-page").await;
     let text = wait_text(&c, &["hello-ui", "page 2"]).await;
     assert!(!text.contains("broken"), "{text}");
     assert!(c.find(Locator::Css("#next-page")).await.is_err(), "{text}");
-    c.find(Locator::Css("#prev-page"))
-        .await
-        .expect("a link back")
-        .click()
-        .await
-        .expect("click previous page");
+    click(&c, "#prev-page").await;
     wait_text(&c, &["broken", "count", "page 1"]).await;
 
     // History: the run's namespaces and jobs in the totals, charts drawn.
@@ -319,14 +326,11 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     open(&c, &server, "#/dlq").await;
     wait_text(&c, &["Dead letters", "broken", &broken]).await;
     screenshot(&c, "dlq").await;
-    c.find(Locator::Css(&format!(
-        "button[data-action=requeue][data-id='{broken}']"
-    )))
-    .await
-    .expect("requeue button")
-    .click()
-    .await
-    .expect("click requeue");
+    click(
+        &c,
+        &format!("button[data-action=requeue][data-id='{broken}']"),
+    )
+    .await;
     wait_text(&c, &[&format!("Requeued {broken}")]).await;
     assert_eq!(
         server.wait_for(&broken, &["succeeded", "failed"], 60),
@@ -339,12 +343,7 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     // Cancel the sleeper from its page.
     open(&c, &server, &format!("#/job/{sleeper}")).await;
     wait_text(&c, &["sleeper", "running"]).await;
-    c.find(Locator::Css("#cancel-job"))
-        .await
-        .expect("cancel button")
-        .click()
-        .await
-        .expect("click cancel");
+    click(&c, "#cancel-job").await;
     assert_eq!(
         server.wait_for(&sleeper, &["cancelled", "failed", "succeeded"], 30),
         "cancelled"
@@ -355,12 +354,7 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     open(&c, &server, "#/schedules").await;
     wait_text(&c, &["Schedules", "hourly-ui", "@hourly"]).await;
     screenshot(&c, "schedules").await;
-    c.find(Locator::Css("button[data-action=trigger]"))
-        .await
-        .expect("run-now button")
-        .click()
-        .await
-        .expect("click run now");
+    click(&c, "button[data-action=trigger]").await;
     let text = wait_text(&c, &["Started job"]).await;
     let started = text
         .split("Started job ")
