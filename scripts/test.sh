@@ -7,7 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 need_apt=()
-command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 # Prometheus and promtool for the metrics end-to-end test.
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
