@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 use sluice_core::job::{Demand, JobEvent, JobRecord, JobState, NewJob, PodDemand, Role};
 use sluice_store::{
-    HistoryPoint, HistoryQuery, HistorySeries, JobFilter, QueueStat, Store, StoreError,
-    Transition, open,
+    HistoryPoint, HistoryQuery, HistorySeries, JobFilter, QueueStat, Store, StoreError, Transition,
+    open,
 };
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
@@ -1431,7 +1431,10 @@ async fn life(
     created: i64,
     steps: &[(JobState, i64)],
 ) {
-    store.insert_job(&job(id, ns, level, created)).await.unwrap();
+    store
+        .insert_job(&job(id, ns, level, created))
+        .await
+        .unwrap();
     let mut current = Queued;
     for &(next, at) in steps {
         store
@@ -1461,18 +1464,30 @@ async fn history_fixture(store: &Arc<dyn Store>, x: i64) {
     // a/high: still waiting since before the range.
     life(store, "j4", "a", "high", 950 * x, &[]).await;
     // b/low: running since before the range.
-    let steps = [(Admitted, 600 * x), (Submitted, 610 * x), (Running, 620 * x)];
+    let steps = [
+        (Admitted, 600 * x),
+        (Submitted, 610 * x),
+        (Running, 620 * x),
+    ];
     life(store, "j5", "b", "low", 500 * x, &steps).await;
     // a/high: all over before the range.
     let steps = [(Admitted, 200 * x), (Failed, 300 * x)];
     life(store, "j6", "a", "high", 100 * x, &steps).await;
     // a/low: admitted, sent back to the queue by the backend, admitted again.
-    let steps = [(Admitted, 1320 * x), (Queued, 1330 * x), (Admitted, 1350 * x)];
+    let steps = [
+        (Admitted, 1320 * x),
+        (Queued, 1330 * x),
+        (Admitted, 1350 * x),
+    ];
     life(store, "j7", "a", "low", 1300 * x, &steps).await;
     // c/high: after the range.
     life(store, "j8", "c", "high", 1600 * x, &[]).await;
     // d/high: admitted, sent back, then cancelled while waiting: never held.
-    let steps = [(Admitted, 1010 * x), (Queued, 1020 * x), (Cancelled, 1030 * x)];
+    let steps = [
+        (Admitted, 1010 * x),
+        (Queued, 1020 * x),
+        (Cancelled, 1030 * x),
+    ];
     life(store, "j9", "d", "high", 1000 * x, &steps).await;
 }
 
@@ -1489,7 +1504,13 @@ fn close(a: &[f64], b: &[f64]) -> bool {
 /// 10:00): the answers must be the same, waits scaled.
 async fn check_history_series(store: Arc<dyn Store>, x: i64) {
     let range = |from: i64, to: i64, step: i64| hq(from * x, to * x, step * x);
-    assert!(store.history(&range(1000, 1500, 100)).await.unwrap().is_empty());
+    assert!(
+        store
+            .history(&range(1000, 1500, 100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     history_fixture(&store, x).await;
     let all = store.history(&range(1000, 1500, 100)).await.unwrap();
     let keys: Vec<(&str, &str)> = all
@@ -1544,7 +1565,10 @@ async fn check_history_series(store: Arc<dyn Store>, x: i64) {
         pluck(a, |p| p.cpu_milli_avg)
     );
     let m = MEM as f64;
-    assert!(close(&pluck(a, |p| p.mem_mib_avg)[..3], &[m * 0.5, m, m * 0.7]));
+    assert!(close(
+        &pluck(a, |p| p.mem_mib_avg)[..3],
+        &[m * 0.5, m, m * 0.7]
+    ));
     let finished = pluck(a, |p| p.finished.clone());
     assert_eq!(finished[0], BTreeMap::new());
     assert_eq!(finished[1], BTreeMap::from([(Cancelled, 1)]));
@@ -1705,8 +1729,12 @@ async fn history_bad_queries(store: Arc<dyn Store>) {
 /// The statements of a migration file between its `-- Backfill` comment and its first
 /// `CREATE INDEX`, split on `;`.
 fn backfill_statements(migration: &str) -> Vec<String> {
-    let start = migration.find("-- Backfill").expect("a -- Backfill section");
-    let end = migration.find("CREATE INDEX").expect("CREATE INDEX after it");
+    let start = migration
+        .find("-- Backfill")
+        .expect("a -- Backfill section");
+    let end = migration
+        .find("CREATE INDEX")
+        .expect("CREATE INDEX after it");
     let code: Vec<&str> = migration[start..end]
         .lines()
         .filter(|l| !l.trim_start().starts_with("--"))
