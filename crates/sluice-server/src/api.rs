@@ -370,7 +370,8 @@ pub struct JobList {
     pub next_cursor: Option<String>,
 }
 
-fn parse_time(field: &str, v: &str) -> Result<i64, ApiError> {
+/// Parses an RFC 3339 query parameter into epoch milliseconds, naming it on error.
+pub(crate) fn parse_time(field: &str, v: &str) -> Result<i64, ApiError> {
     let t = humantime::parse_rfc3339_weak(v).map_err(|e| {
         ApiError::BadRequest(format!(
             "query parameter `{field}` = {v:?} is not an RFC 3339 time like 2026-11-27T05:00:00Z: {e}"

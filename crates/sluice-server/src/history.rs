@@ -14,7 +14,7 @@
 //! resource series are what admitted jobs requested and held.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -24,7 +24,7 @@ use sluice_core::job::JobState;
 use sluice_store::{HistoryQuery, HistorySeries, MAX_BUCKETS, StoreError};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::api::{ApiError, ErrorBody, rfc3339};
+use crate::api::{ApiError, ErrorBody, parse_time, rfc3339};
 use crate::state::{AppState, now_ms};
 
 /// The default range when `from` is not given: the day before `to`.
@@ -119,19 +119,6 @@ pub struct HistoryView {
     /// Per namespace and level with anything in the range (or waiting or holding resources at
     /// its start), sorted by namespace, then level.
     pub series: Vec<SeriesView>,
-}
-
-fn parse_time(field: &str, v: &str) -> Result<i64, ApiError> {
-    let t = humantime::parse_rfc3339_weak(v).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "query parameter `{field}` = {v:?} is not an RFC 3339 time like 2026-11-27T05:00:00Z: {e}"
-        ))
-    })?;
-    let ms = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 fn parse_step(v: &str) -> Result<i64, ApiError> {
