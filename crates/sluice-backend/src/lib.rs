@@ -131,6 +131,17 @@ pub enum RunStatus {
     },
 }
 
+/// Something a backend saw happen to a run, for the job's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunNote {
+    /// The job.
+    pub job_id: String,
+    /// The attempt the note is about.
+    pub attempt: u32,
+    /// What happened, for people.
+    pub message: String,
+}
+
 /// A piece of a run's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogChunk {
@@ -180,6 +191,11 @@ pub trait Backend: Send + Sync + 'static {
         _nodes: &[sluice_core::NodeCapacity],
     ) -> Option<sluice_core::cycle::Constraints> {
         None
+    }
+    /// What the backend saw happen to runs since the last call (a worker lost under a running
+    /// application, say), for the jobs' timelines; each note is returned once. Default: none.
+    async fn take_notes(&self) -> Vec<RunNote> {
+        Vec::new()
     }
     /// Up to `max_bytes` of the run's log from `offset`.
     async fn logs(

@@ -65,7 +65,8 @@ use crate::local::{
     Launch, LocalBackend, LocalConfig, SubmitArgs, map_local_path, spark_spec, spark_submit_command,
 };
 use crate::{
-    Backend, BackendError, CapacityReport, LogChunk, RunRef, RunStatus, SubmitRequest, Submitted,
+    Backend, BackendError, CapacityReport, LogChunk, RunNote, RunRef, RunStatus, SubmitRequest,
+    Submitted,
 };
 
 /// The backend's name in configuration and logs.
@@ -318,6 +319,52 @@ impl MasterState {
     /// True when this master is the leader and schedules (status ALIVE).
     pub fn is_alive(&self) -> bool {
         self.status == "ALIVE"
+    }
+
+    /// What changed under running applications between `before` and `self`: workers that were
+    /// ALIVE and now are not (or are gone), and active applications that now hold fewer cores.
+    /// One message per application id in `apps`, in the order of `apps`.
+    pub fn losses_since(&self, before: &MasterState, apps: &[&str]) -> Vec<(String, String)> {
+        let lost: Vec<String> = before
+            .alive_workers()
+            .filter_map(|w| {
+                let now = self.workers.iter().find(|n| n.id == w.id);
+                match now {
+                    Some(n) if n.state == "ALIVE" => None,
+                    Some(n) => Some(format!("{} ({})", w.node_name(), n.state)),
+                    None => Some(format!("{} (gone from the master)", w.node_name())),
+                }
+            })
+            .collect();
+        let mut out = Vec::new();
+        for app in apps {
+            let (Some(was), Some(is)) = (before.active_app(app), self.active_app(app)) else {
+                continue;
+            };
+            let mut parts = Vec::new();
+            if !lost.is_empty() {
+                parts.push(format!(
+                    "worker {} lost while application {app} ran",
+                    lost.join(", ")
+                ));
+            }
+            if is.cores < was.cores {
+                parts.push(format!(
+                    "application {app} now holds {} cores (had {})",
+                    is.cores, was.cores
+                ));
+            }
+            if !parts.is_empty() {
+                out.push((
+                    (*app).to_string(),
+                    format!(
+                        "{}; Spark reschedules its executors and decides the job's outcome",
+                        parts.join("; ")
+                    ),
+                ));
+            }
+        }
+        out
     }
 
     /// The ALIVE workers.
@@ -801,6 +848,8 @@ pub struct StandaloneBackend {
     driver_short: Mutex<Option<u64>>,
     /// Serialises cluster-mode submits.
     submit_lock: tokio::sync::Mutex<()>,
+    /// What was seen happen to running applications, until `take_notes` hands it over.
+    notes: Mutex<Vec<RunNote>>,
 }
 
 impl std::fmt::Debug for StandaloneBackend {
@@ -860,6 +909,7 @@ impl StandaloneBackend {
             reachable: AtomicBool::new(true),
             driver_short: Mutex::new(None),
             submit_lock: tokio::sync::Mutex::new(()),
+            notes: Mutex::new(Vec::new()),
         };
         backend.load_records().await;
         Ok(backend)
@@ -956,8 +1006,38 @@ impl StandaloneBackend {
     /// Reads `/json/` afresh and caches the outcome.
     async fn fetch_state(&self) -> Result<Arc<MasterState>, BackendError> {
         let r = self.read_state().await;
-        *lock(&self.state) = Some((Instant::now(), r.as_ref().ok().cloned()));
+        let before = lock(&self.state)
+            .replace((Instant::now(), r.as_ref().ok().cloned()))
+            .and_then(|(_, s)| s);
+        if let (Some(before), Ok(now)) = (before, &r) {
+            self.note_losses(&before, now);
+        }
         r
+    }
+
+    /// Records, for the timelines of running jobs, workers lost and cores taken from their
+    /// applications between two reads of the master.
+    fn note_losses(&self, before: &MasterState, now: &MasterState) {
+        let runs: Vec<(String, u32, String)> = lock(&self.live)
+            .values()
+            .filter_map(|r| Some((r.job_id.clone(), r.attempt, r.app_id.clone()?)))
+            .collect();
+        if runs.is_empty() {
+            return;
+        }
+        let apps: Vec<&str> = runs.iter().map(|(_, _, a)| a.as_str()).collect();
+        let found = now.losses_since(before, &apps);
+        let mut notes = lock(&self.notes);
+        for (app, message) in found {
+            for (job_id, attempt, _) in runs.iter().filter(|(_, _, a)| *a == app) {
+                tracing::warn!(job = %job_id, "spark-standalone: {message}");
+                notes.push(RunNote {
+                    job_id: job_id.clone(),
+                    attempt: *attempt,
+                    message: message.clone(),
+                });
+            }
+        }
     }
 
     async fn read_state(&self) -> Result<Arc<MasterState>, BackendError> {
@@ -1517,6 +1597,10 @@ impl Backend for StandaloneBackend {
         KIND
     }
 
+    async fn take_notes(&self) -> Vec<RunNote> {
+        std::mem::take(&mut *lock(&self.notes))
+    }
+
     async fn capacity(&self) -> Result<CapacityReport, BackendError> {
         let state = match self.fetch_state().await {
             Ok(s) if s.is_alive() => s,
@@ -1647,6 +1731,32 @@ impl Backend for StandaloneBackend {
 mod tests {
     use super::*;
     use sluice_core::spec::{Levels, ParseOptions, parse_job};
+
+    #[test]
+    fn worker_loss_under_a_running_app_is_noted() {
+        let busy = fixture("master-busy.json");
+        let before = MasterState::parse(&busy).unwrap();
+        // The same master a moment later: the worker died and the app lost its core.
+        let mut v: serde_json::Value = serde_json::from_str(&busy).unwrap();
+        v["workers"][0]["state"] = "DEAD".into();
+        v["activeapps"][0]["cores"] = 0.into();
+        let after = MasterState::parse(&v.to_string()).unwrap();
+        let app = "app-20261127053742-0003";
+        let notes = after.losses_since(&before, &[app, "app-not-ours"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].0, app);
+        let msg = &notes[0].1;
+        assert!(msg.contains("worker 127.0.0.1:41131 (DEAD) lost"), "{msg}");
+        assert!(msg.contains("now holds 0 cores (had 1)"), "{msg}");
+        // Nothing changed: nothing to note.
+        assert!(before.losses_since(&before, &[app]).is_empty());
+        // A worker gone from the list entirely counts as lost too.
+        v["workers"] = serde_json::json!([]);
+        v["activeapps"][0]["cores"] = 1.into();
+        let gone = MasterState::parse(&v.to_string()).unwrap();
+        let notes = gone.losses_since(&before, &[app]);
+        assert!(notes[0].1.contains("gone from the master"), "{notes:?}");
+    }
 
     fn fixture(name: &str) -> String {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))

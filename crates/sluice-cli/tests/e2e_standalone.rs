@@ -15,7 +15,9 @@
 //! 3. cluster mode (REST API): a Python job is refused at submit; a JVM job (a small SparkPi
 //!    compiled here with javac against pyspark's jars, since pip's pyspark ships no examples
 //!    jar) runs on the worker and succeeds, its output read back through the worker; another is
-//!    cancelled through the REST kill endpoint.
+//!    cancelled through the REST kill endpoint;
+//! 4. client mode again: the worker is killed while an application runs: the loss shows in
+//!    the job's timeline, a new worker joins, and Spark finishes the job.
 //!
 //! Every process started here (master, worker, sluice servers, drivers) is killed by PID or
 //! process group when the test ends, pass or fail.
@@ -140,6 +142,17 @@ impl SparkCluster {
                 &self.master_url(),
             ]);
         self.worker = Some(cmd.spawn().expect("start the Spark worker"));
+    }
+
+    /// SIGKILL the worker's process group (the worker and its executors) and reap it.
+    fn kill_worker(&mut self) {
+        if let Some(mut c) = self.worker.take() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            let _ = c.wait();
+        }
     }
 
     /// SIGKILL the master's process group and reap it.
@@ -604,5 +617,55 @@ fn standalone_cluster_end_to_end() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    drop(server);
     eprintln!("[{:?}] phase 3 done", t0.elapsed());
+
+    // ---- 4. a worker is lost while an application runs (client mode) ----
+    // The final state comes from Spark (here it gets executors on a new worker and succeeds);
+    // what sluice saw is in the job's timeline.
+    let server = Server::start(&cluster.backend_config(&python, "client"));
+    let long = server.write(
+        "long.yaml",
+        &format!(
+            "name: pi-long\nspark:\n  type: Python\n  mainApplicationFile: {}/examples/src/main/python/pi.py\n  arguments: [\"400\"]\n  driver: {{memory: 512m}}\n  executor: {{cores: 1, instances: 2, memory: 512m}}\n",
+            home.display()
+        ),
+    );
+    let g = server.submit(&long, &[]);
+    server.wait_for(&g, &["running"], 120);
+    // Wait until its application holds the worker's cores, then take the worker away.
+    let app = server.job(&g)["backend_ref"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.json().is_some_and(|j| {
+        j["activeapps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["id"] == app.as_str() && a["cores"].as_u64() == Some(2))
+    }) {
+        assert!(Instant::now() < deadline, "{app} never held 2 cores");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cluster.kill_worker();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = server.ok(&["describe", &g]);
+        if d.contains("lost while application") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker loss never reached the timeline:\n{d}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    cluster.start_worker();
+    assert_eq!(
+        server.wait_for(&g, &["succeeded", "failed"], 240),
+        "succeeded"
+    );
+    eprintln!("[{:?}] phase 4 done", t0.elapsed());
 }

@@ -314,6 +314,7 @@ fn run_ref(rec: &JobRecord) -> RunRef {
 }
 
 async fn reconcile(state: &AppState) -> Result<(), TickError> {
+    record_backend_notes(state).await?;
     let active = state
         .store
         .jobs_in_states(&[JobState::Submitted, JobState::Running])
@@ -417,6 +418,18 @@ async fn running_note(state: &AppState, run: &RunRef) -> (String, Option<String>
         Some(id) => (format!("running (Spark application {id})"), Some(id)),
         None => ("running".to_string(), None),
     }
+}
+
+/// Writes what the backend saw happen to runs (a worker lost, say) into the jobs' timelines.
+async fn record_backend_notes(state: &AppState) -> Result<(), TickError> {
+    let now = now_ms();
+    for note in state.backend.take_notes().await {
+        match state.store.add_note(&note.job_id, now, &note.message).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn runtime_exceeded(rec: &JobRecord, now: i64) -> Option<u64> {
