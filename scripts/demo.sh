@@ -39,3 +39,9 @@ echo "== history"
 state="$("$sluice" get "$id" -o json | "$venv_bin/python" -c 'import json,sys; print(json.load(sys.stdin)["state"])')"
 echo "== job $id: $state"
 [ "$state" = succeeded ]
+if [ "${SLUICE_DEMO_KEEP:-0}" = 1 ]; then
+  echo "== the server keeps running: web UI at http://127.0.0.1:$port/ ; metrics at /metrics (ctrl-c stops it)"
+  wait "$server_pid"
+else
+  echo "== done (SLUICE_DEMO_KEEP=1 keeps the server running, with its web UI at http://127.0.0.1:$port/)"
+fi
