@@ -338,6 +338,8 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
         let now = now_ms();
         // The Spark application id, recorded as the job's backend_ref when it starts running.
         let mut app_ref = None;
+        // The run started and ended between two looks (as opposed to lost or requeued).
+        let ended = matches!(status, RunStatus::Succeeded | RunStatus::Failed { .. });
         let (to, message, exit_code) = match status {
             RunStatus::Pending => continue,
             RunStatus::Running => {
@@ -371,7 +373,7 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 (JobState::Queued, format!("requeued: {message}"), None)
             }
         };
-        if rec.state == JobState::Submitted && to.is_terminal() && !message.starts_with("lost:") {
+        if rec.state == JobState::Submitted && ended {
             // Record that it ran, so the timeline shows a start even for very short runs.
             let (note, app) = running_note(state, &run).await;
             let t = Transition {
