@@ -142,6 +142,16 @@ pub struct RunNote {
     pub message: String,
 }
 
+impl RunStatus {
+    /// True for the states a run does not leave (succeeded, failed, lost).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed { .. } | RunStatus::Lost { .. }
+        )
+    }
+}
+
 /// A piece of a run's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogChunk {

@@ -409,6 +409,8 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
         };
         apply(state, &t).await?;
     }
+    // What the status calls just saw (the operator's state, say) goes in now.
+    record_backend_notes(state).await?;
     Ok(())
 }
 

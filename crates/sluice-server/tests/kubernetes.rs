@@ -159,6 +159,20 @@ async fn watchdog_requeues_through_the_reconciler() {
         timeline.iter().any(|(to, _)| to == "running"),
         "{timeline:#?}"
     );
+    // The operator's state is kept in the timeline, once per change.
+    let operator: Vec<&str> = timeline
+        .iter()
+        .filter(|(_, m)| m.starts_with("operator: "))
+        .map(|(_, m)| m.as_str())
+        .collect();
+    assert_eq!(
+        operator
+            .iter()
+            .filter(|m| **m == "operator: SparkApplication RUNNING")
+            .count(),
+        1,
+        "{timeline:#?}"
+    );
     let apps = fake.list("sparkapplications", "spark");
     assert_eq!(apps.len(), 1, "attempt 2 submitted");
     let name2 = apps[0]["metadata"]["name"].as_str().unwrap();

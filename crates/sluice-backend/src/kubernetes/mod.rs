@@ -58,7 +58,8 @@ use self::objects::{
     pod_role, pod_terminal, pod_usage, quota_info, remaining,
 };
 use crate::{
-    Backend, BackendError, CapacityReport, LogChunk, RunRef, RunStatus, SubmitRequest, Submitted,
+    Backend, BackendError, CapacityReport, LogChunk, RunNote, RunRef, RunStatus, SubmitRequest,
+    Submitted,
 };
 
 /// How the backend checks capacity before submitting.
@@ -290,6 +291,10 @@ pub struct KubeBackend {
     shapes: Mutex<HashMap<(String, u32), ShapeEntry>>,
     view: Mutex<View>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The operator's state and message last seen per job, to note each change once.
+    operator_seen: Mutex<HashMap<String, String>>,
+    /// Notes for the jobs' timelines, until `take_notes` hands them over.
+    notes: Mutex<Vec<RunNote>>,
 }
 
 impl Drop for KubeBackend {
@@ -490,6 +495,8 @@ impl KubeBackend {
             shapes: Mutex::new(HashMap::new()),
             view: Mutex::new(View::default()),
             tasks,
+            operator_seen: Mutex::new(HashMap::new()),
+            notes: Mutex::new(Vec::new()),
         };
         backend.remove_orphan_placeholders().await;
         Ok(backend)
@@ -864,10 +871,36 @@ fn created_pods_by_role<'a>(pods: impl Iterator<Item = &'a Arc<Pod>>) -> BTreeMa
     out
 }
 
+impl KubeBackend {
+    /// Keeps the operator's state and message in the job's timeline: one note per change.
+    fn note_operator_state(&self, run: &RunRef, st: &AppState, last: bool) {
+        let now = st.describe();
+        let mut seen = lock(&self.operator_seen);
+        let changed = seen.get(&run.job_id) != Some(&now);
+        if last {
+            seen.remove(&run.job_id);
+        } else {
+            seen.insert(run.job_id.clone(), now.clone());
+        }
+        drop(seen);
+        if changed {
+            lock(&self.notes).push(RunNote {
+                job_id: run.job_id.clone(),
+                attempt: run.attempt,
+                message: format!("operator: {now}"),
+            });
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Backend for KubeBackend {
     fn kind(&self) -> &'static str {
         "kubernetes"
+    }
+
+    async fn take_notes(&self) -> Vec<RunNote> {
+        std::mem::take(&mut *lock(&self.notes))
     }
 
     async fn capacity(&self) -> Result<CapacityReport, BackendError> {
@@ -1132,6 +1165,7 @@ impl Backend for KubeBackend {
         };
         let st = AppState::of(&app.data);
         let status = map_state(&st);
+        self.note_operator_state(run, &st, status.is_final());
         match &status {
             RunStatus::Succeeded | RunStatus::Failed { .. } => self.forget(&run.job_id),
             RunStatus::Running => {
