@@ -1,19 +1,16 @@
 //! HTTP API tests: the real router (`app(state)`) driven with `oneshot`, over a real SQLite store
 //! and the real local backend (command jobs only; no Spark here).
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::call;
 use serde_json::Value;
-use sluice_backend::local::{LocalBackend, LocalConfig};
 use sluice_server::config::{Config, NamespaceConfig};
 use sluice_server::scheduler::tick;
 use sluice_server::{AppState, app};
-use tower::ServiceExt;
 
 struct Env {
     state: AppState,
@@ -22,28 +19,10 @@ struct Env {
 
 async fn env_with(cores_milli: u64, memory_mib: u64, tweak: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
     tweak(&mut config);
-    config.validate().unwrap();
-    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let backend = LocalBackend::new(LocalConfig {
-        cores_milli,
-        memory_mib,
-        data_dir: dir.path().to_path_buf(),
-        spark_home: None,
-        python: None,
-        image_spark_home: "/opt/spark".into(),
-        kill_grace: Duration::from_secs(2),
-    })
-    .await
-    .unwrap();
     Env {
-        state: AppState::new(store, Arc::new(backend), config),
+        state: common::local_state(dir.path(), cores_milli, memory_mib, config).await,
         _dir: dir,
     }
 }
@@ -55,21 +34,6 @@ async fn env() -> Env {
 /// Admitted and handed to the backend (the next tick's reconcile would see it running).
 fn started(v: &Value) -> bool {
     matches!(v["state"].as_str(), Some("submitted" | "running"))
-}
-
-async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/yaml")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, v)
 }
 
 fn cmd_job(name: &str, ns: &str, extra: &str, cpu: &str) -> String {

@@ -1,19 +1,17 @@
 //! The history API and the UI assets through the real router (`app(state)` with `oneshot`),
 //! over a real SQLite store and the real local backend running real command jobs.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::{call, raw};
 use serde_json::Value;
-use sluice_backend::local::{LocalBackend, LocalConfig};
 use sluice_server::config::Config;
 use sluice_server::scheduler::tick;
 use sluice_server::{AppState, app};
-use tower::ServiceExt;
 
 struct Env {
     state: AppState,
@@ -23,58 +21,12 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.validate().unwrap();
-    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let backend = LocalBackend::new(LocalConfig {
-        cores_milli: 4000,
-        memory_mib: 8192,
-        data_dir: dir.path().to_path_buf(),
-        spark_home: None,
-        python: None,
-        image_spark_home: "/opt/spark".into(),
-        kill_grace: Duration::from_secs(2),
-    })
-    .await
-    .unwrap();
-    let state = AppState::new(store, Arc::new(backend), config);
+    let state = common::local_state(dir.path(), 4000, 8192, Config::default()).await;
     Env {
         router: app(state.clone()),
         state,
         _dir: dir,
     }
-}
-
-async fn raw(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, String, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/yaml")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, ctype, String::from_utf8_lossy(&bytes).into_owned())
-}
-
-async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
-    let (status, _, text) = raw(router, method, uri, body).await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 fn job(name: &str, ns: &str, argv: &str) -> String {

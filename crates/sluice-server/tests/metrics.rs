@@ -2,19 +2,17 @@
 //! over a real SQLite store and the real local backend running command jobs. The end-to-end test
 //! with a real Prometheus is `crates/sluice-cli/tests/e2e_metrics.rs`.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use common::raw as call;
 use serde_json::Value;
-use sluice_backend::local::{LocalBackend, LocalConfig};
 use sluice_server::config::{Config, NamespaceConfig};
 use sluice_server::scheduler::tick;
 use sluice_server::{AppState, app};
-use tower::ServiceExt;
 
 struct Env {
     state: AppState,
@@ -24,52 +22,16 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
     config
         .namespaces
         .insert("analytics".into(), NamespaceConfig::default());
-    config.validate().unwrap();
-    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let backend = LocalBackend::new(LocalConfig {
-        cores_milli: 2000,
-        memory_mib: 2048,
-        data_dir: dir.path().to_path_buf(),
-        spark_home: None,
-        python: None,
-        image_spark_home: "/opt/spark".into(),
-        kill_grace: Duration::from_secs(2),
-    })
-    .await
-    .unwrap();
-    let state = AppState::new(store, Arc::new(backend), config);
+    let state = common::local_state(dir.path(), 2000, 2048, config).await;
     Env {
         router: app(state.clone()),
         state,
         _dir: dir,
     }
-}
-
-async fn call(r: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, String, String) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/yaml")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = r.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let ctype = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, ctype, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
 async fn submit(r: &Router, yaml: &str) -> String {

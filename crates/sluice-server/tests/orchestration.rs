@@ -2,22 +2,18 @@
 //! the real local backend (command jobs) and the real router. Schedule times are injected (the
 //! `now` of `orchestration::*`): no test waits for a fire time.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use serde_json::Value;
-use sluice_backend::local::{LocalBackend, LocalConfig};
+use axum::http::StatusCode;
+use common::call;
 use sluice_core::job::JobState;
 use sluice_server::config::Config;
 use sluice_server::orchestration;
 use sluice_server::scheduler::tick;
 use sluice_server::state::now_ms;
 use sluice_server::{AppState, app};
-use tower::ServiceExt;
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
@@ -28,25 +24,7 @@ struct Env {
 }
 
 async fn state_in(dir: &std::path::Path) -> AppState {
-    let config = Config {
-        data_dir: dir.to_path_buf(),
-        ..Config::default()
-    };
-    let store = sluice_store::open(&format!("sqlite://{}", dir.join("s.db").display()))
-        .await
-        .unwrap();
-    let backend = LocalBackend::new(LocalConfig {
-        cores_milli: 4000,
-        memory_mib: 8192,
-        data_dir: dir.to_path_buf(),
-        spark_home: None,
-        python: None,
-        image_spark_home: "/opt/spark".into(),
-        kill_grace: Duration::from_secs(2),
-    })
-    .await
-    .unwrap();
-    AppState::new(store, Arc::new(backend), config)
+    common::local_state(dir, 4000, 8192, Config::default()).await
 }
 
 async fn env() -> Env {
@@ -55,21 +33,6 @@ async fn env() -> Env {
         state: state_in(dir.path()).await,
         dir,
     }
-}
-
-async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/yaml")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, v)
 }
 
 fn schedule_doc(name: &str, expr: &str, extra: &str, argv: &str) -> String {

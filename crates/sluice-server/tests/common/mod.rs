@@ -1,0 +1,79 @@
+//! Shared set-up of the server tests: a real SQLite store and the real local backend in a
+//! temporary directory, and requests through the real router (`app(state)` with `oneshot`).
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sluice_backend::local::{LocalBackend, LocalConfig};
+use sluice_server::AppState;
+use sluice_server::config::Config;
+use tower::ServiceExt;
+
+/// Server state over `dir`: `config` with `data_dir = dir` (validated), a SQLite store in
+/// `dir/s.db` and a local backend with the given budget.
+pub async fn local_state(
+    dir: &Path,
+    cores_milli: u64,
+    memory_mib: u64,
+    mut config: Config,
+) -> AppState {
+    config.data_dir = dir.to_path_buf();
+    config.validate().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}", dir.join("s.db").display()))
+        .await
+        .unwrap();
+    let backend = LocalBackend::new(LocalConfig {
+        cores_milli,
+        memory_mib,
+        data_dir: dir.to_path_buf(),
+        spark_home: None,
+        python: None,
+        image_spark_home: "/opt/spark".into(),
+        kill_grace: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    AppState::new(store, Arc::new(backend), config)
+}
+
+/// One request: status, content type and body text.
+pub async fn raw(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, String, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/yaml")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let ctype = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, ctype, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// One request whose answer is JSON (a body that is not JSON comes back as a JSON string).
+pub async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let (status, _, text) = raw(router, method, uri, body).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
