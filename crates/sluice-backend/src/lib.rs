@@ -179,6 +179,16 @@ pub trait Backend: Send + Sync + 'static {
     fn demand(&self, job: &Job) -> Result<Demand, BackendError> {
         sluice_core::sizing::job_demand(job).map_err(|e| BackendError::Rejected(e.to_string()))
     }
+    /// Why the job can never run on this backend as it is now configured, beyond room
+    /// (`fits_empty` checks that): on Kubernetes, a driver or executor `nodeSelector`, affinity
+    /// or untolerated taint that rules out every node, a pod bigger than every node that accepts
+    /// it, or a ResourceQuota whose hard limit the job exceeds outright. Called at submit (the
+    /// API answers 422 with the reason) and when a schedule is created; temporary conditions
+    /// (nodes not Ready, cordoned, quota in use) never count, and a backend that does not know
+    /// its cluster yet answers `None`. Must be cheap and do no I/O. Default: `None`.
+    fn never_runs(&self, _job: &Job, _demand: &Demand) -> Option<String> {
+        None
+    }
     /// Starts a run of the job attempt; idempotent per (job id, attempt).
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, BackendError>;
     /// The state of a run.

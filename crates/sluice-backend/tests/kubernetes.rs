@@ -1100,6 +1100,11 @@ async fn placeholders_submit_when_all_are_scheduled() {
     );
     assert!(fake.list("sparkapplications", NS).is_empty());
     bind_all_placeholders(&fake, "a");
+    let names: Vec<String> = placeholders(&fake)
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    let before = fake.requests().len();
     let s = b.submit(&req).await.unwrap();
     assert!(!s.already_existed);
     assert!(
@@ -1107,6 +1112,24 @@ async fn placeholders_submit_when_all_are_scheduled() {
         "deleted once the application is submitted"
     );
     assert_eq!(fake.list("sparkapplications", NS).len(), 1);
+    // The application was created while the placeholders still held the room: no placeholder
+    // was deleted before the create, every one after it.
+    let reqs = fake.requests()[before..].to_vec();
+    let create = reqs
+        .iter()
+        .position(|r| {
+            r.starts_with(&format!(
+                "POST /apis/sparkoperator.k8s.io/v1beta2/namespaces/{NS}/sparkapplications"
+            ))
+        })
+        .unwrap_or_else(|| panic!("{reqs:#?}"));
+    for n in &names {
+        let del = reqs
+            .iter()
+            .position(|r| r.starts_with(&format!("DELETE /api/v1/namespaces/{NS}/pods/{n}")))
+            .unwrap_or_else(|| panic!("{n} not deleted: {reqs:#?}"));
+        assert!(del > create, "{n} deleted before the create: {reqs:#?}");
+    }
     // A job cancelled while its placeholders wait (still admitted, no run yet): they go.
     let p2 = request("p2", &spark_job("pi2", PI));
     assert!(matches!(b.submit(&p2).await, Err(BackendError::NotYet(_))));
@@ -1126,25 +1149,26 @@ async fn placeholders_submit_when_all_are_scheduled() {
 }
 
 #[tokio::test]
-async fn placeholder_timeout_releases_and_orphans_are_removed_at_start() {
+async fn placeholder_timeout_releases_and_orphans_are_removed() {
     let fake = FakeApi::start().await;
     fake.put(
         "nodes",
         "",
         node("a", "8", "32Gi", 110, no_labels(), json!([])),
     );
-    // Left by a crashed sluice: removed at start-up, by label.
-    let mut orphan = pod(
-        "old-ph-driver-1",
-        Some("a"),
-        "Running",
-        "1",
-        "1Gi",
-        json!({
-        "app.kubernetes.io/managed-by": "sluice", "sluice.io/placeholder": "true", "sluice.io/job-id": "gone"}),
-    );
-    orphan["metadata"]["namespace"] = json!(NS);
-    fake.put("pods", NS, orphan);
+    // Left by a crashed sluice, of a job no longer being submitted.
+    let orphan = |name: &str| {
+        pod(
+            name,
+            Some("a"),
+            "Running",
+            "1",
+            "1Gi",
+            json!({"app.kubernetes.io/managed-by": "sluice", "sluice.io/placeholder": "true",
+                   "sluice.io/job-id": "gone", "sluice.io/attempt": "1"}),
+        )
+    };
+    fake.put("pods", NS, orphan("old-ph-driver-1"));
     fake.put(
         "pods",
         NS,
@@ -1157,16 +1181,25 @@ async fn placeholder_timeout_releases_and_orphans_are_removed_at_start() {
             json!({"sluice.io/placeholder": "true"}),
         ),
     );
-    let b = backend(&fake, |s| {
-        s.mode = CapacityMode::Placeholders;
-        s.placeholder_timeout = Duration::from_millis(300);
-    })
-    .await;
+    // In the modes that make no placeholders, every one is an orphan: removed at start-up.
+    drop(backend(&fake, |_| {}).await);
     assert!(fake.get("pods", NS, "old-ph-driver-1").is_none());
     assert!(
         fake.get("pods", NS, "not-ours").is_some(),
         "only sluice's placeholders go"
     );
+    // In placeholders mode, one that no resubmit adopts goes once older than the timeout.
+    fake.put("pods", NS, orphan("old-ph-driver-2"));
+    let b = backend(&fake, |s| {
+        s.mode = CapacityMode::Placeholders;
+        s.placeholder_timeout = Duration::from_millis(300);
+    })
+    .await;
+    eventually("the orphan swept", || async {
+        fake.get("pods", NS, "old-ph-driver-2").is_none()
+    })
+    .await;
+    assert!(fake.get("pods", NS, "not-ours").is_some());
     let req = request("t1", &spark_job("pi", PI));
     assert!(matches!(b.submit(&req).await, Err(BackendError::NotYet(_))));
     // Only the driver's placeholder gets scheduled.
@@ -1251,6 +1284,477 @@ async fn watchdog_kills_and_requeues_a_driver_without_executors() {
     assert!(fake.get("sparkapplications", NS, &name).is_none(), "killed");
 }
 
+/// Long before any test runs: what a restarted sluice finds from its earlier life.
+const LONG_AGO: &str = "2020-01-01T00:00:00Z";
+
+/// A placeholder pod of job `job` attempt 1, as sluice creates them, created at `created`.
+fn placeholder_pod(name: &str, job: &str, role: &str, node: Option<&str>, created: &str) -> Value {
+    let mut p = pod(
+        name,
+        node,
+        "Pending",
+        "1",
+        "896Mi",
+        json!({"app.kubernetes.io/managed-by": "sluice", "sluice.io/placeholder": "true",
+               "sluice.io/job-id": job, "sluice.io/attempt": "1", "sluice.io/role": role}),
+    );
+    p["metadata"]["creationTimestamp"] = json!(created);
+    p
+}
+
+#[tokio::test]
+async fn placeholder_timeout_counts_from_their_creation_across_restarts() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "8", "32Gi", 110, no_labels(), json!([])),
+    );
+    // Left by the sluice that ran before this one: the placeholders of two jobs still admitted
+    // (the server submits them again after a restart). Those of r1 were created long ago and
+    // two of them never got a node; those of r2 were created just now.
+    for (name, role, node) in [
+        ("r1-ph-driver", "driver", Some("a")),
+        ("r1-ph-executor-1", "executor", None),
+        ("r1-ph-executor-2", "executor", None),
+    ] {
+        fake.put(
+            "pods",
+            NS,
+            placeholder_pod(name, "r1", role, node, LONG_AGO),
+        );
+    }
+    let now = kube_fake::rfc3339_now();
+    for (name, role, node) in [
+        ("r2-ph-driver", "driver", Some("a")),
+        ("r2-ph-executor-1", "executor", Some("a")),
+        ("r2-ph-executor-2", "executor", None),
+    ] {
+        fake.put("pods", NS, placeholder_pod(name, "r2", role, node, &now));
+    }
+    // A fresh backend, as after a restart, with a timeout of a minute.
+    let b = backend(&fake, |s| {
+        s.mode = CapacityMode::Placeholders;
+        s.placeholder_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let r1 = request("r1", &spark_job("pi", PI));
+    match b.submit(&r1).await {
+        Err(BackendError::NoRoom(m)) => {
+            assert!(m.contains("2 of 3 pods not scheduled after 60 s"), "{m}")
+        }
+        other => panic!("released on the first try, not {other:?}"),
+    }
+    assert!(
+        placeholders(&fake)
+            .iter()
+            .all(|p| p["metadata"]["labels"][JOB_ID_LABEL] != "r1"),
+        "released"
+    );
+    // r2's are adopted (not created again) and still within their time.
+    let r2 = request("r2", &spark_job("pi2", PI));
+    match b.submit(&r2).await {
+        Err(BackendError::NotYet(m)) => assert!(m.contains("2 of 3 scheduled"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let mut names: Vec<String> = placeholders(&fake)
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["r2-ph-driver", "r2-ph-executor-1", "r2-ph-executor-2"]
+    );
+    // The API cannot be reached for the create: the placeholders stay for the next try.
+    let fail = Arc::new(std::sync::atomic::AtomicU32::new(1));
+    let f = fail.clone();
+    fake.on_create(Box::new(move |kind, _, _| {
+        if kind != "sparkapplications" {
+            return None;
+        }
+        match f.load(std::sync::atomic::Ordering::SeqCst) {
+            // 503 is what kube-rs would retry for minutes inside the call: sluice's client
+            // does not, it answers Unavailable and the next tick tries again.
+            1 => Some((503, "ServiceUnavailable".into(), "etcd is away".into())),
+            2 => Some((
+                403,
+                "Forbidden".into(),
+                "exceeded quota: team, requested: requests.cpu=3".into(),
+            )),
+            _ => None,
+        }
+    }));
+    bind_all_placeholders(&fake, "a");
+    assert!(matches!(
+        b.submit(&r2).await,
+        Err(BackendError::Unavailable(_))
+    ));
+    assert_eq!(
+        placeholders(&fake).len(),
+        3,
+        "kept while the job stays admitted"
+    );
+    assert!(b.capacity().await.unwrap().visible.contains("r2"));
+    // A quota refusal sends the job back to its queue: the placeholders go.
+    fail.store(2, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(b.submit(&r2).await, Err(BackendError::NoRoom(_))));
+    assert!(placeholders(&fake).is_empty());
+    assert!(fake.list("sparkapplications", NS).is_empty());
+}
+
+// ---------------------------------------------------------------- watchdog, after a restart
+
+/// `pod` with a creation time and, when running, its Spark container's start.
+fn timed(mut p: Value, created: &str, started: Option<&str>) -> Value {
+    p["metadata"]["creationTimestamp"] = json!(created);
+    if let Some(t) = started {
+        let container = if p["metadata"]["labels"]["spark-role"] == "driver" {
+            "spark-kubernetes-driver"
+        } else {
+            "spark-kubernetes-executor"
+        };
+        p["status"]["startTime"] = json!(created);
+        p["status"]["containerStatuses"] = json!([{
+            "name": container, "image": "spark", "imageID": "", "ready": true, "restartCount": 0,
+            "state": {"running": {"startedAt": t}}
+        }]);
+    }
+    p
+}
+
+/// Plays the operator before a restart of sluice: the RUNNING application of `req`, its driver
+/// running since `driver_started` and its two executors pending since `pending_since`.
+fn running_app(
+    fake: &FakeApi,
+    req: &SubmitRequest,
+    driver_started: &str,
+    pending_since: &str,
+) -> RunRef {
+    let mut app = build_app(&req.job, &req.job_id, 1, &req.demand, &Default::default()).unwrap();
+    app["status"] = json!({"applicationState": {"state": "RUNNING"}});
+    let name = app["metadata"]["name"].as_str().unwrap().to_string();
+    fake.put("sparkapplications", NS, app.clone());
+    fake.put(
+        "pods",
+        NS,
+        timed(
+            pod(
+                &format!("{name}-driver"),
+                Some("a"),
+                "Running",
+                "1",
+                "896Mi",
+                spark_labels(&app, "driver"),
+            ),
+            driver_started,
+            Some(driver_started),
+        ),
+    );
+    for i in 1..=2 {
+        fake.put(
+            "pods",
+            NS,
+            timed(
+                pod(
+                    &format!("{name}-exec-{i}"),
+                    None,
+                    "Pending",
+                    "1",
+                    "896Mi",
+                    spark_labels(&app, "executor"),
+                ),
+                pending_since,
+                None,
+            ),
+        );
+    }
+    RunRef {
+        job_id: req.job_id.clone(),
+        attempt: 1,
+        backend_ref: Some(format!("{NS}/{name}")),
+    }
+}
+
+#[tokio::test]
+async fn watchdog_counts_from_the_cluster_after_a_restart() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "8", "32Gi", 110, no_labels(), json!([])),
+    );
+    let now = kube_fake::rfc3339_now();
+    // Driver running and executors pending since long before this sluice started.
+    let stuck = running_app(
+        &fake,
+        &request("w2", &spark_job("stuck", PI)),
+        LONG_AGO,
+        LONG_AGO,
+    );
+    // Driver running for long, but its executors were created (after losing the first ones)
+    // just now: the clock starts at the later of the two.
+    let fresh = running_app(
+        &fake,
+        &request("w3", &spark_job("fresh", PI)),
+        LONG_AGO,
+        &now,
+    );
+    // The driver itself started just now (executors older: pending since before it ran).
+    let young = running_app(
+        &fake,
+        &request("w4", &spark_job("young", PI)),
+        &now,
+        LONG_AGO,
+    );
+    let b = backend(&fake, |s| s.watchdog = Some(Duration::from_secs(600))).await;
+    match b.status(&stuck).await.unwrap() {
+        RunStatus::Requeue { message } => {
+            assert!(message.contains("more than 600 s"), "{message}");
+            assert!(message.contains("(2 pending, 0 not created)"), "{message}");
+        }
+        other => panic!("killed on the first look, not {other:?}"),
+    }
+    let name = stuck
+        .backend_ref
+        .as_deref()
+        .unwrap()
+        .split('/')
+        .nth(1)
+        .unwrap();
+    assert!(fake.get("sparkapplications", NS, name).is_none(), "killed");
+    assert_eq!(b.status(&fresh).await.unwrap(), RunStatus::Running);
+    assert_eq!(b.status(&young).await.unwrap(), RunStatus::Running);
+}
+
+// ---------------------------------------------------------------- jobs that can never run
+
+fn job_of(text: &str) -> (Job, Demand) {
+    parse(text)
+}
+
+#[tokio::test]
+async fn never_runs_names_what_no_node_or_quota_allows() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("cpu", "4", "16Gi", 110, json!({"pool": "cpu"}), json!([])),
+    );
+    fake.put(
+        "nodes",
+        "",
+        node(
+            "gpu",
+            "8",
+            "32Gi",
+            110,
+            json!({"pool": "gpu"}),
+            json!([{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]),
+        ),
+    );
+    // The only ssd node is cordoned and not Ready (with the taints that come with that):
+    // temporary, so a job for it waits rather than being refused.
+    let mut down = node(
+        "ssd",
+        "4",
+        "16Gi",
+        110,
+        json!({"pool": "ssd"}),
+        json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+               {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]),
+    );
+    down["spec"]["unschedulable"] = json!(true);
+    down["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
+    fake.put("nodes", "", down);
+    fake.put(
+        "resourcequotas",
+        NS,
+        json!({
+            "metadata": {"name": "team"},
+            "spec": {"hard": {"requests.cpu": "8"}},
+            "status": {"hard": {"requests.cpu": "8"}, "used": {"requests.cpu": "7500m"}}
+        }),
+    );
+    // A quota for best-effort pods only: Spark's pods request resources, it never counts them.
+    fake.put(
+        "resourcequotas",
+        NS,
+        json!({
+            "metadata": {"name": "best-effort"},
+            "spec": {"hard": {"pods": "0"}, "scopes": ["BestEffort"]},
+            "status": {"hard": {"pods": "0"}, "used": {"pods": "0"}}
+        }),
+    );
+    let b = backend(&fake, |_| {}).await;
+
+    // Fits: nothing to say (the quota's `used` is for the cycle, not for this).
+    let (job, demand) = job_of(&spark_job("pi", PI));
+    assert_eq!(b.never_runs(&job, &demand), None);
+
+    // A selector no node's labels match.
+    let selected = |pool: &str| {
+        format!(
+            "apiVersion: sparkoperator.k8s.io/v1beta2
+kind: SparkApplication
+metadata: {{name: sel, namespace: {NS}}}
+spec:
+  type: Python
+  sparkVersion: 4.0.4
+  mainApplicationFile: local:///a.py
+  nodeSelector: {{pool: {pool}}}
+  driver: {{cores: 1}}
+  executor: {{cores: 1, instances: 2}}
+"
+        )
+    };
+    let (job, demand) = job_of(&selected("tpu"));
+    let why = b.never_runs(&job, &demand).expect("refused");
+    assert!(why.starts_with("no node accepts the driver: "), "{why}");
+    assert!(why.contains("node cpu lacks label pool=tpu"), "{why}");
+
+    // The gpu pool without the toleration of its taint.
+    let (job, demand) = job_of(&selected("gpu"));
+    let why = b.never_runs(&job, &demand).expect("refused");
+    assert!(
+        why.contains("node gpu has taint nvidia.com/gpu=present:NoSchedule"),
+        "{why}"
+    );
+
+    // Cordoned and not Ready is temporary: not refused, but the cycle says why it waits.
+    let (job, demand) = job_of(&selected("ssd"));
+    assert_eq!(b.never_runs(&job, &demand), None);
+    let req = request("ssd", &selected("ssd"));
+    let (admitted, waiting) = cycle(&b, &[&req]).await;
+    assert!(admitted.is_empty());
+    assert!(
+        waiting[0]
+            .1
+            .to_string()
+            .contains("no node accepts the driver"),
+        "{}",
+        waiting[0].1
+    );
+
+    // An executor bigger than every node that accepts it (the gpu node is big enough, but
+    // tainted).
+    let (job, demand) = job_of(&spark_job(
+        "big",
+        "  mainApplicationFile: local:///a.py\n  executor: {cores: 6, instances: 1}\n",
+    ));
+    let why = b.never_runs(&job, &demand).expect("refused");
+    assert!(why.starts_with("one executor pod needs 6 cores"), "{why}");
+    assert!(why.contains("node cpu has 4 cores"), "{why}");
+
+    // More than the quota's hard limit, each pod fitting a node.
+    let (job, demand) = job_of(&spark_job(
+        "wide",
+        "  mainApplicationFile: local:///a.py\n  executor: {cores: 3, instances: 3}\n",
+    ));
+    assert_eq!(demand.total().cpu_milli, 10_000);
+    let why = b.never_runs(&job, &demand).expect("refused");
+    assert_eq!(
+        why,
+        "namespace quota: ResourceQuota team requests.cpu: the job needs 10 cores, more than its hard limit of 8 cores"
+    );
+
+    // A backend that knows no node yet refuses nothing.
+    let empty = FakeApi::start().await;
+    let b2 = backend(&empty, |_| {}).await;
+    let (job, demand) = job_of(&selected("tpu"));
+    assert_eq!(b2.never_runs(&job, &demand), None);
+
+    // A namespace sluice does not manage is configuration: refused even before any sync.
+    let (job, demand) = job_of(&format!("name: pi\nnamespace: elsewhere\nspark:\n{PI}"));
+    let why = b2.never_runs(&job, &demand).expect("refused");
+    assert!(
+        why.starts_with("namespace elsewhere is not managed by sluice"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn scoped_quotas_hold_back_only_the_pods_they_match() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "16", "64Gi", 110, no_labels(), json!([])),
+    );
+    let quota = |name: &str, scopes: Value, selector: Value| {
+        json!({
+            "metadata": {"name": name},
+            "spec": {"hard": {"requests.cpu": "1"}, "scopes": scopes, "scopeSelector": selector},
+            "status": {"hard": {"requests.cpu": "1"}, "used": {"requests.cpu": "0"}}
+        })
+    };
+    // A tight quota for best-effort pods: Spark's pods request resources, it does not apply.
+    fake.put(
+        "resourcequotas",
+        NS,
+        quota("be", json!(["BestEffort"]), Value::Null),
+    );
+    // A tight quota for pods of priority class "high".
+    fake.put(
+        "resourcequotas",
+        NS,
+        quota(
+            "high",
+            Value::Null,
+            json!({"matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}),
+        ),
+    );
+    let b = backend(&fake, |_| {}).await;
+    let job = request("s1", &spark_job("pi", PI));
+    let (admitted, waiting) = cycle(&b, &[&job]).await;
+    assert_eq!(admitted, vec!["s1"], "{waiting:?}");
+    let (j, d) = job_of(&spark_job("pi", PI));
+    assert_eq!(b.never_runs(&j, &d), None);
+
+    // A driver of class "high" is counted by the second quota.
+    let high = format!(
+        "apiVersion: sparkoperator.k8s.io/v1beta2
+kind: SparkApplication
+metadata: {{name: hi, namespace: {NS}}}
+spec:
+  type: Python
+  sparkVersion: 4.0.4
+  mainApplicationFile: local:///a.py
+  driver: {{cores: 2, priorityClassName: high}}
+  executor: {{cores: 1, instances: 2}}
+"
+    );
+    let hi = request("s2", &high);
+    let (admitted, waiting) = cycle(&b, &[&hi]).await;
+    assert!(admitted.is_empty());
+    let why = waiting[0].1.to_string();
+    assert!(
+        why.contains("ResourceQuota high requests.cpu: needs 2 cores"),
+        "{why}"
+    );
+    assert!(
+        b.never_runs(&hi.job, &hi.demand)
+            .unwrap()
+            .contains("ResourceQuota high requests.cpu: the job needs 2 cores"),
+    );
+
+    // A tight quota for every pod that is not best effort: now the plain job waits too.
+    fake.put(
+        "resourcequotas",
+        NS,
+        quota("nbe", json!(["NotBestEffort"]), Value::Null),
+    );
+    eventually("the new quota seen", || async {
+        let (admitted, waiting) = cycle(&b, &[&job]).await;
+        admitted.is_empty()
+            && waiting[0]
+                .1
+                .to_string()
+                .contains("ResourceQuota nbe requests.cpu: needs 3 cores")
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------- deploy files
 
 #[test]
@@ -1324,7 +1828,11 @@ fn deploy_rbac_grants_what_the_backend_uses_and_no_more() {
 
 // ---------------------------------------------------------------- a real cluster, opt-in
 
-/// Runs only when `KUBECONFIG` is set: connects, reads the capacity and renders a job.
+/// Runs only when `KUBECONFIG` is set: when the Spark Operator's CRD is installed (else it says
+/// "skipped: CRD not installed"), connects, reads the capacity and creates a small job's
+/// SparkApplication and a placeholder pod with `dryRun=All` in `SLUICE_TEST_NAMESPACE` (default
+/// "default"): the API server validates them against the real schema and admission, and
+/// nothing is left behind.
 #[tokio::test]
 async fn real_cluster_when_kubeconfig_is_set() {
     let Ok(path) = std::env::var("KUBECONFIG") else {
@@ -1332,18 +1840,88 @@ async fn real_cluster_when_kubeconfig_is_set() {
         return;
     };
     let ns = std::env::var("SLUICE_TEST_NAMESPACE").unwrap_or_else(|_| "default".into());
-    let b = KubeBackend::connect(
-        &sluice_backend::kubernetes::Credentials::Kubeconfig {
-            path: path.into(),
-            context: None,
-        },
-        KubeSettings {
-            namespaces: vec![ns],
-            ..Default::default()
-        },
+    let creds = sluice_backend::kubernetes::Credentials::Kubeconfig {
+        path: path.into(),
+        context: None,
+    };
+    cluster_checks(&creds, &ns).await;
+}
+
+/// The opt-in test's checks, run here against the fake (through a kubeconfig file, as with a
+/// real cluster), with and without the operator's CRD.
+#[tokio::test]
+async fn opt_in_cluster_checks_run_against_the_fake() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "8", "32Gi", 110, no_labels(), json!([])),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\nusers:\n- name: nobody\n  user: {{}}\n",
+            fake.url
+        ),
     )
-    .await
     .unwrap();
+    let creds = sluice_backend::kubernetes::Credentials::Kubeconfig {
+        path: kubeconfig,
+        context: None,
+    };
+    assert!(cluster_checks(&creds, NS).await, "dry runs made");
+    let dry: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST ") && r.contains("dryRun=All"))
+        .collect();
+    assert_eq!(dry.len(), 2, "{dry:?}");
+    assert!(dry[0].contains("/sparkapplications?"), "{dry:?}");
+    assert!(dry[1].contains("/pods?"), "{dry:?}");
+    assert!(
+        fake.list("sparkapplications", NS).is_empty(),
+        "nothing created"
+    );
+    assert!(fake.list("pods", NS).is_empty(), "nothing created");
+    fake.uninstall_crd();
+    assert!(!cluster_checks(&creds, NS).await, "skipped without the CRD");
+}
+
+/// Connects, reads the capacity and, when the operator's CRD is served, dry-runs a small job's
+/// SparkApplication and a placeholder pod in `ns`. Returns whether the dry runs were made.
+async fn cluster_checks(creds: &sluice_backend::kubernetes::Credentials, ns: &str) -> bool {
+    use kube::api::{Api, DynamicObject, PostParams};
+    use sluice_backend::kubernetes::objects::{PodKind, role_pod};
+    use sluice_backend::kubernetes::{client_for, spark_application_resource};
+
+    let ns = ns.to_string();
+    // The backend watches SparkApplications: without the CRD it never gets ready.
+    let client = client_for(creds).await.unwrap();
+    let served = match client
+        .list_api_group_resources("sparkoperator.k8s.io/v1beta2")
+        .await
+    {
+        Ok(list) => list.resources.iter().any(|r| r.name == "sparkapplications"),
+        Err(kube::Error::Api(s)) if s.code == 404 => false,
+        Err(e) => {
+            eprintln!("discovery of sparkoperator.k8s.io/v1beta2: {e}");
+            false
+        }
+    };
+    if !served {
+        eprintln!(
+            "skipped: CRD not installed (sparkapplications.sparkoperator.k8s.io/v1beta2; \
+             the backend needs the Spark Operator)"
+        );
+        return false;
+    }
+    let settings = KubeSettings {
+        namespaces: vec![ns.clone()],
+        ..Default::default()
+    };
+    let b = KubeBackend::connect(creds, settings.clone()).await.unwrap();
     b.wait_ready(Duration::from_secs(60)).await.unwrap();
     let report = b.capacity().await.unwrap();
     assert!(report.snapshot.available);
@@ -1355,6 +1933,54 @@ async fn real_cluster_when_kubeconfig_is_set() {
         "real cluster: {} schedulable nodes",
         report.snapshot.allocatable.len()
     );
+    let text = format!(
+        "name: sluice-dry-run\nnamespace: {ns}\nspark:\n  mainApplicationFile: local:///opt/spark/examples/src/main/python/pi.py\n  driver: {{cores: 1, memory: 512m}}\n  executor: {{cores: 1, instances: 1, memory: 512m}}\n"
+    );
+    let (job, demand) = parse(&text);
+    assert_eq!(b.never_runs(&job, &demand), None, "a small job can run");
+    let app = build_app(
+        &job,
+        "01jz8m3v9q7x2kd4h6n8p0r2s4",
+        1,
+        &demand,
+        &settings.app,
+    )
+    .unwrap();
+    let dry = PostParams {
+        dry_run: true,
+        field_manager: Some("sluice".into()),
+    };
+    let obj: DynamicObject = serde_json::from_value(app.clone()).unwrap();
+    let created =
+        Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &spark_application_resource())
+            .create(&dry, &obj)
+            .await
+            .unwrap_or_else(|e| panic!("dry-run create of the SparkApplication in {ns}: {e}"));
+    eprintln!(
+        "real cluster: SparkApplication {:?} accepted (dry run)",
+        created.metadata.name
+    );
+    let driver = demand.role(sluice_core::job::Role::Driver).unwrap().each();
+    let ph = role_pod(
+        &app,
+        sluice_core::job::Role::Driver,
+        driver,
+        "01jz8m3v9q7x2kd4h6n8p0r2s4",
+        1,
+        PodKind::Placeholder {
+            image: &settings.placeholder_image,
+            priority_class: None,
+        },
+    );
+    let pod = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client, &ns)
+        .create(&dry, &ph)
+        .await
+        .unwrap_or_else(|e| panic!("dry-run create of a placeholder pod in {ns}: {e}"));
+    eprintln!(
+        "real cluster: placeholder pod {:?} accepted (dry run)",
+        pod.metadata.name
+    );
+    true
 }
 
 async fn free(b: &KubeBackend) -> sluice_core::Resources {

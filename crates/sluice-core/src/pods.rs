@@ -14,7 +14,13 @@
 //! - [`node_free`]: free room per node: Ready and schedulable nodes only; allocatable minus the
 //!   requests of every non-terminal pod bound to the node (a pod being deleted still holds its
 //!   room until it is gone); pod slots from `allocatable.pods`.
-//! - [`quota_check`]: whether a namespace's ResourceQuotas hold a job's pods.
+//! - [`quota_check`]: whether a namespace's ResourceQuotas hold a job's pods; a quota with
+//!   scopes ([`Quota::applies_to`]: `BestEffort`, `NotBestEffort`, `Terminating`,
+//!   `NotTerminating`, `PriorityClass`, `CrossNamespacePodAffinity`, as `spec.scopes` or
+//!   `spec.scopeSelector`) counts only the pods it matches ([`PodScope`]).
+//! - [`never_placed`] and [`quota_hard_check`]: whether a pod can never be placed on any node
+//!   (selector, affinity, permanent taints, allocatable) and whether a job exceeds a quota's hard
+//!   limit outright: such a job would wait forever.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -344,6 +350,18 @@ impl PodPlacement {
     /// Whether the pod may be scheduled on `node` (selector, affinity, taints); `Err` says why
     /// not, for people.
     pub fn allows(&self, node: &NodeInfo) -> Result<(), String> {
+        self.allows_with(node, |_| true)
+    }
+
+    /// Whether the pod could ever be scheduled on `node`: as [`PodPlacement::allows`], but the
+    /// node's temporary condition taints (`node.kubernetes.io/*`: not-ready, unreachable,
+    /// unschedulable, memory-pressure...) are left out; readiness and cordoning are not looked
+    /// at either.
+    pub fn allows_ever(&self, node: &NodeInfo) -> Result<(), String> {
+        self.allows_with(node, |t| !is_condition_taint(t))
+    }
+
+    fn allows_with(&self, node: &NodeInfo, counts: impl Fn(&Taint) -> bool) -> Result<(), String> {
         if let Some((k, v)) = self
             .node_selector
             .iter()
@@ -362,7 +380,8 @@ impl PodPlacement {
                 node.name
             ));
         }
-        if let Some(t) = untolerated(&node.taints, &self.tolerations) {
+        let taints: Vec<Taint> = node.taints.iter().filter(|t| counts(t)).cloned().collect();
+        if let Some(t) = untolerated(&taints, &self.tolerations) {
             return Err(format!(
                 "node {} has taint {}={}:{} that the pod does not tolerate",
                 node.name, t.key, t.value, t.effect
@@ -370,6 +389,70 @@ impl PodPlacement {
         }
         Ok(())
     }
+}
+
+/// A taint the node controller adds and removes with the node's conditions
+/// (`node.kubernetes.io/not-ready`, `.../unschedulable`, `.../memory-pressure`...): it says
+/// nothing about where a pod can run in the long run.
+pub fn is_condition_taint(t: &Taint) -> bool {
+    t.key.starts_with("node.kubernetes.io/")
+}
+
+/// Why a pod of `role` requesting `each` can never run on any of `nodes`, whatever their
+/// temporary state: no node accepts it ([`PodPlacement::allows_ever`]: selector, affinity,
+/// permanent taints), or it is bigger than the allocatable room of every node that does (or
+/// those take no pods). `Ok` when some node could hold it once empty; with no nodes at all
+/// nothing is known, so `Ok` too.
+pub fn never_placed(
+    role: &str,
+    placement: &PodPlacement,
+    each: Resources,
+    nodes: &[NodeInfo],
+) -> Result<(), String> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let mut why = Vec::new();
+    let accepting: Vec<&NodeInfo> = nodes
+        .iter()
+        .filter(|n| match placement.allows_ever(n) {
+            Ok(()) => true,
+            Err(e) => {
+                why.push(e);
+                false
+            }
+        })
+        .collect();
+    if accepting.is_empty() {
+        let more = why.len().saturating_sub(3);
+        why.truncate(3);
+        let mut msg = format!("no node accepts the {role}: {}", why.join("; "));
+        if more > 0 {
+            msg.push_str(&format!(" (and {more} more nodes)"));
+        }
+        return Err(msg);
+    }
+    let holds = |n: &&NodeInfo| {
+        n.allocatable.cpu_milli >= each.cpu_milli
+            && n.allocatable.mem_mib >= each.mem_mib
+            && n.max_pods != Some(0)
+    };
+    if accepting.iter().any(holds) {
+        return Ok(());
+    }
+    let mut sizes: Vec<String> = accepting
+        .iter()
+        .take(3)
+        .map(|n| format!("node {} has {}", n.name, n.allocatable))
+        .collect();
+    if accepting.len() > 3 {
+        sizes.push(format!("{} more nodes", accepting.len() - 3));
+    }
+    Err(format!(
+        "one {role} pod needs {each}, more than the allocatable room of every node that accepts \
+         it ({})",
+        sizes.join("; ")
+    ))
 }
 
 /// A node, as far as scheduling goes.
@@ -511,10 +594,103 @@ pub struct Quota {
     pub hard: BTreeMap<QuotaResource, u64>,
     /// `status.used`, rounded up.
     pub used: BTreeMap<QuotaResource, u64>,
+    /// Its scopes: each of `spec.scopes` (as operator `Exists`), then
+    /// `spec.scopeSelector.matchExpressions`. The quota counts only the pods that match every
+    /// one; none: every pod.
+    #[serde(default)]
+    pub scopes: Vec<ScopeRequirement>,
+}
+
+impl Quota {
+    /// Whether the quota counts a pod like `pod` (it matches every scope requirement).
+    pub fn applies_to(&self, pod: &PodScope) -> bool {
+        self.scopes.iter().all(|s| s.matches(pod))
+    }
+}
+
+/// What a ResourceQuota's scopes look at in a pod.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct PodScope {
+    /// QoS class `BestEffort`: no container requests or limits any cpu or memory.
+    pub best_effort: bool,
+    /// `spec.activeDeadlineSeconds` is set (`Terminating`).
+    pub terminating: bool,
+    /// `spec.priorityClassName`, if set.
+    pub priority_class: Option<String>,
+    /// Pod (anti-)affinity terms name other namespaces (`namespaces` or `namespaceSelector`).
+    pub cross_namespace_affinity: bool,
+}
+
+/// One scope of a ResourceQuota (`ScopedResourceSelectorRequirement`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ScopeRequirement {
+    /// `scopeName`: `BestEffort`, `NotBestEffort`, `Terminating`, `NotTerminating`,
+    /// `PriorityClass`, `CrossNamespacePodAffinity` (others, such as `VolumeAttributesClass`,
+    /// match no pod).
+    pub scope: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist` (only `Exists` is valid for the scopes other
+    /// than `PriorityClass`, which ignore it).
+    pub operator: String,
+    /// Values, for `In` and `NotIn`.
+    pub values: Vec<String>,
+}
+
+impl ScopeRequirement {
+    /// Whether a pod like `pod` matches, as the API server's quota evaluator decides
+    /// (`podMatchesScopeFunc`): `PriorityClass` is a label selector over the single label
+    /// `PriorityClass=<name>`, absent when the pod names no priority class (so `NotIn` and
+    /// `DoesNotExist` match such a pod, `In` and `Exists` do not).
+    pub fn matches(&self, pod: &PodScope) -> bool {
+        match self.scope.as_str() {
+            "BestEffort" => pod.best_effort,
+            "NotBestEffort" => !pod.best_effort,
+            "Terminating" => pod.terminating,
+            "NotTerminating" => !pod.terminating,
+            "CrossNamespacePodAffinity" => pod.cross_namespace_affinity,
+            "PriorityClass" => {
+                let pc = pod.priority_class.as_deref().filter(|p| !p.is_empty());
+                match self.operator.as_str() {
+                    "Exists" => pc.is_some(),
+                    "DoesNotExist" => pc.is_none(),
+                    "In" => pc.is_some_and(|p| self.values.iter().any(|v| v == p)),
+                    "NotIn" => pc.is_none_or(|p| !self.values.iter().any(|v| v == p)),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What a job (or several) would add to a namespace's quota use.
 pub type QuotaNeed = BTreeMap<QuotaResource, u64>;
+
+/// Quota use split by the kind of pod that makes it, so that each quota counts only the pods
+/// its scopes match.
+pub type ScopedNeed = BTreeMap<PodScope, QuotaNeed>;
+
+/// Adds `need` for pods like `pod` to `into`.
+pub fn add_scoped(into: &mut ScopedNeed, pod: &PodScope, need: &QuotaNeed) {
+    let e = into.entry(pod.clone()).or_default();
+    *e = add_need(e, need);
+}
+
+/// Adds two scoped needs.
+pub fn add_scoped_needs(a: &ScopedNeed, b: &ScopedNeed) -> ScopedNeed {
+    let mut out = a.clone();
+    for (pod, need) in b {
+        add_scoped(&mut out, pod, need);
+    }
+    out
+}
+
+/// The part of `scoped` that `quota` counts: the needs of the pods its scopes match.
+pub fn need_for(quota: &Quota, scoped: &ScopedNeed) -> QuotaNeed {
+    scoped
+        .iter()
+        .filter(|(pod, _)| quota.applies_to(pod))
+        .fold(QuotaNeed::new(), |acc, (_, n)| add_need(&acc, n))
+}
 
 /// The quota use of a set of pods: requests, limits (taken equal to the requests where the pod
 /// sets none, as Spark sets memory limit = request) and the pod count.
@@ -540,9 +716,16 @@ pub fn add_need(a: &QuotaNeed, b: &QuotaNeed) -> QuotaNeed {
 }
 
 /// Checks that every quota still has room for `reserved` (held by jobs admitted but not yet
-/// counted in `used`) plus `need`. `Err` names the quota, the resource and the numbers.
-pub fn quota_check(quotas: &[Quota], reserved: &QuotaNeed, need: &QuotaNeed) -> Result<(), String> {
+/// counted in `used`) plus `need`, each quota counting only the pods its scopes match. `Err`
+/// names the quota, the resource and the numbers.
+pub fn quota_check(
+    quotas: &[Quota],
+    reserved: &ScopedNeed,
+    need: &ScopedNeed,
+) -> Result<(), String> {
     for q in quotas {
+        let need = need_for(q, need);
+        let reserved = need_for(q, reserved);
         for (res, &hard) in &q.hard {
             let want = need.get(res).copied().unwrap_or(0);
             if want == 0 {
@@ -560,6 +743,27 @@ pub fn quota_check(quotas: &[Quota], reserved: &QuotaNeed, need: &QuotaNeed) -> 
                     q.name,
                     res.format(want),
                     res.format(used),
+                    res.format(hard)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that no quota's hard limit is below `need` alone (whatever is used): a job that
+/// exceeds one outright can never run in the namespace. Each quota counts only the pods its
+/// scopes match. `Err` names the quota, the resource and the numbers.
+pub fn quota_hard_check(quotas: &[Quota], need: &ScopedNeed) -> Result<(), String> {
+    for q in quotas {
+        let need = need_for(q, need);
+        for (res, &hard) in &q.hard {
+            let want = need.get(res).copied().unwrap_or(0);
+            if want > hard {
+                return Err(format!(
+                    "ResourceQuota {} {res}: the job needs {}, more than its hard limit of {}",
+                    q.name,
+                    res.format(want),
                     res.format(hard)
                 ));
             }
@@ -903,6 +1107,11 @@ mod tests {
         );
     }
 
+    /// Needs of pods with no particular scope (NotBestEffort, NotTerminating, no priority).
+    fn plain(need: QuotaNeed) -> ScopedNeed {
+        [(PodScope::default(), need)].into()
+    }
+
     #[test]
     fn quota_table() {
         let q = Quota {
@@ -919,13 +1128,14 @@ mod tests {
                 (QuotaResource::Pods, 1),
             ]
             .into(),
+            scopes: vec![],
         };
-        let none = QuotaNeed::new();
-        let need = quota_need(r(3000, 2048), r(3000, 2048), 3);
+        let none = ScopedNeed::new();
+        let need = plain(quota_need(r(3000, 2048), r(3000, 2048), 3));
         assert_eq!(quota_check(std::slice::from_ref(&q), &none, &need), Ok(()));
         let err = quota_check(
             std::slice::from_ref(&q),
-            &quota_need(r(500, 0), r(0, 0), 0),
+            &plain(quota_need(r(500, 0), r(0, 0), 0)),
             &need,
         )
         .unwrap_err();
@@ -936,7 +1146,7 @@ mod tests {
         let err = quota_check(
             std::slice::from_ref(&q),
             &none,
-            &quota_need(r(0, 0), r(0, 0), 5),
+            &plain(quota_need(r(0, 0), r(0, 0), 5)),
         )
         .unwrap_err();
         assert!(
@@ -948,16 +1158,295 @@ mod tests {
             quota_check(
                 std::slice::from_ref(&q),
                 &none,
-                &quota_need(r(0, 0), r(99_000, 99_999), 0)
+                &plain(quota_need(r(0, 0), r(99_000, 99_999), 0))
             ),
             Ok(())
         );
         assert_eq!(quota_check(&[], &none, &need), Ok(()));
-        assert_eq!(add_need(&need, &need).get(&QuotaResource::Pods), Some(&6));
+        let n = quota_need(r(3000, 2048), r(3000, 2048), 3);
+        assert_eq!(add_need(&n, &n).get(&QuotaResource::Pods), Some(&6));
         assert_eq!(
             QuotaResource::from_key("count/pods"),
             Some(QuotaResource::Pods)
         );
         assert_eq!(QuotaResource::from_key("services"), None);
+
+        // Hard limits alone: 3 cores fit under 4 whatever is used; 5 do not.
+        assert_eq!(quota_hard_check(std::slice::from_ref(&q), &need), Ok(()));
+        assert_eq!(
+            quota_hard_check(
+                std::slice::from_ref(&q),
+                &plain(quota_need(r(5000, 0), r(5000, 0), 1))
+            ),
+            Err(
+                "ResourceQuota team requests.cpu: the job needs 5 cores, more than its hard limit of 4 cores"
+                    .into()
+            )
+        );
+    }
+
+    fn scope(name: &str, op: &str, values: &[&str]) -> ScopeRequirement {
+        ScopeRequirement {
+            scope: name.into(),
+            operator: op.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn quota_scopes_table() {
+        let spark = PodScope::default();
+        let high = PodScope {
+            priority_class: Some("high".into()),
+            ..PodScope::default()
+        };
+        let best_effort = PodScope {
+            best_effort: true,
+            ..PodScope::default()
+        };
+        let terminating = PodScope {
+            terminating: true,
+            ..PodScope::default()
+        };
+        let cross = PodScope {
+            cross_namespace_affinity: true,
+            ..PodScope::default()
+        };
+        // (requirement, spark pod without priority class, with class "high", best effort,
+        // terminating, cross-namespace affinity)
+        let cases = [
+            (
+                scope("BestEffort", "Exists", &[]),
+                [false, false, true, false, false],
+            ),
+            (
+                scope("NotBestEffort", "Exists", &[]),
+                [true, true, false, true, true],
+            ),
+            (
+                scope("Terminating", "Exists", &[]),
+                [false, false, false, true, false],
+            ),
+            (
+                scope("NotTerminating", "Exists", &[]),
+                [true, true, true, false, true],
+            ),
+            (
+                scope("PriorityClass", "Exists", &[]),
+                [false, true, false, false, false],
+            ),
+            (
+                scope("PriorityClass", "DoesNotExist", &[]),
+                [true, false, true, true, true],
+            ),
+            (
+                scope("PriorityClass", "In", &["high", "mid"]),
+                [false, true, false, false, false],
+            ),
+            (
+                scope("PriorityClass", "In", &["low"]),
+                [false, false, false, false, false],
+            ),
+            (
+                scope("PriorityClass", "NotIn", &["high"]),
+                [true, false, true, true, true],
+            ),
+            (
+                scope("PriorityClass", "NotIn", &["low"]),
+                [true, true, true, true, true],
+            ),
+            (scope("PriorityClass", "Near", &["high"]), [false; 5]),
+            (
+                scope("CrossNamespacePodAffinity", "Exists", &[]),
+                [false, false, false, false, true],
+            ),
+            (scope("VolumeAttributesClass", "Exists", &[]), [false; 5]),
+        ];
+        let pods = [&spark, &high, &best_effort, &terminating, &cross];
+        for (req, want) in cases {
+            for (pod, w) in pods.iter().zip(want) {
+                assert_eq!(req.matches(pod), w, "{req:?} on {pod:?}");
+            }
+        }
+        // A quota applies when every requirement matches; none: every pod.
+        let mut q = Quota {
+            name: "q".into(),
+            ..Quota::default()
+        };
+        assert!(q.applies_to(&best_effort));
+        q.scopes = vec![
+            scope("NotBestEffort", "Exists", &[]),
+            scope("PriorityClass", "In", &["high"]),
+        ];
+        assert!(q.applies_to(&high));
+        assert!(!q.applies_to(&spark));
+        assert!(!q.applies_to(&PodScope {
+            best_effort: true,
+            ..high.clone()
+        }));
+    }
+
+    #[test]
+    fn scoped_quotas_count_only_their_pods() {
+        let hard =
+            |cpu| -> BTreeMap<QuotaResource, u64> { [(QuotaResource::RequestsCpu, cpu)].into() };
+        let quota = |name: &str, scopes: Vec<ScopeRequirement>| Quota {
+            name: name.into(),
+            hard: hard(1000),
+            used: hard(0),
+            scopes,
+        };
+        let high = PodScope {
+            priority_class: Some("high".into()),
+            ..PodScope::default()
+        };
+        // A driver of 1 core with class "high", two executors of 1 core with none.
+        let mut need = ScopedNeed::new();
+        add_scoped(&mut need, &high, &quota_need(r(1000, 0), r(1000, 0), 1));
+        add_scoped(
+            &mut need,
+            &PodScope::default(),
+            &quota_need(r(2000, 0), r(2000, 0), 2),
+        );
+        let ok = |q: Quota| quota_check(&[q], &ScopedNeed::new(), &need);
+        assert_eq!(
+            ok(quota("be", vec![scope("BestEffort", "Exists", &[])])),
+            Ok(())
+        );
+        assert_eq!(
+            ok(quota("high", vec![scope("PriorityClass", "In", &["high"])])),
+            Ok(()),
+            "counts the driver only"
+        );
+        assert!(
+            ok(quota(
+                "others",
+                vec![scope("PriorityClass", "NotIn", &["high"])]
+            ))
+            .unwrap_err()
+            .contains("ResourceQuota others requests.cpu: needs 2 cores")
+        );
+        assert!(
+            ok(quota("nbe", vec![scope("NotBestEffort", "Exists", &[])]))
+                .unwrap_err()
+                .contains("needs 3 cores")
+        );
+        // What admitted jobs reserve is scoped the same way.
+        let q = quota("high", vec![scope("PriorityClass", "Exists", &[])]);
+        let mut reserved = ScopedNeed::new();
+        add_scoped(
+            &mut reserved,
+            &PodScope::default(),
+            &quota_need(r(5000, 0), r(0, 0), 0),
+        );
+        assert_eq!(
+            quota_check(std::slice::from_ref(&q), &reserved, &need),
+            Ok(())
+        );
+        add_scoped(&mut reserved, &high, &quota_need(r(500, 0), r(0, 0), 0));
+        assert!(quota_check(std::slice::from_ref(&q), &reserved, &need).is_err());
+        assert_eq!(
+            need_for(&q, &add_scoped_needs(&need, &reserved)).get(&QuotaResource::RequestsCpu),
+            Some(&1500)
+        );
+        // Hard limits, scoped too.
+        assert_eq!(quota_hard_check(std::slice::from_ref(&q), &need), Ok(()));
+        assert!(
+            quota_hard_check(
+                &[quota("nbe", vec![scope("NotBestEffort", "Exists", &[])])],
+                &need
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn never_placed_table() {
+        let node = |name: &str, labels_: &[(&str, &str)], taints: Vec<Taint>, cpu, mem| NodeInfo {
+            name: name.into(),
+            labels: labels(labels_),
+            taints,
+            ready: true,
+            allocatable: r(cpu, mem),
+            max_pods: Some(110),
+            ..Default::default()
+        };
+        let nodes = vec![
+            node("small", &[("pool", "cpu")], vec![], 2000, 8192),
+            node(
+                "gpu",
+                &[("pool", "gpu")],
+                vec![taint("nvidia.com/gpu", "present", "NoSchedule")],
+                16000,
+                65536,
+            ),
+        ];
+        let anywhere = PodPlacement::default();
+        assert_eq!(
+            never_placed("driver", &anywhere, r(1000, 1024), &nodes),
+            Ok(())
+        );
+        assert_eq!(
+            never_placed("driver", &anywhere, r(1000, 1024), &[]),
+            Ok(()),
+            "nothing known"
+        );
+        // A selector that matches no node.
+        let ssd = PodPlacement {
+            node_selector: labels(&[("disk", "ssd")]),
+            ..Default::default()
+        };
+        let err = never_placed("executor", &ssd, r(1000, 1024), &nodes).unwrap_err();
+        assert!(err.starts_with("no node accepts the executor: "), "{err}");
+        assert!(err.contains("node small lacks label disk=ssd"), "{err}");
+        // Only the tainted node is big enough, and the pod does not tolerate its taint.
+        let err = never_placed("driver", &anywhere, r(4000, 1024), &nodes).unwrap_err();
+        assert!(err.contains("one driver pod needs 4 cores"), "{err}");
+        assert!(err.contains("node small has 2 cores"), "{err}");
+        let gpu = PodPlacement {
+            tolerations: vec![tol("nvidia.com/gpu", "Exists", "", "")],
+            ..Default::default()
+        };
+        assert_eq!(never_placed("driver", &gpu, r(4000, 1024), &nodes), Ok(()));
+        let pool_gpu = PodPlacement {
+            node_selector: labels(&[("pool", "gpu")]),
+            ..Default::default()
+        };
+        let err = never_placed("driver", &pool_gpu, r(1000, 1024), &nodes).unwrap_err();
+        assert!(
+            err.contains("taint nvidia.com/gpu=present:NoSchedule"),
+            "{err}"
+        );
+        // Temporary conditions never make a pod impossible: cordoned, not Ready, condition taints.
+        let mut down = node(
+            "down",
+            &[("disk", "ssd")],
+            vec![
+                taint("node.kubernetes.io/unschedulable", "", "NoSchedule"),
+                taint("node.kubernetes.io/not-ready", "", "NoExecute"),
+            ],
+            4000,
+            8192,
+        );
+        down.ready = false;
+        down.unschedulable = true;
+        assert!(anywhere.allows(&down).is_err());
+        assert_eq!(anywhere.allows_ever(&down), Ok(()));
+        let mut with_down = nodes.clone();
+        with_down.push(down);
+        assert_eq!(
+            never_placed("executor", &ssd, r(1000, 1024), &with_down),
+            Ok(())
+        );
+        assert!(is_condition_taint(&taint(
+            "node.kubernetes.io/memory-pressure",
+            "",
+            "NoSchedule"
+        )));
+        assert!(!is_condition_taint(&taint(
+            "nvidia.com/gpu",
+            "",
+            "NoSchedule"
+        )));
     }
 }

@@ -321,6 +321,16 @@ pub async fn submit(
             st.backend.kind()
         )));
     }
+    // Nor one that no node or quota of the backend could ever take (selectors, taints, quota
+    // hard limits); temporary conditions leave it waiting instead.
+    if let Some(why) = st.backend.never_runs(&job, &demand) {
+        return Err(ApiError::Unprocessable(format!(
+            "job {}/{} can never run on the {} backend: {why}",
+            job.namespace,
+            job.name,
+            st.backend.kind()
+        )));
+    }
     // The job and its retry policy / queue TTL (see sluice_core::retry::stored_spec).
     let spec = sluice_core::retry::stored_spec(&job, &policy)
         .map_err(|e| ApiError::Internal(format!("encoding the job: {e}")))?;

@@ -125,6 +125,14 @@ pub async fn create_schedule(
             state.backend.kind()
         )));
     }
+    if let Some(why) = state.backend.never_runs(&sched.template, &demand) {
+        return Err(OrchError::NeverFits(format!(
+            "the runs of schedule {}/{} can never run on the {} backend: {why}",
+            sched.namespace,
+            sched.name,
+            state.backend.kind()
+        )));
+    }
     let cadence = sched.cadence(now_ms)?;
     let next = if sched.suspend {
         None
@@ -598,6 +606,12 @@ async fn raised(
     {
         return Err(format!(
             "{} would never fit the backend ({nofit})",
+            r.change
+        ));
+    }
+    if let Some(why) = state.backend.never_runs(&r.job, &demand) {
+        return Err(format!(
+            "{} would never run on the backend ({why})",
             r.change
         ));
     }

@@ -1,6 +1,7 @@
 //! The submitter loop with the Kubernetes backend against the fake API server of
 //! sluice-backend's tests: a job is submitted as a SparkApplication, and the deadlock watchdog
-//! kills it and sends it back to its queue as a new attempt, with its history saying why.
+//! kills it and sends it back to its queue as a new attempt, with its history saying why; a job
+//! no node or quota could ever take is refused at submit.
 
 #[path = "../../sluice-backend/tests/kube_fake/mod.rs"]
 mod kube_fake;
@@ -85,7 +86,7 @@ async fn watchdog_requeues_through_the_reconciler() {
     assert!(name1.ends_with("-1"), "{name1}");
     assert_eq!(v["backend_ref"], format!("spark/{name1}"));
 
-    // The operator runs the driver; the executors never get a node.
+    // The operator runs the driver and its executors: the job runs.
     fake.update("sparkapplications", "spark", &name1, |a| {
         a["status"] = json!({"applicationState": {"state": "RUNNING"}});
     });
@@ -106,20 +107,35 @@ async fn watchdog_requeues_through_the_reconciler() {
             labels("driver"),
         ),
     );
-    for i in 1..=2 {
-        fake.put(
-            "pods",
-            "spark",
-            pod(
-                &format!("{name1}-exec-{i}"),
-                None,
-                "Pending",
-                "1",
-                "896Mi",
-                labels("executor"),
-            ),
-        );
+    let executors = |node: Option<&str>, phase: &str| {
+        for i in 1..=2 {
+            fake.put(
+                "pods",
+                "spark",
+                pod(
+                    &format!("{name1}-exec-{i}"),
+                    node,
+                    phase,
+                    "1",
+                    "896Mi",
+                    labels("executor"),
+                ),
+            );
+        }
+    };
+    executors(Some("a"), "Running");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tick(&state).await.unwrap();
+        let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}"), "").await;
+        if v["state"] == "running" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not running: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The executors are lost and their replacements never get a node.
+    executors(None, "Pending");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let v = loop {
         tick(&state).await.unwrap();
@@ -178,4 +194,93 @@ async fn watchdog_requeues_through_the_reconciler() {
     let name2 = apps[0]["metadata"]["name"].as_str().unwrap();
     assert!(name2.ends_with("-2"), "{name2}");
     assert_eq!(apps[0]["metadata"]["labels"]["sluice.io/attempt"], "2");
+}
+
+#[tokio::test]
+async fn jobs_that_can_never_run_are_refused_at_submit() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "32", "128Gi", 110, json!({"pool": "cpu"}), json!([])),
+    );
+    fake.put(
+        "resourcequotas",
+        "spark",
+        json!({
+            "metadata": {"name": "team"},
+            "spec": {"hard": {"requests.cpu": "8"}},
+            "status": {"hard": {"requests.cpu": "8"}, "used": {"requests.cpu": "0"}}
+        }),
+    );
+    let backend = KubeBackend::with_client(
+        fake.client(),
+        KubeSettings {
+            namespaces: vec!["spark".into()],
+            ..KubeSettings::default()
+        },
+    )
+    .await
+    .unwrap();
+    backend.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    let state = AppState::new(store, Arc::new(backend), config);
+    let r = app(state.clone());
+    // A node selector no node matches.
+    let selected = "apiVersion: sparkoperator.k8s.io/v1beta2
+kind: SparkApplication
+metadata: {name: sel, namespace: spark}
+spec:
+  type: Python
+  sparkVersion: 4.0.4
+  mainApplicationFile: local:///a.py
+  nodeSelector: {pool: tpu}
+  driver: {cores: 1}
+  executor: {cores: 1, instances: 2}
+";
+    let (st, v) = call(&r, "POST", "/v1/jobs", selected).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let msg = v.to_string();
+    assert!(
+        msg.contains("job spark/sel can never run on the kubernetes backend: no node accepts the driver: node a lacks label pool=tpu"),
+        "{msg}"
+    );
+    // More than the namespace quota's hard limit (10 cores of 8), though the node holds it.
+    let wide = JOB.replace(
+        "executor: {cores: 1, instances: 2, memory: 512m}",
+        "executor: {cores: 3, instances: 3, memory: 512m}",
+    );
+    let (st, v) = call(&r, "POST", "/v1/jobs", &wide).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v.to_string()
+            .contains("can never run on the kubernetes backend: namespace quota: ResourceQuota team requests.cpu"),
+        "{v}"
+    );
+    // A schedule whose runs could never run is refused the same way.
+    let template: String = wide
+        .lines()
+        .filter(|l| !l.starts_with("name:") && !l.starts_with("namespace:"))
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    let sched =
+        format!("name: wide\nnamespace: spark\nschedule: \"0 2 * * *\"\ntemplate:\n{template}");
+    let (st, v) = call(&r, "POST", "/v1/schedules", &sched).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v.to_string().contains(
+            "the runs of schedule spark/wide can never run on the kubernetes backend: namespace quota"
+        ),
+        "{v}"
+    );
+    // What fits is accepted.
+    let (st, v) = call(&r, "POST", "/v1/jobs", JOB).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
 }

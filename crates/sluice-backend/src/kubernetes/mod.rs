@@ -14,11 +14,22 @@
 //! submitted whose pods do not all exist yet (the driver creates its executors later) keep the
 //! missing pods reserved here, so the server sees them as `visible`.
 //!
+//! ResourceQuotas count only the pods their scopes match
+//! ([`sluice_core::pods::Quota::applies_to`]).
+//!
 //! Three capacity-check modes ([`CapacityMode`]): `snapshot` (the above), `dry-run` (also create
 //! the driver and an executor pod with `dryRun=All` so that admission answers) and
-//! `placeholders` (hold the room with low-priority pause pods first and submit when all are
-//! scheduled). A deadlock watchdog kills and requeues a job whose driver runs while none of its
-//! executors does for longer than the configured time.
+//! `placeholders` (hold the room with low-priority pause pods first; when all are scheduled,
+//! create the SparkApplication, then delete them). A deadlock watchdog kills and requeues a job
+//! whose driver runs while none of its executors does for longer than the configured time.
+//! Both clocks are read from the cluster (the driver's running `startedAt`, the
+//! `creationTimestamp` of pending executors and of placeholders), so a restart of sluice does
+//! not reset them; placeholders of jobs still admitted survive a restart, the others are swept
+//! once older than the placeholder timeout.
+//!
+//! [`Backend::never_runs`] refuses at submit a job no node could ever take (selectors,
+//! affinity, taints other than the temporary `node.kubernetes.io/*` ones, allocatable) or that
+//! exceeds a quota's hard limit; temporary conditions leave it waiting with the reason.
 
 pub mod app;
 pub mod objects;
@@ -32,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, ResourceQuota};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams,
     PostParams,
@@ -45,7 +57,8 @@ use sluice_core::capacity::{Eligible, Fitter, NodeCapacity, Snapshot};
 use sluice_core::cycle::Constraints;
 use sluice_core::job::{Demand, JobRecord, Role};
 use sluice_core::pods::{
-    NodeInfo, PodPlacement, Quota, QuotaNeed, add_need, node_free, quota_check, quota_need,
+    NodeInfo, PodPlacement, Quota, ScopedNeed, add_scoped_needs, never_placed, node_free,
+    quota_check, quota_hard_check,
 };
 use sluice_core::spec::Job;
 
@@ -54,13 +67,18 @@ use self::app::{
     PLACEHOLDER_LABEL, build_app, demand_of, map_state,
 };
 use self::objects::{
-    PodKind, bound_pods_by_role, job_pods, label, node_info, placement_of, pod_node, pod_phase,
-    pod_role, pod_terminal, pod_usage, quota_info, remaining,
+    PodKind, bound_pods_by_role, created_at, job_pods, label, node_info, placement_of, pod_node,
+    pod_phase, pod_role, pod_terminal, pod_usage, quota_info, remaining, running_since,
+    scoped_need,
 };
 use crate::{
     Backend, BackendError, CapacityReport, LogChunk, RunNote, RunRef, RunStatus, SubmitRequest,
     Submitted,
 };
+
+/// The job id [`Backend::never_runs`] builds a job's application with (only its placement and
+/// pods are read).
+const NEVER_RUNS_ID: &str = "00000000000000000000000000";
 
 /// How the backend checks capacity before submitting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -202,6 +220,15 @@ pub async fn client_for(creds: &Credentials) -> Result<Client, BackendError> {
                 .map_err(|e| BackendError::Config(format!("kubeconfig {}: {e}", path.display())))?
         }
     };
+    client_from_config(config)
+}
+
+/// Builds a client from a kube-rs `Config`, with kube-rs's own retrying of 429/503/504 turned
+/// off: it backs off up to 15 times inside one call, which would hold a scheduling tick for
+/// minutes. sluice retries on its next tick instead (submits are idempotent per attempt), and the
+/// watches keep their own backoff.
+pub fn client_from_config(mut config: kube::Config) -> Result<Client, BackendError> {
+    config.default_retry = false;
     Client::try_from(config).map_err(|e| BackendError::Config(format!("kubernetes client: {e}")))
 }
 
@@ -253,7 +280,40 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Debug, Clone)]
 struct Inflight {
     namespace: String,
+    attempt: u32,
     demand: Demand,
+    /// The application it was (or is being) submitted as, for the scopes of its pods.
+    app: Arc<Value>,
+}
+
+/// Jobs being submitted or submitted, by job id (shared with the placeholder sweep).
+type InflightMap = Arc<Mutex<HashMap<String, Inflight>>>;
+
+/// Where the spec of a job known to the backend comes from.
+enum AppSource {
+    /// The watch cache of SparkApplications.
+    Cached(Arc<DynamicObject>),
+    /// A submission of this process whose application is not in the cache (yet).
+    Inflight(Arc<Value>),
+}
+
+impl AppSource {
+    /// The object, as far as `spec` goes.
+    fn value(&self) -> &Value {
+        match self {
+            AppSource::Cached(a) => &a.data,
+            AppSource::Inflight(v) => v,
+        }
+    }
+}
+
+/// A job the backend knows: its namespace, demand, whether it still holds room, and its
+/// application.
+struct Known {
+    namespace: String,
+    demand: Demand,
+    holds: bool,
+    app: AppSource,
 }
 
 /// What one job asks of the cluster, computed once per job attempt for [`Backend::constraints`].
@@ -261,7 +321,7 @@ struct Inflight {
 struct Shape {
     namespace: String,
     placements: Vec<(Role, PodPlacement)>,
-    need: QuotaNeed,
+    need: ScopedNeed,
 }
 
 /// A cached [`Shape`], `None` for a job that is not a Spark job (or no longer decodes).
@@ -273,7 +333,7 @@ struct View {
     nodes: BTreeMap<String, NodeInfo>,
     quotas: BTreeMap<String, Vec<Quota>>,
     /// Per namespace: quota use of pods of admitted jobs that do not exist yet.
-    reserved: BTreeMap<String, QuotaNeed>,
+    reserved: BTreeMap<String, ScopedNeed>,
 }
 
 /// The Kubernetes backend.
@@ -285,9 +345,7 @@ pub struct KubeBackend {
     quotas: Vec<Store<ResourceQuota>>,
     apps: Vec<Store<DynamicObject>>,
     health: Arc<Health>,
-    inflight: Mutex<HashMap<String, Inflight>>,
-    placeholders_since: Mutex<HashMap<(String, u32), Instant>>,
-    stuck_since: Mutex<HashMap<String, Instant>>,
+    inflight: InflightMap,
     shapes: Mutex<HashMap<(String, u32), ShapeEntry>>,
     view: Mutex<View>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -338,15 +396,96 @@ where
     })
 }
 
-/// Strips what sluice never reads from pods kept in the watch cache.
+/// Strips what sluice never reads from pods kept in the watch cache. The driver pods of
+/// sluice's jobs keep their `Ready` condition and container states: the watchdog reads since
+/// when the driver runs from them.
 fn slim_pod(p: &mut Pod) {
     p.metadata.managed_fields = None;
     p.metadata.annotations = None;
+    let sluice_driver =
+        pod_role(p) == Some(Role::Driver) && label(&p.metadata, JOB_ID_LABEL).is_some();
     if let Some(st) = p.status.as_mut() {
-        st.conditions = None;
-        st.container_statuses = None;
+        if sluice_driver {
+            if let Some(c) = st.conditions.as_mut() {
+                c.retain(|c| c.type_ == "Ready");
+            }
+            for cs in st.container_statuses.iter_mut().flatten() {
+                cs.last_state = None;
+                cs.volume_mounts = None;
+                cs.allocated_resources = None;
+                cs.resources = None;
+            }
+        } else {
+            st.conditions = None;
+            st.container_statuses = None;
+        }
         st.init_container_statuses = None;
     }
+}
+
+/// Milliseconds from `since` to `now` (0 when `since` is later: clocks differ).
+fn elapsed_ms(since: Timestamp, now: Timestamp) -> u128 {
+    u128::try_from(now.as_millisecond().saturating_sub(since.as_millisecond())).unwrap_or(0)
+}
+
+/// Deletes the placeholder pods in `namespaces` that belong to no submission under way in
+/// `inflight` (same job and attempt) and, with `min_age`, were created longer ago than that.
+/// Returns how many were deleted; failures are logged.
+async fn sweep_placeholders(
+    client: &Client,
+    namespaces: &[String],
+    inflight: &InflightMap,
+    min_age: Option<Duration>,
+) -> usize {
+    let mut removed = 0;
+    let now = Timestamp::now();
+    for ns in namespaces {
+        let api = Api::<Pod>::namespaced(client.clone(), ns);
+        let lp = ListParams::default().labels(&labels_selector(&[
+            (MANAGED_BY_LABEL, MANAGED_BY),
+            (PLACEHOLDER_LABEL, "true"),
+        ]));
+        let list = match api.list(&lp).await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(namespace = %ns, "listing orphan placeholders: {e}");
+                continue;
+            }
+        };
+        for p in list.items {
+            let Some(name) = p.metadata.name.as_deref() else {
+                continue;
+            };
+            let claimed = {
+                let f = lock(inflight);
+                label(&p.metadata, JOB_ID_LABEL)
+                    .and_then(|id| f.get(id))
+                    .is_some_and(|f| {
+                        label(&p.metadata, ATTEMPT_LABEL) == Some(f.attempt.to_string().as_str())
+                    })
+            };
+            let young = min_age.is_some_and(|age| {
+                created_at(&p.metadata).is_none_or(|t| elapsed_ms(t, now) < age.as_millis())
+            });
+            if claimed || young {
+                continue;
+            }
+            match api
+                .delete(name, &DeleteParams::default().grace_period(0))
+                .await
+            {
+                Ok(_) => {
+                    removed += 1;
+                    tracing::info!(namespace = %ns, pod = %name, "removed orphan placeholder");
+                }
+                Err(e) if api_code(&e) == Some(404) => {}
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, pod = %name, "removing orphan placeholder: {e}")
+                }
+            }
+        }
+    }
+    removed
 }
 
 fn api_message(e: &kube::Error) -> String {
@@ -481,6 +620,25 @@ impl KubeBackend {
             apps.push(r);
         }
 
+        let inflight: InflightMap = Arc::new(Mutex::new(HashMap::new()));
+        if settings.mode == CapacityMode::Placeholders {
+            // Placeholders of jobs still admitted survive a restart (their resubmit adopts them,
+            // and their timeout counts from their creation); the others are removed once older
+            // than the timeout, by a sweep every `placeholder_timeout`.
+            let (client, namespaces, inflight, timeout) = (
+                client.clone(),
+                settings.namespaces.clone(),
+                inflight.clone(),
+                settings.placeholder_timeout,
+            );
+            tasks.push(tokio::spawn(async move {
+                let every = timeout.max(Duration::from_millis(100));
+                loop {
+                    tokio::time::sleep(every).await;
+                    sweep_placeholders(&client, &namespaces, &inflight, Some(timeout)).await;
+                }
+            }));
+        }
         let backend = KubeBackend {
             client,
             settings,
@@ -489,16 +647,16 @@ impl KubeBackend {
             quotas,
             apps,
             health,
-            inflight: Mutex::new(HashMap::new()),
-            placeholders_since: Mutex::new(HashMap::new()),
-            stuck_since: Mutex::new(HashMap::new()),
+            inflight,
             shapes: Mutex::new(HashMap::new()),
             view: Mutex::new(View::default()),
             tasks,
             operator_seen: Mutex::new(HashMap::new()),
             notes: Mutex::new(Vec::new()),
         };
-        backend.remove_orphan_placeholders().await;
+        if backend.settings.mode != CapacityMode::Placeholders {
+            backend.remove_orphan_placeholders().await;
+        }
         Ok(backend)
     }
 
@@ -528,41 +686,21 @@ impl KubeBackend {
         }
     }
 
-    /// Deletes every placeholder pod in the managed namespaces (start-up: they belong to
-    /// submissions of an earlier run). Failures are logged, not fatal.
+    /// Deletes the placeholder pods in the managed namespaces that belong to no submission under
+    /// way (left by an earlier run). In `placeholders` mode only those created longer than
+    /// `placeholder_timeout` ago go (a resubmit of a job still admitted adopts younger ones);
+    /// the backend runs this every `placeholder_timeout`. In the other modes it runs at
+    /// start-up and removes every one. Failures are logged, not fatal.
     pub async fn remove_orphan_placeholders(&self) -> usize {
-        let mut removed = 0;
-        for ns in &self.settings.namespaces {
-            let api = Api::<Pod>::namespaced(self.client.clone(), ns);
-            let lp = ListParams::default().labels(&labels_selector(&[
-                (MANAGED_BY_LABEL, MANAGED_BY),
-                (PLACEHOLDER_LABEL, "true"),
-            ]));
-            match api.list(&lp).await {
-                Ok(list) => {
-                    for p in list.items {
-                        let Some(name) = p.metadata.name.as_deref() else {
-                            continue;
-                        };
-                        match api
-                            .delete(name, &DeleteParams::default().grace_period(0))
-                            .await
-                        {
-                            Ok(_) => {
-                                removed += 1;
-                                tracing::info!(namespace = %ns, pod = %name, "removed orphan placeholder");
-                            }
-                            Err(e) if api_code(&e) == Some(404) => {}
-                            Err(e) => {
-                                tracing::warn!(namespace = %ns, pod = %name, "removing orphan placeholder: {e}")
-                            }
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(namespace = %ns, "listing orphan placeholders: {e}"),
-            }
-        }
-        removed
+        let min_age = (self.settings.mode == CapacityMode::Placeholders)
+            .then_some(self.settings.placeholder_timeout);
+        sweep_placeholders(
+            &self.client,
+            &self.settings.namespaces,
+            &self.inflight,
+            min_age,
+        )
+        .await
     }
 
     fn managed(&self, ns: &str) -> bool {
@@ -598,7 +736,7 @@ impl KubeBackend {
     }
 
     /// The jobs the backend knows, with their demand and whether they still hold room.
-    fn known_jobs(&self) -> BTreeMap<String, (String, Demand, bool)> {
+    fn known_jobs(&self) -> BTreeMap<String, Known> {
         let mut out = BTreeMap::new();
         for a in self.cached_apps() {
             let Some(id) = label(&a.metadata, JOB_ID_LABEL) else {
@@ -608,14 +746,48 @@ impl KubeBackend {
                 continue;
             };
             let ended = AppState::of(&a.data).is_terminal();
-            let ns = a.metadata.namespace.clone().unwrap_or_default();
-            out.insert(id.to_string(), (ns, demand, !ended));
+            let namespace = a.metadata.namespace.clone().unwrap_or_default();
+            out.insert(
+                id.to_string(),
+                Known {
+                    namespace,
+                    demand,
+                    holds: !ended,
+                    app: AppSource::Cached(a.clone()),
+                },
+            );
         }
         for (id, f) in lock(&self.inflight).iter() {
-            out.entry(id.clone())
-                .or_insert_with(|| (f.namespace.clone(), f.demand.clone(), true));
+            out.entry(id.clone()).or_insert_with(|| Known {
+                namespace: f.namespace.clone(),
+                demand: f.demand.clone(),
+                holds: true,
+                app: AppSource::Inflight(f.app.clone()),
+            });
         }
         out
+    }
+
+    /// The ResourceQuotas of a namespace, from the watch cache.
+    fn quotas_of(&self, ns: &str) -> Vec<Quota> {
+        self.quotas
+            .iter()
+            .flat_map(|s| s.state())
+            .filter(|rq| rq.metadata.namespace.as_deref() == Some(ns))
+            .filter_map(|rq| quota_info(&rq))
+            .collect()
+    }
+
+    fn track(&self, req: &SubmitRequest, app: &Value) {
+        lock(&self.inflight).insert(
+            req.job_id.clone(),
+            Inflight {
+                namespace: req.job.namespace.clone(),
+                attempt: req.attempt,
+                demand: req.demand.clone(),
+                app: Arc::new(app.clone()),
+            },
+        );
     }
 
     fn shape(&self, rec: &JobRecord) -> Option<Arc<Shape>> {
@@ -637,7 +809,7 @@ impl KubeBackend {
             Some(Arc::new(Shape {
                 namespace: job.namespace.clone(),
                 placements,
-                need: demand_need(&rec.demand),
+                need: scoped_need(&app, &rec.demand),
             }))
         })();
         let mut shapes = lock(&self.shapes);
@@ -653,6 +825,48 @@ impl KubeBackend {
             .get_opt(name)
             .await
             .map_err(|e| call_error(&format!("reading SparkApplication {ns}/{name}"), &e))
+    }
+
+    /// Creates the SparkApplication `app` (named `name` in `ns`) of job `job_id`. A 409 for an
+    /// application of the same job is the same run (created by a call whose answer was lost); a
+    /// quota refusal is `NoRoom`.
+    async fn create_app(
+        &self,
+        app: &Value,
+        ns: &str,
+        name: &str,
+        job_id: &str,
+    ) -> Result<Submitted, BackendError> {
+        let backend_ref = format!("{ns}/{name}");
+        let obj: DynamicObject = serde_json::from_value(app.clone())
+            .map_err(|e| BackendError::Config(format!("building the SparkApplication: {e}")))?;
+        let pp = PostParams {
+            dry_run: false,
+            field_manager: Some("sluice".into()),
+        };
+        match self.apps_api(ns).create(&pp, &obj).await {
+            Ok(_) => Ok(Submitted {
+                backend_ref,
+                already_existed: false,
+            }),
+            Err(e) if api_code(&e) == Some(409) => match self.get_app(ns, name).await? {
+                Some(o) if label(&o.metadata, JOB_ID_LABEL) == Some(job_id) => Ok(Submitted {
+                    backend_ref,
+                    already_existed: true,
+                }),
+                Some(_) => Err(BackendError::Rejected(format!(
+                    "a SparkApplication {backend_ref} exists and belongs to another job"
+                ))),
+                None => Err(BackendError::Unavailable(format!(
+                    "SparkApplication {backend_ref}: create said it exists, read says it does not"
+                ))),
+            },
+            Err(e) if is_quota_refusal(&e) => Err(BackendError::NoRoom(api_message(&e))),
+            Err(e) => Err(call_error(
+                &format!("creating SparkApplication {backend_ref}"),
+                &e,
+            )),
+        }
     }
 
     /// Dry-run creates of the driver and one executor pod: admission (quota, LimitRange,
@@ -684,9 +898,16 @@ impl KubeBackend {
         Ok(())
     }
 
-    /// The placeholder step: `Ok` when every placeholder is scheduled (they are deleted then);
-    /// `NotYet` while they wait; `NoRoom` when they timed out (released).
-    async fn placeholders(&self, app: &Value, req: &SubmitRequest) -> Result<(), BackendError> {
+    /// The placeholder step: `Ok` with the placeholders when every one is scheduled (the caller
+    /// creates the application, then deletes them); `NotYet` while they wait; `NoRoom` when
+    /// they timed out (released). The timeout counts from the oldest placeholder's
+    /// `creationTimestamp`, so it holds across restarts of sluice (placeholders of the same job
+    /// attempt left by an earlier run are adopted).
+    async fn placeholders(
+        &self,
+        app: &Value,
+        req: &SubmitRequest,
+    ) -> Result<Vec<Pod>, BackendError> {
         let ns = &req.job.namespace;
         let api = self.pods_api(ns);
         let attempt = req.attempt.to_string();
@@ -705,7 +926,6 @@ impl KubeBackend {
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .collect();
         let want = usize::try_from(req.demand.pod_count()).unwrap_or(usize::MAX);
-        let key = (req.job_id.clone(), req.attempt);
         if existing.len() != want {
             self.delete_pods(&api, &existing).await;
             let pods = job_pods(
@@ -727,27 +947,25 @@ impl KubeBackend {
                     }
                 })?;
             }
-            lock(&self.placeholders_since).insert(key, Instant::now());
             return Err(BackendError::NotYet(format!(
                 "{want} placeholder pods created; waiting for them to be scheduled"
             )));
         }
         let scheduled = existing.iter().filter(|p| pod_node(p).is_some()).count();
         if scheduled == want {
-            self.delete_pods(&api, &existing).await;
-            lock(&self.placeholders_since).remove(&key);
-            return Ok(());
+            return Ok(existing);
         }
-        let since = *lock(&self.placeholders_since)
-            .entry(key.clone())
-            .or_insert_with(Instant::now);
-        if since.elapsed() >= self.settings.placeholder_timeout {
+        let oldest = existing
+            .iter()
+            .filter_map(|p| created_at(&p.metadata))
+            .min();
+        let timeout = self.settings.placeholder_timeout;
+        if oldest.is_some_and(|t| elapsed_ms(t, Timestamp::now()) >= timeout.as_millis()) {
             self.delete_pods(&api, &existing).await;
-            lock(&self.placeholders_since).remove(&key);
             return Err(BackendError::NoRoom(format!(
                 "placeholders: {} of {want} pods not scheduled after {} s; released",
                 want - scheduled,
-                self.settings.placeholder_timeout.as_secs()
+                timeout.as_secs()
             )));
         }
         Err(BackendError::NotYet(format!(
@@ -780,7 +998,10 @@ impl KubeBackend {
     }
 
     /// The deadlock watchdog: `Some(reason)` when the job's driver has been running while none
-    /// of its executors did for longer than the configured time.
+    /// of its executors did for longer than the configured time. "Since when" comes from the
+    /// cluster, so that a restarted sluice keeps counting: the later of the time the driver
+    /// started running ([`running_since`]) and the creation of the oldest executor pod still
+    /// pending (if any).
     fn watchdog(&self, run: &RunRef, demand: &Demand) -> Option<String> {
         let limit = self.settings.watchdog?;
         let expected = demand.role(Role::Executor).map(|p| p.count).unwrap_or(0);
@@ -791,9 +1012,9 @@ impl KubeBackend {
             .filter(|p| label(&p.metadata, ATTEMPT_LABEL) == Some(attempt.as_str()))
             .filter(|p| label(&p.metadata, PLACEHOLDER_LABEL).is_none())
             .collect();
-        let driver_running = pods
+        let driver = pods
             .iter()
-            .any(|p| pod_role(p) == Some(Role::Driver) && pod_phase(p) == "Running");
+            .find(|p| pod_role(p) == Some(Role::Driver) && pod_phase(p) == "Running")?;
         let executors: Vec<&Arc<Pod>> = pods
             .iter()
             .filter(|p| pod_role(p) == Some(Role::Executor) && !pod_terminal(p))
@@ -802,17 +1023,18 @@ impl KubeBackend {
             .iter()
             .filter(|p| pod_phase(p) == "Running")
             .count();
-        let stuck = driver_running && expected > 0 && running == 0;
-        let mut since = lock(&self.stuck_since);
-        if !stuck {
-            since.remove(&run.job_id);
+        if expected == 0 || running > 0 {
             return None;
         }
-        let t = *since.entry(run.job_id.clone()).or_insert_with(Instant::now);
-        if t.elapsed() < limit {
+        let driver_since = running_since(driver)?;
+        let pending_since = executors
+            .iter()
+            .filter_map(|p| created_at(&p.metadata))
+            .min();
+        let since = pending_since.map_or(driver_since, |p| p.max(driver_since));
+        if elapsed_ms(since, Timestamp::now()) < limit.as_millis() {
             return None;
         }
-        since.remove(&run.job_id);
         let pending = executors.len() - running;
         Some(format!(
             "deadlock watchdog: the driver ran for more than {} s with none of its {expected} \
@@ -824,8 +1046,6 @@ impl KubeBackend {
 
     fn forget(&self, job_id: &str) {
         lock(&self.inflight).remove(job_id);
-        lock(&self.stuck_since).remove(job_id);
-        lock(&self.placeholders_since).retain(|(id, _), _| id != job_id);
     }
 
     /// Resolves a run to (namespace, application name).
@@ -852,12 +1072,6 @@ fn app_demand(a: &DynamicObject) -> Option<Demand> {
         "metadata": {"annotations": a.metadata.annotations.clone().unwrap_or_default()}
     });
     demand_of(&annotations)
-}
-
-/// Quota use of a demand: requests, limits (memory limit = request, as Spark sets it) and pods.
-fn demand_need(d: &Demand) -> QuotaNeed {
-    let total = d.total();
-    quota_need(total, total, d.pod_count())
 }
 
 /// Pods of a job that exist (bound or not) and have not ended, by role: what quota counts.
@@ -941,33 +1155,30 @@ impl Backend for KubeBackend {
         }
         let mut fitter = Fitter::new(&free);
         let mut visible = BTreeSet::new();
-        let mut reserved: BTreeMap<String, QuotaNeed> = BTreeMap::new();
-        for (id, (ns, demand, holds)) in self.known_jobs() {
+        let mut reserved: BTreeMap<String, ScopedNeed> = BTreeMap::new();
+        for (id, known) in self.known_jobs() {
             let job_pods = by_job.get(id.as_str()).cloned().unwrap_or_default();
             let driver_ended = job_pods
                 .iter()
                 .any(|p| pod_role(p) == Some(Role::Driver) && pod_terminal(p));
-            if holds && !driver_ended {
+            if known.holds && !driver_ended {
+                let demand = &known.demand;
                 let missing =
-                    remaining(&demand, &bound_pods_by_role(job_pods.iter().map(|p| &***p)));
+                    remaining(demand, &bound_pods_by_role(job_pods.iter().map(|p| &***p)));
                 fitter.reserve(&missing);
-                let uncreated = remaining(&demand, &created_pods_by_role(job_pods.iter().copied()));
-                let e = reserved.entry(ns).or_default();
-                *e = add_need(e, &demand_need(&uncreated));
+                let uncreated = remaining(demand, &created_pods_by_role(job_pods.iter().copied()));
+                let e = reserved.entry(known.namespace).or_default();
+                *e = add_scoped_needs(e, &scoped_need(known.app.value(), &uncreated));
             }
             visible.insert(id);
         }
-        let mut quotas: BTreeMap<String, Vec<Quota>> = BTreeMap::new();
-        for store in &self.quotas {
-            for rq in store.state() {
-                if let Some(q) = quota_info(&rq) {
-                    quotas
-                        .entry(rq.metadata.namespace.clone().unwrap_or_default())
-                        .or_default()
-                        .push(q);
-                }
-            }
-        }
+        let quotas: BTreeMap<String, Vec<Quota>> = self
+            .settings
+            .namespaces
+            .iter()
+            .map(|ns| (ns.clone(), self.quotas_of(ns)))
+            .filter(|(_, q)| !q.is_empty())
+            .collect();
         *lock(&self.view) = View {
             nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
             quotas,
@@ -1023,7 +1234,7 @@ impl Backend for KubeBackend {
                 eligible.insert(*role, flags);
             }
         }
-        let none = QuotaNeed::new();
+        let none = ScopedNeed::new();
         if let Some(qs) = view.quotas.get(&shape.namespace)
             && let Err(why) = quota_check(
                 qs,
@@ -1040,6 +1251,37 @@ impl Backend for KubeBackend {
             eligible,
             blocked: None,
         })
+    }
+
+    fn never_runs(&self, job: &Job, demand: &Demand) -> Option<String> {
+        // Configuration, known without the cluster: a namespace sluice does not manage.
+        if !self.managed(&job.namespace) {
+            return Some(format!(
+                "namespace {} is not managed by sluice (backend.namespaces = [{}])",
+                job.namespace,
+                self.settings.namespaces.join(", ")
+            ));
+        }
+        // Not synced yet (or a watch failing): nothing is known, nothing is refused.
+        if self.health.check().is_err() {
+            return None;
+        }
+        let nodes: Vec<NodeInfo> = self.nodes.state().iter().map(|n| node_info(n)).collect();
+        if nodes.is_empty() {
+            return None;
+        }
+        let app = build_app(job, NEVER_RUNS_ID, 1, demand, &self.settings.app).ok()?;
+        for group in demand.pods.iter().filter(|g| g.count > 0) {
+            let placement = placement_of(&app, group.role);
+            if let Err(why) =
+                never_placed(&group.role.to_string(), &placement, group.each(), &nodes)
+            {
+                return Some(why);
+            }
+        }
+        quota_hard_check(&self.quotas_of(&job.namespace), &scoped_need(&app, demand))
+            .err()
+            .map(|why| format!("namespace quota: {why}"))
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, BackendError> {
@@ -1065,83 +1307,59 @@ impl Backend for KubeBackend {
         let backend_ref = format!("{ns}/{name}");
         let ours =
             |o: &DynamicObject| label(&o.metadata, JOB_ID_LABEL) == Some(req.job_id.as_str());
-        // Already there (a crash after the create): never a second run, nor placeholders for it.
+        // Already there (a crash after the create): never a second run, nor placeholders for it;
+        // those a crash left between the create and their deletion go now.
         if let Some(existing) = self.get_app(&ns, &name).await? {
             if !ours(&existing) {
                 return Err(BackendError::Rejected(format!(
                     "a SparkApplication {backend_ref} exists and belongs to another job"
                 )));
             }
+            if self.settings.mode == CapacityMode::Placeholders {
+                self.delete_placeholders_of(&ns, &req.job_id).await;
+            }
             return Ok(Submitted {
                 backend_ref,
                 already_existed: true,
             });
         }
-        match self.settings.mode {
-            CapacityMode::Snapshot => {}
-            CapacityMode::DryRun => self.dry_run(&app, req).await?,
+        let placeholders = match self.settings.mode {
+            CapacityMode::Snapshot => None,
+            CapacityMode::DryRun => {
+                self.dry_run(&app, req).await?;
+                None
+            }
             CapacityMode::Placeholders => {
-                lock(&self.inflight).insert(
-                    req.job_id.clone(),
-                    Inflight {
-                        namespace: ns.clone(),
-                        demand: req.demand.clone(),
-                    },
-                );
-                if let Err(e) = self.placeholders(&app, req).await {
-                    if !matches!(e, BackendError::NotYet(_)) {
-                        lock(&self.inflight).remove(&req.job_id);
+                self.track(req, &app);
+                match self.placeholders(&app, req).await {
+                    Ok(pods) => Some(pods),
+                    Err(e) => {
+                        if !matches!(e, BackendError::NotYet(_)) {
+                            lock(&self.inflight).remove(&req.job_id);
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
                 }
             }
-        }
-        let obj: DynamicObject = serde_json::from_value(app)
-            .map_err(|e| BackendError::Config(format!("building the SparkApplication: {e}")))?;
-        let pp = PostParams {
-            dry_run: false,
-            field_manager: Some("sluice".into()),
         };
-        match self.apps_api(&ns).create(&pp, &obj).await {
-            Ok(_) => {
-                lock(&self.inflight).insert(
-                    req.job_id.clone(),
-                    Inflight {
-                        namespace: ns,
-                        demand: req.demand.clone(),
-                    },
-                );
-                Ok(Submitted {
-                    backend_ref,
-                    already_existed: false,
-                })
-            }
-            Err(e) if api_code(&e) == Some(409) => {
-                // Created by an earlier call whose answer was lost: the same run.
-                match self.get_app(&ns, &name).await? {
-                    Some(o) if ours(&o) => Ok(Submitted {
-                        backend_ref,
-                        already_existed: true,
-                    }),
-                    Some(_) => Err(BackendError::Rejected(format!(
-                        "a SparkApplication {backend_ref} exists and belongs to another job"
-                    ))),
-                    None => Err(BackendError::Unavailable(format!(
-                        "SparkApplication {backend_ref}: create said it exists, read says it does not"
-                    ))),
-                }
-            }
-            Err(e) => {
+        // With placeholders, the application is created while they still hold the room; they
+        // are deleted after, so that nothing can take the room in between (the driver, of
+        // higher priority, may preempt them meanwhile).
+        let result = self.create_app(&app, &ns, &name, &req.job_id).await;
+        match &result {
+            Ok(_) => self.track(req, &app),
+            // The job stays admitted and submit is called again: placeholders are kept for it.
+            Err(BackendError::Unavailable(_)) if placeholders.is_some() => {}
+            Err(_) => {
                 lock(&self.inflight).remove(&req.job_id);
-                if is_quota_refusal(&e) {
-                    return Err(BackendError::NoRoom(api_message(&e)));
-                }
-                Err(call_error(
-                    &format!("creating SparkApplication {backend_ref}"),
-                    &e,
-                ))
             }
         }
+        if let Some(pods) = placeholders
+            && !matches!(result, Err(BackendError::Unavailable(_)))
+        {
+            self.delete_pods(&self.pods_api(&ns), &pods).await;
+        }
+        result
     }
 
     async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError> {

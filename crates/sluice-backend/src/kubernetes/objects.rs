@@ -10,11 +10,13 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use sluice_core::job::{Demand, PodDemand, Resources, Role};
 use sluice_core::pods::{
     InitContainer, MatchExpression, NodeInfo, NodeSelectorTerm, PodPlacement, PodResources,
-    PodUsage, Quota, QuotaResource, Round, Taint, Toleration, Unit, parse_quantity, pod_request,
+    PodScope, PodUsage, Quota, QuotaResource, Round, ScopeRequirement, ScopedNeed, Taint,
+    Toleration, Unit, add_scoped, parse_quantity, pod_request, quota_need,
 };
 
 use super::app::{
@@ -148,15 +150,32 @@ pub fn node_info(n: &Node) -> NodeInfo {
     }
 }
 
-/// A ResourceQuota as [`Quota`] (hard from the status, else the spec; used from the status).
-/// Quotas with scopes or a scope selector are left out: they apply to some pods only
-/// (priority classes, terminating pods), which sluice does not model.
+/// A ResourceQuota as [`Quota`] (hard from the status, else the spec; used from the status;
+/// `spec.scopes` and `spec.scopeSelector` as scope requirements, so that the quota counts only
+/// the pods it matches).
 pub fn quota_info(rq: &ResourceQuota) -> Option<Quota> {
-    if let Some(spec) = &rq.spec
-        && (spec.scopes.as_ref().is_some_and(|s| !s.is_empty()) || spec.scope_selector.is_some())
-    {
-        return None;
-    }
+    let spec = rq.spec.as_ref();
+    let mut scopes: Vec<ScopeRequirement> = spec
+        .and_then(|s| s.scopes.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|name| ScopeRequirement {
+            scope: name.clone(),
+            operator: "Exists".into(),
+            values: Vec::new(),
+        })
+        .collect();
+    scopes.extend(
+        spec.and_then(|s| s.scope_selector.as_ref())
+            .and_then(|sel| sel.match_expressions.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|e| ScopeRequirement {
+                scope: e.scope_name.clone(),
+                operator: e.operator.clone(),
+                values: e.values.clone().unwrap_or_default(),
+            }),
+    );
     let status = rq.status.as_ref();
     let hard = status
         .and_then(|s| s.hard.as_ref())
@@ -182,7 +201,130 @@ pub fn quota_info(rq: &ResourceQuota) -> Option<Quota> {
         name: rq.metadata.name.clone().unwrap_or_default(),
         hard: read(hard, Round::Down),
         used: read(status.and_then(|s| s.used.as_ref()), Round::Up),
+        scopes,
     })
+}
+
+/// What ResourceQuota scopes see of the pods of `role` of the application `app`, each
+/// requesting `each`: best effort when it requests nothing (Spark pods always request memory),
+/// terminating when the role's pod template sets `activeDeadlineSeconds`, the role's
+/// `priorityClassName` (else its template's), and pod (anti-)affinity naming other namespaces.
+/// A PriorityClass with `globalDefault` that admission gives to pods naming none is not known
+/// here.
+pub fn pod_scope(app: &Value, role: Role, each: Resources) -> PodScope {
+    let key = match role {
+        Role::Executor => "executor",
+        _ => "driver",
+    };
+    let r = app.get("spec").and_then(|s| s.get(key));
+    let tpl = r.and_then(|r| r.pointer("/template/spec"));
+    let priority_class = r
+        .and_then(|r| r.get("priorityClassName"))
+        .or_else(|| tpl.and_then(|t| t.get("priorityClassName")))
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+        .map(String::from);
+    let cross_namespace_affinity = [
+        r.and_then(|r| r.get("affinity")),
+        tpl.and_then(|t| t.get("affinity")),
+    ]
+    .into_iter()
+    .flatten()
+    .any(cross_namespace_terms);
+    PodScope {
+        best_effort: each.cpu_milli == 0 && each.mem_mib == 0,
+        terminating: tpl
+            .and_then(|t| t.get("activeDeadlineSeconds"))
+            .is_some_and(|v| !v.is_null()),
+        priority_class,
+        cross_namespace_affinity,
+    }
+}
+
+/// Whether pod affinity or anti-affinity terms of an `affinity` name other namespaces.
+fn cross_namespace_terms(affinity: &Value) -> bool {
+    let term_is_cross = |t: &Value| {
+        t.get("namespaces")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+            || t.get("namespaceSelector").is_some_and(|v| !v.is_null())
+    };
+    ["podAffinity", "podAntiAffinity"].iter().any(|kind| {
+        let Some(a) = affinity.get(*kind) else {
+            return false;
+        };
+        let required = a
+            .get("requiredDuringSchedulingIgnoredDuringExecution")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(term_is_cross);
+        let preferred = a
+            .get("preferredDuringSchedulingIgnoredDuringExecution")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.get("podAffinityTerm"))
+            .any(term_is_cross);
+        required || preferred
+    })
+}
+
+/// The quota use of `demand`'s pods of the application `app`, by [`pod_scope`]: requests,
+/// limits (memory limit = request, as Spark sets it; CPU limits taken equal to the requests)
+/// and the pod count.
+pub fn scoped_need(app: &Value, demand: &Demand) -> ScopedNeed {
+    let mut out = ScopedNeed::new();
+    for group in demand.pods.iter().filter(|g| g.count > 0) {
+        let each = group.each();
+        let total = Resources::new(
+            each.cpu_milli.saturating_mul(u64::from(group.count)),
+            each.mem_mib.saturating_mul(u64::from(group.count)),
+        );
+        add_scoped(
+            &mut out,
+            &pod_scope(app, group.role, each),
+            &quota_need(total, total, u64::from(group.count)),
+        );
+    }
+    out
+}
+
+/// When an object was created (`metadata.creationTimestamp`).
+pub fn created_at(meta: &ObjectMeta) -> Option<Timestamp> {
+    meta.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+/// Since when a pod has been running, by the API's timestamps: the `state.running.startedAt`
+/// of its Spark container (`spark-kubernetes-driver` or `spark-kubernetes-executor`, else the
+/// first running container), else when its `Ready` condition became true, else
+/// `status.startTime`, else its creation.
+pub fn running_since(p: &Pod) -> Option<Timestamp> {
+    let st = p.status.as_ref();
+    let statuses: Vec<_> = st
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let started = c.state.as_ref()?.running.as_ref()?.started_at.as_ref()?;
+            Some((c.name.as_str(), started.0))
+        })
+        .collect();
+    statuses
+        .iter()
+        .find(|(name, _)| name.starts_with("spark-kubernetes-"))
+        .or(statuses.first())
+        .map(|(_, t)| *t)
+        .or_else(|| {
+            st.and_then(|s| s.conditions.as_ref())
+                .into_iter()
+                .flatten()
+                .find(|c| c.type_ == "Ready" && c.status == "True")
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0)
+        })
+        .or_else(|| st.and_then(|s| s.start_time.as_ref()).map(|t| t.0))
+        .or_else(|| created_at(&p.metadata))
 }
 
 fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
@@ -559,11 +701,31 @@ mod tests {
         assert_eq!(qi.hard.get(&QuotaResource::RequestsMemory), Some(&8192));
         assert_eq!(qi.used.get(&QuotaResource::RequestsCpu), Some(&500));
         assert_eq!(qi.hard.len(), 2);
+        assert!(qi.scopes.is_empty());
         let scoped: ResourceQuota = serde_json::from_value(json!({
-            "metadata": {"name": "p"}, "spec": {"hard": {"pods": "1"}, "scopes": ["BestEffort"]}
+            "metadata": {"name": "p"},
+            "spec": {"hard": {"pods": "1"}, "scopes": ["NotTerminating"],
+                     "scopeSelector": {"matchExpressions": [
+                         {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}}
         }))
         .unwrap();
-        assert_eq!(quota_info(&scoped), None);
+        let qi = quota_info(&scoped).unwrap();
+        assert_eq!(
+            qi.scopes,
+            vec![
+                ScopeRequirement {
+                    scope: "NotTerminating".into(),
+                    operator: "Exists".into(),
+                    values: vec![]
+                },
+                ScopeRequirement {
+                    scope: "PriorityClass".into(),
+                    operator: "In".into(),
+                    values: vec!["high".into()]
+                },
+            ]
+        );
+        assert_eq!(qi.hard.get(&QuotaResource::Pods), Some(&1));
     }
 
     #[test]
@@ -669,5 +831,113 @@ mod tests {
         assert_eq!(left.pods.len(), 1);
         assert_eq!(left.pods[0].count, 2);
         assert_eq!(remaining(&demand, &BTreeMap::new()), demand);
+    }
+
+    #[test]
+    fn pod_scopes_and_scoped_need_of_an_application() {
+        let app = json!({
+            "metadata": {"name": "pi-1", "namespace": "ns"},
+            "spec": {
+                "driver": {"priorityClassName": "high"},
+                "executor": {"template": {"spec": {"activeDeadlineSeconds": 600}},
+                             "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                                 {"weight": 1, "podAffinityTerm": {"topologyKey": "zone",
+                                  "namespaceSelector": {}}}]}}}
+            }
+        });
+        let d = pod_scope(&app, Role::Driver, Resources::new(1000, 1408));
+        assert_eq!(
+            d,
+            PodScope {
+                priority_class: Some("high".into()),
+                ..PodScope::default()
+            }
+        );
+        let e = pod_scope(&app, Role::Executor, Resources::new(500, 896));
+        assert!(e.terminating && e.cross_namespace_affinity && e.priority_class.is_none());
+        assert!(pod_scope(&app, Role::Executor, Resources::new(0, 0)).best_effort);
+        let plain = json!({"spec": {"driver": {}, "executor": {}}});
+        assert_eq!(
+            pod_scope(&plain, Role::Driver, Resources::new(1, 1)),
+            PodScope::default()
+        );
+        let demand = Demand {
+            pods: vec![
+                PodDemand {
+                    role: Role::Driver,
+                    count: 1,
+                    cpu_milli: 1000,
+                    mem_mib: 1408,
+                },
+                PodDemand {
+                    role: Role::Executor,
+                    count: 2,
+                    cpu_milli: 500,
+                    mem_mib: 896,
+                },
+            ],
+        };
+        let need = scoped_need(&app, &demand);
+        assert_eq!(need.len(), 2);
+        assert_eq!(need[&d].get(&QuotaResource::RequestsCpu), Some(&1000));
+        assert_eq!(need[&e].get(&QuotaResource::RequestsMemory), Some(&1792));
+        assert_eq!(need[&e].get(&QuotaResource::Pods), Some(&2));
+        // Without scopes apart, both roles add up under one key.
+        let need = scoped_need(&plain, &demand);
+        assert_eq!(need.len(), 1);
+        assert_eq!(
+            need[&PodScope::default()].get(&QuotaResource::LimitsCpu),
+            Some(&2000)
+        );
+    }
+
+    #[test]
+    fn running_since_from_api_json() {
+        let ts = |s: &str| s.parse::<Timestamp>().unwrap();
+        let p = pod(json!({
+            "metadata": {"name": "d", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": []},
+            "status": {
+                "phase": "Running",
+                "startTime": "2026-01-01T00:00:05Z",
+                "conditions": [{"type": "Ready", "status": "True",
+                                "lastTransitionTime": "2026-01-01T00:00:30Z"}],
+                "containerStatuses": [
+                    {"name": "sidecar", "image": "x", "imageID": "", "ready": true, "restartCount": 0,
+                     "state": {"running": {"startedAt": "2026-01-01T00:00:10Z"}}},
+                    {"name": "spark-kubernetes-driver", "image": "spark", "imageID": "", "ready": true,
+                     "restartCount": 0, "state": {"running": {"startedAt": "2026-01-01T00:00:20Z"}}}
+                ]
+            }
+        }));
+        assert_eq!(running_since(&p), Some(ts("2026-01-01T00:00:20Z")));
+        let mut q = p.clone();
+        q.status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()
+            .remove(1);
+        assert_eq!(
+            running_since(&q),
+            Some(ts("2026-01-01T00:00:10Z")),
+            "first running"
+        );
+        q.status.as_mut().unwrap().container_statuses = None;
+        assert_eq!(running_since(&q), Some(ts("2026-01-01T00:00:30Z")), "Ready");
+        q.status.as_mut().unwrap().conditions = None;
+        assert_eq!(
+            running_since(&q),
+            Some(ts("2026-01-01T00:00:05Z")),
+            "start time"
+        );
+        q.status = None;
+        assert_eq!(
+            running_since(&q),
+            Some(ts("2026-01-01T00:00:00Z")),
+            "creation"
+        );
+        assert_eq!(created_at(&q.metadata), Some(ts("2026-01-01T00:00:00Z")));
     }
 }

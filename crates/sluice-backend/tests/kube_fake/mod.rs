@@ -6,6 +6,9 @@
 //! `metadata.resourceVersion`, `Status` errors with reason and code, `{"type", "object"}` watch
 //! events).
 //!
+//! Objects get a `creationTimestamp` of the time they are created (whole seconds, as the real
+//! API server writes it) unless they come with one.
+//!
 //! Tests change the world directly ([`FakeApi::put`], [`FakeApi::update`]) to play the parts
 //! of the scheduler, the kubelet and the Spark Operator.
 
@@ -53,6 +56,8 @@ struct World {
     requests: Vec<String>,
     hook: Option<CreateHook>,
     generated: u64,
+    /// The operator's CRD is not installed: its API group is not served.
+    no_crd: bool,
 }
 
 /// The fake API server.
@@ -186,6 +191,31 @@ fn parse_path(path: &str) -> Option<Target> {
     }
 }
 
+/// The time now as the API server writes it (RFC 3339, whole seconds, UTC).
+pub fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 impl World {
     fn next_rv(&mut self) -> u64 {
         self.rv += 1;
@@ -203,7 +233,7 @@ impl World {
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.entry("uid").or_insert(json!(format!("uid-{rv}")));
         meta.entry("creationTimestamp")
-            .or_insert(json!("2026-01-01T00:00:00Z"));
+            .or_insert(json!(rfc3339_now()));
         if kind != "nodes" {
             meta.insert("namespace".into(), json!(ns));
         }
@@ -243,7 +273,7 @@ impl FakeApi {
     pub fn client(&self) -> kube::Client {
         sluice_backend::kubernetes::install_crypto_provider();
         let config = kube::Config::new(self.url.parse().unwrap());
-        kube::Client::try_from(config).unwrap()
+        sluice_backend::kubernetes::client_from_config(config).unwrap()
     }
 
     /// Creates or replaces an object (namespace "" for nodes), sending the watch event.
@@ -348,6 +378,11 @@ impl FakeApi {
         self.world.lock().unwrap().hook = Some(hook);
     }
 
+    /// Stops serving the SparkApplication API (as a cluster without the operator's CRD).
+    pub fn uninstall_crd(&self) {
+        self.world.lock().unwrap().no_crd = true;
+    }
+
     /// Every request so far, as "METHOD path?query".
     pub fn requests(&self) -> Vec<String> {
         self.world.lock().unwrap().requests.clone()
@@ -366,6 +401,34 @@ async fn handle(
         uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
     ));
     let q = query_map(&uri);
+    let no_crd = world.lock().unwrap().no_crd;
+    if no_crd && uri.path().starts_with("/apis/sparkoperator.k8s.io/") {
+        return respond(
+            404,
+            &status_body(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
+        );
+    }
+    if method == Method::GET
+        && uri.path().trim_end_matches('/') == "/apis/sparkoperator.k8s.io/v1beta2"
+    {
+        // Discovery: the resources of the group version.
+        return respond(
+            200,
+            &json!({
+                "kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": "sparkoperator.k8s.io/v1beta2",
+                "resources": [{
+                    "name": "sparkapplications", "singularName": "sparkapplication",
+                    "namespaced": true, "kind": "SparkApplication",
+                    "verbs": ["create", "delete", "get", "list", "watch"]
+                }]
+            }),
+        );
+    }
     let Some((kind, ns, name, sub)) = parse_path(uri.path()) else {
         return respond(
             404,
