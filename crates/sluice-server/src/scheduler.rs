@@ -79,6 +79,10 @@ pub async fn tick(state: &AppState) -> Result<(), TickError> {
     crate::orchestration::run(state, now_ms()).await?;
     cycle(state).await?;
     submit_admitted(state).await?;
+    // Hourly rollups of the history (one bounded step; cheap when there is nothing to do).
+    if let Err(e) = state.store.roll_up_history(now_ms()).await {
+        tracing::warn!("rolling up the history: {e}");
+    }
     Ok(())
 }
 

@@ -220,3 +220,68 @@ async fn ui_is_served_from_the_binary() {
     assert!(doc["paths"]["/v1/history"]["get"].is_object(), "{doc}");
     assert!(doc["components"]["schemas"]["HistoryView"].is_object());
 }
+
+/// The scheduler's tick rolls up the history of closed hours (`Store::roll_up_history`): jobs
+/// written into past hours (through the store, as a backfill would) are rolled up by one tick,
+/// and their history reads the same before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tick_rolls_up_closed_hours() {
+    use sluice_core::job::{Demand, JobState, NewJob, PodDemand, Role};
+    use sluice_store::{HistoryQuery, Transition};
+
+    let e = env().await;
+    let store = &e.state.store;
+    const HOUR: i64 = 3_600_000;
+    let start = (sluice_server::state::now_ms() / HOUR - 5) * HOUR;
+    for (id, end) in [("old-1", JobState::Cancelled), ("old-2", JobState::Failed)] {
+        let job = NewJob {
+            id: id.into(),
+            namespace: "past".into(),
+            name: id.into(),
+            level: "normal".into(),
+            labels: Default::default(),
+            spec: serde_json::json!({}),
+            demand: Demand {
+                pods: vec![PodDemand {
+                    role: Role::Task,
+                    count: 1,
+                    cpu_milli: 500,
+                    mem_mib: 256,
+                }],
+            },
+            created_at_ms: start + 10 * 60_000,
+        };
+        store.insert_job(&job).await.unwrap();
+        let mut from = JobState::Queued;
+        let mut at = start + HOUR;
+        for to in [JobState::Admitted, end]
+            .into_iter()
+            .skip(usize::from(id == "old-1"))
+        {
+            store
+                .transition(&Transition::new(id, from, to, at, "backfilled"))
+                .await
+                .unwrap();
+            (from, at) = (to, at + 2 * HOUR);
+        }
+    }
+    let q = HistoryQuery {
+        from_ms: start,
+        to_ms: start + 5 * HOUR,
+        step_ms: HOUR,
+        namespace: None,
+        level: None,
+    };
+    let before = store.history(&q).await.unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    tick(&e.state).await.unwrap();
+    // Nothing left to roll up: the tick did it.
+    let r = store
+        .roll_up_history(sluice_server::state::now_ms())
+        .await
+        .unwrap();
+    assert!(r.done && r.rows == 0, "{r:?}");
+    assert!(r.rolled_until_hour >= Some(start / HOUR + 4), "{r:?}");
+    assert_eq!(store.history(&q).await.unwrap(), before);
+}

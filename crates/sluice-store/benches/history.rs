@@ -7,13 +7,17 @@
 //! afterwards). The jobs span 90 days before 2026-11-01 in 10 namespaces and 2 levels, one every
 //! 7.8 s: waits of 0-10 minutes, runs of 0.5-30.5 minutes, 90% succeeded, 8% failed, 2%
 //! cancelled while queued. Before timing, the answer is checked against plain counts.
+//!
+//! Per database: the queries computed live (nothing rolled up: `history_DB_live/...`), then the
+//! time to roll up the 90 days (`Store::roll_up_history` called until done, printed), then the
+//! same queries through the rollups (`history_DB/...`), whose answer must equal the live one.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use sluice_store::{HistoryQuery, Store};
+use sluice_store::{HistoryQuery, HistorySeries, Store};
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor, Row};
 
 const JOBS: i64 = 1_000_000;
@@ -95,8 +99,8 @@ fn query(days: i64, namespace: Option<&str>) -> HistoryQuery {
     }
 }
 
-/// The history agrees with plain counts over the same range.
-async fn check(store: &Arc<dyn Store>, url: &str) {
+/// The history agrees with plain counts over the same range; returns it.
+async fn check(store: &Arc<dyn Store>, url: &str) -> Vec<HistorySeries> {
     let q = query(30, None);
     let series = store.history(&q).await.expect("history");
     assert_eq!(series.len(), 20, "10 namespaces x 2 levels");
@@ -137,12 +141,44 @@ async fn check(store: &Arc<dyn Store>, url: &str) {
         series.len(),
         series[0].points.len()
     );
+    series
 }
 
-fn run(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, url: &str) {
-    let store = rt.block_on(sluice_store::open(url)).expect("open store");
-    rt.block_on(check(&store, url));
-    let mut g = c.benchmark_group(format!("history_{name}"));
+/// Rolls up every closed hour (as the server's periodic calls would, back to back); prints the
+/// time it took.
+async fn roll_up(store: &Arc<dyn Store>, url: &str, postgres: bool) {
+    // A day after the last job: every hour of the 90 days is closed.
+    let now = END + DAY;
+    let t = Instant::now();
+    let (mut calls, mut rows, mut slowest) = (0, 0, Duration::ZERO);
+    loop {
+        let call = Instant::now();
+        let r = store.roll_up_history(now).await.expect("roll up");
+        slowest = slowest.max(call.elapsed());
+        calls += 1;
+        rows += r.rows;
+        if r.done {
+            break;
+        }
+    }
+    let took = t.elapsed();
+    if postgres {
+        // What autovacuum does after so many new rows.
+        let mut conn = AnyConnection::connect(url).await.expect("connect");
+        conn.execute("VACUUM ANALYZE history_hours")
+            .await
+            .expect("vacuum analyze");
+        let _ = conn.close().await;
+    }
+    eprintln!(
+        "rolled up the 90 days in {:.2} s: {calls} calls, {rows} rows, slowest call {:.0} ms",
+        took.as_secs_f64(),
+        slowest.as_secs_f64() * 1000.0
+    );
+}
+
+fn queries(c: &mut Criterion, rt: &tokio::runtime::Runtime, store: &Arc<dyn Store>, group: &str) {
+    let mut g = c.benchmark_group(group);
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
     for (label, q) in [
@@ -155,6 +191,19 @@ fn run(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, url: &str) {
         });
     }
     g.finish();
+}
+
+fn run(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, url: &str, postgres: bool) {
+    let store = rt.block_on(sluice_store::open(url)).expect("open store");
+    let live = rt.block_on(check(&store, url));
+    queries(c, rt, &store, &format!("history_{name}_live"));
+    rt.block_on(roll_up(&store, url, postgres));
+    let rolled = rt.block_on(check(&store, url));
+    assert!(
+        rolled == live,
+        "the answer through rollups differs from the live one"
+    );
+    queries(c, rt, &store, &format!("history_{name}"));
     rt.block_on(store.close());
 }
 
@@ -174,7 +223,7 @@ fn bench(c: &mut Criterion) {
         store.close().await;
         seed(&url, false).await;
     });
-    run(c, &rt, "sqlite", &url);
+    run(c, &rt, "sqlite", &url, false);
 
     let admin_url = std::env::var("SLUICE_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -200,7 +249,7 @@ fn bench(c: &mut Criterion) {
         store.close().await;
         seed(&pg_url, true).await;
     });
-    run(c, &rt, "postgres", &pg_url);
+    run(c, &rt, "postgres", &pg_url, true);
     rt.block_on(admin.execute(AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
     ))))

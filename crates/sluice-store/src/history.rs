@@ -1,32 +1,73 @@
-//! Time series over the job history: [`crate::Store::history`].
+//! Time series over the job history: [`crate::Store::history`], and the hourly rollups that make
+//! long ranges cheap: [`crate::Store::roll_up_history`].
 //!
-//! Every series is computed from the `jobs` table over four covering indexes whose leading
-//! column is an hour of a time column (migration `0003_history`), so a query reads only the
-//! index entries of its range and returns a few rows per hour or bucket, however long the
-//! history is:
+//! # What is computed
 //!
-//! - a job *waits* over `[enqueued_at, dequeued_at)` and *holds* its demand (`cpu_milli`,
-//!   `mem_mib`) over `[admitted_at, finished_at)`; an open end means "still";
-//! - inside the range only the starts and ends of those intervals are read, grouped by time
-//!   unit, with the sums of their offsets into the unit: from these the level at each bucket's
-//!   end and its mean over the bucket follow exactly (the integral of a step function). The
-//!   level at the range's start (the *base*) is counted from the same scans (intervals that
-//!   started before the range and ended in it) plus those that end after the range or have not
-//!   ended, which for the usual range ("the last N days") are only the jobs waiting or running
-//!   now;
-//! - wait-time percentiles are exact (nearest rank): the database returns each group's waits
-//!   (`admitted_at - enqueued_at`) as one text list and they are sorted here per bucket;
-//! - jobs finished are counted per terminal state.
+//! - A job *waits* over `[enqueued_at, COALESCE(admitted_at, dequeued_at))` and *holds* its
+//!   demand (`cpu_milli`, `mem_mib`) over `[admitted_at, finished_at)`; an open end means
+//!   "still".
+//! - Inside the range only the starts and ends of those intervals are counted, per bucket, with
+//!   the sums of their offsets into the bucket: from these and the level at the range's start
+//!   (the *base*), the level at each bucket's end and its mean over the bucket follow exactly
+//!   (the integral of a step function).
+//! - Wait-time percentiles are exact (nearest rank) over the waits (`admitted_at - enqueued_at`)
+//!   of the jobs admitted in each bucket; jobs finished are counted per terminal state.
 //!
-//! When the buckets are whole hours starting on a whole hour, the database groups by hour, which
-//! is the order of the indexes (no sort), and hours are added up into buckets here; otherwise it
-//! groups by bucket (sorting the rows of the range). Both give the same answer (the conformance
-//! suite checks one against the other).
+//! # Live: covering indexes on the jobs
 //!
-//! The queries run in one read transaction (a snapshot on both databases), so the series agree
-//! with each other even while jobs move.
+//! Migration `0003_history` keeps four covering indexes whose leading column is an hour of a time
+//! column (`column / 3600000`), so a scan of a time range reads only the index entries of that
+//! range and returns one row per (time unit, namespace, level). When the buckets are whole hours
+//! starting on a whole hour the database groups by hour, the order of the indexes (no sort), and
+//! the hours are added up into buckets here; otherwise it groups by bucket (sorting the rows of
+//! the range). Both give the same answer. Computed this way alone (when nothing is rolled up),
+//! the base is counted from the same scans (intervals that started before the range and ended
+//! in it) plus those that end after the range or have not ended. The cost follows the number of
+//! jobs in the range.
+//!
+//! # Rollups: one row per closed hour and series
+//!
+//! Migration `0004_history_rollups` adds `history_hours`: for each hour before
+//! `history_rollup.next_hour` and each (namespace, level) with anything in that hour or anything
+//! waiting or held at its end, exactly the sums the hour-grouped scans return for that hour
+//! (counts, offset sums, finished by state, and the hour's waits, sorted: the percentiles stay
+//! exact), packed as one text, plus the levels at the hour's end as columns.
+//! [`crate::Store::roll_up_history`] writes them for hours that ended before `now_ms` minus
+//! [`ROLL_UP_MARGIN_MS`], at most [`ROLL_UP_HOURS`] hours (of history with jobs in it) per call,
+//! each hour's levels carried from the previous hour's by exact counts (jobs whose times are out
+//! of order included, through two partial indexes that are normally empty).
+//!
+//! A query then reads, for every whole hour of its range that is rolled up and falls inside one
+//! bucket, that hour's rollup row (the database joins the rows of each series into one text, so
+//! a month is a few rows to fetch, not 720 per series); for the rest (a partial first hour, hours
+//! that a bucket boundary cuts when buckets are not whole hours, hours not yet rolled up) it
+//! scans the jobs as above; and it takes the base from the rollup levels at the end of the hour
+//! before `from`, plus a scan of `[that hour's end, from)` when `from` is not on a whole hour.
+//! The answer is the same as computed live (the conformance suite checks it on random jobs):
+//! the sums are the same sums, only grouped differently, and they are whole numbers (ms offsets,
+//! times cpu or mem) far below 2^53, so adding them in another order gives the same
+//! floating-point value. The cost follows the number of hours and series in the range, not the
+//! number of jobs.
+//!
+//! # Writes into hours already rolled up
+//!
+//! The store takes times from callers (tests, backfills, a requeue of an old dead letter, a job
+//! sent back to its queue hours after it was admitted, a purge): triggers on `jobs` (migration
+//! 0004) record, in the writing transaction, the earliest hour a change touches when it is
+//! before `next_hour` (table `history_stale`). Queries use rollups only before the earliest
+//! stale hour; the next roll-up deletes the rows from there on and rolls those hours again. So
+//! purged jobs leave the history, rollups included: the history is always that of the jobs the
+//! store holds.
+//!
+//! On PostgreSQL several servers may roll up at once: a roll-up takes a transaction-level
+//! advisory lock exclusively and every write that changes a history column takes it shared (in
+//! the trigger), so a roll-up never reads the jobs while such a write is in flight, and a later
+//! write sees the hours the roll-up committed. SQLite has one writer at a time.
+//!
+//! The queries of a history run in one read transaction (a snapshot on both databases), so the
+//! series agree with each other even while jobs move and hours are rolled up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sluice_core::job::JobState;
 use sqlx::any::AnyRow;
@@ -34,6 +75,10 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::StoreError;
 use crate::sql::Backend;
+
+mod rollup;
+pub use rollup::{ROLL_UP_HOURS, ROLL_UP_MARGIN_MS, RollUp};
+pub(crate) use rollup::{roll_up, roll_up_done};
 
 /// The most buckets one [`HistoryQuery`] may ask for.
 pub const MAX_BUCKETS: i64 = 10_000;
@@ -136,7 +181,7 @@ pub struct HistoryPoint {
 
 /// Starts or ends of intervals in one bucket: counts and weights, and the sums of their
 /// offsets into the bucket (weighted), for the integral.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Moves {
     n: i64,
     cpu: i64,
@@ -167,6 +212,82 @@ impl Moves {
     }
 }
 
+/// The terminal states, in the order of the rollup columns `s_succeeded`, `s_failed`,
+/// `s_cancelled` (a unit test checks that these are all of them).
+const TERMINAL: [JobState; 3] = [JobState::Succeeded, JobState::Failed, JobState::Cancelled];
+
+/// The sums of one time unit (an hour or a bucket) and one (namespace, level), as a range scan
+/// returns them or a rollup row holds them.
+#[derive(Debug, Clone, Default)]
+struct UnitAgg {
+    /// Entered the queue.
+    enq: Moves,
+    /// Left the queue (admitted, or cancelled or expired while waiting).
+    left: Moves,
+    /// Admitted: the start of holding.
+    adm: Moves,
+    /// The waits of the jobs admitted, in ms.
+    waits: Vec<i64>,
+    /// Ended, in any state.
+    fin_n: i64,
+    /// Ended, by terminal state ([`TERMINAL`] order).
+    finished: [i64; 3],
+    /// Ended while holding: the end of holding.
+    rel: Moves,
+    /// Live base: left the queue here, having entered it before the range.
+    early_q: i64,
+    /// Live base: ended here, having been admitted before the range (count, cpu, mem).
+    early_h: Moves,
+    /// Roll-up: left the queue here, having entered it before the hour's end.
+    out_q: i64,
+    /// Roll-up: ended here, having been admitted before the hour's end (count, cpu, mem).
+    out_h: Moves,
+    /// Roll-up: entered the queue here, having left it before the hour (times out of order).
+    back_q: i64,
+    /// Roll-up: admitted here, having ended before the hour (times out of order).
+    back_h: Moves,
+}
+
+impl UnitAgg {
+    fn add(&mut self, o: UnitAgg) {
+        self.enq.add(&o.enq);
+        self.left.add(&o.left);
+        self.adm.add(&o.adm);
+        self.waits.extend(o.waits);
+        self.fin_n += o.fin_n;
+        for (a, b) in self.finished.iter_mut().zip(o.finished) {
+            *a += b;
+        }
+        self.rel.add(&o.rel);
+        self.early_q += o.early_q;
+        self.early_h.add(&o.early_h);
+        self.out_q += o.out_q;
+        self.out_h.add(&o.out_h);
+        self.back_q += o.back_q;
+        self.back_h.add(&o.back_h);
+    }
+
+    /// Whether anything started or ended in the unit (what makes a range scan return a row).
+    fn active(&self) -> bool {
+        self.enq.n != 0 || self.left.n != 0 || self.fin_n != 0
+    }
+}
+
+/// The jobs waiting and held at one instant: a level of the series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Level {
+    queued: i64,
+    n: i64,
+    cpu: i64,
+    mem: i64,
+}
+
+impl Level {
+    fn is_zero(&self) -> bool {
+        *self == Level::default()
+    }
+}
+
 /// Everything read for one (namespace, level), before the levels are integrated.
 #[derive(Debug, Default)]
 struct Acc {
@@ -192,6 +313,22 @@ impl Acc {
             ..Default::default()
         }
     }
+
+    /// Adds the sums of a unit that starts `shift` ms into bucket `b`.
+    fn fold(&mut self, b: usize, shift: i64, u: UnitAgg) {
+        self.queue_starts[b].add(&u.enq.shifted(shift));
+        self.queue_ends[b].add(&u.left.shifted(shift));
+        self.held_starts[b].add(&u.adm.shifted(shift));
+        self.held_ends[b].add(&u.rel.shifted(shift));
+        self.waits[b].extend(u.waits);
+        for (s, n) in TERMINAL.iter().zip(u.finished) {
+            if n > 0 {
+                *self.finished[b].entry(*s).or_default() += nonneg(n);
+            }
+        }
+        self.queue_base += u.early_q;
+        self.held_base.add(&u.early_h);
+    }
 }
 
 /// One hour in ms: the unit of the hour expressions of the history indexes.
@@ -207,12 +344,14 @@ enum Units {
     Buckets,
 }
 
-/// Parameters `$1`.. of every history statement.
+/// Parameters `$1`.. of every range scan.
+#[derive(Debug, Clone)]
 struct Params {
     from: i64,
     to: i64,
     step: i64,
-    /// Hour of `from`, of the last ms of the range, and of `to`.
+    /// Hours scanned (`$4` to `$5`; by default those of `from` and of the last ms of the
+    /// range), and the hour of `to`.
     from_hour: i64,
     last_hour: i64,
     to_hour: i64,
@@ -222,16 +361,23 @@ struct Params {
     filter_sql: String,
 }
 
+/// The SQL condition (` AND namespace = $N ...`, numbered from `$first`) and values of the
+/// namespace and level filters of a query.
+fn filters(q: &HistoryQuery, first: usize) -> (Vec<String>, String) {
+    let mut values = Vec::new();
+    let mut sql = String::new();
+    for (column, value) in [("namespace", &q.namespace), ("level", &q.level)] {
+        if let Some(v) = value {
+            sql.push_str(&format!(" AND {column} = ${}", first + values.len()));
+            values.push(v.clone());
+        }
+    }
+    (values, sql)
+}
+
 impl Params {
     fn new(q: &HistoryQuery, to: i64) -> Params {
-        let mut filters = Vec::new();
-        let mut filter_sql = String::new();
-        for (column, value) in [("namespace", &q.namespace), ("level", &q.level)] {
-            if let Some(v) = value {
-                filters.push(v.clone());
-                filter_sql.push_str(&format!(" AND {column} = ${}", 6 + filters.len()));
-            }
-        }
+        let (filters, filter_sql) = filters(q, 7);
         Params {
             from: q.from_ms,
             to,
@@ -241,6 +387,20 @@ impl Params {
             to_hour: to.div_euclid(HOUR_MS),
             filters,
             filter_sql,
+        }
+    }
+
+    /// The whole hours `[from_hour, to_hour)`, with no filter: what the roll-up scans.
+    fn hours(from_hour: i64, to_hour: i64) -> Params {
+        Params {
+            from: from_hour * HOUR_MS,
+            to: to_hour * HOUR_MS,
+            step: HOUR_MS,
+            from_hour,
+            last_hour: to_hour - 1,
+            to_hour,
+            filters: Vec::new(),
+            filter_sql: String::new(),
         }
     }
 }
@@ -292,15 +452,6 @@ impl Col<'_> {
         format!("CAST({off} AS DOUBLE PRECISION)")
     }
 
-    /// Rows whose time is in the range, by the hour index.
-    fn in_range(&self) -> String {
-        let c = self.column;
-        format!(
-            "{h} >= $4 AND {h} <= $5 AND {c} >= $1 AND {c} < $2",
-            h = self.hour()
-        )
-    }
-
     /// The GROUP BY of a range scan.
     fn group(&self) -> String {
         format!("{}, namespace, level", self.unit())
@@ -317,14 +468,8 @@ fn key(row: &AnyRow) -> Result<Key, StoreError> {
     Ok((row.try_get("namespace")?, row.try_get("level")?))
 }
 
-/// The bucket a row's unit falls in and how far into the bucket the unit starts.
-fn place(
-    row: &AnyRow,
-    units: Units,
-    p: &Params,
-    buckets: usize,
-) -> Result<(usize, i64), StoreError> {
-    let u: i64 = row.try_get("u")?;
+/// The bucket a unit falls in and how far into the bucket the unit starts.
+fn place(u: i64, units: Units, p: &Params, buckets: usize) -> Result<(usize, i64), StoreError> {
     let unit_start = match units {
         Units::Hours => u.saturating_mul(HOUR_MS),
         Units::Buckets => p.from.saturating_add(u.saturating_mul(p.step)),
@@ -377,6 +522,348 @@ fn parse_waits(text: &str, into: &mut Vec<i64>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A time column of the jobs, with its history index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Enqueued,
+    Admitted,
+    /// Only the jobs that left the queue without being admitted (`admitted_at` equals
+    /// `dequeued_at` when set).
+    Dequeued,
+    Finished,
+}
+
+impl Column {
+    const ALL: [Column; 4] = [
+        Column::Enqueued,
+        Column::Admitted,
+        Column::Dequeued,
+        Column::Finished,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Column::Enqueued => "enqueued_at",
+            Column::Admitted => "admitted_at",
+            Column::Dequeued => "dequeued_at",
+            Column::Finished => "finished_at",
+        }
+    }
+
+    fn index(self) -> &'static str {
+        match self {
+            Column::Enqueued => "jobs_hist_enqueued",
+            Column::Admitted => "jobs_hist_admitted",
+            Column::Dequeued => "jobs_hist_dequeued",
+            Column::Finished => "jobs_hist_finished",
+        }
+    }
+
+    /// The condition a row of its index meets (the dequeue index is partial).
+    fn filter(self) -> &'static str {
+        match self {
+            Column::Dequeued => "admitted_at IS NULL AND ",
+            _ => "",
+        }
+    }
+}
+
+/// Which hours a range scan reads: `$4` to `$5`, or a list (when buckets that are not whole
+/// hours leave hours here and there to be read live).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hours {
+    Between,
+    List(Vec<i64>),
+}
+
+/// What a range scan sums besides the moves of each unit.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extras {
+    /// For the live base: what left the queue or ended in the unit having started before `$1`.
+    early: bool,
+    /// For the roll-up (hour units): what left the queue or ended in the hour having started
+    /// before the hour's end.
+    chain: bool,
+}
+
+/// Reads the starts or ends of one time column in the range (and hours) of `p`, one row per
+/// (unit, namespace, level).
+async fn scan(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    units: Units,
+    p: &Params,
+    hours: &Hours,
+    column: Column,
+    x: Extras,
+) -> Result<Vec<(i64, Key, UnitAgg)>, StoreError> {
+    let name = column.name();
+    let c = Col {
+        units,
+        column: name,
+    };
+    let h = c.hour();
+    let off = c.off();
+    let hour_cond = match hours {
+        Hours::Between => format!("{h} >= $4 AND {h} <= $5"),
+        Hours::List(list) => {
+            let list: Vec<String> = list.iter().map(i64::to_string).collect();
+            format!("{h} IN ({})", list.join(", "))
+        }
+    };
+    // The end of the row's hour, for the roll-up's levels.
+    let end = format!("({h} + 1) * 3600000");
+    let sum_if = |cond: &str, v: &str, alias: &str| {
+        format!(", CAST(SUM(CASE WHEN {cond} THEN {v} ELSE 0 END) AS BIGINT) AS {alias}")
+    };
+    let mut sums = String::new();
+    match column {
+        Column::Enqueued => sums.push_str(&format!("COUNT(*) AS n, SUM({off}) AS off_n")),
+        Column::Admitted => {
+            sums.push_str(&format!(
+                "COUNT(*) AS n, {waits} AS waits, \
+                 CAST(SUM(cpu_milli) AS BIGINT) AS cpu, CAST(SUM(mem_mib) AS BIGINT) AS mem, \
+                 SUM({off}) AS off_n, SUM(CAST(cpu_milli AS DOUBLE PRECISION) * {off}) AS off_cpu, \
+                 SUM(CAST(mem_mib AS DOUBLE PRECISION) * {off}) AS off_mem",
+                waits = waits_agg(backend)
+            ));
+        }
+        Column::Dequeued => sums.push_str(&format!("COUNT(*) AS n, SUM({off}) AS off_n")),
+        Column::Finished => {
+            sums.push_str("COUNT(*) AS fin_n");
+            for s in TERMINAL {
+                sums.push_str(&sum_if(
+                    &format!("state = '{}'", s.as_str()),
+                    "1",
+                    &format!("s_{}", s.as_str()),
+                ));
+            }
+            let held = "admitted_at IS NOT NULL";
+            sums.push_str(&sum_if(held, "1", "rel_n"));
+            sums.push_str(&sum_if(held, "cpu_milli", "rel_cpu"));
+            sums.push_str(&sum_if(held, "mem_mib", "rel_mem"));
+            sums.push_str(&format!(
+                ", SUM(CASE WHEN {held} THEN {off} ELSE 0.0 END) AS off_n, \
+                 SUM(CASE WHEN {held} THEN CAST(cpu_milli AS DOUBLE PRECISION) * {off} ELSE 0.0 END) \
+                 AS off_cpu, \
+                 SUM(CASE WHEN {held} THEN CAST(mem_mib AS DOUBLE PRECISION) * {off} ELSE 0.0 END) \
+                 AS off_mem"
+            ));
+        }
+    }
+    let (start, weights) = match column {
+        Column::Finished => ("admitted_at", true),
+        _ => ("enqueued_at", false),
+    };
+    if column != Column::Enqueued {
+        for (on, cond, prefix) in [
+            (x.early, format!("{start} < $1"), "early"),
+            (x.chain, format!("{start} < {end}"), "out"),
+        ] {
+            if !on {
+                continue;
+            }
+            if weights {
+                sums.push_str(&sum_if(&cond, "1", &format!("{prefix}_n")));
+                sums.push_str(&sum_if(&cond, "cpu_milli", &format!("{prefix}_cpu")));
+                sums.push_str(&sum_if(&cond, "mem_mib", &format!("{prefix}_mem")));
+            } else {
+                sums.push_str(&sum_if(&cond, "1", &format!("{prefix}_q")));
+            }
+        }
+    }
+    let sql = format!(
+        "SELECT namespace, level, {u} AS u, {sums} FROM jobs {idx} \
+         WHERE {filter}{hour_cond} AND {name} >= $1 AND {name} < $2{fs} GROUP BY {group}",
+        u = c.unit(),
+        idx = idx(backend, column.index()),
+        filter = column.filter(),
+        fs = p.filter_sql,
+        group = c.group(),
+    );
+    // Column names, made once rather than for every row.
+    let names = |prefix: &str| ["n", "cpu", "mem"].map(|s| format!("{prefix}_{s}"));
+    let (rel_names, early_names, out_names) = (names("rel"), names("early"), names("out"));
+    let states = TERMINAL.map(|s| format!("s_{}", s.as_str()));
+    let weighted = |row: &AnyRow, names: &[String; 3]| -> Result<Moves, StoreError> {
+        Ok(Moves {
+            n: opt_i64(row, &names[0])?,
+            cpu: opt_i64(row, &names[1])?,
+            mem: opt_i64(row, &names[2])?,
+            ..Default::default()
+        })
+    };
+    let rows = fetch(conn, sql, p).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let u: i64 = row.try_get("u")?;
+        let mut a = UnitAgg::default();
+        match column {
+            Column::Enqueued => {
+                a.enq = Moves {
+                    n: row.try_get("n")?,
+                    off_n: opt_f64(&row, "off_n")?,
+                    ..Default::default()
+                };
+            }
+            Column::Admitted => {
+                a.adm = Moves {
+                    n: row.try_get("n")?,
+                    cpu: opt_i64(&row, "cpu")?,
+                    mem: opt_i64(&row, "mem")?,
+                    off_n: opt_f64(&row, "off_n")?,
+                    off_cpu: opt_f64(&row, "off_cpu")?,
+                    off_mem: opt_f64(&row, "off_mem")?,
+                };
+                a.left = Moves {
+                    n: a.adm.n,
+                    off_n: a.adm.off_n,
+                    ..Default::default()
+                };
+                let waits: Option<String> = row.try_get("waits")?;
+                parse_waits(waits.as_deref().unwrap_or_default(), &mut a.waits)?;
+            }
+            Column::Dequeued => {
+                a.left = Moves {
+                    n: row.try_get("n")?,
+                    off_n: opt_f64(&row, "off_n")?,
+                    ..Default::default()
+                };
+            }
+            Column::Finished => {
+                a.fin_n = row.try_get("fin_n")?;
+                for (count, name) in a.finished.iter_mut().zip(&states) {
+                    *count = opt_i64(&row, name)?;
+                }
+                a.rel = Moves {
+                    off_n: opt_f64(&row, "off_n")?,
+                    off_cpu: opt_f64(&row, "off_cpu")?,
+                    off_mem: opt_f64(&row, "off_mem")?,
+                    ..weighted(&row, &rel_names)?
+                };
+            }
+        }
+        if column != Column::Enqueued {
+            if x.early {
+                match weights {
+                    true => a.early_h = weighted(&row, &early_names)?,
+                    false => a.early_q = opt_i64(&row, "early_q")?,
+                }
+            }
+            if x.chain {
+                match weights {
+                    true => a.out_h = weighted(&row, &out_names)?,
+                    false => a.out_q = opt_i64(&row, "out_q")?,
+                }
+            }
+        }
+        out.push((u, key(&row)?, a));
+    }
+    Ok(out)
+}
+
+/// How the levels (jobs waiting; jobs, cpu and mem held) change from `lo` to `hi`, per
+/// (namespace, level) of `filters` (bound from `$5`): for `lo` = `i64::MIN`, the levels at
+/// `hi`. Exact whatever the order of a job's times:
+///
+/// - waiting: + entered in `[lo, hi)`; - left in `[lo, hi)` having entered before `hi`;
+///   - entered in `[lo, hi)` having left before `lo`;
+/// - held: + admitted in `[lo, hi)`; - ended in `[lo, hi)` having been admitted before `hi`;
+///   - admitted in `[lo, hi)` having ended before `lo`.
+///
+/// Reads only the index entries of `[lo, hi)` (the last two kinds from partial indexes that
+/// are normally empty).
+async fn level_shift(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    lo: i64,
+    hi: i64,
+    filter_values: &[String],
+    filter_sql: &str,
+) -> Result<BTreeMap<Key, Level>, StoreError> {
+    let range = |column: Column| {
+        let c = column.name();
+        format!(
+            "{f}{c} / 3600000 >= $3 AND {c} / 3600000 <= $4 AND {c} >= $1 AND {c} < $2",
+            f = column.filter()
+        )
+    };
+    let part = |q: &str, held: &str, index: &str, cond: String| {
+        format!(
+            "SELECT namespace, level, CAST({q} AS BIGINT) AS q, {held} \
+             FROM jobs {idx} WHERE {cond}{filter_sql} GROUP BY namespace, level",
+            idx = idx(backend, index),
+        )
+    };
+    let none = "CAST(0 AS BIGINT) AS n, CAST(0 AS BIGINT) AS cpu, CAST(0 AS BIGINT) AS mem";
+    let plus = "CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM(cpu_milli) AS BIGINT) AS cpu, \
+                CAST(SUM(mem_mib) AS BIGINT) AS mem";
+    let minus = "CAST(-COUNT(*) AS BIGINT) AS n, CAST(-SUM(cpu_milli) AS BIGINT) AS cpu, \
+                 CAST(-SUM(mem_mib) AS BIGINT) AS mem";
+    let left = "COALESCE(admitted_at, dequeued_at)";
+    let parts = [
+        part(
+            "COUNT(*)",
+            none,
+            Column::Enqueued.index(),
+            range(Column::Enqueued),
+        ),
+        part(
+            "-SUM(CASE WHEN enqueued_at < $2 THEN 1 ELSE 0 END)",
+            plus,
+            Column::Admitted.index(),
+            range(Column::Admitted),
+        ),
+        part(
+            "-COUNT(*)",
+            none,
+            Column::Dequeued.index(),
+            format!("{} AND enqueued_at < $2", range(Column::Dequeued)),
+        ),
+        part(
+            "0",
+            minus,
+            Column::Finished.index(),
+            format!("{} AND admitted_at < $2", range(Column::Finished)),
+        ),
+        part(
+            "-COUNT(*)",
+            none,
+            "jobs_hist_left_early",
+            format!(
+                "{} AND enqueued_at > {left} AND {left} < $1",
+                range(Column::Enqueued)
+            ),
+        ),
+        part(
+            "0",
+            minus,
+            "jobs_hist_ended_early",
+            format!(
+                "{} AND finished_at < admitted_at AND finished_at < $1",
+                range(Column::Admitted)
+            ),
+        ),
+    ];
+    let mut query = sqlx::query(AssertSqlSafe(parts.join(" UNION ALL ")))
+        .bind(lo)
+        .bind(hi)
+        .bind(lo.div_euclid(HOUR_MS))
+        .bind((hi - 1).div_euclid(HOUR_MS));
+    for f in filter_values {
+        query = query.bind(f.clone());
+    }
+    let mut levels: BTreeMap<Key, Level> = BTreeMap::new();
+    for row in query.fetch_all(&mut *conn).await? {
+        let l = levels.entry(key(&row)?).or_default();
+        l.queued += opt_i64(&row, "q")?;
+        l.n += opt_i64(&row, "n")?;
+        l.cpu += opt_i64(&row, "cpu")?;
+        l.mem += opt_i64(&row, "mem")?;
+    }
+    Ok(levels)
+}
+
 /// Reads the history; see the module documentation. `conn` should be in a read transaction.
 pub(crate) async fn history(
     conn: &mut AnyConnection,
@@ -394,206 +881,77 @@ pub(crate) async fn history(
     } else {
         Units::Buckets
     };
-    let col = |column| Col { units, column };
-    let fs = &p.filter_sql;
-    let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
-
-    // Entered the queue in the range.
-    let c = col("enqueued_at");
-    let sql = format!(
-        "SELECT namespace, level, {u} AS u, COUNT(*) AS n, SUM({off}) AS off_n \
-         FROM jobs {idx} WHERE {range}{fs} GROUP BY {group}",
-        u = c.unit(),
-        off = c.off(),
-        idx = idx(backend, "jobs_hist_enqueued"),
-        range = c.in_range(),
-        group = c.group(),
-    );
-    for row in fetch(conn, sql, &p).await? {
-        let (b, shift) = place(&row, units, &p, buckets)?;
-        let m = Moves {
-            n: row.try_get("n")?,
-            off_n: opt_f64(&row, "off_n")?,
-            ..Default::default()
-        };
-        entry(&mut acc, key(&row)?, buckets).queue_starts[b].add(&m.shifted(shift));
-    }
-
-    // Admitted in the range: the waits, the end of waiting, the start of holding; and those
-    // that were already waiting at the start.
-    let c = col("admitted_at");
-    let sql = format!(
-        "SELECT namespace, level, {u} AS u, COUNT(*) AS n, {waits} AS waits, \
-         CAST(SUM(cpu_milli) AS BIGINT) AS cpu, CAST(SUM(mem_mib) AS BIGINT) AS mem, \
-         SUM({off}) AS off_n, SUM(CAST(cpu_milli AS DOUBLE PRECISION) * {off}) AS off_cpu, \
-         SUM(CAST(mem_mib AS DOUBLE PRECISION) * {off}) AS off_mem, \
-         CAST(SUM(CASE WHEN enqueued_at < $1 THEN 1 ELSE 0 END) AS BIGINT) AS early \
-         FROM jobs {idx} WHERE {range}{fs} GROUP BY {group}",
-        u = c.unit(),
-        waits = waits_agg(backend),
-        off = c.off(),
-        idx = idx(backend, "jobs_hist_admitted"),
-        range = c.in_range(),
-        group = c.group(),
-    );
-    for row in fetch(conn, sql, &p).await? {
-        let (b, shift) = place(&row, units, &p, buckets)?;
-        let m = Moves {
-            n: row.try_get("n")?,
-            cpu: opt_i64(&row, "cpu")?,
-            mem: opt_i64(&row, "mem")?,
-            off_n: opt_f64(&row, "off_n")?,
-            off_cpu: opt_f64(&row, "off_cpu")?,
-            off_mem: opt_f64(&row, "off_mem")?,
+    // Rollups serve when the levels at the start of the hour of `from` are rolled up.
+    let rolled = rollup::coverage(conn).await?;
+    let acc = match rolled {
+        Some(next) if p.from_hour > rollup::FIRST_HOUR && p.from_hour <= next => {
+            with_rollups(conn, backend, q, &p, units, buckets, next).await?
         }
-        .shifted(shift);
-        let waits: Option<String> = row.try_get("waits")?;
-        let early = opt_i64(&row, "early")?;
-        let a = entry(&mut acc, key(&row)?, buckets);
-        parse_waits(waits.as_deref().unwrap_or_default(), &mut a.waits[b])?;
-        a.held_starts[b].add(&m);
-        a.queue_ends[b].add(&Moves {
-            n: m.n,
-            off_n: m.off_n,
-            ..Default::default()
-        });
-        a.queue_base += early;
-    }
-
-    // Left the queue in the range without being admitted (cancelled, expired).
-    let c = col("dequeued_at");
-    let sql = format!(
-        "SELECT namespace, level, {u} AS u, COUNT(*) AS n, SUM({off}) AS off_n, \
-         CAST(SUM(CASE WHEN enqueued_at < $1 THEN 1 ELSE 0 END) AS BIGINT) AS early \
-         FROM jobs {idx} WHERE admitted_at IS NULL AND {range}{fs} GROUP BY {group}",
-        u = c.unit(),
-        off = c.off(),
-        idx = idx(backend, "jobs_hist_dequeued"),
-        range = c.in_range(),
-        group = c.group(),
-    );
-    for row in fetch(conn, sql, &p).await? {
-        let (b, shift) = place(&row, units, &p, buckets)?;
-        let m = Moves {
-            n: row.try_get("n")?,
-            off_n: opt_f64(&row, "off_n")?,
-            ..Default::default()
-        };
-        let early = opt_i64(&row, "early")?;
-        let a = entry(&mut acc, key(&row)?, buckets);
-        a.queue_ends[b].add(&m.shifted(shift));
-        a.queue_base += early;
-    }
-
-    // Ended in the range: by outcome, the end of holding; and those that held at the start.
-    let c = col("finished_at");
-    let terminal: Vec<JobState> = JobState::ALL
+        _ => live(conn, backend, &p, units, buckets).await?,
+    };
+    Ok(acc
         .into_iter()
-        .filter(|s| s.is_terminal())
-        .collect();
-    let by_state: String = terminal
-        .iter()
-        .map(|s| {
-            format!(
-                "CAST(SUM(CASE WHEN state = '{s}' THEN 1 ELSE 0 END) AS BIGINT) AS s_{s}, ",
-                s = s.as_str()
-            )
+        .map(|((namespace, level), mut a)| HistorySeries {
+            namespace,
+            level,
+            points: integrate(&mut a, buckets, p.step),
         })
-        .collect();
-    let held = |v: &str| format!("CASE WHEN admitted_at IS NULL THEN 0 ELSE {v} END");
-    let held_f = |v: &str| format!("CASE WHEN admitted_at IS NULL THEN 0.0 ELSE {v} END");
-    let early = |v: &str| format!("CASE WHEN admitted_at < $1 THEN {v} ELSE 0 END");
-    let off = c.off();
-    let sql = format!(
-        "SELECT namespace, level, {u} AS u, {by_state}\
-         CAST(SUM({held_n}) AS BIGINT) AS n, CAST(SUM({held_cpu}) AS BIGINT) AS cpu, \
-         CAST(SUM({held_mem}) AS BIGINT) AS mem, \
-         SUM({held_off}) AS off_n, \
-         SUM({held_cpu_off}) AS off_cpu, \
-         SUM({held_mem_off}) AS off_mem, \
-         CAST(SUM({early_n}) AS BIGINT) AS early_n, CAST(SUM({early_cpu}) AS BIGINT) AS early_cpu, \
-         CAST(SUM({early_mem}) AS BIGINT) AS early_mem \
-         FROM jobs {idx} WHERE {range}{fs} GROUP BY {group}",
-        u = c.unit(),
-        held_n = held("1"),
-        held_cpu = held("cpu_milli"),
-        held_mem = held("mem_mib"),
-        held_off = held_f(&off),
-        held_cpu_off = held_f(&format!("CAST(cpu_milli AS DOUBLE PRECISION) * {off}")),
-        held_mem_off = held_f(&format!("CAST(mem_mib AS DOUBLE PRECISION) * {off}")),
-        early_n = early("1"),
-        early_cpu = early("cpu_milli"),
-        early_mem = early("mem_mib"),
-        idx = idx(backend, "jobs_hist_finished"),
-        range = c.in_range(),
-        group = c.group(),
-    );
-    for row in fetch(conn, sql, &p).await? {
-        let (b, shift) = place(&row, units, &p, buckets)?;
-        let m = Moves {
-            n: opt_i64(&row, "n")?,
-            cpu: opt_i64(&row, "cpu")?,
-            mem: opt_i64(&row, "mem")?,
-            off_n: opt_f64(&row, "off_n")?,
-            off_cpu: opt_f64(&row, "off_cpu")?,
-            off_mem: opt_f64(&row, "off_mem")?,
+        .collect())
+}
+
+/// Everything from the jobs: the four range scans, with the base counted from what started
+/// before the range and ended in it or after it (or not yet).
+async fn live(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    p: &Params,
+    units: Units,
+    buckets: usize,
+) -> Result<BTreeMap<Key, Acc>, StoreError> {
+    let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
+    let early = Extras {
+        early: true,
+        chain: false,
+    };
+    for column in Column::ALL {
+        for (u, k, a) in scan(conn, backend, units, p, &Hours::Between, column, early).await? {
+            let (b, shift) = place(u, units, p, buckets)?;
+            entry(&mut acc, k, buckets).fold(b, shift, a);
         }
-        .shifted(shift);
-        let early = Moves {
-            n: opt_i64(&row, "early_n")?,
-            cpu: opt_i64(&row, "early_cpu")?,
-            mem: opt_i64(&row, "early_mem")?,
-            ..Default::default()
-        };
-        let mut counts = Vec::with_capacity(terminal.len());
-        for s in &terminal {
-            counts.push((*s, opt_i64(&row, &format!("s_{}", s.as_str()))?));
-        }
-        let a = entry(&mut acc, key(&row)?, buckets);
-        for (s, n) in counts {
-            if n > 0 {
-                *a.finished[b].entry(s).or_default() += u64::try_from(n).unwrap_or(0);
-            }
-        }
-        a.held_ends[b].add(&m);
-        a.held_base.add(&early);
     }
 
     // Waiting or holding at the start and still so at the end of the range (or now). For the
     // usual range ("the last N days") these read only what happened after it: nothing, or the
     // jobs waiting and running now. ($3 and $5 are mentioned, trivially true, so that every
     // statement binds the same parameters on both databases.)
-    let (adm, deq, fin) = (col("admitted_at"), col("dequeued_at"), col("finished_at"));
+    let fs = &p.filter_sql;
     let sql = format!(
         "SELECT 'q' AS kind, namespace, level, COUNT(*) AS n, 0 AS cpu, 0 AS mem \
-         FROM jobs {adm_idx} WHERE {adm_h} >= $6 AND admitted_at >= $2 AND enqueued_at < $1 \
-           AND $3 > 0 AND $5 >= $4{fs} GROUP BY namespace, level \
+         FROM jobs {adm_idx} WHERE admitted_at / 3600000 >= $6 AND admitted_at >= $2 \
+           AND enqueued_at < $1 AND $3 > 0 AND $5 >= $4{fs} GROUP BY namespace, level \
          UNION ALL \
          SELECT 'q' AS kind, namespace, level, COUNT(*) AS n, 0 AS cpu, 0 AS mem \
-         FROM jobs {deq_idx} WHERE admitted_at IS NULL AND {deq_h} >= $6 AND dequeued_at >= $2 \
-           AND enqueued_at < $1{fs} GROUP BY namespace, level \
+         FROM jobs {deq_idx} WHERE admitted_at IS NULL AND dequeued_at / 3600000 >= $6 \
+           AND dequeued_at >= $2 AND enqueued_at < $1{fs} GROUP BY namespace, level \
          UNION ALL \
          SELECT 'q' AS kind, namespace, level, COUNT(*) AS n, 0 AS cpu, 0 AS mem \
-         FROM jobs {deq_idx} WHERE admitted_at IS NULL AND {deq_h} IS NULL \
+         FROM jobs {deq_idx} WHERE admitted_at IS NULL AND dequeued_at / 3600000 IS NULL \
            AND enqueued_at < $1{fs} GROUP BY namespace, level \
          UNION ALL \
          SELECT 'h' AS kind, namespace, level, COUNT(*) AS n, \
            CAST(SUM(cpu_milli) AS BIGINT) AS cpu, CAST(SUM(mem_mib) AS BIGINT) AS mem \
-         FROM jobs {fin_idx} WHERE {fin_h} >= $6 AND finished_at >= $2 AND admitted_at < $1{fs} \
-         GROUP BY namespace, level \
+         FROM jobs {fin_idx} WHERE finished_at / 3600000 >= $6 AND finished_at >= $2 \
+           AND admitted_at < $1{fs} GROUP BY namespace, level \
          UNION ALL \
          SELECT 'h' AS kind, namespace, level, COUNT(*) AS n, \
            CAST(SUM(cpu_milli) AS BIGINT) AS cpu, CAST(SUM(mem_mib) AS BIGINT) AS mem \
-         FROM jobs {fin_idx} WHERE {fin_h} IS NULL AND admitted_at < $1{fs} \
+         FROM jobs {fin_idx} WHERE finished_at / 3600000 IS NULL AND admitted_at < $1{fs} \
          GROUP BY namespace, level",
-        adm_idx = idx(backend, "jobs_hist_admitted"),
-        deq_idx = idx(backend, "jobs_hist_dequeued"),
-        fin_idx = idx(backend, "jobs_hist_finished"),
-        adm_h = adm.hour(),
-        deq_h = deq.hour(),
-        fin_h = fin.hour(),
+        adm_idx = idx(backend, Column::Admitted.index()),
+        deq_idx = idx(backend, Column::Dequeued.index()),
+        fin_idx = idx(backend, Column::Finished.index()),
     );
-    for row in fetch(conn, sql, &p).await? {
+    for row in fetch(conn, sql, p).await? {
         let kind: String = row.try_get("kind")?;
         let m = Moves {
             n: row.try_get("n")?,
@@ -608,20 +966,116 @@ pub(crate) async fn history(
             a.held_base.add(&m);
         }
     }
-
-    Ok(acc
-        .into_iter()
-        .map(|((namespace, level), mut a)| HistorySeries {
-            namespace,
-            level,
-            points: integrate(&mut a, buckets, p.step),
-        })
-        .collect())
+    Ok(acc)
 }
 
-/// One level (count, cpu, mem) walked through the buckets.
+/// Rolled-up hours from their rollup rows, the rest from the jobs, and the base from the rollup
+/// levels at the end of the hour before `from` (rolled up: `next` is after it).
+async fn with_rollups(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    q: &HistoryQuery,
+    p: &Params,
+    units: Units,
+    buckets: usize,
+    next: i64,
+) -> Result<BTreeMap<Key, Acc>, StoreError> {
+    let (from, to, step) = (p.from, p.to, p.step);
+    let first_whole = from.div_euclid(HOUR_MS) + i64::from(from.rem_euclid(HOUR_MS) != 0);
+    let last_rolled = (to.div_euclid(HOUR_MS) - 1).min(next - 1);
+    // Rolled-up hours inside one bucket come from their rows; the others are scanned: the
+    // partial hour of `from` (before `first_whole`), those after `last_rolled`, and those that
+    // a bucket boundary cuts in two.
+    let mut cut = BTreeSet::new();
+    for k in 1..buckets as i64 {
+        let t = from.saturating_add(k.saturating_mul(step));
+        if t.rem_euclid(HOUR_MS) != 0 {
+            let h = t.div_euclid(HOUR_MS);
+            if h >= first_whole && h <= last_rolled {
+                cut.insert(h);
+            }
+        }
+    }
+    let mut list: Vec<i64> = (p.from_hour..first_whole.min(p.last_hour + 1)).collect();
+    list.extend(cut.iter().copied());
+    let mut pieces = Vec::new();
+    if !list.is_empty() {
+        pieces.push((p.clone(), Hours::List(list)));
+    }
+    let tail = (last_rolled + 1).max(first_whole);
+    if tail <= p.last_hour {
+        let piece = Params {
+            from_hour: tail,
+            ..p.clone()
+        };
+        pieces.push((piece, Hours::Between));
+    }
+
+    let mut acc: BTreeMap<Key, Acc> = BTreeMap::new();
+    if first_whole <= last_rolled {
+        let (values, sql) = filters(q, 3);
+        for (hour, k, a) in
+            rollup::read_hours(conn, backend, first_whole, last_rolled, &values, &sql).await?
+        {
+            if a.active() && !cut.contains(&hour) {
+                let (b, shift) = place(hour, Units::Hours, p, buckets)?;
+                entry(&mut acc, k, buckets).fold(b, shift, a);
+            }
+        }
+    }
+    for (piece, hours) in &pieces {
+        for column in Column::ALL {
+            let found = scan(
+                conn,
+                backend,
+                units,
+                piece,
+                hours,
+                column,
+                Extras::default(),
+            )
+            .await?;
+            for (u, k, a) in found {
+                let (b, shift) = place(u, units, p, buckets)?;
+                entry(&mut acc, k, buckets).fold(b, shift, a);
+            }
+        }
+    }
+
+    // The base: the levels at the end of the hour before `from`'s, and how they changed from
+    // there to `from`. A series counts (as computed live) if anything happened in the range or
+    // anything waited or was held all along, which is then its base.
+    let (values, sql) = filters(q, 2);
+    let mut base = rollup::read_levels(conn, p.from_hour - 1, &values, &sql).await?;
+    let hour_start = p.from_hour * HOUR_MS;
+    if from > hour_start {
+        let (values, sql) = filters(q, 5);
+        for (k, d) in level_shift(conn, backend, hour_start, from, &values, &sql).await? {
+            let l = base.entry(k).or_default();
+            l.queued += d.queued;
+            l.n += d.n;
+            l.cpu += d.cpu;
+            l.mem += d.mem;
+        }
+    }
+    for (k, l) in base {
+        if l.queued != 0 || l.n != 0 || acc.contains_key(&k) {
+            let a = entry(&mut acc, k, buckets);
+            a.queue_base = l.queued;
+            a.held_base = Moves {
+                n: l.n,
+                cpu: l.cpu,
+                mem: l.mem,
+                ..Default::default()
+            };
+        }
+    }
+    Ok(acc)
+}
+
+/// The held level (count, cpu, mem) walked through the buckets.
 #[derive(Debug, Clone, Copy, Default)]
-struct Level {
+struct Held {
     n: i64,
     cpu: i64,
     mem: i64,
@@ -649,7 +1103,7 @@ fn nearest_rank(v: &[i64], pct: usize) -> Option<i64> {
 
 fn integrate(a: &mut Acc, buckets: usize, step: i64) -> Vec<HistoryPoint> {
     let mut queued = a.queue_base;
-    let mut held = Level {
+    let mut held = Held {
         n: a.held_base.n,
         cpu: a.held_base.cpu,
         mem: a.held_base.mem,
@@ -727,6 +1181,15 @@ mod tests {
         }
         let e = q(0, 10, 0).buckets().unwrap_err().to_string();
         assert!(e.contains("step"), "{e}");
+    }
+
+    #[test]
+    fn terminal_states_are_all_of_them() {
+        let all: Vec<JobState> = JobState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(all, TERMINAL);
     }
 
     #[test]

@@ -24,7 +24,10 @@ mod orchestration;
 mod sql;
 
 pub use error::{StoreError, redact_url};
-pub use history::{HistoryPoint, HistoryQuery, HistorySeries, MAX_BUCKETS};
+pub use history::{
+    HistoryPoint, HistoryQuery, HistorySeries, MAX_BUCKETS, ROLL_UP_HOURS, ROLL_UP_MARGIN_MS,
+    RollUp,
+};
 pub use orchestration::{
     Advance, DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RequeuePlace, RetryJob,
     ScheduledRun, SetFilter,
@@ -84,13 +87,21 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError>;
 
     /// Time series over the job history, per (namespace, level) that had anything in the range
-    /// or waiting or holding resources at its start, sorted by namespace then level (bytewise):
+    /// or waiting or holding resources all along it, sorted by namespace then level (bytewise):
     /// queue length, wait-time percentiles, jobs finished by outcome, and the jobs, CPU and
-    /// memory held by admitted jobs, one [`HistoryPoint`] per bucket. Computed in SQL over
-    /// indexes on the time columns: the work grows with the range, not with the history.
+    /// memory held by admitted jobs, one [`HistoryPoint`] per bucket. Whole hours that are
+    /// rolled up (see [`Store::roll_up_history`]) are read from one row per hour and series,
+    /// the rest in SQL over indexes on the time columns; the answer is the same either way.
     /// [`StoreError::BadQuery`] if the step or the range is invalid (see
     /// [`HistoryQuery::buckets`]).
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistorySeries>, StoreError>;
+
+    /// Rolls up the history of closed hours, one bounded step: drops rollups that writes into
+    /// rolled-up hours made stale, then rolls up the next hours (at most [`ROLL_UP_HOURS`] with
+    /// anything in them) that ended before `now_ms` minus [`ROLL_UP_MARGIN_MS`], in one
+    /// transaction. Cheap when there is nothing to do: call it periodically. Safe to call from
+    /// several processes at once. [`RollUp::done`] tells whether another call has work now.
+    async fn roll_up_history(&self, now_ms: i64) -> Result<RollUp, StoreError>;
 
     // --- Orchestration: schedules, retries, dead-letter queue, queue TTL, requeue, purge. ---
 

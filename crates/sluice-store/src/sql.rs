@@ -32,7 +32,8 @@ use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 
 mod orch;
 use crate::{
-    HistoryQuery, HistorySeries, JobFilter, JobPage, QueueStat, Store, StoreError, Transition,
+    HistoryQuery, HistorySeries, JobFilter, JobPage, QueueStat, RollUp, Store, StoreError,
+    Transition,
 };
 
 /// Schema versions: (version, description, SQLite DDL, PostgreSQL DDL). Append only; never edit
@@ -55,6 +56,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         "history",
         include_str!("../migrations/sqlite/0003_history.sql"),
         include_str!("../migrations/postgres/0003_history.sql"),
+    ),
+    (
+        4,
+        "history rollups",
+        include_str!("../migrations/sqlite/0004_history_rollups.sql"),
+        include_str!("../migrations/postgres/0004_history_rollups.sql"),
     ),
 ];
 
@@ -782,6 +789,18 @@ impl Store for SqlStore {
             tracing::debug!(error = %e, "ending the history read transaction");
         }
         result
+    }
+
+    async fn roll_up_history(&self, now_ms: i64) -> Result<RollUp, StoreError> {
+        // Most calls find nothing to do: tell without taking the write lock.
+        let mut conn = self.pool.acquire().await?;
+        if let Some(done) = crate::history::roll_up_done(&mut conn, now_ms).await? {
+            return Ok(done);
+        }
+        drop(conn);
+        let mut w = self.begin_write().await?;
+        let result = crate::history::roll_up(&mut w.tx, self.backend, now_ms).await;
+        w.finish(result).await
     }
 
     async fn create_schedule(&self, s: &NewSchedule) -> Result<ScheduleRecord, StoreError> {

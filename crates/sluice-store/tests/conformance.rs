@@ -187,6 +187,9 @@ conformance! {
         corrupt_rows_are_reported,
         history_backfill,
         orchestration_survives_reopen,
+        history_rollups_match_live,
+        history_rollups_follow_old_writes,
+        history_rollups_two_stores,
     ],
 }
 
@@ -196,6 +199,13 @@ mod orch;
 use orch::{
     expire_and_requeue, fire_schedule_compare_and_set, orchestration_survives_reopen,
     retry_then_dead_letter, schedules_crud, select_and_purge,
+};
+
+// History rollups (Store::roll_up_history) checked against the history computed live.
+#[path = "conformance_rollup/mod.rs"]
+mod rollup;
+use rollup::{
+    history_rollups_follow_old_writes, history_rollups_match_live, history_rollups_two_stores,
 };
 
 #[tokio::test]
