@@ -18,7 +18,9 @@
 //!   `java.lang.OutOfMemoryError`), then retried after a backoff (back to `queued` as the next
 //!   attempt, eligible at an absolute time; an OOM retry may raise the memory) or dead-lettered.
 //! - **Queue TTL** ([`expire_queued`]): a queued job that waited longer than its `maxQueueWait`
-//!   is moved to the DLQ ("expired in queue").
+//!   is moved to the DLQ ("expired in queue"). The store keeps each queued job's deadline in an
+//!   index ([`sluice_store::Store::queued_past_deadline`]), so a tick reads only the expired
+//!   jobs, not the queue.
 
 use std::collections::BTreeSet;
 
@@ -45,8 +47,10 @@ use crate::state::AppState;
 
 /// Most bytes of a run's log searched for `java.lang.OutOfMemoryError`.
 pub const OOM_LOG_SCAN_BYTES: u64 = 16 << 20;
-/// Most queued jobs checked for their queue TTL per tick.
-pub const TTL_SCAN_LIMIT: u32 = 100_000;
+/// Most queued jobs expired per tick (any others past their deadline expire in the next ticks).
+pub const TTL_EXPIRE_LIMIT: u32 = 100_000;
+/// Queued jobs past their deadline read from the store at a time.
+pub const TTL_BATCH: u32 = 1_000;
 /// Most jobs one requeue or purge request touches.
 pub const BULK_LIMIT: u32 = 10_000;
 
@@ -620,29 +624,42 @@ async fn raised(
     Ok(Some((spec, demand, change)))
 }
 
-/// Moves every queued job that waited longer than its `maxQueueWait` to the DLQ.
+/// Moves every queued job that waited longer than its `maxQueueWait` (up to
+/// [`TTL_EXPIRE_LIMIT`] of them) to the DLQ, earliest deadline first. Reads only the jobs past
+/// their queue deadline, [`TTL_BATCH`] at a time: each one handled leaves the queue (or had
+/// already left it), so the next batch holds the next ones.
 pub async fn expire_queued(state: &AppState, now_ms: i64) -> Result<(), TickError> {
-    let queued = state
-        .store
-        .select_jobs(&SetFilter::all(JobSet::Queued), TTL_SCAN_LIMIT)
-        .await?;
-    for OrchJob { job, orch } in queued {
-        let Some(ttl) = JobPolicy::from_spec(&job.spec).max_queue_wait_secs else {
-            continue;
-        };
-        let since = orch.queue_clock_start(&job);
-        let ttl_ms = i64::try_from(ttl.saturating_mul(1000)).unwrap_or(i64::MAX);
-        if now_ms.saturating_sub(since) <= ttl_ms {
-            continue;
+    let mut handled: u32 = 0;
+    while handled < TTL_EXPIRE_LIMIT {
+        let batch = state
+            .store
+            .queued_past_deadline(now_ms, TTL_BATCH.min(TTL_EXPIRE_LIMIT - handled))
+            .await?;
+        let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        for OrchJob { job, orch } in batch {
+            let since = orch.queue_clock_start(&job);
+            // The store set the deadline from this policy; should the two disagree, the
+            // deadline (what selected the job) still tells the TTL.
+            let ttl = JobPolicy::from_spec(&job.spec)
+                .max_queue_wait_secs
+                .or_else(|| {
+                    let deadline = orch.queue_deadline_ms?;
+                    u64::try_from(deadline.saturating_sub(since) / 1000).ok()
+                })
+                .unwrap_or_default();
+            let reason = format!(
+                "expired in queue: waited {} s, longer than maxQueueWait ({ttl} s)",
+                now_ms.saturating_sub(since) / 1000
+            );
+            match state.store.expire_queued(&job.id, now_ms, &reason).await {
+                Ok(after) => state.metrics.transitioned(JobState::Queued, &after),
+                Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        let reason = format!(
-            "expired in queue: waited {} s, longer than maxQueueWait ({ttl} s)",
-            (now_ms - since) / 1000
-        );
-        match state.store.expire_queued(&job.id, now_ms, &reason).await {
-            Ok(after) => state.metrics.transitioned(JobState::Queued, &after),
-            Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+        handled = handled.saturating_add(n);
+        if n < TTL_BATCH {
+            break;
         }
     }
     Ok(())

@@ -38,8 +38,10 @@ pub use sql::{Backend, SqlStore};
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts a job in state queued (attempt 1, `enqueued_at = updated_at = created_at`, no
-    /// message) and its first timeline event (from none to queued, message "queued"), in one
-    /// transaction. Fails with [`StoreError::Duplicate`] if the id exists.
+    /// message; a queue deadline of `created_at` plus its spec's `maxQueueWait`, if any, see
+    /// [`JobOrch::queue_deadline_ms`]) and its first timeline event (from none to queued,
+    /// message "queued"), in one transaction. Fails with [`StoreError::Duplicate`] if the id
+    /// exists.
     async fn insert_job(&self, job: &NewJob) -> Result<JobRecord, StoreError>;
 
     /// The job with this id, if any.
@@ -72,7 +74,9 @@ pub trait Store: Send + Sync + 'static {
     /// never changes, so a job going admitted -> queued keeps its place. A job going from
     /// submitted or running back to queued (the backend stopped its run, e.g. the deadlock
     /// watchdog) starts a new attempt: `attempt` + 1, `backend_ref`, `started_at` and
-    /// `exit_code` cleared. Returns the updated job.
+    /// `exit_code` cleared. Leaving `queued` clears the job's queue deadline; going back to it
+    /// restores the deadline it had (its queue-TTL clock did not restart). Returns the updated
+    /// job.
     async fn transition(&self, t: &Transition) -> Result<JobRecord, StoreError>;
 
     /// Appends a timeline note that does not change the job (event from = to = the current
@@ -166,7 +170,8 @@ pub trait Store: Send + Sync + 'static {
     /// Sends an unsettled failed job at attempt `r.attempt` back to `queued` as attempt + 1, in
     /// one transaction with a timeline event: `enqueued_at` = `retry_at` = `queued_at` =
     /// `r.eligible_at_ms`; run fields (started, finished, backend ref, exit code) cleared; spec and
-    /// demand replaced when given. [`StoreError::Stale`] if the job is not in that state;
+    /// demand replaced when given; the queue deadline moved to `r.eligible_at_ms` plus the
+    /// (new) spec's `maxQueueWait`. [`StoreError::Stale`] if the job is not in that state;
     /// [`StoreError::NotFound`] if there is no such job.
     async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError>;
 
@@ -175,8 +180,9 @@ pub trait Store: Send + Sync + 'static {
     async fn dead_letter(&self, d: &DeadLetter) -> Result<JobRecord, StoreError>;
 
     /// Moves a queued job to failed and into the dead-letter queue (failure class `expired`,
-    /// message and reason `reason`), with a timeline event. [`StoreError::Conflict`] if it is
-    /// no longer queued; [`StoreError::NotFound`] if there is no such job.
+    /// message and reason `reason`; queue deadline cleared), with a timeline event.
+    /// [`StoreError::Conflict`] if it is no longer queued; [`StoreError::NotFound`] if there is
+    /// no such job.
     async fn expire_queued(
         &self,
         id: &str,
@@ -187,9 +193,20 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a dead-lettered job back to `queued` as attempt + 1, beginning a new round of
     /// retries, at the tail (`enqueued_at` = now) or the front (just before the earliest job
     /// queued in its namespace and level) of its level; clears the dead-letter and run fields;
-    /// keeps its timeline and adds an event. [`StoreError::NotDeadLettered`] if it is not in the
+    /// restarts its queue-TTL clock (queue deadline `r.at_ms` plus its `maxQueueWait`); keeps
+    /// its timeline and adds an event. [`StoreError::NotDeadLettered`] if it is not in the
     /// dead-letter queue; [`StoreError::NotFound`] if there is no such job.
     async fn requeue_dead_letter(&self, r: &Requeue) -> Result<JobRecord, StoreError>;
+
+    /// Queued jobs whose queue deadline ([`JobOrch::queue_deadline_ms`]) is before `now_ms`,
+    /// i.e. that waited longer than their `maxQueueWait`: earliest deadline first (then id), at
+    /// most `limit` (0 is taken as 1). Reads only the index entries of those jobs, however long
+    /// the queue is.
+    async fn queued_past_deadline(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OrchJob>, StoreError>;
 
     /// How many jobs are in the dead-letter queue.
     async fn count_dead_letters(&self) -> Result<u64, StoreError>;

@@ -7,6 +7,20 @@
 //! `queued`, next attempt) or dead-letters it.
 
 use sluice_core::job::{Demand, JobRecord, NewJob};
+use sluice_core::retry::JobPolicy;
+
+/// Longest queue TTL stored, in milliseconds (`i64::MAX / 4`, some 73 million years): a
+/// `maxQueueWait` above it is stored as this, so that a queue deadline never overflows.
+pub(crate) const QUEUE_TTL_CAP_MS: i64 = i64::MAX / 4;
+
+/// The queue TTL (`maxQueueWait`) of a stored spec in milliseconds, capped at
+/// [`QUEUE_TTL_CAP_MS`]; none when its policy has none (or does not decode).
+pub(crate) fn queue_ttl_ms(spec: &serde_json::Value) -> Option<i64> {
+    JobPolicy::from_spec(spec).max_queue_wait_secs.map(|secs| {
+        let ms = secs.saturating_mul(1000);
+        i64::try_from(ms).map_or(QUEUE_TTL_CAP_MS, |ms| ms.min(QUEUE_TTL_CAP_MS))
+    })
+}
 
 /// The orchestration columns of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -23,6 +37,10 @@ pub struct JobOrch {
     /// When a retry or a requeue last put the job in its queue (the queue-TTL clock; none: the
     /// job's `enqueued_at`).
     pub queued_at_ms: Option<i64>,
+    /// While the job is queued and has a `maxQueueWait`: its queue deadline, the queue-TTL
+    /// clock's start ([`JobOrch::queue_clock_start`]) plus the TTL; the job expires once the
+    /// time is past it. None otherwise.
+    pub queue_deadline_ms: Option<i64>,
     /// How its last failure was settled: a failure class (`application`, `oom`, ...),
     /// `expired`, or `unclassified` (failed before orchestration existed). None while a failure
     /// is not handled yet, and for jobs that did not fail.

@@ -63,6 +63,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_history_rollups.sql"),
         include_str!("../migrations/postgres/0004_history_rollups.sql"),
     ),
+    (
+        5,
+        "queue deadline",
+        include_str!("../migrations/sqlite/0005_queue_deadline.sql"),
+        include_str!("../migrations/postgres/0005_queue_deadline.sql"),
+    ),
 ];
 
 /// The columns of `jobs` that [`decode_job`] reads.
@@ -441,10 +447,13 @@ async fn insert_job_in(conn: &mut AnyConnection, job: &NewJob) -> Result<JobReco
     })?;
     let queued = JobState::Queued.as_str();
     let total = job.demand.total();
+    // Queue TTL (migration 0005): the clock starts now.
+    let ttl_ms = crate::orchestration::queue_ttl_ms(&job.spec);
+    let deadline = ttl_ms.map(|ttl| job.created_at_ms.saturating_add(ttl));
     let inserted = sqlx::query(
         "INSERT INTO jobs (id, namespace, name, level, state, attempt, labels, spec, demand, \
-         created_at, enqueued_at, updated_at, cpu_milli, mem_mib) \
-         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9, $9, $10, $11)",
+         created_at, enqueued_at, updated_at, cpu_milli, mem_mib, queue_ttl_ms, queue_deadline) \
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13)",
     )
     .bind(job.id.as_str())
     .bind(job.namespace.as_str())
@@ -457,6 +466,8 @@ async fn insert_job_in(conn: &mut AnyConnection, job: &NewJob) -> Result<JobReco
     .bind(job.created_at_ms)
     .bind(i64::try_from(total.cpu_milli).unwrap_or(i64::MAX))
     .bind(i64::try_from(total.mem_mib).unwrap_or(i64::MAX))
+    .bind(ttl_ms)
+    .bind(deadline)
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -537,6 +548,13 @@ async fn transition_in(conn: &mut AnyConnection, t: &Transition) -> Result<JobRe
     }
     if t.to == JobState::Admitted {
         sets.push_str(&format!(", admitted_at = {at}"));
+    }
+    // Queue TTL (migration 0005): back in the queue, the deadline is where it was (neither
+    // enqueued_at nor queued_at changes here); out of it, there is none.
+    if t.to == JobState::Queued {
+        sets.push_str(", queue_deadline = COALESCE(queued_at, enqueued_at) + queue_ttl_ms");
+    } else if t.from == JobState::Queued {
+        sets.push_str(", queue_deadline = NULL");
     }
     if let Some(backend_ref) = &t.backend_ref {
         let p = q.text(backend_ref.as_str());
@@ -893,6 +911,14 @@ impl Store for SqlStore {
 
     async fn requeue_dead_letter(&self, r: &Requeue) -> Result<JobRecord, StoreError> {
         self.orch_requeue_dead_letter(r).await
+    }
+
+    async fn queued_past_deadline(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OrchJob>, StoreError> {
+        self.orch_queued_past_deadline(now_ms, limit).await
     }
 
     async fn count_dead_letters(&self) -> Result<u64, StoreError> {

@@ -180,6 +180,8 @@ conformance! {
         retry_then_dead_letter,
         expire_and_requeue,
         select_and_purge,
+        queue_deadline_follows_the_queue,
+        queue_deadline_order_and_limit,
     ],
     store_and_url: [
         survives_reopen,
@@ -190,6 +192,7 @@ conformance! {
         history_rollups_match_live,
         history_rollups_follow_old_writes,
         history_rollups_two_stores,
+        queue_deadline_backfill,
     ],
 }
 
@@ -198,6 +201,7 @@ conformance! {
 mod orch;
 use orch::{
     expire_and_requeue, fire_schedule_compare_and_set, orchestration_survives_reopen,
+    queue_deadline_backfill, queue_deadline_follows_the_queue, queue_deadline_order_and_limit,
     retry_then_dead_letter, schedules_crud, select_and_purge,
 };
 

@@ -2,7 +2,8 @@
 //! dead-letter queue, queue TTLs, requeue and purge. Each method is one transaction with a
 //! compare-and-set on the state it expects, like [`super::transition_in`]. State changes keep
 //! the history columns of migration 0003 (`admitted_at`, `dequeued_at`, `cpu_milli`,
-//! `mem_mib`) as `transition` does.
+//! `mem_mib`) as `transition` does, and the queue deadline of migration 0005 (`queue_ttl_ms`,
+//! `queue_deadline`): set whenever a job enters its queue, cleared whenever it leaves.
 
 use sluice_core::job::{JobRecord, JobState};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
@@ -17,7 +18,7 @@ use crate::{
 
 /// The orchestration columns, qualified with `j`.
 const J_ORCH_COLUMNS: &str = "j.schedule, j.scheduled_for, j.retry_round, j.retry_at, \
-     j.queued_at, j.failure_class, j.dlq_at, j.dlq_reason";
+     j.queued_at, j.queue_deadline, j.failure_class, j.dlq_at, j.dlq_reason";
 
 const SCHEDULE_COLUMNS: &str = "namespace, name, cron, time_zone, concurrency, missed_runs, \
      catch_up_window_secs, suspended, level, template, source, created_at, updated_at, \
@@ -39,6 +40,7 @@ fn decode_orch(row: &AnyRow, id: &str) -> Result<JobOrch, StoreError> {
         })?,
         retry_at_ms: row.try_get("retry_at")?,
         queued_at_ms: row.try_get("queued_at")?,
+        queue_deadline_ms: row.try_get("queue_deadline")?,
         failure_class: row.try_get("failure_class")?,
         dlq_at_ms: row.try_get("dlq_at")?,
         dlq_reason: row.try_get("dlq_reason")?,
@@ -481,6 +483,7 @@ impl SqlStore {
     }
 
     pub(super) async fn orch_retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
+        let ttl_ms = r.spec.as_ref().map(crate::orchestration::queue_ttl_ms);
         let spec = r
             .spec
             .as_ref()
@@ -512,6 +515,19 @@ impl SqlStore {
             );
             if let Some(spec) = &spec {
                 sets.push_str(&format!(", spec = {}", q.arg(Arg::Text(spec.clone()))));
+            }
+            // The queue-TTL clock restarts when the retry becomes eligible, with the TTL of the
+            // new spec if there is one.
+            match ttl_ms {
+                Some(Some(ttl)) => {
+                    let ttl_p = q.int(ttl);
+                    let deadline = q.int(r.eligible_at_ms.saturating_add(ttl));
+                    sets.push_str(&format!(
+                        ", queue_ttl_ms = {ttl_p}, queue_deadline = {deadline}"
+                    ));
+                }
+                Some(None) => sets.push_str(", queue_ttl_ms = NULL, queue_deadline = NULL"),
+                None => sets.push_str(&format!(", queue_deadline = {eligible} + queue_ttl_ms")),
             }
             if let Some((text, total)) = &demand {
                 let d = q.text(text.as_str());
@@ -599,8 +615,8 @@ impl SqlStore {
         let result = async {
             let sql = format!(
                 "UPDATE jobs SET state = $3, updated_at = $2, finished_at = $2, dequeued_at = $2, \
-                 message = $4, failure_class = 'expired', dlq_at = $2, dlq_reason = $4 \
-                 WHERE id = $1 AND state = $5 RETURNING {JOB_COLUMNS}"
+                 message = $4, failure_class = 'expired', dlq_at = $2, dlq_reason = $4, \
+                 queue_deadline = NULL WHERE id = $1 AND state = $5 RETURNING {JOB_COLUMNS}"
             );
             let row = sqlx::query(AssertSqlSafe(sql))
                 .bind(id)
@@ -676,8 +692,9 @@ impl SqlStore {
             };
             let sql = format!(
                 "UPDATE jobs SET state = $2, attempt = attempt + 1, retry_round = attempt + 1, \
-                 enqueued_at = $3, queued_at = $4, retry_at = NULL, updated_at = $4, \
-                 message = $5, failure_class = NULL, dlq_at = NULL, dlq_reason = NULL, \
+                 enqueued_at = $3, queued_at = $4, queue_deadline = $4 + queue_ttl_ms, \
+                 retry_at = NULL, updated_at = $4, message = $5, failure_class = NULL, \
+                 dlq_at = NULL, dlq_reason = NULL, \
                  {BACK_TO_QUEUE} \
                  WHERE id = $1 AND state = $6 AND dlq_at IS NOT NULL RETURNING {JOB_COLUMNS}"
             );
@@ -704,6 +721,38 @@ impl SqlStore {
         }
         .await;
         w.finish(result).await
+    }
+
+    pub(super) async fn orch_queued_past_deadline(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OrchJob>, StoreError> {
+        // The state literal and `queue_deadline IS NOT NULL` match the predicate of the partial
+        // index jobs_queue_deadline, which PostgreSQL then walks in order; SQLite's planner may
+        // prefer a state index (and sort) without statistics: pin it.
+        let from = match self.backend {
+            super::Backend::Sqlite => "jobs j INDEXED BY jobs_queue_deadline",
+            super::Backend::Postgres => "jobs j",
+        };
+        let queued = JobState::Queued.as_str();
+        let sql = format!(
+            "SELECT {J_JOB_COLUMNS}, {J_ORCH_COLUMNS} FROM {from} \
+             WHERE j.state = '{queued}' AND j.queue_deadline IS NOT NULL AND j.queue_deadline < $1 \
+             ORDER BY j.queue_deadline, j.id LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now_ms)
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let job = decode_job(row)?;
+                let orch = decode_orch(row, &job.id)?;
+                Ok(OrchJob { job, orch })
+            })
+            .collect()
     }
 
     pub(super) async fn orch_count_dead_letters(&self) -> Result<u64, StoreError> {
