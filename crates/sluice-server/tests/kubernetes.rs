@@ -44,6 +44,30 @@ spark:
   executor: {cores: 1, instances: 2, memory: 512m}
 ";
 
+/// A server state on a SQLite store in `dir` and a Kubernetes backend on the fake API, managing
+/// namespace "spark"; `watchdog` replaces the default watchdog time when given.
+async fn server(fake: &FakeApi, dir: &tempfile::TempDir, watchdog: Option<Duration>) -> AppState {
+    let mut settings = KubeSettings {
+        namespaces: vec!["spark".into()],
+        ..KubeSettings::default()
+    };
+    if watchdog.is_some() {
+        settings.watchdog = watchdog;
+    }
+    let backend = KubeBackend::with_client(fake.client(), settings)
+        .await
+        .unwrap();
+    backend.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    AppState::new(store, Arc::new(backend), config)
+}
+
 #[tokio::test]
 async fn watchdog_requeues_through_the_reconciler() {
     let fake = FakeApi::start().await;
@@ -52,26 +76,8 @@ async fn watchdog_requeues_through_the_reconciler() {
         "",
         node("a", "8", "32Gi", 110, json!({}), json!([])),
     );
-    let backend = KubeBackend::with_client(
-        fake.client(),
-        KubeSettings {
-            namespaces: vec!["spark".into()],
-            watchdog: Some(Duration::from_millis(300)),
-            ..KubeSettings::default()
-        },
-    )
-    .await
-    .unwrap();
-    backend.wait_ready(Duration::from_secs(10)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let state = AppState::new(store, Arc::new(backend), config);
+    let state = server(&fake, &dir, Some(Duration::from_millis(300))).await;
     let r = app(state.clone());
     let (st, v) = call(&r, "POST", "/v1/jobs", JOB).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
@@ -213,25 +219,8 @@ async fn jobs_that_can_never_run_are_refused_at_submit() {
             "status": {"hard": {"requests.cpu": "8"}, "used": {"requests.cpu": "0"}}
         }),
     );
-    let backend = KubeBackend::with_client(
-        fake.client(),
-        KubeSettings {
-            namespaces: vec!["spark".into()],
-            ..KubeSettings::default()
-        },
-    )
-    .await
-    .unwrap();
-    backend.wait_ready(Duration::from_secs(10)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let state = AppState::new(store, Arc::new(backend), config);
+    let state = server(&fake, &dir, None).await;
     let r = app(state.clone());
     // A node selector no node matches.
     let selected = "apiVersion: sparkoperator.k8s.io/v1beta2

@@ -629,6 +629,26 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A demand of one driver (cpu milli, MiB) and `n` executors (n, cpu milli, MiB).
+    fn driver_and_executors(driver: (u64, u64), executors: (u32, u64, u64)) -> Demand {
+        Demand {
+            pods: vec![
+                PodDemand {
+                    role: Role::Driver,
+                    count: 1,
+                    cpu_milli: driver.0,
+                    mem_mib: driver.1,
+                },
+                PodDemand {
+                    role: Role::Executor,
+                    count: executors.0,
+                    cpu_milli: executors.1,
+                    mem_mib: executors.2,
+                },
+            ],
+        }
+    }
+
     fn pod(v: Value) -> Pod {
         serde_json::from_value(v).unwrap()
     }
@@ -752,22 +772,7 @@ mod tests {
         );
         assert_eq!(e.affinity[0].match_expressions[0].values, vec!["ssd"]);
 
-        let demand = Demand {
-            pods: vec![
-                PodDemand {
-                    role: Role::Driver,
-                    count: 1,
-                    cpu_milli: 1000,
-                    mem_mib: 1408,
-                },
-                PodDemand {
-                    role: Role::Executor,
-                    count: 2,
-                    cpu_milli: 500,
-                    mem_mib: 896,
-                },
-            ],
-        };
+        let demand = driver_and_executors((1000, 1408), (2, 500, 896));
         let pods = job_pods(&app, &demand, "job1", 2, PodKind::DryRun);
         assert_eq!(pods.len(), 3);
         let driver = &pods[0];
@@ -810,22 +815,7 @@ mod tests {
 
     #[test]
     fn remaining_demand() {
-        let demand = Demand {
-            pods: vec![
-                PodDemand {
-                    role: Role::Driver,
-                    count: 1,
-                    cpu_milli: 1000,
-                    mem_mib: 1000,
-                },
-                PodDemand {
-                    role: Role::Executor,
-                    count: 3,
-                    cpu_milli: 500,
-                    mem_mib: 500,
-                },
-            ],
-        };
+        let demand = driver_and_executors((1000, 1000), (3, 500, 500));
         let seen = [(Role::Driver, 1), (Role::Executor, 1)].into();
         let left = remaining(&demand, &seen);
         assert_eq!(left.pods.len(), 1);
@@ -861,22 +851,7 @@ mod tests {
             pod_scope(&plain, Role::Driver, Resources::new(1, 1)),
             PodScope::default()
         );
-        let demand = Demand {
-            pods: vec![
-                PodDemand {
-                    role: Role::Driver,
-                    count: 1,
-                    cpu_milli: 1000,
-                    mem_mib: 1408,
-                },
-                PodDemand {
-                    role: Role::Executor,
-                    count: 2,
-                    cpu_milli: 500,
-                    mem_mib: 896,
-                },
-            ],
-        };
+        let demand = driver_and_executors((1000, 1408), (2, 500, 896));
         let need = scoped_need(&app, &demand);
         assert_eq!(need.len(), 2);
         assert_eq!(need[&d].get(&QuotaResource::RequestsCpu), Some(&1000));

@@ -430,13 +430,7 @@ impl SqlStore {
             conds.join(" AND ")
         );
         let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let job = decode_job(row)?;
-                let orch = decode_orch(row, &job.id)?;
-                Ok(OrchJob { job, orch })
-            })
-            .collect()
+        rows.iter().map(decode_orch_job).collect()
     }
 
     pub(super) async fn orch_delete_jobs(
@@ -746,13 +740,7 @@ impl SqlStore {
             .bind(i64::from(limit.max(1)))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let job = decode_job(row)?;
-                let orch = decode_orch(row, &job.id)?;
-                Ok(OrchJob { job, orch })
-            })
-            .collect()
+        rows.iter().map(decode_orch_job).collect()
     }
 
     pub(super) async fn orch_count_dead_letters(&self) -> Result<u64, StoreError> {
@@ -775,4 +763,11 @@ fn set_condition(q: &mut DynQuery, set: JobSet) -> String {
             format!("j.state = {queued}")
         }
     }
+}
+
+/// A row of `J_JOB_COLUMNS, J_ORCH_COLUMNS` as the job and its orchestration columns.
+fn decode_orch_job(row: &AnyRow) -> Result<OrchJob, StoreError> {
+    let job = decode_job(row)?;
+    let orch = decode_orch(row, &job.id)?;
+    Ok(OrchJob { job, orch })
 }
