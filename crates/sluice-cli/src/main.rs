@@ -91,6 +91,9 @@ enum Cmd {
         /// Keep printing until the job ends.
         #[arg(short, long)]
         follow: bool,
+        /// The log of this attempt (default: the current one).
+        #[arg(long)]
+        attempt: Option<u32>,
     },
     /// Cancels a job.
     Cancel {
@@ -332,16 +335,15 @@ fn is_terminal(state: &str) -> bool {
     matches!(state, "succeeded" | "failed" | "cancelled")
 }
 
-async fn follow_logs(c: &Client, id: &str, follow: bool) -> Result<()> {
+async fn follow_logs(c: &Client, id: &str, follow: bool, attempt: Option<u32>) -> Result<()> {
     let mut offset = 0u64;
     let mut out = std::io::stdout();
     loop {
-        let chunk: LogsView = c
-            .get(
-                &format!("/v1/jobs/{id}/logs"),
-                &[("offset", offset.to_string())],
-            )
-            .await?;
+        let mut query = vec![("offset", offset.to_string())];
+        if let Some(a) = attempt {
+            query.push(("attempt", a.to_string()));
+        }
+        let chunk: LogsView = c.get(&format!("/v1/jobs/{id}/logs"), &query).await?;
         out.write_all(chunk.data.as_bytes())?;
         out.flush()?;
         let moved = chunk.next_offset != offset;
@@ -446,8 +448,12 @@ async fn run(cli: Cli) -> Result<i32> {
             describe(&j);
             Ok(0)
         }
-        Cmd::Logs { id, follow } => {
-            follow_logs(&c, &id, follow).await?;
+        Cmd::Logs {
+            id,
+            follow,
+            attempt,
+        } => {
+            follow_logs(&c, &id, follow, attempt).await?;
             Ok(0)
         }
         Cmd::Cancel { id } => {

@@ -162,7 +162,17 @@ fn retries_dead_letter_queue_requeue_and_oom() {
             "{}: {text}",
             log.display()
         );
+        // `sluice logs --attempt N` reads the same log through the API.
+        let shown = server.ok(&["logs", &flaky, "--attempt", &a.to_string()]);
+        assert!(shown.contains(&format!("run {a}")), "attempt {a}: {shown}");
+        for other in (1..=3).filter(|o| *o != a) {
+            assert!(
+                !shown.contains(&format!("run {other}")),
+                "attempt {a}: {shown}"
+            );
+        }
     }
+    assert!(server.ok(&["logs", &flaky]).contains("run 3"));
     let d = server.ok(&["describe", &flaky]);
     assert!(d.contains("attempt 3 of 3"), "{d}");
 

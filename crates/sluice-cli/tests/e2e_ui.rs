@@ -222,7 +222,10 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
                 "broken",
                 "web",
                 "retry: {maxAttempts: 1}\n",
-                &format!("echo checking; test -f {}", fixed.display()),
+                &format!(
+                    "echo checking attempt $SLUICE_ATTEMPT; test -f {}",
+                    fixed.display()
+                ),
             ),
         ),
         &[],
@@ -339,6 +342,13 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     let j = server.job(&broken);
     assert_eq!(j["attempt"], 2, "{j}");
     assert!(j["orchestration"]["dead_lettered_at"].is_null(), "{j}");
+    // Its page shows the log of attempt 2 and links to the log of attempt 1.
+    open(&c, &server, &format!("#/job/{broken}")).await;
+    let text = wait_text(&c, &["Log of attempt 2", "checking attempt 2"]).await;
+    assert!(!text.contains("checking attempt 1"), "{text}");
+    click(&c, "#log-attempts a").await;
+    let text = wait_text(&c, &["Log of attempt 1", "checking attempt 1"]).await;
+    assert!(!text.contains("checking attempt 2"), "{text}");
 
     // Cancel the sleeper from its page.
     open(&c, &server, &format!("#/job/{sleeper}")).await;

@@ -7,7 +7,7 @@
 //! | `GET /v1/jobs` | list jobs, newest first, with filters and a cursor |
 //! | `GET /v1/jobs/{id}` | one job: state, demand, timeline, queue position and wait reason |
 //! | `POST /v1/jobs/{id}/cancel` | cancel a job |
-//! | `GET /v1/jobs/{id}/logs?offset=N` | a piece of the job's log |
+//! | `GET /v1/jobs/{id}/logs?offset=N&attempt=N` | a piece of the job's log (current or given attempt) |
 //! | `GET /v1/queues` | per namespace and level: queued jobs and the oldest wait |
 //! | `GET /v1/cluster` | capacity, allocation per namespace, reservations, backend availability |
 //! | `POST /v1/schedules`, `GET /v1/schedules` | create (schedule YAML or a ScheduledSparkApplication), list schedules |
@@ -559,6 +559,9 @@ pub struct LogsQuery {
     pub offset: Option<u64>,
     /// Most bytes to return (default 65536, at most 1048576).
     pub max_bytes: Option<usize>,
+    /// Which attempt's log (default: the current one); an earlier attempt of a retried or
+    /// requeued job keeps its own log.
+    pub attempt: Option<u32>,
 }
 
 /// A piece of a log.
@@ -572,9 +575,12 @@ pub struct LogsView {
     pub complete: bool,
     /// The job's state.
     pub state: String,
+    /// The attempt whose log this is.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
-/// Read a job's log (stdout and stderr of the run).
+/// Read a job's log (stdout and stderr of the run), of its current attempt or of an earlier one.
 #[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(("id" = String, Path, description = "job id"), LogsQuery),
     responses((status = 200, body = LogsView), (status = 404, body = ErrorBody)))]
 pub async fn logs(
@@ -585,35 +591,49 @@ pub async fn logs(
     let rec = load(&st, &id).await?;
     let offset = q.offset.unwrap_or(0);
     let max = q.max_bytes.unwrap_or(65536).clamp(1, 1 << 20);
-    let never_ran = matches!(rec.state, JobState::Queued | JobState::Admitted)
-        || (rec.state.is_terminal() && rec.backend_ref.is_none());
+    let attempt = q.attempt.unwrap_or(rec.attempt);
+    if attempt == 0 || attempt > rec.attempt {
+        return Err(ApiError::BadRequest(format!(
+            "attempt = {attempt}: job {id} has had attempts 1 to {}",
+            rec.attempt
+        )));
+    }
+    // An earlier attempt has ended; its run is found by (job, attempt), not by the current
+    // run's reference.
+    let current = attempt == rec.attempt;
+    let ended = !current || rec.state.is_terminal();
+    let empty = || LogsView {
+        data: String::new(),
+        next_offset: offset,
+        complete: ended,
+        state: rec.state.to_string(),
+        attempt,
+    };
+    let never_ran = current
+        && (matches!(rec.state, JobState::Queued | JobState::Admitted)
+            || (rec.state.is_terminal() && rec.backend_ref.is_none()));
     if never_ran {
-        return Ok(Json(LogsView {
-            data: String::new(),
-            next_offset: offset,
-            complete: rec.state.is_terminal(),
-            state: rec.state.to_string(),
-        }));
+        return Ok(Json(empty()));
     }
     let run = RunRef {
         job_id: rec.id.clone(),
-        attempt: rec.attempt,
-        backend_ref: rec.backend_ref.clone(),
+        attempt,
+        backend_ref: if current {
+            rec.backend_ref.clone()
+        } else {
+            None
+        },
     };
     match st.backend.logs(&run, offset, max).await {
         Ok(chunk) => Ok(Json(LogsView {
             data: chunk.data,
             next_offset: chunk.next_offset,
-            // The store's state is the authority on whether the job has ended.
-            complete: chunk.complete || (rec.state.is_terminal() && chunk.next_offset == offset),
+            // The store's state is the authority on whether the run has ended.
+            complete: chunk.complete || (ended && chunk.next_offset == offset),
             state: rec.state.to_string(),
+            attempt,
         })),
-        Err(BackendError::NotFound { .. }) => Ok(Json(LogsView {
-            data: String::new(),
-            next_offset: offset,
-            complete: rec.state.is_terminal(),
-            state: rec.state.to_string(),
-        })),
+        Err(BackendError::NotFound { .. }) => Ok(Json(empty())),
         Err(e) => Err(e.into()),
     }
 }

@@ -340,7 +340,7 @@ async fn oom_in_the_log_is_retried_with_more_memory_then_dead_lettered() {
         &router,
         "POST",
         "/v1/jobs",
-        "name: heap\nretry: {maxAttempts: 2, backoff: {initial: 1ms}, oomMemoryFactor: 2, oomMemoryCap: 100m, retryOn: [oom]}\ncommand: {argv: [sh, -c, \"echo 'Exception in thread main java.lang.OutOfMemoryError: Java heap space'; exit 1\"], cpu: 100m, memory: 64m}\n",
+        "name: heap\nretry: {maxAttempts: 2, backoff: {initial: 1ms}, oomMemoryFactor: 2, oomMemoryCap: 100m, retryOn: [oom]}\ncommand: {argv: [sh, -c, \"echo run $SLUICE_ATTEMPT; echo 'Exception in thread main java.lang.OutOfMemoryError: Java heap space'; exit 1\"], cpu: 100m, memory: 64m}\n",
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{j}");
@@ -369,6 +369,36 @@ async fn oom_in_the_log_is_retried_with_more_memory_then_dead_lettered() {
         "{}",
         retry.message
     );
+    // Each attempt keeps its own log: the current one by default, an earlier one on request.
+    for (query, want) in [("", 2), ("?attempt=2", 2), ("?attempt=1", 1)] {
+        let (status, l) = call(&router, "GET", &format!("/v1/jobs/{id}/logs{query}"), "").await;
+        assert_eq!(status, StatusCode::OK, "{l}");
+        assert_eq!(l["attempt"], want, "{l}");
+        assert!(l["complete"].as_bool().unwrap(), "{l}");
+        assert!(
+            l["data"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("run {want}\n")),
+            "{l}"
+        );
+    }
+    for bad in [0, 3] {
+        let (status, l) = call(
+            &router,
+            "GET",
+            &format!("/v1/jobs/{id}/logs?attempt={bad}"),
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{l}");
+        assert!(
+            l["error"].as_str().unwrap().contains(&format!(
+                "attempt = {bad}: job {id} has had attempts 1 to 2"
+            )),
+            "{l}"
+        );
+    }
     let (status, d) = call(&router, "GET", &format!("/v1/dlq/{id}"), "").await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["failure_class"], "oom");

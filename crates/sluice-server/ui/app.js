@@ -304,11 +304,11 @@ async function jobs(seq, params) {
   document.getElementById("clear-filters").addEventListener("click", () => { location.hash = "#/jobs"; });
 }
 
-async function logTail(id) {
+async function logTail(id, attempt) {
   // Read the log to its end in pieces of 1 MiB (at most 16) and keep the last 64 KiB.
   let offset = 0, text = "", complete = false;
   for (let i = 0; i < 16; i++) {
-    const l = await api(`/v1/jobs/${encodeURIComponent(id)}/logs` + qs({ offset, max_bytes: 1048576 }));
+    const l = await api(`/v1/jobs/${encodeURIComponent(id)}/logs` + qs({ offset, max_bytes: 1048576, attempt }));
     text = (text + l.data).slice(-65536);
     complete = l.complete;
     if (l.next_offset === offset || l.complete) break;
@@ -317,10 +317,13 @@ async function logTail(id) {
   return { text, complete };
 }
 
-async function jobPage(seq, id) {
+async function jobPage(seq, id, params) {
   setNav("jobs");
   const j = await api(`/v1/jobs/${encodeURIComponent(id)}`);
-  const log = await logTail(id).catch(e => ({ text: "(log unavailable: " + e.message + ")", complete: true }));
+  // The log of the attempt asked for in the address (#/job/ID?attempt=N), else the current one.
+  const asked = parseInt(params.get("attempt") || "", 10);
+  const logAttempt = asked >= 1 && asked <= j.attempt ? asked : j.attempt;
+  const log = await logTail(id, logAttempt).catch(e => ({ text: "(log unavailable: " + e.message + ")", complete: true }));
   if (seq !== renderSeq) return;
   const o = j.orchestration || null;
   const inDlq = o && o.dead_lettered_at;
@@ -367,7 +370,8 @@ async function jobPage(seq, id) {
     <table id="timeline"><thead><tr><th>At</th><th>From</th><th>To</th><th>What happened</th></tr></thead><tbody>
     ${events.map(e => `<tr><td>${esc(time(e.at))}</td><td>${e.from ? badge(e.from) : ""}</td><td>${badge(e.to)}</td><td>${esc(e.message)}</td></tr>`).join("")}
     </tbody></table></div>
-  <div class="panel" style="margin-top:16px"><h2>Log ${log.complete ? "" : "(tail, still running)"}</h2>
+  <div class="panel" style="margin-top:16px"><h2>Log of attempt ${logAttempt} ${log.complete ? "" : "(tail, still running)"}</h2>
+    ${j.attempt > 1 ? `<p id="log-attempts">Attempts: ${Array.from({ length: j.attempt }, (_, i) => i + 1).map(a => a === logAttempt ? `<b>${a}</b>` : `<a href="#/job/${encodeURIComponent(id)}?attempt=${a}">${a}</a>`).join(" · ")}</p>` : ""}
     <pre class="log" id="log">${esc(log.text) || '<span class="muted">(no output)</span>'}</pre></div>
   <div class="panel" style="margin-top:16px"><h2>Spec</h2><pre id="spec">${esc(JSON.stringify(j.spec, null, 2))}</pre></div>`;
   const result = document.getElementById("action-result");
@@ -524,7 +528,7 @@ async function render() {
   try {
     if (parts.length === 0) await overview(seq);
     else if (parts[0] === "jobs") await jobs(seq, params);
-    else if (parts[0] === "job" && parts[1]) await jobPage(seq, decodeURIComponent(parts[1]));
+    else if (parts[0] === "job" && parts[1]) await jobPage(seq, decodeURIComponent(parts[1]), params);
     else if (parts[0] === "history") await historyPage(seq, params);
     else if (parts[0] === "schedules") await schedules(seq);
     else if (parts[0] === "dlq") await dlq(seq, params);
