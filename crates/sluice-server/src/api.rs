@@ -628,8 +628,10 @@ pub async fn logs(
         Ok(chunk) => Ok(Json(LogsView {
             data: chunk.data,
             next_offset: chunk.next_offset,
-            // The store's state is the authority on whether the run has ended.
-            complete: chunk.complete || (ended && chunk.next_offset == offset),
+            // The store's state is the authority on whether the run has ended: a log the
+            // backend has finished is not complete until the store has recorded the end, so
+            // that a client following it (`sluice logs -f`) then sees the job's final state.
+            complete: ended && (chunk.complete || chunk.next_offset == offset),
             state: rec.state.to_string(),
             attempt,
         })),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use common::call;
 use serde_json::Value;
+use sluice_core::job::JobState;
 use sluice_server::config::{Config, NamespaceConfig};
 use sluice_server::scheduler::tick;
 use sluice_server::{AppState, app};
@@ -361,6 +362,52 @@ async fn command_job_runs_to_success_with_logs() {
         vec!["queued", "admitted", "submitted", "running", "succeeded"]
     );
     assert_eq!(v["exit_code"], 0);
+}
+
+/// A followed log is complete only once the store has recorded the job's end, not as soon as
+/// the process has exited: `sluice logs -f` then stops on the job's final state.
+#[tokio::test]
+async fn log_is_complete_when_the_store_records_the_end() {
+    let e = env().await;
+    let r = app(e.state.clone());
+    let body =
+        "name: quick\ncommand: {argv: [sh, -c, \"echo quick; exit 0\"], cpu: 100m, memory: 64m}";
+    let (_, v) = call(&r, "POST", "/v1/jobs", body).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    // Submitted by one tick; the process then ends with no tick to record it.
+    tick(&e.state).await.unwrap();
+    let rec = e.state.store.get_job(&id).await.unwrap().unwrap();
+    assert!(
+        matches!(rec.state, JobState::Submitted | JobState::Running),
+        "{rec:?}"
+    );
+    let run = sluice_backend::RunRef {
+        job_id: id.clone(),
+        attempt: rec.attempt,
+        backend_ref: rec.backend_ref.clone(),
+    };
+    let mut ended = false;
+    for _ in 0..100 {
+        if e.state.backend.status(&run).await.unwrap() == sluice_backend::RunStatus::Succeeded {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ended, "the process never ended");
+    let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}/logs"), "").await;
+    assert_eq!(v["data"], "quick\n", "{v}");
+    assert_eq!(
+        v["complete"], false,
+        "the store has not seen the end yet: {v}"
+    );
+    tick(&e.state).await.unwrap();
+    let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}/logs?offset=6"), "").await;
+    assert_eq!(
+        (v["complete"].as_bool(), v["state"].as_str()),
+        (Some(true), Some("succeeded")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
