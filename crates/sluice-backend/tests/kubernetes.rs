@@ -377,6 +377,69 @@ fn a_users_spark_application_keeps_every_field() {
     assert_eq!(app::demand_of(&app), Some(demand));
 }
 
+/// A restart policy in a user's SparkApplication is sluice's retry policy for the job: the
+/// application sluice creates says `Never` (the operator must not retry sluice's attempts as
+/// well) and keeps the original in an annotation.
+#[test]
+fn a_users_restart_policy_becomes_sluices_retries_not_the_operators() {
+    let text = shared_file("spark-pi.yaml").replace(
+        "spec:\n",
+        "spec:\n  restartPolicy: {type: OnFailure, onFailureRetries: 2, onFailureRetryInterval: 10}\n",
+    );
+    assert!(text.contains("OnFailure"), "{text}");
+    let levels = Levels::default();
+    let (job, policy) = sluice_core::spec::parse_job_with_policy(
+        &text,
+        ParseOptions {
+            priority: None,
+            levels: &levels,
+        },
+    )
+    .unwrap();
+    assert!(policy.retry.is_some(), "sluice retries it: {policy:?}");
+    let demand = job_demand(&job).unwrap();
+    let app = build_app(
+        &job,
+        "01jz8m3v9q7x2kd4h6n8p0r2s4",
+        1,
+        &demand,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(app["spec"]["restartPolicy"], json!({"type": "Never"}));
+    let kept: Value = serde_json::from_str(
+        app["metadata"]["annotations"][app::RESTART_POLICY_ANNOTATION]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        kept,
+        json!({"type": "OnFailure", "onFailureRetries": 2, "onFailureRetryInterval": 10})
+    );
+    check_against_crd(&crd_validator(), "restart policy", &app);
+    // `Never` stays as it is, with no annotation.
+    let never = text.replace(
+        "{type: OnFailure, onFailureRetries: 2, onFailureRetryInterval: 10}",
+        "{type: Never}",
+    );
+    let (job, demand) = parse(&never);
+    let app = build_app(
+        &job,
+        "01jz8m3v9q7x2kd4h6n8p0r2s4",
+        1,
+        &demand,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(app["spec"]["restartPolicy"], json!({"type": "Never"}));
+    assert!(
+        app["metadata"]["annotations"]
+            .get(app::RESTART_POLICY_ANNOTATION)
+            .is_none()
+    );
+}
+
 #[test]
 fn render_prints_the_objects_as_yaml() {
     let (job, demand) = parse(&spark_job("pi", PI));

@@ -6,7 +6,10 @@
 //!   annotation), adds its labels and the demand annotation, adds the job labels to
 //!   `spec.driver.labels` and `spec.executor.labels` (so that the pods carry them), fills
 //!   `spec.sparkVersion` if missing (the CRD requires it) and drops the server-set metadata
-//!   (`resourceVersion`, `uid`, ...) and `status`.
+//!   (`resourceVersion`, `uid`, ...) and `status`. One field is changed: a `restartPolicy` other
+//!   than `Never` is sluice's retry policy for the job (read when it was parsed), so the
+//!   application gets `Never` and the original goes into the `sluice.io/restart-policy`
+//!   annotation; otherwise the operator would retry each of sluice's attempts too.
 //! - A job in sluice's own spec becomes a `sparkoperator.k8s.io/v1beta2` application with the
 //!   configured image, Spark version and driver service account; `restartPolicy: Never`
 //!   (sluice decides about retries).
@@ -40,6 +43,9 @@ pub const MANAGED_BY: &str = "sluice";
 pub const DEMAND_ANNOTATION: &str = "sluice.io/demand";
 /// Annotation: the `metadata.name` a user's SparkApplication had.
 pub const ORIGINAL_NAME_ANNOTATION: &str = "sluice.io/original-name";
+/// Annotation: a user's `spec.restartPolicy` (JSON) that sluice replaced by `Never`, because it
+/// carries out that policy itself (as the job's retry policy).
+pub const RESTART_POLICY_ANNOTATION: &str = "sluice.io/restart-policy";
 /// The label Spark puts on its pods: "driver" or "executor".
 pub const SPARK_ROLE_LABEL: &str = "spark-role";
 /// Longest application name: the operator derives service names (`<name>-ui-svc`), which must
@@ -211,6 +217,18 @@ pub fn build_app(
                 obj(spec_v).insert(
                     "sparkVersion".into(),
                     Value::String(defaults.spark_version.clone()),
+                );
+            }
+            // sluice took the restart policy as the job's retry policy and retries each attempt
+            // itself (after a capacity check): the operator must not retry it as well.
+            let restart = spec_v.get("restartPolicy").cloned();
+            if let Some(rp) =
+                restart.filter(|rp| rp.get("type").and_then(Value::as_str) != Some("Never"))
+            {
+                obj(spec_v).insert("restartPolicy".into(), json!({"type": "Never"}));
+                merge_labels(
+                    child(child(&mut app, "metadata"), "annotations"),
+                    &[(RESTART_POLICY_ANNOTATION.to_string(), rp.to_string())].into(),
                 );
             }
             app
