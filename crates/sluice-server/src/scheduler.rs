@@ -323,6 +323,9 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
         .store
         .jobs_in_states(&[JobState::Submitted, JobState::Running])
         .await?;
+    // Runs past their maxRuntime: cancelled together after the loop, so that N of them hold
+    // the tick for one kill grace period, not N.
+    let mut timed_out = Vec::new();
     for rec in active {
         let run = run_ref(&rec);
         let status = match state.backend.status(&run).await {
@@ -349,18 +352,9 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
             RunStatus::Running => {
                 if rec.state == JobState::Running {
                     if let Some(limit) = runtime_exceeded(&rec, now) {
-                        if let Err(e) = state.backend.cancel(&run).await {
-                            tracing::warn!(job = %rec.id, "timeout cancel: {e}");
-                            continue;
-                        }
-                        (
-                            JobState::Failed,
-                            format!("timeout: ran longer than maxRuntime ({limit} s); killed"),
-                            None,
-                        )
-                    } else {
-                        continue;
+                        timed_out.push((rec, limit));
                     }
+                    continue;
                 } else {
                     let (note, app) = running_note(state, &run).await;
                     app_ref = app;
@@ -413,8 +407,49 @@ async fn reconcile(state: &AppState) -> Result<(), TickError> {
         };
         apply(state, &t).await?;
     }
+    cancel_timed_out(state, timed_out).await?;
     // What the status calls just saw (the operator's state, say) goes in now.
     record_backend_notes(state).await?;
+    Ok(())
+}
+
+/// Cancels the runs that exceeded their maxRuntime, all at once, and fails each job whose run
+/// was stopped with "timeout" (a failed cancel is tried again on the next tick).
+async fn cancel_timed_out(
+    state: &AppState,
+    timed_out: Vec<(JobRecord, u64)>,
+) -> Result<(), TickError> {
+    let mut cancels = tokio::task::JoinSet::new();
+    for (rec, limit) in timed_out {
+        let backend = state.backend.clone();
+        cancels.spawn(async move {
+            let result = backend.cancel(&run_ref(&rec)).await;
+            (rec, limit, result)
+        });
+    }
+    while let Some(joined) = cancels.join_next().await {
+        let (rec, limit, result) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!("timeout cancel task: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(job = %rec.id, "timeout cancel: {e}");
+            continue;
+        }
+        let t = Transition {
+            id: rec.id.clone(),
+            from: JobState::Running,
+            to: JobState::Failed,
+            at_ms: now_ms(),
+            message: format!("timeout: ran longer than maxRuntime ({limit} s); killed"),
+            backend_ref: None,
+            exit_code: None,
+        };
+        apply(state, &t).await?;
+    }
     Ok(())
 }
 

@@ -629,3 +629,60 @@ async fn purge_needs_a_filter_and_removes_exactly_what_it_selects() {
     let (status, _) = call(&router, "POST", "/v1/queues/purge?older_than=soon", "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Runs past their `maxRuntime` are killed (SIGKILL after the grace period when they ignore
+/// SIGTERM) and their jobs fail with "timeout", class `timeout`, several in the same tick.
+#[tokio::test]
+async fn runs_past_max_runtime_are_killed_and_fail_with_timeout() {
+    let e = env().await;
+    let st = &e.state;
+    let router = app(st.clone());
+    let mut ids = Vec::new();
+    for name in ["slow-a", "slow-b"] {
+        let (status, j) = call(
+            &router,
+            "POST",
+            "/v1/jobs",
+            &format!(
+                "name: {name}\nmaxRuntime: 1s\ncommand: {{argv: [sh, -c, \"trap '' TERM; echo started; sleep 60\"], cpu: 100m, memory: 32m}}\n"
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{j}");
+        ids.push(j["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        tick_until(st, id, JobState::Running).await;
+    }
+    let pids: Vec<i32> = futures::future::join_all(ids.iter().map(|id| st.store.get_job(id)))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().backend_ref.unwrap().parse().unwrap())
+        .collect();
+    // Past the limit, one tick kills both and fails them.
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while job_state(st, &ids[0]).await != JobState::Failed
+        || job_state(st, &ids[1]).await != JobState::Failed
+    {
+        tick(st).await.unwrap();
+        assert!(Instant::now() < deadline, "not failed: {ids:?}");
+    }
+    eprintln!("both timed out {:?} after their start", started.elapsed());
+    for (id, pid) in ids.iter().zip(pids) {
+        let rec = st.store.get_job(id).await.unwrap().unwrap();
+        assert_eq!(
+            rec.message.as_deref(),
+            Some("timeout: ran longer than maxRuntime (1 s); killed"),
+            "{rec:?}"
+        );
+        let o = st.store.job_orch(id).await.unwrap().unwrap();
+        assert_eq!(o.failure_class.as_deref(), Some("timeout"), "{o:?}");
+        // The run's process (which ignored SIGTERM) is gone.
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} of {id} still exists"
+        );
+    }
+}
