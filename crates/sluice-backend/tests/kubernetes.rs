@@ -397,15 +397,17 @@ fn a_users_restart_policy_becomes_sluices_retries_not_the_operators() {
     )
     .unwrap();
     assert!(policy.retry.is_some(), "sluice retries it: {policy:?}");
-    let demand = job_demand(&job).unwrap();
-    let app = build_app(
-        &job,
-        "01jz8m3v9q7x2kd4h6n8p0r2s4",
-        1,
-        &demand,
-        &Default::default(),
-    )
-    .unwrap();
+    let build = |job: &Job, demand: &Demand| {
+        build_app(
+            job,
+            "01jz8m3v9q7x2kd4h6n8p0r2s4",
+            1,
+            demand,
+            &Default::default(),
+        )
+        .unwrap()
+    };
+    let app = build(&job, &job_demand(&job).unwrap());
     assert_eq!(app["spec"]["restartPolicy"], json!({"type": "Never"}));
     let kept: Value = serde_json::from_str(
         app["metadata"]["annotations"][app::RESTART_POLICY_ANNOTATION]
@@ -424,14 +426,7 @@ fn a_users_restart_policy_becomes_sluices_retries_not_the_operators() {
         "{type: Never}",
     );
     let (job, demand) = parse(&never);
-    let app = build_app(
-        &job,
-        "01jz8m3v9q7x2kd4h6n8p0r2s4",
-        1,
-        &demand,
-        &Default::default(),
-    )
-    .unwrap();
+    let app = build(&job, &demand);
     assert_eq!(app["spec"]["restartPolicy"], json!({"type": "Never"}));
     assert!(
         app["metadata"]["annotations"]
