@@ -124,6 +124,18 @@ async fn backend(fake: &FakeApi, tweak: impl FnOnce(&mut KubeSettings)) -> KubeB
     b
 }
 
+/// A node of pool "gpu" (8 cores, 32 GiB) with the NoSchedule taint `nvidia.com/gpu=present`.
+fn gpu_node() -> Value {
+    node(
+        "gpu",
+        "8",
+        "32Gi",
+        110,
+        json!({"pool": "gpu"}),
+        json!([{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]),
+    )
+}
+
 fn no_labels() -> Value {
     json!({})
 }
@@ -580,18 +592,7 @@ async fn taints_and_selectors_restrict_the_nodes() {
         "",
         node("cpu", "2", "8Gi", 110, json!({"pool": "cpu"}), json!([])),
     );
-    fake.put(
-        "nodes",
-        "",
-        node(
-            "gpu",
-            "8",
-            "32Gi",
-            110,
-            json!({"pool": "gpu"}),
-            json!([{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]),
-        ),
-    );
+    fake.put("nodes", "", gpu_node());
     let b = backend(&fake, |_| {}).await;
     // 3 pods of 1 core: with the tainted nodes out, only "cpu" (2 cores) is left.
     let plain = request("plain", &spark_job("plain", PI));
@@ -1599,18 +1600,7 @@ async fn never_runs_names_what_no_node_or_quota_allows() {
         "",
         node("cpu", "4", "16Gi", 110, json!({"pool": "cpu"}), json!([])),
     );
-    fake.put(
-        "nodes",
-        "",
-        node(
-            "gpu",
-            "8",
-            "32Gi",
-            110,
-            json!({"pool": "gpu"}),
-            json!([{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]),
-        ),
-    );
+    fake.put("nodes", "", gpu_node());
     // The only ssd node is cordoned and not Ready (with the taints that come with that):
     // temporary, so a job for it waits rather than being refused.
     let mut down = node(
