@@ -15,6 +15,7 @@ use sluice_core::Snapshot;
 use sluice_core::job::Demand;
 use sluice_core::spec::Job;
 
+pub mod clock;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
