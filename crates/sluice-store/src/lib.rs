@@ -1,8 +1,8 @@
 //! Durable job state for sluice: one [`Store`] trait and its SQL implementation for SQLite and
 //! PostgreSQL ([`SqlStore`]).
 //!
-//! The store persists exactly the types of [`sluice_core::job`]: [`JobRecord`]s and their
-//! [`JobEvent`] timelines. Every state change is one transaction that compares the current state
+//! The store persists exactly the types of [`sluice_core::job`]: [`JobRecord`](sluice_core::job::JobRecord)s and their
+//! [`JobEvent`](sluice_core::job::JobEvent) timelines. Every state change is one transaction that compares the current state
 //! with the one the caller expects (compare-and-set) and appends a timeline event, so concurrent
 //! actors (the scheduler, the reconciler, a user cancelling) cannot both win.
 //!
@@ -15,14 +15,14 @@
 
 use std::sync::Arc;
 
-use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob};
-use sluice_core::schedule::{NewSchedule, ScheduleRecord};
-
+mod dialect;
 mod error;
 mod history;
 mod orchestration;
 mod sql;
+mod store;
 
+pub use dialect::Dialect;
 pub use error::{StoreError, redact_url};
 pub use history::{
     HistoryPoint, HistoryQuery, HistorySeries, MAX_BUCKETS, ROLL_UP_HOURS, ROLL_UP_MARGIN_MS,
@@ -32,279 +32,8 @@ pub use orchestration::{
     Advance, DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RequeuePlace, RetryJob,
     ScheduledRun, SetFilter,
 };
-pub use sql::{Backend, SqlStore};
-
-/// Persistent job state. Object safe: the server holds an `Arc<dyn Store>`.
-#[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Inserts a job in state queued (attempt 1, `enqueued_at = updated_at = created_at`, no
-    /// message; a queue deadline of `created_at` plus its spec's `maxQueueWait`, if any, see
-    /// [`JobOrch::queue_deadline_ms`]) and its first timeline event (from none to queued,
-    /// message "queued"), in one transaction. Fails with [`StoreError::Duplicate`] if the id
-    /// exists.
-    async fn insert_job(&self, job: &NewJob) -> Result<JobRecord, StoreError>;
-
-    /// The job with this id, if any.
-    async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
-
-    /// Jobs matching `filter`, newest first (`created_at` desc, then id desc), at most `limit`
-    /// of them (a `limit` of 0 is taken as 1). Keyset pagination: `cursor` is the opaque
-    /// [`JobPage::next_cursor`] of the previous page (with the same filter); `None` for the
-    /// first page. A cursor this store did not hand out fails with [`StoreError::BadCursor`].
-    async fn list_jobs(
-        &self,
-        filter: &JobFilter,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<JobPage, StoreError>;
-
-    /// All jobs in any of these states, ordered by (`enqueued_at`, id). Used by the scheduler and
-    /// the reconciler. No states: no jobs.
-    async fn jobs_in_states(&self, states: &[JobState]) -> Result<Vec<JobRecord>, StoreError>;
-
-    /// Compare-and-set state change plus a timeline event, in one transaction.
-    ///
-    /// Fails with [`StoreError::InvalidTransition`] if `!t.from.can_move_to(t.to)` (checked
-    /// first, without touching the database), [`StoreError::NotFound`] if there is no such job,
-    /// and [`StoreError::Conflict`] if the job's state is not `t.from`; nothing is written then.
-    ///
-    /// On success: state = `t.to`, `updated_at = t.at_ms`, message = `t.message`;
-    /// `started_at` is set when entering running (if unset); `finished_at` when entering a
-    /// terminal state; `backend_ref` and `exit_code` when given (kept otherwise). `enqueued_at`
-    /// never changes, so a job going admitted -> queued keeps its place. A job going from
-    /// submitted or running back to queued (the backend stopped its run, e.g. the deadlock
-    /// watchdog) starts a new attempt: `attempt` + 1, `backend_ref`, `started_at` and
-    /// `exit_code` cleared. Leaving `queued` clears the job's queue deadline; going back to it
-    /// restores the deadline it had (its queue-TTL clock did not restart). Returns the updated
-    /// job.
-    async fn transition(&self, t: &Transition) -> Result<JobRecord, StoreError>;
-
-    /// Appends a timeline note that does not change the job (event from = to = the current
-    /// state), e.g. "re-attached after restart". [`StoreError::NotFound`] if there is no such job.
-    async fn add_note(&self, id: &str, at_ms: i64, message: &str) -> Result<(), StoreError>;
-
-    /// The job's timeline, oldest first. [`StoreError::NotFound`] if there is no such job.
-    async fn events(&self, id: &str) -> Result<Vec<JobEvent>, StoreError>;
-
-    /// Per (namespace, level) with queued jobs: how many are queued and the oldest `enqueued_at`
-    /// among them. Sorted by namespace, then level (bytewise).
-    async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError>;
-
-    /// Time series over the job history, per (namespace, level) that had anything in the range
-    /// or waiting or holding resources all along it, sorted by namespace then level (bytewise):
-    /// queue length, wait-time percentiles, jobs finished by outcome, and the jobs, CPU and
-    /// memory held by admitted jobs, one [`HistoryPoint`] per bucket. Whole hours that are
-    /// rolled up (see [`Store::roll_up_history`]) are read from one row per hour and series,
-    /// the rest in SQL over indexes on the time columns; the answer is the same either way.
-    /// [`StoreError::BadQuery`] if the step or the range is invalid (see
-    /// [`HistoryQuery::buckets`]).
-    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistorySeries>, StoreError>;
-
-    /// Rolls up the history of closed hours, one bounded step: drops rollups that writes into
-    /// rolled-up hours made stale, then rolls up the next hours (at most [`ROLL_UP_HOURS`] with
-    /// anything in them) that ended before `now_ms` minus [`ROLL_UP_MARGIN_MS`], in one
-    /// transaction. Cheap when there is nothing to do: call it periodically. Safe to call from
-    /// several processes at once. [`RollUp::done`] tells whether another call has work now.
-    async fn roll_up_history(&self, now_ms: i64) -> Result<RollUp, StoreError>;
-
-    // --- Orchestration: schedules, retries, dead-letter queue, queue TTL, requeue, purge. ---
-
-    /// Inserts a schedule (its `updated_at` = `created_at`, no last fire).
-    /// [`StoreError::DuplicateSchedule`] if one with this namespace and name exists.
-    async fn create_schedule(&self, s: &NewSchedule) -> Result<ScheduleRecord, StoreError>;
-
-    /// The schedule with this namespace and name, if any.
-    async fn get_schedule(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<ScheduleRecord>, StoreError>;
-
-    /// Schedules, of one namespace or all, sorted by namespace then name (bytewise).
-    async fn list_schedules(
-        &self,
-        namespace: Option<&str>,
-    ) -> Result<Vec<ScheduleRecord>, StoreError>;
-
-    /// Schedules not suspended whose next fire time is at or before `now_ms`, earliest first.
-    async fn due_schedules(&self, now_ms: i64) -> Result<Vec<ScheduleRecord>, StoreError>;
-
-    /// Suspends or resumes a schedule and sets its next fire time (none while suspended), with
-    /// `message` as its last message. [`StoreError::NoSchedule`] if there is no such schedule.
-    async fn set_schedule_suspended(
-        &self,
-        namespace: &str,
-        name: &str,
-        suspended: bool,
-        next_fire_at_ms: Option<i64>,
-        at_ms: i64,
-        message: &str,
-    ) -> Result<ScheduleRecord, StoreError>;
-
-    /// Deletes a schedule; its runs stay (with their link). False if there was none.
-    async fn delete_schedule(&self, namespace: &str, name: &str) -> Result<bool, StoreError>;
-
-    /// One check of a schedule, in one transaction: with `advance`, moves the next fire time if
-    /// it is still the expected one and the schedule is not suspended (else
-    /// [`StoreError::Stale`], nothing written); inserts the run, if any, as a queued job linked
-    /// to the schedule (as [`Store::insert_job`]) and records it as the last fire; sets the
-    /// last message. [`StoreError::NoSchedule`] if there is no such schedule. Returns the run.
-    async fn fire_schedule(&self, f: &Fire) -> Result<Option<JobRecord>, StoreError>;
-
-    /// The orchestration columns of a job; none if there is no such job.
-    async fn job_orch(&self, id: &str) -> Result<Option<JobOrch>, StoreError>;
-
-    /// Jobs of the filter's set, at most `limit` (0 is taken as 1), dead letters newest first,
-    /// queued jobs in queue order.
-    async fn select_jobs(&self, filter: &SetFilter, limit: u32)
-    -> Result<Vec<OrchJob>, StoreError>;
-
-    /// Deletes the jobs among `ids` that are still in `set` (with their labels and timeline);
-    /// returns the ids deleted.
-    async fn delete_jobs(&self, set: JobSet, ids: &[String]) -> Result<Vec<String>, StoreError>;
-
-    /// Failed jobs whose failure has not been handled (no failure class, not dead-lettered),
-    /// ordered by (`updated_at`, id).
-    async fn unsettled_failures(&self) -> Result<Vec<JobRecord>, StoreError>;
-
-    /// Sends an unsettled failed job at attempt `r.attempt` back to `queued` as attempt + 1, in
-    /// one transaction with a timeline event: `enqueued_at` = `retry_at` = `queued_at` =
-    /// `r.eligible_at_ms`; run fields (started, finished, backend ref, exit code) cleared; spec and
-    /// demand replaced when given; the queue deadline moved to `r.eligible_at_ms` plus the
-    /// (new) spec's `maxQueueWait`. [`StoreError::Stale`] if the job is not in that state;
-    /// [`StoreError::NotFound`] if there is no such job.
-    async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError>;
-
-    /// Dead-letters an unsettled failed job at attempt `d.attempt` (state stays failed; its
-    /// message, the last error, is kept), with a timeline note. Errors as [`Store::retry_job`].
-    async fn dead_letter(&self, d: &DeadLetter) -> Result<JobRecord, StoreError>;
-
-    /// Moves a queued job to failed and into the dead-letter queue (failure class `expired`,
-    /// message and reason `reason`; queue deadline cleared), with a timeline event.
-    /// [`StoreError::Conflict`] if it is no longer queued; [`StoreError::NotFound`] if there is
-    /// no such job.
-    async fn expire_queued(
-        &self,
-        id: &str,
-        at_ms: i64,
-        reason: &str,
-    ) -> Result<JobRecord, StoreError>;
-
-    /// Moves a dead-lettered job back to `queued` as attempt + 1, beginning a new round of
-    /// retries, at the tail (`enqueued_at` = now) or the front (just before the earliest job
-    /// queued in its namespace and level) of its level; clears the dead-letter and run fields;
-    /// restarts its queue-TTL clock (queue deadline `r.at_ms` plus its `maxQueueWait`); keeps
-    /// its timeline and adds an event. [`StoreError::NotDeadLettered`] if it is not in the
-    /// dead-letter queue; [`StoreError::NotFound`] if there is no such job.
-    async fn requeue_dead_letter(&self, r: &Requeue) -> Result<JobRecord, StoreError>;
-
-    /// Queued jobs whose queue deadline ([`JobOrch::queue_deadline_ms`]) is before `now_ms`,
-    /// i.e. that waited longer than their `maxQueueWait`: earliest deadline first (then id), at
-    /// most `limit` (0 is taken as 1). Reads only the index entries of those jobs, however long
-    /// the queue is.
-    async fn queued_past_deadline(
-        &self,
-        now_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<OrchJob>, StoreError>;
-
-    /// How many jobs are in the dead-letter queue.
-    async fn count_dead_letters(&self) -> Result<u64, StoreError>;
-
-    /// Closes the connections (waiting for operations in flight). Calls made afterwards fail.
-    async fn close(&self);
-}
-
-/// Which jobs [`Store::list_jobs`] returns. Every field narrows; the default matches every job.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobFilter {
-    /// Only jobs of this namespace.
-    pub namespace: Option<String>,
-    /// Only jobs in one of these states; empty means any state.
-    pub states: Vec<JobState>,
-    /// Only jobs carrying all of these labels (key = value).
-    pub labels: Vec<(String, String)>,
-    /// Only jobs created at or after this time.
-    pub created_from_ms: Option<i64>,
-    /// Only jobs created before this time (exclusive).
-    pub created_to_ms: Option<i64>,
-    /// Only jobs with exactly this name.
-    pub name: Option<String>,
-}
-
-/// One page of [`Store::list_jobs`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobPage {
-    /// The jobs, newest first.
-    pub jobs: Vec<JobRecord>,
-    /// Pass this to get the next page; `None` when this page is the last.
-    pub next_cursor: Option<String>,
-}
-
-/// A compare-and-set state change for [`Store::transition`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transition {
-    /// The job.
-    pub id: String,
-    /// The state the caller believes the job is in.
-    pub from: JobState,
-    /// The state to move to.
-    pub to: JobState,
-    /// When the change happens.
-    pub at_ms: i64,
-    /// Why: becomes the job's message and the timeline event's message.
-    pub message: String,
-    /// The backend's handle for the run, if this change learned it.
-    pub backend_ref: Option<String>,
-    /// The run's exit code, if this change learned it.
-    pub exit_code: Option<i32>,
-}
-
-impl Transition {
-    /// A transition with no backend ref and no exit code.
-    pub fn new(
-        id: impl Into<String>,
-        from: JobState,
-        to: JobState,
-        at_ms: i64,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            id: id.into(),
-            from,
-            to,
-            at_ms,
-            message: message.into(),
-            backend_ref: None,
-            exit_code: None,
-        }
-    }
-
-    /// Sets the backend ref.
-    pub fn with_backend_ref(mut self, backend_ref: impl Into<String>) -> Self {
-        self.backend_ref = Some(backend_ref.into());
-        self
-    }
-
-    /// Sets the exit code.
-    pub fn with_exit_code(mut self, exit_code: i32) -> Self {
-        self.exit_code = Some(exit_code);
-        self
-    }
-}
-
-/// Queue depth of one (namespace, level), from [`Store::queue_stats`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueStat {
-    /// The namespace.
-    pub namespace: String,
-    /// The priority level.
-    pub level: String,
-    /// How many jobs are queued.
-    pub queued: u64,
-    /// The oldest `enqueued_at` among them.
-    pub oldest_enqueued_at_ms: i64,
-}
+pub use sql::SqlStore;
+pub use store::{JobFilter, JobPage, QueueStat, Store, Transition};
 
 /// Opens a store from a URL and brings its schema up to date.
 ///

@@ -1,16 +1,16 @@
 //! The hourly rollups of the history (migration `0004_history_rollups`): rolling hours up, and
-//! reading the rows back. See the documentation of the parent module.
+//! reading the rows back. See the documentation of [`crate::history`].
 
 use std::collections::BTreeMap;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::{
+use super::scan::{
     Column, Extras, HOUR_MS, Hours, Key, Level, Moves, Params, UnitAgg, Units, idx, key,
     level_shift, opt_i64, scan,
 };
-use crate::StoreError;
-use crate::sql::Backend;
+use crate::dialect::Dialect;
+use crate::error::StoreError;
 
 /// How long after an hour ends [`crate::Store::roll_up_history`] waits before rolling it up, so
 /// that writes stamped by a clock a little behind or committed a little late are in. (Later
@@ -113,10 +113,10 @@ pub(crate) async fn roll_up_done(
 /// committed before the lock was granted).
 pub(crate) async fn roll_up(
     conn: &mut AnyConnection,
-    backend: Backend,
+    dialect: Dialect,
     now_ms: i64,
 ) -> Result<RollUp, StoreError> {
-    if backend == Backend::Postgres {
+    if dialect == Dialect::Postgres {
         sqlx::query("SELECT COUNT(*) AS n FROM (SELECT pg_advisory_xact_lock($1)) AS l")
             .bind(LOCK_KEY)
             .fetch_one(&mut *conn)
@@ -152,7 +152,7 @@ pub(crate) async fn roll_up(
     };
     if start < target {
         let mut levels = if start == FIRST_HOUR {
-            level_shift(conn, backend, i64::MIN, FIRST_HOUR * HOUR_MS, &[], "").await?
+            level_shift(conn, dialect, i64::MIN, FIRST_HOUR * HOUR_MS, &[], "").await?
         } else {
             read_levels(conn, start - 1, &[], "").await?
         };
@@ -160,14 +160,14 @@ pub(crate) async fn roll_up(
         let mut a = start;
         if levels.is_empty() {
             // Nothing waits or is held: skip to the next hour with anything in it.
-            a = match next_activity(conn, backend, start).await? {
+            a = match next_activity(conn, dialect, start).await? {
                 Some(h) if h < target => h.max(start),
                 _ => target,
             };
         }
         let b = a.saturating_add(ROLL_UP_HOURS).min(target);
         if a < b {
-            report.rows = roll_hours(conn, backend, a, b, levels).await?;
+            report.rows = roll_hours(conn, dialect, a, b, levels).await?;
         }
         next = Some(b.max(a));
     }
@@ -186,7 +186,7 @@ pub(crate) async fn roll_up(
 /// ended (one index seek per column).
 async fn next_activity(
     conn: &mut AnyConnection,
-    backend: Backend,
+    dialect: Dialect,
     from_hour: i64,
 ) -> Result<Option<i64>, StoreError> {
     let mut first: Option<i64> = None;
@@ -195,7 +195,7 @@ async fn next_activity(
         let sql = format!(
             "SELECT {c} / 3600000 AS h FROM jobs {idx} WHERE {f}{c} / 3600000 >= $1 \
              ORDER BY {c} / 3600000 LIMIT 1",
-            idx = idx(backend, column.index()),
+            idx = idx(dialect, column.index()),
             f = column.filter(),
         );
         let h: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql))
@@ -213,7 +213,7 @@ async fn next_activity(
 /// having left it before the hour; admitted in the hour having ended before the hour.
 async fn out_of_order(
     conn: &mut AnyConnection,
-    backend: Backend,
+    dialect: Dialect,
     a: i64,
     b: i64,
 ) -> Result<Vec<(i64, Key, i64, Moves)>, StoreError> {
@@ -231,8 +231,8 @@ async fn out_of_order(
          FROM jobs {ended_idx} WHERE admitted_at / 3600000 >= $1 AND admitted_at / 3600000 < $2 \
            AND finished_at < admitted_at AND finished_at < (admitted_at / 3600000) * 3600000 \
          GROUP BY admitted_at / 3600000, namespace, level",
-        left_idx = idx(backend, "jobs_hist_left_early"),
-        ended_idx = idx(backend, "jobs_hist_ended_early"),
+        left_idx = idx(dialect, "jobs_hist_left_early"),
+        ended_idx = idx(dialect, "jobs_hist_ended_early"),
     );
     let rows = sqlx::query(AssertSqlSafe(sql))
         .bind(a)
@@ -256,7 +256,7 @@ async fn out_of_order(
 /// returns the rows written.
 async fn roll_hours(
     conn: &mut AnyConnection,
-    backend: Backend,
+    dialect: Dialect,
     a: i64,
     b: i64,
     mut levels: BTreeMap<Key, Level>,
@@ -270,7 +270,7 @@ async fn roll_hours(
     for column in Column::ALL {
         for (u, k, agg) in scan(
             conn,
-            backend,
+            dialect,
             Units::Hours,
             &p,
             &Hours::Between,
@@ -282,7 +282,7 @@ async fn roll_hours(
             hours.entry(u).or_default().entry(k).or_default().add(agg);
         }
     }
-    for (u, k, q, held) in out_of_order(conn, backend, a, b).await? {
+    for (u, k, q, held) in out_of_order(conn, dialect, a, b).await? {
         let agg = hours.entry(u).or_default().entry(k).or_default();
         agg.back_q += q;
         agg.back_h.add(&held);
@@ -498,15 +498,15 @@ pub(super) async fn read_levels(
 /// about twenty rows to fetch instead of 14,400, which would cost more than all the rest.
 pub(super) async fn read_hours(
     conn: &mut AnyConnection,
-    backend: Backend,
+    dialect: Dialect,
     lo: i64,
     hi: i64,
     filter_values: &[String],
     filter_sql: &str,
 ) -> Result<Vec<(i64, Key, UnitAgg)>, StoreError> {
-    let joined = match backend {
-        Backend::Sqlite => "group_concat(sums, ';')",
-        Backend::Postgres => "string_agg(sums, ';')",
+    let joined = match dialect {
+        Dialect::Sqlite => "group_concat(sums, ';')",
+        Dialect::Postgres => "string_agg(sums, ';')",
     };
     let sql = format!(
         "SELECT namespace, level, {joined} AS sums FROM history_hours \
@@ -542,82 +542,4 @@ pub(super) async fn read_hours(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sums_round_trip() {
-        let moves = |n, cpu, mem, off: f64| Moves {
-            n,
-            cpu,
-            mem,
-            off_n: off,
-            off_cpu: off * 3.0,
-            off_mem: off * 5.0,
-        };
-        let queue = |n, off| Moves {
-            n,
-            off_n: off,
-            ..Default::default()
-        };
-        let a = UnitAgg {
-            enq: queue(3, 7.0),
-            left: queue(2, 11.0),
-            adm: moves(2, 1500, 4096, 13.0),
-            waits: vec![-5, 0, 120_000],
-            fin_n: 4,
-            finished: [1, 2, 0],
-            rel: moves(3, 2500, 1024, 3_599_999.0),
-            ..Default::default()
-        };
-        let b = UnitAgg {
-            enq: queue(1, 0.0),
-            ..Default::default()
-        };
-        let text = format!("{};{}", encode(491_000, &a), encode(491_001, &b));
-        let mut sums = Sums {
-            text: text.as_bytes(),
-            at: 0,
-        };
-        let (h, got) = sums.row().unwrap();
-        assert_eq!(h, 491_000);
-        assert_eq!(
-            (got.enq, got.left, got.adm, got.rel),
-            (a.enq, a.left, a.adm, a.rel)
-        );
-        assert_eq!((got.fin_n, got.finished), (4, [1, 2, 0]));
-        assert_eq!(got.waits, a.waits);
-        let (h, got) = sums.row().unwrap();
-        assert_eq!((h, got.enq, got.waits.len()), (491_001, b.enq, 0));
-        assert_eq!(sums.at, text.len());
-        for bad in [
-            "1:2",
-            "x",
-            "1:2:3:4:5:6:7:8:9:10:11:12:13:14:15:16:17:18:19:20:21:3,,4",
-        ] {
-            let mut sums = Sums {
-                text: bad.as_bytes(),
-                at: 0,
-            };
-            assert!(sums.row().is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn sums_follow_terminal_states() {
-        // The counts by state in `sums` (numbers 12 to 14) are in this order.
-        let order: Vec<&str> = crate::history::TERMINAL
-            .iter()
-            .map(|s| s.as_str())
-            .collect();
-        assert_eq!(order, ["succeeded", "failed", "cancelled"]);
-    }
-
-    #[test]
-    fn targets_leave_the_margin() {
-        // 10:04 is within the margin of 10:00: hour 9 (9:00-10:00) is not yet due.
-        let ten = 10 * HOUR_MS;
-        assert_eq!(target(ten + 4 * 60_000), 9);
-        assert_eq!(target(ten + ROLL_UP_MARGIN_MS), 10);
-    }
-}
+mod tests;

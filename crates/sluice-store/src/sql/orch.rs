@@ -1,6 +1,6 @@
 //! The orchestration part of [`SqlStore`] (migration 0002): schedules, retries, the
 //! dead-letter queue, queue TTLs, requeue and purge. Each method is one transaction with a
-//! compare-and-set on the state it expects, like [`super::transition_in`]. State changes keep
+//! compare-and-set on the state it expects, like [`super::jobs::transition_in`]. State changes keep
 //! the history columns of migration 0003 (`admitted_at`, `dequeued_at`, `cpu_milli`,
 //! `mem_mib`) as `transition` does, and the queue deadline of migration 0005 (`queue_ttl_ms`,
 //! `queue_deadline`): set whenever a job enters its queue, cleared whenever it leaves.
@@ -10,10 +10,16 @@ use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::{Arg, DynQuery, J_JOB_COLUMNS, JOB_COLUMNS, SqlStore, decode_job, insert_job_in};
-use crate::{
+use super::jobs::insert_job_in;
+use super::pool::SqlStore;
+use super::rows::{
+    Arg, DynQuery, J_JOB_COLUMNS, JOB_COLUMNS, decode_job, is_unique_violation, parse_state,
+};
+use crate::dialect::Dialect;
+use crate::error::StoreError;
+use crate::orchestration::{
     DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RequeuePlace, RetryJob, SetFilter,
-    StoreError,
+    queue_ttl_ms,
 };
 
 /// The orchestration columns, qualified with `j`.
@@ -204,7 +210,7 @@ impl SqlStore {
             .execute(&mut *w.tx)
             .await;
             match done {
-                Err(e) if super::is_unique_violation(&e) => {
+                Err(e) if is_unique_violation(&e) => {
                     return Err(StoreError::DuplicateSchedule {
                         namespace: s.namespace.clone(),
                         name: s.name.clone(),
@@ -477,7 +483,7 @@ impl SqlStore {
     }
 
     pub(super) async fn orch_retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
-        let ttl_ms = r.spec.as_ref().map(crate::orchestration::queue_ttl_ms);
+        let ttl_ms = r.spec.as_ref().map(queue_ttl_ms);
         let spec = r
             .spec
             .as_ref()
@@ -631,7 +637,7 @@ impl SqlStore {
                     Some(actual) => StoreError::Conflict {
                         id: id.to_string(),
                         expected: JobState::Queued,
-                        actual: super::parse_state("jobs.state", id, &actual)?,
+                        actual: parse_state("jobs.state", id, &actual)?,
                     },
                 });
             };
@@ -725,9 +731,9 @@ impl SqlStore {
         // The state literal and `queue_deadline IS NOT NULL` match the predicate of the partial
         // index jobs_queue_deadline, which PostgreSQL then walks in order; SQLite's planner may
         // prefer a state index (and sort) without statistics: pin it.
-        let from = match self.backend {
-            super::Backend::Sqlite => "jobs j INDEXED BY jobs_queue_deadline",
-            super::Backend::Postgres => "jobs j",
+        let from = match self.dialect {
+            Dialect::Sqlite => "jobs j INDEXED BY jobs_queue_deadline",
+            Dialect::Postgres => "jobs j",
         };
         let queued = JobState::Queued.as_str();
         let sql = format!(
