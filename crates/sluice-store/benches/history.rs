@@ -12,6 +12,8 @@
 //! time to roll up the 90 days (`Store::roll_up_history` called until done, printed), then the
 //! same queries through the rollups (`history_DB/...`), whose answer must equal the live one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,4 +1,11 @@
-//! The one error type of the store.
+//! The one error type of the store, and how a driver error is classified: the database being
+//! unavailable (try again later) or anything else.
+//!
+//! Messages are safe to show to a client: the [`Display`](std::fmt::Display) of
+//! [`StoreError::Unavailable`] and [`StoreError::Database`] carries no database or driver text
+//! (that is in [`std::error::Error::source`], and in [`StoreError::detail`] for logs).
+
+use std::borrow::Cow;
 
 use sluice_core::job::JobState;
 
@@ -92,9 +99,31 @@ pub enum StoreError {
     #[error("job {0:?} is not in the dead-letter queue")]
     NotDeadLettered(String),
 
-    /// The database reported an error.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// The database cannot be reached or cannot serve now: connection refused or reset, I/O
+    /// error, no pool connection free in time, pool closed, PostgreSQL shutting down or refusing
+    /// connections (SQLSTATE class 08, 57P0x, 53300), SQLite busy or locked past its busy
+    /// timeout. Worth retrying later (an API answers 503). The Display has no driver text; the
+    /// driver's error is the [`source`](std::error::Error::source).
+    #[error("the database is unavailable, try again later")]
+    Unavailable(#[source] sqlx::Error),
+
+    /// The database reported any other error. The Display has no driver text (it is safe to
+    /// show to a client); the driver's error is the [`source`](std::error::Error::source).
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+
+    /// A value the store must keep or match exactly (an id, a name, a label, a filter) contains
+    /// a NUL character, which PostgreSQL cannot store in text (and SQLite refuses the same
+    /// way, for one behaviour on both). Nothing was written. `field` names the value.
+    #[error(
+        "invalid {field} {value:?}: it contains a NUL character (U+0000), which cannot be stored"
+    )]
+    InvalidInput {
+        /// Which value: `id`, `namespace`, `name`, `level`, `labels`, `labels.KEY`, ...
+        field: String,
+        /// The value as given (its Display escapes the NUL).
+        value: String,
+    },
 
     /// Bringing the schema up to date failed.
     #[error("store schema migration failed: {0}")]
@@ -104,6 +133,106 @@ pub enum StoreError {
     /// parse). The message names the table, column, job and value.
     #[error("corrupt data in the store: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// [`StoreError::Unavailable`] if [`is_unavailable_error`] says so, else
+    /// [`StoreError::Database`].
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable_error(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// True when the database is unavailable ([`StoreError::Unavailable`], or a
+    /// [`StoreError::Connect`] whose cause is unavailability, such as a refused connection):
+    /// the operation may succeed if tried again later. False for every other error (bad
+    /// input, conflicts, corrupt rows, other database errors).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Connect { source, .. } => is_unavailable_error(source),
+            _ => false,
+        }
+    }
+
+    /// The message with its whole chain of causes, driver text included: for logs, not for
+    /// clients (use the Display for them).
+    pub fn detail(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            // Some variants already embed their source in their message.
+            if !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            cause = c.source();
+        }
+        out
+    }
+}
+
+/// Whether a driver error means the database is unavailable (see [`StoreError::Unavailable`]).
+pub(crate) fn is_unavailable_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let driver = if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                Driver::Postgres
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                Driver::Sqlite
+            } else {
+                Driver::Other
+            };
+            let code = db.code().unwrap_or(Cow::Borrowed(""));
+            code_is_unavailable(driver, &code)
+        }
+        _ => false,
+    }
+}
+
+/// Which driver a database error comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Driver {
+    /// PostgreSQL: the code is a SQLSTATE.
+    Postgres,
+    /// SQLite: the code is an extended result code, in decimal.
+    Sqlite,
+    /// Another driver: never unavailable by its code.
+    Other,
+}
+
+/// Whether a database error code means unavailability: on PostgreSQL, SQLSTATE class 08
+/// (connection exception), 57P01 to 57P05 (admin or crash shutdown, cannot connect now,
+/// database dropped, idle session timeout) and 53300 (too many connections); on SQLite,
+/// `SQLITE_BUSY` and `SQLITE_LOCKED` (with any extended code: the busy timeout has passed by
+/// the time they are returned) and `SQLITE_IOERR`.
+pub(crate) fn code_is_unavailable(driver: Driver, code: &str) -> bool {
+    match driver {
+        Driver::Postgres => code.starts_with("08") || code.starts_with("57P") || code == "53300",
+        Driver::Sqlite => {
+            /// Primary result codes (the low byte of an extended code).
+            const SQLITE_BUSY: i64 = 5;
+            const SQLITE_LOCKED: i64 = 6;
+            const SQLITE_IOERR: i64 = 10;
+            code.parse::<i64>()
+                .is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED | SQLITE_IOERR))
+        }
+        Driver::Other => false,
+    }
 }
 
 /// `url` with the password of its user-info part (if any) replaced by `***`, for messages and logs.

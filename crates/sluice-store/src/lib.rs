@@ -10,6 +10,12 @@
 //! is created or brought up to date on open (migrations are compiled into the binary).
 //!
 //! Times are integer milliseconds since the Unix epoch, passed in by the caller.
+//!
+//! Layout, each file importing only the ones below it: `dialect` (SQLite or PostgreSQL) and
+//! `error` ([`StoreError`]) at the bottom; `orchestration` (its types) and `text` (what may be
+//! stored as text); `history` (its types, range scans, rollups); `store` (the [`Store`] trait and
+//! its job types); `sql` (the [`SqlStore`] implementation: pool, row codecs, job statements,
+//! orchestration queries); and this file, which re-exports them and opens a store.
 
 #![warn(missing_docs)]
 
@@ -21,6 +27,7 @@ mod history;
 mod orchestration;
 mod sql;
 mod store;
+mod text;
 
 pub use dialect::Dialect;
 pub use error::{StoreError, redact_url};

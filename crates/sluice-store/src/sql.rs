@@ -30,6 +30,7 @@ use crate::orchestration::{
     DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RetryJob, SetFilter,
 };
 use crate::store::{JobFilter, JobPage, QueueStat, Store, Transition};
+use crate::text::{exact, exact_labels, exact_opt};
 
 mod jobs;
 mod orch;
@@ -51,6 +52,7 @@ impl Store for SqlStore {
     }
 
     async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        exact("id", id)?;
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
@@ -65,6 +67,9 @@ impl Store for SqlStore {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<JobPage, StoreError> {
+        exact_opt("namespace", filter.namespace.as_ref())?;
+        exact_opt("name", filter.name.as_ref())?;
+        exact_labels(filter.labels.iter().map(|(k, v)| (k, v)))?;
         let limit = limit.max(1);
         let mut q = DynQuery::default();
         let mut conditions: Vec<String> = Vec::new();
@@ -170,6 +175,7 @@ impl Store for SqlStore {
     }
 
     async fn events(&self, id: &str) -> Result<Vec<JobEvent>, StoreError> {
+        exact("id", id)?;
         let rows = sqlx::query(
             "SELECT job_id, at, from_state, to_state, message FROM job_events \
              WHERE job_id = $1 ORDER BY seq",
@@ -220,6 +226,8 @@ impl Store for SqlStore {
 
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistorySeries>, StoreError> {
         query.buckets()?;
+        exact_opt("namespace", query.namespace.as_ref())?;
+        exact_opt("level", query.level.as_ref())?;
         // One snapshot for every query of the history, so that the series agree.
         let begin = match self.dialect {
             Dialect::Sqlite => "BEGIN",

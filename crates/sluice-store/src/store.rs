@@ -11,6 +11,22 @@ use crate::orchestration::{
 };
 
 /// Persistent job state. Object safe: the server holds an `Arc<dyn Store>`.
+///
+/// Text, the same on SQLite and PostgreSQL:
+///
+/// - Messages sluice writes for people are always stored: transition messages, notes, retry,
+///   requeue and schedule messages, dead-letter and expiry reasons. NUL and every other control
+///   character except `\n` and `\t` are stored as U+FFFD (the job's message and its timeline
+///   show the replaced text), so a message quoting a command line or a path can never fail a
+///   write.
+/// - Values stored or matched exactly (ids, namespaces, names, levels, label keys and values,
+///   backend refs, failure classes, schedule fields, and every filter of a read) are never
+///   altered: one that contains NUL, which PostgreSQL cannot keep in text, fails with
+///   [`StoreError::InvalidInput`] naming the field, before anything is read or written. JSON
+///   columns (specs, templates, demands) escape control characters, so any JSON value is kept.
+///
+/// Errors: [`StoreError::is_unavailable`] tells a database that cannot serve now (retry later)
+/// from every other failure; the Display of database errors carries no driver text.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts a job in state queued (attempt 1, `enqueued_at = updated_at = created_at`, no

@@ -9,6 +9,8 @@
 //! used to create a fresh database per test (`sluice_t_...`), dropped afterwards, so tests run in
 //! parallel. If PostgreSQL is unreachable the postgres tests fail (they are never skipped).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -182,6 +184,9 @@ conformance! {
         select_and_purge,
         queue_deadline_follows_the_queue,
         queue_deadline_order_and_limit,
+        nul_in_messages_is_stored_sanitized,
+        nul_in_values_is_invalid_input,
+        closed_store_is_unavailable,
     ],
     store_and_url: [
         survives_reopen,
@@ -211,6 +216,50 @@ mod rollup;
 use rollup::{
     history_rollups_follow_old_writes, history_rollups_match_live, history_rollups_two_stores,
 };
+
+// The store's rules for text (NUL and control characters) and unavailability.
+#[path = "conformance_text/mod.rs"]
+mod text;
+use text::{
+    closed_store_is_unavailable, nul_in_messages_is_stored_sanitized,
+    nul_in_values_is_invalid_input,
+};
+
+#[tokio::test]
+async fn unreachable_database_is_unavailable() {
+    let err = match open("postgres://postgres@127.0.0.1:1/nope").await {
+        Err(e) => e,
+        Ok(_) => panic!("opened a store on port 1"),
+    };
+    assert!(err.is_unavailable(), "{err:?}");
+}
+
+/// SQLite busy past the busy timeout (another process holds the write lock) is unavailability.
+#[tokio::test]
+async fn sqlite_busy_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("busy.db").display());
+    let store = open(&url).await.unwrap();
+    let mut other = AnyConnection::connect(&url).await.unwrap();
+    other.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let started = std::time::Instant::now();
+    let err = store
+        .insert_job(&job("b", "ns", "high", 1))
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    // Classified by SQLite's own code (SQLITE_BUSY), not by a pool timeout.
+    assert!(
+        matches!(&err, StoreError::Unavailable(sqlx::Error::Database(_))),
+        "{err:?}"
+    );
+    assert!(started.elapsed().as_secs() >= 4, "{:?}", started.elapsed());
+    other.execute("ROLLBACK").await.unwrap();
+    // Once the lock is released, the store works again.
+    store.insert_job(&job("b", "ns", "high", 1)).await.unwrap();
+    other.close().await.unwrap();
+    store.close().await;
+}
 
 #[tokio::test]
 async fn open_rejects_unknown_urls() {

@@ -9,11 +9,17 @@ use super::rows::{DynQuery, JOB_COLUMNS, decode_job, is_unique_violation, parse_
 use crate::error::StoreError;
 use crate::orchestration::queue_ttl_ms;
 use crate::store::Transition;
+use crate::text::{exact, exact_labels, sanitize};
 
 pub(super) async fn insert_job_in(
     conn: &mut AnyConnection,
     job: &NewJob,
 ) -> Result<JobRecord, StoreError> {
+    exact("id", &job.id)?;
+    exact("namespace", &job.namespace)?;
+    exact("name", &job.name)?;
+    exact("level", &job.level)?;
+    exact_labels(&job.labels)?;
     let labels = serde_json::to_string(&job.labels).map_err(|e| {
         StoreError::Corrupt(format!("labels of job {:?} do not encode: {e}", job.id))
     })?;
@@ -97,13 +103,18 @@ pub(super) async fn transition_in(
     conn: &mut AnyConnection,
     t: &Transition,
 ) -> Result<JobRecord, StoreError> {
+    exact("id", &t.id)?;
+    if let Some(backend_ref) = &t.backend_ref {
+        exact("backend_ref", backend_ref)?;
+    }
+    let message = sanitize(&t.message);
     let mut q = DynQuery::default();
     let id = q.text(t.id.as_str());
     let from = q.text(t.from.as_str());
     let to = q.text(t.to.as_str());
     let at = q.int(t.at_ms);
-    let message = q.text(t.message.as_str());
-    let mut sets = format!("state = {to}, updated_at = {at}, message = {message}");
+    let message_p = q.text(message.as_ref());
+    let mut sets = format!("state = {to}, updated_at = {at}, message = {message_p}");
     if t.to == JobState::Running {
         sets.push_str(&format!(", started_at = COALESCE(started_at, {at})"));
     }
@@ -172,7 +183,7 @@ pub(super) async fn transition_in(
     .bind(t.at_ms)
     .bind(t.from.as_str())
     .bind(t.to.as_str())
-    .bind(t.message.as_str())
+    .bind(message.as_ref())
     .execute(&mut *conn)
     .await?;
     Ok(record)
@@ -184,13 +195,15 @@ pub(super) async fn add_note_in(
     at_ms: i64,
     message: &str,
 ) -> Result<(), StoreError> {
+    exact("id", id)?;
+    let message = sanitize(message);
     let done = sqlx::query(
         "INSERT INTO job_events (job_id, at, from_state, to_state, message) \
          SELECT id, $2, state, state, $3 FROM jobs WHERE id = $1",
     )
     .bind(id)
     .bind(at_ms)
-    .bind(message)
+    .bind(message.as_ref())
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {

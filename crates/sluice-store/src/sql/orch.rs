@@ -21,6 +21,7 @@ use crate::orchestration::{
     DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RequeuePlace, RetryJob, SetFilter,
     queue_ttl_ms,
 };
+use crate::text::{exact, exact_labels, exact_opt, sanitize};
 
 /// The orchestration columns, qualified with `j`.
 const J_ORCH_COLUMNS: &str = "j.schedule, j.scheduled_for, j.retry_round, j.retry_at, \
@@ -113,7 +114,7 @@ async fn event_in(
     .bind(at_ms)
     .bind(from.as_str())
     .bind(to.as_str())
-    .bind(message)
+    .bind(sanitize(message).as_ref())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -184,6 +185,16 @@ impl SqlStore {
         &self,
         s: &NewSchedule,
     ) -> Result<ScheduleRecord, StoreError> {
+        for (field, value) in [
+            ("namespace", &s.namespace),
+            ("name", &s.name),
+            ("cron", &s.cron),
+            ("time_zone", &s.time_zone),
+            ("level", &s.level),
+            ("source", &s.source),
+        ] {
+            exact(field, value)?;
+        }
         let template =
             serde_json::to_string(&s.template).map_err(encode_error("the schedule's template"))?;
         let mut w = self.begin_write().await?;
@@ -234,6 +245,8 @@ impl SqlStore {
         namespace: &str,
         name: &str,
     ) -> Result<Option<ScheduleRecord>, StoreError> {
+        exact("namespace", namespace)?;
+        exact("name", name)?;
         let mut conn = self.pool.acquire().await?;
         get_schedule_in(&mut conn, namespace, name).await
     }
@@ -242,6 +255,9 @@ impl SqlStore {
         &self,
         namespace: Option<&str>,
     ) -> Result<Vec<ScheduleRecord>, StoreError> {
+        if let Some(ns) = namespace {
+            exact("namespace", ns)?;
+        }
         let mut q = DynQuery::default();
         let filter = match namespace {
             Some(ns) => format!("WHERE namespace = {}", q.text(ns)),
@@ -277,6 +293,9 @@ impl SqlStore {
         at_ms: i64,
         message: &str,
     ) -> Result<ScheduleRecord, StoreError> {
+        exact("namespace", namespace)?;
+        exact("name", name)?;
+        let message = sanitize(message);
         let mut w = self.begin_write().await?;
         let result = async {
             let done = sqlx::query(
@@ -288,7 +307,7 @@ impl SqlStore {
             .bind(i64::from(suspended))
             .bind(next_fire_at_ms)
             .bind(at_ms)
-            .bind(message)
+            .bind(message.as_ref())
             .execute(&mut *w.tx)
             .await?;
             let missing = || StoreError::NoSchedule {
@@ -311,6 +330,8 @@ impl SqlStore {
         namespace: &str,
         name: &str,
     ) -> Result<bool, StoreError> {
+        exact("namespace", namespace)?;
+        exact("name", name)?;
         let mut w = self.begin_write().await?;
         let result = sqlx::query("DELETE FROM schedules WHERE namespace = $1 AND name = $2")
             .bind(namespace)
@@ -326,13 +347,16 @@ impl SqlStore {
         &self,
         f: &Fire,
     ) -> Result<Option<JobRecord>, StoreError> {
+        exact("namespace", &f.namespace)?;
+        exact("name", &f.name)?;
+        let fire_message = sanitize(&f.message);
         let mut w = self.begin_write().await?;
         let result = async {
             let mut q = DynQuery::default();
             let ns = q.text(f.namespace.as_str());
             let name = q.text(f.name.as_str());
             let at = q.int(f.at_ms);
-            let message = q.text(f.message.as_str());
+            let message = q.text(fire_message.as_ref());
             let mut sets = format!("updated_at = {at}, last_message = {message}");
             let mut conds = format!("namespace = {ns} AND name = {name}");
             if let Some(a) = &f.advance {
@@ -384,6 +408,7 @@ impl SqlStore {
     }
 
     pub(super) async fn orch_job_orch(&self, id: &str) -> Result<Option<JobOrch>, StoreError> {
+        exact("id", id)?;
         let sql = format!("SELECT {J_ORCH_COLUMNS} FROM jobs j WHERE j.id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
@@ -397,6 +422,13 @@ impl SqlStore {
         f: &SetFilter,
         limit: u32,
     ) -> Result<Vec<OrchJob>, StoreError> {
+        for id in &f.ids {
+            exact("ids", id)?;
+        }
+        exact_opt("namespace", f.namespace.as_ref())?;
+        exact_opt("level", f.level.as_ref())?;
+        exact_opt("schedule", f.schedule.as_ref())?;
+        exact_labels(f.labels.iter().map(|(k, v)| (k, v)))?;
         let mut q = DynQuery::default();
         let mut conds = vec![set_condition(&mut q, f.set)];
         if !f.ids.is_empty() {
@@ -444,6 +476,9 @@ impl SqlStore {
         set: JobSet,
         ids: &[String],
     ) -> Result<Vec<String>, StoreError> {
+        for id in ids {
+            exact("ids", id)?;
+        }
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -483,6 +518,8 @@ impl SqlStore {
     }
 
     pub(super) async fn orch_retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
+        exact("id", &r.id)?;
+        let retry_message = sanitize(&r.message);
         let ttl_ms = r.spec.as_ref().map(queue_ttl_ms);
         let spec = r
             .spec
@@ -505,7 +542,7 @@ impl SqlStore {
             let attempt = q.int(i64::from(r.attempt));
             let at = q.int(r.at_ms);
             let eligible = q.int(r.eligible_at_ms);
-            let message = q.text(r.message.as_str());
+            let message = q.text(retry_message.as_ref());
             let queued = q.text(JobState::Queued.as_str());
             let failed = q.text(JobState::Failed.as_str());
             let mut sets = format!(
@@ -556,7 +593,7 @@ impl SqlStore {
                 r.at_ms,
                 JobState::Failed,
                 JobState::Queued,
-                &r.message,
+                &retry_message,
             )
             .await?;
             Ok(rec)
@@ -566,6 +603,9 @@ impl SqlStore {
     }
 
     pub(super) async fn orch_dead_letter(&self, d: &DeadLetter) -> Result<JobRecord, StoreError> {
+        exact("id", &d.id)?;
+        exact("failure_class", &d.failure_class)?;
+        let reason = sanitize(&d.reason);
         let mut w = self.begin_write().await?;
         let result = async {
             let sql = format!(
@@ -578,7 +618,7 @@ impl SqlStore {
                 .bind(i64::from(d.attempt))
                 .bind(d.failure_class.as_str())
                 .bind(d.at_ms)
-                .bind(d.reason.as_str())
+                .bind(reason.as_ref())
                 .bind(JobState::Failed.as_str())
                 .fetch_optional(&mut *w.tx)
                 .await?;
@@ -596,7 +636,7 @@ impl SqlStore {
                 d.at_ms,
                 JobState::Failed,
                 JobState::Failed,
-                &format!("dead-lettered ({}): {}", d.failure_class, d.reason),
+                &format!("dead-lettered ({}): {reason}", d.failure_class),
             )
             .await?;
             Ok(rec)
@@ -611,6 +651,8 @@ impl SqlStore {
         at_ms: i64,
         reason: &str,
     ) -> Result<JobRecord, StoreError> {
+        exact("id", id)?;
+        let reason = sanitize(reason);
         let mut w = self.begin_write().await?;
         let result = async {
             let sql = format!(
@@ -622,7 +664,7 @@ impl SqlStore {
                 .bind(id)
                 .bind(at_ms)
                 .bind(JobState::Failed.as_str())
-                .bind(reason)
+                .bind(reason.as_ref())
                 .bind(JobState::Queued.as_str())
                 .fetch_optional(&mut *w.tx)
                 .await?;
@@ -648,7 +690,7 @@ impl SqlStore {
                 at_ms,
                 JobState::Queued,
                 JobState::Failed,
-                reason,
+                &reason,
             )
             .await?;
             Ok(rec)
@@ -661,6 +703,8 @@ impl SqlStore {
         &self,
         r: &Requeue,
     ) -> Result<JobRecord, StoreError> {
+        exact("id", &r.id)?;
+        let requeue_message = sanitize(&r.message);
         let mut w = self.begin_write().await?;
         let result = async {
             let place: Option<(String, String)> = sqlx::query_as(
@@ -703,7 +747,7 @@ impl SqlStore {
                 .bind(JobState::Queued.as_str())
                 .bind(enqueued_at)
                 .bind(r.at_ms)
-                .bind(r.message.as_str())
+                .bind(requeue_message.as_ref())
                 .bind(JobState::Failed.as_str())
                 .fetch_one(&mut *w.tx)
                 .await?;
@@ -714,7 +758,7 @@ impl SqlStore {
                 r.at_ms,
                 JobState::Failed,
                 JobState::Queued,
-                &r.message,
+                &requeue_message,
             )
             .await?;
             Ok(rec)

@@ -147,7 +147,7 @@ pub(super) fn decode_cursor(cursor: &str) -> Result<(i64, String), StoreError> {
     let bad = || StoreError::BadCursor(cursor.to_string());
     let (ms, id) = cursor.split_once(':').ok_or_else(bad)?;
     let ms = ms.parse::<i64>().map_err(|_| bad())?;
-    if id.is_empty() {
+    if id.is_empty() || id.contains('\0') {
         return Err(bad());
     }
     Ok((ms, id.to_string()))
