@@ -1,0 +1,219 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sluice_core::spec::{Job, JobKind, SparkSpec};
+
+use super::argv::*;
+use super::config::*;
+use super::os::*;
+use super::rundir::*;
+use crate::BackendError;
+use sluice_core::spec::{Deps, Levels, ParseOptions, Text, parse_job};
+
+fn parse(text: &str) -> Job {
+    let levels = Levels::default();
+    parse_job(
+        text,
+        ParseOptions {
+            priority: None,
+            levels: &levels,
+        },
+    )
+    .expect("valid job")
+}
+
+fn spark_job(spec: SparkSpec) -> Job {
+    Job {
+        namespace: "default".into(),
+        name: "app".into(),
+        level: "normal".into(),
+        labels: BTreeMap::new(),
+        max_runtime_secs: None,
+        kind: JobKind::Spark {
+            spec: Box::new(spec),
+            application: None,
+            source: None,
+        },
+    }
+}
+
+fn pairs(argv: &[String], flag: &str) -> Vec<String> {
+    argv.windows(2)
+        .filter(|w| w[0] == flag)
+        .map(|w| w[1].clone())
+        .collect()
+}
+
+#[test]
+fn python_spark_application_from_the_operator_example() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/spark-operator/spark-pi-python.yaml");
+    let text = std::fs::read_to_string(&path).expect("example present");
+    let job = parse(&text);
+    let home = Path::new("/home/u/.venv/lib/python3.11/site-packages/pyspark");
+    let argv = spark_submit_argv(home, DEFAULT_IMAGE_SPARK_HOME, &job).expect("argv");
+    assert_eq!(
+        argv[0],
+        "/home/u/.venv/lib/python3.11/site-packages/pyspark/bin/spark-submit"
+    );
+    // 1 executor x 1 core.
+    assert_eq!(pairs(&argv, "--master"), ["local[1]"]);
+    assert_eq!(pairs(&argv, "--name"), ["spark-pi-python"]);
+    let confs = pairs(&argv, "--conf");
+    assert!(confs.contains(&"spark.driver.memory=512m".to_string()));
+    assert!(confs.contains(&"spark.driver.host=127.0.0.1".to_string()));
+    assert!(confs.contains(&"spark.driver.bindAddress=127.0.0.1".to_string()));
+    assert!(confs.contains(&"spark.ui.enabled=false".to_string()));
+    assert!(pairs(&argv, "--class").is_empty());
+    assert_eq!(
+        argv.last().map(String::as_str),
+        Some("/home/u/.venv/lib/python3.11/site-packages/pyspark/examples/src/main/python/pi.py")
+    );
+}
+
+#[test]
+fn local_paths_are_mapped() {
+    let home = Path::new("/sh");
+    let m = |p: &str| map_local_path(p, home, "/opt/spark");
+    assert_eq!(
+        m("local:///opt/spark/examples/jars/x.jar"),
+        "/sh/examples/jars/x.jar"
+    );
+    assert_eq!(m("/opt/spark/examples/pi.py"), "/sh/examples/pi.py");
+    assert_eq!(m("local:///data/app.py"), "/data/app.py");
+    assert_eq!(m("/opt/sparkling/app.py"), "/opt/sparkling/app.py");
+    assert_eq!(m("s3a://bucket/app.py"), "s3a://bucket/app.py");
+    assert_eq!(m("https://h/opt/spark/a.jar"), "https://h/opt/spark/a.jar");
+    assert_eq!(m("app.py"), "app.py");
+    assert_eq!(
+        map_local_path("/opt/spark/a.py", home, ""),
+        "/opt/spark/a.py"
+    );
+}
+
+#[test]
+fn conf_passthrough_main_class_and_deps() {
+    let mut spec = SparkSpec {
+        main_application_file: Some("local:///opt/spark/examples/jars/spark-examples.jar".into()),
+        main_class: Some("org.apache.spark.examples.SparkPi".into()),
+        arguments: vec![Text("100".into()), Text("x y".into())],
+        ..Default::default()
+    };
+    spec.executor.instances = Some(3);
+    spec.executor.cores = Some(2);
+    spec.driver.memory = Some(Text("2g".into()));
+    for (k, v) in [
+        ("spark.sql.shuffle.partitions", "8"),
+        ("spark.ui.enabled", "true"),
+        ("spark.driver.host", "localhost"),
+        ("spark.master", "k8s://https://x"),
+        ("spark.submit.deployMode", "cluster"),
+    ] {
+        spec.spark_conf.insert(k.into(), Text(v.into()));
+    }
+    spec.deps = Some(Deps {
+        jars: vec!["local:///opt/spark/jars/a.jar".into(), "/x/b.jar".into()],
+        files: vec!["/f/one".into()],
+        py_files: vec!["dep.zip".into()],
+        packages: vec!["g:a:1".into(), "g:b:2".into()],
+        exclude_packages: vec!["g:c".into()],
+        repositories: vec!["https://repo".into()],
+        archives: vec!["env.tar.gz#env".into()],
+    });
+    let argv = spark_submit_argv(Path::new("/sh"), "/opt/spark", &spark_job(spec)).unwrap();
+    assert_eq!(pairs(&argv, "--master"), ["local[6]"]);
+    let confs = pairs(&argv, "--conf");
+    assert!(confs.contains(&"spark.driver.memory=2048m".to_string()));
+    assert!(confs.contains(&"spark.sql.shuffle.partitions=8".to_string()));
+    // The user's own values are kept, and the defaults are not added next to them.
+    assert!(confs.contains(&"spark.ui.enabled=true".to_string()));
+    assert!(!confs.contains(&"spark.ui.enabled=false".to_string()));
+    assert!(confs.contains(&"spark.driver.host=localhost".to_string()));
+    assert!(!confs.contains(&"spark.driver.host=127.0.0.1".to_string()));
+    assert!(confs.contains(&"spark.driver.bindAddress=127.0.0.1".to_string()));
+    assert!(!confs.iter().any(|c| c.starts_with("spark.master=")));
+    assert!(
+        !confs
+            .iter()
+            .any(|c| c.starts_with("spark.submit.deployMode="))
+    );
+    assert_eq!(
+        pairs(&argv, "--class"),
+        ["org.apache.spark.examples.SparkPi"]
+    );
+    assert_eq!(pairs(&argv, "--jars"), ["/sh/jars/a.jar,/x/b.jar"]);
+    assert_eq!(pairs(&argv, "--files"), ["/f/one"]);
+    assert_eq!(pairs(&argv, "--py-files"), ["dep.zip"]);
+    assert_eq!(pairs(&argv, "--packages"), ["g:a:1,g:b:2"]);
+    assert_eq!(pairs(&argv, "--exclude-packages"), ["g:c"]);
+    assert_eq!(pairs(&argv, "--repositories"), ["https://repo"]);
+    assert_eq!(pairs(&argv, "--archives"), ["env.tar.gz#env"]);
+    let tail = &argv[argv.len() - 3..];
+    assert_eq!(tail, ["/sh/examples/jars/spark-examples.jar", "100", "x y"]);
+}
+
+#[test]
+fn command_jobs_have_no_spark_submit_argv() {
+    let job = parse("name: c\ncommand:\n  argv: [true]\n");
+    assert!(matches!(
+        spark_submit_argv(Path::new("/sh"), "/opt/spark", &job),
+        Err(BackendError::Rejected(_))
+    ));
+}
+
+#[test]
+fn reserve() {
+    // 2 cores, 24 GiB: every core, 90% of the memory.
+    assert_eq!(budget_after_reserve(2000, 24 * 1024), (2000, 22119));
+    // 4 GiB: the 1 GiB floor of the reserve is more than 10%.
+    assert_eq!(budget_after_reserve(32_000, 4096), (32_000, 3072));
+    // Tiny machine: floors.
+    assert_eq!(budget_after_reserve(1000, 1024), (1000, 512));
+    let (cpu, mem) = detect_budget();
+    assert!(cpu >= 1000 && mem >= 512);
+}
+
+#[test]
+fn job_ids_as_directory_names() {
+    assert!(valid_job_id("01JABC"));
+    assert!(valid_job_id("a-b.c"));
+    for bad in ["", ".", "..", "a/b", "/abs", "a\0b"] {
+        assert!(!valid_job_id(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn utf8_cut() {
+    let s = "aé€😀".as_bytes();
+    assert_eq!(utf8_keep(s), s.len());
+    assert_eq!(utf8_keep(&s[..2]), 1); // inside é
+    assert_eq!(utf8_keep(&s[..5]), 3); // inside €
+    assert_eq!(utf8_keep(&s[..8]), 6); // inside 😀
+    assert_eq!(utf8_keep(b"abc"), 3);
+    assert_eq!(utf8_keep(&[0x80, 0x80, 0x80, 0x80, 0x80]), 5); // garbage: keep
+}
+
+#[test]
+fn exit_messages() {
+    assert_eq!(exit_message(3), "exit code 3");
+    assert!(exit_message(137).contains("SIGKILL"));
+    assert!(exit_message(143).contains("SIGTERM"));
+    assert!(exit_message(130).contains("SIGINT"));
+}
+
+#[test]
+fn venv_layouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let venv = tmp.path().join(".venv");
+    let pkg = venv.join("lib/python3.11/site-packages/pyspark");
+    std::fs::create_dir_all(pkg.join("bin")).unwrap();
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::write(pkg.join("bin/spark-submit"), "").unwrap();
+    std::fs::write(venv.join("bin/spark-submit"), "").unwrap();
+    std::fs::write(venv.join("bin/python"), "").unwrap();
+    assert_eq!(find_spark_home(Some(&venv)), Some(pkg.clone()));
+    assert_eq!(find_spark_home(Some(&pkg)), Some(pkg.clone()));
+    assert_eq!(find_spark_home(Some(tmp.path())), None);
+    assert_eq!(venv_python(&pkg), Some(venv.join("bin/python")));
+    assert_eq!(venv_python(Path::new("/opt/spark")), None);
+}
