@@ -16,6 +16,7 @@ use sluice_core::job::Demand;
 use sluice_core::spec::Job;
 
 pub mod clock;
+mod fsutil;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;

@@ -67,7 +67,8 @@ pub use self::settings::{
     install_crypto_provider, spark_application_resource,
 };
 pub use self::state::KubeBackend;
-use self::state::{View, app_demand, created_pods_by_role, lock};
+use self::state::{View, app_demand, created_pods_by_role};
+use crate::fsutil::lock;
 use crate::{
     Backend, BackendError, CapacityReport, LogChunk, RunNote, RunRef, RunStatus, SubmitRequest,
     Submitted,

@@ -13,7 +13,8 @@ use super::app::{ATTEMPT_LABEL, JOB_ID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PLAC
 use super::calls::{api_code, api_message, call_error, is_quota_refusal};
 use super::objects::{PodKind, created_at, job_pods, label, pod_node};
 use super::settings::CapacityMode;
-use super::state::{InflightMap, KubeBackend, elapsed_ms, labels_selector, lock};
+use super::state::{InflightMap, KubeBackend, elapsed_ms, labels_selector};
+use crate::fsutil::lock;
 use crate::{BackendError, SubmitRequest};
 
 /// Deletes the placeholder pods in `namespaces` that belong to no submission under way in

@@ -17,6 +17,7 @@ use sluice_core::spec::Job;
 use super::app::{ATTEMPT_LABEL, AppState, JOB_ID_LABEL, build_app, demand_of};
 use super::objects::{label, placement_of, pod_role, pod_terminal, quota_info, scoped_need};
 use super::settings::{KubeSettings, spark_application_resource};
+use crate::fsutil::lock;
 use crate::{RunNote, RunRef, SubmitRequest};
 
 /// Health of the watches: per watch, `None` when its last event was good, else the error.
@@ -50,15 +51,6 @@ impl Health {
             }
         }
         Ok(())
-    }
-}
-
-/// Locks a mutex, taking the data even if a panic poisoned it (the maps here stay consistent:
-/// every update is a single insert or remove).
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }
 

@@ -48,9 +48,10 @@ pub use self::config::{
 };
 pub use self::os::exit_message;
 pub(crate) use self::process::Launch;
-use self::rundir::{LOG, META, io_err, read_pid, utf8_keep, valid_job_id};
+use self::rundir::{LOG, META, read_pid, utf8_keep};
 pub use self::state::LocalBackend;
 use self::state::Shared;
+use crate::fsutil::{io_err, valid_job_id};
 use crate::{
     Backend, BackendError, CapacityReport, LogChunk, RunRef, RunStatus, SubmitRequest, Submitted,
 };

@@ -1,14 +1,13 @@
 //! Run directories: the files a run leaves in `data_dir/runs/<job id>/<attempt>/`, and how a
 //! run's end is read from them.
 
-use std::path::{Component, Path};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sluice_core::job::Demand;
 
 use super::os::{exit_message, is_our_run, signal_name};
-use crate::{BackendError, RunStatus};
+use crate::RunStatus;
 
 /// File names inside a run directory.
 pub(super) const META: &str = "meta.json";
@@ -25,38 +24,6 @@ pub(super) struct RunMeta {
     pub(super) demand: Demand,
     pub(super) argv: Vec<String>,
     pub(super) started_ms: u64,
-}
-
-pub(super) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError {
-    let context = context.into();
-    move |source| BackendError::Io { context, source }
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// A job id usable as a directory name.
-pub(super) fn valid_job_id(job_id: &str) -> bool {
-    let mut comps = Path::new(job_id).components();
-    matches!(comps.next(), Some(Component::Normal(_)))
-        && comps.next().is_none()
-        && !job_id.contains(['/', '\0'])
-}
-
-/// Writes a file through a temporary name and a rename.
-pub(super) async fn write_atomic(path: &Path, data: &[u8]) -> Result<(), BackendError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    tokio::fs::write(&tmp, data)
-        .await
-        .map_err(io_err(format!("writing {}", path.display())))?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(io_err(format!("writing {}", path.display())))
 }
 
 pub(super) async fn read_pid(dir: &Path) -> Option<u32> {

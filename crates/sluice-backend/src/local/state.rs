@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sluice_core::job::{Demand, Resources};
 use tokio::sync::watch;
@@ -10,8 +10,9 @@ use tokio::task::AbortHandle;
 
 use super::config::LocalConfig;
 use super::os::is_our_run;
-use super::rundir::{META, valid_job_id};
+use super::rundir::META;
 use crate::BackendError;
+use crate::fsutil::{lock, valid_job_id};
 
 pub(super) type RunKey = (String, u32);
 
@@ -42,7 +43,7 @@ impl Shared {
     pub(super) fn live(&self) -> MutexGuard<'_, BTreeMap<RunKey, LiveRun>> {
         // A panic while holding the lock leaves the map itself consistent (single inserts and
         // removes), so a poisoned lock is still usable.
-        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.live)
     }
 
     pub(super) fn forget(&self, key: &RunKey) {

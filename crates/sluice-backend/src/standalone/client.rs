@@ -9,7 +9,8 @@ use sluice_core::spec::Job;
 
 use super::config::{OWN_CONF, StandaloneConfig};
 use super::demand::{executors_of, local_driver_mib};
-use super::state::{RunRecord, StandaloneBackend, lock, now_ms, valid_job_id};
+use super::state::{RunRecord, StandaloneBackend};
+use crate::fsutil::{lock, now_ms, valid_job_id};
 use crate::local::{Launch, SubmitArgs, spark_spec, spark_submit_command};
 use crate::{Backend, BackendError, RunRef, RunStatus, SubmitRequest, Submitted};
 

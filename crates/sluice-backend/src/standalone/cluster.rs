@@ -11,7 +11,8 @@ use sluice_core::spec::Job;
 use super::config::{CLIENT_SPARK_VERSION, OWN_CONF, RECORD, StandaloneConfig};
 use super::demand::executors_of;
 use super::master::{RestResponse, driver_status};
-use super::state::{RunRecord, StandaloneBackend, lock, now_ms, valid_job_id};
+use super::state::{RunRecord, StandaloneBackend};
+use crate::fsutil::{lock, now_ms, valid_job_id};
 use crate::local::{map_local_path, spark_spec};
 use crate::{BackendError, LogChunk, RunStatus, SubmitRequest, Submitted};
 

@@ -75,7 +75,7 @@ pub use self::master::{
     driver_status, parse_worker_log,
 };
 pub use self::state::StandaloneBackend;
-use self::state::lock;
+use crate::fsutil::lock;
 use crate::{
     Backend, BackendError, CapacityReport, LogChunk, RunNote, RunRef, RunStatus, SubmitRequest,
     Submitted,

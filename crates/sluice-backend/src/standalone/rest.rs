@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use super::config::{APP_ID_GRACE, APP_ID_SCAN_BYTES, APP_ID_SCAN_REMOTE_BYTES, STATE_MAX_AGE};
 use super::master::{MasterState, RestResponse, WorkerLogPiece, app_id_in_log, parse_worker_log};
-use super::state::{RunRecord, StandaloneBackend, lock, now_ms};
+use super::state::{RunRecord, StandaloneBackend};
+use crate::fsutil::{lock, now_ms};
 use crate::{BackendError, RunNote, RunStatus};
 
 impl StandaloneBackend {

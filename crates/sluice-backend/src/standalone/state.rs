@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sluice_core::NodeCapacity;
@@ -13,6 +13,7 @@ use sluice_core::sizing::DeployMode;
 
 use super::config::{ENDED, RECORD, StandaloneConfig};
 use super::master::MasterState;
+use crate::fsutil::{io_err, lock, valid_job_id, write_atomic};
 use crate::local::{LocalBackend, LocalConfig};
 use crate::{BackendError, RunNote};
 
@@ -49,40 +50,6 @@ impl RunRecord {
 }
 
 pub(super) type RunKey = (String, u32);
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section is a single read or write of the map or value: a panic cannot
-    // leave it inconsistent.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub(super) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackendError {
-    let context = context.into();
-    move |source| BackendError::Io { context, source }
-}
-
-/// A job id usable as a directory name (as the local backend requires).
-pub(super) fn valid_job_id(job_id: &str) -> bool {
-    !job_id.is_empty() && job_id != "." && job_id != ".." && !job_id.contains(['/', '\0'])
-}
-
-pub(super) async fn write_atomic(path: &Path, data: &[u8]) -> Result<(), BackendError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    tokio::fs::write(&tmp, data)
-        .await
-        .map_err(io_err(format!("writing {}", path.display())))?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(io_err(format!("writing {}", path.display())))
-}
 
 // ---------------------------------------------------------------------------------------------
 // The backend.
