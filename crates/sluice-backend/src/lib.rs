@@ -20,6 +20,7 @@ mod fsutil;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
+pub mod spark_submit;
 pub mod standalone;
 
 /// Errors from a backend.

@@ -21,7 +21,6 @@
 //! recognises the runs still alive ([`LocalBackend::new`] re-attaches them) and tells them apart
 //! from unrelated processes that reuse a pid.
 
-mod argv;
 mod config;
 mod os;
 mod process;
@@ -39,8 +38,6 @@ use sluice_core::job::Resources;
 use sluice_core::{NodeCapacity, Snapshot};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-pub(crate) use self::argv::{SubmitArgs, spark_spec, spark_submit_command};
-pub use self::argv::{map_local_path, spark_submit_argv};
 use self::config::venv_python;
 pub use self::config::{
     DEFAULT_IMAGE_SPARK_HOME, DEFAULT_KILL_GRACE, LocalConfig, NODE_NAME, budget_after_reserve,
@@ -52,6 +49,7 @@ use self::rundir::{LOG, META, read_pid, utf8_keep};
 pub use self::state::LocalBackend;
 use self::state::Shared;
 use crate::fsutil::{io_err, valid_job_id};
+pub use crate::spark_submit::{map_local_path, spark_submit_argv};
 use crate::{
     Backend, BackendError, CapacityReport, LogChunk, RunRef, RunStatus, SubmitRequest, Submitted,
 };

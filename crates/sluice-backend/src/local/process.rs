@@ -12,13 +12,13 @@ use nix::unistd::Pid;
 use sluice_core::spec::JobKind;
 use tokio::sync::watch;
 
-use super::argv::spark_submit_argv;
 use super::os::{is_our_run, signal_group, wait_group_gone};
 use super::rundir::{
     EXIT_CODE, KILLED_BY, LOG, META, PID, RunMeta, alive_unfinished, ended_status, read_pid,
 };
 use super::state::{LiveRun, LocalBackend, RunKey, Shared};
 use crate::fsutil::{io_err, now_ms, write_atomic};
+use crate::spark_submit::spark_submit_argv;
 use crate::{BackendError, RunStatus, SubmitRequest};
 
 /// The wrapper run by `/bin/sh -c SCRIPT <run dir> <argv...>`. It records the command's exit code

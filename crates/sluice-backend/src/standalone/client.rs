@@ -4,14 +4,15 @@
 use std::path::Path;
 
 use sluice_core::job::{Demand, PodDemand, Role};
-use sluice_core::sizing::{DeployMode, driver_heap_mib};
+use sluice_core::sizing::DeployMode;
 use sluice_core::spec::Job;
 
-use super::config::{OWN_CONF, StandaloneConfig};
+use super::config::StandaloneConfig;
 use super::demand::{executors_of, local_driver_mib};
 use super::state::{RunRecord, StandaloneBackend};
 use crate::fsutil::{lock, now_ms, valid_job_id};
-use crate::local::{Launch, SubmitArgs, spark_spec, spark_submit_command};
+use crate::local::Launch;
+use crate::spark_submit::{SubmitArgs, spark_spec, spark_submit_command};
 use crate::{Backend, BackendError, RunRef, RunStatus, SubmitRequest, Submitted};
 
 /// The `spark-submit` command line of a client-mode run (no I/O): `--master <master_url>`,
@@ -23,34 +24,13 @@ pub fn client_argv(
     job: &Job,
     demand: &Demand,
 ) -> Result<Vec<String>, BackendError> {
-    let spec = spark_spec(job)?;
-    let (count, cores, heap) = executors_of(demand)?;
-    let driver_heap = driver_heap_mib(spec).map_err(|e| BackendError::Rejected(e.to_string()))?;
-    let mut defaults = Vec::new();
-    if let Some(h) = &cfg.driver_host {
-        defaults.push(("spark.driver.host".to_string(), h.clone()));
-        defaults.push(("spark.driver.bindAddress".to_string(), h.clone()));
-    }
-    spark_submit_command(
-        spark_home,
-        &cfg.image_spark_home,
-        job,
-        &SubmitArgs {
-            master: cfg.master_url.clone(),
-            set_conf: vec![
-                ("spark.submit.deployMode".into(), "client".into()),
-                ("spark.driver.memory".into(), format!("{driver_heap}m")),
-                ("spark.executor.cores".into(), cores.to_string()),
-                ("spark.executor.memory".into(), format!("{heap}m")),
-                (
-                    "spark.cores.max".into(),
-                    count.saturating_mul(cores).to_string(),
-                ),
-            ],
-            own_conf: &OWN_CONF,
-            defaults,
-        },
-    )
+    let args = SubmitArgs::standalone_client(
+        spark_spec(job)?,
+        &cfg.master_url,
+        cfg.driver_host.as_deref(),
+        executors_of(demand)?,
+    )?;
+    spark_submit_command(spark_home, &cfg.image_spark_home, job, &args)
 }
 
 impl StandaloneBackend {

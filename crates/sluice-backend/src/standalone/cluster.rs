@@ -8,12 +8,12 @@ use sluice_core::job::{Demand, Role};
 use sluice_core::sizing::DeployMode;
 use sluice_core::spec::Job;
 
-use super::config::{CLIENT_SPARK_VERSION, OWN_CONF, RECORD, StandaloneConfig};
+use super::config::{CLIENT_SPARK_VERSION, RECORD, StandaloneConfig};
 use super::demand::executors_of;
 use super::master::{RestResponse, driver_status};
 use super::state::{RunRecord, StandaloneBackend};
 use crate::fsutil::{lock, now_ms, valid_job_id};
-use crate::local::{map_local_path, spark_spec};
+use crate::spark_submit::{STANDALONE_OWN_CONF, dep_lists, main_file, map_local_path, spark_spec};
 use crate::{BackendError, LogChunk, RunStatus, SubmitRequest, Submitted};
 
 /// An application or dependency path as a URI the workers can fetch: `local://` and the image's
@@ -52,38 +52,27 @@ pub fn create_request(
                 job.name
             ))
         })?;
-    let file = spec
-        .main_application_file
-        .as_deref()
-        .filter(|f| !f.trim().is_empty())
-        .ok_or_else(|| {
-            BackendError::Rejected(format!("job {} has no mainApplicationFile", job.name))
-        })?;
+    let file = main_file(job, spec)?;
     let uri = |p: &str| as_uri(p, spark_home, &cfg.image_spark_home);
     let resource = uri(file);
     let mut props: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in &spec.spark_conf {
-        if !OWN_CONF.contains(&k.as_str()) {
+        if !STANDALONE_OWN_CONF.contains(&k.as_str()) {
             props.insert(k.clone(), v.0.clone());
         }
     }
     let mut jars = vec![resource.clone()];
     if let Some(deps) = &spec.deps {
-        jars.extend(deps.jars.iter().map(|j| uri(j)));
-        let lists: [(&str, &[String], bool); 5] = [
-            ("spark.files", &deps.files, true),
-            ("spark.archives", &deps.archives, true),
-            ("spark.jars.packages", &deps.packages, false),
-            ("spark.jars.excludes", &deps.exclude_packages, false),
-            ("spark.jars.repositories", &deps.repositories, false),
-        ];
-        for (key, items, paths) in lists {
-            if !items.is_empty() {
-                let joined: Vec<String> = items
-                    .iter()
-                    .map(|i| if paths { uri(i) } else { i.clone() })
-                    .collect();
-                props.insert(key.into(), joined.join(","));
+        for dep in dep_lists(deps) {
+            match dep.flag {
+                "--jars" => jars.extend(dep.items.iter().map(|j| uri(j))),
+                // Python applications never run in cluster mode (refused at submit).
+                "--py-files" => {}
+                _ => {
+                    if let Some(joined) = dep.joined(&uri) {
+                        props.insert(dep.conf.into(), joined);
+                    }
+                }
             }
         }
     }

@@ -26,17 +26,6 @@ pub(super) const STATE_MAX_AGE: Duration = Duration::from_secs(2);
 pub(super) const RECORD: &str = "standalone.json";
 /// Written in a cluster-mode run directory once its driver has ended.
 pub(super) const ENDED: &str = "standalone-ended";
-/// Conf keys sluice sets itself; the job's values for them are not passed on.
-pub(super) const OWN_CONF: [&str; 7] = [
-    "spark.master",
-    "spark.submit.deployMode",
-    "spark.driver.memory",
-    "spark.driver.cores",
-    "spark.executor.cores",
-    "spark.executor.memory",
-    "spark.cores.max",
-];
-
 /// Configuration of the Spark standalone backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandaloneConfig {
