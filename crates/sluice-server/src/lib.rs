@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_backend::Backend;
+use sluice_backend::clock::{Clock, SystemClock};
 use sluice_backend::local::{LocalBackend, LocalConfig};
+use sluice_backend::simulated::SimulatedBackend;
 use sluice_backend::standalone::{StandaloneBackend, StandaloneConfig};
 
 pub use api::app;
@@ -52,12 +54,16 @@ pub async fn build_state(config: Config) -> Result<AppState, ServerError> {
         source,
     })?;
     let store = sluice_store::open(&config.store_url()).await?;
-    let backend = build_backend(&config).await?;
+    let backend = build_backend(&config, Arc::new(SystemClock)).await?;
     Ok(AppState::new(store, backend, config))
 }
 
-/// The backend named by `backend.kind` (the configuration is validated already).
-async fn build_backend(config: &Config) -> Result<Arc<dyn Backend>, ServerError> {
+/// The backend named by `backend.kind` (the configuration is validated already). The simulated
+/// backend reads its time from `clock`.
+async fn build_backend(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Backend>, ServerError> {
     let (cores, memory) = config.budget()?;
     let (dc, dm) = sluice_backend::local::detect_budget();
     match &config.backend {
@@ -81,6 +87,7 @@ async fn build_backend(config: &Config) -> Result<Arc<dyn Backend>, ServerError>
                     .await?,
             ))
         }
+        BackendConfig::Simulated(s) => Ok(Arc::new(SimulatedBackend::new(s, clock)?)),
         BackendConfig::Local(b) => Ok(Arc::new(
             LocalBackend::new(LocalConfig {
                 cores_milli: cores.unwrap_or(dc),

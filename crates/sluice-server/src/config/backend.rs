@@ -16,6 +16,7 @@ use sluice_core::spec::{Text, cpu_field, mem_field};
 pub use sluice_backend::kubernetes::{
     CapacityMode as KubeCapacityMode, Credentials as KubeCredentials, KubeSettings,
 };
+pub use sluice_backend::simulated::SimulatedConfig;
 
 /// A bad `backend.*` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,10 +66,14 @@ pub enum BackendConfig {
     /// `kind = "kubernetes"`: Kubernetes with the Spark Operator.
     #[serde(rename = "kubernetes")]
     Kubernetes(KubernetesConfig),
+    /// `kind = "simulated"`: a made-up cluster whose jobs run on a clock (see
+    /// [`sluice_backend::simulated`]).
+    #[serde(rename = "simulated")]
+    Simulated(SimulatedConfig),
 }
 
 /// The kinds, as `kind` names them.
-pub const KINDS: &[&str] = &["local", "spark-standalone", "kubernetes"];
+pub const KINDS: &[&str] = &["local", "spark-standalone", "kubernetes", "simulated"];
 
 impl Default for BackendConfig {
     fn default() -> Self {
@@ -222,6 +227,7 @@ impl BackendConfig {
             BackendConfig::Local(_) => "local",
             BackendConfig::SparkStandalone(_) => "spark-standalone",
             BackendConfig::Kubernetes(_) => "kubernetes",
+            BackendConfig::Simulated(_) => "simulated",
         }
     }
 
@@ -233,6 +239,11 @@ impl BackendConfig {
             BackendConfig::Kubernetes(k) => {
                 k.settings()?;
             }
+            BackendConfig::Simulated(s) => s.check().map_err(|e| BackendKeyError::Invalid {
+                key: format!("backend.{}", e.key),
+                value: e.value,
+                message: e.message,
+            })?,
         }
         self.budget()?;
         Ok(())
@@ -244,7 +255,7 @@ impl BackendConfig {
         match self {
             BackendConfig::Local(l) => Ok((cpu("cores", &l.cores)?, mem("memory", &l.memory)?)),
             BackendConfig::SparkStandalone(s) => Ok((None, mem("memory", &s.memory)?)),
-            BackendConfig::Kubernetes(_) => Ok((None, None)),
+            BackendConfig::Kubernetes(_) | BackendConfig::Simulated(_) => Ok((None, None)),
         }
     }
 }
@@ -416,6 +427,7 @@ pub fn keys_of(kind: &str) -> &'static [&'static str] {
         "local" => fields::<LocalConfig>(),
         "spark-standalone" => fields::<StandaloneConfig>(),
         "kubernetes" => fields::<KubernetesConfig>(),
+        "simulated" => fields::<SimulatedConfig>(),
         _ => &[],
     }
 }
@@ -464,10 +476,15 @@ pub fn explain(err: &figment::Error, fig: &figment::Figment) -> Option<BackendKe
             return None;
         }
         match &e.kind {
-            figment::error::Kind::UnknownField(key, _) => {
+            figment::error::Kind::UnknownField(key, expected) => {
                 let kind = fig
                     .extract_inner::<String>("backend.kind")
                     .unwrap_or_else(|_| "local".into());
+                if *expected != keys_of(&kind) {
+                    // A key of a table inside `[backend]` (a node group, say): figment's own
+                    // message names it and the keys that table takes.
+                    return None;
+                }
                 let value = fig
                     .find_value(&format!("backend.{key}"))
                     .ok()

@@ -86,3 +86,61 @@ fn keys_of_each_kind() {
     assert_eq!(owner_of("memory"), ["local", "spark-standalone"]);
     assert!(owner_of("nothing").is_empty());
 }
+
+#[test]
+fn the_simulated_example_config_is_valid() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/simulated.toml");
+    let c = Config::load_with_env_prefix(Some(&p), "SLUICE_BACKEND_ONLY_TEST_").unwrap();
+    assert_eq!(c.backend.kind(), "simulated");
+    let BackendConfig::Simulated(s) = &c.backend else {
+        panic!("{:?}", c.backend)
+    };
+    let clock = std::sync::Arc::new(sluice_backend::clock::ManualClock::new(0));
+    let b = sluice_backend::simulated::SimulatedBackend::new(s, clock).unwrap();
+    assert_eq!(b.nodes().len(), 12);
+    assert_eq!(b.nodes()[10].name, "big-0");
+    assert_eq!(b.nodes()[10].pods, Some(110));
+}
+
+#[test]
+fn simulated_keys_are_checked_naming_the_key() {
+    let base = "[backend]\nkind = \"simulated\"\n";
+    let cases = [
+        (
+            "nodes = [{ prefix = \"n\", count = 0, cpu = \"1\", memory = \"1g\" }]",
+            "backend.nodes[0].count",
+            "at least 1",
+        ),
+        (
+            "nodes = [{ prefix = \"n\", count = 1, cpu = \"x\", memory = \"1g\" }]",
+            "backend.nodes[0].cpu",
+            "\"x\"",
+        ),
+        (
+            "duration = { dist = \"lognormal\", median = \"5m\", sigma = -1.0 }",
+            "backend.duration.sigma",
+            "between 0 and 10",
+        ),
+        ("start_delay = \"later\"", "backend.start_delay", "later"),
+        (
+            "nodes = [{ prefix = \"n\", count = 1, cpu = \"1\", memory = \"1g\", gpu = 1 }]",
+            "gpu",
+            "prefix",
+        ),
+        (
+            "cores = 4",
+            "backend.cores",
+            "is a key of kind = \"local\", but backend.kind is \"simulated\"",
+        ),
+    ];
+    for (extra, key, words) in cases {
+        let e = load_toml(&format!("{base}{extra}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(words), "{extra}: {e}");
+    }
+    let e = load_toml("[backend]\nkind = \"yarn\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("backend.kind") && e.contains("simulated"), "{e}");
+}
