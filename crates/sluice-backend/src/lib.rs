@@ -1,7 +1,8 @@
 //! Where sluice runs jobs.
 //!
 //! One [`Backend`] trait, implemented by the local machine ([`local`]), a Spark standalone
-//! cluster ([`standalone`]) and Kubernetes with the Spark Operator. A backend reports a capacity
+//! cluster ([`standalone`]), Kubernetes with the Spark Operator and a simulated cluster
+//! ([`simulated`]). A backend reports a capacity
 //! [`Snapshot`] (nodes with free cpu, memory and slots, and whether it is reachable), submits a
 //! job attempt idempotently, reports its status, cancels it and returns its logs.
 //!
@@ -16,9 +17,12 @@ use sluice_core::job::Demand;
 use sluice_core::spec::Job;
 
 pub mod clock;
+mod fsutil;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
+pub mod simulated;
+pub mod spark_submit;
 pub mod standalone;
 
 /// Errors from a backend.

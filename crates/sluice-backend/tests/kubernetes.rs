@@ -2,6 +2,8 @@
 //! shapes over HTTP on 127.0.0.1), every generated SparkApplication checked against the real
 //! CRD schema, and an opt-in run against a real cluster when `KUBECONFIG` is set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod kube_fake;
 
 use std::collections::BTreeMap;

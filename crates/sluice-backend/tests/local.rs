@@ -1,6 +1,8 @@
 //! The local backend against real processes, in temporary directories, with bounded waits.
 //! Every process group a test starts is killed when the test ends, pass or fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

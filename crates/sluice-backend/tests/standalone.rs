@@ -2,6 +2,8 @@
 //! master that serves answers captured from a real Spark 4.0.1 master (tests/fixtures/standalone).
 //! The real master and worker are exercised end to end in crates/sluice-cli/tests/e2e_standalone.rs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

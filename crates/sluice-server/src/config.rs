@@ -12,20 +12,15 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use sluice_core::cycle::{HeadPolicy, NamespacePolicy};
 use sluice_core::sizing::DeployMode;
-use sluice_core::spec::{Levels, Text, cpu_field, mem_field};
+use sluice_core::spec::Levels;
 
-pub use sluice_backend::kubernetes::{
-    CapacityMode as KubeCapacityMode, Credentials as KubeCredentials, KubeSettings,
+mod backend;
+
+pub use self::backend::{
+    BackendConfig, BackendKeyError, KubeBackendSettings, KubeCapacityMode, KubeCredentials,
+    KubeSettings, KubernetesConfig, LocalConfig as LocalBackendConfig,
+    StandaloneConfig as StandaloneBackendConfig,
 };
-
-/// The Kubernetes backend's configuration, from [`Config::kube_settings`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct KubeBackendSettings {
-    /// Where the credentials come from.
-    pub credentials: KubeCredentials,
-    /// Namespaces, capacity-check mode, watchdog, placeholders, defaults for applications.
-    pub settings: KubeSettings,
-}
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
@@ -46,6 +41,23 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl From<BackendKeyError> for ConfigError {
+    fn from(e: BackendKeyError) -> Self {
+        match e {
+            BackendKeyError::Invalid {
+                key,
+                value,
+                message,
+            } => ConfigError::Invalid {
+                key,
+                value,
+                message,
+            },
+            BackendKeyError::Quantity(m) => ConfigError::Load(m),
+        }
+    }
 }
 
 fn invalid(
@@ -70,7 +82,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `[store]`.
     pub store: StoreConfig,
-    /// `[backend]`.
+    /// `[backend]`: a tagged enum on `kind` (default "local"). Not serialized: the figment
+    /// defaults give only `backend.kind`, so that the keys of one kind never reach another.
+    #[serde(skip_serializing)]
     pub backend: BackendConfig,
     /// `[scheduler]`.
     pub scheduler: SchedulerConfig,
@@ -100,99 +114,6 @@ impl Default for Config {
 pub struct StoreConfig {
     /// "sqlite://PATH" or "postgres://USER@HOST:PORT/DB"; default `sqlite://<data_dir>/sluice.db`.
     pub url: Option<String>,
-}
-
-/// `[backend]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct BackendConfig {
-    /// Which backend: "local" or "spark-standalone".
-    pub kind: String,
-    /// Local budget: cores ("4", "2.5", "500m"); default every detected core.
-    pub cores: Option<Text>,
-    /// Local budget: memory ("8g"); default detected memory minus a reserve. For
-    /// "spark-standalone" in client deploy mode: the memory on this host for drivers.
-    pub memory: Option<Text>,
-    /// spark-standalone: the master, `spark://host:7077`.
-    pub master_url: Option<String>,
-    /// spark-standalone: the master's web UI, `http://host:8080` (its `/json/` gives capacity).
-    pub web_url: Option<String>,
-    /// spark-standalone: the master's REST submission server, `http://host:6066` (cluster mode).
-    pub rest_url: Option<String>,
-    /// spark-standalone: where drivers run, "client" (default; on this host) or "cluster" (on a
-    /// worker, through the REST API; JVM applications only).
-    pub deploy_mode: Option<String>,
-    /// spark-standalone, client mode: `spark.driver.host` / `spark.driver.bindAddress` for the
-    /// drivers started here (the address executors reach them at), unless a job sets them.
-    pub driver_host: Option<String>,
-    /// kubernetes: the kubeconfig file; default `KUBECONFIG` or `~/.kube/config`, else the
-    /// in-cluster service account.
-    pub kubeconfig: Option<PathBuf>,
-    /// kubernetes: the kubeconfig context; default its current context.
-    pub kube_context: Option<String>,
-    /// kubernetes: use the pod's service account (sluice deployed in the cluster).
-    pub in_cluster: Option<bool>,
-    /// kubernetes: the namespaces sluice manages (creates SparkApplications in); default
-    /// ["default"].
-    pub namespaces: Option<Vec<String>>,
-    /// kubernetes: capacity check before submitting: "snapshot" (default), "dry-run" or
-    /// "placeholders".
-    pub capacity_check: Option<String>,
-    /// kubernetes: seconds a driver may run with none of its executors running before the job
-    /// is killed and requeued; 0 turns the watchdog off. Default 600.
-    pub watchdog_secs: Option<u64>,
-    /// kubernetes, placeholders: seconds placeholders may wait to be scheduled. Default 120.
-    pub placeholder_timeout_secs: Option<u64>,
-    /// kubernetes, placeholders: image of placeholder pods. Default registry.k8s.io/pause:3.10.
-    pub placeholder_image: Option<String>,
-    /// kubernetes, placeholders: PriorityClass of placeholder pods (a low one).
-    pub placeholder_priority_class: Option<String>,
-    /// kubernetes: Spark image for jobs in sluice's own spec. Default docker.io/apache/spark:4.0.4.
-    pub spark_image: Option<String>,
-    /// kubernetes: `spec.sparkVersion` for jobs that give none. Default 4.0.4.
-    pub spark_version: Option<String>,
-    /// kubernetes: the driver's service account for jobs in sluice's own spec. Default
-    /// spark-operator-spark (the Spark Operator chart's).
-    pub spark_service_account: Option<String>,
-    /// Where pyspark's Spark lives (the directory with bin/spark-submit); default: found.
-    pub spark_home: Option<PathBuf>,
-    /// Python for PySpark jobs (PYSPARK_PYTHON); default: the venv's python next to spark-submit.
-    pub python: Option<PathBuf>,
-    /// The SPARK_HOME inside Spark images, mapped to `spark_home` for `local://` paths.
-    pub image_spark_home: String,
-    /// Seconds between SIGTERM and SIGKILL when cancelling.
-    pub kill_grace_secs: u64,
-}
-
-impl Default for BackendConfig {
-    fn default() -> Self {
-        BackendConfig {
-            kind: "local".into(),
-            cores: None,
-            memory: None,
-            master_url: None,
-            web_url: None,
-            rest_url: None,
-            deploy_mode: None,
-            driver_host: None,
-            kubeconfig: None,
-            kube_context: None,
-            in_cluster: None,
-            namespaces: None,
-            capacity_check: None,
-            watchdog_secs: None,
-            placeholder_timeout_secs: None,
-            placeholder_image: None,
-            placeholder_priority_class: None,
-            spark_image: None,
-            spark_version: None,
-            spark_service_account: None,
-            spark_home: None,
-            python: None,
-            image_spark_home: "/opt/spark".into(),
-            kill_grace_secs: 10,
-        }
-    }
 }
 
 /// `[scheduler]`.
@@ -251,12 +172,6 @@ impl Default for ApiConfig {
     }
 }
 
-/// True for `scheme` followed by a host (`spark://host:7077`, `http://host:8080/`).
-fn url_like(v: &str, scheme: &str) -> bool {
-    v.strip_prefix(scheme)
-        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' '))
-}
-
 /// Keys the environment may set (top level, lowercase); other `SLUICE_*` variables (such as the
 /// CLI's `SLUICE_SERVER`) are not configuration.
 const ENV_KEYS: &[&str] = &[
@@ -277,7 +192,10 @@ impl Config {
 
     /// As [`Config::load`], with environment variables named `{prefix}KEY`.
     pub fn load_with_env_prefix(path: Option<&Path>, prefix: &str) -> Result<Config, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        // `[backend]` is not serialized with the defaults: only its kind is, so that the keys
+        // of the default kind never reach another kind (which would refuse them).
+        let mut fig = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Serialized::default("backend.kind", "local"));
         if let Some(p) = path {
             if !p.exists() {
                 return Err(ConfigError::Load(format!(
@@ -291,10 +209,13 @@ impl Config {
             let top = k.as_str().split('.').next().unwrap_or("");
             ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
         });
+        let fig = fig.merge(env);
         let cfg: Config = fig
-            .merge(env)
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| match backend::explain(&e, &fig) {
+                Some(b) => ConfigError::from(b),
+                None => ConfigError::Load(e.to_string()),
+            })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -308,26 +229,7 @@ impl Config {
                 "is not an address like 127.0.0.1:7467",
             )
         })?;
-        match self.backend.kind.as_str() {
-            "local" => self.validate_not_standalone()?,
-            "spark-standalone" => self.validate_standalone()?,
-            "kubernetes" => {
-                self.validate_not_standalone()?;
-                self.kube_settings()?;
-            }
-            other => {
-                return Err(invalid(
-                    "backend.kind",
-                    other,
-                    "is not a backend this build has (available: local, spark-standalone, \
-                     kubernetes)",
-                ));
-            }
-        }
-        if self.backend.kind != "kubernetes" {
-            self.validate_not_kubernetes()?;
-        }
-        self.budget()?;
+        self.backend.validate()?;
         let s = &self.scheduler;
         if s.levels.is_empty() {
             return Err(invalid(
@@ -390,237 +292,27 @@ impl Config {
         Ok(())
     }
 
-    /// The `backend.*` keys of a Spark standalone cluster.
-    fn validate_standalone(&self) -> Result<(), ConfigError> {
-        let b = &self.backend;
-        let url = |key: &str, v: &Option<String>, scheme: &str, example: &str| match v {
-            None => Err(invalid(
-                format!("backend.{key}"),
-                "",
-                format!("is required for kind = \"spark-standalone\" (like {example})"),
-            )),
-            Some(u) if !url_like(u, scheme) => Err(invalid(
-                format!("backend.{key}"),
-                u,
-                format!("is not a URL like {example}"),
-            )),
-            Some(_) => Ok(()),
-        };
-        url("master_url", &b.master_url, "spark://", "spark://host:7077")?;
-        url("web_url", &b.web_url, "http://", "http://host:8080")?;
-        let mode = self.deploy_mode()?;
-        if mode == DeployMode::Cluster && b.rest_url.is_none() {
-            return Err(invalid(
-                "backend.rest_url",
-                "",
-                "is required for deploy_mode = \"cluster\": the master's REST submission server, \
-                 like http://host:6066 (enabled by spark.master.rest.enabled=true)",
-            ));
-        }
-        if let Some(u) = &b.rest_url
-            && !url_like(u, "http://")
-        {
-            return Err(invalid(
-                "backend.rest_url",
-                u,
-                "is not a URL like http://host:6066",
-            ));
-        }
-        if let Some(h) = &b.driver_host
-            && (h.trim().is_empty() || h.contains(char::is_whitespace))
-        {
-            return Err(invalid(
-                "backend.driver_host",
-                h,
-                "is not a host name or address",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Standalone keys set with another backend are an error, not silently ignored.
-    fn validate_not_standalone(&self) -> Result<(), ConfigError> {
-        let b = &self.backend;
-        for (key, v) in [
-            ("master_url", &b.master_url),
-            ("web_url", &b.web_url),
-            ("rest_url", &b.rest_url),
-            ("deploy_mode", &b.deploy_mode),
-            ("driver_host", &b.driver_host),
-        ] {
-            if let Some(v) = v {
-                return Err(invalid(
-                    format!("backend.{key}"),
-                    v,
-                    format!(
-                        "is a key of kind = \"spark-standalone\", but backend.kind is {:?}",
-                        b.kind
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Kubernetes keys set with another backend are an error, not silently ignored.
-    fn validate_not_kubernetes(&self) -> Result<(), ConfigError> {
-        let b = &self.backend;
-        let set = [
-            ("kubeconfig", b.kubeconfig.is_some()),
-            ("kube_context", b.kube_context.is_some()),
-            ("in_cluster", b.in_cluster.is_some()),
-            ("namespaces", b.namespaces.is_some()),
-            ("capacity_check", b.capacity_check.is_some()),
-            ("watchdog_secs", b.watchdog_secs.is_some()),
-            (
-                "placeholder_timeout_secs",
-                b.placeholder_timeout_secs.is_some(),
-            ),
-            ("placeholder_image", b.placeholder_image.is_some()),
-            (
-                "placeholder_priority_class",
-                b.placeholder_priority_class.is_some(),
-            ),
-            ("spark_image", b.spark_image.is_some()),
-            ("spark_version", b.spark_version.is_some()),
-            ("spark_service_account", b.spark_service_account.is_some()),
-        ];
-        if let Some((key, _)) = set.iter().find(|(_, on)| *on) {
-            return Err(invalid(
-                format!("backend.{key}"),
-                "(set)",
-                format!(
-                    "is a key of kind = \"kubernetes\", but backend.kind is {:?}",
-                    b.kind
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The Kubernetes backend's credentials and settings from the `backend.*` keys.
+    /// The Kubernetes backend's credentials and settings: from `[backend]` with kind =
+    /// "kubernetes", else the defaults (for `sluice render`).
     pub fn kube_settings(&self) -> Result<KubeBackendSettings, ConfigError> {
-        let b = &self.backend;
-        let credentials = match (b.in_cluster.unwrap_or(false), &b.kubeconfig) {
-            (true, Some(p)) => {
-                return Err(invalid(
-                    "backend.kubeconfig",
-                    p.display(),
-                    "cannot be set together with in_cluster = true",
-                ));
-            }
-            (true, None) => KubeCredentials::InCluster,
-            (false, Some(p)) => KubeCredentials::Kubeconfig {
-                path: p.clone(),
-                context: b.kube_context.clone(),
-            },
-            (false, None) => KubeCredentials::Infer,
+        let k = match &self.backend {
+            BackendConfig::Kubernetes(k) => k.settings()?,
+            _ => KubernetesConfig::default().settings()?,
         };
-        let namespaces = b
-            .namespaces
-            .clone()
-            .unwrap_or_else(|| vec!["default".to_string()]);
-        if namespaces.is_empty() {
-            return Err(invalid(
-                "backend.namespaces",
-                "[]",
-                "needs at least one namespace",
-            ));
-        }
-        for (i, ns) in namespaces.iter().enumerate() {
-            let ok = !ns.is_empty()
-                && ns.len() <= 63
-                && ns
-                    .bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-                && !ns.starts_with('-')
-                && !ns.ends_with('-');
-            if !ok || namespaces[..i].contains(ns) {
-                return Err(invalid(
-                    "backend.namespaces",
-                    ns,
-                    "must be distinct Kubernetes namespace names (lowercase letters, digits, '-')",
-                ));
-            }
-        }
-        let mode_text = b.capacity_check.as_deref().unwrap_or("snapshot");
-        let mode = KubeCapacityMode::parse(mode_text).ok_or_else(|| {
-            invalid(
-                "backend.capacity_check",
-                mode_text,
-                "must be \"snapshot\", \"dry-run\" or \"placeholders\"",
-            )
-        })?;
-        let placeholder_timeout = b.placeholder_timeout_secs.unwrap_or(120);
-        if placeholder_timeout == 0 {
-            return Err(invalid(
-                "backend.placeholder_timeout_secs",
-                0,
-                "must be at least 1",
-            ));
-        }
-        let defaults = KubeSettings::default();
-        let mut app = defaults.app.clone();
-        if let Some(i) = &b.spark_image {
-            app.image = i.clone();
-        }
-        if let Some(v) = &b.spark_version {
-            app.spark_version = v.clone();
-        }
-        if let Some(sa) = &b.spark_service_account {
-            app.service_account = (!sa.is_empty()).then(|| sa.clone());
-        }
-        Ok(KubeBackendSettings {
-            credentials,
-            settings: KubeSettings {
-                namespaces,
-                mode,
-                watchdog: match b.watchdog_secs.unwrap_or(600) {
-                    0 => None,
-                    s => Some(std::time::Duration::from_secs(s)),
-                },
-                placeholder_timeout: std::time::Duration::from_secs(placeholder_timeout),
-                placeholder_image: b
-                    .placeholder_image
-                    .clone()
-                    .unwrap_or(defaults.placeholder_image),
-                placeholder_priority_class: b.placeholder_priority_class.clone(),
-                app,
-            },
-        })
+        Ok(k)
     }
 
-    /// `backend.deploy_mode`: client (the default) or cluster.
+    /// `backend.deploy_mode` of a Spark standalone backend: client (the default) or cluster.
     pub fn deploy_mode(&self) -> Result<DeployMode, ConfigError> {
-        match self.backend.deploy_mode.as_deref() {
-            None | Some("client") => Ok(DeployMode::Client),
-            Some("cluster") => Ok(DeployMode::Cluster),
-            Some(other) => Err(invalid(
-                "backend.deploy_mode",
-                other,
-                "must be \"client\" (drivers run on the sluice host) or \"cluster\" (drivers \
-                 run on a worker; JVM applications only)",
-            )),
+        match &self.backend {
+            BackendConfig::SparkStandalone(s) => Ok(s.deploy_mode()?),
+            _ => Ok(DeployMode::Client),
         }
     }
 
-    /// The local budget from `backend.cores` / `backend.memory`, each None when not set.
+    /// The budget from `backend.cores` / `backend.memory`, each None when not set.
     pub fn budget(&self) -> Result<(Option<u64>, Option<u64>), ConfigError> {
-        let cores = self
-            .backend
-            .cores
-            .as_ref()
-            .map(|t| cpu_field("backend.cores", t.as_str()))
-            .transpose()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
-        let mem = self
-            .backend
-            .memory
-            .as_ref()
-            .map(|t| mem_field("backend.memory", t.as_str()))
-            .transpose()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
-        Ok((cores, mem))
+        Ok(self.backend.budget()?)
     }
 
     /// The store URL: configured, else a SQLite file in the data directory.
@@ -956,7 +648,7 @@ deploy_mode = "cluster"
     fn the_standalone_example_config_is_valid() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/standalone.toml");
         let c = Config::load_with_env_prefix(Some(&p), "SLUICE_FILE_ONLY_TEST_").unwrap();
-        assert_eq!(c.backend.kind, "spark-standalone");
+        assert_eq!(c.backend.kind(), "spark-standalone");
         assert_eq!(c.deploy_mode().unwrap(), DeployMode::Client);
     }
 
@@ -964,7 +656,7 @@ deploy_mode = "cluster"
     fn the_kubernetes_example_config_is_valid() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kubernetes.toml");
         let c = Config::load_with_env_prefix(Some(&p), "SLUICE_FILE_ONLY_TEST_").unwrap();
-        assert_eq!(c.backend.kind, "kubernetes");
+        assert_eq!(c.backend.kind(), "kubernetes");
         let k = c.kube_settings().unwrap();
         assert_eq!(k.credentials, KubeCredentials::Infer);
         assert_eq!(k.settings.mode, KubeCapacityMode::Snapshot);

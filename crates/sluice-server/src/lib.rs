@@ -11,12 +11,16 @@ pub mod state;
 pub mod ui;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_backend::Backend;
+use sluice_backend::clock::{Clock, SystemClock};
 use sluice_backend::local::{LocalBackend, LocalConfig};
+use sluice_backend::simulated::SimulatedBackend;
 use sluice_backend::standalone::{StandaloneBackend, StandaloneConfig};
 
 pub use api::app;
+use config::BackendConfig;
 pub use config::Config;
 pub use state::AppState;
 
@@ -50,46 +54,41 @@ pub async fn build_state(config: Config) -> Result<AppState, ServerError> {
         source,
     })?;
     let store = sluice_store::open(&config.store_url()).await?;
-    let backend = build_backend(&config).await?;
+    let backend = build_backend(&config, Arc::new(SystemClock)).await?;
     Ok(AppState::new(store, backend, config))
 }
 
-/// The backend named by `backend.kind` (the configuration is validated already).
-async fn build_backend(config: &Config) -> Result<Arc<dyn Backend>, ServerError> {
+/// The backend named by `backend.kind` (the configuration is validated already). The simulated
+/// backend reads its time from `clock`.
+async fn build_backend(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Backend>, ServerError> {
     let (cores, memory) = config.budget()?;
     let (dc, dm) = sluice_backend::local::detect_budget();
-    let b = &config.backend;
-    let kill_grace = std::time::Duration::from_secs(b.kill_grace_secs);
-    match b.kind.as_str() {
-        "spark-standalone" => {
-            let missing = |key: &str| config::ConfigError::Invalid {
-                key: format!("backend.{key}"),
-                value: String::new(),
-                message: "is required for kind = \"spark-standalone\"".into(),
-            };
-            let mut sc = StandaloneConfig::new(
-                b.master_url.clone().ok_or_else(|| missing("master_url"))?,
-                b.web_url.clone().ok_or_else(|| missing("web_url"))?,
-                config.data_dir.clone(),
-            );
+    match &config.backend {
+        BackendConfig::SparkStandalone(b) => {
+            let (master_url, web_url) = b.urls().map_err(config::ConfigError::from)?;
+            let mut sc = StandaloneConfig::new(master_url, web_url, config.data_dir.clone());
             sc.rest_url = b.rest_url.clone();
-            sc.deploy_mode = config.deploy_mode()?;
+            sc.deploy_mode = b.deploy_mode().map_err(config::ConfigError::from)?;
             sc.driver_host = b.driver_host.clone();
             sc.driver_memory_mib = memory.unwrap_or(dm);
             sc.spark_home = b.spark_home.clone();
             sc.python = b.python.clone();
             sc.image_spark_home = b.image_spark_home.clone();
-            sc.kill_grace = kill_grace;
+            sc.kill_grace = Duration::from_secs(b.kill_grace_secs);
             Ok(Arc::new(StandaloneBackend::new(sc).await?))
         }
-        "kubernetes" => {
-            let k = config.kube_settings()?;
+        BackendConfig::Kubernetes(k) => {
+            let k = k.settings().map_err(config::ConfigError::from)?;
             Ok(Arc::new(
                 sluice_backend::kubernetes::KubeBackend::connect(&k.credentials, k.settings)
                     .await?,
             ))
         }
-        _ => Ok(Arc::new(
+        BackendConfig::Simulated(s) => Ok(Arc::new(SimulatedBackend::new(s, clock)?)),
+        BackendConfig::Local(b) => Ok(Arc::new(
             LocalBackend::new(LocalConfig {
                 cores_milli: cores.unwrap_or(dc),
                 memory_mib: memory.unwrap_or(dm),
@@ -97,7 +96,7 @@ async fn build_backend(config: &Config) -> Result<Arc<dyn Backend>, ServerError>
                 spark_home: b.spark_home.clone(),
                 python: b.python.clone(),
                 image_spark_home: b.image_spark_home.clone(),
-                kill_grace,
+                kill_grace: Duration::from_secs(b.kill_grace_secs),
             })
             .await?,
         )),

@@ -1,0 +1,364 @@
+//! Processes: starting a run (spawn), re-attaching the runs of an earlier server, their status
+//! and cancelling them (SIGTERM, then SIGKILL).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use sluice_core::spec::JobKind;
+use tokio::sync::watch;
+
+use super::os::{is_our_run, signal_group, wait_group_gone};
+use super::rundir::{
+    EXIT_CODE, KILLED_BY, LOG, META, PID, RunMeta, alive_unfinished, ended_status, read_pid,
+};
+use super::state::{LiveRun, LocalBackend, RunKey, Shared};
+use crate::fsutil::{io_err, now_ms, write_atomic};
+use crate::spark_submit::spark_submit_argv;
+use crate::{BackendError, RunStatus, SubmitRequest};
+
+/// The wrapper run by `/bin/sh -c SCRIPT <run dir> <argv...>`. It records the command's exit code
+/// in the run directory whatever happens to sluice. `trap : TERM` makes the shell wait for the
+/// command on SIGTERM (sent to the whole group by a cancel) and still record its code; a handled
+/// (not ignored) signal is reset to its default in the command, so the command itself stops.
+pub(super) const WRAPPER: &str = r#"trap : TERM
+"$@"
+code=$?
+printf '%s\n' "$code" > "$SLUICE_RUN_DIR/exit_code.tmp" && mv -f "$SLUICE_RUN_DIR/exit_code.tmp" "$SLUICE_RUN_DIR/exit_code"
+exit $code"#;
+
+/// How long to wait for the waiter task to record the end of a child that is seen dead.
+pub(super) const WAITER_WAIT: Duration = Duration::from_secs(5);
+/// How long a cancel waits for the process group to disappear after SIGKILL.
+pub(super) const AFTER_KILL_WAIT: Duration = Duration::from_secs(5);
+
+impl LocalBackend {
+    pub(super) async fn reattach(&self) -> Result<(), BackendError> {
+        let runs_dir = &self.shared.runs_dir;
+        let mut jobs = tokio::fs::read_dir(runs_dir)
+            .await
+            .map_err(io_err(format!("reading {}", runs_dir.display())))?;
+        while let Some(job) = jobs
+            .next_entry()
+            .await
+            .map_err(io_err(format!("reading {}", runs_dir.display())))?
+        {
+            let Ok(mut attempts) = tokio::fs::read_dir(job.path()).await else {
+                continue;
+            };
+            while let Ok(Some(att)) = attempts.next_entry().await {
+                let dir = att.path();
+                if let Some((meta, pid)) = alive_unfinished(&dir).await {
+                    tracing::info!(
+                        job_id = %meta.job_id, attempt = meta.attempt, pid,
+                        "local backend: re-attached a run still alive"
+                    );
+                    self.shared.live().insert(
+                        (meta.job_id, meta.attempt),
+                        LiveRun {
+                            pid,
+                            demand: meta.demand,
+                            dir,
+                            ended: None,
+                            waiter: None,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the program, arguments, environment and working directory of a run.
+    pub(super) fn command_for(
+        &self,
+        req: &SubmitRequest,
+        dir: &Path,
+    ) -> Result<Launch, BackendError> {
+        match &req.job.kind {
+            JobKind::Spark { .. } => {
+                let home = self.shared.spark_home.as_deref().ok_or_else(|| {
+                    BackendError::Config(
+                        "spark-submit not found: run scripts/ensure-pyspark.sh (it installs \
+                         pyspark into .venv) or set [backend] spark_home (or $SPARK_HOME)"
+                            .into(),
+                    )
+                })?;
+                let argv = spark_submit_argv(home, &self.shared.cfg.image_spark_home, &req.job)?;
+                let mut env = vec![
+                    (
+                        "SPARK_HOME".to_string(),
+                        home.to_string_lossy().into_owned(),
+                    ),
+                    ("SPARK_LOCAL_IP".to_string(), "127.0.0.1".to_string()),
+                ];
+                if let Some(py) = &self.shared.python {
+                    env.push((
+                        "PYSPARK_PYTHON".to_string(),
+                        py.to_string_lossy().into_owned(),
+                    ));
+                }
+                Ok(Launch {
+                    argv,
+                    env,
+                    cwd: dir.to_path_buf(),
+                })
+            }
+            JobKind::Command(c) => {
+                let argv: Vec<String> = c.argv.iter().map(|a| a.0.clone()).collect();
+                if argv.is_empty() {
+                    return Err(BackendError::Rejected(format!(
+                        "job {} has an empty command.argv",
+                        req.job.name
+                    )));
+                }
+                let cwd = match &c.working_dir {
+                    Some(w) => {
+                        let w = PathBuf::from(w);
+                        if !w.is_dir() {
+                            return Err(BackendError::Rejected(format!(
+                                "command.workingDir {} is not a directory",
+                                w.display()
+                            )));
+                        }
+                        w
+                    }
+                    None => dir.to_path_buf(),
+                };
+                Ok(Launch {
+                    argv,
+                    env: c
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.0.clone()))
+                        .collect(),
+                    cwd,
+                })
+            }
+        }
+    }
+
+    pub(super) async fn start(
+        &self,
+        req: &SubmitRequest,
+        dir: &Path,
+        launch: Launch,
+    ) -> Result<u32, BackendError> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(io_err(format!("creating {}", dir.display())))?;
+        let log_path = dir.join(LOG);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(format!("opening {}", log_path.display())))?;
+        let log2 = log
+            .try_clone()
+            .map_err(io_err(format!("opening {}", log_path.display())))?;
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(WRAPPER)
+            .arg(dir)
+            .args(&launch.argv)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .env("SLUICE_RUN_DIR", dir)
+            .env("SLUICE_JOB_ID", &req.job_id)
+            .env("SLUICE_ATTEMPT", req.attempt.to_string())
+            .current_dir(&launch.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .process_group(0);
+        // meta.json marks the attempt as started: written last before the spawn, and removed
+        // again if the spawn fails, so that a failed start can be submitted again.
+        let meta = RunMeta {
+            job_id: req.job_id.clone(),
+            attempt: req.attempt,
+            demand: req.demand.clone(),
+            argv: launch.argv.clone(),
+            started_ms: now_ms(),
+        };
+        let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| BackendError::Io {
+            context: "encoding meta.json".into(),
+            source: e.into(),
+        })?;
+        write_atomic(&dir.join(META), &meta_json).await?;
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                // Nothing runs: forget the attempt so that it can be submitted again.
+                let _ = tokio::fs::remove_file(dir.join(META)).await;
+                return Err(BackendError::Io {
+                    context: format!("starting {}", launch.argv.join(" ")),
+                    source: e,
+                });
+            }
+        };
+        let Some(pid) = child.id() else {
+            // invariant: a child not yet waited for has an id; if not, reap it and report.
+            let _ = child.wait().await;
+            return Err(BackendError::Io {
+                context: "starting the run".into(),
+                source: std::io::Error::other("the process ended before its pid was known"),
+            });
+        };
+        if let Err(e) = write_atomic(&dir.join(PID), format!("{pid}\n").as_bytes()).await {
+            // Without its pid file the run could not be found again: stop it and undo.
+            if let Ok(raw) = i32::try_from(pid) {
+                let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            let _ = tokio::fs::remove_file(dir.join(META)).await;
+            return Err(e);
+        }
+        let key = (req.job_id.clone(), req.attempt);
+        let (tx, rx) = watch::channel(false);
+        // Hold the map lock while spawning so the waiter cannot remove the entry before it is in.
+        let mut live = self.shared.live();
+        let waiter = tokio::spawn(wait_child(
+            Arc::clone(&self.shared),
+            key.clone(),
+            dir.to_path_buf(),
+            child,
+            tx,
+        ));
+        live.insert(
+            key,
+            LiveRun {
+                pid,
+                demand: req.demand.clone(),
+                dir: dir.to_path_buf(),
+                ended: Some(rx),
+                waiter: Some(waiter.abort_handle()),
+            },
+        );
+        Ok(pid)
+    }
+
+    pub(super) async fn status_of(
+        &self,
+        job_id: &str,
+        attempt: u32,
+    ) -> Result<RunStatus, BackendError> {
+        let dir = self.existing_run_dir(job_id, attempt).await?;
+        let key = (job_id.to_string(), attempt);
+        if let Some(s) = ended_status(&dir).await {
+            self.shared.forget(&key);
+            return Ok(s);
+        }
+        let pid = match read_pid(&dir).await {
+            Some(pid) => pid,
+            None => {
+                // A submit may be between meta.json and the pid file: let it finish.
+                drop(self.shared.submit_lock.lock().await);
+                match read_pid(&dir).await {
+                    Some(pid) => pid,
+                    None => {
+                        return Ok(ended_status(&dir).await.unwrap_or(RunStatus::Lost {
+                            message: "no process was recorded for this run (sluice stopped \
+                                      while starting it?)"
+                                .into(),
+                        }));
+                    }
+                }
+            }
+        };
+        if is_our_run(pid, &dir) {
+            return Ok(RunStatus::Running);
+        }
+        self.wait_for_waiter(&key).await;
+        self.shared.forget(&key);
+        Ok(ended_status(&dir).await.unwrap_or_else(|| RunStatus::Lost {
+            message: "the process is gone and left no exit code (it was killed while sluice \
+                      was down?)"
+                .into(),
+        }))
+    }
+
+    /// When we hold the child of a run, waits (bounded) until its waiter has recorded its end.
+    pub(super) async fn wait_for_waiter(&self, key: &RunKey) {
+        let rx = self.shared.live().get(key).and_then(|r| r.ended.clone());
+        if let Some(mut rx) = rx {
+            let _ = tokio::time::timeout(WAITER_WAIT, rx.wait_for(|done| *done)).await;
+        }
+    }
+
+    pub(super) async fn cancel_run(&self, job_id: &str, attempt: u32) -> Result<(), BackendError> {
+        let dir = self.existing_run_dir(job_id, attempt).await?;
+        let key = (job_id.to_string(), attempt);
+        let pid = match read_pid(&dir).await {
+            Some(pid) if ended_status(&dir).await.is_none() && is_our_run(pid, &dir) => pid,
+            _ => {
+                self.shared.forget(&key);
+                return Ok(());
+            }
+        };
+        let Ok(raw) = i32::try_from(pid) else {
+            return Ok(());
+        };
+        let pgid = Pid::from_raw(raw);
+        tracing::info!(job_id, attempt, pid, "local backend: cancelling (SIGTERM)");
+        signal_group(pgid, Signal::SIGTERM)?;
+        if !wait_group_gone(pid, self.shared.cfg.kill_grace).await {
+            tracing::info!(job_id, attempt, pid, "local backend: still alive, SIGKILL");
+            signal_group(pgid, Signal::SIGKILL)?;
+            if !wait_group_gone(pid, AFTER_KILL_WAIT).await {
+                tracing::warn!(
+                    job_id,
+                    attempt,
+                    pid,
+                    "local backend: process group still present after SIGKILL"
+                );
+            }
+        }
+        self.wait_for_waiter(&key).await;
+        self.shared.forget(&key);
+        Ok(())
+    }
+}
+
+/// What to run: program and arguments, extra environment and working directory.
+pub(crate) struct Launch {
+    /// Program and arguments.
+    pub(crate) argv: Vec<String>,
+    /// Extra environment.
+    pub(crate) env: Vec<(String, String)>,
+    /// Working directory.
+    pub(crate) cwd: PathBuf,
+}
+
+/// Reaps the child, records how it ended when the wrapper could not, and drops the run from
+/// the live set.
+pub(super) async fn wait_child(
+    shared: Arc<Shared>,
+    key: RunKey,
+    dir: PathBuf,
+    mut child: tokio::process::Child,
+    tx: watch::Sender<bool>,
+) {
+    match child.wait().await {
+        Ok(status) => {
+            let has_code = tokio::fs::try_exists(dir.join(EXIT_CODE))
+                .await
+                .unwrap_or(false);
+            if !has_code {
+                let (file, text) = match (status.signal(), status.code()) {
+                    (Some(sig), _) => (KILLED_BY, format!("{sig}\n")),
+                    (None, Some(code)) => (EXIT_CODE, format!("{code}\n")),
+                    (None, None) => (KILLED_BY, "0\n".to_string()),
+                };
+                if let Err(e) = write_atomic(&dir.join(file), text.as_bytes()).await {
+                    tracing::warn!(error = %e, "local backend: could not record a run's end");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "local backend: waiting for a run failed"),
+    }
+    let _ = tx.send(true);
+    shared.forget(&key);
+}

@@ -1,0 +1,369 @@
+//! The simulated cluster: a real [`Backend`] whose nodes, runs and time are made up, for trying
+//! sluice's scheduling at scale on a laptop, for table tests of the scheduler without processes,
+//! for benchmarks and demos.
+//!
+//! **Nodes** come from the configuration ([`SimulatedConfig::nodes`]: groups of identical
+//! nodes). A run places its driver and each executor on a node, first fit, as a cluster would
+//! ([`Fitter`]); [`Backend::capacity`] reports each node's room minus the pods of the runs that
+//! hold it (pending or running), and those runs' jobs as `visible`. A submit that does not fit
+//! the free room is [`BackendError::NoRoom`].
+//!
+//! **Time** is read from the [`Clock`] given at construction (a test drives a
+//! [`crate::clock::ManualClock`]). A run is pending for `start_delay`, then runs for its
+//! duration, then ends as its outcome says; its room is free from then on.
+//!
+//! **A job's duration** is its label [`DURATION_LABEL`] (`sluice.io/sim-duration: 5m`), else a
+//! sample of the configured distribution keyed by (seed, job id, attempt): the same seed gives
+//! the same durations. **Its outcome** is its label [`OUTCOME_LABEL`]: `succeed` (the default),
+//! `fail` (exit code 1) or `oom` (exit code 137 with the local backend's message, so that the
+//! retry classifier sees an out-of-memory kill). Both labels are checked when the job is
+//! submitted ([`Backend::demand`]).
+//!
+//! A cancel ends the run at once (exit code 143) and frees its room; logs are a few synthetic
+//! lines.
+
+mod config;
+mod rng;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use sluice_core::capacity::Fitter;
+use sluice_core::job::{Demand, Role};
+use sluice_core::sizing::job_demand;
+use sluice_core::spec::Job;
+use sluice_core::{NodeCapacity, Snapshot};
+
+pub use self::config::{DurationConfig, NodeGroup, SimConfigError, SimulatedConfig};
+use self::config::{Resolved, duration_ms};
+pub use self::rng::Distribution;
+use self::rng::SplitMix64;
+use crate::clock::Clock;
+use crate::fsutil::lock;
+use crate::local::exit_message;
+use crate::{
+    Backend, BackendError, CapacityReport, LogChunk, RunRef, RunStatus, SubmitRequest, Submitted,
+};
+
+/// The backend's name in configuration and logs.
+pub const KIND: &str = "simulated";
+/// The label that sets how long a job runs ("90s", "5m", "1h30m").
+pub const DURATION_LABEL: &str = "sluice.io/sim-duration";
+/// The label that sets how a job ends: `succeed`, `fail` or `oom`.
+pub const OUTCOME_LABEL: &str = "sluice.io/sim-outcome";
+
+/// How a simulated run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit code 0.
+    Succeed,
+    /// Exit code 1.
+    Fail,
+    /// Killed for want of memory: exit code 137.
+    Oom,
+}
+
+impl Outcome {
+    fn of(job: &Job) -> Result<Outcome, BackendError> {
+        match job.labels.get(OUTCOME_LABEL).map(|v| v.trim()) {
+            None | Some("succeed") => Ok(Outcome::Succeed),
+            Some("fail") => Ok(Outcome::Fail),
+            Some("oom") => Ok(Outcome::Oom),
+            Some(other) => Err(BackendError::Rejected(format!(
+                "label {OUTCOME_LABEL} = {other:?} must be \"succeed\", \"fail\" or \"oom\""
+            ))),
+        }
+    }
+
+    fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Succeed => 0,
+            Outcome::Fail => 1,
+            Outcome::Oom => 137,
+        }
+    }
+}
+
+/// One simulated run.
+#[derive(Debug, Clone)]
+struct Run {
+    demand: Demand,
+    /// Node index of each pod, driver first.
+    placement: Vec<(Role, usize)>,
+    submitted_ms: i64,
+    start_ms: i64,
+    end_ms: i64,
+    outcome: Outcome,
+    /// When it was cancelled, if it was before it ended.
+    cancelled_ms: Option<i64>,
+}
+
+impl Run {
+    /// When the run stops holding room: its end, or its cancel.
+    fn over_ms(&self) -> i64 {
+        self.cancelled_ms
+            .map_or(self.end_ms, |c| c.min(self.end_ms))
+    }
+
+    fn holds_room(&self, now: i64) -> bool {
+        now < self.over_ms()
+    }
+
+    fn status(&self, now: i64) -> RunStatus {
+        match self.cancelled_ms {
+            Some(c) if c < self.end_ms && now >= c => RunStatus::Failed {
+                exit_code: Some(143),
+                message: exit_message(143),
+            },
+            _ if now < self.start_ms => RunStatus::Pending,
+            _ if now < self.end_ms => RunStatus::Running,
+            _ => match self.outcome {
+                Outcome::Succeed => RunStatus::Succeeded,
+                o => RunStatus::Failed {
+                    exit_code: Some(o.exit_code()),
+                    message: exit_message(o.exit_code()),
+                },
+            },
+        }
+    }
+}
+
+/// A simulated cluster. See the [module documentation](self).
+#[derive(Debug)]
+pub struct SimulatedBackend {
+    cfg: Resolved,
+    clock: Arc<dyn Clock>,
+    runs: Mutex<BTreeMap<(String, u32), Run>>,
+}
+
+impl SimulatedBackend {
+    /// A simulated cluster with the configured nodes, reading the time from `clock`. Fails with
+    /// [`BackendError::Config`] naming the key of a bad value.
+    pub fn new(cfg: &SimulatedConfig, clock: Arc<dyn Clock>) -> Result<Self, BackendError> {
+        let cfg = cfg
+            .resolve()
+            .map_err(|e| BackendError::Config(e.to_string()))?;
+        Ok(SimulatedBackend {
+            cfg,
+            clock,
+            runs: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The nodes, empty.
+    pub fn nodes(&self) -> &[NodeCapacity] {
+        &self.cfg.nodes
+    }
+
+    /// How long a run of `job_id`'s attempt would run, in milliseconds: the job's
+    /// [`DURATION_LABEL`], else a sample of the configured distribution for (seed, job id,
+    /// attempt).
+    pub fn duration_ms(&self, job_id: &str, attempt: u32, job: &Job) -> Result<u64, BackendError> {
+        match job.labels.get(DURATION_LABEL) {
+            Some(v) => duration_ms(&format!("labels.{DURATION_LABEL}"), v, false)
+                .map_err(|e| BackendError::Rejected(e.to_string())),
+            None => {
+                Ok(self
+                    .cfg
+                    .duration
+                    .sample(&mut SplitMix64::keyed(self.cfg.seed, job_id, attempt)))
+            }
+        }
+    }
+
+    /// Free room per node at `now`: each node minus the pods of the runs that hold room.
+    fn free_at(&self, runs: &BTreeMap<(String, u32), Run>, now: i64) -> Vec<NodeCapacity> {
+        let mut nodes = self.cfg.nodes.clone();
+        for run in runs.values().filter(|r| r.holds_room(now)) {
+            for &(role, i) in &run.placement {
+                let (Some(node), Some(pod)) = (nodes.get_mut(i), run.demand.role(role)) else {
+                    continue;
+                };
+                let each = pod.each();
+                node.cpu_milli = node.cpu_milli.saturating_sub(each.cpu_milli);
+                node.mem_mib = node.mem_mib.saturating_sub(each.mem_mib);
+                node.pods = node.pods.map(|p| p.saturating_sub(1));
+            }
+        }
+        nodes
+    }
+
+    fn find(&self, run: &RunRef) -> Result<Run, BackendError> {
+        lock(&self.runs)
+            .get(&(run.job_id.clone(), run.attempt))
+            .cloned()
+            .ok_or_else(|| BackendError::NotFound {
+                job_id: run.job_id.clone(),
+                attempt: run.attempt,
+            })
+    }
+
+    fn log_text(&self, run: &RunRef, r: &Run, now: i64) -> String {
+        let names = |role: Role| -> Vec<&str> {
+            r.placement
+                .iter()
+                .filter(|(ro, _)| *ro == role)
+                .filter_map(|(_, i)| self.cfg.nodes.get(*i).map(|n| n.name.as_str()))
+                .collect()
+        };
+        let mut text = format!(
+            "simulated run of job {} attempt {}: {} pods ({})\n",
+            run.job_id,
+            run.attempt,
+            r.placement.len(),
+            r.demand.total()
+        );
+        let drivers = names(Role::Driver);
+        if !drivers.is_empty() {
+            text.push_str(&format!("driver on {}\n", drivers.join(", ")));
+        }
+        let executors = names(Role::Executor);
+        if !executors.is_empty() {
+            text.push_str(&format!(
+                "{} executors on {}\n",
+                executors.len(),
+                executors.join(", ")
+            ));
+        }
+        if now >= r.start_ms && r.cancelled_ms.is_none_or(|c| c > r.start_ms) {
+            text.push_str(&format!(
+                "running after {} ms pending\n",
+                r.start_ms - r.submitted_ms
+            ));
+        }
+        match r.status(now) {
+            RunStatus::Succeeded => {
+                text.push_str(&format!("succeeded after {} ms\n", r.end_ms - r.start_ms))
+            }
+            RunStatus::Failed { message, .. } => {
+                if r.outcome == Outcome::Oom && r.cancelled_ms.is_none() {
+                    text.push_str("java.lang.OutOfMemoryError: Java heap space (simulated)\n");
+                }
+                text.push_str(&format!("failed: {message}\n"));
+            }
+            _ => {}
+        }
+        text
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for SimulatedBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn capacity(&self) -> Result<CapacityReport, BackendError> {
+        let now = self.clock.now_ms();
+        let runs = lock(&self.runs);
+        let visible: BTreeSet<String> = runs
+            .iter()
+            .filter(|(_, r)| r.holds_room(now))
+            .map(|((job, _), _)| job.clone())
+            .collect();
+        Ok(CapacityReport {
+            snapshot: Snapshot {
+                available: true,
+                nodes: self.free_at(&runs, now),
+                allocatable: self.cfg.nodes.clone(),
+            },
+            visible,
+        })
+    }
+
+    fn demand(&self, job: &Job) -> Result<Demand, BackendError> {
+        Outcome::of(job)?;
+        if let Some(v) = job.labels.get(DURATION_LABEL) {
+            duration_ms(&format!("labels.{DURATION_LABEL}"), v, false)
+                .map_err(|e| BackendError::Rejected(e.to_string()))?;
+        }
+        job_demand(job).map_err(|e| BackendError::Rejected(e.to_string()))
+    }
+
+    async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, BackendError> {
+        let backend_ref = format!("sim/{}/{}", req.job_id, req.attempt);
+        let outcome = Outcome::of(&req.job)?;
+        let duration = self.duration_ms(&req.job_id, req.attempt, &req.job)?;
+        let now = self.clock.now_ms();
+        let mut runs = lock(&self.runs);
+        let key = (req.job_id.clone(), req.attempt);
+        if runs.contains_key(&key) {
+            return Ok(Submitted {
+                backend_ref,
+                already_existed: true,
+            });
+        }
+        let mut fitter = Fitter::new(&self.free_at(&runs, now));
+        let placement = fitter.try_place(&req.demand).map_err(|no_fit| {
+            BackendError::NoRoom(format!(
+                "job {} attempt {}: {no_fit}",
+                req.job_id, req.attempt
+            ))
+        })?;
+        let start_ms =
+            now.saturating_add(i64::try_from(self.cfg.start_delay_ms).unwrap_or(i64::MAX));
+        let end_ms = start_ms.saturating_add(i64::try_from(duration).unwrap_or(i64::MAX));
+        runs.insert(
+            key,
+            Run {
+                demand: req.demand.clone(),
+                placement: placement.pods,
+                submitted_ms: now,
+                start_ms,
+                end_ms,
+                outcome,
+                cancelled_ms: None,
+            },
+        );
+        tracing::debug!(job_id = %req.job_id, attempt = req.attempt, duration_ms = duration,
+            "simulated: started");
+        Ok(Submitted {
+            backend_ref,
+            already_existed: false,
+        })
+    }
+
+    async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError> {
+        Ok(self.find(run)?.status(self.clock.now_ms()))
+    }
+
+    async fn cancel(&self, run: &RunRef) -> Result<(), BackendError> {
+        let now = self.clock.now_ms();
+        if let Some(r) = lock(&self.runs).get_mut(&(run.job_id.clone(), run.attempt))
+            && r.cancelled_ms.is_none()
+            && now < r.end_ms
+        {
+            r.cancelled_ms = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn logs(
+        &self,
+        run: &RunRef,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<LogChunk, BackendError> {
+        let r = self.find(run)?;
+        let now = self.clock.now_ms();
+        let text = self.log_text(run, &r, now);
+        let bytes = text.as_bytes();
+        let from = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let mut to = from.saturating_add(max_bytes).min(bytes.len());
+        while !text.is_char_boundary(to) {
+            to -= 1;
+        }
+        let from_ok = if text.is_char_boundary(from) {
+            from
+        } else {
+            to
+        };
+        Ok(LogChunk {
+            data: text[from_ok..to].to_string(),
+            next_offset: to as u64,
+            complete: r.status(now).is_final() && to == bytes.len(),
+        })
+    }
+}
