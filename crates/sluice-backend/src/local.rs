@@ -1280,7 +1280,8 @@ impl LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::spec::{Deps, Levels, ParseOptions, Text, parse_job};
+    use sluice_core::document::parse_job;
+    use sluice_core::spec::{Deps, Levels, ParseOptions, Text};
 
     fn parse(text: &str) -> Job {
         let levels = Levels::default();

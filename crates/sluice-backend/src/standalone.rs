@@ -1730,7 +1730,8 @@ impl Backend for StandaloneBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::spec::{Levels, ParseOptions, parse_job};
+    use sluice_core::document::parse_job;
+    use sluice_core::spec::{Levels, ParseOptions};
 
     #[test]
     fn worker_loss_under_a_running_app_is_noted() {

@@ -2,7 +2,8 @@
 //!
 //! Everything here is deterministic: no clock, no randomness, no I/O. Callers pass `now` in.
 //! - [`quantity`]: CPU and memory quantities as Spark and Kubernetes write them.
-//! - [`spec`]: the job model, parsed from sluice's own YAML or from a Spark Operator `SparkApplication`.
+//! - [`spec`]: the job model and the checks of its fields.
+//! - [`document`]: the job document parser (sluice's own spec or a `SparkApplication`).
 //! - [`sizing`]: the pod-level demand of a job, by Spark's own rules.
 //! - [`job`]: job states, records and transition history, shared by the store and the server.
 //! - [`capacity`]: capacity snapshots and the per-node, all-or-nothing fit check.
@@ -13,6 +14,7 @@
 
 pub mod capacity;
 pub mod cycle;
+pub mod document;
 pub mod job;
 pub mod pods;
 pub mod quantity;
