@@ -17,9 +17,9 @@ use serde::Deserialize;
 use crate::retry::{JobPolicy, from_restart_policy};
 use crate::sizing::{command_demand, spark_demand};
 use crate::spec::{
-    Job, JobKind, JobSpec, MAX_QUEUE_WAIT_KEY, MAX_RUNTIME_KEY, PRIORITY_LABEL, ParseOptions,
-    SparkSpec, SpecError, Text, check_labels, decode, namespace_of, parse_duration_secs,
-    required_name, validate_command, validate_spark,
+    Controls, Job, JobKind, JobSpec, MAX_QUEUE_WAIT_KEY, MAX_RUNTIME_KEY, PRIORITY_LABEL,
+    ParseOptions, SparkSpec, SpecError, Text, check_document_text, check_labels, check_text,
+    decode, namespace_of, parse_duration_secs, required_name, validate_command, validate_spark,
 };
 
 /// Parses and validates a job document (YAML or JSON).
@@ -39,6 +39,8 @@ pub fn parse_job_with_policy(
     }
     let value: serde_json::Value =
         serde_saphyr::from_str(text).map_err(|e| SpecError::Malformed(e.to_string()))?;
+    // NUL and other control characters are refused anywhere, naming the path.
+    check_document_text(&value, "")?;
     let obj = value.as_object().ok_or_else(|| {
         SpecError::Malformed(format!(
             "expected a mapping at the top level, got {}",
@@ -250,6 +252,12 @@ pub(crate) fn parse_spark_application(
             field: "spec.type".into(),
             hint: "one of Scala, Java, Python, R".into(),
         });
+    }
+    for role in ["", "driver.", "executor."] {
+        let pointer = format!("/spec/{}image", role.replace('.', "/"));
+        if let Some(image) = value.pointer(&pointer).and_then(|v| v.as_str()) {
+            check_text(&format!("spec.{role}image"), image, Controls::None)?;
+        }
     }
     validate_spark(&spec, "spec")?;
     spark_demand(&spec, "spec")?;

@@ -627,7 +627,13 @@ pub fn from_restart_policy(
             FailureClass::Timeout,
         ]);
     }
-    let ms = interval.saturating_mul(1000);
+    let ms = interval
+        .checked_mul(1000)
+        .ok_or_else(|| SpecError::BadValue {
+            field: format!("{p}.onFailureRetryInterval"),
+            value: interval.to_string(),
+            message: "is too large".into(),
+        })?;
     Ok(Some(RetryPolicy {
         max_attempts: 1 + on_failure.max(on_submission),
         backoff_initial_ms: ms,

@@ -499,6 +499,8 @@ pub fn parse_schedule(
     }
     let value: serde_json::Value =
         serde_saphyr::from_str(text).map_err(|e| SpecError::Malformed(e.to_string()))?;
+    // NUL and other control characters are refused anywhere, naming the path.
+    spec::check_document_text(&value, "")?;
     let obj = value
         .as_object()
         .ok_or_else(|| SpecError::Malformed("expected a mapping at the top level".to_string()))?;

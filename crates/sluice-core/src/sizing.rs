@@ -98,24 +98,44 @@ fn conf_bool(s: &SparkSpec, key: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// Cores of one pod of a role: the spec, else the Spark conf, else 1.
-fn cores(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
+/// Cores of one pod of a role: the spec, else the Spark conf, else 1; with the field it came from.
+fn cores_of(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, String), SpecError> {
     let key = format!("spark.{}.cores", r.role);
     let (field, v) = match r.cores {
         Some(c) => (format!("{p}.{}.cores", r.role), c),
         None => match conf_int(s, p, &key)? {
             Some(c) => (conf_field(p, &key), c),
-            None => return Ok(1),
+            None => return Ok((1, format!("{p}.{}.cores", r.role))),
         },
     };
-    u64::try_from(v)
-        .ok()
-        .filter(|c| *c > 0)
-        .ok_or_else(|| SpecError::BadValue {
+    match u64::try_from(v).ok().filter(|c| *c > 0) {
+        Some(c) => Ok((c, field)),
+        None => Err(SpecError::BadValue {
             field,
             value: v.to_string(),
             message: "must be greater than zero".into(),
-        })
+        }),
+    }
+}
+
+/// Cores of one pod of a role.
+fn cores(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
+    cores_of(s, p, r).map(|(c, _)| c)
+}
+
+/// Cores of one pod of a role in millicores; a count too large to express is an error.
+fn cores_milli(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
+    let (c, field) = cores_of(s, p, r)?;
+    c.checked_mul(1000).ok_or_else(|| too_large(field, c))
+}
+
+/// The error for a quantity whose arithmetic would overflow.
+fn too_large(field: impl Into<String>, value: impl ToString) -> SpecError {
+    SpecError::BadValue {
+        field: field.into(),
+        value: value.to_string(),
+        message: "is too large (the demand it gives cannot be represented)".into(),
+    }
 }
 
 /// The heap of one JVM of a role: `memory` (spec, else `spark.{role}.memory`, else 1g).
@@ -136,7 +156,7 @@ fn pod(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, u64, u64), Spe
     let cpu_milli = match (r.core_request, s.conf(&req_key)) {
         (Some(t), _) => cpu_field(&format!("{p}.{role}.coreRequest"), t.as_str())?,
         (None, Some(v)) => cpu_field(&conf_field(p, &req_key), v)?,
-        (None, None) => cores * 1000,
+        (None, None) => cores_milli(s, p, r)?,
     };
     let heap = heap_mib(s, p, r)?;
     let ovh_key = format!("spark.{role}.memoryOverhead");
@@ -166,7 +186,15 @@ fn pod(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, u64, u64), Spe
             ((factor * heap as f64) as u64).max(min)
         }
     };
-    Ok((cpu_milli, heap.saturating_add(overhead), cores))
+    let mem = heap.checked_add(overhead).ok_or_else(|| {
+        let written = r
+            .memory
+            .map(|t| t.as_str().to_string())
+            .or_else(|| s.conf(&format!("spark.{role}.memory")).map(str::to_string))
+            .unwrap_or_else(|| heap.to_string());
+        too_large(format!("{p}.{role}.memory"), written)
+    })?;
+    Ok((cpu_milli, mem, cores))
 }
 
 /// How many executors the job needs before it can make progress.
@@ -209,7 +237,8 @@ fn executor_extra_mib(s: &SparkSpec, p: &str) -> Result<u64, SpecError> {
     if !s.app_type().is_jvm()
         && let Some(v) = s.conf("spark.executor.pyspark.memory")
     {
-        extra += mem_field(&conf_field(p, "spark.executor.pyspark.memory"), v)?;
+        let field = conf_field(p, "spark.executor.pyspark.memory");
+        extra = mem_field(&field, v)?;
     }
     if conf_bool(s, "spark.memory.offHeap.enabled")
         && let Some(v) = s.conf("spark.memory.offHeap.size")
@@ -227,7 +256,7 @@ fn executor_extra_mib(s: &SparkSpec, p: &str) -> Result<u64, SpecError> {
         } else {
             mem_field(&field, t)?
         };
-        extra += mib;
+        extra = extra.checked_add(mib).ok_or_else(|| too_large(field, v))?;
     }
     Ok(extra)
 }
@@ -251,7 +280,9 @@ pub fn spark_demand(s: &SparkSpec, p: &str) -> Result<Demand, SpecError> {
     };
     let (d_cpu, d_mem, _) = pod(s, p, &driver)?;
     let (e_cpu, e_mem, _) = pod(s, p, &executor)?;
-    let e_mem = e_mem.saturating_add(executor_extra_mib(s, p)?);
+    let e_mem = e_mem
+        .checked_add(executor_extra_mib(s, p)?)
+        .ok_or_else(|| too_large(format!("{p}.executor.memory"), e_mem))?;
     let count = executor_count(s, p)?;
     let count = u32::try_from(count).map_err(|_| SpecError::BadValue {
         field: format!("{p}.executor.instances"),
@@ -272,7 +303,17 @@ pub fn spark_demand(s: &SparkSpec, p: &str) -> Result<Demand, SpecError> {
             mem_mib: e_mem,
         });
     }
-    Ok(Demand { pods })
+    checked(Demand { pods }, p, count)
+}
+
+/// The demand if its total (executor count x pod demand, summed over roles) can be
+/// represented; otherwise an error naming the executor count. Callers may then add and
+/// multiply a demand's resources without overflow.
+fn checked(d: Demand, p: &str, count: u32) -> Result<Demand, SpecError> {
+    match d.checked_total() {
+        Some(_) => Ok(d),
+        None => Err(too_large(format!("{p}.executor.instances"), count)),
+    }
 }
 
 /// The N of `local[N]` for running the job on one machine: executors x executor cores (at least 1).
@@ -285,7 +326,10 @@ pub fn local_threads(s: &SparkSpec) -> Result<u64, SpecError> {
         memory_overhead: None,
     };
     let per = cores(s, "spark", &executor)?;
-    Ok(executor_count(s, "spark")?.saturating_mul(per).max(1))
+    let n = executor_count(s, "spark")?;
+    n.checked_mul(per)
+        .map(|t| t.max(1))
+        .ok_or_else(|| too_large("spark.executor.instances", n))
 }
 
 /// The driver heap in MiB (for `spark.driver.memory` in local mode).
@@ -373,17 +417,17 @@ pub fn standalone_demand(s: &SparkSpec, p: &str, mode: DeployMode) -> Result<Dem
         pods.push(PodDemand {
             role: Role::Driver,
             count: 1,
-            cpu_milli: cores(s, p, &driver)?.saturating_mul(1000),
+            cpu_milli: cores_milli(s, p, &driver)?,
             mem_mib: heap_mib(s, p, &driver)?,
         });
     }
     pods.push(PodDemand {
         role: Role::Executor,
         count,
-        cpu_milli: cores(s, p, &executor)?.saturating_mul(1000),
+        cpu_milli: cores_milli(s, p, &executor)?,
         mem_mib: heap_mib(s, p, &executor)?,
     });
-    Ok(Demand { pods })
+    checked(Demand { pods }, p, count)
 }
 
 #[cfg(test)]

@@ -597,15 +597,81 @@ pub(crate) fn check_labels(
                 "is not a valid label key",
             ));
         }
-        if v.len() > 1024 {
+        check_text(&format!("{field}.{k}"), k, Controls::None)?;
+        check_text(&format!("{field}.{k}"), v, Controls::None)?;
+        // Characters, not bytes: a value of multi-byte characters is measured and cut on
+        // character boundaries.
+        if v.chars().count() > 1024 {
+            let head: String = v.chars().take(32).collect();
             return Err(SpecError::bad(
                 format!("{field}.{k}"),
-                format!("{}...", &v[..32.min(v.len())]),
+                format!("{head}..."),
                 "is longer than 1024 characters",
             ));
         }
     }
     Ok(labels)
+}
+
+/// Which control characters [`check_text`] lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Controls {
+    /// None at all: names, keys, labels, paths, classes, images.
+    None,
+    /// Tab, line feed and carriage return only: free text such as arguments, environment and
+    /// Spark conf values (a `sh -c` script written as a YAML block is several lines).
+    Whitespace,
+}
+
+/// Refuses a text with a control character (C0, DEL, C1; NUL included), naming `field` and
+/// showing the value escaped. Such a character cannot be stored by every database (PostgreSQL
+/// refuses NUL) and would corrupt logs and terminals.
+pub(crate) fn check_text(field: &str, v: &str, allowed: Controls) -> Result<(), SpecError> {
+    let bad = v.chars().find(|c| {
+        c.is_control() && !(allowed == Controls::Whitespace && matches!(c, '\t' | '\n' | '\r'))
+    });
+    match bad {
+        None => Ok(()),
+        Some(c) => Err(SpecError::bad(
+            field,
+            v,
+            format!(
+                "contains the control character U+{:04X}; {}",
+                u32::from(c),
+                match allowed {
+                    Controls::None => "no control characters are allowed here",
+                    Controls::Whitespace => "only tab and line breaks are allowed here",
+                }
+            ),
+        )),
+    }
+}
+
+/// Refuses a control character other than tab and line breaks anywhere in a parsed document,
+/// keys included, naming the path (`prefix` is the path of `value`).
+pub(crate) fn check_document_text(
+    value: &serde_json::Value,
+    prefix: &str,
+) -> Result<(), SpecError> {
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) => check_text(prefix, s, Controls::Whitespace),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_document_text(v, &format!("{prefix}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            check_text(&join(k), k, Controls::None)?;
+            check_document_text(v, &join(k))
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn positive(field: &str, v: Option<i64>) -> Result<(), SpecError> {
@@ -624,6 +690,46 @@ fn non_negative(field: &str, v: Option<i64>) -> Result<(), SpecError> {
 
 /// Field checks of a Spark application (`p` is its path); quantities are checked by sizing.
 pub(crate) fn validate_spark(s: &SparkSpec, p: &str) -> Result<(), SpecError> {
+    let strict = |field: &str, v: &str| check_text(&format!("{p}.{field}"), v, Controls::None);
+    if let Some(f) = &s.main_application_file {
+        strict("mainApplicationFile", f)?;
+    }
+    if let Some(c) = &s.main_class {
+        strict("mainClass", c)?;
+    }
+    if let Some(v) = &s.spark_version {
+        strict("sparkVersion", v)?;
+    }
+    for (i, a) in s.arguments.iter().enumerate() {
+        check_text(
+            &format!("{p}.arguments[{i}]"),
+            a.as_str(),
+            Controls::Whitespace,
+        )?;
+    }
+    for (k, v) in &s.spark_conf {
+        strict(&format!("sparkConf.{k}"), k)?;
+        check_text(
+            &format!("{p}.sparkConf.{k}"),
+            v.as_str(),
+            Controls::Whitespace,
+        )?;
+    }
+    if let Some(d) = &s.deps {
+        for (name, list) in [
+            ("jars", &d.jars),
+            ("files", &d.files),
+            ("pyFiles", &d.py_files),
+            ("packages", &d.packages),
+            ("excludePackages", &d.exclude_packages),
+            ("repositories", &d.repositories),
+            ("archives", &d.archives),
+        ] {
+            for (i, v) in list.iter().enumerate() {
+                strict(&format!("deps.{name}[{i}]"), v)?;
+            }
+        }
+    }
     match s.main_application_file.as_deref().map(str::trim) {
         None | Some("") => {
             return Err(SpecError::Missing {
@@ -677,6 +783,24 @@ pub(crate) fn validate_spark(s: &SparkSpec, p: &str) -> Result<(), SpecError> {
 
 /// Field checks of a command job; quantities are checked by sizing.
 pub(crate) fn validate_command(c: &CommandSpec) -> Result<(), SpecError> {
+    for (i, a) in c.argv.iter().enumerate() {
+        check_text(
+            &format!("command.argv[{i}]"),
+            a.as_str(),
+            Controls::Whitespace,
+        )?;
+    }
+    for (k, v) in &c.env {
+        check_text(&format!("command.env.{k}"), k, Controls::None)?;
+        check_text(
+            &format!("command.env.{k}"),
+            v.as_str(),
+            Controls::Whitespace,
+        )?;
+    }
+    if let Some(w) = &c.working_dir {
+        check_text("command.workingDir", w, Controls::None)?;
+    }
     if c.argv.is_empty() || c.argv[0].as_str().trim().is_empty() {
         return Err(SpecError::Missing {
             field: "command.argv".into(),

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::job::PodDemand;
 use proptest::prelude::*;

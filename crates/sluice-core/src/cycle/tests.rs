@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::capacity::NodeCapacity;
 use crate::job::{PodDemand, Role};

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::spec::{AppType, Levels};
 
@@ -233,4 +232,166 @@ fn shipped_examples_parse() {
         n += 1;
     }
     assert!(n >= 3, "expected the example jobs in {dir}");
+}
+
+#[test]
+fn control_characters_are_refused_naming_the_field() {
+    // (document, field named, value shown escaped)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "name: a\ncommand: {argv: [ls, \"a\\0b\"]}",
+            "`command.argv[1]`",
+            "\"a\\0b\"",
+        ),
+        (
+            "name: a\ncommand: {argv: [ls], workingDir: \"/tmp/\\0x\"}",
+            "`command.workingDir`",
+            "\"/tmp/\\0x\"",
+        ),
+        (
+            "name: a\ncommand: {argv: [ls], workingDir: \"/tmp/\\nx\"}",
+            "`command.workingDir`",
+            "\"/tmp/\\nx\"",
+        ),
+        (
+            "name: a\ncommand: {argv: [ls], env: {A: \"x\\u001by\"}}",
+            "`command.env.A`",
+            "\"x\\u{1b}y\"",
+        ),
+        (
+            "name: a\nlabels: {team: \"da\\tta\"}\ncommand: {argv: [ls]}",
+            "`labels.team`",
+            "\"da\\tta\"",
+        ),
+        (
+            "name: a\nlabels: {\"te\\u0085am\": x}\ncommand: {argv: [ls]}",
+            "`labels.te\u{85}am`",
+            "\"te\\u{85}am\"",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: \"a\\0.py\"}",
+            "`spark.mainApplicationFile`",
+            "\"a\\0.py\"",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.jar, mainClass: \"A\\nB\"}",
+            "`spark.mainClass`",
+            "\"A\\nB\"",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, sparkConf: {\"spark.x\\u007f\": y}}",
+            "`spark.sparkConf.spark.x\u{7f}`",
+            "\"spark.x\\u{7f}\"",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, arguments: [\"x\\u0007\"]}",
+            "`spark.arguments[0]`",
+            "\"x\\u{7}\"",
+        ),
+        (
+            "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\nmetadata: {name: a}\nspec: {type: Python, mainApplicationFile: a.py, image: \"spark\\n:4\"}",
+            "`spec.image`",
+            "\"spark\\n:4\"",
+        ),
+        (
+            "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\nmetadata: {name: a}\nspec: {type: Python, mainApplicationFile: a.py, driver: {serviceAccount: \"s\\0a\"}}",
+            "`spec.driver.serviceAccount`",
+            "\"s\\0a\"",
+        ),
+    ];
+    for (text, field, value) in cases {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(err.contains(field), "{text:?}: {err}");
+        assert!(err.contains(value), "{text:?}: {err}");
+        assert!(err.contains("control character"), "{text:?}: {err}");
+    }
+    // Line breaks and tabs are text in arguments, environment and conf values: a script.
+    let script = "name: a\ncommand:\n  argv:\n    - sh\n    - -c\n    - |\n      echo a\n      echo\tb\n  env: {A: \"x\\ny\"}\n";
+    assert!(parse(script).is_ok());
+}
+
+#[test]
+fn multi_byte_labels_are_measured_in_characters_without_panicking() {
+    let long = |c: &str, n: usize| c.repeat(n);
+    for (value, ok) in [
+        (long("é", 1024), true),
+        (long("é", 1025), false),
+        (long("😀", 1024), true),
+        (long("😀", 1100), false),
+        (format!("a{}", long("é", 1100)), false),
+    ] {
+        let text = format!("name: a\nlabels: {{k: \"{value}\"}}\ncommand: {{argv: [ls]}}");
+        match parse(&text) {
+            Ok(job) => {
+                assert!(ok, "accepted {} characters", value.chars().count());
+                assert_eq!(job.labels["k"], value);
+            }
+            Err(e) => {
+                assert!(!ok, "{e}");
+                let e = e.to_string();
+                assert!(
+                    e.contains("`labels.k`") && e.contains("1024 characters"),
+                    "{e}"
+                );
+                let head: String = value.chars().take(32).collect();
+                assert!(e.contains(&head), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn quantities_that_overflow_are_refused_naming_the_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, sparkConf: {spark.driver.cores: 18446744073709552}}",
+            "spark.driver.cores",
+            "18446744073709552",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, driver: {cores: 9223372036854775807}}",
+            "`spark.driver.cores`",
+            "9223372036854775807",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, executor: {cores: 18446744073709552}}",
+            "`spark.executor.cores`",
+            "18446744073709552",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, driver: {memory: 17179869183p}}",
+            "`spark.driver.memory`",
+            "17179869183p",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, driver: {memory: 9000000000p, memoryOverhead: 9000000000p}}",
+            "`spark.driver.memory`",
+            "9000000000p",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, executor: {instances: 4294967295, memory: 8192p}}",
+            "`spark.executor.instances`",
+            "4294967295",
+        ),
+        (
+            "name: a\nspark: {mainApplicationFile: a.py, executor: {instances: 4294967296}}",
+            "`spark.executor.instances`",
+            "4294967296",
+        ),
+        (
+            "name: a\ncommand: {argv: [ls], cpu: \"18446744073709552\"}",
+            "`command.cpu`",
+            "18446744073709552",
+        ),
+        (
+            "name: a\ncommand: {argv: [ls], memory: \"99999999999999999999\"}",
+            "`command.memory`",
+            "99999999999999999999",
+        ),
+    ];
+    for (text, field, value) in cases {
+        let err = parse(text).expect_err(text).to_string();
+        assert!(err.contains(field), "{text:?}: {err}");
+        assert!(err.contains(value), "{text:?}: {err}");
+    }
 }

@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn r(cpu: u64, mem: u64) -> Resources {

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::document::parse_job;
 use crate::spec::{Levels, ParseOptions};
