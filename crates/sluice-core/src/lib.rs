@@ -1,6 +1,7 @@
 //! The pure core of sluice.
 //!
 //! Everything here is deterministic: no clock, no randomness, no I/O. Callers pass `now` in.
+//! - [`duration`]: the one duration grammar ("90", "90s", "1h 30m", "500ms", "2d").
 //! - [`quantity`]: CPU and memory quantities as Spark and Kubernetes write them.
 //! - [`spec`]: the job model and the checks of its fields.
 //! - [`document`]: the job document parser (sluice's own spec or a `SparkApplication`).
@@ -15,6 +16,7 @@
 pub mod capacity;
 pub mod cycle;
 pub mod document;
+pub mod duration;
 pub mod job;
 pub mod pods;
 pub mod quantity;

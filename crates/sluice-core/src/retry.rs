@@ -219,26 +219,15 @@ pub fn stored_spec(job: &Job, policy: &JobPolicy) -> Result<serde_json::Value, s
     Ok(v)
 }
 
-/// Parses a duration in milliseconds: `250ms`, or anything [`crate::spec::parse_duration_secs`]
-/// reads (`10s`, `1m30s`, `2h`, a bare number of seconds).
+/// Parses a duration in milliseconds, greater than zero, in the grammar of
+/// [`crate::duration`] (`250ms`, `10s`, `1m30s`, `1h 30m`, `2h`, a bare number of seconds).
 pub fn parse_duration_ms(field: &str, text: &str) -> Result<u64, SpecError> {
-    let t = text.trim();
-    if let Some(ms) = t.strip_suffix("ms") {
-        return match ms.trim().parse::<u64>() {
-            Ok(0) => Err(SpecError::BadValue {
-                field: field.into(),
-                value: text.into(),
-                message: "must be greater than zero".into(),
-            }),
-            Ok(n) => Ok(n),
-            Err(_) => Err(SpecError::BadValue {
-                field: field.into(),
-                value: text.into(),
-                message: "is not a duration (like 250ms, 10s, 1m, 1h30m)".into(),
-            }),
-        };
-    }
-    crate::spec::parse_duration_secs(field, t).map(|s| s.saturating_mul(1000))
+    let d = crate::duration::parse_positive(field, text)?;
+    u64::try_from(d.as_millis()).map_err(|_| SpecError::BadValue {
+        field: field.into(),
+        value: text.into(),
+        message: "is too long a duration".into(),
+    })
 }
 
 impl RetrySpec {

@@ -16,6 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::duration::{self, DurationError};
 use crate::quantity::{self, QuantityError};
 
 /// The label (on a `SparkApplication`) that names sluice's priority level.
@@ -810,54 +811,28 @@ pub(crate) fn validate_command(c: &CommandSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// Parses a duration like "90s", "30m", "2h", "1d", "1h30m" or a bare number of seconds.
+/// Parses a duration in whole seconds, greater than zero, in the grammar of [`crate::duration`]
+/// ("90", "90s", "30m", "1h30m", "1h 30m", "2d"; "1500ms" is refused: not whole seconds).
 pub fn parse_duration_secs(field: &str, text: &str) -> Result<u64, SpecError> {
-    let t = text.trim();
-    let err = || {
-        SpecError::bad(
+    let d = duration::parse_positive(field, text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(SpecError::bad(
             field,
             text,
-            "is not a duration (like 90s, 30m, 2h, 1h30m, 1d)",
-        )
-    };
-    if t.is_empty() {
-        return Err(err());
+            "is not a whole number of seconds",
+        ));
     }
-    if let Ok(n) = t.parse::<u64>() {
-        return if n == 0 {
-            Err(SpecError::bad(field, text, "must be greater than zero"))
-        } else {
-            Ok(n)
-        };
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
+    Ok(d.as_secs())
+}
+
+impl From<DurationError> for SpecError {
+    fn from(e: DurationError) -> Self {
+        SpecError::BadValue {
+            field: e.field().to_string(),
+            value: e.value().to_string(),
+            message: e.problem(),
         }
-        let n: u64 = num.parse().map_err(|_| err())?;
-        num.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(err()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(err)?;
     }
-    if !num.is_empty() {
-        return Err(err());
-    }
-    if total == 0 {
-        return Err(SpecError::bad(field, text, "must be greater than zero"));
-    }
-    Ok(total)
 }
 
 /// Parses a memory quantity in a named field (used by sizing and config).
