@@ -21,10 +21,22 @@ use crate::spec::{
     ParseOptions, SparkSpec, SpecError, Text, check_document_text, check_labels, check_text,
     decode, namespace_of, parse_duration_secs, required_name, validate_command, validate_spark,
 };
+use crate::stored::StoredJob;
 
 /// Parses and validates a job document (YAML or JSON).
 pub fn parse_job(text: &str, opts: ParseOptions<'_>) -> Result<Job, SpecError> {
     parse_job_with_policy(text, opts).map(|(job, _)| job)
+}
+
+/// Parses and validates a job document into the [`StoredJob`] the store keeps: the job, its
+/// policy and the text exactly as given (so that it can be handed back unchanged).
+pub fn parse_stored(text: &str, opts: ParseOptions<'_>) -> Result<StoredJob, SpecError> {
+    let (job, policy) = parse_job_with_policy(text, opts)?;
+    Ok(StoredJob {
+        job,
+        policy,
+        document: text.to_string(),
+    })
 }
 
 /// Parses and validates a job document and its orchestration policy: `retry` and

@@ -11,6 +11,7 @@
 //! - [`cycle`]: one scheduling cycle over the queues.
 //! - [`schedule`]: cron schedules in time zones, concurrency and missed-run policies.
 //! - [`retry`]: failure classes, retry policies, backoff with deterministic jitter, OOM raises.
+//! - [`stored`]: the stored job (job, policy, the user's document), encoded and decoded once.
 //! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
 
 pub mod capacity;
@@ -24,6 +25,7 @@ pub mod retry;
 pub mod schedule;
 pub mod sizing;
 pub mod spec;
+pub mod stored;
 
 pub use capacity::{NodeCapacity, Snapshot};
 pub use job::{Demand, JobState, PodDemand, Resources, Role};

@@ -195,13 +195,6 @@ impl JobPolicy {
         self.retry.is_none() && self.max_queue_wait_secs.is_none()
     }
 
-    /// The policy kept in a stored job spec (none when absent or unreadable).
-    pub fn from_spec(spec: &serde_json::Value) -> JobPolicy {
-        spec.get(POLICY_KEY)
-            .and_then(|p| serde_json::from_value(p.clone()).ok())
-            .unwrap_or_default()
-    }
-
     /// How many attempts a round of this job may make.
     pub fn max_attempts(&self) -> u32 {
         self.retry.as_ref().map_or(1, |r| r.max_attempts)

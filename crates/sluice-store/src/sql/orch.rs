@@ -477,7 +477,12 @@ impl SqlStore {
     }
 
     pub(super) async fn orch_retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
-        let ttl_ms = r.spec.as_ref().map(crate::orchestration::queue_ttl_ms);
+        let ttl_ms = r
+            .spec
+            .as_ref()
+            .map(crate::orchestration::queue_ttl_ms)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("job {:?}: {e}", r.id)))?;
         let spec = r
             .spec
             .as_ref()
