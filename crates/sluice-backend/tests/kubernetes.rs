@@ -21,9 +21,10 @@ use sluice_backend::kubernetes::{CapacityMode, KubeBackend, KubeSettings};
 use sluice_backend::{Backend, BackendError, RunRef, RunStatus, SubmitRequest};
 use sluice_core::capacity::NodeCapacity;
 use sluice_core::cycle::{Candidate, CycleInput, NamespacePolicy, WaitReason, schedule};
+use sluice_core::document::parse_job;
 use sluice_core::job::{Demand, JobRecord, JobState};
 use sluice_core::sizing::job_demand;
-use sluice_core::spec::{Job, Levels, ParseOptions, parse_job};
+use sluice_core::spec::{Job, Levels, ParseOptions};
 
 const NS: &str = "spark";
 
@@ -402,7 +403,7 @@ fn a_users_restart_policy_becomes_sluices_retries_not_the_operators() {
     );
     assert!(text.contains("OnFailure"), "{text}");
     let levels = Levels::default();
-    let (job, policy) = sluice_core::spec::parse_job_with_policy(
+    let (job, policy) = sluice_core::document::parse_job_with_policy(
         &text,
         ParseOptions {
             priority: None,

@@ -11,9 +11,10 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use sluice_backend::local::{LocalBackend, LocalConfig, find_spark_home};
 use sluice_backend::{Backend, BackendError, RunRef, RunStatus, SubmitRequest};
+use sluice_core::document::parse_job;
 use sluice_core::job::{Demand, Resources};
 use sluice_core::sizing::job_demand;
-use sluice_core::spec::{CommandSpec, Job, JobKind, Levels, ParseOptions, Text, parse_job};
+use sluice_core::spec::{CommandSpec, Job, JobKind, Levels, ParseOptions, Text};
 
 /// Kills the process groups it holds when dropped.
 #[derive(Default)]

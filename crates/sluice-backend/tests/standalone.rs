@@ -11,8 +11,9 @@ use std::time::Duration;
 use sluice_backend::standalone::{StandaloneBackend, StandaloneConfig};
 use sluice_backend::{Backend, BackendError, RunRef, RunStatus, SubmitRequest};
 use sluice_core::NodeCapacity;
+use sluice_core::document::parse_job;
 use sluice_core::sizing::DeployMode;
-use sluice_core::spec::{Job, Levels, ParseOptions, parse_job};
+use sluice_core::spec::{Job, Levels, ParseOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

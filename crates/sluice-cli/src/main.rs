@@ -510,7 +510,7 @@ fn render(
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
     };
     let levels = cfg.levels();
-    let job = sluice_core::spec::parse_job(
+    let job = sluice_core::document::parse_job(
         &text,
         sluice_core::spec::ParseOptions {
             priority,

@@ -30,7 +30,8 @@ impl Resources {
         self.cpu_milli >= other.cpu_milli && self.mem_mib >= other.mem_mib
     }
 
-    /// Component-wise sum (saturating).
+    /// Component-wise sum, saturating: capacity sums never wrap round to a small value, so a
+    /// fit check can only be too strict, never too lenient.
     pub fn plus(&self, other: &Resources) -> Resources {
         Resources::new(
             self.cpu_milli.saturating_add(other.cpu_milli),
@@ -116,16 +117,32 @@ pub struct Demand {
 }
 
 impl Demand {
-    /// Sum over all pods.
+    /// Sum over all pods (saturating: a resource sum never wraps round to a small value; see
+    /// [`Demand::checked_total`]).
     pub fn total(&self) -> Resources {
         self.pods.iter().fold(Resources::default(), |acc, p| {
             acc.plus(&p.each().times(u64::from(p.count)))
         })
     }
 
+    /// Sum over all pods, or `None` if it cannot be represented. The sizing rules refuse a
+    /// job whose demand has no checked total, so [`Demand::total`] of a sized demand never
+    /// saturates.
+    pub fn checked_total(&self) -> Option<Resources> {
+        self.pods.iter().try_fold(Resources::default(), |acc, p| {
+            let n = u64::from(p.count);
+            Some(Resources::new(
+                acc.cpu_milli.checked_add(p.cpu_milli.checked_mul(n)?)?,
+                acc.mem_mib.checked_add(p.mem_mib.checked_mul(n)?)?,
+            ))
+        })
+    }
+
     /// Number of pods.
     pub fn pod_count(&self) -> u64 {
-        self.pods.iter().map(|p| u64::from(p.count)).sum()
+        self.pods
+            .iter()
+            .fold(0u64, |acc, p| acc.saturating_add(u64::from(p.count)))
     }
 
     /// The largest single pod request (component-wise maximum over pods).
@@ -343,51 +360,4 @@ pub struct NewJob {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_names_round_trip() {
-        for st in JobState::ALL {
-            assert_eq!(st.as_str().parse::<JobState>(), Ok(st));
-        }
-        assert!("done".parse::<JobState>().is_err());
-    }
-
-    #[test]
-    fn transitions() {
-        use JobState::*;
-        assert!(Queued.can_move_to(Admitted));
-        assert!(Queued.can_move_to(Cancelled));
-        assert!(!Queued.can_move_to(Running));
-        assert!(Admitted.can_move_to(Queued));
-        assert!(Running.can_move_to(Failed));
-        assert!(Running.can_move_to(Queued));
-        assert!(Submitted.can_move_to(Queued));
-        assert!(!Succeeded.can_move_to(Cancelled));
-        assert!(!Running.can_move_to(Running));
-    }
-
-    #[test]
-    fn demand_totals() {
-        let d = Demand {
-            pods: vec![
-                PodDemand {
-                    role: Role::Driver,
-                    count: 1,
-                    cpu_milli: 1000,
-                    mem_mib: 1408,
-                },
-                PodDemand {
-                    role: Role::Executor,
-                    count: 3,
-                    cpu_milli: 2000,
-                    mem_mib: 2432,
-                },
-            ],
-        };
-        assert_eq!(d.total(), Resources::new(7000, 1408 + 3 * 2432));
-        assert_eq!(d.pod_count(), 4);
-        assert_eq!(d.largest_pod(), Resources::new(2000, 2432));
-    }
-}
+mod tests;

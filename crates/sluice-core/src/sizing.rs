@@ -98,24 +98,44 @@ fn conf_bool(s: &SparkSpec, key: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
-/// Cores of one pod of a role: the spec, else the Spark conf, else 1.
-fn cores(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
+/// Cores of one pod of a role: the spec, else the Spark conf, else 1; with the field it came from.
+fn cores_of(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, String), SpecError> {
     let key = format!("spark.{}.cores", r.role);
     let (field, v) = match r.cores {
         Some(c) => (format!("{p}.{}.cores", r.role), c),
         None => match conf_int(s, p, &key)? {
             Some(c) => (conf_field(p, &key), c),
-            None => return Ok(1),
+            None => return Ok((1, format!("{p}.{}.cores", r.role))),
         },
     };
-    u64::try_from(v)
-        .ok()
-        .filter(|c| *c > 0)
-        .ok_or_else(|| SpecError::BadValue {
+    match u64::try_from(v).ok().filter(|c| *c > 0) {
+        Some(c) => Ok((c, field)),
+        None => Err(SpecError::BadValue {
             field,
             value: v.to_string(),
             message: "must be greater than zero".into(),
-        })
+        }),
+    }
+}
+
+/// Cores of one pod of a role.
+fn cores(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
+    cores_of(s, p, r).map(|(c, _)| c)
+}
+
+/// Cores of one pod of a role in millicores; a count too large to express is an error.
+fn cores_milli(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<u64, SpecError> {
+    let (c, field) = cores_of(s, p, r)?;
+    c.checked_mul(1000).ok_or_else(|| too_large(field, c))
+}
+
+/// The error for a quantity whose arithmetic would overflow.
+fn too_large(field: impl Into<String>, value: impl ToString) -> SpecError {
+    SpecError::BadValue {
+        field: field.into(),
+        value: value.to_string(),
+        message: "is too large (the demand it gives cannot be represented)".into(),
+    }
 }
 
 /// The heap of one JVM of a role: `memory` (spec, else `spark.{role}.memory`, else 1g).
@@ -136,7 +156,7 @@ fn pod(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, u64, u64), Spe
     let cpu_milli = match (r.core_request, s.conf(&req_key)) {
         (Some(t), _) => cpu_field(&format!("{p}.{role}.coreRequest"), t.as_str())?,
         (None, Some(v)) => cpu_field(&conf_field(p, &req_key), v)?,
-        (None, None) => cores * 1000,
+        (None, None) => cores_milli(s, p, r)?,
     };
     let heap = heap_mib(s, p, r)?;
     let ovh_key = format!("spark.{role}.memoryOverhead");
@@ -166,7 +186,15 @@ fn pod(s: &SparkSpec, p: &str, r: &RoleInput<'_>) -> Result<(u64, u64, u64), Spe
             ((factor * heap as f64) as u64).max(min)
         }
     };
-    Ok((cpu_milli, heap.saturating_add(overhead), cores))
+    let mem = heap.checked_add(overhead).ok_or_else(|| {
+        let written = r
+            .memory
+            .map(|t| t.as_str().to_string())
+            .or_else(|| s.conf(&format!("spark.{role}.memory")).map(str::to_string))
+            .unwrap_or_else(|| heap.to_string());
+        too_large(format!("{p}.{role}.memory"), written)
+    })?;
+    Ok((cpu_milli, mem, cores))
 }
 
 /// How many executors the job needs before it can make progress.
@@ -209,7 +237,8 @@ fn executor_extra_mib(s: &SparkSpec, p: &str) -> Result<u64, SpecError> {
     if !s.app_type().is_jvm()
         && let Some(v) = s.conf("spark.executor.pyspark.memory")
     {
-        extra += mem_field(&conf_field(p, "spark.executor.pyspark.memory"), v)?;
+        let field = conf_field(p, "spark.executor.pyspark.memory");
+        extra = mem_field(&field, v)?;
     }
     if conf_bool(s, "spark.memory.offHeap.enabled")
         && let Some(v) = s.conf("spark.memory.offHeap.size")
@@ -227,7 +256,7 @@ fn executor_extra_mib(s: &SparkSpec, p: &str) -> Result<u64, SpecError> {
         } else {
             mem_field(&field, t)?
         };
-        extra += mib;
+        extra = extra.checked_add(mib).ok_or_else(|| too_large(field, v))?;
     }
     Ok(extra)
 }
@@ -251,7 +280,9 @@ pub fn spark_demand(s: &SparkSpec, p: &str) -> Result<Demand, SpecError> {
     };
     let (d_cpu, d_mem, _) = pod(s, p, &driver)?;
     let (e_cpu, e_mem, _) = pod(s, p, &executor)?;
-    let e_mem = e_mem.saturating_add(executor_extra_mib(s, p)?);
+    let e_mem = e_mem
+        .checked_add(executor_extra_mib(s, p)?)
+        .ok_or_else(|| too_large(format!("{p}.executor.memory"), e_mem))?;
     let count = executor_count(s, p)?;
     let count = u32::try_from(count).map_err(|_| SpecError::BadValue {
         field: format!("{p}.executor.instances"),
@@ -272,7 +303,17 @@ pub fn spark_demand(s: &SparkSpec, p: &str) -> Result<Demand, SpecError> {
             mem_mib: e_mem,
         });
     }
-    Ok(Demand { pods })
+    checked(Demand { pods }, p, count)
+}
+
+/// The demand if its total (executor count x pod demand, summed over roles) can be
+/// represented; otherwise an error naming the executor count. Callers may then add and
+/// multiply a demand's resources without overflow.
+fn checked(d: Demand, p: &str, count: u32) -> Result<Demand, SpecError> {
+    match d.checked_total() {
+        Some(_) => Ok(d),
+        None => Err(too_large(format!("{p}.executor.instances"), count)),
+    }
 }
 
 /// The N of `local[N]` for running the job on one machine: executors x executor cores (at least 1).
@@ -285,7 +326,10 @@ pub fn local_threads(s: &SparkSpec) -> Result<u64, SpecError> {
         memory_overhead: None,
     };
     let per = cores(s, "spark", &executor)?;
-    Ok(executor_count(s, "spark")?.saturating_mul(per).max(1))
+    let n = executor_count(s, "spark")?;
+    n.checked_mul(per)
+        .map(|t| t.max(1))
+        .ok_or_else(|| too_large("spark.executor.instances", n))
 }
 
 /// The driver heap in MiB (for `spark.driver.memory` in local mode).
@@ -373,409 +417,18 @@ pub fn standalone_demand(s: &SparkSpec, p: &str, mode: DeployMode) -> Result<Dem
         pods.push(PodDemand {
             role: Role::Driver,
             count: 1,
-            cpu_milli: cores(s, p, &driver)?.saturating_mul(1000),
+            cpu_milli: cores_milli(s, p, &driver)?,
             mem_mib: heap_mib(s, p, &driver)?,
         });
     }
     pods.push(PodDemand {
         role: Role::Executor,
         count,
-        cpu_milli: cores(s, p, &executor)?.saturating_mul(1000),
+        cpu_milli: cores_milli(s, p, &executor)?,
         mem_mib: heap_mib(s, p, &executor)?,
     });
-    Ok(Demand { pods })
+    checked(Demand { pods }, p, count)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spec::{AppType, DynamicAllocation};
-
-    /// One row: a spec tweak and the expected (driver cpu, driver MiB, executor count, executor cpu, executor MiB).
-    struct Row {
-        name: &'static str,
-        spec: SparkSpec,
-        want: (u64, u64, u32, u64, u64),
-    }
-
-    fn t(s: &str) -> Option<Text> {
-        Some(Text(s.into()))
-    }
-
-    fn base(app: AppType) -> SparkSpec {
-        SparkSpec {
-            app_type: Some(app),
-            main_application_file: Some("app".into()),
-            ..Default::default()
-        }
-    }
-
-    fn with_conf(mut s: SparkSpec, kv: &[(&str, &str)]) -> SparkSpec {
-        for (k, v) in kv {
-            s.spark_conf.insert((*k).into(), Text((*v).into()));
-        }
-        s
-    }
-
-    #[test]
-    fn sizing_table() {
-        let mut rows = vec![
-            Row {
-                name: "defaults, JVM: 1g heap + 384 min overhead, 2 executors",
-                spec: base(AppType::Scala),
-                want: (1000, 1024 + 384, 2, 1000, 1024 + 384),
-            },
-            Row {
-                name: "defaults, Python: factor 0.4 -> 409",
-                spec: base(AppType::Python),
-                want: (1000, 1024 + 409, 2, 1000, 1024 + 409),
-            },
-            Row {
-                name: "R uses 0.4 too",
-                spec: base(AppType::R),
-                want: (1000, 1433, 2, 1000, 1433),
-            },
-            Row {
-                name: "Java is JVM (0.1), not Python",
-                spec: {
-                    let mut s = base(AppType::Java);
-                    s.driver.memory = t("8g");
-                    s
-                },
-                want: (1000, 8192 + 819, 2, 1000, 1408),
-            },
-        ];
-        // "512m" is 512 MiB (not 512 bytes, not 512 x 10^6): overhead is the 384 minimum.
-        let mut s = base(AppType::Scala);
-        s.driver.memory = t("512m");
-        s.executor.memory = t("512m");
-        s.executor.instances = Some(1);
-        rows.push(Row {
-            name: "512m is MiB",
-            spec: s,
-            want: (1000, 896, 1, 1000, 896),
-        });
-        // Bare numbers are MiB.
-        let s = with_conf(
-            base(AppType::Scala),
-            &[
-                ("spark.driver.memory", "2048"),
-                ("spark.executor.memory", "4096"),
-            ],
-        );
-        rows.push(Row {
-            name: "bare number is MiB",
-            spec: s,
-            want: (1000, 2048 + 384, 2, 1000, 4096 + 409),
-        });
-        // Explicit overhead wins over any factor.
-        let mut s = with_conf(
-            base(AppType::Python),
-            &[("spark.driver.memoryOverheadFactor", "0.5")],
-        );
-        s.driver.memory_overhead = t("100m");
-        s.executor.instances = Some(1);
-        rows.push(Row {
-            name: "explicit overhead",
-            spec: s,
-            want: (1000, 1124, 1, 1000, 1433),
-        });
-        // Overhead from conf.
-        let s = with_conf(
-            base(AppType::Scala),
-            &[("spark.executor.memoryOverhead", "1g")],
-        );
-        rows.push(Row {
-            name: "overhead from conf",
-            spec: s,
-            want: (1000, 1408, 2, 1000, 2048),
-        });
-        // Role factor beats kubernetes factor beats spec factor beats default.
-        let mut s = with_conf(
-            base(AppType::Scala),
-            &[
-                ("spark.driver.memoryOverheadFactor", "0.5"),
-                ("spark.kubernetes.memoryOverheadFactor", "0.25"),
-            ],
-        );
-        s.memory_overhead_factor = t("0.75");
-        s.driver.memory = t("4g");
-        s.executor.memory = t("4g");
-        rows.push(Row {
-            name: "factor precedence",
-            spec: s,
-            want: (1000, 4096 + 2048, 2, 1000, 4096 + 1024),
-        });
-        let mut s = base(AppType::Python);
-        s.memory_overhead_factor = t("0.2");
-        s.executor.memory = t("4g");
-        rows.push(Row {
-            name: "spec factor beats the Python default",
-            spec: s,
-            want: (1000, 1024 + 384, 2, 1000, 4096 + 819),
-        });
-        // Truncation, not rounding: 0.1 x 5000 = 500 exactly; 0.15 x 4000 = 600; 0.1 x 3999 = 399.9 -> 399.
-        let mut s = base(AppType::Scala);
-        s.driver.memory = t("3999m");
-        rows.push(Row {
-            name: "truncates",
-            spec: s,
-            want: (1000, 3999 + 399, 2, 1000, 1408),
-        });
-        // Spark 4's minMemoryOverhead.
-        let s = with_conf(
-            base(AppType::Scala),
-            &[("spark.executor.minMemoryOverhead", "512m")],
-        );
-        rows.push(Row {
-            name: "min overhead",
-            spec: s,
-            want: (1000, 1408, 2, 1000, 1536),
-        });
-        // CPU: coreRequest beats cores; cores from conf.
-        let mut s = with_conf(base(AppType::Scala), &[("spark.executor.cores", "4")]);
-        s.driver.cores = Some(2);
-        s.driver.core_request = t("500m");
-        rows.push(Row {
-            name: "coreRequest beats cores",
-            spec: s,
-            want: (500, 1408, 2, 4000, 1408),
-        });
-        let s = with_conf(
-            base(AppType::Scala),
-            &[
-                ("spark.kubernetes.executor.request.cores", "0.25"),
-                ("spark.executor.cores", "2"),
-            ],
-        );
-        rows.push(Row {
-            name: "request.cores conf",
-            spec: s,
-            want: (1000, 1408, 2, 250, 1408),
-        });
-        // Dynamic allocation: max(instances, initial, min).
-        let mut s = base(AppType::Scala);
-        s.dynamic_allocation = Some(DynamicAllocation {
-            enabled: true,
-            initial_executors: Some(3),
-            min_executors: Some(5),
-            max_executors: Some(10),
-            ..Default::default()
-        });
-        s.executor.instances = Some(4);
-        rows.push(Row {
-            name: "DA: min wins",
-            spec: s,
-            want: (1000, 1408, 5, 1000, 1408),
-        });
-        let s = with_conf(
-            base(AppType::Scala),
-            &[
-                ("spark.dynamicAllocation.enabled", "true"),
-                ("spark.dynamicAllocation.initialExecutors", "6"),
-                ("spark.dynamicAllocation.minExecutors", "1"),
-            ],
-        );
-        rows.push(Row {
-            name: "DA from conf: initial wins",
-            spec: s,
-            want: (1000, 1408, 6, 1000, 1408),
-        });
-        let mut s = base(AppType::Scala);
-        s.dynamic_allocation = Some(DynamicAllocation {
-            enabled: true,
-            ..Default::default()
-        });
-        rows.push(Row {
-            name: "DA with nothing set: driver only",
-            spec: s,
-            want: (1000, 1408, 0, 1000, 1408),
-        });
-        // Executor extras: pyspark memory (Python only) and off-heap.
-        let s = with_conf(
-            base(AppType::Python),
-            &[
-                ("spark.executor.pyspark.memory", "512m"),
-                ("spark.executor.instances", "1"),
-            ],
-        );
-        rows.push(Row {
-            name: "pyspark memory",
-            spec: s,
-            want: (1000, 1433, 1, 1000, 1433 + 512),
-        });
-        let s = with_conf(
-            base(AppType::Scala),
-            &[
-                ("spark.memory.offHeap.enabled", "true"),
-                ("spark.memory.offHeap.size", "1073741824"),
-            ],
-        );
-        rows.push(Row {
-            name: "off-heap in bytes",
-            spec: s,
-            want: (1000, 1408, 2, 1000, 1408 + 1024),
-        });
-        let s = with_conf(
-            base(AppType::Scala),
-            &[
-                ("spark.memory.offHeap.enabled", "false"),
-                ("spark.memory.offHeap.size", "1g"),
-            ],
-        );
-        rows.push(Row {
-            name: "off-heap disabled",
-            spec: s,
-            want: (1000, 1408, 2, 1000, 1408),
-        });
-
-        for row in rows {
-            let d =
-                spark_demand(&row.spec, "spark").unwrap_or_else(|e| panic!("{}: {e}", row.name));
-            let driver = d.role(Role::Driver).expect("driver");
-            let (dc, dm, n, ec, em) = row.want;
-            assert_eq!(
-                (driver.count, driver.cpu_milli, driver.mem_mib),
-                (1, dc, dm),
-                "{} (driver)",
-                row.name
-            );
-            match d.role(Role::Executor) {
-                Some(e) => assert_eq!(
-                    (e.count, e.cpu_milli, e.mem_mib),
-                    (n, ec, em),
-                    "{} (executor)",
-                    row.name
-                ),
-                None => assert_eq!(n, 0, "{} (no executors)", row.name),
-            }
-        }
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        let s = with_conf(base(AppType::Scala), &[("spark.executor.memory", "12qb")]);
-        let e = spark_demand(&s, "spec").unwrap_err().to_string();
-        assert!(
-            e.contains("spec.sparkConf[spark.executor.memory]") && e.contains("12qb"),
-            "{e}"
-        );
-        let s = with_conf(
-            base(AppType::Scala),
-            &[("spark.kubernetes.memoryOverheadFactor", "-1")],
-        );
-        let e = spark_demand(&s, "spark").unwrap_err().to_string();
-        assert!(
-            e.contains("memoryOverheadFactor") && e.contains("-1"),
-            "{e}"
-        );
-        let mut s = base(AppType::Scala);
-        s.executor.instances = Some(-1);
-        assert!(
-            spark_demand(&s, "spark")
-                .unwrap_err()
-                .to_string()
-                .contains("executor.instances")
-        );
-    }
-
-    #[test]
-    fn local_threads_are_executors_times_cores() {
-        let mut s = base(AppType::Python);
-        s.executor.instances = Some(2);
-        s.executor.cores = Some(3);
-        assert_eq!(local_threads(&s).unwrap(), 6);
-        s.executor.instances = Some(0);
-        assert_eq!(local_threads(&s).unwrap(), 1);
-    }
-
-    #[test]
-    fn standalone_counts_heap_only_and_no_driver_in_client_mode() {
-        // Python: overhead 0.4 and pyspark memory would count on Kubernetes, not on standalone.
-        let mut s = with_conf(
-            base(AppType::Python),
-            &[
-                ("spark.executor.pyspark.memory", "512m"),
-                ("spark.executor.memoryOverhead", "1g"),
-            ],
-        );
-        s.executor.instances = Some(2);
-        s.executor.cores = Some(1);
-        s.executor.memory = t("1g");
-        s.executor.core_request = t("250m");
-        s.driver.memory = t("2g");
-        let d = standalone_demand(&s, "spark", DeployMode::Client).unwrap();
-        assert_eq!(d.role(Role::Driver), None);
-        let e = d.role(Role::Executor).unwrap();
-        assert_eq!((e.count, e.cpu_milli, e.mem_mib), (2, 1000, 1024));
-        // Cluster mode: the driver too, heap only, spark.driver.cores.
-        let mut s = with_conf(
-            base(AppType::Scala),
-            &[("spark.driver.cores", "2"), ("spark.executor.memory", "3g")],
-        );
-        s.executor.instances = Some(1);
-        let d = standalone_demand(&s, "spark", DeployMode::Cluster).unwrap();
-        let dr = d.role(Role::Driver).unwrap();
-        assert_eq!((dr.count, dr.cpu_milli, dr.mem_mib), (1, 2000, 1024));
-        let e = d.role(Role::Executor).unwrap();
-        assert_eq!((e.count, e.cpu_milli, e.mem_mib), (1, 1000, 3072));
-        // Defaults: 2 executors of 1 core and 1g.
-        let d = standalone_demand(&base(AppType::Java), "spec", DeployMode::Client).unwrap();
-        assert_eq!(d.total(), crate::job::Resources::new(2000, 2048));
-        // Dynamic allocation: the initial executors.
-        let mut s = base(AppType::Scala);
-        s.dynamic_allocation = Some(DynamicAllocation {
-            enabled: true,
-            initial_executors: Some(3),
-            ..Default::default()
-        });
-        let d = standalone_demand(&s, "spark", DeployMode::Client).unwrap();
-        assert_eq!(d.role(Role::Executor).unwrap().count, 3);
-    }
-
-    #[test]
-    fn standalone_needs_an_executor_and_names_bad_fields() {
-        let mut s = base(AppType::Scala);
-        s.executor.instances = Some(0);
-        let e = standalone_demand(&s, "spark", DeployMode::Client)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("spark.executor.instances") && e.contains("at least one executor"),
-            "{e}"
-        );
-        let s = with_conf(base(AppType::Scala), &[("spark.driver.memory", "lots")]);
-        let e = standalone_demand(&s, "spec", DeployMode::Cluster)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("spec.sparkConf[spark.driver.memory]") && e.contains("lots"),
-            "{e}"
-        );
-        let mut s = base(AppType::Scala);
-        s.executor.cores = Some(0);
-        let e = standalone_demand(&s, "spark", DeployMode::Client)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("spark.executor.cores"), "{e}");
-    }
-
-    #[test]
-    fn command_defaults() {
-        let c = CommandSpec {
-            argv: vec![Text("ls".into())],
-            ..Default::default()
-        };
-        let d = command_demand(&c).unwrap();
-        assert_eq!(d.total(), crate::job::Resources::new(1000, 1024));
-        let c = CommandSpec {
-            cpu: t("250m"),
-            memory: t("64m"),
-            ..c
-        };
-        assert_eq!(
-            command_demand(&c).unwrap().total(),
-            crate::job::Resources::new(250, 64)
-        );
-    }
-}
+mod tests;

@@ -16,6 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::duration::{self, DurationError};
 use crate::quantity::{self, QuantityError};
 
 /// The label (on a `SparkApplication`) that names sluice's priority level.
@@ -66,7 +67,12 @@ pub enum SpecError {
 }
 
 impl SpecError {
-    fn bad(field: impl Into<String>, value: impl fmt::Display, message: impl Into<String>) -> Self {
+    /// A [`SpecError::BadValue`].
+    pub(crate) fn bad(
+        field: impl Into<String>,
+        value: impl fmt::Display,
+        message: impl Into<String>,
+    ) -> Self {
         SpecError::BadValue {
             field: field.into(),
             value: value.to_string(),
@@ -350,12 +356,52 @@ pub struct JobSpec {
     /// A command (exactly one of `spark` and `command`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandSpec>,
-    /// How failed attempts are retried (see [`crate::retry`]).
+    /// How failed attempts are retried (resolved by `crate::retry`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry: Option<crate::retry::RetrySpec>,
+    pub retry: Option<RetrySpec>,
     /// Longest wait in the queue, like "1h": a job that waited longer is dead-lettered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_queue_wait: Option<String>,
+}
+
+/// `retry` as written in a job spec (every field optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RetrySpec {
+    /// Attempts in all, the first included (default 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i64>,
+    /// Backoff between attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<BackoffSpec>,
+    /// Jitter as a fraction of the delay, 0 to 1 (default 0.1): the delay is spread over
+    /// `delay x (1 +- jitter)`, deterministically per job and attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Text>,
+    /// Failure classes to retry (default all of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<String>>,
+    /// On an OOM failure, multiply the job's memory by this factor (> 1) for the next attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_memory_factor: Option<Text>,
+    /// The most memory an OOM raise may reach (per process: command, driver, executor), like 8g.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_memory_cap: Option<Text>,
+}
+
+/// `retry.backoff` as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackoffSpec {
+    /// Delay before the first retry (default 10s). `250ms`, `10s`, `1m`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial: Option<String>,
+    /// Longest delay (default 10m).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<String>,
+    /// Growth factor per retry, at least 1 (default 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor: Option<Text>,
 }
 
 /// What kind of work a job is.
@@ -431,7 +477,8 @@ impl Levels {
             .unwrap_or(&self.default_level)
     }
 
-    fn check(&self, field: &str, level: &str) -> Result<String, SpecError> {
+    /// The level if it is one of the configured levels, else an error naming `field`.
+    pub(crate) fn check(&self, field: &str, level: &str) -> Result<String, SpecError> {
         if self.rank(level).is_some() {
             Ok(level.to_string())
         } else {
@@ -458,64 +505,6 @@ pub struct ParseOptions<'a> {
 
 /// The annotation or label (on a `SparkApplication`) that sets a maximum queue wait, like "1h".
 pub const MAX_QUEUE_WAIT_KEY: &str = "sluice.io/max-queue-wait";
-
-/// Parses and validates a job document (YAML or JSON).
-pub fn parse_job(text: &str, opts: ParseOptions<'_>) -> Result<Job, SpecError> {
-    parse_job_with_policy(text, opts).map(|(job, _)| job)
-}
-
-/// Parses and validates a job document and its orchestration policy: `retry` and
-/// `maxQueueWait` in sluice's own spec; for a `SparkApplication`, `spec.restartPolicy` (as the
-/// operator reads it) and the annotation `sluice.io/max-queue-wait`.
-pub fn parse_job_with_policy(
-    text: &str,
-    opts: ParseOptions<'_>,
-) -> Result<(Job, crate::retry::JobPolicy), SpecError> {
-    if text.trim().is_empty() {
-        return Err(SpecError::Malformed("the document is empty".into()));
-    }
-    let value: serde_json::Value =
-        serde_saphyr::from_str(text).map_err(|e| SpecError::Malformed(e.to_string()))?;
-    let obj = value.as_object().ok_or_else(|| {
-        SpecError::Malformed(format!(
-            "expected a mapping at the top level, got {}",
-            kind_of(&value)
-        ))
-    })?;
-    let is_spark_app = obj
-        .get("apiVersion")
-        .and_then(|v| v.as_str())
-        .is_some_and(|v| v.starts_with("sparkoperator.k8s.io/"))
-        && obj.get("kind").and_then(|v| v.as_str()) == Some("SparkApplication");
-    if is_spark_app {
-        let policy = spark_application_policy(&value)?;
-        parse_spark_application(text, value, opts).map(|job| (job, policy))
-    } else if obj.contains_key("apiVersion") && obj.contains_key("kind") {
-        let api = obj
-            .get("apiVersion")
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let kind = obj.get("kind").map(|v| v.to_string()).unwrap_or_default();
-        Err(SpecError::bad(
-            "kind",
-            format!("{api}/{kind}"),
-            "is not supported (expected sluice's own job spec or sparkoperator.k8s.io/v1beta2 SparkApplication)",
-        ))
-    } else {
-        parse_own(value, opts)
-    }
-}
-
-fn kind_of(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "nothing",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "a list",
-        serde_json::Value::Object(_) => "a mapping",
-    }
-}
 
 /// Decodes `value` into `T`, naming the field of any type error; collects unknown fields.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
@@ -549,191 +538,6 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
         }));
     }
     Ok(v)
-}
-
-/// The policy of a `SparkApplication` document: its `spec.restartPolicy` and the
-/// `sluice.io/max-queue-wait` annotation (or label).
-pub(crate) fn spark_application_policy(
-    value: &serde_json::Value,
-) -> Result<crate::retry::JobPolicy, SpecError> {
-    let retry = match value.pointer("/spec/restartPolicy") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(rp) => {
-            let rp: BTreeMap<String, serde_json::Value> = decode(rp, "spec.restartPolicy", None)?;
-            crate::retry::from_restart_policy(&rp, "spec.restartPolicy")?
-        }
-    };
-    let mut max_queue_wait_secs = None;
-    for place in ["annotations", "labels"] {
-        if let Some(v) = value
-            .get("metadata")
-            .and_then(|m| m.get(place))
-            .and_then(|m| m.get(MAX_QUEUE_WAIT_KEY))
-        {
-            let text = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            max_queue_wait_secs = Some(parse_duration_secs(
-                &format!("metadata.{place}.{MAX_QUEUE_WAIT_KEY}"),
-                &text,
-            )?);
-            break;
-        }
-    }
-    Ok(crate::retry::JobPolicy {
-        retry,
-        max_queue_wait_secs,
-    })
-}
-
-pub(crate) fn parse_own(
-    value: serde_json::Value,
-    opts: ParseOptions<'_>,
-) -> Result<(Job, crate::retry::JobPolicy), SpecError> {
-    let mut unknown = Vec::new();
-    let spec: JobSpec = decode(&value, "", Some(&mut unknown))?;
-    if let Some(field) = unknown.into_iter().next() {
-        return Err(SpecError::UnknownField { field });
-    }
-    let policy = crate::retry::JobPolicy {
-        retry: spec
-            .retry
-            .as_ref()
-            .map(|r| r.resolve("retry"))
-            .transpose()?,
-        max_queue_wait_secs: spec
-            .max_queue_wait
-            .as_deref()
-            .map(|t| parse_duration_secs("maxQueueWait", t))
-            .transpose()?,
-    };
-    let name = required_name(spec.name.as_deref(), "name")?;
-    let namespace = namespace_of(spec.namespace.as_deref(), "namespace")?;
-    let level = match (opts.priority, spec.priority.as_deref()) {
-        (Some(p), _) => opts.levels.check("priority", p)?,
-        (None, Some(p)) => opts.levels.check("priority", p)?,
-        (None, None) => opts.levels.default_for(&namespace).to_string(),
-    };
-    let labels = check_labels(
-        spec.labels.into_iter().map(|(k, v)| (k, v.0)).collect(),
-        "labels",
-    )?;
-    let max_runtime_secs = spec
-        .max_runtime
-        .as_deref()
-        .map(|t| parse_duration_secs("maxRuntime", t))
-        .transpose()?;
-    let kind = match (spec.spark, spec.command) {
-        (Some(_), Some(_)) => {
-            return Err(SpecError::bad(
-                "spark/command",
-                "both",
-                "give exactly one of `spark` and `command`",
-            ));
-        }
-        (None, None) => {
-            return Err(SpecError::Missing {
-                field: "spark".into(),
-                hint: "a job needs a `spark` section (a Spark application) or a `command` section"
-                    .into(),
-            });
-        }
-        (Some(s), None) => {
-            validate_spark(&s, "spark")?;
-            JobKind::Spark {
-                spec: Box::new(s),
-                application: None,
-                source: None,
-            }
-        }
-        (None, Some(c)) => {
-            validate_command(&c)?;
-            JobKind::Command(c)
-        }
-    };
-    Ok((
-        Job {
-            namespace,
-            name,
-            level,
-            labels,
-            max_runtime_secs,
-            kind,
-        },
-        policy,
-    ))
-}
-
-#[derive(Deserialize, Default)]
-struct Metadata {
-    name: Option<String>,
-    namespace: Option<String>,
-    #[serde(default)]
-    labels: BTreeMap<String, Text>,
-    #[serde(default)]
-    annotations: BTreeMap<String, Text>,
-}
-
-pub(crate) fn parse_spark_application(
-    text: &str,
-    value: serde_json::Value,
-    opts: ParseOptions<'_>,
-) -> Result<Job, SpecError> {
-    let meta: Metadata = match value.get("metadata") {
-        Some(m) => decode(m, "metadata", None)?,
-        None => {
-            return Err(SpecError::Missing {
-                field: "metadata.name".into(),
-                hint: "a SparkApplication needs metadata.name".into(),
-            });
-        }
-    };
-    let name = required_name(meta.name.as_deref(), "metadata.name")?;
-    let namespace = namespace_of(meta.namespace.as_deref(), "metadata.namespace")?;
-    let labels: BTreeMap<String, String> = meta.labels.into_iter().map(|(k, v)| (k, v.0)).collect();
-    let level = match (opts.priority, labels.get(PRIORITY_LABEL)) {
-        (Some(p), _) => opts.levels.check("priority", p)?,
-        (None, Some(p)) => opts
-            .levels
-            .check(&format!("metadata.labels.{PRIORITY_LABEL}"), p)?,
-        (None, None) => opts.levels.default_for(&namespace).to_string(),
-    };
-    let labels = check_labels(labels, "metadata.labels")?;
-    let max_runtime_secs = meta
-        .annotations
-        .get(MAX_RUNTIME_KEY)
-        .map(|t| {
-            parse_duration_secs(
-                &format!("metadata.annotations.{MAX_RUNTIME_KEY}"),
-                t.as_str(),
-            )
-        })
-        .transpose()?;
-    let spec_value = value.get("spec").ok_or_else(|| SpecError::Missing {
-        field: "spec".into(),
-        hint: "a SparkApplication needs a spec".into(),
-    })?;
-    let spec: SparkSpec = decode(spec_value, "spec", None)?;
-    if spec.app_type.is_none() {
-        return Err(SpecError::Missing {
-            field: "spec.type".into(),
-            hint: "one of Scala, Java, Python, R".into(),
-        });
-    }
-    validate_spark(&spec, "spec")?;
-    Ok(Job {
-        namespace,
-        name,
-        level,
-        labels,
-        max_runtime_secs,
-        kind: JobKind::Spark {
-            spec: Box::new(spec),
-            application: Some(value),
-            source: Some(text.to_string()),
-        },
-    })
 }
 
 pub(crate) fn required_name(name: Option<&str>, field: &str) -> Result<String, SpecError> {
@@ -781,7 +585,8 @@ fn check_dns_label(field: &str, v: &str, max: usize) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn check_labels(
+/// Checks label keys and values (`field` is the path of the label map).
+pub(crate) fn check_labels(
     labels: BTreeMap<String, String>,
     field: &str,
 ) -> Result<BTreeMap<String, String>, SpecError> {
@@ -793,15 +598,81 @@ fn check_labels(
                 "is not a valid label key",
             ));
         }
-        if v.len() > 1024 {
+        check_text(&format!("{field}.{k}"), k, Controls::None)?;
+        check_text(&format!("{field}.{k}"), v, Controls::None)?;
+        // Characters, not bytes: a value of multi-byte characters is measured and cut on
+        // character boundaries.
+        if v.chars().count() > 1024 {
+            let head: String = v.chars().take(32).collect();
             return Err(SpecError::bad(
                 format!("{field}.{k}"),
-                format!("{}...", &v[..32.min(v.len())]),
+                format!("{head}..."),
                 "is longer than 1024 characters",
             ));
         }
     }
     Ok(labels)
+}
+
+/// Which control characters [`check_text`] lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Controls {
+    /// None at all: names, keys, labels, paths, classes, images.
+    None,
+    /// Tab, line feed and carriage return only: free text such as arguments, environment and
+    /// Spark conf values (a `sh -c` script written as a YAML block is several lines).
+    Whitespace,
+}
+
+/// Refuses a text with a control character (C0, DEL, C1; NUL included), naming `field` and
+/// showing the value escaped. Such a character cannot be stored by every database (PostgreSQL
+/// refuses NUL) and would corrupt logs and terminals.
+pub(crate) fn check_text(field: &str, v: &str, allowed: Controls) -> Result<(), SpecError> {
+    let bad = v.chars().find(|c| {
+        c.is_control() && !(allowed == Controls::Whitespace && matches!(c, '\t' | '\n' | '\r'))
+    });
+    match bad {
+        None => Ok(()),
+        Some(c) => Err(SpecError::bad(
+            field,
+            v,
+            format!(
+                "contains the control character U+{:04X}; {}",
+                u32::from(c),
+                match allowed {
+                    Controls::None => "no control characters are allowed here",
+                    Controls::Whitespace => "only tab and line breaks are allowed here",
+                }
+            ),
+        )),
+    }
+}
+
+/// Refuses a control character other than tab and line breaks anywhere in a parsed document,
+/// keys included, naming the path (`prefix` is the path of `value`).
+pub(crate) fn check_document_text(
+    value: &serde_json::Value,
+    prefix: &str,
+) -> Result<(), SpecError> {
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) => check_text(prefix, s, Controls::Whitespace),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_document_text(v, &format!("{prefix}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            check_text(&join(k), k, Controls::None)?;
+            check_document_text(v, &join(k))
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn positive(field: &str, v: Option<i64>) -> Result<(), SpecError> {
@@ -818,7 +689,48 @@ fn non_negative(field: &str, v: Option<i64>) -> Result<(), SpecError> {
     }
 }
 
-fn validate_spark(s: &SparkSpec, p: &str) -> Result<(), SpecError> {
+/// Field checks of a Spark application (`p` is its path); quantities are checked by sizing.
+pub(crate) fn validate_spark(s: &SparkSpec, p: &str) -> Result<(), SpecError> {
+    let strict = |field: &str, v: &str| check_text(&format!("{p}.{field}"), v, Controls::None);
+    if let Some(f) = &s.main_application_file {
+        strict("mainApplicationFile", f)?;
+    }
+    if let Some(c) = &s.main_class {
+        strict("mainClass", c)?;
+    }
+    if let Some(v) = &s.spark_version {
+        strict("sparkVersion", v)?;
+    }
+    for (i, a) in s.arguments.iter().enumerate() {
+        check_text(
+            &format!("{p}.arguments[{i}]"),
+            a.as_str(),
+            Controls::Whitespace,
+        )?;
+    }
+    for (k, v) in &s.spark_conf {
+        strict(&format!("sparkConf.{k}"), k)?;
+        check_text(
+            &format!("{p}.sparkConf.{k}"),
+            v.as_str(),
+            Controls::Whitespace,
+        )?;
+    }
+    if let Some(d) = &s.deps {
+        for (name, list) in [
+            ("jars", &d.jars),
+            ("files", &d.files),
+            ("pyFiles", &d.py_files),
+            ("packages", &d.packages),
+            ("excludePackages", &d.exclude_packages),
+            ("repositories", &d.repositories),
+            ("archives", &d.archives),
+        ] {
+            for (i, v) in list.iter().enumerate() {
+                strict(&format!("deps.{name}[{i}]"), v)?;
+            }
+        }
+    }
     match s.main_application_file.as_deref().map(str::trim) {
         None | Some("") => {
             return Err(SpecError::Missing {
@@ -867,68 +779,60 @@ fn validate_spark(s: &SparkSpec, p: &str) -> Result<(), SpecError> {
             ));
         }
     }
-    // Sizing checks every quantity and names the field on error.
-    crate::sizing::spark_demand(s, p).map(|_| ())
+    Ok(())
 }
 
-fn validate_command(c: &CommandSpec) -> Result<(), SpecError> {
+/// Field checks of a command job; quantities are checked by sizing.
+pub(crate) fn validate_command(c: &CommandSpec) -> Result<(), SpecError> {
+    for (i, a) in c.argv.iter().enumerate() {
+        check_text(
+            &format!("command.argv[{i}]"),
+            a.as_str(),
+            Controls::Whitespace,
+        )?;
+    }
+    for (k, v) in &c.env {
+        check_text(&format!("command.env.{k}"), k, Controls::None)?;
+        check_text(
+            &format!("command.env.{k}"),
+            v.as_str(),
+            Controls::Whitespace,
+        )?;
+    }
+    if let Some(w) = &c.working_dir {
+        check_text("command.workingDir", w, Controls::None)?;
+    }
     if c.argv.is_empty() || c.argv[0].as_str().trim().is_empty() {
         return Err(SpecError::Missing {
             field: "command.argv".into(),
             hint: "the program to run and its arguments, like [\"python3\", \"job.py\"]".into(),
         });
     }
-    crate::sizing::command_demand(c).map(|_| ())
+    Ok(())
 }
 
-/// Parses a duration like "90s", "30m", "2h", "1d", "1h30m" or a bare number of seconds.
+/// Parses a duration in whole seconds, greater than zero, in the grammar of [`crate::duration`]
+/// ("90", "90s", "30m", "1h30m", "1h 30m", "2d"; "1500ms" is refused: not whole seconds).
 pub fn parse_duration_secs(field: &str, text: &str) -> Result<u64, SpecError> {
-    let t = text.trim();
-    let err = || {
-        SpecError::bad(
+    let d = duration::parse_positive(field, text)?;
+    if d.subsec_nanos() != 0 {
+        return Err(SpecError::bad(
             field,
             text,
-            "is not a duration (like 90s, 30m, 2h, 1h30m, 1d)",
-        )
-    };
-    if t.is_empty() {
-        return Err(err());
+            "is not a whole number of seconds",
+        ));
     }
-    if let Ok(n) = t.parse::<u64>() {
-        return if n == 0 {
-            Err(SpecError::bad(field, text, "must be greater than zero"))
-        } else {
-            Ok(n)
-        };
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
+    Ok(d.as_secs())
+}
+
+impl From<DurationError> for SpecError {
+    fn from(e: DurationError) -> Self {
+        SpecError::BadValue {
+            field: e.field().to_string(),
+            value: e.value().to_string(),
+            message: e.problem(),
         }
-        let n: u64 = num.parse().map_err(|_| err())?;
-        num.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(err()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(err)?;
     }
-    if !num.is_empty() {
-        return Err(err());
-    }
-    if total == 0 {
-        return Err(SpecError::bad(field, text, "must be greater than zero"));
-    }
-    Ok(total)
 }
 
 /// Parses a memory quantity in a named field (used by sizing and config).
@@ -954,250 +858,4 @@ pub fn factor_field(field: &str, text: &str) -> Result<f64, SpecError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn levels() -> Levels {
-        let mut l = Levels::default();
-        l.namespace_defaults.insert("etl".into(), "high".into());
-        l
-    }
-
-    fn parse(text: &str) -> Result<Job, SpecError> {
-        parse_job(
-            text,
-            ParseOptions {
-                priority: None,
-                levels: &levels(),
-            },
-        )
-    }
-
-    const OWN: &str = r#"
-name: pi
-namespace: analytics
-priority: high
-labels: {team: data, tier: 1}
-maxRuntime: 30m
-spark:
-  mainApplicationFile: /opt/pi.py
-  arguments: [10, "x"]
-  sparkConf:
-    spark.ui.enabled: false
-    spark.sql.shuffle.partitions: 8
-  driver: {cores: 1, memory: 512m}
-  executor: {cores: 2, instances: 3, memory: 1g}
-"#;
-
-    #[test]
-    fn own_spec_parses() {
-        let job = parse(OWN).unwrap();
-        assert_eq!(job.name, "pi");
-        assert_eq!(job.namespace, "analytics");
-        assert_eq!(job.level, "high");
-        assert_eq!(job.labels.get("tier").map(String::as_str), Some("1"));
-        assert_eq!(job.max_runtime_secs, Some(1800));
-        let JobKind::Spark {
-            spec, application, ..
-        } = &job.kind
-        else {
-            panic!("not spark")
-        };
-        assert!(application.is_none());
-        assert_eq!(spec.app_type(), AppType::Python);
-        assert_eq!(spec.arguments, vec![Text("10".into()), Text("x".into())]);
-        assert_eq!(spec.conf("spark.ui.enabled"), Some("false"));
-        assert_eq!(spec.conf("spark.sql.shuffle.partitions"), Some("8"));
-        // The resolved job survives a JSON round trip (that is how the store keeps it).
-        let back: Job = serde_json::from_value(serde_json::to_value(&job).unwrap()).unwrap();
-        assert_eq!(back, job);
-    }
-
-    #[test]
-    fn bad_input_names_field_and_value() {
-        let cases: &[(&str, &str, &str)] = &[
-            ("name: [", "malformed", ""),
-            ("- a\n- b", "mapping", ""),
-            ("namespace: x\ncommand: {argv: [true]}", "`name`", ""),
-            (
-                "name: a\ncomand: {argv: [ls]}",
-                "unknown field `comand`",
-                "",
-            ),
-            (
-                "name: a\nspark: {mainApplicationFile: a.py, driver: {memroy: 1g}}",
-                "unknown field `spark.driver.memroy`",
-                "",
-            ),
-            (
-                "name: a\npriority: urgent\ncommand: {argv: [ls]}",
-                "`priority`",
-                "urgent",
-            ),
-            (
-                "name: a\nspark: {mainApplicationFile: a.py, executor: {cores: 0}}",
-                "`spark.executor.cores`",
-                "0",
-            ),
-            (
-                "name: a\nspark: {mainApplicationFile: a.py, driver: {cores: -2}}",
-                "`spark.driver.cores`",
-                "-2",
-            ),
-            (
-                "name: a\nspark: {mainApplicationFile: a.py, executor: {memory: 12qb}}",
-                "`spark.executor.memory`",
-                "12qb",
-            ),
-            (
-                "name: a\nspark: {mainApplicationFile: a.py, driver: {cores: two}}",
-                "`spark.driver.cores`",
-                "",
-            ),
-            (
-                "name: a\ncommand: {argv: [ls], memory: 12qb}",
-                "`command.memory`",
-                "12qb",
-            ),
-            (
-                "name: a\ncommand: {argv: [ls], cpu: 0}",
-                "`command.cpu`",
-                "\"0\"",
-            ),
-            ("name: a\ncommand: {argv: []}", "`command.argv`", ""),
-            (
-                "name: Bad_Name\ncommand: {argv: [ls]}",
-                "`name`",
-                "Bad_Name",
-            ),
-            (
-                "name: a\nmaxRuntime: soon\ncommand: {argv: [ls]}",
-                "`maxRuntime`",
-                "soon",
-            ),
-            ("name: a", "`spark`", ""),
-            ("name: a\nspark: {}", "`spark.mainApplicationFile`", ""),
-            (
-                "name: a\nspark: {type: Scala, mainApplicationFile: x.txt}",
-                "`spark.mainClass`",
-                "",
-            ),
-            (
-                "apiVersion: v1\nkind: Pod\nmetadata: {name: a}",
-                "`kind`",
-                "Pod",
-            ),
-        ];
-        for (text, want_field, want_value) in cases {
-            let err = parse(text).expect_err(text).to_string();
-            assert!(err.contains(want_field), "{text:?}: {err}");
-            assert!(err.contains(want_value), "{text:?}: {err}");
-        }
-    }
-
-    fn shared(name: &str) -> String {
-        let path = format!(
-            "{}/../../../shared/spark-operator/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    #[test]
-    fn spark_application_keeps_every_field() {
-        let text = shared("spark-pi-python.yaml");
-        let job = parse(&text).unwrap();
-        assert_eq!(job.name, "spark-pi-python");
-        assert_eq!(job.namespace, "default");
-        assert_eq!(job.level, "normal");
-        let JobKind::Spark {
-            spec,
-            application,
-            source,
-        } = &job.kind
-        else {
-            panic!("not spark")
-        };
-        assert_eq!(spec.app_type(), AppType::Python);
-        assert_eq!(spec.executor.instances, Some(1));
-        let app = application.as_ref().unwrap();
-        // Fields sluice does not interpret are still there.
-        assert_eq!(app["spec"]["image"], "docker.io/apache/spark:4.0.4");
-        assert_eq!(
-            app["spec"]["driver"]["securityContext"]["runAsUser"],
-            serde_json::json!(185)
-        );
-        assert_eq!(
-            app["spec"]["driver"]["serviceAccount"],
-            "spark-operator-spark"
-        );
-        assert_eq!(source.as_deref(), Some(text.as_str()));
-        let scala = parse(&shared("spark-pi.yaml")).unwrap();
-        let JobKind::Spark { spec, .. } = &scala.kind else {
-            panic!("not spark")
-        };
-        assert_eq!(
-            spec.main_class.as_deref(),
-            Some("org.apache.spark.examples.SparkPi")
-        );
-        assert_eq!(spec.arguments, vec![Text("5000".into())]);
-    }
-
-    #[test]
-    fn spark_application_priority_order() {
-        let base = "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\nmetadata:\n  name: a\n  namespace: NS\n  labels: {LABEL}\nspec: {type: Python, mainApplicationFile: a.py}\n";
-        let doc = |ns: &str, label: &str| base.replace("NS", ns).replace("LABEL", label);
-        let l = levels();
-        let with = |p: Option<&str>, text: &str| {
-            parse_job(
-                text,
-                ParseOptions {
-                    priority: p,
-                    levels: &l,
-                },
-            )
-            .map(|j| j.level)
-        };
-        // Flag beats label beats namespace default.
-        let labelled = doc("default", "sluice.io/priority: high");
-        assert_eq!(with(Some("normal"), &labelled).unwrap(), "normal");
-        assert_eq!(with(None, &labelled).unwrap(), "high");
-        assert_eq!(with(None, &doc("default", "x: y")).unwrap(), "normal");
-        assert_eq!(with(None, &doc("etl", "x: y")).unwrap(), "high");
-        let err = with(None, &doc("default", "sluice.io/priority: urgent")).unwrap_err();
-        assert!(err.to_string().contains("sluice.io/priority"), "{err}");
-        assert!(err.to_string().contains("urgent"), "{err}");
-        assert!(with(Some("bogus"), &labelled).is_err());
-        // Unknown fields in a SparkApplication are kept, not refused.
-        let extra = doc("default", "x: y").replace("spec: {", "spec: {futureField: 1, ");
-        assert!(with(None, &extra).is_ok());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_secs("f", "90s"), Ok(90));
-        assert_eq!(parse_duration_secs("f", "1h30m"), Ok(5400));
-        assert_eq!(parse_duration_secs("f", "2d"), Ok(172_800));
-        assert_eq!(parse_duration_secs("f", "45"), Ok(45));
-        assert!(parse_duration_secs("f", "0s").is_err());
-        assert!(parse_duration_secs("f", "5 minutes").is_err());
-        assert!(parse_duration_secs("f", "m").is_err());
-    }
-
-    #[test]
-    fn shipped_examples_parse() {
-        let dir = format!("{}/../../examples", env!("CARGO_MANIFEST_DIR"));
-        let mut n = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            let job = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            crate::sizing::job_demand(&job).unwrap();
-            n += 1;
-        }
-        assert!(n >= 3, "expected the example jobs in {dir}");
-    }
-}
+mod tests;

@@ -35,9 +35,10 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sluice_backend::{BackendError, RunRef};
 use sluice_core::capacity::fits_empty;
+use sluice_core::document::parse_job_with_policy;
 use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob};
 use sluice_core::sizing::job_demand;
-use sluice_core::spec::{ParseOptions, parse_job_with_policy};
+use sluice_core::spec::ParseOptions;
 use sluice_store::{JobFilter, StoreError, Transition};
 use utoipa::{OpenApi, ToSchema};
 

@@ -37,6 +37,7 @@ use sluice_core::schedule::{
 };
 use sluice_core::sizing::job_demand;
 use sluice_core::spec::{Job, ParseOptions, SpecError};
+use sluice_core::stored::{decode_max_queue_wait_secs, decode_policy};
 use sluice_store::{
     Advance, DeadLetter, Fire, JobSet, OrchJob, Requeue, RequeuePlace, RetryJob, ScheduledRun,
     SetFilter, StoreError, Transition,
@@ -245,7 +246,12 @@ fn run_of(state: &AppState, s: &ScheduleRecord, now_ms: i64) -> Result<NewJob, O
             s.namespace, s.name
         ))
     })?;
-    let policy = JobPolicy::from_spec(&s.template);
+    let policy = decode_policy(&s.template).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "the template of schedule {}/{}: {e}",
+            s.namespace, s.name
+        ))
+    })?;
     job.labels.insert(SCHEDULE_LABEL.into(), s.name.clone());
     job_demand(&job)?;
     let demand = state.backend.demand(&job)?;
@@ -514,7 +520,8 @@ pub async fn settle_failures(state: &AppState, now_ms: i64) -> Result<(), TickEr
 }
 
 async fn settle_one(state: &AppState, rec: &JobRecord, now_ms: i64) -> Result<(), StoreError> {
-    let policy = JobPolicy::from_spec(&rec.spec);
+    let policy = decode_policy(&rec.spec)
+        .map_err(|e| StoreError::Corrupt(format!("job {}: {e}", rec.id)))?;
     let orch = state.store.job_orch(&rec.id).await?.unwrap_or_default();
     let message = rec.message.clone().unwrap_or_default();
     let mut facts = FailureFacts {
@@ -640,8 +647,13 @@ pub async fn expire_queued(state: &AppState, now_ms: i64) -> Result<(), TickErro
             let since = orch.queue_clock_start(&job);
             // The store set the deadline from this policy; should the two disagree, the
             // deadline (what selected the job) still tells the TTL.
-            let ttl = JobPolicy::from_spec(&job.spec)
-                .max_queue_wait_secs
+            // A policy that does not decode only loses the TTL from the message: the
+            // deadline is what selected the job.
+            let stored_ttl = decode_max_queue_wait_secs(&job.spec).unwrap_or_else(|e| {
+                tracing::warn!(job = %job.id, "{e}");
+                None
+            });
+            let ttl = stored_ttl
                 .or_else(|| {
                     let deadline = orch.queue_deadline_ms?;
                     u64::try_from(deadline.saturating_sub(since) / 1000).ok()

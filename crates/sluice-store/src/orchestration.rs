@@ -7,19 +7,21 @@
 //! `queued`, next attempt) or dead-letters it.
 
 use sluice_core::job::{Demand, JobRecord, NewJob};
-use sluice_core::retry::JobPolicy;
+use sluice_core::stored::{StoredJobError, decode_max_queue_wait_secs};
 
 /// Longest queue TTL stored, in milliseconds (`i64::MAX / 4`, some 73 million years): a
 /// `maxQueueWait` above it is stored as this, so that a queue deadline never overflows.
 pub(crate) const QUEUE_TTL_CAP_MS: i64 = i64::MAX / 4;
 
 /// The queue TTL (`maxQueueWait`) of a stored spec in milliseconds, capped at
-/// [`QUEUE_TTL_CAP_MS`]; none when its policy has none (or does not decode).
-pub(crate) fn queue_ttl_ms(spec: &serde_json::Value) -> Option<i64> {
-    JobPolicy::from_spec(spec).max_queue_wait_secs.map(|secs| {
+/// [`QUEUE_TTL_CAP_MS`]; none when its policy has none; an error when it is there and does
+/// not decode.
+pub(crate) fn queue_ttl_ms(spec: &serde_json::Value) -> Result<Option<i64>, StoredJobError> {
+    let secs = decode_max_queue_wait_secs(spec)?;
+    Ok(secs.map(|secs| {
         let ms = secs.saturating_mul(1000);
         i64::try_from(ms).map_or(QUEUE_TTL_CAP_MS, |ms| ms.min(QUEUE_TTL_CAP_MS))
-    })
+    }))
 }
 
 /// The orchestration columns of a job.

@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sluice_core::spec::{Deps, Job, JobKind, Levels, ParseOptions, SparkSpec, Text, parse_job};
+use sluice_core::document::parse_job;
+use sluice_core::spec::{Deps, Job, JobKind, Levels, ParseOptions, SparkSpec, Text};
 
 use super::*;
 use crate::local::DEFAULT_IMAGE_SPARK_HOME;

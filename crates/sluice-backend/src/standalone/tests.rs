@@ -11,7 +11,8 @@ use super::demand::standalone_job_demand;
 use super::master::*;
 use super::state::check_url;
 use crate::RunStatus;
-use sluice_core::spec::{Levels, ParseOptions, parse_job};
+use sluice_core::document::parse_job;
+use sluice_core::spec::{Levels, ParseOptions};
 
 #[test]
 fn worker_loss_under_a_running_app_is_noted() {

@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sluice_core::job::JobRecord;
-use sluice_core::retry::JobPolicy;
 use sluice_core::schedule::ScheduleRecord;
 use sluice_core::spec::parse_duration_secs;
+use sluice_core::stored::decode_policy;
 use sluice_store::{JobSet, OrchJob, RequeuePlace, SetFilter, StoreError};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -73,11 +73,12 @@ pub struct OrchView {
     pub max_queue_wait_seconds: Option<u64>,
 }
 
-fn orch_view_of(rec: &JobRecord, o: &sluice_store::JobOrch) -> OrchView {
-    let policy = JobPolicy::from_spec(&rec.spec);
+fn orch_view_of(rec: &JobRecord, o: &sluice_store::JobOrch) -> Result<OrchView, ApiError> {
+    let policy = decode_policy(&rec.spec)
+        .map_err(|e| store_error(StoreError::Corrupt(format!("job {}: {e}", rec.id))))?;
     let waiting = rec.state == sluice_core::job::JobState::Queued
         && o.retry_at_ms.is_some_and(|t| t > now_ms());
-    OrchView {
+    Ok(OrchView {
         schedule: o.schedule.clone(),
         scheduled_for: o.scheduled_for_ms.map(rfc3339),
         attempt_in_round: o.attempt_in_round(rec.attempt),
@@ -91,13 +92,13 @@ fn orch_view_of(rec: &JobRecord, o: &sluice_store::JobOrch) -> OrchView {
         dead_lettered_at: o.dlq_at_ms.map(rfc3339),
         dead_letter_reason: o.dlq_reason.clone(),
         max_queue_wait_seconds: policy.max_queue_wait_secs,
-    }
+    })
 }
 
 /// The orchestration view of a job (for `GET /v1/jobs/{id}`).
 pub async fn orch_view(st: &AppState, rec: &JobRecord) -> Result<Option<OrchView>, ApiError> {
     let o = st.store.job_orch(&rec.id).await.map_err(store_error)?;
-    Ok(o.map(|o| orch_view_of(rec, &o)))
+    o.map(|o| orch_view_of(rec, &o)).transpose()
 }
 
 /// A schedule as the API shows it.
@@ -430,17 +431,17 @@ pub struct DeadLetterView {
 fn dead_letter_view(
     j: OrchJob,
     timeline: Option<Vec<sluice_core::job::JobEvent>>,
-) -> DeadLetterView {
-    let orchestration = orch_view_of(&j.job, &j.orch);
+) -> Result<DeadLetterView, ApiError> {
+    let orchestration = orch_view_of(&j.job, &j.orch)?;
     let mut job = view(j.job, None, timeline);
     job.orchestration = Some(orchestration);
-    DeadLetterView {
+    Ok(DeadLetterView {
         job,
         dead_lettered_at: j.orch.dlq_at_ms.map(rfc3339).unwrap_or_default(),
         reason: j.orch.dlq_reason.unwrap_or_default(),
         failure_class: j.orch.failure_class.unwrap_or_default(),
         schedule: j.orch.schedule,
-    }
+    })
 }
 
 /// List dead-lettered jobs, newest first.
@@ -459,7 +460,7 @@ pub async fn list_dlq(
     Ok(Json(
         jobs.into_iter()
             .map(|j| dead_letter_view(j, None))
-            .collect(),
+            .collect::<Result<_, _>>()?,
     ))
 }
 
@@ -485,7 +486,7 @@ pub async fn get_dlq(
         });
     };
     let events = st.store.events(&id).await.map_err(store_error)?;
-    Ok(Json(dead_letter_view(j, Some(events))))
+    Ok(Json(dead_letter_view(j, Some(events))?))
 }
 
 /// What a requeue did.

@@ -520,7 +520,12 @@ impl SqlStore {
     pub(super) async fn orch_retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
         exact("id", &r.id)?;
         let retry_message = sanitize(&r.message);
-        let ttl_ms = r.spec.as_ref().map(queue_ttl_ms);
+        let ttl_ms = r
+            .spec
+            .as_ref()
+            .map(queue_ttl_ms)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("job {:?}: {e}", r.id)))?;
         let spec = r
             .spec
             .as_ref()
