@@ -1,13 +1,21 @@
-//! The sluice server: the submitter loop ([`scheduler`]), the HTTP API ([`api`]) and their
+//! The sluice server: the submitter loop ([`tick`]), the HTTP API ([`api`]) and their
 //! settings ([`config`]).
+//!
+//! Modules by layer, each importing only from the ones below it:
+//! - [`api`] (HTTP handlers, by resource) and [`ui`] (the web page);
+//! - [`tick`] (the submitter loop: reconcile, orchestrate, admit, submit, roll up);
+//! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
+//! - [`state`] (what the handlers and the loop share);
+//! - [`metrics`], [`cluster`], [`time`], [`config`] (leaves).
 
 pub mod api;
+pub mod cluster;
 pub mod config;
-pub mod history;
 pub mod metrics;
 pub mod orchestration;
-pub mod scheduler;
 pub mod state;
+pub mod tick;
+pub mod time;
 pub mod ui;
 
 use std::sync::Arc;
@@ -123,7 +131,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         state.config.store_url(),
         state.backend.kind()
     );
-    let loop_task = tokio::spawn(scheduler::run_loop(state.clone()));
+    let loop_task = tokio::spawn(tick::run_loop(state.clone()));
     let router = app(state);
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())

@@ -1,17 +1,17 @@
 //! Shared server state.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sluice_backend::Backend;
+use sluice_core::capacity::Snapshot;
 use sluice_core::spec::Levels;
 use sluice_store::Store;
 use tokio::sync::{Mutex, Notify, RwLock};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::scheduler::CycleView;
 
 /// Why a queued job waits, as the last cycle found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -24,6 +24,17 @@ pub struct WaitInfo {
     pub position: u32,
     /// 1-based position within its (namespace, level) queue.
     pub level_position: u32,
+}
+
+/// What the last cycle saw, for `describe`, `queues` and the UI.
+#[derive(Debug, Clone, Default)]
+pub struct CycleView {
+    /// When the cycle ran.
+    pub at_ms: i64,
+    /// The backend's snapshot after reservations.
+    pub snapshot: Option<Snapshot>,
+    /// Why each queued job waits, by job id.
+    pub waiting: HashMap<String, WaitInfo>,
 }
 
 /// Everything the HTTP handlers and the submitter loop share. Cheap to clone.
@@ -81,12 +92,4 @@ impl AppState {
             Err(_) => ulid::Ulid::generate().to_string().to_ascii_lowercase(),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -10,7 +10,7 @@ use common::call;
 use serde_json::Value;
 use sluice_core::job::JobState;
 use sluice_server::config::{Config, NamespaceConfig};
-use sluice_server::scheduler::tick;
+use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 
 struct Env {

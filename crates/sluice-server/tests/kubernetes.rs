@@ -16,7 +16,7 @@ use kube_fake::{FakeApi, node, pod};
 use serde_json::{Value, json};
 use sluice_backend::kubernetes::{KubeBackend, KubeSettings};
 use sluice_server::config::Config;
-use sluice_server::scheduler::tick;
+use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 use tower::ServiceExt;
 

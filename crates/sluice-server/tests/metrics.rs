@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use common::raw as call;
 use serde_json::Value;
 use sluice_server::config::{Config, NamespaceConfig};
-use sluice_server::scheduler::tick;
+use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 
 struct Env {
