@@ -6,11 +6,12 @@
 //! - [`tick`] (the submitter loop: reconcile, orchestrate, admit, submit, roll up);
 //! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
 //! - [`state`] (what the handlers and the loop share);
-//! - [`metrics`], [`cluster`], [`time`], [`config`] (leaves).
+//! - [`metrics`], [`cluster`], [`fault`], [`time`], [`config`] (leaves).
 
 pub mod api;
 pub mod cluster;
 pub mod config;
+pub mod fault;
 pub mod metrics;
 pub mod orchestration;
 pub mod state;

@@ -4,13 +4,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sluice_backend::BackendError;
 use sluice_store::StoreError;
 use utoipa::ToSchema;
 
+use crate::fault::{store_detail, store_unavailable};
 use crate::orchestration::OrchError;
 use crate::time::ParamError;
 
@@ -32,10 +33,11 @@ pub enum ApiError {
     /// The body is over `api.max_body_bytes` (413).
     #[error("request body is larger than the limit api.max_body_bytes = {0} bytes")]
     TooLarge(usize),
-    /// The store or backend failed (500 / 503).
+    /// Something failed that the client cannot fix (500); the message is generic, the detail
+    /// is in the server's log.
     #[error("{0}")]
     Internal(String),
-    /// The backend is not reachable (503).
+    /// The backend or the database is not reachable now (503, with `Retry-After`).
     #[error("{0}")]
     Unavailable(String),
 }
@@ -58,26 +60,55 @@ impl IntoResponse for ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        (
+        let mut resp = (
             status,
             Json(ErrorBody {
                 error: self.to_string(),
             }),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        resp
     }
 }
 
+/// The `Retry-After` of a 503, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// The body of a 500 caused by the store (the detail goes to the log, never to the client).
+pub const STORE_FAILED: &str = "internal error: the store failed (the server log has the details)";
+
+/// The one mapping of store errors: not found 404, conflicts 409, invalid input 400 (naming the
+/// field), unavailable 503 (with `Retry-After`), anything else 500 with a generic message (the
+/// detail, which may hold database or driver text, is logged).
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if store_unavailable(&e) {
+            tracing::warn!("store unavailable: {}", store_detail(&e));
+            return ApiError::Unavailable("the store is unavailable, try again later".into());
+        }
         match e {
             StoreError::NotFound(id) => ApiError::NotFound(format!("no job with id {id:?}")),
             e @ StoreError::NoSchedule { .. } => ApiError::NotFound(e.to_string()),
             e @ (StoreError::DuplicateSchedule { .. }
+            | StoreError::Duplicate(_)
             | StoreError::NotDeadLettered(_)
             | StoreError::Stale(_)
-            | StoreError::Conflict { .. }) => ApiError::Conflict(e.to_string()),
-            e => ApiError::Internal(format!("store: {e}")),
+            | StoreError::Conflict { .. }
+            | StoreError::InvalidTransition { .. }) => ApiError::Conflict(e.to_string()),
+            e @ StoreError::BadCursor(_) => {
+                ApiError::BadRequest(format!("query parameter `cursor`: {e}"))
+            }
+            StoreError::BadQuery(m) => ApiError::BadRequest(m),
+            // PLUG (store branch): a value the store cannot keep (a NUL character), naming the
+            // field: `e @ StoreError::InvalidInput { .. } => ApiError::BadRequest(e.to_string()),`
+            e => {
+                tracing::error!("store error: {}", store_detail(&e));
+                ApiError::Internal(STORE_FAILED.into())
+            }
         }
     }
 }
@@ -124,3 +155,6 @@ pub fn body_text(body: &Result<Bytes, BytesRejection>, limit: usize) -> Result<&
     std::str::from_utf8(body)
         .map_err(|e| ApiError::BadRequest(format!("request body is not UTF-8 text: {e}")))
 }
+
+#[cfg(test)]
+mod tests;

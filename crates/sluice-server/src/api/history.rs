@@ -230,10 +230,7 @@ pub async fn history(
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<HistoryView>, ApiError> {
     let q = resolve(&p, now_ms())?;
-    let series = st.store.history(&q).await.map_err(|e| match e {
-        StoreError::BadQuery(m) => ApiError::BadRequest(m),
-        e => ApiError::from(e),
-    })?;
+    let series = st.store.history(&q).await?;
     let n = q.buckets().unwrap_or(0);
     let buckets: Vec<String> = (0..n)
         .map(|i| rfc3339(q.from_ms + q.step_ms * i as i64))

@@ -178,13 +178,7 @@ pub async fn list(
     let page = st
         .store
         .list_jobs(&filter, limit, q.cursor.as_deref())
-        .await
-        .map_err(|e| match e {
-            StoreError::BadCursor(_) => {
-                ApiError::BadRequest(format!("query parameter `cursor`: {e}"))
-            }
-            other => ApiError::from(other),
-        })?;
+        .await?;
     let waits = st.view.read().await;
     let jobs = page
         .jobs
