@@ -268,6 +268,14 @@ fn describe(j: &JobView) {
     if let Some(o) = &j.orchestration {
         orch::describe_orch(o);
     }
+    if let Some(a) = &j.set_aside {
+        println!(
+            "Set aside:  {} (time {}; tried again after {})",
+            a.reason,
+            a.times,
+            sluice_server::time::rfc3339(a.retry_at_ms)
+        );
+    }
     if !j.labels.is_empty() {
         let l: Vec<String> = j.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("Labels:     {}", l.join(", "));

@@ -479,6 +479,7 @@ mod tests {
             wait,
             timeline: None,
             orchestration: None,
+            set_aside: None,
         }
     }
 

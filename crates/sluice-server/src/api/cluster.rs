@@ -13,7 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::cluster::{ClusterView, NamespaceUsage, cluster_view};
 use crate::metrics::{CONTENT_TYPE, StateNow};
 use crate::state::AppState;
-use crate::time::{now_ms, rfc3339};
+use crate::time::rfc3339;
 
 /// One queue: a namespace and a level.
 #[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -33,7 +33,7 @@ pub struct QueueView {
 /// Queues by namespace and level.
 #[utoipa::path(get, path = "/v1/queues", responses((status = 200, body = [QueueView])))]
 pub async fn queues(State(st): State<AppState>) -> Result<Json<Vec<QueueView>>, ApiError> {
-    let now = now_ms();
+    let now = st.now_ms();
     let mut stats = st.store.queue_stats().await?;
     let rank = |l: &str| st.levels.rank(l).unwrap_or(usize::MAX);
     stats.sort_by(|a, b| {
@@ -99,7 +99,7 @@ async fn read_state(state: &AppState) -> Result<StateNow, StoreError> {
     let cluster = cluster_view(state.store.as_ref(), state.backend.as_ref()).await?;
     let dlq = state.store.count_dead_letters().await?;
     Ok(StateNow {
-        at_ms: now_ms(),
+        at_ms: state.now_ms(),
         queues,
         cluster,
         dlq,

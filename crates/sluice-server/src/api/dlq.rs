@@ -13,7 +13,7 @@ use super::error::{ApiError, ErrorBody};
 use super::views::{JobView, orch_view_of, view};
 use crate::orchestration;
 use crate::state::AppState;
-use crate::time::{now_ms, parse_duration, rfc3339};
+use crate::time::{parse_duration, rfc3339};
 
 /// Which dead-lettered or queued jobs a DLQ or purge request selects. Without any filter,
 /// requeue and purge refuse unless `all=true`.
@@ -103,8 +103,9 @@ pub struct DeadLetterView {
 fn dead_letter_view(
     j: OrchJob,
     timeline: Option<Vec<sluice_core::job::JobEvent>>,
+    now: i64,
 ) -> DeadLetterView {
-    let orchestration = orch_view_of(&j.job, &j.orch);
+    let orchestration = orch_view_of(&j.job, &j.orch, now);
     let mut job = view(j.job, None, timeline);
     job.orchestration = Some(orchestration);
     DeadLetterView {
@@ -123,11 +124,11 @@ pub async fn list_dlq(
     State(st): State<AppState>,
     Query(q): Query<SelectQuery>,
 ) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
-    let f = q.filter(JobSet::DeadLetters, now_ms())?;
+    let f = q.filter(JobSet::DeadLetters, st.now_ms())?;
     let jobs = st.store.select_jobs(&f, q.limit()?).await?;
     Ok(Json(
         jobs.into_iter()
-            .map(|j| dead_letter_view(j, None))
+            .map(|j| dead_letter_view(j, None, st.now_ms()))
             .collect(),
     ))
 }
@@ -148,7 +149,7 @@ pub async fn get_dlq(
         });
     };
     let events = st.store.events(&id).await?;
-    Ok(Json(dead_letter_view(j, Some(events))))
+    Ok(Json(dead_letter_view(j, Some(events), st.now_ms())))
 }
 
 /// What a requeue did.
@@ -167,7 +168,7 @@ pub async fn requeue(
     State(st): State<AppState>,
     Query(q): Query<SelectQuery>,
 ) -> Result<Json<RequeueView>, ApiError> {
-    let now = now_ms();
+    let now = st.now_ms();
     let f = q.filter(JobSet::DeadLetters, now)?;
     let place = if q.front.unwrap_or(false) {
         RequeuePlace::Front
@@ -198,7 +199,7 @@ pub struct PurgeView {
 }
 
 async fn purge_set(st: &AppState, q: &SelectQuery, set: JobSet) -> Result<PurgeView, ApiError> {
-    let f = q.filter(set, now_ms())?;
+    let f = q.filter(set, st.now_ms())?;
     let dry_run = q.dry_run.unwrap_or(false);
     let p = orchestration::purge(st, &f, q.all.unwrap_or(false), dry_run).await?;
     Ok(PurgeView {

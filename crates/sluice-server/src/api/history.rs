@@ -26,7 +26,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::time::{now_ms, parse_duration, parse_time, rfc3339};
+use crate::time::{parse_duration, parse_time, rfc3339};
 
 /// The default range when `from` is not given: the day before `to`.
 const DEFAULT_RANGE_MS: i64 = 24 * 3_600_000;
@@ -229,7 +229,7 @@ pub async fn history(
     State(st): State<AppState>,
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<HistoryView>, ApiError> {
-    let q = resolve(&p, now_ms())?;
+    let q = resolve(&p, st.now_ms())?;
     let series = st.store.history(&q).await?;
     let n = q.buckets().unwrap_or(0);
     let buckets: Vec<String> = (0..n)

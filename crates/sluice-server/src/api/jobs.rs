@@ -19,7 +19,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::error::{ApiError, ErrorBody, body_text};
 use super::views::{JobView, orch_view, view};
 use crate::state::AppState;
-use crate::time::{now_ms, parse_time};
+use crate::time::parse_time;
 
 /// Query of `POST /v1/jobs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -91,7 +91,7 @@ pub async fn submit(
         labels: job.labels.clone(),
         spec,
         demand,
-        created_at_ms: now_ms(),
+        created_at_ms: st.now_ms(),
     };
     let rec = st.store.insert_job(&new).await?;
     st.metrics.job_submitted(&rec.namespace, &rec.level);
@@ -214,6 +214,7 @@ pub async fn get_job(
     let orchestration = orch_view(&st, &rec).await?;
     let mut v = view(rec, wait, Some(events));
     v.orchestration = orchestration;
+    v.set_aside = st.aside.get(&id);
     Ok(Json(v))
 }
 
@@ -259,7 +260,7 @@ pub async fn cancel(
             id: id.clone(),
             from: rec.state,
             to: JobState::Cancelled,
-            at_ms: now_ms(),
+            at_ms: st.now_ms(),
             message: format!("cancelled by a user while {}", rec.state),
             backend_ref: None,
             exit_code: None,

@@ -27,6 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use utoipa::OpenApi;
 
+use crate::aside::SetAside;
 use crate::state::{AppState, WaitInfo};
 
 pub mod cluster;
@@ -57,6 +58,7 @@ pub use views::{DemandView, EventView, JobView, OrchView, PodDemandView};
         PodDemandView,
         EventView,
         OrchView,
+        SetAside,
         WaitInfo,
         ErrorBody
     ))

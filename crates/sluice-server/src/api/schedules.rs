@@ -17,7 +17,7 @@ use super::error::{ApiError, ErrorBody, body_text};
 use super::views::{JobView, view};
 use crate::orchestration;
 use crate::state::AppState;
-use crate::time::{now_ms, rfc3339};
+use crate::time::rfc3339;
 
 /// How many upcoming run times `GET /v1/schedules/{namespace}/{name}` shows.
 pub const NEXT_RUNS: usize = 5;
@@ -103,7 +103,7 @@ pub async fn create_schedule(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ScheduleView>), ApiError> {
     let text = body_text(&body, st.config.api.max_body_bytes)?;
-    let rec = orchestration::create_schedule(&st, text, now_ms()).await?;
+    let rec = orchestration::create_schedule(&st, text, st.now_ms()).await?;
     Ok((
         StatusCode::CREATED,
         Json(schedule_view(rec, NEXT_RUNS, Vec::new())),
@@ -212,7 +212,7 @@ pub async fn suspend(
     State(st): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<ScheduleView>, ApiError> {
-    let s = orchestration::set_suspended(&st, &ns, &name, true, now_ms()).await?;
+    let s = orchestration::set_suspended(&st, &ns, &name, true, st.now_ms()).await?;
     Ok(Json(schedule_view(s, NEXT_RUNS, Vec::new())))
 }
 
@@ -225,7 +225,7 @@ pub async fn resume(
     State(st): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<ScheduleView>, ApiError> {
-    let s = orchestration::set_suspended(&st, &ns, &name, false, now_ms()).await?;
+    let s = orchestration::set_suspended(&st, &ns, &name, false, st.now_ms()).await?;
     Ok(Json(schedule_view(s, NEXT_RUNS, Vec::new())))
 }
 
@@ -237,7 +237,7 @@ pub async fn trigger(
     State(st): State<AppState>,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let rec = orchestration::trigger(&st, &ns, &name, now_ms()).await?;
+    let rec = orchestration::trigger(&st, &ns, &name, st.now_ms()).await?;
     Ok((StatusCode::CREATED, Json(view(rec, None, None))))
 }
 

@@ -8,8 +8,9 @@ use sluice_core::retry::JobPolicy;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
+use crate::aside::SetAside;
 use crate::state::{AppState, WaitInfo};
-use crate::time::{now_ms, rfc3339};
+use crate::time::rfc3339;
 
 /// The demand of one role.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -93,6 +94,10 @@ pub struct JobView {
     /// Schedule, retries and dead-letter state (only on GET /v1/jobs/{id}).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orchestration: Option<OrchView>,
+    /// Set when the scheduler has set the job aside (a write or the backend failed on it): why,
+    /// and when it tries again (only on GET /v1/jobs/{id}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_aside: Option<SetAside>,
 }
 
 /// A job's schedule, retries and dead-letter state.
@@ -119,10 +124,11 @@ pub struct OrchView {
     pub max_queue_wait_seconds: Option<u64>,
 }
 
-pub fn orch_view_of(rec: &JobRecord, o: &sluice_store::JobOrch) -> OrchView {
+/// The orchestration view of a job from its record and its orchestration state, at `now`.
+pub fn orch_view_of(rec: &JobRecord, o: &sluice_store::JobOrch, now: i64) -> OrchView {
     let policy = JobPolicy::from_spec(&rec.spec);
-    let waiting = rec.state == sluice_core::job::JobState::Queued
-        && o.retry_at_ms.is_some_and(|t| t > now_ms());
+    let waiting =
+        rec.state == sluice_core::job::JobState::Queued && o.retry_at_ms.is_some_and(|t| t > now);
     OrchView {
         schedule: o.schedule.clone(),
         scheduled_for: o.scheduled_for_ms.map(rfc3339),
@@ -143,7 +149,8 @@ pub fn orch_view_of(rec: &JobRecord, o: &sluice_store::JobOrch) -> OrchView {
 /// The orchestration view of a job (for `GET /v1/jobs/{id}`).
 pub async fn orch_view(st: &AppState, rec: &JobRecord) -> Result<Option<OrchView>, ApiError> {
     let o = st.store.job_orch(&rec.id).await?;
-    Ok(o.map(|o| orch_view_of(rec, &o)))
+    let now = st.now_ms();
+    Ok(o.map(|o| orch_view_of(rec, &o, now)))
 }
 
 /// A job as the API shows it, with its wait (kept only while queued) and timeline.
@@ -181,6 +188,7 @@ pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEven
                 .collect()
         }),
         orchestration: None,
+        set_aside: None,
         id: rec.id,
         namespace: rec.namespace,
         name: rec.name,

@@ -10,8 +10,8 @@ use sluice_core::job::{JobState, Resources};
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
+use super::write::isolate;
 use crate::state::{AppState, CycleView, WaitInfo};
-use crate::time::now_ms;
 
 /// Runs one scheduling cycle and writes its admissions.
 pub async fn admit(state: &AppState) -> Result<(), TickError> {
@@ -29,10 +29,14 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     let mut fitter = Fitter::new(&report.snapshot.nodes);
     let mut held: BTreeMap<String, Resources> = BTreeMap::new();
     let mut candidates = Vec::new();
-    let started_at = now_ms();
+    let started_at = state.now_ms();
     for j in &jobs {
         // A retry waiting on its backoff joins its queue at `enqueued_at`, in the future.
         if j.state == JobState::Queued && j.enqueued_at_ms > started_at {
+            continue;
+        }
+        // A job set aside waits out its back-off (its room, if it holds any, stays held).
+        if j.state == JobState::Queued && state.aside.is_held(&j.id, started_at) {
             continue;
         }
         if j.state == JobState::Queued {
@@ -67,7 +71,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         namespaces: &namespaces,
         default_policy: state.config.default_policy(),
     });
-    let now = now_ms();
+    let now = state.now_ms();
     for adm in &out.admitted {
         let c = &candidates[adm.index];
         let nodes: Vec<String> = adm
@@ -93,10 +97,13 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             exit_code: None,
         };
         match state.store.transition(&t).await {
-            Ok(rec) => state.metrics.transitioned(t.from, &rec),
+            Ok(rec) => {
+                state.metrics.transitioned(t.from, &rec);
+                state.aside.clear(&rec.id);
+            }
             // Cancelled meanwhile: nothing to do.
             Err(StoreError::Conflict { .. }) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => isolate(state, &c.id, "recording the admission", e)?,
         }
     }
     let mut waiting = HashMap::with_capacity(out.waiting.len());

@@ -2,28 +2,33 @@
 //! a cancel, runs a scheduling cycle, submits what it admitted, and reconciles running jobs
 //! with the backend.
 //!
-//! One cycle:
-//! 1. ask the backend for the state of every submitted or running job and record changes;
-//! 2. ask the backend for its capacity snapshot;
-//! 3. load queued and active jobs from the store;
-//! 4. hold the demand of active jobs the backend does not show yet as reservations;
-//! 5. run the pure [`sluice_core::cycle::schedule`];
-//! 6. move each admitted job queued -> admitted (one transaction each) and remember, for every
-//!    job left, its queue position and the reason it waits;
-//! 7. submit each admitted job to the backend and move it admitted -> submitted; a backend that
-//!    turns it away for want of room puts it back in its queue (keeping its place).
+//! One tick, as Kueue's cycle, each step a function in its own module and its own tracing span
+//! (with the tick's number and its duration):
+//! 1. **reconcile** ([`reconcile`]): the backend's state of every submitted or running job is
+//!    recorded, so room freed by jobs that ended is used in this same tick;
+//! 2. **orchestrate** ([`orchestrate`]): due schedules fire, failed attempts are retried or
+//!    dead-lettered, queued jobs past their TTL expire;
+//! 3. **admit** ([`admit`]): the pure [`sluice_core::cycle::schedule`] runs over the capacity
+//!    snapshot less the reservations; each admission is written queued -> admitted, and every
+//!    job left keeps its queue position and the reason it waits;
+//! 4. **submit** ([`submit`]): each admitted job goes to the backend and moves admitted ->
+//!    submitted; a backend that turns it away for want of room puts it back in its queue;
+//! 5. **roll up**: closed hours of the history are rolled up (one bounded step).
+//!
+//! The time comes from the state's clock ([`AppState::now_ms`]), so tests can drive it.
 //!
 //! Because "admitted" is written before the submit and submits are idempotent per attempt, a
 //! crash at any point neither loses a job nor starts it twice: on restart, admitted jobs are
 //! submitted again (the backend answers "already there") and running jobs are re-attached.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_backend::{BackendError, RunStatus};
 use sluice_core::job::JobState;
+use tracing::Instrument;
 
+use crate::fault::{store_detail, store_unavailable};
 use crate::state::AppState;
-use crate::time::now_ms;
 
 pub mod admit;
 pub mod error;
@@ -42,7 +47,7 @@ pub async fn run_loop(state: AppState) {
         tracing::warn!("startup reconciliation: {e}");
     }
     loop {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         if let Err(e) = tick(&state).await {
             tracing::warn!("scheduling cycle failed: {e}");
         }
@@ -54,20 +59,50 @@ pub async fn run_loop(state: AppState) {
     }
 }
 
-/// One cycle plus reconciliation.
+/// One tick: the five steps in order (see the module documentation).
 pub async fn tick(state: &AppState) -> Result<(), TickError> {
     let _guard = state.cycle_lock.lock().await;
-    // Reconcile first, so that room freed by jobs that ended is used in this same cycle.
-    reconcile::reconcile(state).await?;
-    // Schedules, retries and the dead-letter queue, queue TTLs (see `orchestration`).
-    orchestrate::run(state, now_ms()).await?;
-    admit::admit(state).await?;
-    submit::submit_admitted(state).await?;
-    // Hourly rollups of the history (one bounded step; cheap when there is nothing to do).
-    if let Err(e) = state.store.roll_up_history(now_ms()).await {
+    let cycle = state.next_cycle();
+    // 1. reconcile
+    step("reconcile", cycle, reconcile::reconcile(state)).await?;
+    // 2. orchestrate
+    step(
+        "orchestrate",
+        cycle,
+        orchestrate::run(state, state.now_ms()),
+    )
+    .await?;
+    // 3. admit
+    step("admit", cycle, admit::admit(state)).await?;
+    // 4. submit
+    step("submit", cycle, submit::submit_admitted(state)).await?;
+    // 5. roll up
+    step("roll up", cycle, roll_up(state)).await;
+    Ok(())
+}
+
+/// Runs one step of tick number `cycle` in its tracing span, and logs how long it took.
+async fn step<T>(name: &'static str, cycle: u64, work: impl Future<Output = T>) -> T {
+    let span = tracing::info_span!("tick", step = name, cycle);
+    async move {
+        let started = Instant::now();
+        let out = work.await;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "step done"
+        );
+        out
+    }
+    .instrument(span)
+    .await
+}
+
+/// Step 5: hourly rollups of the history (one bounded step; cheap when there is nothing to
+/// do). A failure is logged; the next tick tries again.
+async fn roll_up(state: &AppState) {
+    if let Err(e) = state.store.roll_up_history(state.now_ms()).await {
         tracing::warn!("rolling up the history: {e}");
     }
-    Ok(())
 }
 
 /// On start-up, write in each running job's timeline whether its run was found again.
@@ -76,7 +111,7 @@ pub async fn startup_notes(state: &AppState) -> Result<(), TickError> {
         .store
         .jobs_in_states(&[JobState::Admitted, JobState::Submitted, JobState::Running])
         .await?;
-    let now = now_ms();
+    let now = state.now_ms();
     for rec in active {
         let note = match rec.state {
             JobState::Admitted => {
@@ -93,7 +128,12 @@ pub async fn startup_notes(state: &AppState) -> Result<(), TickError> {
                 Err(e) => format!("sluice restarted; run state unknown for now: {e}"),
             },
         };
-        state.store.add_note(&rec.id, now, &note).await?;
+        if let Err(e) = state.store.add_note(&rec.id, now, &note).await {
+            if store_unavailable(&e) {
+                return Err(e.into());
+            }
+            tracing::warn!(job = %rec.id, "startup note: {}", store_detail(&e));
+        }
     }
     Ok(())
 }

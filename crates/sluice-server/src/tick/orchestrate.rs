@@ -39,6 +39,8 @@ use sluice_store::{
 };
 
 use super::error::TickError;
+use super::write::isolate;
+use crate::fault::{store_detail, store_unavailable};
 use crate::orchestration::{OrchError, run_of};
 use crate::state::AppState;
 use crate::time::rfc3339;
@@ -126,8 +128,15 @@ pub async fn fire_schedules(state: &AppState, now_ms: i64) -> Result<(), TickErr
             match e {
                 // Another replica or a user changed it meanwhile: look again next tick.
                 OrchError::Store(StoreError::Stale(_) | StoreError::NoSchedule { .. }) => {}
-                OrchError::Store(e) => return Err(e.into()),
-                OrchError::Backend(e) => return Err(e.into()),
+                // The database is down: end the tick, the next one retries.
+                OrchError::Store(e) if store_unavailable(&e) => return Err(e.into()),
+                // One schedule's failure never stops the others: it is tried again next tick.
+                OrchError::Store(e) => {
+                    tracing::warn!(schedule = %format!("{}/{}", s.namespace, s.name), "firing: {}", store_detail(&e));
+                }
+                OrchError::Backend(e) => {
+                    tracing::warn!(schedule = %format!("{}/{}", s.namespace, s.name), "firing: {e}");
+                }
                 other => {
                     // The template no longer makes a job (a level removed from the
                     // configuration, say): suspend the schedule and say why, instead of failing
@@ -310,9 +319,13 @@ fn fmt_delay(ms: u64) -> String {
 /// memory) or dead-letter, by the job's policy and the failure's class.
 pub async fn settle_failures(state: &AppState, now_ms: i64) -> Result<(), TickError> {
     for rec in state.store.unsettled_failures().await? {
+        if state.aside.is_held(&rec.id, now_ms) {
+            continue;
+        }
         match settle_one(state, &rec, now_ms).await {
-            Ok(()) | Err(StoreError::Stale(_) | StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+            Ok(()) => state.aside.clear(&rec.id),
+            Err(StoreError::Stale(_) | StoreError::NotFound(_)) => {}
+            Err(e) => isolate(state, &rec.id, "settling a failed attempt", e)?,
         }
     }
     Ok(())
@@ -441,7 +454,13 @@ pub async fn expire_queued(state: &AppState, now_ms: i64) -> Result<(), TickErro
             .queued_past_deadline(now_ms, TTL_BATCH.min(TTL_EXPIRE_LIMIT - handled))
             .await?;
         let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+        // Jobs that could not be expired stay past their deadline: a batch of only those ends
+        // the step (instead of reading them again).
+        let mut left_queue = 0u32;
         for OrchJob { job, orch } in batch {
+            if state.aside.is_held(&job.id, now_ms) {
+                continue;
+            }
             let since = orch.queue_clock_start(&job);
             // The store set the deadline from this policy; should the two disagree, the
             // deadline (what selected the job) still tells the TTL.
@@ -457,13 +476,17 @@ pub async fn expire_queued(state: &AppState, now_ms: i64) -> Result<(), TickErro
                 now_ms.saturating_sub(since) / 1000
             );
             match state.store.expire_queued(&job.id, now_ms, &reason).await {
-                Ok(after) => state.metrics.transitioned(JobState::Queued, &after),
-                Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+                Ok(after) => {
+                    state.metrics.transitioned(JobState::Queued, &after);
+                    state.aside.clear(&job.id);
+                    left_queue += 1;
+                }
+                Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => left_queue += 1,
+                Err(e) => isolate(state, &job.id, "expiring a job past its queue TTL", e)?,
             }
         }
         handled = handled.saturating_add(n);
-        if n < TTL_BATCH {
+        if n < TTL_BATCH || left_queue == 0 {
             break;
         }
     }

@@ -7,9 +7,8 @@ use sluice_core::job::{JobRecord, JobState};
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
-use super::write::{apply, job_of, run_ref};
+use super::write::{apply, backend_aside, held, isolate, job_of, run_ref};
 use crate::state::AppState;
-use crate::time::now_ms;
 
 /// Reconciles every submitted or running job with the backend.
 pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
@@ -22,6 +21,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
     // the tick for one kill grace period, not N.
     let mut timed_out = Vec::new();
     for rec in active {
+        if held(state, &rec.id) {
+            continue;
+        }
         let run = run_ref(&rec);
         let status = match state.backend.status(&run).await {
             Ok(s) => s,
@@ -33,11 +35,11 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 message: "the backend has no run for this job".into(),
             },
             Err(e) => {
-                tracing::warn!(job = %rec.id, "status: {e}");
+                backend_aside(state, &rec.id, "reading the run's status", &e);
                 continue;
             }
         };
-        let now = now_ms();
+        let now = state.now_ms();
         // The Spark application id, recorded as the job's backend_ref when it starts running.
         let mut app_ref = None;
         // The run started and ended between two looks (as opposed to lost or requeued).
@@ -78,7 +80,10 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 backend_ref: app,
                 exit_code: None,
             };
-            apply(state, &t).await?;
+            if let Err(e) = apply(state, &t).await {
+                isolate(state, &rec.id, "recording the run's start", e)?;
+                continue;
+            }
             let t = Transition {
                 id: rec.id.clone(),
                 from: JobState::Running,
@@ -88,7 +93,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 backend_ref: None,
                 exit_code,
             };
-            apply(state, &t).await?;
+            if let Err(e) = apply(state, &t).await {
+                isolate(state, &rec.id, "recording the run's end", e)?;
+            }
             continue;
         }
         let t = Transition {
@@ -100,7 +107,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
             backend_ref: app_ref,
             exit_code,
         };
-        apply(state, &t).await?;
+        if let Err(e) = apply(state, &t).await {
+            isolate(state, &rec.id, &format!("recording the move to {to}"), e)?;
+        }
     }
     cancel_timed_out(state, timed_out).await?;
     // What the status calls just saw (the operator's state, say) goes in now.
@@ -134,16 +143,19 @@ async fn cancel_timed_out(
             tracing::warn!(job = %rec.id, "timeout cancel: {e}");
             continue;
         }
+
         let t = Transition {
             id: rec.id.clone(),
             from: JobState::Running,
             to: JobState::Failed,
-            at_ms: now_ms(),
+            at_ms: state.now_ms(),
             message: format!("timeout: ran longer than maxRuntime ({limit} s); killed"),
             backend_ref: None,
             exit_code: None,
         };
-        apply(state, &t).await?;
+        if let Err(e) = apply(state, &t).await {
+            isolate(state, &rec.id, "recording the timeout", e)?;
+        }
     }
     Ok(())
 }
@@ -160,11 +172,11 @@ async fn running_note(state: &AppState, run: &RunRef) -> (String, Option<String>
 
 /// Writes what the backend saw happen to runs (a worker lost, say) into the jobs' timelines.
 async fn record_backend_notes(state: &AppState) -> Result<(), TickError> {
-    let now = now_ms();
+    let now = state.now_ms();
     for note in state.backend.take_notes().await {
         match state.store.add_note(&note.job_id, now, &note.message).await {
             Ok(()) | Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => isolate(state, &note.job_id, "writing a note of the backend", e)?,
         }
     }
     Ok(())

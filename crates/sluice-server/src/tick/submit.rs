@@ -6,21 +6,31 @@ use sluice_core::job::JobState;
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
-use super::write::{apply, fail, job_of};
+use super::write::{apply, fail, held, isolate, job_of};
 use crate::state::AppState;
-use crate::time::now_ms;
 
 /// Submits every admitted job.
 pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
     let admitted = state.store.jobs_in_states(&[JobState::Admitted]).await?;
     for rec in admitted {
+        if held(state, &rec.id) {
+            continue;
+        }
         let Some(job) = job_of(&rec) else {
-            fail(
+            if let Err(e) = fail(
                 state,
                 &rec,
                 "the stored spec no longer decodes; cannot submit",
             )
-            .await?;
+            .await
+            {
+                isolate(
+                    state,
+                    &rec.id,
+                    "failing a job whose spec does not decode",
+                    e,
+                )?;
+            }
             continue;
         };
         let req = SubmitRequest {
@@ -29,7 +39,7 @@ pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
             job,
             demand: rec.demand.clone(),
         };
-        let now = now_ms();
+        let now = state.now_ms();
         match state.backend.submit(&req).await {
             Ok(sub) => {
                 let message = if sub.already_existed {
@@ -51,7 +61,7 @@ pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
                     exit_code: None,
                 };
                 match state.store.transition(&t).await {
-                    Ok(_) => {}
+                    Ok(_) => state.aside.clear(&rec.id),
                     Err(StoreError::Conflict { .. }) => {
                         // Cancelled while we were submitting: stop the run we just started.
                         let run = RunRef {
@@ -63,7 +73,7 @@ pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
                             tracing::warn!(job = %rec.id, "cancel after a racing cancel: {e}");
                         }
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => isolate(state, &rec.id, "recording the submission", e)?,
                 }
             }
             Err(BackendError::NoRoom(msg)) => {
@@ -76,7 +86,9 @@ pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
                     backend_ref: None,
                     exit_code: None,
                 };
-                apply(state, &t).await?;
+                if let Err(e) = apply(state, &t).await {
+                    isolate(state, &rec.id, "sending the job back to its queue", e)?;
+                }
             }
             Err(BackendError::Unavailable(msg)) => {
                 tracing::info!(job = %rec.id, "backend unavailable, will submit later: {msg}");
@@ -86,7 +98,9 @@ pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
                 tracing::debug!(job = %rec.id, "submission under way: {msg}");
             }
             Err(e) => {
-                fail(state, &rec, &format!("submission failed: {e}")).await?;
+                if let Err(se) = fail(state, &rec, &format!("submission failed: {e}")).await {
+                    isolate(state, &rec.id, "recording a failed submission", se)?;
+                }
             }
         }
     }
