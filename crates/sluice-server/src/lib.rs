@@ -4,10 +4,12 @@
 //! Modules by layer, each importing only from the ones below it:
 //! - [`api`] (HTTP handlers, by resource) and [`ui`] (the web page);
 //! - [`tick`] (the submitter loop: reconcile, orchestrate, admit, submit, roll up);
+//! - [`admission`] (can this job ever run here: one gate for submit, schedules and retries);
 //! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
 //! - [`state`] (what the handlers and the loop share);
 //! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`config`] (leaves).
 
+pub mod admission;
 pub mod api;
 pub mod aside;
 pub mod cluster;

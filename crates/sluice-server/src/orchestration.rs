@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 
 use sluice_backend::BackendError;
-use sluice_core::capacity::fits_empty;
 use sluice_core::job::{JobRecord, NewJob};
 use sluice_core::retry::{JobPolicy, stored_spec};
 use sluice_core::schedule::{NewSchedule, SCHEDULE_LABEL, ScheduleRecord, parse_schedule};
@@ -16,6 +15,7 @@ use sluice_store::{
     Fire, JobSet, OrchJob, Requeue, RequeuePlace, ScheduledRun, SetFilter, StoreError,
 };
 
+use crate::admission::{self, Refusal};
 use crate::state::AppState;
 
 /// Most jobs one requeue or purge request touches.
@@ -59,35 +59,16 @@ pub async fn create_schedule(
     now_ms: i64,
 ) -> Result<ScheduleRecord, OrchError> {
     let sched = parse_schedule(text, levels_opts(state), now_ms)?;
-    job_demand(&sched.template)?;
-    let demand = state.backend.demand(&sched.template).map_err(|e| match e {
-        BackendError::Rejected(m) => OrchError::NeverFits(format!(
-            "the runs of schedule {}/{} can never run on the {} backend: {m}",
-            sched.namespace,
-            sched.name,
-            state.backend.kind()
-        )),
-        other => OrchError::Backend(other),
-    })?;
-    let report = state.backend.capacity().await?;
-    if !report.snapshot.allocatable.is_empty()
-        && let Err(nofit) = fits_empty(&demand, &report.snapshot.allocatable)
-    {
-        return Err(OrchError::NeverFits(format!(
-            "the runs of schedule {}/{} can never run on the {} backend: {nofit}",
-            sched.namespace,
-            sched.name,
-            state.backend.kind()
-        )));
-    }
-    if let Some(why) = state.backend.never_runs(&sched.template, &demand) {
-        return Err(OrchError::NeverFits(format!(
-            "the runs of schedule {}/{} can never run on the {} backend: {why}",
-            sched.namespace,
-            sched.name,
-            state.backend.kind()
-        )));
-    }
+    admission::check(state.backend.as_ref(), &sched.template)
+        .await
+        .map_err(|r| match r {
+            Refusal::Invalid(e) => OrchError::Spec(e),
+            Refusal::Backend(e) => OrchError::Backend(e),
+            never @ Refusal::Never { .. } => OrchError::NeverFits(format!(
+                "the runs of schedule {}/{} {never}",
+                sched.namespace, sched.name
+            )),
+        })?;
     let cadence = sched.cadence(now_ms)?;
     let next = if sched.suspend {
         None

@@ -181,3 +181,57 @@ async fn a_dead_scheduler_task_stops_the_server_with_an_error() {
         other => panic!("expected SchedulerDied, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn one_admission_gate_in_one_wording() {
+    use sluice_core::spec::{ParseOptions, parse_job_with_policy};
+    use sluice_server::admission::{Refusal, check};
+    let levels = Config::default().levels();
+    let parse = |text: &str| {
+        parse_job_with_policy(
+            text,
+            ParseOptions {
+                priority: None,
+                levels: &levels,
+            },
+        )
+        .unwrap()
+        .0
+    };
+    let backend = FakeBackend::new(4000, 8192);
+    let ok = check(&backend, &parse(&job("fits"))).await.unwrap();
+    assert_eq!(ok.total().cpu_milli, 100);
+    let big = parse("name: big\ncommand:\n  argv: [\"true\"]\n  cpu: \"8\"\n  memory: 32m\n");
+    let refusal = check(&backend, &big).await.unwrap_err();
+    assert!(matches!(refusal, Refusal::Never { .. }), "{refusal:?}");
+    assert!(
+        refusal
+            .to_string()
+            .starts_with("can never run on the fake backend: "),
+        "{refusal}"
+    );
+    // The API and schedules say it the same way, naming the job or the schedule.
+    let e = env().await;
+    let r = app(e.state.clone());
+    let (status, v) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        "name: big\ncommand:\n  argv: [\"true\"]\n  cpu: \"8\"\n  memory: 32m\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"], format!("job default/big {refusal}"));
+    let (status, v) = call(
+        &r,
+        "POST",
+        "/v1/schedules",
+        "name: wide\nschedule: \"@hourly\"\ntemplate:\n  command:\n    argv: [\"true\"]\n    cpu: \"8\"\n    memory: 32m\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        v["error"],
+        format!("the runs of schedule default/wide {refusal}")
+    );
+}

@@ -11,6 +11,7 @@ use sluice_backend::BackendError;
 use sluice_store::StoreError;
 use utoipa::ToSchema;
 
+use crate::admission::Refusal;
 use crate::fault::{store_detail, store_unavailable};
 use crate::orchestration::OrchError;
 use crate::time::ParamError;
@@ -140,6 +141,16 @@ impl From<OrchError> for ApiError {
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> Self {
         ApiError::BadRequest(e.0)
+    }
+}
+
+/// A refusal of the admission gate for `subject` ("job ns/name"): 400 for an invalid spec,
+/// 422 for a job that can never run here.
+pub fn refused(r: Refusal, subject: &str) -> ApiError {
+    match r {
+        Refusal::Invalid(e) => ApiError::BadRequest(e.to_string()),
+        never @ Refusal::Never { .. } => ApiError::Unprocessable(format!("{subject} {never}")),
+        Refusal::Backend(e) => ApiError::from(e),
     }
 }
 

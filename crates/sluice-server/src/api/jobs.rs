@@ -9,15 +9,14 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sluice_backend::{BackendError, RunRef};
-use sluice_core::capacity::fits_empty;
 use sluice_core::job::{JobRecord, JobState, NewJob};
-use sluice_core::sizing::job_demand;
 use sluice_core::spec::{ParseOptions, parse_job_with_policy};
 use sluice_store::{JobFilter, StoreError, Transition};
 use utoipa::{OpenApi, ToSchema};
 
-use super::error::{ApiError, ErrorBody, body_text};
+use super::error::{ApiError, ErrorBody, body_text, refused};
 use super::views::{JobView, orch_view, view};
+use crate::admission;
 use crate::state::AppState;
 use crate::time::parse_time;
 
@@ -46,40 +45,12 @@ pub async fn submit(
         },
     )
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    // Spark's sizing rules validate the spec's quantities (400 on a bad one); the backend then
-    // says what the job needs from it (its own placement rules), or why it can never run (422).
-    job_demand(&job).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let demand = st.backend.demand(&job).map_err(|e| match e {
-        BackendError::Rejected(m) => ApiError::Unprocessable(format!(
-            "job {}/{} can never run on the {} backend: {m}",
-            job.namespace,
-            job.name,
-            st.backend.kind()
-        )),
-        other => ApiError::from(other),
-    })?;
-    // A job that cannot fit even the empty cluster would wait forever: refuse it now.
-    let report = st.backend.capacity().await?;
-    if !report.snapshot.allocatable.is_empty()
-        && let Err(nofit) = fits_empty(&demand, &report.snapshot.allocatable)
-    {
-        return Err(ApiError::Unprocessable(format!(
-            "job {}/{} can never run on the {} backend: {nofit}",
-            job.namespace,
-            job.name,
-            st.backend.kind()
-        )));
-    }
-    // Nor one that no node or quota of the backend could ever take (selectors, taints, quota
-    // hard limits); temporary conditions leave it waiting instead.
-    if let Some(why) = st.backend.never_runs(&job, &demand) {
-        return Err(ApiError::Unprocessable(format!(
-            "job {}/{} can never run on the {} backend: {why}",
-            job.namespace,
-            job.name,
-            st.backend.kind()
-        )));
-    }
+    // The one admission gate: a bad quantity is a 400; a job that could never run here (the
+    // backend refuses it, it could not fit even the empty cluster, no node or quota could ever
+    // take it) is a 422 instead of waiting forever.
+    let demand = admission::check(st.backend.as_ref(), &job)
+        .await
+        .map_err(|r| refused(r, &format!("job {}/{}", job.namespace, job.name)))?;
     // The job and its retry policy / queue TTL (see sluice_core::retry::stored_spec).
     let spec = sluice_core::retry::stored_spec(&job, &policy)
         .map_err(|e| ApiError::Internal(format!("encoding the job: {e}")))?;

@@ -24,7 +24,6 @@
 //!   jobs, not the queue.
 
 use sluice_backend::RunRef;
-use sluice_core::capacity::fits_empty;
 use sluice_core::job::{JobRecord, JobState};
 use sluice_core::retry::{
     self, Decision, FailureClass, FailureFacts, JAVA_OOM, JobPolicy, classify, decide, jitter_seed,
@@ -40,6 +39,7 @@ use sluice_store::{
 
 use super::error::TickError;
 use super::write::isolate;
+use crate::admission;
 use crate::fault::{store_detail, store_unavailable};
 use crate::orchestration::{OrchError, run_of};
 use crate::state::AppState;
@@ -421,22 +421,10 @@ async fn raised(
     let Some(r) = retry::raise_memory(&job, factor, cap).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
-    let demand = state.backend.demand(&r.job).map_err(|e| e.to_string())?;
-    let report = state.backend.capacity().await.map_err(|e| e.to_string())?;
-    if !report.snapshot.allocatable.is_empty()
-        && let Err(nofit) = fits_empty(&demand, &report.snapshot.allocatable)
-    {
-        return Err(format!(
-            "{} would never fit the backend ({nofit})",
-            r.change
-        ));
-    }
-    if let Some(why) = state.backend.never_runs(&r.job, &demand) {
-        return Err(format!(
-            "{} would never run on the backend ({why})",
-            r.change
-        ));
-    }
+    // The same gate as a submit: a raise that could never run is not made.
+    let demand = admission::check(state.backend.as_ref(), &r.job)
+        .await
+        .map_err(|refusal| format!("{}: the job {refusal}", r.change))?;
     let spec = stored_spec(&r.job, policy).map_err(|e| e.to_string())?;
     let change = format!("out of memory: {} (demand now {demand})", r.change);
     Ok(Some((spec, demand, change)))
