@@ -1,6 +1,8 @@
 //! HTTP API tests: the real router (`app(state)`) driven with `oneshot`, over a real SQLite store
 //! and the real local backend (command jobs only; no Spark here).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The history API and the UI assets through the real router (`app(state)` with `oneshot`),
 //! over a real SQLite store and the real local backend running real command jobs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! over a real SQLite store and the real local backend running command jobs. The end-to-end test
 //! with a real Prometheus is `crates/sluice-cli/tests/e2e_metrics.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! the real local backend (command jobs) and the real router. Schedule times are injected (the
 //! `now` of `orchestration::*`): no test waits for a fire time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

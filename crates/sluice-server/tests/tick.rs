@@ -35,8 +35,10 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_path_buf();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
     config.validate().unwrap();
     let inner = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
         .await
