@@ -123,7 +123,8 @@ async fn build_backend(config: &Config) -> Result<Arc<dyn Backend>, ServerError>
     }
 }
 
-/// Runs the server until ctrl-c or SIGTERM.
+/// Runs the server until ctrl-c or SIGTERM (`Ok`), or until its scheduler loop dies
+/// ([`ServerError::SchedulerDied`]; see [`run_supervised`]).
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     let listen = config.listen.clone();
     let state = build_state(config).await?;

@@ -45,9 +45,14 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
         // The run started and ended between two looks (as opposed to lost or requeued).
         let ended = matches!(status, RunStatus::Succeeded | RunStatus::Failed { .. });
         let (to, message, exit_code) = match status {
-            RunStatus::Pending => continue,
+            // Nothing to write: a job set aside for a failed status read is fine again.
+            RunStatus::Pending => {
+                state.aside.clear(&rec.id);
+                continue;
+            }
             RunStatus::Running => {
                 if rec.state == JobState::Running {
+                    state.aside.clear(&rec.id);
                     if let Some(limit) = runtime_exceeded(&rec, now) {
                         timed_out.push((rec, limit));
                     }
