@@ -9,7 +9,8 @@ use sluice_backend::simulated::{
     DURATION_LABEL, DurationConfig, NodeGroup, OUTCOME_LABEL, SimulatedBackend, SimulatedConfig,
 };
 use sluice_backend::{Backend, BackendError, RunRef, RunStatus, SubmitRequest};
-use sluice_core::spec::{Job, Levels, ParseOptions, Text, parse_job};
+use sluice_core::document::parse_job;
+use sluice_core::spec::{Job, Levels, ParseOptions, Text};
 
 const T0: i64 = 1_800_000_000_000;
 

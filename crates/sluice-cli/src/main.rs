@@ -1,7 +1,7 @@
 //! `sluice`: runs the server (`sluice server`) and talks to it over its HTTP API (every other
 //! command). The client commands use only the API.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,6 +36,15 @@ enum Output {
     Yaml,
 }
 
+/// The format of the server's log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs the server (SQLite store and local backend unless configured otherwise).
@@ -46,6 +55,10 @@ enum Cmd {
         /// Address to listen on (overrides `listen`).
         #[arg(long)]
         listen: Option<String>,
+        /// How log lines are written to standard error: `text` (for people; coloured only on a
+        /// terminal) or `json` (one object per line, for log collectors).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Queues a job (sluice job YAML or a SparkApplication; `-` reads standard input) and prints its id.
     Submit {
@@ -268,6 +281,14 @@ fn describe(j: &JobView) {
     if let Some(o) = &j.orchestration {
         orch::describe_orch(o);
     }
+    if let Some(a) = &j.set_aside {
+        println!(
+            "Set aside:  {} (time {}; tried again after {})",
+            a.reason,
+            a.times,
+            sluice_server::time::rfc3339(a.retry_at_ms)
+        );
+    }
     if !j.labels.is_empty() {
         let l: Vec<String> = j.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("Labels:     {}", l.join(", "));
@@ -358,7 +379,7 @@ async fn follow_logs(c: &Client, id: &str, follow: bool, attempt: Option<u32>) -
 }
 
 async fn run(cli: Cli) -> Result<i32> {
-    if let Cmd::Server { config, listen } = cli.cmd {
+    if let Cmd::Server { config, listen, .. } = cli.cmd {
         let mut cfg = sluice_server::Config::load(config.as_deref())?;
         if let Some(l) = listen {
             cfg.listen = l;
@@ -523,15 +544,26 @@ fn render(
     Ok(to_yaml(&objects)?)
 }
 
+/// Sends log lines (level from `SLUICE_LOG`, default `info`) to standard error: as text,
+/// coloured only when standard error is a terminal, or as JSON.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(match &cli.cmd {
+        Cmd::Server { log_format, .. } => *log_format,
+        _ => LogFormat::Text,
+    });
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use sluice_server::api::JobView;
-use sluice_server::api::orch::{DeadLetterView, OrchView, PurgeView, RequeueView, ScheduleView};
+use sluice_server::api::{DeadLetterView, OrchView, PurgeView, RequeueView, ScheduleView};
 
 use crate::{Client, Output, print_as, print_table};
 

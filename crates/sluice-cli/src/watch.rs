@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use sluice_server::api::{JobList, JobView, QueueView};
-use sluice_server::metrics::ClusterView;
+use sluice_server::cluster::ClusterView;
 
 use crate::{Client, fmt_cpu, fmt_mem, is_terminal};
 
@@ -448,9 +448,9 @@ pub async fn follow(c: &Client, id: &str) -> Result<JobView> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_server::api::orch::OrchView;
+    use sluice_server::api::OrchView;
     use sluice_server::api::{DemandView, EventView};
-    use sluice_server::metrics::NamespaceUsage;
+    use sluice_server::cluster::NamespaceUsage;
     use sluice_server::state::WaitInfo;
 
     fn job(id: &str, state: &str, wait: Option<WaitInfo>) -> JobView {
@@ -479,6 +479,7 @@ mod tests {
             wait,
             timeline: None,
             orchestration: None,
+            set_aside: None,
         }
     }
 

@@ -4,6 +4,8 @@
 //! must return data through Prometheus's HTTP API, and `promtool check metrics` must be clean
 //! on sluice's /metrics. Also: `sluice top --once` and `sluice submit --wait` output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;

@@ -9,6 +9,8 @@
 //! Needs Debian's `chromium` and `chromium-driver` (scripts/test.sh installs them). chromedriver
 //! runs on a free loopback port in its own process group, which is killed when the test ends.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

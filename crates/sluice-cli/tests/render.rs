@@ -1,5 +1,7 @@
 //! `sluice render`: the real binary prints the Kubernetes objects of a job as YAML, offline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use serde_json::Value;

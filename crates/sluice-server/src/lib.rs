@@ -1,15 +1,28 @@
-//! The sluice server: the submitter loop ([`scheduler`]), the HTTP API ([`api`]) and their
+//! The sluice server: the submitter loop ([`tick`]), the HTTP API ([`api`]) and their
 //! settings ([`config`]).
+//!
+//! Modules by layer, each importing only from the ones below it:
+//! - [`api`] (HTTP handlers, by resource) and [`ui`] (the web page);
+//! - [`tick`] (the submitter loop: reconcile, orchestrate, admit, submit, roll up);
+//! - [`admission`] (can this job ever run here: one gate for submit, schedules and retries);
+//! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
+//! - [`state`] (what the handlers and the loop share);
+//! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`config`] (leaves).
 
+pub mod admission;
 pub mod api;
+pub mod aside;
+pub mod cluster;
 pub mod config;
-pub mod history;
+pub mod fault;
 pub mod metrics;
 pub mod orchestration;
-pub mod scheduler;
 pub mod state;
+pub mod tick;
+pub mod time;
 pub mod ui;
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +49,12 @@ pub enum ServerError {
     /// The backend could not be set up.
     #[error("backend: {0}")]
     Backend(#[from] sluice_backend::BackendError),
+    /// The scheduler task ended (it panicked, or returned): sluice stops rather than serve an
+    /// API that never admits a job again.
+    #[error(
+        "the scheduler loop ended ({0}); stopping the server, which would never admit a job again"
+    )]
+    SchedulerDied(String),
     /// Listening or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -103,7 +122,8 @@ async fn build_backend(
     }
 }
 
-/// Runs the server until ctrl-c or SIGTERM.
+/// Runs the server until ctrl-c or SIGTERM (`Ok`), or until its scheduler loop dies
+/// ([`ServerError::SchedulerDied`]; see [`run_supervised`]).
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     let listen = config.listen.clone();
     let state = build_state(config).await?;
@@ -122,17 +142,50 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         state.config.store_url(),
         state.backend.kind()
     );
-    let loop_task = tokio::spawn(scheduler::run_loop(state.clone()));
+    run_supervised(state, listener, shutdown_signal()).await
+}
+
+/// Serves the API on `listener` and runs the scheduler loop beside it, until `shutdown`
+/// completes (then `Ok`) or the loop ends: the loop never ends on its own, so its end (a panic,
+/// say) is logged as an error and returned as [`ServerError::SchedulerDied`], and the process
+/// exits non-zero instead of serving an API that never admits again.
+pub async fn run_supervised(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let mut loop_task = tokio::spawn(tick::run_loop(state.clone()));
     let router = app(state);
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|source| ServerError::Io {
-            context: "serving HTTP".into(),
-            source,
-        });
-    loop_task.abort();
-    result
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .into_future();
+    tokio::select! {
+        served = server => {
+            loop_task.abort();
+            served.map_err(|source| ServerError::Io {
+                context: "serving HTTP".into(),
+                source,
+            })
+        }
+        ended = &mut loop_task => {
+            let why = match ended {
+                Ok(()) => "it returned".to_string(),
+                Err(e) if e.is_panic() => {
+                    let payload = e.into_panic();
+                    let text = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no message".into());
+                    format!("it panicked: {text}")
+                }
+                Err(e) => format!("it was stopped: {e}"),
+            };
+            let err = ServerError::SchedulerDied(why);
+            tracing::error!("{err}");
+            Err(err)
+        }
+    }
 }
 
 async fn shutdown_signal() {

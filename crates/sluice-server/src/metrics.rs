@@ -17,7 +17,7 @@
 //! Series for the configured namespaces (and `default`) and levels exist from the start with
 //! value 0, so dashboards and alerts see a zero rather than nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -26,12 +26,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
-use sluice_core::job::{JobRecord, JobState, Resources};
-use sluice_store::{QueueStat, StoreError};
-use utoipa::ToSchema;
+use sluice_core::job::{JobRecord, JobState};
+use sluice_store::QueueStat;
 
-use crate::state::{AppState, now_ms};
+use crate::cluster::ClusterView;
 
 /// The `Content-Type` of `GET /metrics`.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -339,8 +337,9 @@ impl Metrics {
         self.cycle.observe(elapsed.as_secs_f64());
     }
 
-    /// Sets the state gauges from what was read now and encodes every metric.
-    fn encode(&self, now: Option<&StateNow>) -> Result<String, std::fmt::Error> {
+    /// Sets the state gauges from what was read now (none: the store could not be read) and
+    /// encodes every metric.
+    pub fn encode(&self, now: Option<&StateNow>) -> Result<String, std::fmt::Error> {
         let _guard = match self.scrape.lock() {
             Ok(g) => g,
             // Only gauges are written under this lock; a panic cannot leave them inconsistent
@@ -424,137 +423,15 @@ impl Metrics {
     }
 }
 
-/// What one namespace holds now.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct NamespaceUsage {
-    /// Namespace.
-    pub namespace: String,
-    /// CPU requested by its admitted, submitted and running jobs, in millicores.
-    pub cpu_milli: u64,
-    /// Memory requested by those jobs, in MiB.
-    pub memory_mib: u64,
-    /// Jobs admitted, not yet submitted.
-    pub admitted: u64,
-    /// Jobs submitted, not yet seen running.
-    pub submitted: u64,
-    /// Jobs running.
-    pub running: u64,
-}
-
-/// The cluster now: capacity, what is taken, and by which namespace.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct ClusterView {
-    /// Backend kind.
-    pub backend: String,
-    /// Whether the backend answered its capacity check.
-    pub backend_available: bool,
-    /// CPU the backend can allocate in all, in millicores.
-    pub capacity_cpu_milli: u64,
-    /// Memory the backend can allocate in all, in MiB.
-    pub capacity_memory_mib: u64,
-    /// CPU in use or reserved: what the backend counts as used plus the reservations, in millicores.
-    pub allocated_cpu_milli: u64,
-    /// Memory in use or reserved, in MiB.
-    pub allocated_memory_mib: u64,
-    /// Jobs admitted but not yet seen by the backend, whose room sluice holds.
-    pub reservations: u64,
-    /// Each namespace with admitted, submitted or running jobs, by name.
-    pub namespaces: Vec<NamespaceUsage>,
-}
-
-/// Reads the cluster view: the backend's capacity and the store's active jobs.
-pub async fn cluster_view(state: &AppState) -> Result<ClusterView, StoreError> {
-    let report = state.backend.capacity().await.ok();
-    let active = state.store.jobs_in_states(&JobState::ACTIVE).await?;
-    let mut by_ns: BTreeMap<String, NamespaceUsage> = BTreeMap::new();
-    let mut reserved = Resources::default();
-    let mut reservations = 0u64;
-    for j in &active {
-        let total = j.demand.total();
-        let u = by_ns
-            .entry(j.namespace.clone())
-            .or_insert_with(|| NamespaceUsage {
-                namespace: j.namespace.clone(),
-                cpu_milli: 0,
-                memory_mib: 0,
-                admitted: 0,
-                submitted: 0,
-                running: 0,
-            });
-        u.cpu_milli = u.cpu_milli.saturating_add(total.cpu_milli);
-        u.memory_mib = u.memory_mib.saturating_add(total.mem_mib);
-        match j.state {
-            JobState::Admitted => u.admitted += 1,
-            JobState::Submitted => u.submitted += 1,
-            _ => u.running += 1,
-        }
-        if let Some(r) = &report
-            && !r.visible.contains(&j.id)
-        {
-            reserved = reserved.plus(&total);
-            reservations += 1;
-        }
-    }
-    let (available, capacity, free) = match &report {
-        Some(r) => (
-            r.snapshot.available,
-            r.snapshot.total_allocatable(),
-            r.snapshot.total_free(),
-        ),
-        None => (false, Resources::default(), Resources::default()),
-    };
-    let used = Resources::new(
-        capacity.cpu_milli.saturating_sub(free.cpu_milli),
-        capacity.mem_mib.saturating_sub(free.mem_mib),
-    )
-    .plus(&reserved);
-    Ok(ClusterView {
-        backend: state.backend.kind().to_string(),
-        backend_available: available,
-        capacity_cpu_milli: capacity.cpu_milli,
-        capacity_memory_mib: capacity.mem_mib,
-        allocated_cpu_milli: used.cpu_milli.min(capacity.cpu_milli),
-        allocated_memory_mib: used.mem_mib.min(capacity.mem_mib),
-        reservations,
-        namespaces: by_ns.into_values().collect(),
-    })
-}
-
 /// What the state gauges show, read at scrape time.
-struct StateNow {
-    at_ms: i64,
-    queues: Vec<QueueStat>,
-    cluster: ClusterView,
-    dlq: u64,
-}
-
-/// How many jobs are in the dead-letter queue.
-async fn dlq_size(state: &AppState) -> Result<u64, StoreError> {
-    state.store.count_dead_letters().await
-}
-
-async fn read_state(state: &AppState) -> Result<StateNow, StoreError> {
-    let queues = state.store.queue_stats().await?;
-    let cluster = cluster_view(state).await?;
-    let dlq = dlq_size(state).await?;
-    Ok(StateNow {
-        at_ms: now_ms(),
-        queues,
-        cluster,
-        dlq,
-    })
-}
-
-/// The text of `GET /metrics`: the state gauges are read from the store and the backend now.
-/// If the store cannot be read, the store-derived gauges are left out of this scrape (the
-/// event counters are still served) and the error is logged.
-pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
-    let now = match read_state(state).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("metrics: reading the store: {e}");
-            None
-        }
-    };
-    state.metrics.encode(now.as_ref())
+#[derive(Debug, Clone)]
+pub struct StateNow {
+    /// When it was read.
+    pub at_ms: i64,
+    /// The queues.
+    pub queues: Vec<QueueStat>,
+    /// The cluster.
+    pub cluster: ClusterView,
+    /// Jobs in the dead-letter queue.
+    pub dlq: u64,
 }

@@ -1,6 +1,8 @@
 //! HTTP API tests: the real router (`app(state)`) driven with `oneshot`, over a real SQLite store
 //! and the real local backend (command jobs only; no Spark here).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -10,7 +12,7 @@ use common::call;
 use serde_json::Value;
 use sluice_core::job::JobState;
 use sluice_server::config::{Config, NamespaceConfig};
-use sluice_server::scheduler::tick;
+use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 
 struct Env {

@@ -1,6 +1,8 @@
 //! The history API and the UI assets through the real router (`app(state)` with `oneshot`),
 //! over a real SQLite store and the real local backend running real command jobs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use axum::http::StatusCode;
 use common::{call, raw};
 use serde_json::Value;
 use sluice_server::config::Config;
-use sluice_server::scheduler::tick;
+use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 
 struct Env {
@@ -232,7 +234,7 @@ async fn tick_rolls_up_closed_hours() {
     let e = env().await;
     let store = &e.state.store;
     const HOUR: i64 = 3_600_000;
-    let start = (sluice_server::state::now_ms() / HOUR - 5) * HOUR;
+    let start = (sluice_server::time::now_ms() / HOUR - 5) * HOUR;
     for (id, end) in [("old-1", JobState::Cancelled), ("old-2", JobState::Failed)] {
         let job = NewJob {
             id: id.into(),
@@ -278,7 +280,7 @@ async fn tick_rolls_up_closed_hours() {
     tick(&e.state).await.unwrap();
     // Nothing left to roll up: the tick did it.
     let r = store
-        .roll_up_history(sluice_server::state::now_ms())
+        .roll_up_history(sluice_server::time::now_ms())
         .await
         .unwrap();
     assert!(r.done && r.rows == 0, "{r:?}");

@@ -3,6 +3,8 @@
 //! kills it and sends it back to its queue as a new attempt, with its history saying why; a job
 //! no node or quota could ever take is refused at submit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../../sluice-backend/tests/kube_fake/mod.rs"]
 mod kube_fake;
 
@@ -16,7 +18,7 @@ use kube_fake::{FakeApi, node, pod};
 use serde_json::{Value, json};
 use sluice_backend::kubernetes::{KubeBackend, KubeSettings};
 use sluice_server::config::Config;
-use sluice_server::scheduler::tick;
+use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 use tower::ServiceExt;
 

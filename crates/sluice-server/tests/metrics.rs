@@ -2,6 +2,8 @@
 //! over a real SQLite store and the real local backend running command jobs. The end-to-end test
 //! with a real Prometheus is `crates/sluice-cli/tests/e2e_metrics.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use axum::http::StatusCode;
 use common::raw as call;
 use serde_json::Value;
 use sluice_server::config::{Config, NamespaceConfig};
-use sluice_server::scheduler::tick;
+use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 
 struct Env {

@@ -2,6 +2,8 @@
 //! the real local backend (command jobs) and the real router. Schedule times are injected (the
 //! `now` of `orchestration::*`): no test waits for a fire time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -11,8 +13,9 @@ use common::call;
 use sluice_core::job::JobState;
 use sluice_server::config::Config;
 use sluice_server::orchestration;
-use sluice_server::scheduler::tick;
-use sluice_server::state::now_ms;
+use sluice_server::tick::orchestrate;
+use sluice_server::tick::tick;
+use sluice_server::time::now_ms;
 use sluice_server::{AppState, app};
 
 const MIN: i64 = 60_000;
@@ -108,10 +111,10 @@ async fn fires_on_time_and_follows_the_missed_run_policy_after_downtime() {
         .unwrap();
     assert_eq!(first, t0 + 50 * MIN, "01:00 Berlin");
     // Not due yet.
-    orchestration::fire_schedules(st, first - 1).await.unwrap();
+    orchestrate::fire_schedules(st, first - 1).await.unwrap();
     assert!(runs_of(st, "default", "once").await.is_empty());
     // On time: one run each, for 01:00.
-    orchestration::fire_schedules(st, first + 5_000)
+    orchestrate::fire_schedules(st, first + 5_000)
         .await
         .unwrap();
     for name in ["once", "skip"] {
@@ -122,7 +125,7 @@ async fn fires_on_time_and_follows_the_missed_run_policy_after_downtime() {
         assert_eq!(runs[0].state, JobState::Queued);
     }
     // The same check again starts nothing more (the next fire time moved).
-    orchestration::fire_schedules(st, first + 6_000)
+    orchestrate::fire_schedules(st, first + 6_000)
         .await
         .unwrap();
     assert_eq!(runs_of(st, "default", "once").await.len(), 1);
@@ -136,7 +139,7 @@ async fn fires_on_time_and_follows_the_missed_run_policy_after_downtime() {
     assert_eq!(s.next_fire_at_ms, Some(first + HOUR));
     // Down for three hours and a bit: 03:00, 04:00 and 05:00 CEST were missed.
     let back = first + 3 * HOUR + 20 * MIN;
-    orchestration::fire_schedules(st, back).await.unwrap();
+    orchestrate::fire_schedules(st, back).await.unwrap();
     let once = runs_of(st, "default", "once").await;
     assert_eq!(once.len(), 2, "RunOnce: one catch-up run");
     let orch = st.store.job_orch(&once[1].id).await.unwrap().unwrap();
@@ -203,7 +206,7 @@ async fn forbid_skips_and_replace_cancels_a_still_running_run() {
         .unwrap();
     }
     let first = created + HOUR;
-    orchestration::fire_schedules(st, first + 1_000)
+    orchestrate::fire_schedules(st, first + 1_000)
         .await
         .unwrap();
     let f1 = runs_of(st, "default", "forbid").await.remove(0);
@@ -211,7 +214,7 @@ async fn forbid_skips_and_replace_cancels_a_still_running_run() {
     tick_until(st, &f1.id, JobState::Running).await;
     tick_until(st, &r1.id, JobState::Running).await;
     // The next fire time (injected: 30 minutes from now) comes while both still run.
-    orchestration::fire_schedules(st, first + HOUR + 1_000)
+    orchestrate::fire_schedules(st, first + HOUR + 1_000)
         .await
         .unwrap();
     // Forbid: no new run; the running one goes on and its timeline says why.
@@ -423,11 +426,11 @@ async fn queue_ttl_dead_letters_and_requeue_brings_it_back() {
     .await;
     let id = j["id"].as_str().unwrap().to_string();
     let created = st.store.get_job(&id).await.unwrap().unwrap().created_at_ms;
-    orchestration::expire_queued(st, created + 29_000)
+    orchestrate::expire_queued(st, created + 29_000)
         .await
         .unwrap();
     assert_eq!(job_state(st, &id).await, JobState::Queued);
-    orchestration::expire_queued(st, created + 31_000)
+    orchestrate::expire_queued(st, created + 31_000)
         .await
         .unwrap();
     let rec = st.store.get_job(&id).await.unwrap().unwrap();
@@ -453,7 +456,7 @@ async fn queue_ttl_dead_letters_and_requeue_brings_it_back() {
     let (status, _) = call(&router, "POST", &format!("/v1/dlq/requeue?id={id}"), "").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no longer dead-lettered");
     // The TTL clock restarted: it does not expire again at once.
-    orchestration::expire_queued(st, now_ms() + 1_000)
+    orchestrate::expire_queued(st, now_ms() + 1_000)
         .await
         .unwrap();
     assert_eq!(job_state(st, &id).await, JobState::Queued);

@@ -32,7 +32,8 @@ pub(super) async fn insert_job_in(
     let queued = JobState::Queued.as_str();
     let total = job.demand.total();
     // Queue TTL (migration 0005): the clock starts now.
-    let ttl_ms = queue_ttl_ms(&job.spec);
+    let ttl_ms = queue_ttl_ms(&job.spec)
+        .map_err(|e| StoreError::Corrupt(format!("job {:?}: {e}", job.id)))?;
     let deadline = ttl_ms.map(|ttl| job.created_at_ms.saturating_add(ttl));
     let inserted = sqlx::query(
         "INSERT INTO jobs (id, namespace, name, level, state, attempt, labels, spec, demand, \

@@ -24,8 +24,9 @@ use sluice_core::job::JobState;
 use sluice_store::{HistoryQuery, HistorySeries, MAX_BUCKETS, StoreError};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::api::{ApiError, ErrorBody, parse_time, rfc3339};
-use crate::state::{AppState, now_ms};
+use super::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::time::{parse_duration, parse_time, rfc3339};
 
 /// The default range when `from` is not given: the day before `to`.
 const DEFAULT_RANGE_MS: i64 = 24 * 3_600_000;
@@ -122,11 +123,7 @@ pub struct HistoryView {
 }
 
 fn parse_step(v: &str) -> Result<i64, ApiError> {
-    let d = humantime::parse_duration(v).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "query parameter `step` = {v:?} is not a duration like 30s, 5m, 1h or 1d: {e}"
-        ))
-    })?;
+    let d = parse_duration("step", v)?;
     if d < Duration::from_secs(1) {
         return Err(ApiError::BadRequest(format!(
             "query parameter `step` = {v:?} is shorter than the smallest step, 1s"
@@ -232,11 +229,8 @@ pub async fn history(
     State(st): State<AppState>,
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<HistoryView>, ApiError> {
-    let q = resolve(&p, now_ms())?;
-    let series = st.store.history(&q).await.map_err(|e| match e {
-        StoreError::BadQuery(m) => ApiError::BadRequest(m),
-        e => ApiError::from(e),
-    })?;
+    let q = resolve(&p, st.now_ms())?;
+    let series = st.store.history(&q).await?;
     let n = q.buckets().unwrap_or(0);
     let buckets: Vec<String> = (0..n)
         .map(|i| rfc3339(q.from_ms + q.step_ms * i as i64))

@@ -1,0 +1,138 @@
+//! The cluster and service endpoints: queues, cluster view, health and Prometheus metrics.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use sluice_store::StoreError;
+use utoipa::{OpenApi, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use crate::cluster::{ClusterView, NamespaceUsage, cluster_view};
+use crate::metrics::{CONTENT_TYPE, StateNow};
+use crate::state::AppState;
+use crate::time::rfc3339;
+
+/// One queue: a namespace and a level.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct QueueView {
+    /// Namespace.
+    pub namespace: String,
+    /// Priority level.
+    pub level: String,
+    /// Jobs waiting.
+    pub queued: u64,
+    /// When the oldest waiting job entered the queue (RFC 3339).
+    pub oldest_enqueued_at: String,
+    /// How long the oldest has waited, in seconds.
+    pub oldest_wait_seconds: f64,
+}
+
+/// Queues by namespace and level.
+#[utoipa::path(get, path = "/v1/queues", responses((status = 200, body = [QueueView])))]
+pub async fn queues(State(st): State<AppState>) -> Result<Json<Vec<QueueView>>, ApiError> {
+    let now = st.now_ms();
+    let mut stats = st.store.queue_stats().await?;
+    let rank = |l: &str| st.levels.rank(l).unwrap_or(usize::MAX);
+    stats.sort_by(|a, b| {
+        (a.namespace.as_str(), rank(&a.level)).cmp(&(b.namespace.as_str(), rank(&b.level)))
+    });
+    Ok(Json(
+        stats
+            .into_iter()
+            .map(|s| QueueView {
+                oldest_enqueued_at: rfc3339(s.oldest_enqueued_at_ms),
+                oldest_wait_seconds: (now - s.oldest_enqueued_at_ms).max(0) as f64 / 1000.0,
+                namespace: s.namespace,
+                level: s.level,
+                queued: s.queued,
+            })
+            .collect(),
+    ))
+}
+
+/// Health.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// "ok".
+    pub status: String,
+    /// Backend kind.
+    pub backend: String,
+    /// Whether the backend answered its last capacity check.
+    pub backend_available: bool,
+}
+
+/// Liveness and backend availability.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+pub async fn health(State(st): State<AppState>) -> Json<Health> {
+    let available = match st.backend.capacity().await {
+        Ok(r) => r.snapshot.available,
+        Err(_) => false,
+    };
+    Json(Health {
+        status: "ok".into(),
+        backend: st.backend.kind().into(),
+        backend_available: available,
+    })
+}
+
+/// The cluster now: capacity, what is allocated (overall and per namespace), reservations.
+#[utoipa::path(get, path = "/v1/cluster", responses((status = 200, body = ClusterView), (status = 500, body = ErrorBody)))]
+pub async fn cluster(State(st): State<AppState>) -> Result<Json<ClusterView>, ApiError> {
+    Ok(Json(
+        cluster_view(st.store.as_ref(), st.backend.as_ref()).await?,
+    ))
+}
+
+/// Prometheus metrics in the text format (version 0.0.4).
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    match render(&st).await {
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(e) => ApiError::Internal(format!("encoding metrics: {e}")).into_response(),
+    }
+}
+
+async fn read_state(state: &AppState) -> Result<StateNow, StoreError> {
+    let queues = state.store.queue_stats().await?;
+    let cluster = cluster_view(state.store.as_ref(), state.backend.as_ref()).await?;
+    let dlq = state.store.count_dead_letters().await?;
+    Ok(StateNow {
+        at_ms: state.now_ms(),
+        queues,
+        cluster,
+        dlq,
+    })
+}
+
+/// The text of `GET /metrics`: the state gauges are read from the store and the backend now.
+/// If the store cannot be read, the store-derived gauges are left out of this scrape (the
+/// event counters are still served) and the error is logged.
+pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
+    let now = match read_state(state).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("metrics: reading the store: {e}");
+            None
+        }
+    };
+    state.metrics.encode(now.as_ref())
+}
+
+/// The OpenAPI paths and schemas of the cluster endpoints.
+#[derive(OpenApi)]
+#[openapi(
+    paths(queues, cluster, health),
+    components(schemas(QueueView, ClusterView, NamespaceUsage, Health, ErrorBody))
+)]
+pub struct ClusterApiDoc;
+
+/// The routes of the cluster endpoints.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/queues", get(queues))
+        .route("/v1/cluster", get(cluster))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+}

@@ -1,0 +1,360 @@
+//! The job endpoints: submit, list, get (describe), cancel and logs.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use sluice_backend::{BackendError, RunRef};
+use sluice_core::document::parse_job_with_policy;
+use sluice_core::job::{JobRecord, JobState, NewJob};
+use sluice_core::spec::ParseOptions;
+use sluice_store::{JobFilter, StoreError, Transition};
+use utoipa::{OpenApi, ToSchema};
+
+use super::error::{ApiError, ErrorBody, body_text, refused};
+use super::views::{JobView, orch_view, view};
+use crate::admission;
+use crate::state::AppState;
+use crate::time::parse_time;
+
+/// Query of `POST /v1/jobs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SubmitQuery {
+    /// Priority level; wins over the document's.
+    pub priority: Option<String>,
+}
+
+/// Submit a job.
+#[utoipa::path(post, path = "/v1/jobs", params(SubmitQuery),
+    request_body(content = String, description = "sluice job spec or SparkApplication, YAML or JSON", content_type = "application/yaml"),
+    responses((status = 201, body = JobView), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn submit(
+    State(st): State<AppState>,
+    Query(q): Query<SubmitQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let text = body_text(&body, st.config.api.max_body_bytes)?;
+    let (job, policy) = parse_job_with_policy(
+        text,
+        ParseOptions {
+            priority: q.priority.as_deref(),
+            levels: &st.levels,
+        },
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // The one admission gate: a bad quantity is a 400; a job that could never run here (the
+    // backend refuses it, it could not fit even the empty cluster, no node or quota could ever
+    // take it) is a 422 instead of waiting forever.
+    let demand = admission::check(st.backend.as_ref(), &job)
+        .await
+        .map_err(|r| refused(r, &format!("job {}/{}", job.namespace, job.name)))?;
+    // The job and its retry policy / queue TTL (see sluice_core::retry::stored_spec).
+    let spec = sluice_core::retry::stored_spec(&job, &policy)
+        .map_err(|e| ApiError::Internal(format!("encoding the job: {e}")))?;
+    let new = NewJob {
+        id: st.new_id(),
+        namespace: job.namespace.clone(),
+        name: job.name.clone(),
+        level: job.level.clone(),
+        labels: job.labels.clone(),
+        spec,
+        demand,
+        created_at_ms: st.now_ms(),
+    };
+    let rec = st.store.insert_job(&new).await?;
+    st.metrics.job_submitted(&rec.namespace, &rec.level);
+    st.wake.notify_one();
+    Ok((StatusCode::CREATED, Json(view(rec, None, None))))
+}
+
+/// Query of `GET /v1/jobs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams, Default)]
+pub struct ListQuery {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only these states, comma-separated (e.g. `queued,running`).
+    pub state: Option<String>,
+    /// Only jobs with all these labels, comma-separated `key=value` pairs.
+    pub label: Option<String>,
+    /// Only jobs with this name.
+    pub name: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    pub until: Option<String>,
+    /// Page size, 1-1000 (default 100).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of jobs.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    /// Jobs, newest first.
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// List jobs.
+#[utoipa::path(get, path = "/v1/jobs", params(ListQuery),
+    responses((status = 200, body = JobList), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<JobList>, ApiError> {
+    let mut filter = JobFilter {
+        namespace: q.namespace.clone(),
+        name: q.name.clone(),
+        ..Default::default()
+    };
+    if let Some(states) = &q.state {
+        for s in states.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let st: JobState = s
+                .parse()
+                .map_err(|e| ApiError::BadRequest(format!("query parameter `state`: {e}")))?;
+            filter.states.push(st);
+        }
+    }
+    if let Some(labels) = &q.label {
+        for pair in labels.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "query parameter `label` = {pair:?} is not key=value"
+                ))
+            })?;
+            filter.labels.push((k.to_string(), v.to_string()));
+        }
+    }
+    filter.created_from_ms = q
+        .since
+        .as_deref()
+        .map(|v| parse_time("since", v))
+        .transpose()?;
+    filter.created_to_ms = q
+        .until
+        .as_deref()
+        .map(|v| parse_time("until", v))
+        .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "query parameter `limit` = {limit} must be between 1 and 1000"
+        )));
+    }
+    let page = st
+        .store
+        .list_jobs(&filter, limit, q.cursor.as_deref())
+        .await?;
+    let waits = st.view.read().await;
+    let jobs = page
+        .jobs
+        .into_iter()
+        .map(|r| {
+            let w = waits.waiting.get(&r.id).cloned();
+            view(r, w, None)
+        })
+        .collect();
+    Ok(Json(JobList {
+        jobs,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn load(st: &AppState, id: &str) -> Result<JobRecord, ApiError> {
+    st.store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id:?}")))
+}
+
+/// One job with its timeline and, when queued, its position and wait reason.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let rec = load(&st, &id).await?;
+    let events = st.store.events(&id).await?;
+    let wait = st.view.read().await.waiting.get(&id).cloned();
+    let orchestration = orch_view(&st, &rec).await?;
+    let mut v = view(rec, wait, Some(events));
+    v.orchestration = orchestration;
+    v.set_aside = st.aside.get(&id);
+    Ok(Json(v))
+}
+
+/// Cancel a job: a queued job leaves its queue; a running one is stopped.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    // Hold the cycle lock so that the reconciler does not record the killed run as failed
+    // between our stopping it and our recording the cancel.
+    let _cycle = st.cycle_lock.lock().await;
+    for _ in 0..5 {
+        let rec = load(&st, &id).await?;
+        if rec.state.is_terminal() {
+            return Err(ApiError::Conflict(format!(
+                "job {id} has already ended ({})",
+                rec.state
+            )));
+        }
+        if matches!(rec.state, JobState::Submitted | JobState::Running) {
+            st.backend
+                .cancel(&RunRef {
+                    job_id: rec.id.clone(),
+                    attempt: rec.attempt,
+                    backend_ref: rec.backend_ref.clone(),
+                })
+                .await?;
+        } else if rec.state == JobState::Admitted {
+            // A submission may be under way (Kubernetes placeholders): let the backend drop it.
+            // There is usually no run yet, so an error here is only logged.
+            let run = RunRef {
+                job_id: rec.id.clone(),
+                attempt: rec.attempt,
+                backend_ref: None,
+            };
+            if let Err(e) = st.backend.cancel(&run).await {
+                tracing::debug!(job = %rec.id, "cancel of an admitted job: {e}");
+            }
+        }
+        let t = Transition {
+            id: id.clone(),
+            from: rec.state,
+            to: JobState::Cancelled,
+            at_ms: st.now_ms(),
+            message: format!("cancelled by a user while {}", rec.state),
+            backend_ref: None,
+            exit_code: None,
+        };
+        match st.store.transition(&t).await {
+            Ok(rec) => {
+                st.metrics.transitioned(t.from, &rec);
+                st.wake.notify_one();
+                let events = st.store.events(&id).await?;
+                return Ok(Json(view(rec, None, Some(events))));
+            }
+            // The job moved meanwhile (admitted, started): look again.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "job {id} kept changing state; try again"
+    )))
+}
+
+/// Query of the logs endpoint.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogsQuery {
+    /// Byte offset to start from (default 0).
+    pub offset: Option<u64>,
+    /// Most bytes to return (default 65536, at most 1048576).
+    pub max_bytes: Option<usize>,
+    /// Which attempt's log (default: the current one); an earlier attempt of a retried or
+    /// requeued job keeps its own log.
+    pub attempt: Option<u32>,
+}
+
+/// A piece of a log.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogsView {
+    /// The text.
+    pub data: String,
+    /// Offset to ask for next.
+    pub next_offset: u64,
+    /// True when the job has ended and the whole log was read.
+    pub complete: bool,
+    /// The job's state.
+    pub state: String,
+    /// The attempt whose log this is.
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// Read a job's log (stdout and stderr of the run), of its current attempt or of an earlier one.
+#[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(("id" = String, Path, description = "job id"), LogsQuery),
+    responses((status = 200, body = LogsView), (status = 404, body = ErrorBody)))]
+pub async fn logs(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<LogsView>, ApiError> {
+    let rec = load(&st, &id).await?;
+    let offset = q.offset.unwrap_or(0);
+    let max = q.max_bytes.unwrap_or(65536).clamp(1, 1 << 20);
+    let attempt = q.attempt.unwrap_or(rec.attempt);
+    if attempt == 0 || attempt > rec.attempt {
+        return Err(ApiError::BadRequest(format!(
+            "attempt = {attempt}: job {id} has had attempts 1 to {}",
+            rec.attempt
+        )));
+    }
+    // An earlier attempt has ended; its run is found by (job, attempt), not by the current
+    // run's reference.
+    let current = attempt == rec.attempt;
+    let ended = !current || rec.state.is_terminal();
+    let empty = || LogsView {
+        data: String::new(),
+        next_offset: offset,
+        complete: ended,
+        state: rec.state.to_string(),
+        attempt,
+    };
+    let never_ran = current
+        && (matches!(rec.state, JobState::Queued | JobState::Admitted)
+            || (rec.state.is_terminal() && rec.backend_ref.is_none()));
+    if never_ran {
+        return Ok(Json(empty()));
+    }
+    let run = RunRef {
+        job_id: rec.id.clone(),
+        attempt,
+        backend_ref: if current {
+            rec.backend_ref.clone()
+        } else {
+            None
+        },
+    };
+    match st.backend.logs(&run, offset, max).await {
+        Ok(chunk) => Ok(Json(LogsView {
+            data: chunk.data,
+            next_offset: chunk.next_offset,
+            // The store's state is the authority on whether the run has ended: a log the
+            // backend has finished is not complete until the store has recorded the end, so
+            // that a client following it (`sluice logs -f`) then sees the job's final state.
+            complete: ended && (chunk.complete || chunk.next_offset == offset),
+            state: rec.state.to_string(),
+            attempt,
+        })),
+        Err(BackendError::NotFound { .. }) => Ok(Json(empty())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The OpenAPI paths and schemas of the job endpoints.
+#[derive(OpenApi)]
+#[openapi(
+    paths(submit, list, get_job, cancel, logs),
+    components(schemas(JobList, LogsView))
+)]
+pub struct JobsApiDoc;
+
+/// The routes of the job endpoints.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/jobs", post(submit).get(list))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/cancel", post(cancel))
+        .route("/v1/jobs/{id}/logs", get(logs))
+}

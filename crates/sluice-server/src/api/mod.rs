@@ -1,0 +1,95 @@
+//! The HTTP API (axum). `app(state)` builds the router; the OpenAPI document is served at
+//! `/openapi.json`.
+//!
+//! | method and path | what |
+//! | --- | --- |
+//! | `POST /v1/jobs?priority=LEVEL` | submit a job (body: sluice job YAML/JSON or a SparkApplication) |
+//! | `GET /v1/jobs` | list jobs, newest first, with filters and a cursor |
+//! | `GET /v1/jobs/{id}` | one job: state, demand, timeline, queue position and wait reason |
+//! | `POST /v1/jobs/{id}/cancel` | cancel a job |
+//! | `GET /v1/jobs/{id}/logs?offset=N&attempt=N` | a piece of the job's log (current or given attempt) |
+//! | `GET /v1/queues` | per namespace and level: queued jobs and the oldest wait |
+//! | `GET /v1/cluster` | capacity, allocation per namespace, reservations, backend availability |
+//! | `POST /v1/schedules`, `GET /v1/schedules` | create (schedule YAML or a ScheduledSparkApplication), list schedules |
+//! | `GET`/`DELETE /v1/schedules/{namespace}/{name}` | one schedule with its next 5 run times; delete it |
+//! | `POST /v1/schedules/{namespace}/{name}/{suspend,resume,trigger}` | suspend, resume, run now |
+//! | `GET /v1/dlq`, `GET /v1/dlq/{id}` | dead-lettered jobs (filters: id, namespace, schedule, label, level, older_than) |
+//! | `POST /v1/dlq/requeue`, `POST /v1/dlq/purge` | requeue (tail or front) or delete dead letters by filter |
+//! | `POST /v1/queues/purge` | delete queued jobs by filter (`dry_run=true` lists them) |
+//! | `GET /v1/history?from=&to=&step=&namespace=&level=` | time series from the store (see [`history`]) |
+//! | `GET /`, `/ui/*` | the web UI (see [`crate::ui`]) |
+//! | `GET /healthz` | liveness, backend availability |
+//! | `GET /metrics` | Prometheus metrics (text format 0.0.4; see `docs/metrics.md`) |
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use utoipa::OpenApi;
+
+use crate::aside::SetAside;
+use crate::state::{AppState, WaitInfo};
+
+pub mod cluster;
+pub mod dlq;
+pub mod error;
+pub mod history;
+pub mod jobs;
+pub mod schedules;
+pub mod views;
+
+pub use cluster::{Health, QueueView};
+pub use dlq::{DeadLetterView, PurgeView, RequeueView};
+pub use error::{ApiError, ErrorBody};
+pub use jobs::{JobList, LogsView};
+pub use schedules::ScheduleView;
+pub use views::{DemandView, EventView, JobView, OrchView, PodDemandView};
+
+/// The OpenAPI document of this API (the shared schemas; each module adds its paths).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sluice",
+        description = "Capacity-aware job orchestrator for Apache Spark"
+    ),
+    components(schemas(
+        JobView,
+        DemandView,
+        PodDemandView,
+        EventView,
+        OrchView,
+        SetAside,
+        WaitInfo,
+        ErrorBody
+    ))
+)]
+pub struct ApiDoc;
+
+/// The whole OpenAPI document, served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+        .merge_from(jobs::JobsApiDoc::openapi())
+        .merge_from(cluster::ClusterApiDoc::openapi())
+        .merge_from(schedules::SchedulesApiDoc::openapi())
+        .merge_from(dlq::DlqApiDoc::openapi())
+        .merge_from(history::HistoryApiDoc::openapi())
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+/// Builds the router.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.api.max_body_bytes;
+    Router::new()
+        .merge(jobs::routes())
+        .merge(cluster::routes())
+        .route("/openapi.json", get(openapi_json))
+        .merge(schedules::routes())
+        .merge(dlq::routes())
+        .merge(history::routes())
+        .merge(crate::ui::routes())
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

@@ -1,0 +1,271 @@
+//! The schedule endpoints: create, list, get, delete, suspend, resume and trigger; the logic
+//! is in [`crate::orchestration`].
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use sluice_core::schedule::ScheduleRecord;
+use sluice_store::{JobSet, SetFilter, StoreError};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::error::{ApiError, ErrorBody, body_text};
+use super::views::{JobView, view};
+use crate::orchestration;
+use crate::state::AppState;
+use crate::time::rfc3339;
+
+/// How many upcoming run times `GET /v1/schedules/{namespace}/{name}` shows.
+pub const NEXT_RUNS: usize = 5;
+
+/// A schedule as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ScheduleView {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The expression (cron with 5 or 6 fields, @hourly, @every 10m, ...).
+    pub schedule: String,
+    /// IANA time zone the expression is read in.
+    pub time_zone: String,
+    /// Allow, Forbid or Replace.
+    pub concurrency_policy: String,
+    /// Skip or RunOnce.
+    pub missed_run_policy: String,
+    /// How old a missed run may be and still be caught up (RunOnce), in seconds.
+    pub catch_up_window_seconds: u64,
+    /// Whether it is suspended.
+    pub suspended: bool,
+    /// Priority level of its runs.
+    pub level: String,
+    /// The next fire time (RFC 3339, UTC).
+    pub next_run_at: Option<String>,
+    /// The next fire times in the schedule's time zone (RFC 3339 with offset); on
+    /// `GET /v1/schedules/{namespace}/{name}` the next five.
+    pub next_runs: Vec<String>,
+    /// When a run was last started (RFC 3339).
+    pub last_run_at: Option<String>,
+    /// The last run started.
+    pub last_job_id: Option<String>,
+    /// What the last check did.
+    pub last_message: Option<String>,
+    /// Runs still active (queued, admitted, submitted, running); on GET of one schedule.
+    pub active_runs: Vec<String>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// The job every run is made from (its stored form).
+    #[schema(value_type = Object)]
+    pub template: serde_json::Value,
+}
+
+fn schedule_view(s: ScheduleRecord, next_runs: usize, active: Vec<String>) -> ScheduleView {
+    let runs = match (s.next_fire_at_ms, s.cadence()) {
+        (Some(next), Ok(c)) if next_runs > 0 => {
+            let mut v = vec![next];
+            v.extend(c.upcoming(next, next_runs - 1));
+            v.into_iter().map(|t| c.format(t)).collect()
+        }
+        _ => Vec::new(),
+    };
+    ScheduleView {
+        schedule: s.cron,
+        time_zone: s.time_zone,
+        concurrency_policy: s.concurrency.to_string(),
+        missed_run_policy: s.missed_runs.to_string(),
+        catch_up_window_seconds: s.catch_up_window_secs,
+        suspended: s.suspended,
+        level: s.level,
+        next_run_at: s.next_fire_at_ms.map(rfc3339),
+        next_runs: runs,
+        last_run_at: s.last_fire_at_ms.map(rfc3339),
+        last_job_id: s.last_job_id,
+        last_message: s.last_message,
+        active_runs: active,
+        created_at: rfc3339(s.created_at_ms),
+        template: s.template,
+        namespace: s.namespace,
+        name: s.name,
+    }
+}
+
+/// Create a schedule from sluice's schedule document or a Spark Operator
+/// `ScheduledSparkApplication` (YAML or JSON).
+#[utoipa::path(post, path = "/v1/schedules",
+    request_body(content = String, description = "sluice schedule or ScheduledSparkApplication, YAML or JSON", content_type = "application/yaml"),
+    responses((status = 201, body = ScheduleView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_schedule(
+    State(st): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ScheduleView>), ApiError> {
+    let text = body_text(&body, st.config.api.max_body_bytes)?;
+    let rec = orchestration::create_schedule(&st, text, st.now_ms()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(schedule_view(rec, NEXT_RUNS, Vec::new())),
+    ))
+}
+
+/// Query of `GET /v1/schedules`.
+#[derive(Debug, Deserialize, IntoParams, Default)]
+pub struct ScheduleListQuery {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+}
+
+/// List schedules, by namespace then name.
+#[utoipa::path(get, path = "/v1/schedules", params(ScheduleListQuery),
+    responses((status = 200, body = [ScheduleView])))]
+pub async fn list_schedules(
+    State(st): State<AppState>,
+    Query(q): Query<ScheduleListQuery>,
+) -> Result<Json<Vec<ScheduleView>>, ApiError> {
+    let all = st.store.list_schedules(q.namespace.as_deref()).await?;
+    Ok(Json(
+        all.into_iter()
+            .map(|s| schedule_view(s, 1, Vec::new()))
+            .collect(),
+    ))
+}
+
+async fn load_schedule(st: &AppState, ns: &str, name: &str) -> Result<ScheduleRecord, ApiError> {
+    st.store.get_schedule(ns, name).await?.ok_or_else(|| {
+        ApiError::from(StoreError::NoSchedule {
+            namespace: ns.into(),
+            name: name.into(),
+        })
+    })
+}
+
+async fn active_ids(st: &AppState, s: &ScheduleRecord) -> Result<Vec<String>, ApiError> {
+    let mut f = SetFilter::all(JobSet::Queued);
+    f.namespace = Some(s.namespace.clone());
+    f.schedule = Some(s.name.clone());
+    let mut ids: Vec<String> = st
+        .store
+        .select_jobs(&f, 1000)
+        .await?
+        .into_iter()
+        .map(|j| j.job.id)
+        .collect();
+    let active = st
+        .store
+        .jobs_in_states(&[
+            sluice_core::job::JobState::Admitted,
+            sluice_core::job::JobState::Submitted,
+            sluice_core::job::JobState::Running,
+        ])
+        .await?;
+    for j in active {
+        if j.namespace == s.namespace
+            && j.labels
+                .get(sluice_core::schedule::SCHEDULE_LABEL)
+                .is_some_and(|n| *n == s.name)
+        {
+            ids.push(j.id);
+        }
+    }
+    Ok(ids)
+}
+
+/// One schedule, with its next five run times and its active runs.
+#[utoipa::path(get, path = "/v1/schedules/{namespace}/{name}",
+    params(("namespace" = String, Path, description = "namespace"), ("name" = String, Path, description = "schedule name")),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
+pub async fn get_schedule(
+    State(st): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Json<ScheduleView>, ApiError> {
+    let s = load_schedule(&st, &ns, &name).await?;
+    let active = active_ids(&st, &s).await?;
+    Ok(Json(schedule_view(s, NEXT_RUNS, active)))
+}
+
+/// Delete a schedule (its runs are kept).
+#[utoipa::path(delete, path = "/v1/schedules/{namespace}/{name}",
+    params(("namespace" = String, Path, description = "namespace"), ("name" = String, Path, description = "schedule name")),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
+pub async fn delete_schedule(
+    State(st): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Json<ScheduleView>, ApiError> {
+    let s = load_schedule(&st, &ns, &name).await?;
+    if !st.store.delete_schedule(&ns, &name).await? {
+        return Err(StoreError::NoSchedule {
+            namespace: ns,
+            name,
+        }
+        .into());
+    }
+    Ok(Json(schedule_view(s, 0, Vec::new())))
+}
+
+/// Suspend a schedule: no run starts until it is resumed.
+#[utoipa::path(post, path = "/v1/schedules/{namespace}/{name}/suspend",
+    params(("namespace" = String, Path, description = "namespace"), ("name" = String, Path, description = "schedule name")),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
+pub async fn suspend(
+    State(st): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Json<ScheduleView>, ApiError> {
+    let s = orchestration::set_suspended(&st, &ns, &name, true, st.now_ms()).await?;
+    Ok(Json(schedule_view(s, NEXT_RUNS, Vec::new())))
+}
+
+/// Resume a schedule: the next run is the next fire time from now (fire times passed while
+/// suspended are not run).
+#[utoipa::path(post, path = "/v1/schedules/{namespace}/{name}/resume",
+    params(("namespace" = String, Path, description = "namespace"), ("name" = String, Path, description = "schedule name")),
+    responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
+pub async fn resume(
+    State(st): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Json<ScheduleView>, ApiError> {
+    let s = orchestration::set_suspended(&st, &ns, &name, false, st.now_ms()).await?;
+    Ok(Json(schedule_view(s, NEXT_RUNS, Vec::new())))
+}
+
+/// Run a schedule now (whatever its suspension, next fire time or concurrency policy).
+#[utoipa::path(post, path = "/v1/schedules/{namespace}/{name}/trigger",
+    params(("namespace" = String, Path, description = "namespace"), ("name" = String, Path, description = "schedule name")),
+    responses((status = 201, body = JobView), (status = 404, body = ErrorBody)))]
+pub async fn trigger(
+    State(st): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let rec = orchestration::trigger(&st, &ns, &name, st.now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(view(rec, None, None))))
+}
+
+/// The OpenAPI paths and schemas of the schedule endpoints.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        create_schedule,
+        list_schedules,
+        get_schedule,
+        delete_schedule,
+        suspend,
+        resume,
+        trigger
+    ),
+    components(schemas(ScheduleView))
+)]
+pub struct SchedulesApiDoc;
+
+/// The routes of the schedule endpoints.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/schedules", post(create_schedule).get(list_schedules))
+        .route(
+            "/v1/schedules/{namespace}/{name}",
+            get(get_schedule).delete(delete_schedule),
+        )
+        .route("/v1/schedules/{namespace}/{name}/suspend", post(suspend))
+        .route("/v1/schedules/{namespace}/{name}/resume", post(resume))
+        .route("/v1/schedules/{namespace}/{name}/trigger", post(trigger))
+}

@@ -1,0 +1,217 @@
+//! What the API shows of a job: its record, demand, timeline and orchestration state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sluice_core::job::{JobEvent, JobRecord, JobState};
+use sluice_core::stored::decode_policy;
+use sluice_store::StoreError;
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use crate::aside::SetAside;
+use crate::state::{AppState, WaitInfo};
+use crate::time::rfc3339;
+
+/// The demand of one role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct PodDemandView {
+    /// "driver", "executor" or "task".
+    pub role: String,
+    /// How many pods of this role.
+    pub count: u32,
+    /// CPU request of one pod, in millicores.
+    pub cpu_milli: u64,
+    /// Memory request of one pod (heap plus overhead), in MiB.
+    pub memory_mib: u64,
+}
+
+/// The demand sluice computed for a job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DemandView {
+    /// Per role.
+    pub pods: Vec<PodDemandView>,
+    /// Sum of CPU over all pods, in millicores.
+    pub total_cpu_milli: u64,
+    /// Sum of memory over all pods, in MiB.
+    pub total_memory_mib: u64,
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct EventView {
+    /// When (RFC 3339).
+    pub at: String,
+    /// State before, if any.
+    pub from: Option<String>,
+    /// State after.
+    pub to: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct JobView {
+    /// Job id.
+    pub id: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Priority level.
+    pub level: String,
+    /// State: queued, admitted, submitted, running, succeeded, failed, cancelled.
+    pub state: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Entered its queue (RFC 3339).
+    pub enqueued_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+    /// Started running (RFC 3339).
+    pub started_at: Option<String>,
+    /// Finished (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Backend reference of the run.
+    pub backend_ref: Option<String>,
+    /// Exit code of the run.
+    pub exit_code: Option<i32>,
+    /// Last message.
+    pub message: Option<String>,
+    /// What the job requests.
+    pub demand: DemandView,
+    /// The resolved job spec (a SparkApplication keeps every field under kind.application).
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    /// For a queued job: its position and why it waits (from the last scheduling cycle).
+    pub wait: Option<WaitInfo>,
+    /// Timeline, oldest first (only on GET /v1/jobs/{id}).
+    pub timeline: Option<Vec<EventView>>,
+    /// Schedule, retries and dead-letter state (only on GET /v1/jobs/{id}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestration: Option<OrchView>,
+    /// Set when the scheduler has set the job aside (a write or the backend failed on it): why,
+    /// and when it tries again (only on GET /v1/jobs/{id}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_aside: Option<SetAside>,
+}
+
+/// A job's schedule, retries and dead-letter state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct OrchView {
+    /// The schedule that started it (in its namespace).
+    pub schedule: Option<String>,
+    /// The fire time the run stands for (RFC 3339; none for a manual trigger).
+    pub scheduled_for: Option<String>,
+    /// Attempts made in the current round (a requeue from the DLQ begins a new round).
+    pub attempt_in_round: u32,
+    /// Attempts a round may make (`retry.maxAttempts`; 1 without a retry policy).
+    pub max_attempts: u32,
+    /// When a retry waiting on backoff becomes eligible (RFC 3339), while it waits.
+    pub retry_at: Option<String>,
+    /// How the last failure was settled: submission, application, oom, watchdog, timeout,
+    /// expired (queue TTL) or unclassified.
+    pub failure_class: Option<String>,
+    /// When it entered the dead-letter queue (RFC 3339), while it is there.
+    pub dead_lettered_at: Option<String>,
+    /// Why it was dead-lettered.
+    pub dead_letter_reason: Option<String>,
+    /// Its `maxQueueWait`, in seconds.
+    pub max_queue_wait_seconds: Option<u64>,
+}
+
+/// The orchestration view of a job from its record and its orchestration state, at `now`.
+///
+/// A stored policy that does not decode is an error naming the job, never the default.
+pub fn orch_view_of(
+    rec: &JobRecord,
+    o: &sluice_store::JobOrch,
+    now: i64,
+) -> Result<OrchView, ApiError> {
+    let policy = decode_policy(&rec.spec)
+        .map_err(|e| ApiError::from(StoreError::Corrupt(format!("job {}: {e}", rec.id))))?;
+    let waiting =
+        rec.state == sluice_core::job::JobState::Queued && o.retry_at_ms.is_some_and(|t| t > now);
+    Ok(OrchView {
+        schedule: o.schedule.clone(),
+        scheduled_for: o.scheduled_for_ms.map(rfc3339),
+        attempt_in_round: o.attempt_in_round(rec.attempt),
+        max_attempts: policy.max_attempts(),
+        retry_at: if waiting {
+            o.retry_at_ms.map(rfc3339)
+        } else {
+            None
+        },
+        failure_class: o.failure_class.clone(),
+        dead_lettered_at: o.dlq_at_ms.map(rfc3339),
+        dead_letter_reason: o.dlq_reason.clone(),
+        max_queue_wait_seconds: policy.max_queue_wait_secs,
+    })
+}
+
+/// The orchestration view of a job (for `GET /v1/jobs/{id}`).
+pub async fn orch_view(st: &AppState, rec: &JobRecord) -> Result<Option<OrchView>, ApiError> {
+    let o = st.store.job_orch(&rec.id).await?;
+    let now = st.now_ms();
+    o.map(|o| orch_view_of(rec, &o, now)).transpose()
+}
+
+/// A job as the API shows it, with its wait (kept only while queued) and timeline.
+pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEvent>>) -> JobView {
+    let total = rec.demand.total();
+    JobView {
+        demand: DemandView {
+            pods: rec
+                .demand
+                .pods
+                .iter()
+                .map(|p| PodDemandView {
+                    role: p.role.to_string(),
+                    count: p.count,
+                    cpu_milli: p.cpu_milli,
+                    memory_mib: p.mem_mib,
+                })
+                .collect(),
+            total_cpu_milli: total.cpu_milli,
+            total_memory_mib: total.mem_mib,
+        },
+        wait: if rec.state == JobState::Queued {
+            wait
+        } else {
+            None
+        },
+        timeline: timeline.map(|evs| {
+            evs.into_iter()
+                .map(|e| EventView {
+                    at: rfc3339(e.at_ms),
+                    from: e.from.map(|s| s.to_string()),
+                    to: e.to.to_string(),
+                    message: e.message,
+                })
+                .collect()
+        }),
+        orchestration: None,
+        set_aside: None,
+        id: rec.id,
+        namespace: rec.namespace,
+        name: rec.name,
+        level: rec.level,
+        state: rec.state.to_string(),
+        attempt: rec.attempt,
+        labels: rec.labels,
+        created_at: rfc3339(rec.created_at_ms),
+        enqueued_at: rfc3339(rec.enqueued_at_ms),
+        updated_at: rfc3339(rec.updated_at_ms),
+        started_at: rec.started_at_ms.map(rfc3339),
+        finished_at: rec.finished_at_ms.map(rfc3339),
+        backend_ref: rec.backend_ref,
+        exit_code: rec.exit_code,
+        message: rec.message,
+        spec: rec.spec,
+    }
+}

@@ -1,0 +1,139 @@
+//! The submitter loop: one task that, every `scheduler.interval_ms` or when woken by a submit or
+//! a cancel, runs a scheduling cycle, submits what it admitted, and reconciles running jobs
+//! with the backend.
+//!
+//! One tick, as Kueue's cycle, each step a function in its own module and its own tracing span
+//! (with the tick's number and its duration):
+//! 1. **reconcile** ([`reconcile`]): the backend's state of every submitted or running job is
+//!    recorded, so room freed by jobs that ended is used in this same tick;
+//! 2. **orchestrate** ([`orchestrate`]): due schedules fire, failed attempts are retried or
+//!    dead-lettered, queued jobs past their TTL expire;
+//! 3. **admit** ([`admit`]): the pure [`sluice_core::cycle::schedule`] runs over the capacity
+//!    snapshot less the reservations; each admission is written queued -> admitted, and every
+//!    job left keeps its queue position and the reason it waits;
+//! 4. **submit** ([`submit`]): each admitted job goes to the backend and moves admitted ->
+//!    submitted; a backend that turns it away for want of room puts it back in its queue;
+//! 5. **roll up**: closed hours of the history are rolled up (one bounded step).
+//!
+//! The time comes from the state's clock ([`AppState::now_ms`]), so tests can drive it.
+//!
+//! Because "admitted" is written before the submit and submits are idempotent per attempt, a
+//! crash at any point neither loses a job nor starts it twice: on restart, admitted jobs are
+//! submitted again (the backend answers "already there") and running jobs are re-attached.
+
+use std::time::{Duration, Instant};
+
+use sluice_backend::{BackendError, RunStatus};
+use sluice_core::job::JobState;
+use tracing::Instrument;
+
+use crate::fault::{store_detail, store_unavailable};
+use crate::state::AppState;
+
+pub mod admit;
+pub mod error;
+pub mod orchestrate;
+pub mod reconcile;
+pub mod submit;
+pub mod write;
+
+pub use error::TickError;
+use write::run_ref;
+
+/// Runs cycles until the process ends.
+pub async fn run_loop(state: AppState) {
+    let interval = Duration::from_millis(state.config.scheduler.interval_ms);
+    if let Err(e) = startup_notes(&state).await {
+        tracing::warn!("startup reconciliation: {e}");
+    }
+    loop {
+        let started = Instant::now();
+        if let Err(e) = tick(&state).await {
+            tracing::warn!("scheduling cycle failed: {e}");
+        }
+        state.metrics.cycle_finished(started.elapsed());
+        tokio::select! {
+            _ = state.wake.notified() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One tick: the five steps in order (see the module documentation).
+pub async fn tick(state: &AppState) -> Result<(), TickError> {
+    let _guard = state.cycle_lock.lock().await;
+    let cycle = state.next_cycle();
+    // 1. reconcile
+    step("reconcile", cycle, reconcile::reconcile(state)).await?;
+    // 2. orchestrate
+    step(
+        "orchestrate",
+        cycle,
+        orchestrate::run(state, state.now_ms()),
+    )
+    .await?;
+    // 3. admit
+    step("admit", cycle, admit::admit(state)).await?;
+    // 4. submit
+    step("submit", cycle, submit::submit_admitted(state)).await?;
+    // 5. roll up
+    step("roll up", cycle, roll_up(state)).await;
+    Ok(())
+}
+
+/// Runs one step of tick number `cycle` in its tracing span, and logs how long it took.
+async fn step<T>(name: &'static str, cycle: u64, work: impl Future<Output = T>) -> T {
+    let span = tracing::info_span!("tick", step = name, cycle);
+    async move {
+        let started = Instant::now();
+        let out = work.await;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "step done"
+        );
+        out
+    }
+    .instrument(span)
+    .await
+}
+
+/// Step 5: hourly rollups of the history (one bounded step; cheap when there is nothing to
+/// do). A failure is logged; the next tick tries again.
+async fn roll_up(state: &AppState) {
+    if let Err(e) = state.store.roll_up_history(state.now_ms()).await {
+        tracing::warn!("rolling up the history: {e}");
+    }
+}
+
+/// On start-up, write in each running job's timeline whether its run was found again.
+pub async fn startup_notes(state: &AppState) -> Result<(), TickError> {
+    let active = state
+        .store
+        .jobs_in_states(&[JobState::Admitted, JobState::Submitted, JobState::Running])
+        .await?;
+    let now = state.now_ms();
+    for rec in active {
+        let note = match rec.state {
+            JobState::Admitted => {
+                "sluice restarted; the admitted job will be submitted (idempotently)".to_string()
+            }
+            _ => match state.backend.status(&run_ref(&rec)).await {
+                Ok(RunStatus::Running | RunStatus::Pending) => format!(
+                    "sluice restarted; run {} re-attached",
+                    rec.backend_ref.as_deref().unwrap_or("?")
+                ),
+                Ok(_) | Err(BackendError::NotFound { .. }) => {
+                    "sluice restarted; the run ended while sluice was down".to_string()
+                }
+                Err(e) => format!("sluice restarted; run state unknown for now: {e}"),
+            },
+        };
+        if let Err(e) = state.store.add_note(&rec.id, now, &note).await {
+            if store_unavailable(&e) {
+                return Err(e.into());
+            }
+            tracing::warn!(job = %rec.id, "startup note: {}", store_detail(&e));
+        }
+    }
+    Ok(())
+}

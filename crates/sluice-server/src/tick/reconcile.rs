@@ -1,0 +1,196 @@
+//! Step 1 of the tick: reconcile. The backend's state of every submitted or running job
+//! becomes the job's state in the store (running, succeeded, failed, lost, requeued); runs past
+//! their `maxRuntime` are cancelled; the backend's notes go into the timelines.
+
+use sluice_backend::{BackendError, RunRef, RunStatus};
+use sluice_core::job::{JobRecord, JobState};
+use sluice_store::{StoreError, Transition};
+
+use super::error::TickError;
+use super::write::{apply, backend_aside, held, isolate, job_of, run_ref};
+use crate::state::AppState;
+
+/// Reconciles every submitted or running job with the backend.
+pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
+    record_backend_notes(state).await?;
+    let active = state
+        .store
+        .jobs_in_states(&[JobState::Submitted, JobState::Running])
+        .await?;
+    // Runs past their maxRuntime: cancelled together after the loop, so that N of them hold
+    // the tick for one kill grace period, not N.
+    let mut timed_out = Vec::new();
+    for rec in active {
+        if held(state, &rec.id) {
+            continue;
+        }
+        let run = run_ref(&rec);
+        let status = match state.backend.status(&run).await {
+            Ok(s) => s,
+            Err(BackendError::Unavailable(msg)) => {
+                tracing::debug!(job = %rec.id, "status unavailable: {msg}");
+                continue;
+            }
+            Err(BackendError::NotFound { .. }) => RunStatus::Lost {
+                message: "the backend has no run for this job".into(),
+            },
+            Err(e) => {
+                backend_aside(state, &rec.id, "reading the run's status", &e);
+                continue;
+            }
+        };
+        let now = state.now_ms();
+        // The Spark application id, recorded as the job's backend_ref when it starts running.
+        let mut app_ref = None;
+        // The run started and ended between two looks (as opposed to lost or requeued).
+        let ended = matches!(status, RunStatus::Succeeded | RunStatus::Failed { .. });
+        let (to, message, exit_code) = match status {
+            // Nothing to write: a job set aside for a failed status read is fine again.
+            RunStatus::Pending => {
+                state.aside.clear(&rec.id);
+                continue;
+            }
+            RunStatus::Running => {
+                if rec.state == JobState::Running {
+                    state.aside.clear(&rec.id);
+                    if let Some(limit) = runtime_exceeded(&rec, now) {
+                        timed_out.push((rec, limit));
+                    }
+                    continue;
+                } else {
+                    let (note, app) = running_note(state, &run).await;
+                    app_ref = app;
+                    (JobState::Running, note, None)
+                }
+            }
+            RunStatus::Succeeded => (JobState::Succeeded, "succeeded".to_string(), Some(0)),
+            RunStatus::Failed { exit_code, message } => {
+                (JobState::Failed, format!("failed: {message}"), exit_code)
+            }
+            RunStatus::Lost { message } => (JobState::Failed, format!("lost: {message}"), None),
+            // The backend stopped the run (deadlock watchdog): back to the queue, next attempt.
+            RunStatus::Requeue { message } => {
+                (JobState::Queued, format!("requeued: {message}"), None)
+            }
+        };
+        if rec.state == JobState::Submitted && ended {
+            // Record that it ran, so the timeline shows a start even for very short runs.
+            let (note, app) = running_note(state, &run).await;
+            let t = Transition {
+                id: rec.id.clone(),
+                from: JobState::Submitted,
+                to: JobState::Running,
+                at_ms: now,
+                message: note,
+                backend_ref: app,
+                exit_code: None,
+            };
+            if let Err(e) = apply(state, &t).await {
+                isolate(state, &rec.id, "recording the run's start", e)?;
+                continue;
+            }
+            let t = Transition {
+                id: rec.id.clone(),
+                from: JobState::Running,
+                to,
+                at_ms: now,
+                message,
+                backend_ref: None,
+                exit_code,
+            };
+            if let Err(e) = apply(state, &t).await {
+                isolate(state, &rec.id, "recording the run's end", e)?;
+            }
+            continue;
+        }
+        let t = Transition {
+            id: rec.id.clone(),
+            from: rec.state,
+            to,
+            at_ms: now,
+            message,
+            backend_ref: app_ref,
+            exit_code,
+        };
+        if let Err(e) = apply(state, &t).await {
+            isolate(state, &rec.id, &format!("recording the move to {to}"), e)?;
+        }
+    }
+    cancel_timed_out(state, timed_out).await?;
+    // What the status calls just saw (the operator's state, say) goes in now.
+    record_backend_notes(state).await?;
+    Ok(())
+}
+
+/// Cancels the runs that exceeded their maxRuntime, all at once, and fails each job whose run
+/// was stopped with "timeout" (a failed cancel is tried again on the next tick).
+async fn cancel_timed_out(
+    state: &AppState,
+    timed_out: Vec<(JobRecord, u64)>,
+) -> Result<(), TickError> {
+    let mut cancels = tokio::task::JoinSet::new();
+    for (rec, limit) in timed_out {
+        let backend = state.backend.clone();
+        cancels.spawn(async move {
+            let result = backend.cancel(&run_ref(&rec)).await;
+            (rec, limit, result)
+        });
+    }
+    while let Some(joined) = cancels.join_next().await {
+        let (rec, limit, result) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!("timeout cancel task: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(job = %rec.id, "timeout cancel: {e}");
+            continue;
+        }
+
+        let t = Transition {
+            id: rec.id.clone(),
+            from: JobState::Running,
+            to: JobState::Failed,
+            at_ms: state.now_ms(),
+            message: format!("timeout: ran longer than maxRuntime ({limit} s); killed"),
+            backend_ref: None,
+            exit_code: None,
+        };
+        if let Err(e) = apply(state, &t).await {
+            isolate(state, &rec.id, "recording the timeout", e)?;
+        }
+    }
+    Ok(())
+}
+
+/// The message of a job's "running" transition and its new backend reference: the Spark
+/// application id when the backend knows it (it replaces the submit-time reference, a pid or a
+/// driver id, which stays in the timeline).
+async fn running_note(state: &AppState, run: &RunRef) -> (String, Option<String>) {
+    match state.backend.app_id(run).await {
+        Some(id) => (format!("running (Spark application {id})"), Some(id)),
+        None => ("running".to_string(), None),
+    }
+}
+
+/// Writes what the backend saw happen to runs (a worker lost, say) into the jobs' timelines.
+async fn record_backend_notes(state: &AppState) -> Result<(), TickError> {
+    let now = state.now_ms();
+    for note in state.backend.take_notes().await {
+        match state.store.add_note(&note.job_id, now, &note.message).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => isolate(state, &note.job_id, "writing a note of the backend", e)?,
+        }
+    }
+    Ok(())
+}
+
+fn runtime_exceeded(rec: &JobRecord, now: i64) -> Option<u64> {
+    let job = job_of(rec)?;
+    let limit = job.max_runtime_secs?;
+    let started = rec.started_at_ms?;
+    let limit_ms = i64::try_from(limit.saturating_mul(1000)).unwrap_or(i64::MAX);
+    (now.saturating_sub(started) > limit_ms).then_some(limit)
+}
