@@ -433,6 +433,11 @@ async fn run(cli: Cli) -> Result<i32> {
             let j: JobView = c.get(&format!("/v1/jobs/{id}"), &[]).await?;
             if output == Output::Table {
                 print_table(std::slice::from_ref(&j));
+            } else if output == Output::Yaml {
+                // The user's document with the job's state under `status`: `sluice submit`
+                // takes it back unchanged (as `kubectl get -o yaml` output).
+                let doc = sluice_server::api::views::resubmittable(&j)?;
+                print!("{}", serde_saphyr::to_string(&doc)?);
             } else {
                 print_as(&j, output)?;
             }

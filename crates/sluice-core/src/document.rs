@@ -23,6 +23,10 @@ use crate::spec::{
 };
 use crate::stored::StoredJob;
 
+/// The top-level key of a job's state in `sluice get ID -o yaml`, ignored when a document is
+/// parsed.
+pub const STATUS_KEY: &str = "status";
+
 /// Parses and validates a job document (YAML or JSON).
 pub fn parse_job(text: &str, opts: ParseOptions<'_>) -> Result<Job, SpecError> {
     parse_job_with_policy(text, opts).map(|(job, _)| job)
@@ -49,8 +53,13 @@ pub fn parse_job_with_policy(
     if text.trim().is_empty() {
         return Err(SpecError::Malformed("the document is empty".into()));
     }
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_saphyr::from_str(text).map_err(|e| SpecError::Malformed(e.to_string()))?;
+    // A top-level `status` (what `sluice get ID -o yaml` adds, as kubectl does) is not the
+    // user's to set: it is ignored, so that output can be submitted again unchanged.
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove(STATUS_KEY);
+    }
     // NUL and other control characters are refused anywhere, naming the path.
     check_document_text(&value, "")?;
     let obj = value.as_object().ok_or_else(|| {

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sluice_backend::{BackendError, RunRef};
-use sluice_core::document::parse_job_with_policy;
+use sluice_core::document::parse_stored;
 use sluice_core::job::{JobRecord, JobState, NewJob};
 use sluice_core::spec::ParseOptions;
 use sluice_store::{JobFilter, StoreError, Transition};
@@ -38,7 +38,7 @@ pub async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let text = body_text(&body, st.config.api.max_body_bytes)?;
-    let (job, policy) = parse_job_with_policy(
+    let stored = parse_stored(
         text,
         ParseOptions {
             priority: q.priority.as_deref(),
@@ -46,14 +46,16 @@ pub async fn submit(
         },
     )
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let job = &stored.job;
     // The one admission gate: a bad quantity is a 400; a job that could never run here (the
     // backend refuses it, it could not fit even the empty cluster, no node or quota could ever
     // take it) is a 422 instead of waiting forever.
-    let demand = admission::check(st.backend.as_ref(), &job)
+    let demand = admission::check(st.backend.as_ref(), job)
         .await
         .map_err(|r| refused(r, &format!("job {}/{}", job.namespace, job.name)))?;
-    // The job and its retry policy / queue TTL (see sluice_core::retry::stored_spec).
-    let spec = sluice_core::retry::stored_spec(&job, &policy)
+    // The job, its retry policy / queue TTL and the document as submitted (sluice_core::stored).
+    let spec = stored
+        .encode()
         .map_err(|e| ApiError::Internal(format!("encoding the job: {e}")))?;
     let new = NewJob {
         id: st.new_id(),
