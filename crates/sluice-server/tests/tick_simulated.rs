@@ -242,6 +242,7 @@ const RUN_10M: &str = "labels: {sluice.io/sim-duration: 10m}\n";
 const FAIL_RETRY: &str = "labels: {sluice.io/sim-outcome: fail, sluice.io/sim-duration: 1m}\n\
 retry: {maxAttempts: 2, jitter: 0, backoff: {initial: 10s}}\n";
 const OOM: &str = "labels: {sluice.io/sim-outcome: oom, sluice.io/sim-duration: 1m}\n";
+const DEADLOCK: &str = "labels: {sluice.io/sim-outcome: deadlock, sluice.io/sim-duration: 5m}\n";
 const TIMEOUT: &str = "maxRuntime: 1m\nlabels: {sluice.io/sim-duration: 10m}\n";
 
 fn cases() -> Vec<Case> {
@@ -361,6 +362,27 @@ fn cases() -> Vec<Case> {
                     failure_class: Some("timeout"),
                     dead_lettered: true,
                 },
+            ],
+        },
+        Case {
+            name: "a half-started run is killed by the deadlock watchdog and requeued; its next attempt runs",
+            nodes: &[(1, "4")],
+            policy: HeadPolicy::Strict,
+            steps: vec![
+                Step::Submit("stuck", "1", DEADLOCK),
+                Step::Submit("after", "1", NORMAL_1M),
+                tick_(0, &["stuck", "after"], &[]),
+                tick_(SEC, &[], &[]),
+                expect("stuck", "running"),
+                // The watchdog fires at 5 m: back to its queue as the next attempt, and admitted
+                // again in the same tick (its room is free), not failed, not dead-lettered.
+                tick_(5 * MIN, &["stuck"], &[]),
+                expect("stuck", "submitted"),
+                tick_(SEC, &[], &[]),
+                expect("stuck", "running"),
+                tick_(5 * MIN, &[], &[]),
+                expect("stuck", "succeeded"),
+                expect("after", "succeeded"),
             ],
         },
     ]

@@ -15,9 +15,12 @@
 //! **A job's duration** is its label [`DURATION_LABEL`] (`sluice.io/sim-duration: 5m`), else a
 //! sample of the configured distribution keyed by (seed, job id, attempt): the same seed gives
 //! the same durations. **Its outcome** is its label [`OUTCOME_LABEL`]: `succeed` (the default),
-//! `fail` (exit code 1) or `oom` (exit code 137 with the local backend's message, so that the
-//! retry classifier sees an out-of-memory kill). Both labels are checked when the job is
-//! submitted ([`Backend::demand`]).
+//! `fail` (exit code 1), `oom` (exit code 137 with the local backend's message, so that the
+//! retry classifier sees an out-of-memory kill) or `deadlock`: the first attempt is half-started
+//! (its driver runs, its executors never do) until, at the end of its duration, the backend's
+//! deadlock watchdog kills it and answers [`RunStatus::Requeue`], as the Kubernetes backend's
+//! watchdog does; later attempts succeed. Both labels are checked when the job is submitted
+//! ([`Backend::demand`]).
 //!
 //! A cancel ends the run at once (exit code 143) and frees its room; logs are a few synthetic
 //! lines.
@@ -49,7 +52,7 @@ use crate::{
 pub const KIND: &str = "simulated";
 /// The label that sets how long a job runs ("90s", "5m", "1h30m").
 pub const DURATION_LABEL: &str = "sluice.io/sim-duration";
-/// The label that sets how a job ends: `succeed`, `fail` or `oom`.
+/// The label that sets how a job ends: `succeed`, `fail`, `oom` or `deadlock`.
 pub const OUTCOME_LABEL: &str = "sluice.io/sim-outcome";
 
 /// How a simulated run ends.
@@ -61,6 +64,9 @@ pub enum Outcome {
     Fail,
     /// Killed for want of memory: exit code 137.
     Oom,
+    /// Half-started (the driver runs, the executors never do) until the deadlock watchdog
+    /// kills it at the end of its duration and the job is requeued; only a first attempt.
+    Deadlock,
 }
 
 impl Outcome {
@@ -69,8 +75,9 @@ impl Outcome {
             None | Some("succeed") => Ok(Outcome::Succeed),
             Some("fail") => Ok(Outcome::Fail),
             Some("oom") => Ok(Outcome::Oom),
+            Some("deadlock") => Ok(Outcome::Deadlock),
             Some(other) => Err(BackendError::Rejected(format!(
-                "label {OUTCOME_LABEL} = {other:?} must be \"succeed\", \"fail\" or \"oom\""
+                "label {OUTCOME_LABEL} = {other:?} must be \"succeed\", \"fail\", \"oom\" or \"deadlock\""
             ))),
         }
     }
@@ -80,6 +87,8 @@ impl Outcome {
             Outcome::Succeed => 0,
             Outcome::Fail => 1,
             Outcome::Oom => 137,
+            // The watchdog's kill (SIGTERM); a requeue, not a failure.
+            Outcome::Deadlock => 143,
         }
     }
 }
@@ -119,6 +128,13 @@ impl Run {
             _ if now < self.end_ms => RunStatus::Running,
             _ => match self.outcome {
                 Outcome::Succeed => RunStatus::Succeeded,
+                Outcome::Deadlock => RunStatus::Requeue {
+                    message: format!(
+                        "deadlock watchdog: the driver ran {} s with none of its executors \
+                         running; killed",
+                        (self.end_ms.saturating_sub(self.start_ms)) / 1000
+                    ),
+                },
                 o => RunStatus::Failed {
                     exit_code: Some(o.exit_code()),
                     message: exit_message(o.exit_code()),
@@ -282,7 +298,11 @@ impl Backend for SimulatedBackend {
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, BackendError> {
         let backend_ref = format!("sim/{}/{}", req.job_id, req.attempt);
-        let outcome = Outcome::of(&req.job)?;
+        let outcome = match Outcome::of(&req.job)? {
+            // The cluster found room for the executors this time.
+            Outcome::Deadlock if req.attempt > 1 => Outcome::Succeed,
+            o => o,
+        };
         let duration = self.duration_ms(&req.job_id, req.attempt, &req.job)?;
         let now = self.clock.now_ms();
         let mut runs = lock(&self.runs);
