@@ -104,12 +104,6 @@ impl From<StoreError> for ApiError {
                 ApiError::BadRequest(format!("query parameter `cursor`: {e}"))
             }
             StoreError::BadQuery(m) => ApiError::BadRequest(m),
-            // A stored row that does not decode: the message names the job and what failed
-            // (sluice's own words, no database text).
-            e @ StoreError::Corrupt(_) => {
-                tracing::error!("store error: {}", store_detail(&e));
-                ApiError::Internal(e.to_string())
-            }
             // A value the store cannot keep (a NUL character), naming the field.
             e @ StoreError::InvalidInput { .. } => ApiError::BadRequest(e.to_string()),
             e => {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sluice_core::job::{JobEvent, JobRecord, JobState};
 use sluice_core::stored::decode_policy;
-use sluice_store::StoreError;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
@@ -133,8 +132,14 @@ pub fn orch_view_of(
     o: &sluice_store::JobOrch,
     now: i64,
 ) -> Result<OrchView, ApiError> {
-    let policy = decode_policy(&rec.spec)
-        .map_err(|e| ApiError::from(StoreError::Corrupt(format!("job {}: {e}", rec.id))))?;
+    let policy = decode_policy(&rec.spec).map_err(|e| {
+        // Named for the client (job and what failed), in detail only in the log.
+        tracing::error!(job = %rec.id, "corrupt stored job: {e}");
+        ApiError::Internal(format!(
+            "job {}: its stored retry/queue policy does not decode (the server log has the details)",
+            rec.id
+        ))
+    })?;
     let waiting =
         rec.state == sluice_core::job::JobState::Queued && o.retry_at_ms.is_some_and(|t| t > now);
     Ok(OrchView {
