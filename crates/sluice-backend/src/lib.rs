@@ -212,7 +212,7 @@ pub trait Backend: Send + Sync + 'static {
     /// queued job in every cycle, so it must be cheap and do no I/O. Default: no constraints.
     fn constraints(
         &self,
-        _job: &sluice_core::job::JobRecord,
+        _job: &sluice_core::record::JobRecord,
         _nodes: &[sluice_core::NodeCapacity],
     ) -> Option<sluice_core::cycle::Constraints> {
         None

@@ -22,7 +22,8 @@ use sluice_backend::{Backend, BackendError, RunRef, RunStatus, SubmitRequest};
 use sluice_core::capacity::NodeCapacity;
 use sluice_core::cycle::{Candidate, CycleInput, NamespacePolicy, WaitReason, schedule};
 use sluice_core::document::parse_job;
-use sluice_core::job::{Demand, JobRecord, JobState};
+use sluice_core::job::{Demand, JobState};
+use sluice_core::record::JobRecord;
 use sluice_core::sizing::job_demand;
 use sluice_core::spec::{Job, Levels, ParseOptions};
 
@@ -85,7 +86,9 @@ fn record(req: &SubmitRequest) -> JobRecord {
         state: JobState::Queued,
         attempt: req.attempt,
         labels: BTreeMap::new(),
-        spec: serde_json::to_value(&req.job).unwrap(),
+        stored: Ok(
+            sluice_core::stored::StoredJob::rebuilt(req.job.clone(), Default::default()).unwrap(),
+        ),
         demand: req.demand.clone(),
         created_at_ms: 0,
         enqueued_at_ms: 0,

@@ -1,10 +1,10 @@
-//! Job states, demand, records and their transition history.
+//! Job states, demand and the transition history of a job (the stored record is in
+//! [`crate::record`]).
 //!
 //! These types are shared by the store (which persists them), the backends (which run jobs) and
 //! the server (which moves jobs between states). Times are integer milliseconds since the Unix
 //! epoch, passed in by the caller.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -284,45 +284,6 @@ impl FromStr for JobState {
     }
 }
 
-/// A job as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRecord {
-    /// Unique id (a ULID: sortable by creation time).
-    pub id: String,
-    /// Namespace the job belongs to.
-    pub namespace: String,
-    /// Name from the job spec.
-    pub name: String,
-    /// Priority level name (one of the configured levels).
-    pub level: String,
-    /// Current state.
-    pub state: JobState,
-    /// Attempt number, from 1.
-    pub attempt: u32,
-    /// User labels.
-    pub labels: BTreeMap<String, String>,
-    /// The resolved job (see [`crate::spec::Job`]) as JSON.
-    pub spec: serde_json::Value,
-    /// The demand sluice computed for the job.
-    pub demand: Demand,
-    /// When the job was created.
-    pub created_at_ms: i64,
-    /// When the job last entered its queue (FIFO key within a level).
-    pub enqueued_at_ms: i64,
-    /// When the job last changed.
-    pub updated_at_ms: i64,
-    /// When the job started running, if it has.
-    pub started_at_ms: Option<i64>,
-    /// When the job reached a terminal state, if it has.
-    pub finished_at_ms: Option<i64>,
-    /// The backend's handle for the run (a process id, a Spark app id, a resource name).
-    pub backend_ref: Option<String>,
-    /// Exit code of the run, where the backend reports one.
-    pub exit_code: Option<i32>,
-    /// The last message: why it failed, who cancelled it, and so on.
-    pub message: Option<String>,
-}
-
 /// One entry of a job's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobEvent {
@@ -336,27 +297,6 @@ pub struct JobEvent {
     pub to: JobState,
     /// What happened.
     pub message: String,
-}
-
-/// A job to insert, queued.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NewJob {
-    /// Unique id, chosen by the caller.
-    pub id: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Priority level.
-    pub level: String,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Resolved spec as JSON.
-    pub spec: serde_json::Value,
-    /// Computed demand.
-    pub demand: Demand,
-    /// Creation (and first enqueue) time.
-    pub created_at_ms: i64,
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@
 //! - [`spec`]: the job model and the checks of its fields.
 //! - [`document`]: the job document parser (sluice's own spec or a `SparkApplication`).
 //! - [`sizing`]: the pod-level demand of a job, by Spark's own rules.
-//! - [`job`]: job states, records and transition history, shared by the store and the server.
+//! - [`job`]: job states, demand and transition history, shared by the store and the server.
 //! - [`capacity`]: capacity snapshots and the per-node, all-or-nothing fit check.
 //! - [`cycle`]: one scheduling cycle over the queues.
 //! - [`schedule`]: cron schedules in time zones, concurrency and missed-run policies.
 //! - [`retry`]: failure classes, retry policies, backoff with deterministic jitter, OOM raises.
 //! - [`stored`]: the stored job (job, policy, the user's document), encoded and decoded once.
+//! - [`record`]: the job record the store hands out, its stored job decoded once.
 //! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
 
 pub mod capacity;
@@ -21,6 +22,7 @@ pub mod duration;
 pub mod job;
 pub mod pods;
 pub mod quantity;
+pub mod record;
 pub mod retry;
 pub mod schedule;
 pub mod sizing;

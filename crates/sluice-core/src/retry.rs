@@ -201,17 +201,6 @@ impl JobPolicy {
     }
 }
 
-/// The stored form of a job: the [`Job`] fields plus, when set, its policy under [`POLICY_KEY`].
-pub fn stored_spec(job: &Job, policy: &JobPolicy) -> Result<serde_json::Value, serde_json::Error> {
-    let mut v = serde_json::to_value(job)?;
-    if !policy.is_empty()
-        && let Some(obj) = v.as_object_mut()
-    {
-        obj.insert(POLICY_KEY.into(), serde_json::to_value(policy)?);
-    }
-    Ok(v)
-}
-
 /// Parses a duration in milliseconds, greater than zero, in the grammar of
 /// [`crate::duration`] (`250ms`, `10s`, `1m30s`, `1h 30m`, `2h`, a bare number of seconds).
 pub fn parse_duration_ms(field: &str, text: &str) -> Result<u64, SpecError> {

@@ -92,8 +92,8 @@ impl StoredJob {
     }
 }
 
-/// The stored JSON of a job and its policy without a document (the format of
-/// [`crate::retry::stored_spec`]).
+/// The stored JSON of a job and its policy without a document (the format of rows written
+/// before documents were kept).
 fn encode_job(job: &Job, policy: &JobPolicy) -> Result<Value, StoredJobError> {
     let enc = |e: serde_json::Error| StoredJobError::Encode(e.to_string());
     let mut v = serde_json::to_value(job).map_err(enc)?;
@@ -110,26 +110,12 @@ fn encode_job(job: &Job, policy: &JobPolicy) -> Result<Value, StoredJobError> {
 
 /// The policy of a stored job: the default when [`POLICY_KEY`] is absent (none was set), an
 /// error when it is there and does not decode.
-pub fn decode_policy(stored: &Value) -> Result<JobPolicy, StoredJobError> {
+fn decode_policy(stored: &Value) -> Result<JobPolicy, StoredJobError> {
     match stored.get(POLICY_KEY) {
         None | Some(Value::Null) => Ok(JobPolicy::default()),
         Some(p) => {
             serde_json::from_value(p.clone()).map_err(|e| StoredJobError::Policy(e.to_string()))
         }
-    }
-}
-
-/// Only the queue time-to-live of a stored job's policy (`maxQueueWaitSecs`), for readers that
-/// need nothing else: none when the policy or the key is absent, an error when the key is there
-/// and is not a whole number of seconds.
-pub fn decode_max_queue_wait_secs(stored: &Value) -> Result<Option<u64>, StoredJobError> {
-    match stored.get(POLICY_KEY).map(|p| p.get("maxQueueWaitSecs")) {
-        None | Some(None) | Some(Some(Value::Null)) => Ok(None),
-        Some(Some(v)) => v.as_u64().map(Some).ok_or_else(|| {
-            StoredJobError::Policy(format!(
-                "maxQueueWaitSecs is {v}, not a whole number of seconds"
-            ))
-        }),
     }
 }
 

@@ -26,7 +26,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use sluice_core::job::{JobRecord, JobState};
+use sluice_core::job::JobState;
+use sluice_core::record::JobRecord;
 use sluice_store::QueueStat;
 
 use crate::cluster::ClusterView;

@@ -6,12 +6,11 @@
 use std::collections::BTreeSet;
 
 use sluice_backend::BackendError;
-use sluice_core::job::{JobRecord, NewJob};
-use sluice_core::retry::stored_spec;
+use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, SCHEDULE_LABEL, ScheduleRecord, parse_schedule};
 use sluice_core::sizing::job_demand;
-use sluice_core::spec::{Job, ParseOptions, SpecError};
-use sluice_core::stored::decode_policy;
+use sluice_core::spec::{ParseOptions, SpecError};
+use sluice_core::stored::{StoredJob, StoredJobError};
 use sluice_store::{
     Fire, JobSet, OrchJob, Requeue, RequeuePlace, ScheduledRun, SetFilter, StoreError,
 };
@@ -76,7 +75,14 @@ pub async fn create_schedule(
     } else {
         cadence.next_after(now_ms)
     };
-    let template = stored_spec(&sched.template, &sched.policy)?;
+    let template = StoredJob::rebuilt(sched.template.clone(), sched.policy.clone())
+        .and_then(|t| t.encode())
+        .map_err(|e| {
+            StoreError::Corrupt(format!(
+                "the template of schedule {}/{} does not encode: {e}",
+                sched.namespace, sched.name
+            ))
+        })?;
     let rec = state
         .store
         .create_schedule(&NewSchedule {
@@ -176,18 +182,15 @@ pub(crate) fn run_of(
     s: &ScheduleRecord,
     now_ms: i64,
 ) -> Result<NewJob, OrchError> {
-    let mut job: Job = serde_json::from_value(s.template.clone()).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "the template of schedule {}/{} does not decode: {e}",
-            s.namespace, s.name
-        ))
-    })?;
-    let policy = decode_policy(&s.template).map_err(|e| {
+    let corrupt = |e: StoredJobError| {
         StoreError::Corrupt(format!(
             "the template of schedule {}/{}: {e}",
             s.namespace, s.name
         ))
-    })?;
+    };
+    let StoredJob {
+        mut job, policy, ..
+    } = StoredJob::decode(&s.template).map_err(corrupt)?;
     job.labels.insert(SCHEDULE_LABEL.into(), s.name.clone());
     job_demand(&job)?;
     let demand = state.backend.demand(&job)?;
@@ -197,7 +200,7 @@ pub(crate) fn run_of(
         name: job.name.clone(),
         level: job.level.clone(),
         labels: job.labels.clone(),
-        spec: stored_spec(&job, &policy)?,
+        stored: StoredJob::rebuilt(job, policy).map_err(corrupt)?,
         demand,
         created_at_ms: now_ms,
     })

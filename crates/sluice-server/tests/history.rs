@@ -228,7 +228,8 @@ async fn ui_is_served_from_the_binary() {
 /// and their history reads the same before and after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tick_rolls_up_closed_hours() {
-    use sluice_core::job::{Demand, JobState, NewJob, PodDemand, Role};
+    use sluice_core::job::{Demand, JobState, PodDemand, Role};
+    use sluice_core::record::NewJob;
     use sluice_store::{HistoryQuery, Transition};
 
     let e = env().await;
@@ -242,7 +243,15 @@ async fn tick_rolls_up_closed_hours() {
             name: id.into(),
             level: "normal".into(),
             labels: Default::default(),
-            spec: serde_json::json!({}),
+            stored: sluice_core::stored::StoredJob::rebuilt(
+                serde_json::from_value(serde_json::json!({
+                    "name": id, "namespace": "past", "level": "normal", "labels": {},
+                    "kind": {"type": "command", "argv": ["true"]}
+                }))
+                .unwrap(),
+                Default::default(),
+            )
+            .unwrap(),
             demand: Demand {
                 pods: vec![PodDemand {
                     role: Role::Task,

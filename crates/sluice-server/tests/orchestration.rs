@@ -62,7 +62,7 @@ async fn tick_until(st: &AppState, id: &str, want: JobState) {
     }
 }
 
-async fn runs_of(st: &AppState, ns: &str, name: &str) -> Vec<sluice_core::job::JobRecord> {
+async fn runs_of(st: &AppState, ns: &str, name: &str) -> Vec<sluice_core::record::JobRecord> {
     let page = st
         .store
         .list_jobs(

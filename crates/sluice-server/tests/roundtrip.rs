@@ -8,7 +8,6 @@ mod common;
 
 use common::{call, local_state};
 use serde_json::{Value, json};
-use sluice_core::job::NewJob;
 use sluice_core::stored::StoredJob;
 use sluice_server::api::JobView;
 use sluice_server::api::views::resubmittable;
@@ -138,27 +137,29 @@ async fn a_corrupt_stored_policy_is_an_error_naming_the_job() {
     assert_eq!(st, 201, "{v}");
     let good = get(&r, v["id"].as_str().unwrap()).await;
     assert!(good.orchestration.is_some());
-    // A row whose policy no longer decodes (written by hand, or damaged).
+    // A row whose policy no longer decodes (damaged behind sluice's back).
     let mut spec = good.spec.clone();
     spec["policy"]["retry"] = json!("many");
-    let rec = state
-        .store
-        .insert_job(&NewJob {
-            id: "corrupt0001".into(),
-            namespace: good.namespace.clone(),
-            name: "corrupt".into(),
-            level: good.level.clone(),
-            labels: Default::default(),
-            spec,
-            demand: state.store.get_job(&good.id).await.unwrap().unwrap().demand,
-            created_at_ms: 1,
-        })
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
+    sqlx::query("UPDATE jobs SET spec = $1 WHERE id = $2")
+        .bind(spec.to_string())
+        .bind(good.id.as_str())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    // The store still hands the row out; the job itself is an error naming it.
+    let rec = state.store.get_job(&good.id).await.unwrap().unwrap();
+    let err = rec.decoded().unwrap_err();
+    assert_eq!(err.id, good.id);
+    assert!(err.to_string().contains("policy"), "{err}");
     let (st, v) = call(&r, "GET", &format!("/v1/jobs/{}", rec.id), "").await;
     assert_eq!(st, 500, "{v}");
     let text = v.to_string();
-    assert!(text.contains("corrupt0001"), "{text}");
+    assert!(text.contains(&good.id), "{text}");
     assert!(text.contains("policy"), "{text}");
     // It is not silently shown with the default policy (one attempt).
     assert!(!text.contains("max_attempts"), "{text}");

@@ -131,6 +131,52 @@ async fn a_job_that_cannot_be_written_is_set_aside_and_the_others_go_on() {
     assert!(v.get("set_aside").is_none(), "{v}");
 }
 
+/// Overwrites a job's stored spec behind the store's back (a damaged row).
+async fn damage(e: &Env, id: &str, spec: &str) {
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", e._dir.path().join("s.db").display());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE jobs SET spec = $1 WHERE id = $2")
+        .bind(spec)
+        .bind(id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_job_whose_stored_spec_does_not_decode_fails_by_name_and_the_others_go_on() {
+    let e = env().await;
+    let bad = submit(&e, "bad").await;
+    let good = submit(&e, "good").await;
+    damage(&e, &bad, r#"{"kind": {"type": "teleport"}}"#).await;
+    // Lists still read (one damaged row does not stop a reader of many).
+    let (status, v) = call(&app(e.state.clone()), "GET", "/v1/jobs", "").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    tick(&e.state).await.unwrap();
+    assert_eq!(state_of(&e, &good).await, JobState::Submitted);
+    assert!(e.backend.submitted().contains(&good));
+    // The damaged one is never run; it fails with a message naming it and what failed.
+    assert!(!e.backend.submitted().contains(&bad));
+    let rec = e.state.store.get_job(&bad).await.unwrap().unwrap();
+    assert_eq!(rec.state, JobState::Failed);
+    let message = rec.message.unwrap();
+    assert!(message.contains(&bad), "{message}");
+    assert!(message.contains("teleport"), "{message}");
+    assert!(message.contains("cannot submit"), "{message}");
+    // Settling the failure needs its retry policy, which does not decode either: the job is
+    // set aside with that reason (shown by GET) instead of retried with a default policy.
+    tick(&e.state).await.unwrap();
+    let aside = e.state.aside.get(&bad).expect("set aside");
+    assert!(aside.reason.contains(&bad), "{}", aside.reason);
+    assert_eq!(
+        e.state.store.get_job(&bad).await.unwrap().unwrap().state,
+        JobState::Failed
+    );
+}
+
 #[tokio::test]
 async fn a_running_job_that_cannot_be_written_does_not_stop_the_others() {
     let e = env().await;

@@ -262,3 +262,9 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+impl From<sluice_core::record::CorruptRecord> for StoreError {
+    fn from(e: sluice_core::record::CorruptRecord) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}

@@ -1,7 +1,8 @@
 //! Durable job state for sluice: one [`Store`] trait and its SQL implementation for SQLite and
 //! PostgreSQL ([`SqlStore`]).
 //!
-//! The store persists exactly the types of [`sluice_core::job`]: [`JobRecord`](sluice_core::job::JobRecord)s and their
+//! The store persists exactly the types of [`sluice_core`]: [`JobRecord`](sluice_core::record::JobRecord)s, their
+//! stored job decoded once where the row is read, and their
 //! [`JobEvent`](sluice_core::job::JobEvent) timelines. Every state change is one transaction that compares the current state
 //! with the one the caller expects (compare-and-set) and appends a timeline event, so concurrent
 //! actors (the scheduler, the reconciler, a user cancelling) cannot both win.

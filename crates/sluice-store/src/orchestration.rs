@@ -6,22 +6,22 @@
 //! has not been handled yet has no `failure_class`: the server either retries it (back to
 //! `queued`, next attempt) or dead-letters it.
 
-use sluice_core::job::{Demand, JobRecord, NewJob};
-use sluice_core::stored::{StoredJobError, decode_max_queue_wait_secs};
+use sluice_core::job::Demand;
+use sluice_core::record::{JobRecord, NewJob};
+use sluice_core::retry::JobPolicy;
+use sluice_core::stored::StoredJob;
 
 /// Longest queue TTL stored, in milliseconds (`i64::MAX / 4`, some 73 million years): a
 /// `maxQueueWait` above it is stored as this, so that a queue deadline never overflows.
 pub(crate) const QUEUE_TTL_CAP_MS: i64 = i64::MAX / 4;
 
-/// The queue TTL (`maxQueueWait`) of a stored spec in milliseconds, capped at
-/// [`QUEUE_TTL_CAP_MS`]; none when its policy has none; an error when it is there and does
-/// not decode.
-pub(crate) fn queue_ttl_ms(spec: &serde_json::Value) -> Result<Option<i64>, StoredJobError> {
-    let secs = decode_max_queue_wait_secs(spec)?;
-    Ok(secs.map(|secs| {
+/// The queue TTL (`maxQueueWait`) of a policy in milliseconds, capped at
+/// [`QUEUE_TTL_CAP_MS`]; none when the policy has none.
+pub(crate) fn queue_ttl_ms(policy: &JobPolicy) -> Option<i64> {
+    policy.max_queue_wait_secs.map(|secs| {
         let ms = secs.saturating_mul(1000);
         i64::try_from(ms).map_or(QUEUE_TTL_CAP_MS, |ms| ms.min(QUEUE_TTL_CAP_MS))
-    }))
+    })
 }
 
 /// The orchestration columns of a job.
@@ -142,8 +142,8 @@ pub struct RetryJob {
     pub eligible_at_ms: i64,
     /// Timeline message.
     pub message: String,
-    /// A changed spec (an OOM retry with more memory), in stored form.
-    pub spec: Option<serde_json::Value>,
+    /// A changed job (an OOM retry with more memory).
+    pub stored: Option<StoredJob>,
     /// The demand of the changed spec.
     pub demand: Option<Demand>,
 }

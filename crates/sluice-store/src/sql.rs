@@ -19,7 +19,8 @@
 //! implementation that puts them together.
 
 use async_trait::async_trait;
-use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob};
+use sluice_core::job::{JobEvent, JobState};
+use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 use sqlx::{AssertSqlSafe, Row};
 

@@ -1,7 +1,8 @@
 //! The [`Store`] trait and the types its job methods take and return. The types of the history
 //! and of orchestration live in [`crate::history`] and [`crate::orchestration`].
 
-use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob};
+use sluice_core::job::{JobEvent, JobState};
+use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 
 use crate::error::StoreError;

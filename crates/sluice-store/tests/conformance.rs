@@ -17,7 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
-use sluice_core::job::{Demand, JobEvent, JobRecord, JobState, NewJob, PodDemand, Role};
+use sluice_core::document::parse_stored;
+use sluice_core::job::{Demand, JobEvent, JobState, PodDemand, Role};
+use sluice_core::record::{JobRecord, NewJob};
+use sluice_core::spec::{Levels, ParseOptions};
+use sluice_core::stored::StoredJob;
 use sluice_store::{
     HistoryPoint, HistoryQuery, HistorySeries, JobFilter, QueueStat, Store, StoreError, Transition,
     open,
@@ -29,6 +33,24 @@ use JobState::*;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
+
+/// The stored job of a document given as JSON (which is YAML), parsed as the API parses a submit.
+pub(crate) fn stored_doc(doc: serde_json::Value) -> StoredJob {
+    let levels = Levels::default();
+    parse_stored(
+        &doc.to_string(),
+        ParseOptions {
+            priority: None,
+            levels: &levels,
+        },
+    )
+    .unwrap()
+}
+
+/// The stored job of a command job running `argv`.
+pub(crate) fn stored_command(argv: &[&str]) -> StoredJob {
+    stored_doc(json!({"name": "etl", "namespace": "ns", "command": {"argv": argv}}))
+}
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -365,7 +387,7 @@ fn job(id: &str, namespace: &str, level: &str, created_at_ms: i64) -> NewJob {
         name: "etl".to_string(),
         level: level.to_string(),
         labels: BTreeMap::new(),
-        spec: json!({ "kind": "command", "command": ["true"] }),
+        stored: stored_command(&["true"]),
         demand: demand(),
         created_at_ms,
     }
@@ -438,12 +460,19 @@ async fn insert_get_round_trip(store: Arc<dyn Store>) {
         ],
     );
     new.name = "nightly etl".to_string();
-    new.spec = json!({
-        "kind": "spark",
-        "conf": { "spark.executor.instances": "3", "spark.dynamicAllocation.enabled": "false" },
-        "args": ["--date", "2026-11-27"],
-        "nested": { "list": [1, 2.5, null, true, { "x": "y" }], "empty": {} }
-    });
+    // The stored job comes back exactly: job, policy and the document as submitted.
+    new.stored = stored_doc(json!({
+        "name": "nightly-etl",
+        "namespace": "team-a",
+        "labels": { "on": "yes", "ünï": "cödé" },
+        "retry": { "maxAttempts": 3 },
+        "maxQueueWait": "1h",
+        "command": {
+            "argv": ["spark-like", "--date", "2026-11-27", "{\"nested\": [1, 2.5, null]}"],
+            "env": { "MODE": "full" },
+            "memory": "2g"
+        }
+    }));
     let inserted = store.insert_job(&new).await.unwrap();
     let expected = JobRecord {
         id: new.id.clone(),
@@ -453,7 +482,7 @@ async fn insert_get_round_trip(store: Arc<dyn Store>) {
         state: Queued,
         attempt: 1,
         labels: new.labels.clone(),
-        spec: new.spec.clone(),
+        stored: Ok(new.stored.clone()),
         demand: demand(),
         created_at_ms: 1_700_000_000_123,
         enqueued_at_ms: 1_700_000_000_123,
@@ -480,7 +509,6 @@ async fn insert_get_round_trip(store: Arc<dyn Store>) {
     // No labels, empty demand.
     let mut bare = job("bare", "ns", "low", 5);
     bare.demand = Demand::default();
-    bare.spec = json!(null);
     let rec = store.insert_job(&bare).await.unwrap();
     assert_eq!(store.get_job("bare").await.unwrap(), Some(rec));
 
@@ -1449,7 +1477,13 @@ async fn corrupt_rows_are_reported(store: Arc<dyn Store>, url: String) {
     assert!(store.get_job("good").await.unwrap().is_some());
 
     raw_sql(&url, "UPDATE jobs SET spec = '{not json' WHERE id = 'good'").await;
-    let err = store.get_job("good").await.unwrap_err();
+    // A stored job that does not decode is still a record (a reader of many rows is not
+    // stopped); whoever needs the job gets an error naming it.
+    let rec = store.get_job("good").await.unwrap().unwrap();
+    let err = rec.decoded().unwrap_err();
+    assert_eq!(err.id, "good");
+    assert!(err.to_string().contains("jobs.spec"), "{err}");
+    let err = StoreError::from(rec.job().unwrap_err());
     assert!(
         matches!(&err, StoreError::Corrupt(m) if m.contains("spec") && m.contains("good")),
         "{err:?}"

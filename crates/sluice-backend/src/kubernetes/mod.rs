@@ -49,11 +49,12 @@ use kube::api::{DeleteParams, DynamicObject, LogParams};
 use serde_json::Value;
 use sluice_core::capacity::{Eligible, Fitter, NodeCapacity, Snapshot};
 use sluice_core::cycle::Constraints;
-use sluice_core::job::{Demand, JobRecord, Role};
+use sluice_core::job::{Demand, Role};
 use sluice_core::pods::{
     NodeInfo, Quota, ScopedNeed, add_scoped_needs, never_placed, node_free, quota_check,
     quota_hard_check,
 };
+use sluice_core::record::JobRecord;
 use sluice_core::spec::Job;
 
 use self::app::{AppState, JOB_ID_LABEL, build_app, map_state};

@@ -10,9 +10,9 @@ use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::Store;
 use serde_json::Value;
-use sluice_core::job::{Demand, JobRecord, Role};
+use sluice_core::job::{Demand, Role};
 use sluice_core::pods::{NodeInfo, PodPlacement, Quota, ScopedNeed};
-use sluice_core::spec::Job;
+use sluice_core::record::JobRecord;
 
 use super::app::{ATTEMPT_LABEL, AppState, JOB_ID_LABEL, build_app, demand_of};
 use super::objects::{label, placement_of, pod_role, pod_terminal, quota_info, scoped_need};
@@ -267,9 +267,8 @@ impl KubeBackend {
             return s.clone();
         }
         let shape = (|| {
-            let job: Job = serde_json::from_value(rec.spec.clone()).ok()?;
-            let app =
-                build_app(&job, &rec.id, rec.attempt, &rec.demand, &self.settings.app).ok()?;
+            let job = rec.job().ok()?;
+            let app = build_app(job, &rec.id, rec.attempt, &rec.demand, &self.settings.app).ok()?;
             let placements = rec
                 .demand
                 .pods

@@ -45,8 +45,8 @@ fn old_rows_without_a_document_decode_and_rebuild_one() {
     let l = Levels::default();
     for text in [OWN, APP, COMMAND] {
         let (job, policy) = parse_job_with_policy(text, opts(&l)).unwrap();
-        // The format written today: the job's fields and the policy, no document.
-        let old = crate::retry::stored_spec(&job, &policy).unwrap();
+        // The format written before documents were kept: the job's fields and the policy.
+        let old = super::encode_job(&job, &policy).unwrap();
         assert!(old.get(DOCUMENT_KEY).is_none());
         let s = StoredJob::decode(&old).unwrap();
         assert_eq!(s.job, job);
@@ -80,13 +80,14 @@ fn corrupt_rows_are_errors_naming_what_failed() {
         StoredJob::decode(&incomplete),
         Err(StoredJobError::Policy(_))
     ));
-    // Only the TTL is needed by the queue: an incomplete retry policy does not hide it.
-    assert_eq!(decode_max_queue_wait_secs(&incomplete), Ok(None));
-    assert_eq!(decode_max_queue_wait_secs(&good), Ok(Some(3600)));
+    assert_eq!(
+        StoredJob::decode(&good).unwrap().policy.max_queue_wait_secs,
+        Some(3600)
+    );
     let mut bad_ttl = good.clone();
     bad_ttl[POLICY_KEY]["maxQueueWaitSecs"] = serde_json::json!("soon");
     assert!(matches!(
-        decode_max_queue_wait_secs(&bad_ttl),
+        StoredJob::decode(&bad_ttl),
         Err(StoredJobError::Policy(_))
     ));
     let mut bad_job = good.clone();

@@ -10,7 +10,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sluice_backend::{BackendError, RunRef};
 use sluice_core::document::parse_stored;
-use sluice_core::job::{JobRecord, JobState, NewJob};
+use sluice_core::job::JobState;
+use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::spec::ParseOptions;
 use sluice_store::{JobFilter, StoreError, Transition};
 use utoipa::{OpenApi, ToSchema};
@@ -46,7 +47,8 @@ pub async fn submit(
         },
     )
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let job = &stored.job;
+    let job = stored.job.clone();
+    let job = &job;
     // The one admission gate: a bad quantity is a 400; a job that could never run here (the
     // backend refuses it, it could not fit even the empty cluster, no node or quota could ever
     // take it) is a 422 instead of waiting forever.
@@ -54,16 +56,13 @@ pub async fn submit(
         .await
         .map_err(|r| refused(r, &format!("job {}/{}", job.namespace, job.name)))?;
     // The job, its retry policy / queue TTL and the document as submitted (sluice_core::stored).
-    let spec = stored
-        .encode()
-        .map_err(|e| ApiError::Internal(format!("encoding the job: {e}")))?;
     let new = NewJob {
         id: st.new_id(),
         namespace: job.namespace.clone(),
         name: job.name.clone(),
         level: job.level.clone(),
         labels: job.labels.clone(),
-        spec,
+        stored,
         demand,
         created_at_ms: st.now_ms(),
     };

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sluice_core::job::{JobEvent, JobRecord, JobState};
-use sluice_core::stored::decode_policy;
+use sluice_core::job::{JobEvent, JobState};
+use sluice_core::record::JobRecord;
 use utoipa::ToSchema;
 
 use super::error::ApiError;
@@ -84,7 +84,9 @@ pub struct JobView {
     pub message: Option<String>,
     /// What the job requests.
     pub demand: DemandView,
-    /// The resolved job spec (a SparkApplication keeps every field under kind.application).
+    /// The stored job as the store keeps it: the resolved job's fields (a SparkApplication
+    /// keeps every field under kind.application), its policy under `policy` and the user's
+    /// document under `document`. Null for a row whose stored job does not decode.
     #[schema(value_type = Object)]
     pub spec: serde_json::Value,
     /// For a queued job: its position and why it waits (from the last scheduling cycle).
@@ -132,11 +134,12 @@ pub fn orch_view_of(
     o: &sluice_store::JobOrch,
     now: i64,
 ) -> Result<OrchView, ApiError> {
-    let policy = decode_policy(&rec.spec).map_err(|e| {
+    let policy = rec.policy().map_err(|e| {
         // Named for the client (job and what failed), in detail only in the log.
-        tracing::error!(job = %rec.id, "corrupt stored job: {e}");
+        tracing::error!(job = %rec.id, "{e}");
         ApiError::Internal(format!(
-            "job {}: its stored retry/queue policy does not decode (the server log has the details)",
+            "job {}: its stored job (retry/queue policy) does not decode (the server log has \
+             the details)",
             rec.id
         ))
     })?;
@@ -168,6 +171,17 @@ pub async fn orch_view(st: &AppState, rec: &JobRecord) -> Result<Option<OrchView
 
 /// A job as the API shows it, with its wait (kept only while queued) and timeline.
 pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEvent>>) -> JobView {
+    let spec = match rec.decoded().map(|stored| stored.encode()) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::error!(job = %rec.id, "the stored job does not encode: {e}");
+            serde_json::Value::Null
+        }
+        Err(e) => {
+            tracing::error!(job = %rec.id, "{e}");
+            serde_json::Value::Null
+        }
+    };
     let total = rec.demand.total();
     JobView {
         demand: DemandView {
@@ -217,7 +231,7 @@ pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEven
         backend_ref: rec.backend_ref,
         exit_code: rec.exit_code,
         message: rec.message,
-        spec: rec.spec,
+        spec,
     }
 }
 

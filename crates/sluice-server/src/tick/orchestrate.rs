@@ -24,16 +24,15 @@
 //!   jobs, not the queue.
 
 use sluice_backend::RunRef;
-use sluice_core::job::{JobRecord, JobState};
+use sluice_core::job::JobState;
+use sluice_core::record::JobRecord;
 use sluice_core::retry::{
     self, Decision, FailureClass, FailureFacts, JAVA_OOM, JobPolicy, classify, decide, jitter_seed,
-    stored_spec,
 };
 use sluice_core::schedule::{
     ConcurrencyAction, SCHEDULE_LABEL, ScheduleRecord, concurrency_action, plan_fire,
 };
-use sluice_core::spec::Job;
-use sluice_core::stored::{decode_max_queue_wait_secs, decode_policy};
+use sluice_core::stored::StoredJob;
 use sluice_store::{
     Advance, DeadLetter, Fire, OrchJob, RetryJob, ScheduledRun, StoreError, Transition,
 };
@@ -333,8 +332,7 @@ pub async fn settle_failures(state: &AppState, now_ms: i64) -> Result<(), TickEr
 }
 
 async fn settle_one(state: &AppState, rec: &JobRecord, now_ms: i64) -> Result<(), StoreError> {
-    let policy = decode_policy(&rec.spec)
-        .map_err(|e| StoreError::Corrupt(format!("job {}: {e}", rec.id)))?;
+    let policy = rec.policy()?;
     let orch = state.store.job_orch(&rec.id).await?.unwrap_or_default();
     let message = rec.message.clone().unwrap_or_default();
     let mut facts = FailureFacts {
@@ -351,19 +349,19 @@ async fn settle_one(state: &AppState, rec: &JobRecord, now_ms: i64) -> Result<()
         class = classify(&facts);
     }
     let in_round = orch.attempt_in_round(rec.attempt);
-    match decide(&policy, class, in_round, jitter_seed(&rec.id, rec.attempt)) {
+    match decide(policy, class, in_round, jitter_seed(&rec.id, rec.attempt)) {
         Decision::Retry {
             next_attempt_in_round,
             delay_ms,
             raise_memory,
         } => {
-            let mut spec = None;
+            let mut stored = None;
             let mut demand = None;
             let mut note = String::new();
             if let Some((factor, cap)) = raise_memory {
-                match raised(state, rec, &policy, factor, cap).await {
+                match raised(state, rec, policy, factor, cap).await {
                     Ok(Some((s, d, change))) => {
-                        spec = Some(s);
+                        stored = Some(s);
                         demand = Some(d);
                         note = format!("; {change}");
                     }
@@ -384,7 +382,7 @@ async fn settle_one(state: &AppState, rec: &JobRecord, now_ms: i64) -> Result<()
                     fmt_delay(delay_ms),
                     rfc3339(eligible),
                 ),
-                spec,
+                stored,
                 demand,
             };
             let after = state.store.retry_job(&r).await?;
@@ -417,19 +415,23 @@ async fn raised(
     policy: &JobPolicy,
     factor: f64,
     cap: Option<u64>,
-) -> Result<Option<(serde_json::Value, sluice_core::job::Demand, String)>, String> {
-    let job: Job = serde_json::from_value(rec.spec.clone())
-        .map_err(|e| format!("the stored spec does not decode: {e}"))?;
-    let Some(r) = retry::raise_memory(&job, factor, cap).map_err(|e| e.to_string())? else {
+) -> Result<Option<(StoredJob, sluice_core::job::Demand, String)>, String> {
+    let stored = rec.decoded().map_err(|e| e.to_string())?;
+    let Some(r) = retry::raise_memory(&stored.job, factor, cap).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     // The same gate as a submit: a raise that could never run is not made.
     let demand = admission::check(state.backend.as_ref(), &r.job)
         .await
         .map_err(|refusal| format!("{}: the job {refusal}", r.change))?;
-    let spec = stored_spec(&r.job, policy).map_err(|e| e.to_string())?;
+    // The user's document stays as they wrote it: the raise is the job's, not theirs.
+    let raised = StoredJob {
+        job: r.job,
+        policy: policy.clone(),
+        document: stored.document.clone(),
+    };
     let change = format!("out of memory: {} (demand now {demand})", r.change);
-    Ok(Some((spec, demand, change)))
+    Ok(Some((raised, demand, change)))
 }
 
 /// Moves every queued job that waited longer than its `maxQueueWait` (up to
@@ -456,10 +458,13 @@ pub async fn expire_queued(state: &AppState, now_ms: i64) -> Result<(), TickErro
             // deadline (what selected the job) still tells the TTL.
             // A policy that does not decode only loses the TTL from the message: the
             // deadline is what selected the job.
-            let stored_ttl = decode_max_queue_wait_secs(&job.spec).unwrap_or_else(|e| {
-                tracing::warn!(job = %job.id, "{e}");
-                None
-            });
+            let stored_ttl = match job.policy() {
+                Ok(p) => p.max_queue_wait_secs,
+                Err(e) => {
+                    tracing::warn!(job = %job.id, "{e}");
+                    None
+                }
+            };
             let ttl = stored_ttl
                 .or_else(|| {
                     let deadline = orch.queue_deadline_ms?;

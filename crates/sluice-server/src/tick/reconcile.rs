@@ -3,11 +3,12 @@
 //! their `maxRuntime` are cancelled; the backend's notes go into the timelines.
 
 use sluice_backend::{BackendError, RunRef, RunStatus};
-use sluice_core::job::{JobRecord, JobState};
+use sluice_core::job::JobState;
+use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
-use super::write::{apply, backend_aside, held, isolate, job_of, run_ref};
+use super::write::{apply, backend_aside, held, isolate, run_ref};
 use crate::state::AppState;
 
 /// Reconciles every submitted or running job with the backend.
@@ -188,7 +189,7 @@ async fn record_backend_notes(state: &AppState) -> Result<(), TickError> {
 }
 
 fn runtime_exceeded(rec: &JobRecord, now: i64) -> Option<u64> {
-    let job = job_of(rec)?;
+    let job = rec.job().ok()?;
     let limit = job.max_runtime_secs?;
     let started = rec.started_at_ms?;
     let limit_ms = i64::try_from(limit.saturating_mul(1000)).unwrap_or(i64::MAX);

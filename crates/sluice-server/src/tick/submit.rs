@@ -6,7 +6,7 @@ use sluice_core::job::JobState;
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
-use super::write::{apply, fail, held, isolate, job_of};
+use super::write::{apply, fail, held, isolate};
 use crate::state::AppState;
 
 /// Submits every admitted job.
@@ -16,22 +16,20 @@ pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
         if held(state, &rec.id) {
             continue;
         }
-        let Some(job) = job_of(&rec) else {
-            if let Err(e) = fail(
-                state,
-                &rec,
-                "the stored spec no longer decodes; cannot submit",
-            )
-            .await
-            {
-                isolate(
-                    state,
-                    &rec.id,
-                    "failing a job whose spec does not decode",
-                    e,
-                )?;
+        let job = match rec.job() {
+            Ok(job) => job.clone(),
+            Err(corrupt) => {
+                let message = format!("{corrupt}; cannot submit");
+                if let Err(e) = fail(state, &rec, &message).await {
+                    isolate(
+                        state,
+                        &rec.id,
+                        "failing a job whose spec does not decode",
+                        e,
+                    )?;
+                }
+                continue;
             }
-            continue;
         };
         let req = SubmitRequest {
             job_id: rec.id.clone(),

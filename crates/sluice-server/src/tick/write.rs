@@ -1,19 +1,14 @@
 //! What every step of the tick uses to write a job's state change.
 
 use sluice_backend::{BackendError, RunRef};
-use sluice_core::job::{JobRecord, JobState};
-use sluice_core::spec::Job;
+use sluice_core::job::JobState;
+use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
 use crate::fault::{store_detail, store_unavailable};
 use crate::state::AppState;
 use crate::time::rfc3339;
-
-/// The job spec stored with a record, if it decodes.
-pub fn job_of(rec: &JobRecord) -> Option<Job> {
-    serde_json::from_value(rec.spec.clone()).ok()
-}
 
 /// Writes a state change, records it in the metrics, and ignores a conflict (the job moved
 /// meanwhile, e.g. a user cancelled it).

@@ -12,7 +12,8 @@ use sluice_backend::{
 };
 use sluice_core::NodeCapacity;
 use sluice_core::capacity::Snapshot;
-use sluice_core::job::{JobEvent, JobRecord, JobState, NewJob, Resources};
+use sluice_core::job::{JobEvent, JobState, Resources};
+use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 use sluice_store::{
     DeadLetter, Fire, HistoryQuery, HistorySeries, JobFilter, JobOrch, JobPage, JobSet, OrchJob,

@@ -2,7 +2,8 @@
 //! timeline note. Shared by the [`crate::Store`] methods and by the orchestration queries
 //! (a schedule firing inserts its run).
 
-use sluice_core::job::{JobRecord, JobState, NewJob};
+use sluice_core::job::JobState;
+use sluice_core::record::{JobRecord, NewJob};
 use sqlx::AnyConnection;
 
 use super::rows::{DynQuery, JOB_COLUMNS, decode_job, is_unique_violation, parse_state};
@@ -23,17 +24,21 @@ pub(super) async fn insert_job_in(
     let labels = serde_json::to_string(&job.labels).map_err(|e| {
         StoreError::Corrupt(format!("labels of job {:?} do not encode: {e}", job.id))
     })?;
-    let spec = serde_json::to_string(&job.spec).map_err(|e| {
-        StoreError::Corrupt(format!("spec of job {:?} does not encode: {e}", job.id))
-    })?;
+    let spec = job
+        .stored
+        .encode()
+        .and_then(|v| {
+            serde_json::to_string(&v)
+                .map_err(|e| sluice_core::stored::StoredJobError::Encode(e.to_string()))
+        })
+        .map_err(|e| StoreError::Corrupt(format!("spec of job {:?}: {e}", job.id)))?;
     let demand = serde_json::to_string(&job.demand).map_err(|e| {
         StoreError::Corrupt(format!("demand of job {:?} does not encode: {e}", job.id))
     })?;
     let queued = JobState::Queued.as_str();
     let total = job.demand.total();
     // Queue TTL (migration 0005): the clock starts now.
-    let ttl_ms = queue_ttl_ms(&job.spec)
-        .map_err(|e| StoreError::Corrupt(format!("job {:?}: {e}", job.id)))?;
+    let ttl_ms = queue_ttl_ms(&job.stored.policy);
     let deadline = ttl_ms.map(|ttl| job.created_at_ms.saturating_add(ttl));
     let inserted = sqlx::query(
         "INSERT INTO jobs (id, namespace, name, level, state, attempt, labels, spec, demand, \
@@ -87,7 +92,7 @@ pub(super) async fn insert_job_in(
         state: JobState::Queued,
         attempt: 1,
         labels: job.labels.clone(),
-        spec: job.spec.clone(),
+        stored: Ok(job.stored.clone()),
         demand: job.demand.clone(),
         created_at_ms: job.created_at_ms,
         enqueued_at_ms: job.created_at_ms,

@@ -5,7 +5,8 @@
 //! `mem_mib`) as `transition` does, and the queue deadline of migration 0005 (`queue_ttl_ms`,
 //! `queue_deadline`): set whenever a job enters its queue, cleared whenever it leaves.
 
-use sluice_core::job::{JobRecord, JobState};
+use sluice_core::job::JobState;
+use sluice_core::record::JobRecord;
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
@@ -520,16 +521,19 @@ impl SqlStore {
     pub(super) async fn orch_retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
         exact("id", &r.id)?;
         let retry_message = sanitize(&r.message);
-        let ttl_ms = r
-            .spec
-            .as_ref()
-            .map(queue_ttl_ms)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("job {:?}: {e}", r.id)))?;
+        let ttl_ms = r.stored.as_ref().map(|s| queue_ttl_ms(&s.policy));
         let spec = r
-            .spec
+            .stored
             .as_ref()
-            .map(|s| serde_json::to_string(s).map_err(encode_error("the retried spec")))
+            .map(|s| {
+                s.encode()
+                    .map_err(|e| {
+                        StoreError::Corrupt(format!("the retried spec of {:?}: {e}", r.id))
+                    })
+                    .and_then(|v| {
+                        serde_json::to_string(&v).map_err(encode_error("the retried spec"))
+                    })
+            })
             .transpose()?;
         let demand = r
             .demand

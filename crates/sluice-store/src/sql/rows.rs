@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use sluice_core::job::{JobEvent, JobRecord, JobState};
+use sluice_core::job::{JobEvent, JobState};
+use sluice_core::record::JobRecord;
+use sluice_core::stored::{StoredJob, StoredJobError};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row};
 
@@ -88,7 +90,11 @@ pub(super) fn decode_job(row: &AnyRow) -> Result<JobRecord, StoreError> {
     let labels: BTreeMap<String, String> =
         serde_json::from_str(&labels).map_err(|e| corrupt_json("labels", &id, e))?;
     let spec: String = row.try_get("spec")?;
-    let spec = serde_json::from_str(&spec).map_err(|e| corrupt_json("spec", &id, e))?;
+    // A stored job that does not decode stays readable as a record: whoever needs the job gets
+    // the error naming it (`JobRecord::decoded`), and a reader of many rows is not stopped.
+    let stored = serde_json::from_str::<serde_json::Value>(&spec)
+        .map_err(|e| StoredJobError::Job(format!("jobs.spec is not JSON: {e}")))
+        .and_then(|v| StoredJob::decode(&v));
     let demand: String = row.try_get("demand")?;
     let demand = serde_json::from_str(&demand).map_err(|e| corrupt_json("demand", &id, e))?;
     let exit_code: Option<i64> = row.try_get("exit_code")?;
@@ -108,7 +114,7 @@ pub(super) fn decode_job(row: &AnyRow) -> Result<JobRecord, StoreError> {
         state,
         attempt,
         labels,
-        spec,
+        stored,
         demand,
         created_at_ms: row.try_get("created_at")?,
         enqueued_at_ms: row.try_get("enqueued_at")?,

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::json;
-use sluice_core::job::{Demand, JobRecord, JobState, NewJob, PodDemand, Role};
-use sluice_core::retry::{JobPolicy, POLICY_KEY};
+use sluice_core::job::{Demand, JobState, PodDemand, Role};
+use sluice_core::record::{JobRecord, NewJob};
+use sluice_core::retry::POLICY_KEY;
 use sluice_core::schedule::{ConcurrencyPolicy, MissedRunPolicy, NewSchedule};
 use sluice_store::{
     Advance, DeadLetter, Fire, JobSet, Requeue, RequeuePlace, RetryJob, ScheduledRun, SetFilter,
@@ -37,7 +38,7 @@ fn new_job(id: &str, ns: &str, level: &str, at: i64, labels: &[(&str, &str)]) ->
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        spec: json!({"kind": {"type": "command", "argv": ["true"]}}),
+        stored: crate::stored_command(&["true"]),
         demand: demand(64),
         created_at_ms: at,
     }
@@ -89,7 +90,7 @@ fn retry(id: &str, attempt: u32, at: i64, eligible: i64) -> RetryJob {
         at_ms: at,
         eligible_at_ms: eligible,
         message: format!("retry after attempt {attempt}"),
-        spec: None,
+        stored: None,
         demand: None,
     }
 }
@@ -352,7 +353,10 @@ pub async fn retry_then_dead_letter(store: Arc<dyn Store>) {
     ));
     // Retry with more memory.
     let mut r = retry("j", 1, 300, 1_300);
-    r.spec = Some(json!({"kind": {"type": "command", "argv": ["true"], "memory": "128m"}}));
+    let raised = crate::stored_doc(json!({
+        "name": "task", "namespace": "ns", "command": {"argv": ["true"], "memory": "128m"}
+    }));
+    r.stored = Some(raised.clone());
     r.demand = Some(demand(128));
     let rec = store.retry_job(&r).await.unwrap();
     assert_eq!(rec.state, Queued);
@@ -374,7 +378,7 @@ pub async fn retry_then_dead_letter(store: Arc<dyn Store>) {
     );
     assert_eq!(rec.message.as_deref(), Some("retry after attempt 1"));
     assert_eq!(rec.demand, demand(128));
-    assert_eq!(rec.spec["kind"]["memory"], "128m");
+    assert_eq!(rec.stored, Ok(raised));
     assert_eq!(store.get_job("j").await.unwrap().unwrap(), rec);
     let orch = store.job_orch("j").await.unwrap().unwrap();
     assert_eq!(orch.retry_at_ms, Some(1_300));
@@ -741,11 +745,7 @@ pub async fn orchestration_survives_reopen(store: Arc<dyn Store>, url: String) {
 
 /// `j` with a `maxQueueWait` of `secs` in its stored policy, as the API writes it.
 fn with_ttl(mut j: NewJob, secs: u64) -> NewJob {
-    let policy = JobPolicy {
-        max_queue_wait_secs: Some(secs),
-        ..JobPolicy::default()
-    };
-    j.spec[POLICY_KEY] = serde_json::to_value(policy).unwrap();
+    j.stored.policy.max_queue_wait_secs = Some(secs);
     j
 }
 
@@ -782,7 +782,7 @@ pub async fn queue_deadline_follows_the_queue(store: Arc<dyn Store>) {
     let got = store.queued_past_deadline(99_000, 10).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].orch.queue_deadline_ms, Some(31_000));
-    assert_eq!(got[0].job.spec["policy"]["maxQueueWaitSecs"], 30);
+    assert_eq!(got[0].job.policy().unwrap().max_queue_wait_secs, Some(30));
 
     // Admitted: out of the queue, not selected; back in it: the same deadline (the clock did
     // not restart).
@@ -850,13 +850,13 @@ pub async fn queue_deadline_follows_the_queue(store: Arc<dyn Store>) {
     // A retry with a new spec takes that spec's TTL (here 10 s), or none.
     fail_run(&store, "ttl", 140_000).await;
     let mut r = retry("ttl", 3, 140_100, 150_000);
-    r.spec = Some(with_ttl(new_job("ttl", "ns", "normal", 0, &[]), 10).spec);
+    r.stored = Some(with_ttl(new_job("ttl", "ns", "normal", 0, &[]), 10).stored);
     r.demand = Some(demand(128));
     store.retry_job(&r).await.unwrap();
     assert_eq!(deadline(&store, "ttl").await, Some(160_000));
     fail_run(&store, "ttl", 170_000).await;
     let mut r = retry("ttl", 4, 170_100, 180_000);
-    r.spec = Some(new_job("ttl", "ns", "normal", 0, &[]).spec);
+    r.stored = Some(new_job("ttl", "ns", "normal", 0, &[]).stored);
     r.demand = Some(demand(256));
     store.retry_job(&r).await.unwrap();
     assert_eq!(deadline(&store, "ttl").await, None);
@@ -949,13 +949,39 @@ pub async fn queue_deadline_backfill(store: Arc<dyn Store>, url: String) {
         .insert_job(&ttl("huge", 1_000, u64::MAX))
         .await
         .unwrap();
-    // Mentions the key, but not in a policy: no TTL.
-    let mut none = new_job("none", "ns", "normal", 1_000, &[]);
-    none.spec["note"] = json!({"maxQueueWaitSecs": 5});
-    store.insert_job(&none).await.unwrap();
-    let mut retry_only = new_job("retry-only", "ns", "normal", 1_000, &[]);
-    retry_only.spec[POLICY_KEY] = json!({"retry": {"maxAttempts": 2}});
-    store.insert_job(&retry_only).await.unwrap();
+    // Rows as an older sluice wrote them, whose JSON the backfill reads: one that mentions the
+    // key, but not in a policy (no TTL), one with only a retry policy.
+    let raw_spec = |id: &'static str, key: &'static str, value: serde_json::Value| {
+        let url = url.clone();
+        let mut spec = new_job(id, "ns", "normal", 1_000, &[])
+            .stored
+            .encode()
+            .unwrap();
+        spec[key] = value;
+        async move {
+            let text = spec.to_string().replace('\'', "''");
+            crate::raw_sql(
+                &url,
+                &format!("UPDATE jobs SET spec = '{text}' WHERE id = '{id}'"),
+            )
+            .await;
+        }
+    };
+    store
+        .insert_job(&new_job("none", "ns", "normal", 1_000, &[]))
+        .await
+        .unwrap();
+    raw_spec("none", "note", json!({"maxQueueWaitSecs": 5})).await;
+    store
+        .insert_job(&new_job("retry-only", "ns", "normal", 1_000, &[]))
+        .await
+        .unwrap();
+    raw_spec(
+        "retry-only",
+        POLICY_KEY,
+        json!({"retry": {"maxAttempts": 2}}),
+    )
+    .await;
     store.insert_job(&ttl("admitted", 1_000, 30)).await.unwrap();
     store
         .transition(&Transition::new(

@@ -394,7 +394,7 @@ pub(crate) async fn history_rollups_follow_old_writes(store: Arc<dyn Store>, url
             at_ms: END - 10 * MIN,
             eligible_at_ms: END - 5 * MIN,
             message: "retry".into(),
-            spec: None,
+            stored: None,
             demand: None,
         })
         .await

@@ -71,7 +71,7 @@ pub async fn nul_in_messages_is_stored_sanitized(store: Arc<dyn Store>) {
             at_ms: 1_004,
             eligible_at_ms: 1_004,
             message: RAW.into(),
-            spec: None,
+            stored: None,
             demand: None,
         })
         .await
@@ -154,10 +154,13 @@ pub async fn nul_in_values_is_invalid_input(store: Arc<dyn Store>) {
 
     // A spec is JSON: a NUL inside one of its strings is kept exactly.
     let mut ok = labelled(job("a", "ns", "high", 1_000), &[("team", "data")]);
-    ok.spec = json!({ "kind": "command", "command": ["printf", "a\0b"] });
+    ok.stored = crate::stored_command(&["printf", "ab"]);
+    if let sluice_core::spec::JobKind::Command(c) = &mut ok.stored.job.kind {
+        c.argv[1] = sluice_core::spec::Text("a\0b".into());
+    }
     store.insert_job(&ok).await.unwrap();
     let got = store.get_job("a").await.unwrap().unwrap();
-    assert_eq!(got.spec, ok.spec);
+    assert_eq!(got.stored, Ok(ok.stored));
 
     // Reads: lookups and filters.
     assert_eq!(invalid_field(store.get_job("a\0").await), "id");
