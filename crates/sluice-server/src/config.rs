@@ -15,6 +15,7 @@ use sluice_core::sizing::DeployMode;
 use sluice_core::spec::Levels;
 
 mod backend;
+mod duration;
 
 pub use self::backend::{
     BackendConfig, BackendKeyError, KubeBackendSettings, KubeCapacityMode, KubeCredentials,
@@ -124,7 +125,9 @@ pub struct SchedulerConfig {
     pub levels: Vec<String>,
     /// Level for jobs that name none, in namespaces without their own default.
     pub default_level: String,
-    /// Milliseconds between scheduling cycles (a submit or cancel also wakes the cycle).
+    /// Milliseconds between scheduling cycles (a submit or cancel also wakes the cycle), or a
+    /// duration text like "500ms" (see [`duration`]).
+    #[serde(deserialize_with = "duration::ms")]
     pub interval_ms: u64,
     /// Head-of-line policy for namespaces without their own: "strict" or "best-effort".
     pub default_policy: HeadPolicy,

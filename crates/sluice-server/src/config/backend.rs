@@ -110,7 +110,10 @@ pub struct LocalConfig {
     #[serde(default = "default_image_spark_home")]
     pub image_spark_home: String,
     /// Seconds between SIGTERM and SIGKILL when cancelling.
-    #[serde(default = "default_kill_grace_secs")]
+    #[serde(
+        default = "default_kill_grace_secs",
+        deserialize_with = "super::duration::secs"
+    )]
     pub kill_grace_secs: u64,
 }
 
@@ -163,7 +166,10 @@ pub struct StandaloneConfig {
     #[serde(default = "default_image_spark_home")]
     pub image_spark_home: String,
     /// Seconds between SIGTERM and SIGKILL when cancelling a client-mode driver.
-    #[serde(default = "default_kill_grace_secs")]
+    #[serde(
+        default = "default_kill_grace_secs",
+        deserialize_with = "super::duration::secs"
+    )]
     pub kill_grace_secs: u64,
 }
 
@@ -184,8 +190,10 @@ pub struct KubernetesConfig {
     pub capacity_check: Option<String>,
     /// Seconds a driver may run with none of its executors running before the job is killed
     /// and requeued; 0 turns the watchdog off. Default 600.
+    #[serde(deserialize_with = "super::duration::opt_secs")]
     pub watchdog_secs: Option<u64>,
     /// Placeholders: seconds they may wait to be scheduled. Default 120.
+    #[serde(deserialize_with = "super::duration::opt_secs")]
     pub placeholder_timeout_secs: Option<u64>,
     /// Placeholders: image of placeholder pods. Default registry.k8s.io/pause:3.10.
     pub placeholder_image: Option<String>,
