@@ -76,7 +76,8 @@ mod tests {
 
     #[test]
     fn numbers_in_the_keys_unit_or_texts_in_the_grammar() {
-        let cases: &[(&str, (u64, u64, Option<u64>))] = &[
+        type Want = (u64, u64, Option<u64>);
+        let cases: &[(&str, Want)] = &[
             ("interval_ms = 500", (500, 0, None)),
             ("interval_ms = \"1s\"", (1000, 0, None)),
             ("interval_ms = \"250ms\"", (250, 0, None)),
