@@ -81,6 +81,19 @@ struct BackendLabels {
     backend: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+/// The values of the `source` label of `sluice_tick_errors_total`.
+const TICK_ERROR_SOURCES: [&str; 2] = ["store", "backend"];
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -153,6 +166,10 @@ pub struct Metrics {
     reservations: Gauge,
     dlq: Gauge,
     backend_up: Family<BackendLabels, Gauge>,
+    build_info: Family<BuildLabels, Gauge>,
+    watchdog_requeues: Family<QueueLabels, Counter>,
+    tick_errors: Family<SourceLabels, Counter>,
+    set_aside: Counter,
     /// Serialises "set the state gauges, then encode" between concurrent scrapes.
     scrape: std::sync::Mutex<()>,
 }
@@ -191,6 +208,10 @@ impl Metrics {
             reservations: Gauge::default(),
             dlq: Gauge::default(),
             backend_up: Family::default(),
+            build_info: Family::default(),
+            watchdog_requeues: Family::default(),
+            tick_errors: Family::default(),
+            set_aside: Counter::default(),
             scrape: std::sync::Mutex::new(()),
             registry: Registry::with_prefix("sluice"),
         };
@@ -286,12 +307,45 @@ impl Metrics {
             "Duration of one submitter-loop tick: reconcile, scheduling cycle and submits",
             m.cycle.clone(),
         );
+        m.registry.register(
+            "build_info",
+            "Always 1; the version label is the running sluice's version",
+            m.build_info.clone(),
+        );
+        m.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        m.registry.register(
+            "watchdog_requeues",
+            "Runs the backend stopped because they could not make progress (the deadlock \
+             watchdog: driver running, executors never scheduled) and sent back to their queue",
+            m.watchdog_requeues.clone(),
+        );
+        m.registry.register(
+            "tick_errors",
+            "Submitter-loop ticks that ended early on an error, by source (store or backend)",
+            m.tick_errors.clone(),
+        );
+        m.registry.register(
+            "jobs_set_aside",
+            "Times a job's change could not be written and the job was set aside (the tick \
+             went on with the others)",
+            m.set_aside.clone(),
+        );
+        for source in TICK_ERROR_SOURCES {
+            let _ = m.tick_errors.get_or_create(&SourceLabels {
+                source: source.to_string(),
+            });
+        }
         for ns in &m.known_namespaces {
             for level in &m.known_levels {
                 let q = ql(ns, level);
                 let _ = m.submitted.get_or_create(&q);
                 let _ = m.admitted.get_or_create(&q);
                 let _ = m.retries.get_or_create(&q);
+                let _ = m.watchdog_requeues.get_or_create(&q);
                 let _ = m.wait.get_or_create(&q);
                 for outcome in OUTCOMES {
                     let o = ol(ns, level, outcome);
@@ -317,6 +371,14 @@ impl Metrics {
     /// A state change was written: `from` the state before, `rec` the job after. Counts
     /// admissions (with the time the job waited) and finished jobs (with their run time).
     pub fn transitioned(&self, from: JobState, rec: &JobRecord) {
+        // Only the backend's requeue (the deadlock watchdog) moves a started run back to the
+        // queue; retries and DLQ requeues leave from `failed`.
+        if matches!(from, JobState::Submitted | JobState::Running) && rec.state == JobState::Queued
+        {
+            self.watchdog_requeues
+                .get_or_create(&ql(&rec.namespace, &rec.level))
+                .inc();
+        }
         if from == JobState::Queued && rec.state == JobState::Admitted {
             let q = ql(&rec.namespace, &rec.level);
             self.admitted.get_or_create(&q).inc();
@@ -331,6 +393,20 @@ impl Metrics {
                 self.run.get_or_create(&o).observe(ms_to_secs(end - start));
             }
         }
+    }
+
+    /// A tick ended early on an error from `source` ("store" or "backend").
+    pub fn tick_failed(&self, source: &str) {
+        self.tick_errors
+            .get_or_create(&SourceLabels {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    /// A job's change could not be written and the job was set aside.
+    pub fn job_set_aside(&self) {
+        self.set_aside.inc();
     }
 
     /// One submitter-loop tick took this long.

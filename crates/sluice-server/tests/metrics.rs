@@ -83,6 +83,10 @@ async fn series_exist_at_zero_before_any_job() {
         r#"sluice_active_jobs{namespace="analytics",state="running"}"#,
         "sluice_dlq_jobs",
         "sluice_reservations",
+        r#"sluice_watchdog_requeues_total{namespace="analytics",level="high"}"#,
+        r#"sluice_tick_errors_total{source="store"}"#,
+        r#"sluice_tick_errors_total{source="backend"}"#,
+        "sluice_jobs_set_aside_total",
     ] {
         assert_eq!(sample(&m, series), Some(0.0), "{series} in\n{m}");
     }
@@ -106,6 +110,11 @@ async fn series_exist_at_zero_before_any_job() {
         "{m}"
     );
     assert!(m.contains("# HELP sluice_scheduling_cycle_seconds "), "{m}");
+    let build = format!(
+        r#"sluice_build_info{{version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&m, &build), Some(1.0), "{m}");
 }
 
 #[tokio::test]

@@ -113,6 +113,13 @@ async fn a_job_that_cannot_be_written_is_set_aside_and_the_others_go_on() {
     );
     assert_eq!(aside["retry_at_ms"], T0 + FIRST_BACKOFF_MS);
     assert_eq!(e.store.tries.load(Ordering::SeqCst), 1);
+    let metrics = e.state.metrics.encode(None).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "sluice_jobs_set_aside_total 1"),
+        "{metrics}"
+    );
     // Not tried again on every tick: only after its back-off.
     tick(&e.state).await.unwrap();
     tick(&e.state).await.unwrap();

@@ -52,6 +52,8 @@ enum Step {
         failure_class: Option<&'static str>,
         dead_lettered: bool,
     },
+    /// The value of one series of `GET /metrics`.
+    Metric(&'static str, f64),
 }
 
 struct Case {
@@ -209,6 +211,16 @@ async fn run(case: Case) {
                 let (_, dlq) = call(&r, "GET", "/v1/dlq", "").await;
                 let listed = dlq.to_string().contains(id.as_str());
                 assert_eq!(listed, *dead_lettered, "{at}: in GET /v1/dlq? {dlq}");
+            }
+            Step::Metric(series, want) => {
+                let text = e.state.metrics.encode(None).unwrap();
+                let got = text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+                    l.strip_prefix(series)?
+                        .strip_prefix(' ')?
+                        .parse::<f64>()
+                        .ok()
+                });
+                assert_eq!(got, Some(*want), "{at}: {series} in\n{text}");
             }
         }
     }
@@ -374,10 +386,18 @@ fn cases() -> Vec<Case> {
                 tick_(0, &["stuck", "after"], &[]),
                 tick_(SEC, &[], &[]),
                 expect("stuck", "running"),
+                Step::Metric(
+                    r#"sluice_watchdog_requeues_total{namespace="t",level="normal"}"#,
+                    0.0,
+                ),
                 // The watchdog fires at 5 m: back to its queue as the next attempt, and admitted
                 // again in the same tick (its room is free), not failed, not dead-lettered.
                 tick_(5 * MIN, &["stuck"], &[]),
                 expect("stuck", "submitted"),
+                Step::Metric(
+                    r#"sluice_watchdog_requeues_total{namespace="t",level="normal"}"#,
+                    1.0,
+                ),
                 tick_(SEC, &[], &[]),
                 expect("stuck", "running"),
                 tick_(5 * MIN, &[], &[]),

@@ -50,6 +50,10 @@ pub async fn run_loop(state: AppState) {
         let started = Instant::now();
         if let Err(e) = tick(&state).await {
             tracing::warn!("scheduling cycle failed: {e}");
+            state.metrics.tick_failed(match e {
+                TickError::Store(_) => "store",
+                TickError::Backend(_) => "backend",
+            });
         }
         state.metrics.cycle_finished(started.elapsed());
         tokio::select! {

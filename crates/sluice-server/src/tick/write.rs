@@ -71,6 +71,7 @@ pub fn isolate(state: &AppState, id: &str, what: &str, e: StoreError) -> Result<
     let a = state
         .aside
         .set_aside(id, format!("{what}: {e}"), state.now_ms());
+    state.metrics.job_set_aside();
     tracing::warn!(
         job = %id,
         times = a.times,
@@ -87,6 +88,7 @@ pub fn backend_aside(state: &AppState, id: &str, what: &str, e: &BackendError) {
     let a = state
         .aside
         .set_aside(id, format!("{what}: {e}"), state.now_ms());
+    state.metrics.job_set_aside();
     tracing::warn!(
         job = %id,
         times = a.times,
