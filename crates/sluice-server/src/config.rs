@@ -664,7 +664,7 @@ deploy_mode = "cluster"
         assert_eq!(k.credentials, KubeCredentials::Infer);
         assert_eq!(k.settings.mode, KubeCapacityMode::Snapshot);
         // The configuration deploy/ puts in the cluster is valid too.
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/configmap.yaml");
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base/configmap.yaml");
         let cm: serde_json::Value =
             serde_saphyr::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
         let c = load_toml(cm["data"]["sluice.toml"].as_str().unwrap()).unwrap();

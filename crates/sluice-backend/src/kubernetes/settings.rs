@@ -97,7 +97,7 @@ impl Default for KubeSettings {
 
 /// Every API permission the backend uses: (API group, resource, verb, cluster-wide). The
 /// cluster-wide ones are reads; the rest are needed in each managed namespace only.
-/// `deploy/rbac.yaml` grants exactly these (a test checks it).
+/// `deploy/base/rbac.yaml` grants exactly these (a test renders the overlays and checks it).
 pub const PERMISSIONS: &[(&str, &str, &str, bool)] = &[
     ("", "nodes", "list", true),
     ("", "nodes", "watch", true),
