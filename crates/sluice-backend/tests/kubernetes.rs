@@ -1347,6 +1347,39 @@ async fn watchdog_kills_and_requeues_a_driver_without_executors() {
         "{message}"
     );
     assert!(fake.get("sparkapplications", NS, &name).is_none(), "killed");
+    // kubectl users see sluice's part on the application: admitted, then killed by the watchdog.
+    eventually("events written", || async {
+        let evs = fake.list("events", NS);
+        let reasons: Vec<&str> = evs
+            .iter()
+            .filter(|e| e["regarding"]["name"] == name.as_str())
+            .filter_map(|e| e["reason"].as_str())
+            .collect();
+        reasons.contains(&"Admitted") && reasons.contains(&"DeadlockWatchdog")
+    })
+    .await;
+    let evs = fake.list("events", NS);
+    let admitted = evs.iter().find(|e| e["reason"] == "Admitted").unwrap();
+    assert_eq!(admitted["regarding"]["kind"], "SparkApplication");
+    assert_eq!(admitted["reportingController"], "sluice");
+    assert_eq!(admitted["type"], "Normal");
+    let note = admitted["note"].as_str().unwrap();
+    assert!(note.contains("job w1 (attempt 1)"), "{note}");
+    assert!(note.contains("all 2 executor(s) fit"), "{note}");
+    let killed = evs
+        .iter()
+        .find(|e| e["reason"] == "DeadlockWatchdog")
+        .unwrap();
+    assert_eq!(killed["type"], "Warning");
+    assert!(
+        killed["note"]
+            .as_str()
+            .unwrap()
+            .contains("deadlock watchdog"),
+        "{killed}"
+    );
+    // The watchdog's deletion is not also reported as a cancel.
+    assert!(!evs.iter().any(|e| e["reason"] == "Cancelled"), "{evs:?}");
 }
 
 /// Long before any test runs: what a restarted sluice finds from its earlier life.

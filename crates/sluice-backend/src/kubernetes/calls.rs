@@ -1,13 +1,15 @@
 //! Calls to the Kubernetes API: reading and creating SparkApplications, dry runs, and what a
 //! failed call means for the scheduler.
 
-use kube::api::{DynamicObject, PostParams};
+use kube::api::{DeleteParams, DynamicObject, PostParams};
 use serde_json::Value;
 
 use super::app::JOB_ID_LABEL;
+use super::events::Reason;
 use super::objects::{self, PodKind, label};
 use super::state::KubeBackend;
-use crate::{BackendError, SubmitRequest, Submitted};
+use crate::fsutil::lock;
+use crate::{BackendError, RunRef, SubmitRequest, Submitted};
 
 pub(super) fn api_message(e: &kube::Error) -> String {
     match e {
@@ -46,6 +48,47 @@ pub(super) fn is_quota_refusal(e: &kube::Error) -> bool {
 }
 
 impl KubeBackend {
+    /// Deletes a run's SparkApplication and its placeholders and forgets it; `event` is the
+    /// event to write on the application (why sluice deleted it).
+    pub(super) async fn delete_run(
+        &self,
+        run: &RunRef,
+        event: Option<(Reason, &str)>,
+    ) -> Result<(), BackendError> {
+        let located = self.locate(run);
+
+        let ns = located.as_ref().map(|(ns, _)| ns.clone()).or_else(|| {
+            lock(&self.inflight)
+                .get(&run.job_id)
+                .map(|f| f.namespace.clone())
+        });
+        if let Some((ns, name)) = &located {
+            match self
+                .apps_api(ns)
+                .delete(name, &DeleteParams::background())
+                .await
+            {
+                Ok(_) => {
+                    if let Some((reason, note)) = event {
+                        self.events.on_app(ns, name, None, reason, note.to_string());
+                    }
+                }
+                Err(e) if api_code(&e) == Some(404) => {}
+                Err(e) => {
+                    return Err(call_error(
+                        &format!("deleting SparkApplication {ns}/{name}"),
+                        &e,
+                    ));
+                }
+            }
+        }
+        if let Some(ns) = ns {
+            self.delete_placeholders_of(&ns, &run.job_id).await;
+        }
+        self.forget(&run.job_id);
+        Ok(())
+    }
+
     pub(super) async fn get_app(
         &self,
         ns: &str,

@@ -33,6 +33,7 @@
 
 pub mod app;
 mod calls;
+pub mod events;
 pub mod objects;
 mod placeholders;
 pub mod render;
@@ -45,7 +46,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, DynamicObject, LogParams};
+use kube::api::{DynamicObject, LogParams};
 use serde_json::Value;
 use sluice_core::capacity::{Eligible, Fitter, NodeCapacity, Snapshot};
 use sluice_core::cycle::Constraints;
@@ -319,7 +320,18 @@ impl Backend for KubeBackend {
         // higher priority, may preempt them meanwhile).
         let result = self.create_app(&app, &ns, &name, &req.job_id).await;
         match &result {
-            Ok(_) => self.track(req, &app),
+            Ok(sub) => {
+                self.track(req, &app);
+                if !sub.already_existed {
+                    self.events.on_app(
+                        &ns,
+                        &name,
+                        None,
+                        events::Reason::Admitted,
+                        admitted_note(req, self.settings.mode),
+                    );
+                }
+            }
             // The job stays admitted and submit is called again: placeholders are kept for it.
             Err(BackendError::Unavailable(_)) if placeholders.is_some() => {}
             Err(_) => {
@@ -362,7 +374,8 @@ impl Backend for KubeBackend {
                 if let Some(demand) = app_demand(&app)
                     && let Some(reason) = self.watchdog(run, &demand)
                 {
-                    self.cancel(run).await?;
+                    self.delete_run(run, Some((events::Reason::DeadlockWatchdog, &reason)))
+                        .await?;
                     return Ok(RunStatus::Requeue { message: reason });
                 }
             }
@@ -372,33 +385,12 @@ impl Backend for KubeBackend {
     }
 
     async fn cancel(&self, run: &RunRef) -> Result<(), BackendError> {
-        let located = self.locate(run);
-        let ns = located.as_ref().map(|(ns, _)| ns.clone()).or_else(|| {
-            lock(&self.inflight)
-                .get(&run.job_id)
-                .map(|f| f.namespace.clone())
-        });
-        if let Some((ns, name)) = &located {
-            match self
-                .apps_api(ns)
-                .delete(name, &DeleteParams::background())
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if api_code(&e) == Some(404) => {}
-                Err(e) => {
-                    return Err(call_error(
-                        &format!("deleting SparkApplication {ns}/{name}"),
-                        &e,
-                    ));
-                }
-            }
-        }
-        if let Some(ns) = ns {
-            self.delete_placeholders_of(&ns, &run.job_id).await;
-        }
-        self.forget(&run.job_id);
-        Ok(())
+        let note = format!(
+            "sluice deleted the application of job {} (attempt {}): cancelled or past its maxRuntime",
+            run.job_id, run.attempt
+        );
+        self.delete_run(run, Some((events::Reason::Cancelled, &note)))
+            .await
     }
 
     async fn logs(
@@ -445,4 +437,29 @@ impl Backend for KubeBackend {
             complete: ended && end == bytes.len(),
         })
     }
+}
+
+/// The message of the `Admitted` event: the job, its attempt and what was fitted.
+fn admitted_note(req: &SubmitRequest, mode: CapacityMode) -> String {
+    let total = req.demand.total();
+    let executors: u32 = req
+        .demand
+        .pods
+        .iter()
+        .filter(|p| p.role == Role::Executor)
+        .map(|p| p.count)
+        .sum();
+    let check = match mode {
+        CapacityMode::Snapshot => "the cluster's free room per node",
+        CapacityMode::DryRun => "free room per node and a dry-run create of its pods",
+        CapacityMode::Placeholders => "placeholder pods holding its room until now",
+    };
+    format!(
+        "sluice admitted job {} (attempt {}): its driver and all {executors} executor(s) fit \
+         ({} cores, {} MiB in all; checked against {check})",
+        req.job_id,
+        req.attempt,
+        total.cpu_milli as f64 / 1000.0,
+        total.mem_mib,
+    )
 }

@@ -113,6 +113,9 @@ pub const PERMISSIONS: &[(&str, &str, &str, bool)] = &[
     ("sparkoperator.k8s.io", "sparkapplications", "watch", false),
     ("sparkoperator.k8s.io", "sparkapplications", "create", false),
     ("sparkoperator.k8s.io", "sparkapplications", "delete", false),
+    // Events on the applications (kube-runtime's Recorder creates, then patches a series).
+    ("events.k8s.io", "events", "create", false),
+    ("events.k8s.io", "events", "patch", false),
 ];
 
 /// The `SparkApplication` resource.

@@ -132,6 +132,8 @@ pub struct KubeBackend {
     pub(super) operator_seen: Mutex<HashMap<String, String>>,
     /// Notes for the jobs' timelines, until `take_notes` hands them over.
     pub(super) notes: Mutex<Vec<RunNote>>,
+    /// Kubernetes Events about the applications sluice creates and deletes.
+    pub(super) events: super::events::Events,
 }
 
 impl Drop for KubeBackend {

@@ -189,6 +189,7 @@ impl KubeBackend {
             }));
         }
         let backend = KubeBackend {
+            events: super::events::Events::new(client.clone()),
             client,
             settings,
             nodes,

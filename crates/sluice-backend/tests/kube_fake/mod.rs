@@ -80,6 +80,7 @@ fn kind_name(kind: &str) -> (&'static str, &'static str) {
         "nodes" => ("v1", "Node"),
         "pods" => ("v1", "Pod"),
         "resourcequotas" => ("v1", "ResourceQuota"),
+        "events" => ("events.k8s.io/v1", "Event"),
         _ => ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),
     }
 }
@@ -90,6 +91,7 @@ fn static_kind(kind: &str) -> Option<&'static str> {
         "pods" => Some("pods"),
         "resourcequotas" => Some("resourcequotas"),
         "sparkapplications" => Some("sparkapplications"),
+        "events" => Some("events"),
         _ => None,
     }
 }
@@ -170,7 +172,8 @@ type Target = (&'static str, Option<String>, Option<String>, Option<String>);
 fn parse_path(path: &str) -> Option<Target> {
     let rest = path
         .strip_prefix("/api/v1/")
-        .or_else(|| path.strip_prefix("/apis/sparkoperator.k8s.io/v1beta2/"))?;
+        .or_else(|| path.strip_prefix("/apis/sparkoperator.k8s.io/v1beta2/"))
+        .or_else(|| path.strip_prefix("/apis/events.k8s.io/v1/"))?;
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
         [kind] => Some((static_kind(kind)?, None, None, None)),
