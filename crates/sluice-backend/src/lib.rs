@@ -17,6 +17,7 @@ use sluice_core::job::Demand;
 use sluice_core::spec::Job;
 
 pub mod clock;
+pub mod eventlog;
 mod fsutil;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;

@@ -13,6 +13,7 @@
 //! - [`retry`]: failure classes, retry policies, backoff with deterministic jitter, OOM raises.
 //! - [`stored`]: the stored job (job, policy, the user's document), encoded and decoded once.
 //! - [`record`]: the job record the store hands out, its stored job decoded once.
+//! - [`usage`]: what a Spark run used, read from Spark's own event log (streaming, pure).
 //! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
 
 pub mod capacity;
@@ -28,6 +29,7 @@ pub mod schedule;
 pub mod sizing;
 pub mod spec;
 pub mod stored;
+pub mod usage;
 
 pub use capacity::{NodeCapacity, Snapshot};
 pub use job::{Demand, JobState, PodDemand, Resources, Role};
