@@ -13,7 +13,9 @@
 //! - [`retry`]: failure classes, retry policies, backoff with deterministic jitter, OOM raises.
 //! - [`stored`]: the stored job (job, policy, the user's document), encoded and decoded once.
 //! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
+//! - [`access`]: roles (viewer < submitter < operator < admin) bound to namespaces or `*`.
 
+pub mod access;
 pub mod capacity;
 pub mod cycle;
 pub mod document;
