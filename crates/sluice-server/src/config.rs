@@ -14,7 +14,10 @@ use sluice_core::cycle::{HeadPolicy, NamespacePolicy};
 use sluice_core::sizing::DeployMode;
 use sluice_core::spec::Levels;
 
+mod auth;
 mod backend;
+
+pub use self::auth::{AuthConfig, TOKEN_FILE};
 
 pub use self::backend::{
     BackendConfig, BackendKeyError, KubeBackendSettings, KubeCapacityMode, KubeCredentials,
@@ -92,6 +95,8 @@ pub struct Config {
     pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// `[api]`.
     pub api: ApiConfig,
+    /// `[auth]`: authentication, allowed hosts, audit retention.
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -104,6 +109,7 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             namespaces: BTreeMap::new(),
             api: ApiConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -182,6 +188,7 @@ const ENV_KEYS: &[&str] = &[
     "scheduler",
     "namespaces",
     "api",
+    "auth",
 ];
 
 impl Config {
@@ -282,6 +289,9 @@ impl Config {
                 ));
             }
         }
+        self.auth
+            .check(&self.listen)
+            .map_err(|(key, value, message)| invalid(key, value, message))?;
         if self.api.max_body_bytes == 0 {
             return Err(invalid(
                 "api.max_body_bytes",
