@@ -17,7 +17,7 @@ use sluice_core::spec::Levels;
 mod auth;
 mod backend;
 
-pub use self::auth::{AuthConfig, TOKEN_FILE};
+pub use self::auth::{AuthConfig, OidcConfig, TOKEN_FILE};
 
 pub use self::backend::{
     BackendConfig, BackendKeyError, KubeBackendSettings, KubeCapacityMode, KubeCredentials,

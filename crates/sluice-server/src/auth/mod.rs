@@ -7,6 +7,7 @@
 //! [`Caller::visible`] (404: the object is in a namespace the caller cannot see, as if it did
 //! not exist), and narrow lists with [`Caller::namespace_in`].
 
+pub mod jwt;
 pub mod middleware;
 pub mod routes;
 pub mod token;

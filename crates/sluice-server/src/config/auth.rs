@@ -1,6 +1,7 @@
 //! `[auth]`: authentication (on by default), the bootstrap token file, the hosts the server
 //! answers to, whether `/metrics` needs a token, and how long the audit log is kept.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,28 @@ pub struct AuthConfig {
     pub metrics_public: bool,
     /// Days the audit log is kept (default 90; 0 keeps it forever).
     pub audit_retention_days: u64,
+    /// `[auth.oidc]`: also accept JWT bearer tokens of an identity provider.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `[auth.oidc]`: JWTs signed by an identity provider (Keycloak, Dex, a cloud IdP) whose keys
+/// are in a JWKS file; a claim's values mapped to namespace roles.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` every token must carry (one of them).
+    pub audience: String,
+    /// The provider's JWKS (`{"keys": [...]}`), read at each JWT request, so that a rotated
+    /// file takes effect at once.
+    pub jwks_file: PathBuf,
+    /// The claim whose values are mapped to roles (default `groups`): a string or a list.
+    pub claim: String,
+    /// The claim naming the caller in the audit log (default `sub`).
+    pub subject_claim: String,
+    /// Claim value -> bindings, e.g. `"team-a" = ["analytics=submitter"]`.
+    pub roles: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for AuthConfig {
@@ -37,6 +60,20 @@ impl Default for AuthConfig {
             allowed_hosts: Vec::new(),
             metrics_public: false,
             audit_retention_days: 90,
+            oidc: None,
+        }
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            issuer: String::new(),
+            audience: String::new(),
+            jwks_file: PathBuf::new(),
+            claim: "groups".into(),
+            subject_claim: "sub".into(),
+            roles: BTreeMap::new(),
         }
     }
 }
@@ -75,6 +112,27 @@ impl AuthConfig {
                 String::new(),
                 "must name a file".into(),
             ));
+        }
+        if let Some(o) = &self.oidc {
+            for (key, v) in [("issuer", &o.issuer), ("audience", &o.audience)] {
+                if v.trim().is_empty() {
+                    return Err((format!("auth.oidc.{key}"), v.clone(), "is required".into()));
+                }
+            }
+            if o.jwks_file.as_os_str().is_empty() {
+                return Err((
+                    "auth.oidc.jwks_file".into(),
+                    String::new(),
+                    "is required (the identity provider's JWKS, {\"keys\": [...]})".into(),
+                ));
+            }
+            for (value, bindings) in &o.roles {
+                for b in bindings {
+                    if let Err(e) = b.parse::<sluice_core::access::Binding>() {
+                        return Err((format!("auth.oidc.roles.{value}"), b.clone(), e.to_string()));
+                    }
+                }
+            }
         }
         for h in &self.allowed_hosts {
             let ok = !h.is_empty()
