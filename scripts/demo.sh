@@ -15,9 +15,12 @@ port="${SLUICE_DEMO_PORT:-7467}"
 data="${SLUICE_DEMO_DATA:-$root/.sluice/demo}"
 mkdir -p "$data"
 export SLUICE_SERVER="http://127.0.0.1:$port"
+# The server's data directory, for the server and for the CLI, which reads the admin token the
+# server writes there on its first start ($SLUICE_DATA_DIR/admin.token).
+export SLUICE_DATA_DIR="$data"
 
 echo "== starting: sluice server --listen 127.0.0.1:$port (data in $data)"
-SLUICE_DATA_DIR="$data" SLUICE_BACKEND__SPARK_HOME="$("$venv_bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
+SLUICE_BACKEND__SPARK_HOME="$("$venv_bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
   "$sluice" server --config examples/sluice.toml --listen "127.0.0.1:$port" >"$data/server.log" 2>&1 &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true' EXIT

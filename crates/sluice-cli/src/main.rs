@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::de::DeserializeOwned;
 use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
 
+mod access;
 mod orch;
 mod watch;
 
@@ -25,6 +26,13 @@ struct Cli {
         default_value = "http://127.0.0.1:7467"
     )]
     server: String,
+    /// API token (default: SLUICE_TOKEN, then --token-file, then the server's token file:
+    /// $SLUICE_DATA_DIR/admin.token, then ./.sluice/admin.token).
+    #[arg(long, global = true, env = "SLUICE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File holding the API token (first line).
+    #[arg(long, global = true, env = "SLUICE_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -137,6 +145,13 @@ enum Cmd {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// API tokens: create (prints the secret once), list, revoke (admin on `*`).
+    #[command(subcommand)]
+    Token(access::TokenCmd),
+    /// The audit log: who did what, where, when, from where (admin on `*`).
+    Audit(access::AuditArgs),
+    /// Shows the token in use: its id, subject and roles.
+    Whoami,
     /// Prints, as YAML, the Kubernetes objects sluice would create for a job (the
     /// SparkApplication; in placeholders mode the placeholder pods too), without contacting a
     /// cluster or a server.
@@ -158,9 +173,17 @@ struct Client {
 }
 
 impl Client {
-    fn new(base: &str) -> Result<Self> {
+    fn new(base: &str, token: Option<&str>) -> Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = token {
+            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                .context("the token has characters that cannot be sent in a header")?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .default_headers(headers)
             .build()
             .context("building the HTTP client")?;
         Ok(Client {
@@ -208,6 +231,24 @@ impl Client {
             .query(query)
             .header("content-type", "application/yaml")
             .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
+        self.decode(resp).await
+    }
+}
+
+impl Client {
+    async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
             .send()
             .await
             .with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
@@ -397,7 +438,13 @@ async fn run(cli: Cli) -> Result<i32> {
         print!("{}", render(file, config.as_deref(), priority.as_deref())?);
         return Ok(0);
     }
-    let c = Client::new(&cli.server)?;
+    let data_dir = std::env::var_os("SLUICE_DATA_DIR").map(PathBuf::from);
+    let token = access::find_token(
+        cli.token.as_deref(),
+        cli.token_file.as_deref(),
+        data_dir.as_deref(),
+    )?;
+    let c = Client::new(&cli.server, token.as_deref())?;
     match cli.cmd {
         Cmd::Server { .. } | Cmd::Render { .. } => Ok(0),
         Cmd::Submit {
@@ -496,6 +543,9 @@ async fn run(cli: Cli) -> Result<i32> {
             watch::top(&c, &cli.server, Duration::from_secs_f64(interval), once).await?;
             Ok(0)
         }
+        Cmd::Token(cmd) => access::token(&c, cmd).await,
+        Cmd::Audit(args) => access::audit(&c, args).await,
+        Cmd::Whoami => access::whoami(&c).await,
         Cmd::Schedule(cmd) => orch::schedule(&c, cmd).await,
         Cmd::Dlq(cmd) => orch::dlq(&c, cmd).await,
         Cmd::Purge(args) => orch::purge(&c, args).await,

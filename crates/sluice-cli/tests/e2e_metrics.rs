@@ -24,20 +24,30 @@ fn cmd(name: &str, ns: &str, cpu: &str, script: &str) -> String {
 
 /// One GET: the status and body, or the transport error.
 fn http_try(url: &str, query: &[(&str, &str)]) -> Result<(u16, String), String> {
+    http_try_as(url, query, None)
+}
+
+/// One GET with a bearer token.
+fn http_try_as(
+    url: &str,
+    query: &[(&str, &str)],
+    token: Option<&str>,
+) -> Result<(u16, String), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
-        let resp = reqwest::Client::builder()
+        let mut req = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .expect("client")
             .get(url)
-            .query(query)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .query(query);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| format!("GET {url}: {e}"))?;
         let status = resp.status().as_u16();
         let body = resp.text().await.map_err(|e| format!("GET {url}: {e}"))?;
         Ok((status, body))
@@ -73,7 +83,9 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(target_port: u16) -> Prometheus {
+    /// Scrapes with the bearer token in `token_file`, as a Prometheus in front of a sluice with
+    /// authentication does (`authorization.credentials_file`).
+    fn start(target_port: u16, token_file: &std::path::Path) -> Prometheus {
         let bin = find_tool("prometheus");
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("prometheus.yml");
@@ -82,7 +94,9 @@ impl Prometheus {
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
                  scrape_configs:\n  - job_name: sluice\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n\
-                 \x20   static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+                 \x20   authorization:\n      credentials_file: {}\n\
+                 \x20   static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n",
+                token_file.display()
             ),
         )
         .expect("write prometheus.yml");
@@ -281,7 +295,7 @@ fn prometheus_answers_every_dashboard_query() {
         "[backend]\nkind = \"local\"\ncores = 2\nmemory = \"2g\"\n[scheduler]\ninterval_ms = 200\n\
          [namespaces.analytics]\nweight = 2\n",
     );
-    let prom = Prometheus::start(server.port);
+    let prom = Prometheus::start(server.port, &server.token_path());
     // Prometheus sees sluice before the jobs start, so every counter's rise is in its data.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -352,7 +366,16 @@ fn prometheus_answers_every_dashboard_query() {
     }
 
     // promtool is clean on what sluice serves.
-    let metrics = http_get(&format!("{}/metrics", server.url()), &[]);
+    let (code, metrics) = http_try_as(
+        &format!("{}/metrics", server.url()),
+        &[],
+        Some(&server.token()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code, 200, "{metrics}");
+    // Without a token: 401.
+    let (code, _) = http_try(&format!("{}/metrics", server.url()), &[]).unwrap();
+    assert_eq!(code, 401);
     assert!(
         metrics.contains(
             "sluice_jobs_finished_total{namespace=\"default\",level=\"normal\",outcome=\"failed\"} 2"
@@ -461,6 +484,7 @@ fn top_once_and_submit_wait_show_queues_progress_and_outcome() {
     let follower = Command::new(common::BIN)
         .args(["submit", &file, "--wait"])
         .env("SLUICE_SERVER", server.url())
+        .env("SLUICE_TOKEN", server.token())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

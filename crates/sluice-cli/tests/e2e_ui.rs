@@ -257,6 +257,18 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     let driver = Driver::start();
     let c = driver.client().await;
 
+    // The page asks for a token first; signed in, it keeps it for the tab.
+    open(&c, &server, "#/").await;
+    wait_text(&c, &["Sign in", "API token"]).await;
+    c.find(Locator::Css("#token-input"))
+        .await
+        .expect("the token field")
+        .send_keys(&server.token())
+        .await
+        .expect("type the token");
+    click(&c, "#login button[type=submit]").await;
+    screenshot(&c, "signed-in").await;
+
     // Overview: queues, allocation, running jobs (the sleeper), charts.
     open(&c, &server, "#/").await;
     let text = wait_text(&c, &["Overview", "Running jobs", "sleeper", "ml"]).await;
@@ -379,6 +391,37 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
         server.wait_for(&started, &["succeeded", "failed"], 60),
         "succeeded"
     );
+
+    // A viewer sees the schedules and dead letters but no button to act on them (the server
+    // refuses those calls anyway: tests/auth.rs in sluice-server).
+    let viewer = server
+        .ok(&["token", "create", "--namespace", "*", "--role", "viewer"])
+        .trim()
+        .to_string();
+    click(&c, "#sign-out").await;
+    wait_text(&c, &["Sign in"]).await;
+    c.find(Locator::Css("#token-input"))
+        .await
+        .expect("the token field")
+        .send_keys(&viewer)
+        .await
+        .expect("type the token");
+    click(&c, "#login button[type=submit]").await;
+    open(&c, &server, "#/schedules").await;
+    wait_text(&c, &["Schedules", "hourly-ui"]).await;
+    assert!(
+        c.find(Locator::Css("button[data-action=trigger]"))
+            .await
+            .is_err()
+    );
+    open(&c, &server, "#/dlq").await;
+    wait_text(&c, &["Dead letters"]).await;
+    assert!(
+        c.find(Locator::Css("button[data-action=requeue]"))
+            .await
+            .is_err()
+    );
+    screenshot(&c, "viewer-dlq").await;
 
     c.close().await.expect("close the browser");
 }

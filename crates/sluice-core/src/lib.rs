@@ -15,7 +15,9 @@
 //! - [`record`]: the job record the store hands out, its stored job decoded once.
 //! - [`usage`]: what a Spark run used, read from Spark's own event log (streaming, pure).
 //! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
+//! - [`access`]: roles (viewer < submitter < operator < admin) bound to namespaces or `*`.
 
+pub mod access;
 pub mod capacity;
 pub mod cycle;
 pub mod document;

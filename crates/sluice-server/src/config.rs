@@ -14,8 +14,11 @@ use sluice_core::cycle::{HeadPolicy, NamespacePolicy};
 use sluice_core::sizing::DeployMode;
 use sluice_core::spec::Levels;
 
+mod auth;
 mod backend;
 mod duration;
+
+pub use self::auth::{AuthConfig, OidcConfig, TOKEN_FILE};
 
 pub use self::backend::{
     BackendConfig, BackendKeyError, KubeBackendSettings, KubeCapacityMode, KubeCredentials,
@@ -93,6 +96,8 @@ pub struct Config {
     pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// `[api]`.
     pub api: ApiConfig,
+    /// `[auth]`: authentication, allowed hosts, audit retention.
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -105,6 +110,7 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             namespaces: BTreeMap::new(),
             api: ApiConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -185,6 +191,7 @@ const ENV_KEYS: &[&str] = &[
     "scheduler",
     "namespaces",
     "api",
+    "auth",
 ];
 
 impl Config {
@@ -285,6 +292,9 @@ impl Config {
                 ));
             }
         }
+        self.auth
+            .check(&self.listen)
+            .map_err(|(key, value, message)| invalid(key, value, message))?;
         if self.api.max_body_bytes == 0 {
             return Err(invalid(
                 "api.max_body_bytes",

@@ -3,6 +3,7 @@
 //!
 //! Modules by layer, each importing only from the ones below it:
 //! - [`api`] (HTTP handlers, by resource) and [`ui`] (the web page);
+//! - [`auth`] (who is calling, the route table of who may call what, tokens, the audit log);
 //! - [`tick`] (the submitter loop: reconcile, orchestrate, admit, submit, roll up);
 //! - [`admission`] (can this job ever run here: one gate for submit, schedules and retries);
 //! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
@@ -12,6 +13,7 @@
 pub mod admission;
 pub mod api;
 pub mod aside;
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod fault;
@@ -55,6 +57,9 @@ pub enum ServerError {
         "the scheduler loop ended ({0}); stopping the server, which would never admit a job again"
     )]
     SchedulerDied(String),
+    /// The bootstrap admin token could not be made or written.
+    #[error("auth: {0}")]
+    Auth(#[from] auth::token::TokenError),
     /// Listening or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -74,7 +79,9 @@ pub async fn build_state(config: Config) -> Result<AppState, ServerError> {
     })?;
     let store = sluice_store::open(&config.store_url()).await?;
     let backend = build_backend(&config, Arc::new(SystemClock)).await?;
-    Ok(AppState::new(store, backend, config))
+    let state = AppState::new(store, backend, config);
+    auth::token::bootstrap(&state).await?;
+    Ok(state)
 }
 
 /// The backend named by `backend.kind` (the configuration is validated already). The simulated
@@ -142,6 +149,23 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         state.config.store_url(),
         state.backend.kind()
     );
+    if state.config.auth.enabled {
+        tracing::info!(
+            "authentication on: every API call needs a bearer token (the admin token of this \
+             server is in {} unless it was removed)",
+            state
+                .config
+                .auth
+                .token_path(&state.config.data_dir)
+                .display()
+        );
+    } else {
+        tracing::warn!(
+            "AUTHENTICATION IS OFF (auth.enabled = false): anyone who can reach {local} acts \
+             as admin in every namespace. Allowed only on a loopback address; foreign Host \
+             headers and cross-site requests are still refused."
+        );
+    }
     run_supervised(state, listener, shutdown_signal()).await
 }
 
@@ -156,7 +180,9 @@ pub async fn run_supervised(
 ) -> Result<(), ServerError> {
     let mut loop_task = tokio::spawn(tick::run_loop(state.clone()));
     let router = app(state);
-    let server = axum::serve(listener, router)
+    // The peer address reaches the handlers (the audit log's "from where").
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .into_future();
     tokio::select! {

@@ -8,12 +8,13 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use common::app;
 use common::call;
 use serde_json::Value;
 use sluice_core::job::JobState;
+use sluice_server::AppState;
 use sluice_server::config::{Config, NamespaceConfig};
 use sluice_server::tick::tick;
-use sluice_server::{AppState, app};
 
 struct Env {
     state: AppState,

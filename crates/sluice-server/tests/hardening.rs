@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::StatusCode;
+use common::app;
 use common::{call, raw};
 use serde_json::Value;
 use sluice_backend::clock::ManualClock;
@@ -25,9 +26,9 @@ use sluice_backend::{
 };
 use sluice_core::job::{Demand, JobState};
 use sluice_core::spec::Job;
+use sluice_server::AppState;
 use sluice_server::config::Config;
 use sluice_server::tick::tick;
-use sluice_server::{AppState, app};
 use sluice_store::Store;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
 
@@ -80,7 +81,7 @@ struct Env {
     clock: ManualClock,
 }
 
-fn env_on(store: Arc<dyn Store>, dir: &std::path::Path) -> Env {
+async fn env_on(store: Arc<dyn Store>, dir: &std::path::Path) -> Env {
     let config = Config {
         data_dir: dir.to_path_buf(),
         ..Config::default()
@@ -94,6 +95,7 @@ fn env_on(store: Arc<dyn Store>, dir: &std::path::Path) -> Env {
         config,
         Arc::new(clock.clone()),
     );
+    common::bootstrap(&state).await;
     Env { state, clock }
 }
 
@@ -107,7 +109,7 @@ where
     let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
         .await
         .unwrap();
-    test(env_on(store, dir.path())).await;
+    test(env_on(store, dir.path()).await).await;
 }
 
 /// `url` with its database name replaced by `database`.
@@ -162,7 +164,7 @@ where
         let store = sluice_store::open(&url)
             .await
             .unwrap_or_else(|e| panic!("open {url}: {e}"));
-        test(env_on(store.clone(), dir.path())).await;
+        test(env_on(store.clone(), dir.path()).await).await;
         store.close().await;
     })
     .await;

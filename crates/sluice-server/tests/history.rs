@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
+use common::app;
 use common::{call, raw};
 use serde_json::Value;
+use sluice_server::AppState;
 use sluice_server::config::Config;
 use sluice_server::tick::tick;
-use sluice_server::{AppState, app};
 
 struct Env {
     state: AppState,

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "../../sluice-backend/tests/kube_fake/mod.rs"]
 mod kube_fake;
 
@@ -13,13 +14,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::app;
 use http_body_util::BodyExt;
 use kube_fake::{FakeApi, node, pod};
 use serde_json::{Value, json};
 use sluice_backend::kubernetes::{KubeBackend, KubeSettings};
+use sluice_server::AppState;
 use sluice_server::config::Config;
 use sluice_server::tick::tick;
-use sluice_server::{AppState, app};
 use tower::ServiceExt;
 
 async fn call(router: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
@@ -67,7 +69,9 @@ async fn server(fake: &FakeApi, dir: &tempfile::TempDir, watchdog: Option<Durati
     let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
         .await
         .unwrap();
-    AppState::new(store, Arc::new(backend), config)
+    let state = AppState::new(store, Arc::new(backend), config);
+    common::bootstrap(&state).await;
+    state
 }
 
 #[tokio::test]

@@ -9,14 +9,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use common::app;
 use common::call;
 use sluice_core::job::JobState;
+use sluice_server::AppState;
 use sluice_server::config::Config;
 use sluice_server::orchestration;
 use sluice_server::tick::orchestrate;
 use sluice_server::tick::tick;
 use sluice_server::time::now_ms;
-use sluice_server::{AppState, app};
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;

@@ -103,7 +103,7 @@ fn without_source(job: &sluice_core::spec::Job) -> Value {
 async fn get_yaml_resubmits_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let state = local_state(dir.path(), 8000, 16384, Config::default()).await;
-    let r = sluice_server::app(state);
+    let r = common::app(state);
     round_trip(&r, OWN, "").await;
     round_trip(&r, SPARK_APP, "").await;
     // The sluice.io/priority label of the SparkApplication gives its level.
@@ -117,7 +117,7 @@ async fn get_yaml_resubmits_unchanged() {
 async fn a_status_section_is_ignored_not_refused() {
     let dir = tempfile::tempdir().unwrap();
     let state = local_state(dir.path(), 8000, 16384, Config::default()).await;
-    let r = sluice_server::app(state);
+    let r = common::app(state);
     let text = format!("{OWN}status:\n  state: succeeded\n  anything: [1, 2]\n");
     let (st, v) = call(&r, "POST", "/v1/jobs", &text).await;
     assert_eq!(st, 201, "{v}");
@@ -132,7 +132,7 @@ async fn a_status_section_is_ignored_not_refused() {
 async fn a_corrupt_stored_policy_is_an_error_naming_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let state = local_state(dir.path(), 8000, 16384, Config::default()).await;
-    let r = sluice_server::app(state.clone());
+    let r = common::app(state.clone());
     let (st, v) = call(&r, "POST", "/v1/jobs", OWN).await;
     assert_eq!(st, 201, "{v}");
     let good = get(&r, v["id"].as_str().unwrap()).await;

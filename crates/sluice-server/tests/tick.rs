@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use common::app;
 use common::call;
 use sluice_backend::clock::ManualClock;
 use sluice_core::job::JobState;
@@ -20,7 +21,7 @@ use sluice_server::aside::FIRST_BACKOFF_MS;
 use sluice_server::config::Config;
 use sluice_server::tick::tick;
 use sluice_server::time::rfc3339;
-use sluice_server::{AppState, ServerError, app};
+use sluice_server::{AppState, ServerError};
 use support::{FakeBackend, Fault, FaultyStore};
 
 const T0: i64 = 1_800_000_000_000;
@@ -52,6 +53,7 @@ async fn env() -> Env {
         config,
         Arc::new(clock.clone()),
     );
+    common::bootstrap(&state).await;
     Env {
         state,
         store,

@@ -17,15 +17,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use common::app;
 use common::call;
 use serde_json::Value;
 use sluice_backend::clock::ManualClock;
 use sluice_backend::simulated::{NodeGroup, SimulatedBackend, SimulatedConfig};
 use sluice_core::cycle::HeadPolicy;
 use sluice_core::spec::Text;
+use sluice_server::AppState;
 use sluice_server::config::{Config, NamespaceConfig};
 use sluice_server::tick::tick;
-use sluice_server::{AppState, app};
 
 const T0: i64 = 1_800_000_000_000;
 const SEC: i64 = 1_000;
@@ -105,6 +106,7 @@ async fn env(case: &Case) -> Env {
     };
     let backend = SimulatedBackend::new(&sim, Arc::new(clock.clone())).unwrap();
     let state = AppState::with_clock(store, Arc::new(backend), config, Arc::new(clock.clone()));
+    common::bootstrap(&state).await;
     Env {
         state,
         clock,

@@ -16,16 +16,87 @@ function esc(v) {
     .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 }
 
+// ---------------------------------------------------------------------------------------------
+// The token: asked for once per browser tab, kept in sessionStorage (gone when the tab closes),
+// sent as a bearer token with every API call. The server checks every call; the roles below
+// only hide the buttons a token may not use.
+
+const TOKEN_KEY = "sluice.token";
+const ROLES = ["viewer", "submitter", "operator", "admin"];
+let me = null;
+
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+class AuthError extends Error {}
+
 async function api(path, opts) {
+  opts = Object.assign({}, opts || {});
+  opts.headers = Object.assign({}, opts.headers || {});
+  if (token()) opts.headers["Authorization"] = "Bearer " + token();
   const res = await fetch(path, opts);
   let body = null;
   const text = await res.text();
   try { body = text ? JSON.parse(text) : null; } catch (_) { body = text; }
   if (!res.ok) {
     const msg = body && body.error ? body.error : (res.status + " " + res.statusText);
+    if (res.status === 401) throw new AuthError(msg);
     throw new Error(msg);
   }
   return body;
+}
+
+// The caller's role in a namespace: the highest of its bindings there and on "*".
+function roleIn(ns) {
+  if (!me) return -1;
+  let best = -1;
+  for (const b of me.bindings) {
+    const [bns, role] = b.split("=");
+    if (bns === "*" || bns === ns) best = Math.max(best, ROLES.indexOf(role));
+  }
+  return best;
+}
+
+function can(ns, role) { return roleIn(ns) >= ROLES.indexOf(role); }
+
+async function whoami() {
+  if (!me) me = await api("/v1/whoami");
+  const who = document.getElementById("who");
+  if (who) {
+    who.innerHTML = me.auth_enabled
+      ? `${esc(me.subject)} <a href="#" id="sign-out">sign out</a>`
+      : "authentication off";
+    const out = document.getElementById("sign-out");
+    if (out) out.addEventListener("click", ev => { ev.preventDefault(); signOut(); });
+  }
+  return me;
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  me = null;
+  render();
+}
+
+function loginPage(message) {
+  clearTimeout(refreshTimer);
+  me = null;
+  const who = document.getElementById("who");
+  if (who) who.textContent = "";
+  app.innerHTML = `<h1 id="page-title">Sign in</h1>
+  ${message ? notice(message, "error") : ""}
+  <div class="panel"><form id="login" class="filters">
+    <label>API token<input id="token-input" name="token" type="password" autocomplete="off" placeholder="sluice_..." size="72"></label>
+    <button class="primary" type="submit">Sign in</button></form>
+    <p class="muted">The server's admin token is in <code>admin.token</code> in its data directory;
+    <code>sluice token create --namespace NS --role viewer</code> makes one for a namespace.
+    The token stays in this tab only.</p></div>`;
+  document.getElementById("login").addEventListener("submit", ev => {
+    ev.preventDefault();
+    const t = (new FormData(ev.target).get("token") || "").trim();
+    if (t) sessionStorage.setItem(TOKEN_KEY, t);
+    render();
+  });
+  document.body.dataset.loaded = "login";
 }
 
 function post(path) { return api(path, { method: "POST" }); }
@@ -352,8 +423,8 @@ async function jobPage(seq, id, params) {
       ${inDlq ? `<dt>Dead-lettered</dt><dd>${esc(time(o.dead_lettered_at))}: ${esc(o.dead_letter_reason || "")}</dd>` : ""}
     </dl>
     <div class="actions" style="margin-top:12px">
-      ${terminal ? "" : `<button class="danger" id="cancel-job">Cancel</button>`}
-      ${inDlq ? `<button class="primary" id="requeue-job">Requeue</button>` : ""}
+      ${terminal || !can(j.namespace, "submitter") ? "" : `<button class="danger" id="cancel-job">Cancel</button>`}
+      ${inDlq && can(j.namespace, "operator") ? `<button class="primary" id="requeue-job">Requeue</button>` : ""}
     </div></div>
     <div class="panel"><h2>Queue</h2>
       ${j.state === "queued" && wait ? `<dl class="kv"><dt>Position</dt><dd id="queue-position">${wait.position} in namespace ${esc(j.namespace)} · ${wait.level_position} in level ${esc(j.level)}</dd></dl>
@@ -456,11 +527,11 @@ async function schedules(seq) {
       <td>${s.suspended ? "–" : esc(time(s.next_run_at))}</td>
       <td>${s.last_job_id ? `<a href="#/job/${encodeURIComponent(s.last_job_id)}">${esc(time(s.last_run_at))}</a>` : "–"}${s.last_message ? `<div class="muted">${esc(s.last_message)}</div>` : ""}</td>
       <td>${s.suspended ? badge("suspended", "cancelled") : badge("active", "running")}</td>
-      <td><div class="actions">
+      <td>${can(s.namespace, "submitter") ? `<div class="actions">
         <button data-action="trigger" data-key="${esc(key)}">Run now</button>
         ${s.suspended ? `<button data-action="resume" data-key="${esc(key)}">Resume</button>` : `<button data-action="suspend" data-key="${esc(key)}">Suspend</button>`}
         <button class="danger" data-action="delete" data-key="${esc(key)}">Delete</button>
-      </div></td></tr>`;
+      </div>` : ""}</td></tr>`;
   }).join("") || `<tr><td colspan="9" class="muted">No schedule. Create one with <code>sluice schedule create FILE</code>.</td></tr>`}
   </tbody></table></div>`;
   const result = document.getElementById("action-result");
@@ -492,9 +563,9 @@ async function dlq(seq, params) {
   <div class="panel"><table id="dlq"><thead><tr><th>Job</th><th>Namespace</th><th>Level</th><th>Class</th><th>Reason</th><th>Dead-lettered</th><th>Attempts</th><th>Id</th><th></th></tr></thead><tbody>
   ${list.map(d => `<tr data-dlq-id="${esc(d.job.id)}"><td>${jobLink(d.job)}</td><td>${esc(d.job.namespace)}</td><td>${esc(d.job.level)}</td><td>${esc(d.failure_class)}</td>
     <td>${esc(d.reason)}</td><td>${esc(ago(d.dead_lettered_at))}</td><td class="num">${d.job.attempt}</td><td class="mono">${esc(d.job.id)}</td>
-    <td><div class="actions"><button class="primary" data-action="requeue" data-id="${esc(d.job.id)}">Requeue</button>
+    <td>${can(d.job.namespace, "operator") ? `<div class="actions"><button class="primary" data-action="requeue" data-id="${esc(d.job.id)}">Requeue</button>
       <button data-action="requeue-front" data-id="${esc(d.job.id)}">Requeue at front</button>
-      <button class="danger" data-action="purge" data-id="${esc(d.job.id)}">Purge</button></div></td></tr>`).join("")
+      <button class="danger" data-action="purge" data-id="${esc(d.job.id)}">Purge</button></div>` : ""}</td></tr>`).join("")
     || `<tr><td colspan="9" class="muted">The dead-letter queue is empty.</td></tr>`}
   </tbody></table></div>`;
   document.getElementById("dlq-filters").addEventListener("submit", ev => {
@@ -526,6 +597,8 @@ async function render() {
   const seq = ++renderSeq;
   const { parts, params } = route();
   try {
+    await whoami();
+    if (seq !== renderSeq) return;
     if (parts.length === 0) await overview(seq);
     else if (parts[0] === "jobs") await jobs(seq, params);
     else if (parts[0] === "job" && parts[1]) await jobPage(seq, decodeURIComponent(parts[1]), params);
@@ -536,6 +609,10 @@ async function render() {
     statusEl.textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = location.hash || "#/";
   } catch (e) {
+    if (e instanceof AuthError) {
+      if (seq === renderSeq) loginPage(token() ? e.message : "");
+      return;
+    }
     if (seq === renderSeq) showError(e);
     statusEl.textContent = "error";
     document.body.dataset.loaded = "error";

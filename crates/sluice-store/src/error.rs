@@ -95,6 +95,14 @@ pub enum StoreError {
     #[error("{0}: it was changed by someone else in the meantime")]
     Stale(String),
 
+    /// No API token has this id.
+    #[error("token {0:?} not found")]
+    NoToken(String),
+
+    /// An API token with this id (or the same secret) already exists.
+    #[error("a token with id {0:?} (or the same secret) already exists")]
+    DuplicateToken(String),
+
     /// The job is not in the dead-letter queue.
     #[error("job {0:?} is not in the dead-letter queue")]
     NotDeadLettered(String),

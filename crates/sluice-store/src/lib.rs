@@ -14,7 +14,7 @@
 //!
 //! Layout, each file importing only the ones below it: `dialect` (SQLite or PostgreSQL) and
 //! `error` ([`StoreError`]) at the bottom; `orchestration` (its types) and `text` (what may be
-//! stored as text); `history` (its types, range scans, rollups); `store` (the [`Store`] trait and
+//! stored as text); `history` (its types, range scans, rollups); `auth` (token and audit types); `store` (the [`Store`] trait and
 //! its job types); `sql` (the [`SqlStore`] implementation: pool, row codecs, job statements,
 //! orchestration queries); and this file, which re-exports them and opens a store.
 
@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 
+mod auth;
 mod dialect;
 mod error;
 mod history;
@@ -30,6 +31,7 @@ mod sql;
 mod store;
 mod text;
 
+pub use auth::{AuditEntry, AuditFilter, NewToken, TokenRecord};
 pub use dialect::Dialect;
 pub use error::{StoreError, redact_url};
 pub use history::{

@@ -92,6 +92,10 @@ pub struct SetFilter {
     pub ids: Vec<String>,
     /// Only this namespace.
     pub namespace: Option<String>,
+    /// Only jobs of one of these namespaces (the caller's); `Some(empty)` selects no job,
+    /// `None` does not narrow. Not a filter for [`SetFilter::narrows`]: a caller's own scope
+    /// does not stand for an explicit selection.
+    pub namespace_in: Option<Vec<String>>,
     /// Only this priority level.
     pub level: Option<String>,
     /// Only runs of this schedule.
@@ -110,6 +114,7 @@ impl SetFilter {
             set,
             ids: Vec::new(),
             namespace: None,
+            namespace_in: None,
             level: None,
             schedule: None,
             labels: Vec::new(),

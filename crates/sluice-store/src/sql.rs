@@ -24,6 +24,7 @@ use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::auth::{AuditEntry, AuditFilter, NewToken, TokenRecord};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::history::{HistoryQuery, HistorySeries, RollUp, history, roll_up, roll_up_done};
@@ -37,6 +38,7 @@ mod jobs;
 mod orch;
 mod pool;
 mod rows;
+mod tokens;
 
 use jobs::{add_note_in, insert_job_in, transition_in};
 pub use pool::SqlStore;
@@ -100,6 +102,19 @@ impl Store for SqlStore {
         };
         if let Some(ns) = &filter.namespace {
             conditions.push(format!("j.namespace = {}", q.text(ns.as_str())));
+        }
+        if let Some(nss) = &filter.namespace_in {
+            for ns in nss {
+                exact("namespace", ns)?;
+            }
+            if nss.is_empty() {
+                return Ok(JobPage {
+                    jobs: Vec::new(),
+                    next_cursor: None,
+                });
+            }
+            let ps: Vec<String> = nss.iter().map(|ns| q.text(ns.as_str())).collect();
+            conditions.push(format!("j.namespace IN ({})", ps.join(", ")));
         }
         if let Some(name) = &filter.name {
             conditions.push(format!("j.name = {}", q.text(name.as_str())));
@@ -356,6 +371,42 @@ impl Store for SqlStore {
 
     async fn count_dead_letters(&self) -> Result<u64, StoreError> {
         self.orch_count_dead_letters().await
+    }
+
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
+        self.create_token_sql(token).await
+    }
+
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.token_by_hash_sql(secret_hash).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.list_tokens_sql().await
+    }
+
+    async fn revoke_token(&self, id: &str, at_ms: i64) -> Result<TokenRecord, StoreError> {
+        self.revoke_token_sql(id, at_ms).await
+    }
+
+    async fn count_tokens(&self) -> Result<u64, StoreError> {
+        self.count_tokens_sql().await
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.record_audit_sql(entry).await
+    }
+
+    async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit_log_sql(filter, limit).await
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.purge_audit_sql(before_ms).await
     }
 
     async fn close(&self) {

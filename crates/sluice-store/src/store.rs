@@ -5,6 +5,7 @@ use sluice_core::job::{JobEvent, JobState};
 use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 
+use crate::auth::{AuditEntry, AuditFilter, NewToken, TokenRecord};
 use crate::error::StoreError;
 use crate::history::{HistoryQuery, HistorySeries, RollUp};
 use crate::orchestration::{
@@ -204,6 +205,41 @@ pub trait Store: Send + Sync + 'static {
     /// How many jobs are in the dead-letter queue.
     async fn count_dead_letters(&self) -> Result<u64, StoreError>;
 
+    // --- Authentication and the audit log. ---
+
+    /// Inserts an API token (not revoked). [`StoreError::DuplicateToken`] if its id or its
+    /// secret hash is taken.
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError>;
+
+    /// The token whose secret hash is `secret_hash`, revoked or expired ones included (the
+    /// caller checks [`TokenRecord::is_active`]); none if there is none.
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token, revoked and expired ones included, oldest first (then by id).
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes a token at `at_ms` (a token revoked already keeps its first revocation time);
+    /// returns it. [`StoreError::NoToken`] if there is no such token.
+    async fn revoke_token(&self, id: &str, at_ms: i64) -> Result<TokenRecord, StoreError>;
+
+    /// How many tokens were ever made (revoked and expired ones included).
+    async fn count_tokens(&self) -> Result<u64, StoreError>;
+
+    /// Appends an entry to the audit log. Free text (subject, detail, peer) is made storable
+    /// as transition messages are; ids, actors, actions, namespaces and targets are exact.
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Audit entries matching `filter`, newest first (time, then id, descending), at most
+    /// `limit` (0 is taken as 1).
+    async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Deletes the audit entries older than `before_ms`; returns how many.
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
+
     /// Closes the connections (waiting for operations in flight). Calls made afterwards fail.
     async fn close(&self);
 }
@@ -213,6 +249,9 @@ pub trait Store: Send + Sync + 'static {
 pub struct JobFilter {
     /// Only jobs of this namespace.
     pub namespace: Option<String>,
+    /// Only jobs of one of these namespaces (the caller's); `Some(empty)` matches no job,
+    /// `None` does not narrow.
+    pub namespace_in: Option<Vec<String>>,
     /// Only jobs in one of these states; empty means any state.
     pub states: Vec<JobState>,
     /// Only jobs carrying all of these labels (key = value).

@@ -209,6 +209,9 @@ conformance! {
         nul_in_messages_is_stored_sanitized,
         nul_in_values_is_invalid_input,
         closed_store_is_unavailable,
+        tokens_round_trip_and_revoke,
+        lists_and_selections_keep_to_the_namespaces_given,
+        audit_log_filters_and_retention,
     ],
     store_and_url: [
         survives_reopen,
@@ -220,6 +223,7 @@ conformance! {
         history_rollups_follow_old_writes,
         history_rollups_two_stores,
         queue_deadline_backfill,
+        tokens_are_stored_as_given_hashes,
     ],
 }
 
@@ -245,6 +249,14 @@ mod text;
 use text::{
     closed_store_is_unavailable, nul_in_messages_is_stored_sanitized,
     nul_in_values_is_invalid_input,
+};
+
+// API tokens, namespace scopes and the audit log.
+#[path = "conformance_auth/mod.rs"]
+mod auth;
+use auth::{
+    audit_log_filters_and_retention, lists_and_selections_keep_to_the_namespaces_given,
+    tokens_are_stored_as_given_hashes, tokens_round_trip_and_revoke,
 };
 
 #[tokio::test]

@@ -121,11 +121,36 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Runs a CLI command against this server.
+    /// The admin token file the server wrote in its data directory on its first start.
+    pub fn token_path(&self) -> PathBuf {
+        self.dir.path().join("data/admin.token")
+    }
+
+    /// The server's bootstrap admin token (what the CLI on the same host reads).
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.token_path())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no token file {} ({e}); server log:\n{}",
+                    self.token_path().display(),
+                    self.log()
+                )
+            })
+            .trim()
+            .to_string()
+    }
+
+    /// Runs a CLI command against this server, with its admin token.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(args, &self.token())
+    }
+
+    /// Runs a CLI command against this server with the given token.
+    pub fn cli_as(&self, args: &[&str], token: &str) -> Output {
         Command::new(BIN)
             .args(args)
             .env("SLUICE_SERVER", self.url())
+            .env("SLUICE_TOKEN", token)
             .stdin(Stdio::null())
             .output()
             .expect("run sluice")

@@ -10,6 +10,7 @@ use sluice_store::StoreError;
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use crate::auth::Caller;
 use crate::cluster::{ClusterView, NamespaceUsage, cluster_view};
 use crate::metrics::{CONTENT_TYPE, StateNow};
 use crate::state::AppState;
@@ -32,9 +33,13 @@ pub struct QueueView {
 
 /// Queues by namespace and level.
 #[utoipa::path(get, path = "/v1/queues", responses((status = 200, body = [QueueView])))]
-pub async fn queues(State(st): State<AppState>) -> Result<Json<Vec<QueueView>>, ApiError> {
+pub async fn queues(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<QueueView>>, ApiError> {
     let now = st.now_ms();
     let mut stats = st.store.queue_stats().await?;
+    stats.retain(|s| caller.sees(&s.namespace));
     let rank = |l: &str| st.levels.rank(l).unwrap_or(usize::MAX);
     stats.sort_by(|a, b| {
         (a.namespace.as_str(), rank(&a.level)).cmp(&(b.namespace.as_str(), rank(&b.level)))
@@ -80,10 +85,15 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
 
 /// The cluster now: capacity, what is allocated (overall and per namespace), reservations.
 #[utoipa::path(get, path = "/v1/cluster", responses((status = 200, body = ClusterView), (status = 500, body = ErrorBody)))]
-pub async fn cluster(State(st): State<AppState>) -> Result<Json<ClusterView>, ApiError> {
-    Ok(Json(
-        cluster_view(st.store.as_ref(), st.backend.as_ref()).await?,
-    ))
+pub async fn cluster(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ClusterView>, ApiError> {
+    let mut view = cluster_view(st.store.as_ref(), st.backend.as_ref()).await?;
+    // The cluster's capacity and what is taken in all are for everyone; what each namespace
+    // holds only for the namespaces the caller may see.
+    view.namespaces.retain(|n| caller.sees(&n.namespace));
+    Ok(Json(view))
 }
 
 /// Prometheus metrics in the text format (version 0.0.4).

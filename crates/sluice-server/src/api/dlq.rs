@@ -11,9 +11,11 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::views::{JobView, orch_view_of, view};
+use crate::auth::{Caller, audit};
 use crate::orchestration;
 use crate::state::AppState;
 use crate::time::{parse_duration, rfc3339};
+use sluice_core::access::AccessRole;
 
 /// Which dead-lettered or queued jobs a DLQ or purge request selects. Without any filter,
 /// requeue and purge refuse unless `all=true`.
@@ -73,6 +75,44 @@ impl SelectQuery {
         Ok(f)
     }
 
+    /// The filter of `set`, narrowed to the namespaces where `caller` has `role`; a namespace
+    /// named in the query where it has not is refused (403).
+    fn scoped(
+        &self,
+        caller: &Caller,
+        role: AccessRole,
+        set: JobSet,
+        now: i64,
+    ) -> Result<SetFilter, ApiError> {
+        let mut f = self.filter(set, now)?;
+        if let Some(ns) = &f.namespace {
+            caller.require(ns, role)?;
+        }
+        f.namespace_in = caller.namespace_in(role);
+        Ok(f)
+    }
+
+    /// The filter in words, for the audit log.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("id", &self.id),
+            ("namespace", &self.namespace),
+            ("schedule", &self.schedule),
+            ("label", &self.label),
+            ("level", &self.level),
+            ("older_than", &self.older_than),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+        if self.all == Some(true) {
+            parts.push("all".into());
+        }
+        parts.join(" ")
+    }
+
     fn limit(&self) -> Result<u32, ApiError> {
         let limit = self.limit.unwrap_or(1000);
         if !(1..=orchestration::BULK_LIMIT).contains(&limit) {
@@ -122,9 +162,11 @@ fn dead_letter_view(
     responses((status = 200, body = [DeadLetterView]), (status = 400, body = ErrorBody)))]
 pub async fn list_dlq(
     State(st): State<AppState>,
+    caller: Caller,
     Query(q): Query<SelectQuery>,
 ) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
-    let f = q.filter(JobSet::DeadLetters, st.now_ms())?;
+    let mut f = q.filter(JobSet::DeadLetters, st.now_ms())?;
+    f.namespace_in = caller.namespace_in(AccessRole::Viewer);
     let jobs = st.store.select_jobs(&f, q.limit()?).await?;
     Ok(Json(
         jobs.into_iter()
@@ -138,14 +180,18 @@ pub async fn list_dlq(
     responses((status = 200, body = DeadLetterView), (status = 404, body = ErrorBody)))]
 pub async fn get_dlq(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DeadLetterView>, ApiError> {
     let mut f = SetFilter::all(JobSet::DeadLetters);
     f.ids = vec![id.clone()];
+    f.namespace_in = caller.namespace_in(AccessRole::Viewer);
     let Some(j) = st.store.select_jobs(&f, 1).await?.pop() else {
         return Err(match st.store.get_job(&id).await? {
-            Some(_) => ApiError::NotFound(format!("job {id:?} is not in the dead-letter queue")),
-            None => ApiError::NotFound(format!("no job with id {id:?}")),
+            Some(j) if caller.sees(&j.namespace) => {
+                ApiError::NotFound(format!("job {id:?} is not in the dead-letter queue"))
+            }
+            _ => ApiError::NotFound(format!("no job with id {id:?}")),
         });
     };
     let events = st.store.events(&id).await?;
@@ -166,10 +212,11 @@ pub struct RequeueView {
     responses((status = 200, body = RequeueView), (status = 400, body = ErrorBody)))]
 pub async fn requeue(
     State(st): State<AppState>,
+    caller: Caller,
     Query(q): Query<SelectQuery>,
 ) -> Result<Json<RequeueView>, ApiError> {
     let now = st.now_ms();
-    let f = q.filter(JobSet::DeadLetters, now)?;
+    let f = q.scoped(&caller, AccessRole::Operator, JobSet::DeadLetters, now)?;
     let place = if q.front.unwrap_or(false) {
         RequeuePlace::Front
     } else {
@@ -181,6 +228,17 @@ pub async fn requeue(
             "no dead-lettered job with id {}",
             f.ids.join(", ")
         )));
+    }
+    for r in &done {
+        audit(
+            &st,
+            &caller,
+            "dlq.requeue",
+            Some(&r.namespace),
+            Some(&r.id),
+            Some(q.describe()),
+        )
+        .await;
     }
     Ok(Json(RequeueView {
         requeued: done.into_iter().map(|r| view(r, None, None)).collect(),
@@ -198,10 +256,32 @@ pub struct PurgeView {
     pub purged: Vec<String>,
 }
 
-async fn purge_set(st: &AppState, q: &SelectQuery, set: JobSet) -> Result<PurgeView, ApiError> {
-    let f = q.filter(set, st.now_ms())?;
+async fn purge_set(
+    st: &AppState,
+    caller: &Caller,
+    q: &SelectQuery,
+    set: JobSet,
+) -> Result<PurgeView, ApiError> {
+    let f = q.scoped(caller, AccessRole::Operator, set, st.now_ms())?;
     let dry_run = q.dry_run.unwrap_or(false);
     let p = orchestration::purge(st, &f, q.all.unwrap_or(false), dry_run).await?;
+    if !dry_run {
+        let action = match set {
+            JobSet::DeadLetters => "dlq.purge",
+            JobSet::Queued => "queue.purge",
+        };
+        for j in p.jobs.iter().filter(|j| p.deleted.contains(&j.job.id)) {
+            audit(
+                st,
+                caller,
+                action,
+                Some(&j.job.namespace),
+                Some(&j.job.id),
+                Some(q.describe()),
+            )
+            .await;
+        }
+    }
     Ok(PurgeView {
         dry_run,
         selected: p
@@ -219,9 +299,12 @@ async fn purge_set(st: &AppState, q: &SelectQuery, set: JobSet) -> Result<PurgeV
     responses((status = 200, body = PurgeView), (status = 400, body = ErrorBody)))]
 pub async fn purge_dlq(
     State(st): State<AppState>,
+    caller: Caller,
     Query(q): Query<SelectQuery>,
 ) -> Result<Json<PurgeView>, ApiError> {
-    Ok(Json(purge_set(&st, &q, JobSet::DeadLetters).await?))
+    Ok(Json(
+        purge_set(&st, &caller, &q, JobSet::DeadLetters).await?,
+    ))
 }
 
 /// Delete queued jobs (by id or filter) with their history; `dry_run=true` lists them.
@@ -230,9 +313,10 @@ pub async fn purge_dlq(
     responses((status = 200, body = PurgeView), (status = 400, body = ErrorBody)))]
 pub async fn purge_queued(
     State(st): State<AppState>,
+    caller: Caller,
     Query(q): Query<SelectQuery>,
 ) -> Result<Json<PurgeView>, ApiError> {
-    let out = purge_set(&st, &q, JobSet::Queued).await?;
+    let out = purge_set(&st, &caller, &q, JobSet::Queued).await?;
     st.wake.notify_one();
     Ok(Json(out))
 }

@@ -41,6 +41,12 @@ pub enum ApiError {
     /// The backend or the database is not reachable now (503, with `Retry-After`).
     #[error("{0}")]
     Unavailable(String),
+    /// No valid token: missing, unknown, revoked or expired (401, with `WWW-Authenticate`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token may not do this, or the request comes from another site or host (403).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// The JSON body of every error.
@@ -60,6 +66,8 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         };
         let mut resp = (
             status,
@@ -68,6 +76,12 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sluice\""),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
@@ -93,9 +107,12 @@ impl From<StoreError> for ApiError {
         }
         match e {
             StoreError::NotFound(id) => ApiError::NotFound(format!("no job with id {id:?}")),
-            e @ StoreError::NoSchedule { .. } => ApiError::NotFound(e.to_string()),
+            e @ (StoreError::NoSchedule { .. } | StoreError::NoToken(_)) => {
+                ApiError::NotFound(e.to_string())
+            }
             e @ (StoreError::DuplicateSchedule { .. }
             | StoreError::Duplicate(_)
+            | StoreError::DuplicateToken(_)
             | StoreError::NotDeadLettered(_)
             | StoreError::Stale(_)
             | StoreError::Conflict { .. }

@@ -25,6 +25,7 @@ use sluice_store::{HistoryQuery, HistorySeries, MAX_BUCKETS, StoreError};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use crate::auth::Caller;
 use crate::state::AppState;
 use crate::time::{parse_duration, parse_time, rfc3339};
 
@@ -227,10 +228,13 @@ fn series_view(s: HistorySeries) -> SeriesView {
     responses((status = 200, body = HistoryView), (status = 400, body = ErrorBody)))]
 pub async fn history(
     State(st): State<AppState>,
+    caller: Caller,
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<HistoryView>, ApiError> {
     let q = resolve(&p, st.now_ms())?;
-    let series = st.store.history(&q).await?;
+    let mut series = st.store.history(&q).await?;
+    // Only the series of the caller's namespaces.
+    series.retain(|s| caller.sees(&s.namespace));
     let n = q.buckets().unwrap_or(0);
     let buckets: Vec<String> = (0..n)
         .map(|i| rfc3339(q.from_ms + q.step_ms * i as i64))

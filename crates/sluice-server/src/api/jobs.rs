@@ -19,8 +19,10 @@ use utoipa::{OpenApi, ToSchema};
 use super::error::{ApiError, ErrorBody, body_text, refused};
 use super::views::{JobView, orch_view, view};
 use crate::admission;
+use crate::auth::{Caller, audit};
 use crate::state::AppState;
 use crate::time::parse_time;
+use sluice_core::access::AccessRole;
 
 /// Query of `POST /v1/jobs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -35,6 +37,7 @@ pub struct SubmitQuery {
     responses((status = 201, body = JobView), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn submit(
     State(st): State<AppState>,
+    caller: Caller,
     Query(q): Query<SubmitQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
@@ -49,6 +52,7 @@ pub async fn submit(
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let job = stored.job.clone();
     let job = &job;
+    caller.require(&job.namespace, AccessRole::Submitter)?;
     // The one admission gate: a bad quantity is a 400; a job that could never run here (the
     // backend refuses it, it could not fit even the empty cluster, no node or quota could ever
     // take it) is a 422 instead of waiting forever.
@@ -69,6 +73,15 @@ pub async fn submit(
     let rec = st.store.insert_job(&new).await?;
     st.metrics.job_submitted(&rec.namespace, &rec.level);
     st.wake.notify_one();
+    audit(
+        &st,
+        &caller,
+        "job.submit",
+        Some(&rec.namespace),
+        Some(&rec.id),
+        Some(format!("name {:?}, level {}", rec.name, rec.level)),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(view(rec, None, None))))
 }
 
@@ -107,10 +120,13 @@ pub struct JobList {
     responses((status = 200, body = JobList), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
+    caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     let mut filter = JobFilter {
         namespace: q.namespace.clone(),
+        // Only the caller's namespaces: a list is narrowed, never refused.
+        namespace_in: caller.namespace_in(AccessRole::Viewer),
         name: q.name.clone(),
         ..Default::default()
     };
@@ -174,14 +190,24 @@ async fn load(st: &AppState, id: &str) -> Result<JobRecord, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no job with id {id:?}")))
 }
 
+/// The job, if the caller may see its namespace: else 404, as for a job that does not exist.
+async fn load_for(st: &AppState, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+    let rec = load(st, id).await?;
+    caller.visible(&rec.namespace, || {
+        ApiError::NotFound(format!("no job with id {id:?}"))
+    })?;
+    Ok(rec)
+}
+
 /// One job with its timeline and, when queued, its position and wait reason.
 #[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = String, Path, description = "job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn get_job(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    let rec = load(&st, &id).await?;
+    let rec = load_for(&st, &caller, &id).await?;
     let events = st.store.events(&id).await?;
     let wait = st.view.read().await.waiting.get(&id).cloned();
     let orchestration = orch_view(&st, &rec).await?;
@@ -196,8 +222,11 @@ pub async fn get_job(
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
+    let first = load_for(&st, &caller, &id).await?;
+    caller.require(&first.namespace, AccessRole::Submitter)?;
     // Hold the cycle lock so that the reconciler does not record the killed run as failed
     // between our stopping it and our recording the cancel.
     let _cycle = st.cycle_lock.lock().await;
@@ -242,6 +271,15 @@ pub async fn cancel(
             Ok(rec) => {
                 st.metrics.transitioned(t.from, &rec);
                 st.wake.notify_one();
+                audit(
+                    &st,
+                    &caller,
+                    "job.cancel",
+                    Some(&rec.namespace),
+                    Some(&rec.id),
+                    Some(format!("was {}", t.from)),
+                )
+                .await;
                 let events = st.store.events(&id).await?;
                 return Ok(Json(view(rec, None, Some(events))));
             }
@@ -288,10 +326,11 @@ pub struct LogsView {
     responses((status = 200, body = LogsView), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<LogsView>, ApiError> {
-    let rec = load(&st, &id).await?;
+    let rec = load_for(&st, &caller, &id).await?;
     let offset = q.offset.unwrap_or(0);
     let max = q.max_bytes.unwrap_or(65536).clamp(1, 1 << 20);
     let attempt = q.attempt.unwrap_or(rec.attempt);

@@ -20,6 +20,10 @@
 //! | `GET /`, `/ui/*` | the web UI (see [`crate::ui`]) |
 //! | `GET /healthz` | liveness, backend availability |
 //! | `GET /metrics` | Prometheus metrics (text format 0.0.4; see `docs/metrics.md`) |
+//! | `GET /v1/whoami`, `/v1/tokens`, `/v1/audit` | the caller; API tokens and the audit log (see [`tokens`]) |
+//!
+//! Every route is guarded ([`crate::auth::middleware::guard`]) by its rule in
+//! [`crate::auth::routes::ROUTES`]; handlers check the namespace of what they touch.
 
 use axum::Json;
 use axum::Router;
@@ -36,6 +40,7 @@ pub mod error;
 pub mod history;
 pub mod jobs;
 pub mod schedules;
+pub mod tokens;
 pub mod views;
 
 pub use cluster::{Health, QueueView};
@@ -73,15 +78,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge_from(schedules::SchedulesApiDoc::openapi())
         .merge_from(dlq::DlqApiDoc::openapi())
         .merge_from(history::HistoryApiDoc::openapi())
+        .merge_from(tokens::TokensApiDoc::openapi())
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
-/// Builds the router.
-pub fn app(state: AppState) -> Router {
-    let limit = state.config.api.max_body_bytes;
+/// Every route, not yet guarded.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(jobs::routes())
         .merge(cluster::routes())
@@ -89,7 +94,15 @@ pub fn app(state: AppState) -> Router {
         .merge(schedules::routes())
         .merge(dlq::routes())
         .merge(history::routes())
+        .merge(tokens::routes())
         .merge(crate::ui::routes())
+}
+
+/// Builds the router: every route behind the guard (authentication, the route's rule, same
+/// site and host).
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.api.max_body_bytes;
+    crate::auth::middleware::guarded(routes(), &state)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

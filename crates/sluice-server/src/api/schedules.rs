@@ -15,9 +15,11 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody, body_text};
 use super::views::{JobView, view};
+use crate::auth::{Caller, audit};
 use crate::orchestration;
 use crate::state::AppState;
 use crate::time::rfc3339;
+use sluice_core::access::AccessRole;
 
 /// How many upcoming run times `GET /v1/schedules/{namespace}/{name}` shows.
 pub const NEXT_RUNS: usize = 5;
@@ -100,10 +102,29 @@ fn schedule_view(s: ScheduleRecord, next_runs: usize, active: Vec<String>) -> Sc
     responses((status = 201, body = ScheduleView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_schedule(
     State(st): State<AppState>,
+    caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ScheduleView>), ApiError> {
     let text = body_text(&body, st.config.api.max_body_bytes)?;
+    // The namespace is in the document: read it first (a document that does not parse is
+    // refused by create_schedule below, with nothing stored).
+    let opts = sluice_core::spec::ParseOptions {
+        priority: None,
+        levels: &st.levels,
+    };
+    if let Ok(s) = sluice_core::schedule::parse_schedule(text, opts, st.now_ms()) {
+        caller.require(&s.namespace, AccessRole::Submitter)?;
+    }
     let rec = orchestration::create_schedule(&st, text, st.now_ms()).await?;
+    audit(
+        &st,
+        &caller,
+        "schedule.create",
+        Some(&rec.namespace),
+        Some(&rec.name),
+        Some(format!("schedule {:?}", rec.cron)),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(schedule_view(rec, NEXT_RUNS, Vec::new())),
@@ -122,14 +143,28 @@ pub struct ScheduleListQuery {
     responses((status = 200, body = [ScheduleView])))]
 pub async fn list_schedules(
     State(st): State<AppState>,
+    caller: Caller,
     Query(q): Query<ScheduleListQuery>,
 ) -> Result<Json<Vec<ScheduleView>>, ApiError> {
     let all = st.store.list_schedules(q.namespace.as_deref()).await?;
     Ok(Json(
         all.into_iter()
+            .filter(|s| caller.sees(&s.namespace))
             .map(|s| schedule_view(s, 1, Vec::new()))
             .collect(),
     ))
+}
+
+/// Refuses a schedule of a namespace the caller cannot see as missing (404), and one it may
+/// see but not change (403) when `role` is above viewer.
+fn check_schedule(caller: &Caller, ns: &str, name: &str, role: AccessRole) -> Result<(), ApiError> {
+    caller.visible(ns, || {
+        ApiError::from(StoreError::NoSchedule {
+            namespace: ns.into(),
+            name: name.into(),
+        })
+    })?;
+    caller.require(ns, role)
 }
 
 async fn load_schedule(st: &AppState, ns: &str, name: &str) -> Result<ScheduleRecord, ApiError> {
@@ -178,8 +213,10 @@ async fn active_ids(st: &AppState, s: &ScheduleRecord) -> Result<Vec<String>, Ap
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn get_schedule(
     State(st): State<AppState>,
+    caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<ScheduleView>, ApiError> {
+    check_schedule(&caller, &ns, &name, AccessRole::Viewer)?;
     let s = load_schedule(&st, &ns, &name).await?;
     let active = active_ids(&st, &s).await?;
     Ok(Json(schedule_view(s, NEXT_RUNS, active)))
@@ -191,8 +228,10 @@ pub async fn get_schedule(
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn delete_schedule(
     State(st): State<AppState>,
+    caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<ScheduleView>, ApiError> {
+    check_schedule(&caller, &ns, &name, AccessRole::Submitter)?;
     let s = load_schedule(&st, &ns, &name).await?;
     if !st.store.delete_schedule(&ns, &name).await? {
         return Err(StoreError::NoSchedule {
@@ -201,6 +240,15 @@ pub async fn delete_schedule(
         }
         .into());
     }
+    audit(
+        &st,
+        &caller,
+        "schedule.delete",
+        Some(&ns),
+        Some(&name),
+        None,
+    )
+    .await;
     Ok(Json(schedule_view(s, 0, Vec::new())))
 }
 
@@ -210,9 +258,20 @@ pub async fn delete_schedule(
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn suspend(
     State(st): State<AppState>,
+    caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<ScheduleView>, ApiError> {
+    check_schedule(&caller, &ns, &name, AccessRole::Submitter)?;
     let s = orchestration::set_suspended(&st, &ns, &name, true, st.now_ms()).await?;
+    audit(
+        &st,
+        &caller,
+        "schedule.suspend",
+        Some(&ns),
+        Some(&name),
+        None,
+    )
+    .await;
     Ok(Json(schedule_view(s, NEXT_RUNS, Vec::new())))
 }
 
@@ -223,9 +282,20 @@ pub async fn suspend(
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)))]
 pub async fn resume(
     State(st): State<AppState>,
+    caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<Json<ScheduleView>, ApiError> {
+    check_schedule(&caller, &ns, &name, AccessRole::Submitter)?;
     let s = orchestration::set_suspended(&st, &ns, &name, false, st.now_ms()).await?;
+    audit(
+        &st,
+        &caller,
+        "schedule.resume",
+        Some(&ns),
+        Some(&name),
+        None,
+    )
+    .await;
     Ok(Json(schedule_view(s, NEXT_RUNS, Vec::new())))
 }
 
@@ -235,9 +305,20 @@ pub async fn resume(
     responses((status = 201, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn trigger(
     State(st): State<AppState>,
+    caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    check_schedule(&caller, &ns, &name, AccessRole::Submitter)?;
     let rec = orchestration::trigger(&st, &ns, &name, st.now_ms()).await?;
+    audit(
+        &st,
+        &caller,
+        "schedule.trigger",
+        Some(&ns),
+        Some(&name),
+        Some(format!("run {}", rec.id)),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(view(rec, None, None))))
 }
 

@@ -107,6 +107,18 @@ async fn roll_up(state: &AppState) {
     if let Err(e) = state.store.roll_up_history(state.now_ms()).await {
         tracing::warn!("rolling up the history: {e}");
     }
+    // The audit log's retention (auth.audit_retention_days; 0 keeps it forever).
+    let days = state.config.auth.audit_retention_days;
+    if days > 0 {
+        let keep_ms = i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+        if let Err(e) = state
+            .store
+            .purge_audit(state.now_ms().saturating_sub(keep_ms))
+            .await
+        {
+            tracing::warn!("purging the audit log: {e}");
+        }
+    }
 }
 
 /// On start-up, write in each running job's timeline whether its run was found again.

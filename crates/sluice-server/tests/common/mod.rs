@@ -41,7 +41,49 @@ pub async fn local_state(
     })
     .await
     .unwrap();
-    AppState::new(store, Arc::new(backend), config)
+    let state = AppState::new(store, Arc::new(backend), config);
+    bootstrap(&state).await;
+    state
+}
+
+/// What a fresh server does on its first start: makes the admin token and writes it to the
+/// token file in its data directory (see [`admin_token`]).
+pub async fn bootstrap(state: &AppState) {
+    sluice_server::auth::token::bootstrap(state)
+        .await
+        .expect("bootstrap the admin token");
+}
+
+/// The admin token the server wrote to its token file (as the CLI on the same host reads it).
+pub fn admin_token(state: &AppState) -> String {
+    let path = state.config.auth.token_path(&state.config.data_dir);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "no token file {} ({e}): call common::bootstrap(&state) first",
+                path.display()
+            )
+        })
+        .trim()
+        .to_string()
+}
+
+/// The real router (`sluice_server::app`), with every request that carries no
+/// `Authorization` header given the server's bootstrap admin token, as the CLI does.
+pub fn app(state: AppState) -> Router {
+    let token = format!("Bearer {}", admin_token(&state));
+    sluice_server::app(state).layer(axum::middleware::map_request(
+        move |mut req: Request<Body>| {
+            let token = token.clone();
+            async move {
+                if !req.headers().contains_key(header::AUTHORIZATION) {
+                    req.headers_mut()
+                        .insert(header::AUTHORIZATION, token.parse().unwrap());
+                }
+                req
+            }
+        },
+    ))
 }
 
 /// One request: status, content type and body text.

@@ -16,8 +16,9 @@ use sluice_core::job::{JobEvent, JobState, Resources};
 use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 use sluice_store::{
-    DeadLetter, Fire, HistoryQuery, HistorySeries, JobFilter, JobOrch, JobPage, JobSet, OrchJob,
-    QueueStat, Requeue, RetryJob, RollUp, SetFilter, Store, StoreError, Transition,
+    AuditEntry, AuditFilter, DeadLetter, Fire, HistoryQuery, HistorySeries, JobFilter, JobOrch,
+    JobPage, JobSet, NewToken, OrchJob, QueueStat, Requeue, RetryJob, RollUp, SetFilter, Store,
+    StoreError, TokenRecord, Transition,
 };
 
 /// One node of `cores_milli` / `memory_mib`; every submitted run is running, and its room used.
@@ -292,6 +293,34 @@ impl Store for FaultyStore {
     }
     async fn count_dead_letters(&self) -> Result<u64, StoreError> {
         self.inner.count_dead_letters().await
+    }
+    async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
+        self.inner.create_token(token).await
+    }
+    async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.token_by_hash(secret_hash).await
+    }
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list_tokens().await
+    }
+    async fn revoke_token(&self, id: &str, at_ms: i64) -> Result<TokenRecord, StoreError> {
+        self.inner.revoke_token(id, at_ms).await
+    }
+    async fn count_tokens(&self) -> Result<u64, StoreError> {
+        self.inner.count_tokens().await
+    }
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.inner.record_audit(entry).await
+    }
+    async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.audit_log(filter, limit).await
+    }
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.purge_audit(before_ms).await
     }
     async fn close(&self) {
         self.inner.close().await

@@ -439,6 +439,16 @@ impl SqlStore {
         if let Some(ns) = &f.namespace {
             conds.push(format!("j.namespace = {}", q.text(ns.as_str())));
         }
+        if let Some(nss) = &f.namespace_in {
+            if nss.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut ps = Vec::with_capacity(nss.len());
+            for ns in nss {
+                ps.push(q.text(exact("namespace", ns)?));
+            }
+            conds.push(format!("j.namespace IN ({})", ps.join(", ")));
+        }
         if let Some(level) = &f.level {
             conds.push(format!("j.level = {}", q.text(level.as_str())));
         }

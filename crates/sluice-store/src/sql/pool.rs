@@ -45,6 +45,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_queue_deadline.sql"),
         include_str!("../../migrations/postgres/0005_queue_deadline.sql"),
     ),
+    (
+        6,
+        "auth",
+        include_str!("../../migrations/sqlite/0006_auth.sql"),
+        include_str!("../../migrations/postgres/0006_auth.sql"),
+    ),
 ];
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).

@@ -1,0 +1,268 @@
+//! `sluice token ...`, `sluice audit`, `sluice whoami`, and where the client finds its token.
+//!
+//! The token, first found wins:
+//! 1. `--token TOKEN`, or the `SLUICE_TOKEN` environment variable;
+//! 2. `--token-file PATH`, or `SLUICE_TOKEN_FILE`;
+//! 3. `admin.token` in `SLUICE_DATA_DIR` (the server's data directory, when set for both);
+//! 4. `.sluice/admin.token` (the token a server started in this directory with the default
+//!    data directory wrote on its first start).
+//!
+//! Without any, requests go without a token (a server with authentication on answers 401).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use sluice_server::api::tokens::{AuditView, NewTokenView, TokenView, WhoAmI};
+
+use crate::{Client, Output, print_as};
+
+/// The server's default data directory (relative to where it was started).
+const DEFAULT_DATA_DIR: &str = ".sluice";
+
+/// Reads a token file: its first line, trimmed.
+fn read_token_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    let t = text.lines().next().unwrap_or_default().trim().to_string();
+    if t.is_empty() {
+        bail!("the token file {} is empty", path.display());
+    }
+    Ok(t)
+}
+
+/// The client's token, by the order in this module's documentation.
+pub fn find_token(
+    flag: Option<&str>,
+    file: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> Result<Option<String>> {
+    if let Some(t) = flag.map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok(Some(t.to_string()));
+    }
+    if let Some(f) = file {
+        return read_token_file(f).map(Some);
+    }
+    let candidates: Vec<PathBuf> = data_dir
+        .map(|d| d.join(sluice_server::config::TOKEN_FILE))
+        .into_iter()
+        .chain([Path::new(DEFAULT_DATA_DIR).join(sluice_server::config::TOKEN_FILE)])
+        .collect();
+    for p in candidates {
+        if p.is_file() {
+            return read_token_file(&p).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// `sluice token ...` (admin on `*`).
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Makes a token and prints it once (keep it: the server stores only its hash).
+    Create {
+        /// Namespace the token acts in (`*` for every namespace); with --role.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Its role there: viewer, submitter, operator or admin.
+        #[arg(short, long)]
+        role: Option<String>,
+        /// More bindings, NAMESPACE=ROLE (repeat for several namespaces).
+        #[arg(long = "bind")]
+        bindings: Vec<String>,
+        /// Who or what it is for (default: the bindings).
+        #[arg(long)]
+        subject: Option<String>,
+        /// How long it works, like 30d or 12h (default: until revoked).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Lists tokens (never their secrets).
+    List {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
+    /// Revokes a token: refused at once from then on.
+    Revoke {
+        /// Token id (`tok_...`, from `sluice token list`).
+        id: String,
+    },
+}
+
+pub async fn token(c: &Client, cmd: TokenCmd) -> Result<i32> {
+    match cmd {
+        TokenCmd::Create {
+            namespace,
+            role,
+            mut bindings,
+            subject,
+            expires,
+        } => {
+            match (namespace, role) {
+                (Some(ns), Some(r)) => bindings.insert(0, format!("{ns}={r}")),
+                (None, None) => {}
+                _ => bail!("--namespace and --role go together"),
+            }
+            if bindings.is_empty() {
+                bail!("give --namespace NS --role ROLE (or --bind NS=ROLE)");
+            }
+            let body = serde_json::json!({
+                "subject": subject.unwrap_or_else(|| bindings.join(",")),
+                "bindings": bindings,
+                "expires": expires,
+            });
+            let t: NewTokenView = c.post_json("/v1/tokens", &body).await?;
+            eprintln!(
+                "token {} for {:?} ({}){}; shown only now:",
+                t.info.id,
+                t.info.subject,
+                t.info.bindings.join(", "),
+                t.info
+                    .expires_at
+                    .as_deref()
+                    .map(|e| format!(", expires {e}"))
+                    .unwrap_or_default()
+            );
+            println!("{}", t.token);
+            Ok(0)
+        }
+        TokenCmd::List { output } => {
+            let all: Vec<TokenView> = c.get("/v1/tokens", &[]).await?;
+            if output != Output::Table {
+                print_as(&all, output)?;
+                return Ok(0);
+            }
+            println!(
+                "{:<32}  {:<20}  {:<28}  {:<8}  {:<24}",
+                "ID", "SUBJECT", "BINDINGS", "ACTIVE", "EXPIRES / REVOKED"
+            );
+            for t in all {
+                let until = t
+                    .revoked_at
+                    .map(|r| format!("revoked {r}"))
+                    .or(t.expires_at)
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<32}  {:<20}  {:<28}  {:<8}  {:<24}",
+                    t.id,
+                    t.subject,
+                    t.bindings.join(","),
+                    if t.active { "yes" } else { "no" },
+                    until
+                );
+            }
+            Ok(0)
+        }
+        TokenCmd::Revoke { id } => {
+            let t: TokenView = c
+                .post(&format!("/v1/tokens/{id}/revoke"), &[], String::new())
+                .await?;
+            println!("{} revoked", t.id);
+            Ok(0)
+        }
+    }
+}
+
+/// Arguments of `sluice audit`.
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    /// Only this namespace.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Only this actor (a token id).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this action (job.submit, job.cancel, dlq.requeue, token.create, ...).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// At or after (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// How many entries.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+pub async fn audit(c: &Client, a: AuditArgs) -> Result<i32> {
+    let mut q = vec![("limit", a.limit.to_string())];
+    for (k, v) in [
+        ("namespace", a.namespace),
+        ("actor", a.actor),
+        ("action", a.action),
+        ("since", a.since),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v));
+        }
+    }
+    let entries: Vec<AuditView> = c.get("/v1/audit", &q).await?;
+    if a.output != Output::Table {
+        print_as(&entries, a.output)?;
+        return Ok(0);
+    }
+    println!(
+        "{:<24}  {:<32}  {:<16}  {:<12}  {:<26}  {:<21}  DETAIL",
+        "AT", "ACTOR", "ACTION", "NAMESPACE", "TARGET", "FROM"
+    );
+    for e in entries {
+        println!(
+            "{:<24}  {:<32}  {:<16}  {:<12}  {:<26}  {:<21}  {}",
+            e.at,
+            e.actor,
+            e.action,
+            e.namespace.as_deref().unwrap_or("-"),
+            e.target.as_deref().unwrap_or("-"),
+            e.peer.as_deref().unwrap_or("-"),
+            e.detail.as_deref().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+pub async fn whoami(c: &Client) -> Result<i32> {
+    let w: WhoAmI = c.get("/v1/whoami", &[]).await?;
+    println!("{} ({})", w.actor, w.subject);
+    for b in &w.bindings {
+        println!("  {b}");
+    }
+    if !w.auth_enabled {
+        println!("authentication is off on this server");
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_found_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t");
+        std::fs::write(&f, "sluice_file\n").unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("admin.token"), "sluice_data\n").unwrap();
+        assert_eq!(
+            find_token(Some("sluice_flag"), Some(&f), Some(&data)).unwrap(),
+            Some("sluice_flag".into())
+        );
+        assert_eq!(
+            find_token(None, Some(&f), Some(&data)).unwrap(),
+            Some("sluice_file".into())
+        );
+        assert_eq!(
+            find_token(None, None, Some(&data)).unwrap(),
+            Some("sluice_data".into())
+        );
+        let missing = dir.path().join("nope");
+        let e = find_token(None, Some(&missing), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+}

@@ -1,0 +1,827 @@
+//! Authentication and authorisation through the real router (`app(state)` with `oneshot`):
+//! the route table walked whole (every route guarded, a route without a rule refused), a token
+//! of namespace A against everything of namespace B on every route, the roles within one
+//! namespace, expired and revoked tokens, secrets never stored, authentication off only on
+//! loopback, foreign hosts and cross-site requests, the audit log and the bootstrap token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sluice_core::access::{AccessRole, Binding};
+use sluice_core::job::JobState;
+use sluice_server::auth::routes::{Access, ROUTES};
+use sluice_server::auth::token::{bootstrap, create_token};
+use sluice_server::config::Config;
+use sluice_server::tick::tick;
+use sluice_server::{AppState, app};
+use sluice_store::{DeadLetter, Transition};
+use tower::ServiceExt;
+
+struct Env {
+    state: AppState,
+    router: Router,
+    admin: String,
+    dir: tempfile::TempDir,
+}
+
+async fn env_with(tweak: impl FnOnce(&mut Config)) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    tweak(&mut config);
+    let state = common::local_state(dir.path(), 8000, 16384, config).await;
+    // With authentication off there is no token file (and none is needed).
+    let admin = if state.config.auth.enabled {
+        common::admin_token(&state)
+    } else {
+        String::new()
+    };
+    Env {
+        // The real router, no token added: each request says which token it carries.
+        router: app(state.clone()),
+        state,
+        admin,
+        dir,
+    }
+}
+
+async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+/// One request with `token` (none: no Authorization header) and extra headers.
+async fn send(
+    r: &Router,
+    method: &str,
+    uri: &str,
+    body: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value, String) {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/yaml");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = r
+        .clone()
+        .oneshot(b.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let www = resp
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        www,
+    )
+}
+
+async fn as_(r: &Router, token: &str, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+    let (s, v, _) = send(r, method, uri, body, Some(token), &[]).await;
+    (s, v)
+}
+
+/// A token made through the API by the admin.
+async fn token(e: &Env, bindings: &[&str], expires: Option<&str>) -> (String, String) {
+    let body =
+        json!({"subject": format!("test {bindings:?}"), "bindings": bindings, "expires": expires});
+    let (s, v) = as_(&e.router, &e.admin, "POST", "/v1/tokens", &body.to_string()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (
+        v["token"].as_str().unwrap().to_string(),
+        v["info"]["id"].as_str().unwrap().to_string(),
+    )
+}
+
+fn job(name: &str, ns: &str) -> String {
+    format!(
+        "name: {name}\nnamespace: {ns}\ncommand:\n  argv: [sleep, \"30\"]\n  cpu: 100m\n  memory: 32m\n"
+    )
+}
+
+fn schedule(name: &str, ns: &str) -> String {
+    format!(
+        "name: {name}\nnamespace: {ns}\nschedule: \"@every 1h\"\ntemplate:\n  command:\n    argv: [\"true\"]\n    cpu: 100m\n    memory: 32m\n"
+    )
+}
+
+/// Submits as admin; returns the id.
+async fn submit(e: &Env, name: &str, ns: &str) -> String {
+    let (s, v) = as_(&e.router, &e.admin, "POST", "/v1/jobs", &job(name, ns)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// A job of `ns` moved into the dead-letter queue through the store.
+async fn dead_letter(e: &Env, name: &str, ns: &str) -> String {
+    let id = submit(e, name, ns).await;
+    let st = &e.state.store;
+    let now = e.state.now_ms();
+    st.transition(&Transition::new(
+        &id,
+        JobState::Queued,
+        JobState::Admitted,
+        now,
+        "t",
+    ))
+    .await
+    .unwrap();
+    st.transition(&Transition::new(
+        &id,
+        JobState::Admitted,
+        JobState::Failed,
+        now,
+        "t",
+    ))
+    .await
+    .unwrap();
+    st.dead_letter(&DeadLetter {
+        id: id.clone(),
+        attempt: 1,
+        at_ms: now,
+        failure_class: "app".into(),
+        reason: "test".into(),
+    })
+    .await
+    .unwrap();
+    id
+}
+
+/// A concrete URI for a route path (`{id}` and friends filled in).
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "nope")
+        .replace("{namespace}", "default")
+        .replace("{name}", "nope")
+}
+
+#[tokio::test]
+async fn every_route_is_in_the_table_and_guarded() {
+    let e = env().await;
+    // Every operation of the OpenAPI document has a rule.
+    let doc = serde_json::to_value(sluice_server::api::openapi()).unwrap();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let m = method.to_ascii_uppercase();
+            assert!(
+                ROUTES.iter().any(|r| r.path == path && r.method == m),
+                "{m} {path} is in the OpenAPI document but has no rule in auth::routes::ROUTES"
+            );
+        }
+    }
+    for rule in ROUTES {
+        let uri = concrete(rule.path);
+        let (status, body, www) = send(&e.router, rule.method, &uri, "", None, &[]).await;
+        match rule.access {
+            Access::Public => assert_ne!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {} is public: {body}",
+                rule.method,
+                rule.path
+            ),
+            _ => {
+                // 401 without a token proves both that the router serves the route (an unknown
+                // route is a bare 404) and that the guard is in front of it.
+                assert_eq!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{} {} answered without a token: {body}",
+                    rule.method,
+                    rule.path
+                );
+                assert!(www.starts_with("Bearer"), "{www}");
+            }
+        }
+        // The admin reaches the handler: never the router's bare 404 or 405.
+        let (status, body, _) = send(&e.router, rule.method, &uri, "", Some(&e.admin), &[]).await;
+        assert!(
+            status != StatusCode::METHOD_NOT_ALLOWED
+                && !(status == StatusCode::NOT_FOUND && body == Value::String(String::new())),
+            "{} {} is in the table but not served: {status} {body}",
+            rule.method,
+            rule.path
+        );
+        assert_ne!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{} {}: {body}",
+            rule.method,
+            rule.path
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_route_without_a_rule_is_refused_even_to_the_admin() {
+    let e = env().await;
+    let routes = sluice_server::api::routes().route(
+        "/v1/forgotten",
+        axum::routing::get(|| async { "should not be served" }),
+    );
+    let r = sluice_server::auth::middleware::guarded(routes, &e.state).with_state(e.state.clone());
+    let (s, v) = as_(&r, &e.admin, "GET", "/v1/forgotten", "").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("no access rule"),
+        "{v}"
+    );
+    // The other routes of the same router still work.
+    let (s, _) = as_(&r, &e.admin, "GET", "/v1/jobs", "").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+fn has_ns(list: &Value, key: &str, ns: &str) -> bool {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x.pointer(key).and_then(Value::as_str) == Some(ns))
+}
+
+/// For every route of the table, a token that is admin of namespace A only cannot read, list,
+/// cancel, submit into, purge, requeue or see the logs of namespace B. A route added to the table
+/// without a case here fails this test.
+#[tokio::test]
+async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
+    let e = env().await;
+    let r = &e.router;
+    let (a, _) = token(&e, &["a=admin"], None).await;
+    // What B has: a job admitted and running, one queued, a dead letter, a schedule.
+    let running_b = submit(&e, "run-b", "b").await;
+    tick(&e.state).await.unwrap();
+    let queued_b = submit(&e, "queued-b", "b").await;
+    let dead_b = dead_letter(&e, "dead-b", "b").await;
+    let (s, v) = as_(
+        r,
+        &e.admin,
+        "POST",
+        "/v1/schedules",
+        &schedule("nightly", "b"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let own_a = submit(&e, "own-a", "a").await;
+    let jobs_of = |ns: &'static str| {
+        let st = e.state.clone();
+        async move {
+            st.store
+                .list_jobs(
+                    &sluice_store::JobFilter {
+                        namespace: Some(ns.into()),
+                        ..Default::default()
+                    },
+                    100,
+                    None,
+                )
+                .await
+                .unwrap()
+                .jobs
+        }
+    };
+    let b_before = jobs_of("b").await.len();
+    let not_found = |s: StatusCode, v: &Value, what: &str| {
+        assert_eq!(s, StatusCode::NOT_FOUND, "{what}: {v}");
+    };
+
+    for rule in ROUTES {
+        let what = format!("{} {}", rule.method, rule.path);
+        match (rule.method, rule.path) {
+            ("POST", "/v1/jobs") => {
+                let (s, v) = as_(r, &a, "POST", "/v1/jobs", &job("sneak", "b")).await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {v}");
+                let (s, v) = as_(r, &a, "POST", "/v1/jobs", &job("fine", "a")).await;
+                assert_eq!(s, StatusCode::CREATED, "{what}: {v}");
+            }
+            ("GET", "/v1/jobs") => {
+                for uri in ["/v1/jobs", "/v1/jobs?namespace=b", "/v1/jobs?state=queued"] {
+                    let (s, v) = as_(r, &a, "GET", uri, "").await;
+                    assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+                    assert!(!has_ns(&v["jobs"], "/namespace", "b"), "{uri}: {v}");
+                }
+                let (_, v) = as_(r, &a, "GET", "/v1/jobs", "").await;
+                assert!(has_ns(&v["jobs"], "/namespace", "a"), "{v}");
+            }
+            ("GET", "/v1/jobs/{id}") => {
+                let (s, v) = as_(r, &a, "GET", &format!("/v1/jobs/{queued_b}"), "").await;
+                not_found(s, &v, &what);
+                let (s, _) = as_(r, &a, "GET", &format!("/v1/jobs/{own_a}"), "").await;
+                assert_eq!(s, StatusCode::OK);
+            }
+            ("POST", "/v1/jobs/{id}/cancel") => {
+                for id in [&queued_b, &running_b] {
+                    let (s, v) = as_(r, &a, "POST", &format!("/v1/jobs/{id}/cancel"), "").await;
+                    not_found(s, &v, &what);
+                }
+            }
+            ("GET", "/v1/jobs/{id}/logs") => {
+                let (s, v) = as_(r, &a, "GET", &format!("/v1/jobs/{running_b}/logs"), "").await;
+                not_found(s, &v, &what);
+            }
+            ("GET", "/v1/queues") => {
+                let (s, v) = as_(r, &a, "GET", "/v1/queues", "").await;
+                assert_eq!(s, StatusCode::OK);
+                assert!(!has_ns(&v, "/namespace", "b"), "{v}");
+                let (_, v) = as_(r, &e.admin, "GET", "/v1/queues", "").await;
+                assert!(has_ns(&v, "/namespace", "b"), "the admin sees b: {v}");
+            }
+            ("GET", "/v1/cluster") => {
+                let (s, v) = as_(r, &a, "GET", "/v1/cluster", "").await;
+                assert_eq!(s, StatusCode::OK);
+                assert!(!has_ns(&v["namespaces"], "/namespace", "b"), "{v}");
+                let (_, v) = as_(r, &e.admin, "GET", "/v1/cluster", "").await;
+                assert!(has_ns(&v["namespaces"], "/namespace", "b"), "{v}");
+            }
+            ("GET", "/metrics") => {
+                // Metrics cover every namespace: viewer on * only.
+                let (s, v) = as_(r, &a, "GET", "/metrics", "").await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+            }
+            ("GET", "/healthz" | "/openapi.json" | "/" | "/ui/app.js" | "/ui/style.css") => {
+                assert_eq!(rule.access, Access::Public);
+                let (s, v) = as_(r, &a, "GET", rule.path, "").await;
+                assert_eq!(s, StatusCode::OK);
+                assert!(
+                    !v.to_string().contains(&queued_b),
+                    "{what} shows a job of b"
+                );
+            }
+            ("POST", "/v1/schedules") => {
+                let (s, v) = as_(r, &a, "POST", "/v1/schedules", &schedule("sneak", "b")).await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {v}");
+            }
+            ("GET", "/v1/schedules") => {
+                for uri in ["/v1/schedules", "/v1/schedules?namespace=b"] {
+                    let (s, v) = as_(r, &a, "GET", uri, "").await;
+                    assert_eq!(s, StatusCode::OK);
+                    assert!(!has_ns(&v, "/namespace", "b"), "{uri}: {v}");
+                }
+            }
+            ("GET" | "DELETE", "/v1/schedules/{namespace}/{name}") => {
+                let (s, v) = as_(r, &a, rule.method, "/v1/schedules/b/nightly", "").await;
+                not_found(s, &v, &what);
+            }
+            (
+                "POST",
+                "/v1/schedules/{namespace}/{name}/suspend"
+                | "/v1/schedules/{namespace}/{name}/resume"
+                | "/v1/schedules/{namespace}/{name}/trigger",
+            ) => {
+                let uri = rule.path.replace("{namespace}/{name}", "b/nightly");
+                let (s, v) = as_(r, &a, "POST", &uri, "").await;
+                not_found(s, &v, &what);
+            }
+            ("GET", "/v1/dlq") => {
+                for uri in [
+                    "/v1/dlq",
+                    "/v1/dlq?namespace=b",
+                    &format!("/v1/dlq?id={dead_b}"),
+                ] {
+                    let (s, v) = as_(r, &a, "GET", uri, "").await;
+                    assert_eq!(s, StatusCode::OK);
+                    assert!(!has_ns(&v, "/job/namespace", "b"), "{uri}: {v}");
+                }
+            }
+            ("GET", "/v1/dlq/{id}") => {
+                let (s, v) = as_(r, &a, "GET", &format!("/v1/dlq/{dead_b}"), "").await;
+                not_found(s, &v, &what);
+            }
+            ("POST", "/v1/dlq/requeue") => {
+                let (s, v) = as_(r, &a, "POST", "/v1/dlq/requeue?all=true", "").await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                assert!(v["requeued"].as_array().unwrap().is_empty(), "{v}");
+                let (s, v) = as_(r, &a, "POST", &format!("/v1/dlq/requeue?id={dead_b}"), "").await;
+                not_found(s, &v, &what);
+                let (s, v) = as_(r, &a, "POST", "/v1/dlq/requeue?namespace=b", "").await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+            }
+            ("POST", "/v1/dlq/purge" | "/v1/queues/purge") => {
+                let (s, v) = as_(r, &a, "POST", &format!("{}?all=true", rule.path), "").await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                assert!(!has_ns(&v["selected"], "/namespace", "b"), "{what}: {v}");
+                let (s, v) = as_(r, &a, "POST", &format!("{}?namespace=b", rule.path), "").await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+                let (s, v) = as_(
+                    r,
+                    &a,
+                    "POST",
+                    &format!("{}?id={dead_b},{queued_b}", rule.path),
+                    "",
+                )
+                .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                assert!(v["purged"].as_array().unwrap().is_empty(), "{what}: {v}");
+            }
+            ("GET", "/v1/history") => {
+                let (s, v) = as_(r, &a, "GET", "/v1/history", "").await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                assert!(!has_ns(&v["series"], "/namespace", "b"), "{v}");
+                let (_, v) = as_(r, &e.admin, "GET", "/v1/history", "").await;
+                assert!(has_ns(&v["series"], "/namespace", "b"), "{v}");
+            }
+            ("GET", "/v1/whoami") => {
+                let (s, v) = as_(r, &a, "GET", "/v1/whoami", "").await;
+                assert_eq!(s, StatusCode::OK);
+                assert_eq!(v["bindings"], json!(["a=admin"]));
+                assert_eq!(v["admin"], false);
+            }
+            ("POST" | "GET", "/v1/tokens") | ("GET", "/v1/audit") => {
+                let body = json!({"subject": "x", "bindings": ["b=admin"]}).to_string();
+                let (s, v) = as_(r, &a, rule.method, rule.path, &body).await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {v}");
+            }
+            ("POST", "/v1/tokens/{id}/revoke") => {
+                let (s, v) = as_(r, &a, "POST", "/v1/tokens/tok_x/revoke", "").await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {v}");
+            }
+            _ => panic!(
+                "{what} has no case in this test: write what a namespace-A token must not do \
+                 with namespace B there"
+            ),
+        }
+    }
+    // Nothing of B changed.
+    let b_after = jobs_of("b").await;
+    assert_eq!(b_after.len(), b_before, "no job of b was added or purged");
+    for j in &b_after {
+        assert_ne!(j.state, JobState::Cancelled, "{}", j.id);
+    }
+    let dead = e.state.store.job_orch(&dead_b).await.unwrap().unwrap();
+    assert!(dead.dlq_at_ms.is_some(), "the dead letter of b stays");
+    let s = e
+        .state
+        .store
+        .get_schedule("b", "nightly")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!s.suspended);
+}
+
+#[tokio::test]
+async fn roles_within_a_namespace() {
+    let e = env().await;
+    let r = &e.router;
+    let (viewer, _) = token(&e, &["b=viewer"], None).await;
+    let (submitter, _) = token(&e, &["b=submitter"], None).await;
+    let (operator, _) = token(&e, &["b=operator"], None).await;
+    let id = submit(&e, "j", "b").await;
+    let dead = dead_letter(&e, "d", "b").await;
+    // The viewer reads but may not act.
+    let (s, _) = as_(r, &viewer, "GET", &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = as_(r, &viewer, "GET", &format!("/v1/jobs/{id}/logs"), "").await;
+    assert_eq!(s, StatusCode::OK);
+    for (m, uri, body) in [
+        ("POST", "/v1/jobs".to_string(), job("x", "b")),
+        ("POST", format!("/v1/jobs/{id}/cancel"), String::new()),
+        ("POST", "/v1/schedules".to_string(), schedule("s", "b")),
+        ("POST", format!("/v1/dlq/requeue?id={dead}"), String::new()),
+    ] {
+        let (s, v) = as_(r, &viewer, m, &uri, &body).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "viewer {m} {uri}: {v}");
+    }
+    // The submitter submits and cancels, manages schedules, but does not requeue or purge.
+    let (s, v) = as_(r, &submitter, "POST", "/v1/schedules", &schedule("s", "b")).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = as_(r, &submitter, "POST", "/v1/schedules/b/s/suspend", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = as_(r, &submitter, "POST", &format!("/v1/jobs/{id}/cancel"), "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for uri in [
+        format!("/v1/dlq/requeue?id={dead}"),
+        format!("/v1/dlq/purge?id={dead}"),
+        "/v1/queues/purge?all=true".to_string(),
+    ] {
+        let (s, v) = as_(r, &submitter, "POST", &uri, "").await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "submitter {uri}: {v}");
+    }
+    // The operator requeues; none of them manages tokens or reads the audit log.
+    let (s, v) = as_(
+        r,
+        &operator,
+        "POST",
+        &format!("/v1/dlq/requeue?id={dead}"),
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["requeued"][0]["id"], dead.as_str());
+    for t in [&viewer, &submitter, &operator] {
+        let (s, _) = as_(r, t, "GET", "/v1/tokens", "").await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = as_(r, t, "GET", "/v1/audit", "").await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    // Viewer on *: reads every namespace and the metrics.
+    let (all, _) = token(&e, &["*=viewer"], None).await;
+    let (s, _) = as_(r, &all, "GET", "/metrics", "").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = as_(r, &all, "GET", &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expired_and_revoked_tokens_get_401_at_once() {
+    let e = env().await;
+    let r = &e.router;
+    let (t, id) = token(&e, &["a=viewer"], Some("1h")).await;
+    let (s, _) = as_(r, &t, "GET", "/v1/jobs", "").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = as_(r, &e.admin, "POST", &format!("/v1/tokens/{id}/revoke"), "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["active"], false);
+    // The very next request is refused: nothing caches the token.
+    let (s, v, www) = send(r, "GET", "/v1/jobs", "", Some(&t), &[]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("revoked"), "{v}");
+    assert!(www.starts_with("Bearer"));
+    // Expired: a token whose expiry has passed.
+    let now = e.state.now_ms();
+    let (_, secret) = create_token(
+        &e.state,
+        "short-lived",
+        vec![Binding::new("a", AccessRole::Viewer).unwrap()],
+        Some(now + 200),
+        None,
+    )
+    .await
+    .unwrap();
+    let (s, _) = as_(r, &secret, "GET", "/v1/jobs", "").await;
+    assert_eq!(s, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, v) = as_(r, &secret, "GET", "/v1/jobs", "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("expired"), "{v}");
+    // Unknown, malformed and missing tokens.
+    for (h, want) in [
+        (Some("sluice_0000"), "unknown token"),
+        (Some("not-a-token"), "unknown token"),
+        (None, "no bearer token"),
+    ] {
+        let (s, v, _) = send(r, "GET", "/v1/jobs", "", h, &[]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{h:?}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{h:?}: {v}");
+    }
+    let (s, v, _) = send(
+        r,
+        "GET",
+        "/v1/jobs",
+        "",
+        None,
+        &[("authorization", "Basic eDp5")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    // Bad token requests name the field.
+    for (body, word) in [
+        (json!({"subject": "x", "bindings": ["a=root"]}), "root"),
+        (json!({"subject": "x", "bindings": []}), "bindings"),
+        (json!({"subject": "x", "bindings": ["Bad=viewer"]}), "Bad"),
+        (
+            json!({"subject": "x", "bindings": ["a=viewer"], "expires": "soon"}),
+            "expires",
+        ),
+        (json!({"subject": "", "bindings": ["a=viewer"]}), "subject"),
+        (
+            json!({"subject": "x", "bindings": ["a=viewer"], "admin": true}),
+            "admin",
+        ),
+    ] {
+        let (s, v) = as_(r, &e.admin, "POST", "/v1/tokens", &body.to_string()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(word), "{body}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_not_stored_in_plaintext() {
+    let e = env().await;
+    let (secret, id) = token(&e, &["a=viewer"], None).await;
+    let hex = &secret["sluice_".len()..];
+    // The list shows neither the secret nor its hash.
+    let (s, v) = as_(&e.router, &e.admin, "GET", "/v1/tokens", "").await;
+    assert_eq!(s, StatusCode::OK);
+    let listed = v.to_string();
+    assert!(listed.contains(&id));
+    let hash = sluice_server::auth::token::secret_hash(&secret);
+    for needle in [hex, hash.as_str(), common::admin_token(&e.state).as_str()] {
+        assert!(!listed.contains(needle), "the token list shows {needle}");
+    }
+    // Every byte the database keeps (the file and its write-ahead log): no secret anywhere, the
+    // hash is there.
+    e.state.store.close().await;
+    let mut bytes = Vec::new();
+    for f in std::fs::read_dir(e.dir.path()).unwrap() {
+        let p = f.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().starts_with("s.db") {
+            bytes.extend(std::fs::read(&p).unwrap());
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains(&hash), "the hash is stored");
+    assert!(!text.contains(hex), "the secret is stored in plaintext");
+    let admin_hex = common::admin_token(&e.state)["sluice_".len()..].to_string();
+    assert!(
+        !text.contains(&admin_hex),
+        "the admin secret is stored in plaintext"
+    );
+}
+
+#[tokio::test]
+async fn authentication_off_only_on_loopback_and_never_for_other_sites() {
+    let mut c = Config {
+        listen: "0.0.0.0:7467".into(),
+        ..Config::default()
+    };
+    c.auth.enabled = false;
+    let err = c.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("auth.enabled") && err.contains("loopback"),
+        "{err}"
+    );
+    c.listen = "[::1]:7467".into();
+    c.validate().unwrap();
+    let e = env_with(|c| c.auth.enabled = false).await;
+    let r = &e.router;
+    // No token needed; the caller is anonymous.
+    let (s, v, _) = send(r, "POST", "/v1/jobs", &job("j", "a"), None, &[]).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v, _) = send(
+        r,
+        "GET",
+        "/v1/whoami",
+        "",
+        None,
+        &[("host", "127.0.0.1:7467")],
+    )
+    .await;
+    assert_eq!(v["actor"], "anonymous");
+    assert_eq!(v["auth_enabled"], false);
+    // A name that resolves to this host (DNS rebinding), and other sites: refused.
+    for headers in [
+        vec![("host", "attacker.example:7467")],
+        vec![
+            ("host", "127.0.0.1:7467"),
+            ("origin", "http://attacker.example"),
+        ],
+        vec![("host", "127.0.0.1:7467"), ("sec-fetch-site", "cross-site")],
+    ] {
+        for (m, uri, body) in [
+            ("GET", "/v1/jobs", ""),
+            ("POST", "/v1/jobs", job("x", "a").leak() as &str),
+        ] {
+            let (s, v, _) = send(r, m, uri, body, None, &headers).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{m} {uri} {headers:?}: {v}");
+        }
+    }
+    let n = e
+        .state
+        .store
+        .list_jobs(&Default::default(), 10, None)
+        .await
+        .unwrap()
+        .jobs
+        .len();
+    assert_eq!(n, 1, "nothing was submitted by the refused requests");
+    // The same checks with authentication on: a stolen admin token used from another site.
+    let on = env().await;
+    let (s, v, _) = send(
+        &on.router,
+        "POST",
+        "/v1/jobs",
+        &job("x", "a"),
+        Some(&on.admin),
+        &[
+            ("host", "127.0.0.1:7467"),
+            ("origin", "http://attacker.example"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+}
+
+#[tokio::test]
+async fn the_audit_log_records_who_did_what_where_and_from_where() {
+    let e = env().await;
+    let r = &e.router;
+    let (t, tid) = token(&e, &["a=submitter"], None).await;
+    // A submit from a known peer address.
+    let peer: SocketAddr = "10.1.2.3:40000".parse().unwrap();
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/v1/jobs")
+        .header("authorization", format!("Bearer {t}"))
+        .body(Body::from(job("audited", "a")))
+        .unwrap();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let resp = r.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let id = serde_json::from_slice::<Value>(&bytes).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _) = as_(r, &t, "POST", &format!("/v1/jobs/{id}/cancel"), "").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = as_(r, &e.admin, "GET", "/v1/audit", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let entries = v.as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|x| x["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["job.cancel", "job.submit", "token.create"], "{v}");
+    let submit = &entries[1];
+    assert_eq!(submit["actor"], tid.as_str());
+    assert_eq!(submit["namespace"], "a");
+    assert_eq!(submit["target"], id.as_str());
+    assert_eq!(submit["peer"], "10.1.2.3:40000");
+    assert!(submit["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        entries[2]["target"],
+        tid.as_str(),
+        "the token change is audited"
+    );
+    // Filters.
+    let (_, v) = as_(
+        r,
+        &e.admin,
+        "GET",
+        &format!("/v1/audit?actor={tid}&action=job.cancel"),
+        "",
+    )
+    .await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    let (s, _) = as_(r, &e.admin, "GET", "/v1/audit?limit=0", "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Retention: the roll-up step of a tick drops entries older than audit_retention_days.
+    let (_, v) = as_(r, &e.admin, "GET", "/v1/audit", "").await;
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    let old = sluice_store::AuditEntry {
+        id: "00000000000000000000000000".into(),
+        at_ms: e.state.now_ms() - 91 * 86_400_000,
+        actor: "tok_old".into(),
+        subject: "old".into(),
+        action: "job.submit".into(),
+        namespace: Some("a".into()),
+        target: None,
+        detail: None,
+        peer: None,
+    };
+    e.state.store.record_audit(&old).await.unwrap();
+    tick(&e.state).await.unwrap();
+    let (_, v) = as_(r, &e.admin, "GET", "/v1/audit?actor=tok_old", "").await;
+    assert!(v.as_array().unwrap().is_empty(), "{v}");
+    let (_, v) = as_(r, &e.admin, "GET", "/v1/audit", "").await;
+    assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
+}
+
+#[tokio::test]
+async fn the_bootstrap_token_is_written_once_and_private() {
+    let e = env().await;
+    let path = e.state.config.auth.token_path(&e.state.config.data_dir);
+    assert_eq!(path, e.dir.path().join("admin.token"));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (s, v) = as_(&e.router, &e.admin, "GET", "/v1/whoami", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["admin"], true);
+    assert_eq!(v["subject"], "bootstrap-admin");
+    // A restart does not make another token, nor touch the file.
+    assert_eq!(bootstrap(&e.state).await.unwrap(), None);
+    assert_eq!(common::admin_token(&e.state), e.admin);
+    // A token file removed on purpose stays removed.
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(bootstrap(&e.state).await.unwrap(), None);
+    assert!(!path.exists());
+    assert_eq!(e.state.store.count_tokens().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn metrics_can_be_made_public() {
+    let e = env_with(|c| c.auth.metrics_public = true).await;
+    let (s, _, _) = send(&e.router, "GET", "/metrics", "", None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = send(&e.router, "GET", "/v1/cluster", "", None, &[]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
