@@ -4,6 +4,8 @@
 //! - [`duration`]: the one duration grammar ("90", "90s", "1h 30m", "500ms", "2d").
 //! - [`quantity`]: CPU and memory quantities as Spark and Kubernetes write them.
 //! - [`spec`]: the job model and the checks of its fields.
+//! - [`safety`]: what a job may never ask of the host (loader variables, `..`, options smuggled
+//!   into `spark-submit`).
 //! - [`document`]: the job document parser (sluice's own spec or a `SparkApplication`).
 //! - [`sizing`]: the pod-level demand of a job, by Spark's own rules.
 //! - [`job`]: job states, records and transition history, shared by the store and the server.
@@ -22,6 +24,7 @@ pub mod job;
 pub mod pods;
 pub mod quantity;
 pub mod retry;
+pub mod safety;
 pub mod schedule;
 pub mod sizing;
 pub mod spec;

@@ -15,12 +15,14 @@ use sluice_core::sizing::DeployMode;
 use sluice_core::spec::Levels;
 
 mod backend;
+mod security;
 
 pub use self::backend::{
     BackendConfig, BackendKeyError, KubeBackendSettings, KubeCapacityMode, KubeCredentials,
     KubeSettings, KubernetesConfig, LocalConfig as LocalBackendConfig,
     StandaloneConfig as StandaloneBackendConfig,
 };
+pub use self::security::{CommandJobsConfig, LimitsConfig, SecurityConfig};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
@@ -92,6 +94,10 @@ pub struct Config {
     pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// `[api]`.
     pub api: ApiConfig,
+    /// `[security]`: command jobs (refused unless allowed).
+    pub security: SecurityConfig,
+    /// `[limits]`: connections, timeouts, rate limit, open files.
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -104,6 +110,8 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             namespaces: BTreeMap::new(),
             api: ApiConfig::default(),
+            security: SecurityConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -182,6 +190,8 @@ const ENV_KEYS: &[&str] = &[
     "scheduler",
     "namespaces",
     "api",
+    "security",
+    "limits",
 ];
 
 impl Config {
@@ -289,6 +299,8 @@ impl Config {
                 "must be greater than zero",
             ));
         }
+        self.security.validate()?;
+        self.limits.validate()?;
         Ok(())
     }
 

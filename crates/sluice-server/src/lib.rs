@@ -3,6 +3,8 @@
 //!
 //! Modules by layer, each importing only from the ones below it:
 //! - [`api`] (HTTP handlers, by resource) and [`ui`] (the web page);
+//! - [`guard`] (command-job privilege, transport limits, redaction: between the network and
+//!   the handlers);
 //! - [`tick`] (the submitter loop: reconcile, orchestrate, admit, submit, roll up);
 //! - [`admission`] (can this job ever run here: one gate for submit, schedules and retries);
 //! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
@@ -15,6 +17,7 @@ pub mod aside;
 pub mod cluster;
 pub mod config;
 pub mod fault;
+pub mod guard;
 pub mod metrics;
 pub mod orchestration;
 pub mod state;

@@ -11,7 +11,6 @@ use axum::Router;
 use axum::http::StatusCode;
 use common::{call, raw};
 use serde_json::Value;
-use sluice_server::config::Config;
 use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 
@@ -23,7 +22,7 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let state = common::local_state(dir.path(), 4000, 8192, Config::default()).await;
+    let state = common::local_state(dir.path(), 4000, 8192, common::commands_allowed()).await;
     Env {
         router: app(state.clone()),
         state,

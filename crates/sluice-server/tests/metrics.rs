@@ -12,7 +12,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use common::raw as call;
 use serde_json::Value;
-use sluice_server::config::{Config, NamespaceConfig};
+use sluice_server::config::NamespaceConfig;
 use sluice_server::tick::tick;
 use sluice_server::{AppState, app};
 
@@ -24,7 +24,7 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
+    let mut config = common::commands_allowed();
     config
         .namespaces
         .insert("analytics".into(), NamespaceConfig::default());

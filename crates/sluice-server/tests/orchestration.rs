@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use common::call;
 use sluice_core::job::JobState;
-use sluice_server::config::Config;
 use sluice_server::orchestration;
 use sluice_server::tick::orchestrate;
 use sluice_server::tick::tick;
@@ -27,7 +26,7 @@ struct Env {
 }
 
 async fn state_in(dir: &std::path::Path) -> AppState {
-    common::local_state(dir, 4000, 8192, Config::default()).await
+    common::local_state(dir, 4000, 8192, common::commands_allowed()).await
 }
 
 async fn env() -> Env {

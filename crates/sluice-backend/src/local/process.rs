@@ -117,6 +117,9 @@ impl LocalBackend {
                     )));
                 }
                 let cwd = match &c.working_dir {
+                    // A relative working directory is inside the run directory (the parser
+                    // refuses `..`); it is created with the run directory.
+                    Some(w) if !Path::new(w).is_absolute() => dir.join(w),
                     Some(w) => {
                         let w = PathBuf::from(w);
                         if !w.is_dir() {
@@ -151,6 +154,11 @@ impl LocalBackend {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(io_err(format!("creating {}", dir.display())))?;
+        if launch.cwd.starts_with(dir) {
+            tokio::fs::create_dir_all(&launch.cwd)
+                .await
+                .map_err(io_err(format!("creating {}", launch.cwd.display())))?;
+        }
         let log_path = dir.join(LOG);
         let log = std::fs::OpenOptions::new()
             .create(true)

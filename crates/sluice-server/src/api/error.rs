@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::admission::Refusal;
 use crate::fault::{store_detail, store_unavailable};
+use crate::guard::command::CommandRefused;
 use crate::orchestration::OrchError;
 use crate::time::ParamError;
 
@@ -25,6 +26,10 @@ pub enum ApiError {
     /// The job can never run on this backend (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// The caller or the configuration does not allow this (403): a command job where command
+    /// jobs are not allowed.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such job (404).
     #[error("{0}")]
     NotFound(String),
@@ -55,6 +60,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -131,6 +137,7 @@ impl From<OrchError> for ApiError {
             OrchError::Spec(e) => ApiError::BadRequest(e.to_string()),
             OrchError::NoFilter(m) => ApiError::BadRequest(m),
             OrchError::NeverFits(m) => ApiError::Unprocessable(m),
+            OrchError::Refused(e) => ApiError::Forbidden(e.0),
             OrchError::Store(e) => ApiError::from(e),
             OrchError::Backend(e) => ApiError::from(e),
             OrchError::Encode(e) => ApiError::Internal(format!("encoding: {e}")),
@@ -141,6 +148,12 @@ impl From<OrchError> for ApiError {
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> Self {
         ApiError::BadRequest(e.0)
+    }
+}
+
+impl From<CommandRefused> for ApiError {
+    fn from(e: CommandRefused) -> Self {
+        ApiError::Forbidden(e.0)
     }
 }
 

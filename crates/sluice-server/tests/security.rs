@@ -1,0 +1,242 @@
+//! Command jobs are a privilege, and no user string reaches a shell or spark-submit's options:
+//! the real router (`app(state)` with `oneshot`) over a real SQLite store and the real local
+//! backend (with a stand-in `spark-submit` that prints its argv).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::call;
+use serde_json::Value;
+use sluice_backend::local::{LocalBackend, LocalConfig};
+use sluice_server::config::{CommandJobsConfig, Config};
+use sluice_server::tick::tick;
+use sluice_server::{AppState, app};
+
+async fn state_with(dir: &Path, config: Config, spark_home: Option<&Path>) -> AppState {
+    let mut config = config;
+    config.data_dir = dir.to_path_buf();
+    config.validate().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}", dir.join("s.db").display()))
+        .await
+        .unwrap();
+    let backend = LocalBackend::new(LocalConfig {
+        cores_milli: 4000,
+        memory_mib: 8192,
+        data_dir: dir.to_path_buf(),
+        spark_home: spark_home.map(Path::to_path_buf),
+        python: None,
+        image_spark_home: "/opt/spark".into(),
+        kill_grace: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    AppState::new(store, Arc::new(backend), config)
+}
+
+fn allow(namespaces: &[&str], executables: Option<&[&str]>, dirs: &[&str]) -> Config {
+    let mut c = Config::default();
+    c.security.command_jobs = Some(CommandJobsConfig {
+        namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+        executables: executables.map(|e| e.iter().map(|s| s.to_string()).collect()),
+        working_dirs: dirs.iter().map(|s| s.to_string()).collect(),
+    });
+    c
+}
+
+const HELLO: &str =
+    "name: hello\nnamespace: default\ncommand:\n  argv: [id]\n  cpu: 100m\n  memory: 32m\n";
+
+async fn job_count(r: &axum::Router) -> usize {
+    let (st, v) = call(r, "GET", "/v1/jobs", "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["jobs"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn command_jobs_are_refused_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = app(state_with(dir.path(), Config::default(), None).await);
+    let (st, v) = call(&r, "POST", "/v1/jobs", HELLO).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(msg.contains("field `command`"), "{msg}");
+    assert!(msg.contains("security.command_jobs"), "{msg}");
+    // A schedule whose runs would be command jobs is refused the same way.
+    let sched = "name: s\nnamespace: default\nschedule: \"@every 1h\"\ntemplate:\n  command: {argv: [id], cpu: 100m, memory: 32m}\n";
+    let (st, v) = call(&r, "POST", "/v1/schedules", sched).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("schedule default/s"),
+        "{v}"
+    );
+    // Nothing was stored.
+    assert_eq!(job_count(&r).await, 0);
+    let (_, v) = call(&r, "GET", "/v1/schedules", "").await;
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+    // A Spark job is not a command job.
+    let spark = "name: pi\nspark: {type: Python, mainApplicationFile: /x/pi.py}\n";
+    let (st, v) = call(&r, "POST", "/v1/jobs", spark).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+}
+
+#[tokio::test]
+async fn command_jobs_only_where_and_what_the_config_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = allow(&["etl"], Some(&["id", "/usr/bin/env"]), &["/srv/jobs"]);
+    let r = app(state_with(dir.path(), config, None).await);
+    // The wrong namespace.
+    let (st, v) = call(&r, "POST", "/v1/jobs", HELLO).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("\"default\""), "{v}");
+    let job = |extra: &str, argv: &str| {
+        format!(
+            "name: a\nnamespace: etl\ncommand:\n  argv: {argv}\n  cpu: 100m\n  memory: 32m\n{extra}"
+        )
+    };
+    let cases = [
+        (job("", "[sh, -c, id]"), "command.argv[0]"),
+        (job("", "[/bin/id]"), "command.argv[0]"),
+        (
+            job("  env: {PATH: /tmp/evil}\n", "[id]"),
+            "command.env.PATH",
+        ),
+        (job("  workingDir: /etc\n", "[id]"), "command.workingDir"),
+        (
+            job("  workingDir: /srv/jobsx\n", "[id]"),
+            "command.workingDir",
+        ),
+    ];
+    for (doc, field) in &cases {
+        let (st, v) = call(&r, "POST", "/v1/jobs", doc).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{doc}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{field}: {v}");
+    }
+    assert_eq!(job_count(&r).await, 0);
+    for doc in [
+        job("", "[id]"),
+        job("  workingDir: /srv/jobs/a\n", "[/usr/bin/env]"),
+        job("  workingDir: out\n", "[id, -u]"),
+    ] {
+        let (st, v) = call(&r, "POST", "/v1/jobs", &doc).await;
+        assert_eq!(st, StatusCode::CREATED, "{doc}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn loader_variables_and_the_root_directory_are_refused_even_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = app(state_with(dir.path(), allow(&["*"], None, &["/tmp"]), None).await);
+    let job = |extra: &str| {
+        format!("name: a\ncommand:\n  argv: [id]\n  cpu: 100m\n  memory: 32m\n{extra}")
+    };
+    for (extra, field) in [
+        ("  workingDir: /\n", "command.workingDir"),
+        ("  workingDir: /tmp/../etc\n", "command.workingDir"),
+        ("  workingDir: ../../x\n", "command.workingDir"),
+        ("  env: {LD_PRELOAD: /tmp/x.so}\n", "command.env.LD_PRELOAD"),
+        (
+            "  env: {LD_LIBRARY_PATH: /tmp}\n",
+            "command.env.LD_LIBRARY_PATH",
+        ),
+        ("  env: {BASH_ENV: /tmp/x}\n", "command.env.BASH_ENV"),
+        ("  env: {SLUICE_RUN_DIR: /}\n", "command.env.SLUICE_RUN_DIR"),
+    ] {
+        let (st, v) = call(&r, "POST", "/v1/jobs", &job(extra)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{extra}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{field}: {v}");
+    }
+    assert_eq!(job_count(&r).await, 0);
+}
+
+async fn wait_ended(state: &AppState, r: &axum::Router, id: &str) -> Value {
+    for _ in 0..100 {
+        tick(state).await.unwrap();
+        let (_, v) = call(r, "GET", &format!("/v1/jobs/{id}"), "").await;
+        if matches!(v["state"].as_str(), Some("succeeded" | "failed")) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not end");
+}
+
+async fn log_of(r: &axum::Router, id: &str) -> String {
+    let (_, v) = call(r, "GET", &format!("/v1/jobs/{id}/logs"), "").await;
+    v["data"].as_str().unwrap().to_string()
+}
+
+/// Shell metacharacters in a command's argv and environment, and in a Spark job's arguments,
+/// conf values and name-like fields, arrive as they were written: nothing interprets them.
+#[tokio::test]
+async fn no_user_string_reaches_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let m = marker.display().to_string();
+    // A stand-in spark-submit that prints each argument on its own line.
+    let home = dir.path().join("spark");
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    let submit = home.join("bin/spark-submit");
+    std::fs::write(
+        &submit,
+        "#!/bin/sh\nfor a in \"$@\"; do printf 'ARG<%s>\\n' \"$a\"; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&submit, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = state_with(dir.path(), allow(&["*"], None, &[]), Some(&home)).await;
+    let r = app(state.clone());
+    let hostile = [
+        format!("$(touch {m})"),
+        format!("`touch {m}`"),
+        format!("; touch {m}"),
+        format!("| touch {m}"),
+        format!("&& touch {m}"),
+        "\"'\\".to_string(),
+        "a\nb".to_string(),
+    ];
+    let yaml_list = serde_json::to_string(&hostile).unwrap();
+    let cmd = format!(
+        "name: shell\ncommand:\n  argv: [printf, \"ARG<%s>\\\\n\", {}]\n  env: {{X: {}}}\n  cpu: 100m\n  memory: 32m\n",
+        &yaml_list[1..yaml_list.len() - 1],
+        serde_json::to_string(&format!("$(touch {m})")).unwrap()
+    );
+    let (st, v) = call(&r, "POST", "/v1/jobs", &cmd).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let done = wait_ended(&state, &r, &id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let log = log_of(&r, &id).await;
+    for h in &hostile {
+        assert!(
+            log.contains(&format!("ARG<{h}>")),
+            "{h:?} not passed as is: {log}"
+        );
+    }
+    let spark = format!(
+        "name: sparky\nspark:\n  type: Python\n  mainApplicationFile: app.py\n  arguments: {yaml_list}\n  sparkConf: {{spark.app.x: {}}}\n",
+        serde_json::to_string(&format!("$(touch {m}); `touch {m}`")).unwrap()
+    );
+    let (st, v) = call(&r, "POST", "/v1/jobs", &spark).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let done = wait_ended(&state, &r, &id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let log = log_of(&r, &id).await;
+    for h in &hostile {
+        assert!(
+            log.contains(&format!("ARG<{h}>")),
+            "{h:?} not passed as is: {log}"
+        );
+    }
+    assert!(
+        log.contains(&format!("ARG<spark.app.x=$(touch {m}); `touch {m}`>")),
+        "{log}"
+    );
+    assert!(!marker.exists(), "a shell ran a user's string");
+}
