@@ -20,12 +20,13 @@ pub mod fault;
 pub mod guard;
 pub mod metrics;
 pub mod orchestration;
+pub mod redact;
 pub mod state;
 pub mod tick;
 pub mod time;
+pub mod transport;
 pub mod ui;
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,6 +130,13 @@ async fn build_backend(
 /// ([`ServerError::SchedulerDied`]; see [`run_supervised`]).
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     let listen = config.listen.clone();
+    match transport::raise_open_files(config.limits.open_files) {
+        Ok((from, to)) if from != to => {
+            tracing::info!("open-file limit raised from {from} to {to}")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
+    }
     let state = build_state(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -141,11 +149,18 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         source,
     })?;
     tracing::info!(
-        "sluice listening on http://{local} (store {}, backend {})",
-        state.config.store_url(),
-        state.backend.kind()
+        "{}",
+        listening_line(local, &state.config.store_url(), state.backend.kind())
     );
     run_supervised(state, listener, shutdown_signal()).await
+}
+
+/// The line logged at start: the address, the store (its password hidden) and the backend.
+pub fn listening_line(local: std::net::SocketAddr, store_url: &str, backend: &str) -> String {
+    format!(
+        "sluice listening on http://{local} (store {}, backend {backend})",
+        redact::url(store_url)
+    )
 }
 
 /// Serves the API on `listener` and runs the scheduler loop beside it, until `shutdown`
@@ -158,10 +173,9 @@ pub async fn run_supervised(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let mut loop_task = tokio::spawn(tick::run_loop(state.clone()));
+    let limits = state.config.limits.clone();
     let router = app(state);
-    let server = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+    let server = async move { transport::serve(listener, router, &limits, shutdown).await };
     tokio::select! {
         served = server => {
             loop_task.abort();

@@ -240,3 +240,77 @@ async fn no_user_string_reaches_a_shell() {
     );
     assert!(!marker.exists(), "a shell ran a user's string");
 }
+
+#[test]
+fn the_store_password_is_not_logged() {
+    let line = sluice_server::listening_line(
+        "127.0.0.1:7467".parse().unwrap(),
+        "postgres://sluice:hunter2@db.internal:5432/sluice?password=hunter3",
+        "local",
+    );
+    assert!(
+        !line.contains("hunter2") && !line.contains("hunter3"),
+        "{line}"
+    );
+    assert!(
+        line.contains("postgres://sluice:***@db.internal:5432/sluice"),
+        "{line}"
+    );
+}
+
+/// Secret-looking env values and Spark confs are hidden in every answer (job, list, the
+/// resubmittable document, schedules, dead letters), and the job still runs with them.
+#[tokio::test]
+async fn secret_values_are_hidden_in_answers_but_the_job_runs_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with(dir.path(), allow(&["*"], None, &[]), None).await;
+    let r = app(state.clone());
+    let cmd = "name: s\ncommand:\n  argv: [printenv, DB_PASSWORD]\n  env: {DB_PASSWORD: hunter2, GREETING: hello}\n  cpu: 100m\n  memory: 32m\n";
+    let (st, v) = call(&r, "POST", "/v1/jobs", cmd).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let spark = "name: p\nspark:\n  type: Python\n  mainApplicationFile: /x/p.py\n  sparkConf:\n    spark.hadoop.fs.s3a.secret.key: s3cr3t\n    spark.ssl.keyPassword: kp4ss\n    spark.executor.memory: 1g\n";
+    let (st, v) = call(&r, "POST", "/v1/jobs", spark).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let app_doc = "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\nmetadata: {name: a}\nspec:\n  type: Python\n  mainApplicationFile: local:///x.py\n  driver:\n    env:\n      - {name: API_TOKEN, value: t0k3n}\n";
+    let (st, v) = call(&r, "POST", "/v1/jobs", app_doc).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let sched = "name: nightly\nschedule: \"@every 1h\"\ntemplate:\n  command: {argv: [id], env: {API_KEY: k3y}, cpu: 100m, memory: 32m}\n";
+    let (st, v) = call(&r, "POST", "/v1/schedules", sched).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let secrets = ["hunter2", "s3cr3t", "kp4ss", "t0k3n", "k3y"];
+    let mut seen = Vec::new();
+    let (_, list) = call(&r, "GET", "/v1/jobs", "").await;
+    seen.push(list.to_string());
+    for j in list["jobs"].as_array().unwrap() {
+        let (_, one) = call(
+            &r,
+            "GET",
+            &format!("/v1/jobs/{}", j["id"].as_str().unwrap()),
+            "",
+        )
+        .await;
+        let view: sluice_server::api::JobView = serde_json::from_value(one.clone()).unwrap();
+        let doc = sluice_server::api::views::resubmittable(&view).unwrap();
+        seen.push(one.to_string());
+        seen.push(doc.to_string());
+    }
+    let (_, schedules) = call(&r, "GET", "/v1/schedules", "").await;
+    seen.push(schedules.to_string());
+    let (_, one) = call(&r, "GET", "/v1/schedules/default/nightly", "").await;
+    seen.push(one.to_string());
+    for text in &seen {
+        for s in secrets {
+            assert!(!text.contains(s), "{s} shown: {text}");
+        }
+    }
+    assert!(
+        seen[0].contains("<redacted>") && seen[0].contains("hello"),
+        "{}",
+        seen[0]
+    );
+    // The job ran with the real value.
+    let done = wait_ended(&state, &r, &id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(log_of(&r, &id).await.trim(), "hunter2");
+}

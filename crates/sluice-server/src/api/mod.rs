@@ -82,7 +82,8 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 /// Builds the router.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.api.max_body_bytes;
-    Router::new()
+    let config = state.config.clone();
+    let routes = Router::new()
         .merge(jobs::routes())
         .merge(cluster::routes())
         .route("/openapi.json", get(openapi_json))
@@ -91,5 +92,6 @@ pub fn app(state: AppState) -> Router {
         .merge(history::routes())
         .merge(crate::ui::routes())
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    crate::guard::layers(routes, &config)
 }

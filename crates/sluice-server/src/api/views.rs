@@ -166,9 +166,13 @@ pub async fn orch_view(st: &AppState, rec: &JobRecord) -> Result<Option<OrchView
     o.map(|o| orch_view_of(rec, &o, now)).transpose()
 }
 
-/// A job as the API shows it, with its wait (kept only while queued) and timeline.
+/// A job as the API shows it, with its wait (kept only while queued) and timeline, and its
+/// secret values hidden ([`crate::redact`]).
 pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEvent>>) -> JobView {
     let total = rec.demand.total();
+    // Secret values (env, Spark conf) are never shown; the stored job keeps them.
+    let mut spec = rec.spec;
+    crate::redact::redact_spec(&mut spec);
     JobView {
         demand: DemandView {
             pods: rec
@@ -217,7 +221,7 @@ pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEven
         backend_ref: rec.backend_ref,
         exit_code: rec.exit_code,
         message: rec.message,
-        spec: rec.spec,
+        spec,
     }
 }
 
