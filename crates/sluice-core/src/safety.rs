@@ -217,3 +217,6 @@ pub fn check_spark(s: &SparkSpec, p: &str) -> Result<(), SpecError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;
