@@ -14,6 +14,9 @@
 //! Which namespaces may run command jobs at all, which programs and which absolute working
 //! directories, is the server's configuration (`[security.command_jobs]`), not checked here.
 
+use std::collections::BTreeMap;
+
+use crate::secretref::SecretRef;
 use crate::spec::{CommandSpec, SparkSpec, SpecError};
 
 /// Environment variables a job may never set: the dynamic loader's (`LD_*`, `DYLD_*`: a
@@ -87,11 +90,85 @@ fn climbs(path: &str) -> bool {
     path.split(['/', '\\']).any(|c| c == "..")
 }
 
+/// Checks the secret references of `secretEnv` at `prefix` (`command.secretEnv`): names as for
+/// `env` and not also in `env`, an absolute file without `..`, a variable name, a Kubernetes
+/// Secret's name and key (only where `kube_refs`).
+pub fn check_secret_env(
+    prefix: &str,
+    refs: &BTreeMap<String, SecretRef>,
+    env: &[&String],
+    kube_refs: bool,
+) -> Result<(), SpecError> {
+    for (k, r) in refs {
+        let field = format!("{prefix}.{k}");
+        check_env_name(&field, k)?;
+        if env.contains(&k) {
+            return Err(SpecError::bad(field, k, "is set in env too; give it once"));
+        }
+        match r {
+            SecretRef::File(p) => {
+                if !p.starts_with('/') || climbs(p) {
+                    return Err(SpecError::bad(
+                        format!("{field}.file"),
+                        p,
+                        "must be an absolute path without `..`",
+                    ));
+                }
+            }
+            SecretRef::Env(n) => {
+                if !is_env_name(n) {
+                    return Err(SpecError::bad(
+                        format!("{field}.env"),
+                        n,
+                        "is not an environment variable name",
+                    ));
+                }
+            }
+            SecretRef::SecretKeyRef { name, key } => {
+                if !kube_refs {
+                    return Err(SpecError::bad(
+                        format!("{field}.secretKeyRef"),
+                        name,
+                        "a Kubernetes Secret can be given to Spark jobs only (on the Kubernetes backend)",
+                    ));
+                }
+                let dns = !name.is_empty()
+                    && name.len() <= 253
+                    && name.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                    });
+                if !dns {
+                    return Err(SpecError::bad(
+                        format!("{field}.secretKeyRef.name"),
+                        name,
+                        "is not a Secret name (lowercase letters, digits, '-' and '.')",
+                    ));
+                }
+                let key_ok = !key.is_empty()
+                    && key.len() <= 253
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                if !key_ok {
+                    return Err(SpecError::bad(
+                        format!("{field}.secretKeyRef.key"),
+                        key,
+                        "is not a Secret key (letters, digits, '-', '_' and '.')",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The safety checks of a command job (see the module's documentation).
 pub fn check_command(c: &CommandSpec) -> Result<(), SpecError> {
     for k in c.env.keys() {
         check_env_name(&format!("command.env.{k}"), k)?;
     }
+    let env: Vec<&String> = c.env.keys().collect();
+    check_secret_env("command.secretEnv", &c.secret_env, &env, false)?;
     if let Some(w) = &c.working_dir {
         let field = "command.workingDir";
         if w.trim().is_empty() {
@@ -152,6 +229,7 @@ const ENV_CONF_PREFIXES: [&str; 4] = [
 /// The safety checks of a Spark application at `p` (`spark` or `spec`; see the module's
 /// documentation).
 pub fn check_spark(s: &SparkSpec, p: &str) -> Result<(), SpecError> {
+    check_secret_env(&format!("{p}.secretEnv"), &s.secret_env, &[], true)?;
     if let Some(f) = &s.main_application_file {
         check_path(&format!("{p}.mainApplicationFile"), f)?;
     }

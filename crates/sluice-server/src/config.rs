@@ -22,7 +22,7 @@ pub use self::backend::{
     KubeSettings, KubernetesConfig, LocalConfig as LocalBackendConfig,
     StandaloneConfig as StandaloneBackendConfig,
 };
-pub use self::security::{CommandJobsConfig, LimitsConfig, SecurityConfig};
+pub use self::security::{CommandJobsConfig, LimitsConfig, SecretsConfig, SecurityConfig};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";

@@ -3,12 +3,13 @@
 //!
 //! Modules by layer, each importing only from the ones below it:
 //! - [`api`] (HTTP handlers, by resource) and [`ui`] (the web page);
-//! - [`guard`] (command-job privilege, transport limits, redaction: between the network and
-//!   the handlers);
 //! - [`tick`] (the submitter loop: reconcile, orchestrate, admit, submit, roll up);
 //! - [`admission`] (can this job ever run here: one gate for submit, schedules and retries);
 //! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
 //! - [`state`] (what the handlers and the loop share);
+//! - [`guard`] (command jobs and secret references a privilege; headers, rate limit, body size
+//!   and type, timeout: between the network and the handlers), [`transport`] (the accept loop),
+//!   [`redact`] (secrets out of answers and logs);
 //! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`config`] (leaves).
 
 pub mod admission;

@@ -17,7 +17,7 @@ use sluice_store::{
 };
 
 use crate::admission::{self, Refusal};
-use crate::guard::command::{CommandRefused, ConfigOnly, check_command_job};
+use crate::guard::command::{CommandRefused, ConfigOnly, check_job};
 use crate::state::AppState;
 
 /// Most jobs one requeue or purge request touches.
@@ -64,7 +64,7 @@ pub async fn create_schedule(
     now_ms: i64,
 ) -> Result<ScheduleRecord, OrchError> {
     let sched = parse_schedule(text, levels_opts(state), now_ms)?;
-    check_command_job(
+    check_job(
         &state.config.security,
         &sched.template,
         &ConfigOnly,

@@ -314,3 +314,99 @@ async fn secret_values_are_hidden_in_answers_but_the_job_runs_with_them() {
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(log_of(&r, &id).await.trim(), "hunter2");
 }
+
+/// A job names a secret instead of holding it: a file or an environment variable of the server
+/// is read only where `[security.secrets]` allows, only when the run starts, and the value is
+/// never stored or shown.
+#[tokio::test]
+async fn secret_references_are_resolved_at_the_start_only_where_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("db"), "s3cr3t-from-file\n").unwrap();
+    let home = std::env::var("HOME").unwrap();
+    let job = |name: &str, argv: &str, reference: &str| {
+        format!(
+            "name: {name}\ncommand:\n  argv: {argv}\n  secretEnv: {{DB_PASSWORD: {reference}}}\n  cpu: 100m\n  memory: 32m\n"
+        )
+    };
+    let file_ref = format!("{{file: {}}}", secrets.join("db").display());
+    // Not allowed by default.
+    let r = app(state_with(dir.path(), allow(&["*"], None, &[]), None).await);
+    for (reference, field) in [
+        (file_ref.as_str(), "command.secretEnv.DB_PASSWORD.file"),
+        ("{env: HOME}", "command.secretEnv.DB_PASSWORD.env"),
+    ] {
+        let (st, v) = call(&r, "POST", "/v1/jobs", &job("a", "[id]", reference)).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{v}");
+    }
+    for (reference, field) in [
+        ("{file: relative/db}", "command.secretEnv.DB_PASSWORD.file"),
+        (
+            "{file: /run/../etc/shadow}",
+            "command.secretEnv.DB_PASSWORD.file",
+        ),
+        ("{env: \"A B\"}", "command.secretEnv.DB_PASSWORD.env"),
+        (
+            "{secretKeyRef: {name: db, key: password}}",
+            "command.secretEnv.DB_PASSWORD.secretKeyRef",
+        ),
+        ("{file: /x, env: Y}", "command.secretEnv"),
+    ] {
+        let (st, v) = call(&r, "POST", "/v1/jobs", &job("a", "[id]", reference)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{reference}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{field}: {v}");
+    }
+    assert_eq!(job_count(&r).await, 0);
+    // Allowed: resolved when the run starts.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut config = allow(&["*"], None, &[]);
+    config.security.secrets.files = vec![secrets.display().to_string()];
+    config.security.secrets.env = vec!["HOM*".into()];
+    let state = state_with(dir2.path(), config, None).await;
+    let r = app(state.clone());
+    let mut ids = Vec::new();
+    for (name, reference) in [("f", file_ref.clone()), ("e", "{env: HOME}".to_string())] {
+        let (st, v) = call(
+            &r,
+            "POST",
+            "/v1/jobs",
+            &job(name, "[printenv, DB_PASSWORD]", &reference),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert!(!v.to_string().contains("s3cr3t"), "{v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let done = wait_ended(&state, &r, &ids[0]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(log_of(&r, &ids[0]).await, "s3cr3t-from-file\n");
+    let done = wait_ended(&state, &r, &ids[1]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(log_of(&r, &ids[1]).await.trim(), home);
+    // A file that is gone when the run starts fails the run, naming the field, not the value.
+    std::fs::remove_file(secrets.join("db")).unwrap();
+    let (_, v) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        &job("g", "[printenv, DB_PASSWORD]", &file_ref),
+    )
+    .await;
+    let done = wait_ended(&state, &r, v["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert!(
+        done["message"]
+            .as_str()
+            .unwrap()
+            .contains("command.secretEnv.DB_PASSWORD.file"),
+        "{done}"
+    );
+    // Nothing of the file's content was stored.
+    for f in ["s.db", "s.db-wal"] {
+        if let Ok(db) = std::fs::read(dir2.path().join(f)) {
+            assert!(!db.windows(6).any(|w| w == b"s3cr3t"), "{f}");
+        }
+    }
+}

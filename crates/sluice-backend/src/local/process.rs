@@ -18,6 +18,7 @@ use super::rundir::{
 };
 use super::state::{LiveRun, LocalBackend, RunKey, Shared};
 use crate::fsutil::{io_err, now_ms, write_atomic};
+use crate::secrets::resolve_here;
 use crate::spark_submit::spark_submit_argv;
 use crate::{BackendError, RunStatus, SubmitRequest};
 
@@ -102,6 +103,9 @@ impl LocalBackend {
                         py.to_string_lossy().into_owned(),
                     ));
                 }
+                if let JobKind::Spark { spec, .. } = &req.job.kind {
+                    env.extend(resolve_here("spark.secretEnv", &spec.secret_env)?);
+                }
                 Ok(Launch {
                     argv,
                     env,
@@ -132,15 +136,14 @@ impl LocalBackend {
                     }
                     None => dir.to_path_buf(),
                 };
-                Ok(Launch {
-                    argv,
-                    env: c
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.0.clone()))
-                        .collect(),
-                    cwd,
-                })
+                let mut env: Vec<(String, String)> = c
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect();
+                // Secrets are read now, from this host, and go only into the run's environment.
+                env.extend(resolve_here("command.secretEnv", &c.secret_env)?);
+                Ok(Launch { argv, env, cwd })
             }
         }
     }

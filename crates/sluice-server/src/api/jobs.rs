@@ -18,7 +18,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::error::{ApiError, ErrorBody, body_text, refused};
 use super::views::{JobView, orch_view, view};
 use crate::admission;
-use crate::guard::command::{ConfigOnly, check_command_job};
+use crate::guard::command::{ConfigOnly, check_job};
 use crate::state::AppState;
 use crate::time::parse_time;
 
@@ -49,7 +49,7 @@ pub async fn submit(
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let job = &stored.job;
     let what = format!("job {}/{}", job.namespace, job.name);
-    check_command_job(&st.config.security, job, &ConfigOnly, &what)?;
+    check_job(&st.config.security, job, &ConfigOnly, &what)?;
     // The one admission gate: a bad quantity is a 400; a job that could never run here (the
     // backend refuses it, it could not fit even the empty cluster, no node or quota could ever
     // take it) is a 422 instead of waiting forever.

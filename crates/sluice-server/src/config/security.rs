@@ -11,6 +11,21 @@ use super::{ConfigError, invalid};
 pub struct SecurityConfig {
     /// `[security.command_jobs]`: absent (the default) refuses every command job.
     pub command_jobs: Option<CommandJobsConfig>,
+    /// `[security.secrets]`: which secrets of the server a job's `secretEnv` may name.
+    pub secrets: SecretsConfig,
+}
+
+/// `[security.secrets]`: a job's `secretEnv` may read a file or an environment variable of the
+/// sluice server only where this allows (by default nowhere); a Kubernetes Secret needs nothing
+/// here (the cluster's RBAC decides).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Absolute directories whose files (at any depth) `{file: ...}` may name.
+    pub files: Vec<String>,
+    /// Environment variables of the server `{env: ...}` may name; a name ending in `*` is a
+    /// prefix (`SLUICE_JOB_*`).
+    pub env: Vec<String>,
 }
 
 /// `[security.command_jobs]`: command jobs (an argv run on the sluice host by the local
@@ -33,6 +48,18 @@ pub struct CommandJobsConfig {
 impl SecurityConfig {
     /// Checks values that types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for d in &self.secrets.files {
+            if !d.starts_with('/')
+                || d.trim_end_matches('/').is_empty()
+                || d.split('/').any(|p| p == "..")
+            {
+                return Err(invalid(
+                    "security.secrets.files",
+                    d,
+                    "must be an absolute directory other than / and without `..`",
+                ));
+            }
+        }
         let Some(c) = &self.command_jobs else {
             return Ok(());
         };

@@ -4,6 +4,7 @@
 
 use std::path::{Component, Path};
 
+use sluice_core::secretref::SecretRef;
 use sluice_core::spec::{Job, JobKind};
 
 use crate::config::SecurityConfig;
@@ -30,6 +31,70 @@ impl CommandGrant for ConfigOnly {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct CommandRefused(pub String);
+
+/// Both checks of a new job or schedule template: [`check_command_job`] and
+/// [`check_secret_refs`].
+pub fn check_job(
+    security: &SecurityConfig,
+    job: &Job,
+    grant: &dyn CommandGrant,
+    what: &str,
+) -> Result<(), CommandRefused> {
+    check_command_job(security, job, grant, what)?;
+    check_secret_refs(security, job, what)
+}
+
+/// Refuses a `secretEnv` entry that reads a file or an environment variable of the server
+/// outside `[security.secrets]` (a job could otherwise read any secret of the server's user).
+pub fn check_secret_refs(
+    security: &SecurityConfig,
+    job: &Job,
+    what: &str,
+) -> Result<(), CommandRefused> {
+    let (prefix, refs) = match &job.kind {
+        JobKind::Command(c) => ("command.secretEnv", &c.secret_env),
+        JobKind::Spark { spec, .. } => ("spark.secretEnv", &spec.secret_env),
+    };
+    let allowed = &security.secrets;
+    for (k, r) in refs {
+        match r {
+            SecretRef::File(p)
+                if !allowed
+                    .files
+                    .iter()
+                    .any(|d| within(Path::new(p), Path::new(d))) =>
+            {
+                return Err(CommandRefused(format!(
+                    "field `{prefix}.{k}.file` = {p:?}: {what}: the server's files may be read \
+                     only under security.secrets.files ({})",
+                    list(&allowed.files)
+                )));
+            }
+            SecretRef::Env(n)
+                if !allowed.env.iter().any(|e| match e.strip_suffix('*') {
+                    Some(prefix) => n.starts_with(prefix),
+                    None => e == n,
+                }) =>
+            {
+                return Err(CommandRefused(format!(
+                    "field `{prefix}.{k}.env` = {n:?}: {what}: the server's environment may be \
+                     read only for the names in security.secrets.env ({})",
+                    list(&allowed.env)
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none configured".to_string()
+    } else {
+        items.join(", ")
+    }
+}
 
 /// Refuses `job` when it is a command the configuration (and `grant`) does not allow; a Spark
 /// job passes. `what` names the document in messages ("job ns/name").
