@@ -316,3 +316,20 @@ async fn idle_and_slow_connections_cannot_exhaust_the_server() {
     assert!(closed, "an idle keep-alive connection was kept open");
     assert!(idle_for < Duration::from_secs(5), "{idle_for:?}");
 }
+
+/// A request whose body never finishes arriving gets 408 after `limits.request_timeout_secs`.
+#[tokio::test]
+async fn a_request_that_never_finishes_gets_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = app(state(dir.path(), |c| c.limits.request_timeout_secs = 1).await);
+    let never = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let req = Request::post("/v1/jobs")
+        .header(header::CONTENT_TYPE, "application/yaml")
+        .body(Body::from_stream(never))
+        .unwrap();
+    let start = Instant::now();
+    let (status, _, body) = send(&r, req).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert!(body.contains("limits.request_timeout_secs"), "{body}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
