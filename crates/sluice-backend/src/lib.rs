@@ -22,6 +22,7 @@ mod fsutil;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
+mod secrets;
 pub mod simulated;
 pub mod spark_submit;
 pub mod standalone;

@@ -311,6 +311,15 @@ fn generated_spark_applications_validate_against_the_crd() {
             "R",
             "  mainApplicationFile: local:///opt/app/job.R\n  driver: {memory: 1g}\n".to_string(),
         ),
+        (
+            "secrets as secretKeyRef",
+            "  mainApplicationFile: local:///opt/app/job.py
+  secretEnv:
+    DB_PASSWORD: {secretKeyRef: {name: db-creds, key: password}}
+    API_TOKEN: {secretKeyRef: {name: api, key: token.v1}}
+"
+            .to_string(),
+        ),
     ];
     for (name, spec) in specs {
         jobs.push((name.into(), spark_job("job.with-dots", &spec)));
@@ -336,6 +345,29 @@ fn generated_spark_applications_validate_against_the_crd() {
             check_against_crd(&v, name, &app);
         }
     }
+    // A secret is a reference in the driver's and executors' env, never a value; a file or an
+    // environment variable of the server cannot be used here.
+    let (job, demand) = parse(&spark_job(
+        "sec",
+        "  mainApplicationFile: local:///opt/app/job.py\n  secretEnv: {DB_PASSWORD: {secretKeyRef: {name: db-creds, key: password}}}\n",
+    ));
+    let app = build_app(&job, "x", 1, &demand, &Default::default()).unwrap();
+    for role in ["driver", "executor"] {
+        assert_eq!(
+            app["spec"][role]["env"],
+            json!([{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db-creds", "key": "password"}}}]),
+            "{app}"
+        );
+    }
+    let (job, demand) = parse(&spark_job(
+        "sec",
+        "  mainApplicationFile: local:///opt/app/job.py\n  secretEnv: {DB_PASSWORD: {file: /run/secrets/db}}\n",
+    ));
+    let err = build_app(&job, "x", 1, &demand, &Default::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("spark.secretEnv.DB_PASSWORD"),
+        "{err}"
+    );
     // The validator does catch what the API server would refuse.
     let (job, demand) = parse(&spark_job("pi", PI));
     let mut app = build_app(&job, "x", 1, &demand, &Default::default()).unwrap();

@@ -72,6 +72,7 @@ fn command_job(name: &str, argv: &[&str], cpu: &str, memory: &str) -> Job {
             cpu: Some(Text(cpu.into())),
             memory: Some(Text(memory.into())),
             working_dir: None,
+            secret_env: BTreeMap::new(),
         }),
     }
 }

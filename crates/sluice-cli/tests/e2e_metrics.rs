@@ -293,7 +293,7 @@ fn prometheus_answers_every_dashboard_query() {
 
     let server = Server::start(
         "[backend]\nkind = \"local\"\ncores = 2\nmemory = \"2g\"\n[scheduler]\ninterval_ms = 200\n\
-         [namespaces.analytics]\nweight = 2\n",
+         [namespaces.analytics]\nweight = 2\n[security.command_jobs]\nnamespaces = [\"*\"]\n",
     );
     let prom = Prometheus::start(server.port, &server.token_path());
     // Prometheus sees sluice before the jobs start, so every counter's rise is in its data.
@@ -471,7 +471,7 @@ fn prometheus_answers_every_dashboard_query() {
 #[test]
 fn top_once_and_submit_wait_show_queues_progress_and_outcome() {
     let server = Server::start(
-        "[backend]\nkind = \"local\"\ncores = 1\nmemory = \"1g\"\n[scheduler]\ninterval_ms = 200\n",
+        "[backend]\nkind = \"local\"\ncores = 1\nmemory = \"1g\"\n[scheduler]\ninterval_ms = 200\n[security.command_jobs]\nnamespaces = [\"*\"]\n",
     );
     let blocker = server.submit(
         &server.write("blocker.yaml", &cmd("blocker", "default", "1", "sleep 4")),

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use common::Server;
 use serde_json::Value;
 
-const CONFIG: &str =
-    "[backend]\nkind = \"local\"\ncores = 2\nmemory = \"2g\"\n[scheduler]\ninterval_ms = 100\n";
+const CONFIG: &str = "[backend]\nkind = \"local\"\ncores = 2\nmemory = \"2g\"\n[scheduler]\ninterval_ms = 100\n[security.command_jobs]\nnamespaces = [\"*\"]\n";
 
 fn job_yaml(name: &str, labels: &str, retry: &str, script: &str, memory: &str) -> String {
     format!(

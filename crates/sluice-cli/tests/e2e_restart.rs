@@ -19,7 +19,7 @@ fn cmd(name: &str, cpu: &str, script: &str) -> String {
 #[test]
 fn sigkill_loses_nothing_and_starts_nothing_twice() {
     let mut server = Server::start(
-        "[backend]\nkind = \"local\"\ncores = 2\nmemory = \"2g\"\n[scheduler]\ninterval_ms = 200\n",
+        "[backend]\nkind = \"local\"\ncores = 2\nmemory = \"2g\"\n[scheduler]\ninterval_ms = 200\n[security.command_jobs]\nnamespaces = [\"*\"]\n",
     );
     let survivor = server.submit(
         &server.write(
@@ -115,7 +115,7 @@ fn sigkill_loses_nothing_and_starts_nothing_twice() {
 fn admitted_job_is_submitted_once_after_a_crash() {
     // Queue a job, kill the server before and after its submission repeatedly: it runs once.
     let mut server = Server::start(
-        "[backend]\nkind = \"local\"\ncores = 1\nmemory = \"1g\"\n[scheduler]\ninterval_ms = 50\n",
+        "[backend]\nkind = \"local\"\ncores = 1\nmemory = \"1g\"\n[scheduler]\ninterval_ms = 50\n[security.command_jobs]\nnamespaces = [\"*\"]\n",
     );
     let id = server.submit(
         &server.write("once.yaml", &cmd("once", "1", "echo ran-once; sleep 2")),

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::retry::{JobPolicy, from_restart_policy};
+use crate::safety;
 use crate::sizing::{command_demand, spark_demand};
 use crate::spec::{
     Controls, Job, JobKind, JobSpec, MAX_QUEUE_WAIT_KEY, MAX_RUNTIME_KEY, PRIORITY_LABEL,
@@ -191,6 +192,7 @@ pub(crate) fn parse_own(
         }
         (Some(s), None) => {
             validate_spark(&s, "spark")?;
+            safety::check_spark(&s, "spark")?;
             // Sizing checks every quantity and names the field on error.
             spark_demand(&s, "spark")?;
             JobKind::Spark {
@@ -201,6 +203,7 @@ pub(crate) fn parse_own(
         }
         (None, Some(c)) => {
             validate_command(&c)?;
+            safety::check_command(&c)?;
             command_demand(&c)?;
             JobKind::Command(c)
         }
@@ -281,6 +284,7 @@ pub(crate) fn parse_spark_application(
         }
     }
     validate_spark(&spec, "spec")?;
+    safety::check_spark(&spec, "spec")?;
     spark_demand(&spec, "spec")?;
     Ok(Job {
         namespace,

@@ -3,7 +3,10 @@
 //! Everything here is deterministic: no clock, no randomness, no I/O. Callers pass `now` in.
 //! - [`duration`]: the one duration grammar ("90", "90s", "1h 30m", "500ms", "2d").
 //! - [`quantity`]: CPU and memory quantities as Spark and Kubernetes write them.
+//! - [`secretref`]: references to secrets (a file, an environment variable, a Kubernetes Secret).
 //! - [`spec`]: the job model and the checks of its fields.
+//! - [`safety`]: what a job may never ask of the host (loader variables, `..`, options smuggled
+//!   into `spark-submit`).
 //! - [`document`]: the job document parser (sluice's own spec or a `SparkApplication`).
 //! - [`sizing`]: the pod-level demand of a job, by Spark's own rules.
 //! - [`job`]: job states, demand and transition history, shared by the store and the server.
@@ -27,7 +30,9 @@ pub mod pods;
 pub mod quantity;
 pub mod record;
 pub mod retry;
+pub mod safety;
 pub mod schedule;
+pub mod secretref;
 pub mod sizing;
 pub mod spec;
 pub mod stored;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::duration::{self, DurationError};
 use crate::quantity::{self, QuantityError};
+use crate::secretref::SecretRef;
 
 /// The label (on a `SparkApplication`) that names sluice's priority level.
 pub const PRIORITY_LABEL: &str = "sluice.io/priority";
@@ -282,6 +283,9 @@ pub struct SparkSpec {
     /// Spark version (informational).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spark_version: Option<String>,
+    /// Environment variables of the driver and executors taken from secrets (sluice's spec).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, SecretRef>,
 }
 
 impl SparkSpec {
@@ -320,6 +324,9 @@ pub struct CommandSpec {
     /// Extra environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, Text>,
+    /// Environment variables taken from secrets, resolved when the run starts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, SecretRef>,
     /// CPU to reserve: cores ("2", "0.5") or millicores ("500m"); default 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<Text>,

@@ -19,12 +19,14 @@ mod backend;
 mod duration;
 
 pub use self::auth::{AuthConfig, OidcConfig, TOKEN_FILE};
+mod security;
 
 pub use self::backend::{
     BackendConfig, BackendKeyError, KubeBackendSettings, KubeCapacityMode, KubeCredentials,
     KubeSettings, KubernetesConfig, LocalConfig as LocalBackendConfig,
     StandaloneConfig as StandaloneBackendConfig,
 };
+pub use self::security::{CommandJobsConfig, LimitsConfig, SecretsConfig, SecurityConfig};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
@@ -98,6 +100,10 @@ pub struct Config {
     pub api: ApiConfig,
     /// `[auth]`: authentication, allowed hosts, audit retention.
     pub auth: AuthConfig,
+    /// `[security]`: command jobs (refused unless allowed).
+    pub security: SecurityConfig,
+    /// `[limits]`: connections, timeouts, rate limit, open files.
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -111,6 +117,8 @@ impl Default for Config {
             namespaces: BTreeMap::new(),
             api: ApiConfig::default(),
             auth: AuthConfig::default(),
+            security: SecurityConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -192,6 +200,8 @@ const ENV_KEYS: &[&str] = &[
     "namespaces",
     "api",
     "auth",
+    "security",
+    "limits",
 ];
 
 impl Config {
@@ -302,6 +312,8 @@ impl Config {
                 "must be greater than zero",
             ));
         }
+        self.security.validate()?;
+        self.limits.validate()?;
         Ok(())
     }
 

@@ -8,6 +8,9 @@
 //! - [`admission`] (can this job ever run here: one gate for submit, schedules and retries);
 //! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
 //! - [`state`] (what the handlers and the loop share);
+//! - [`guard`] (command jobs and secret references a privilege; headers, rate limit, body size
+//!   and type, timeout: between the network and the handlers), [`transport`] (the accept loop),
+//!   [`redact`] (secrets out of answers and logs);
 //! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`config`] (leaves).
 
 pub mod admission;
@@ -17,14 +20,16 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod fault;
+pub mod guard;
 pub mod metrics;
 pub mod orchestration;
+pub mod redact;
 pub mod state;
 pub mod tick;
 pub mod time;
+pub mod transport;
 pub mod ui;
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +138,13 @@ async fn build_backend(
 /// ([`ServerError::SchedulerDied`]; see [`run_supervised`]).
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     let listen = config.listen.clone();
+    match transport::raise_open_files(config.limits.open_files) {
+        Ok((from, to)) if from != to => {
+            tracing::info!("open-file limit raised from {from} to {to}")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
+    }
     let state = build_state(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -145,9 +157,8 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         source,
     })?;
     tracing::info!(
-        "sluice listening on http://{local} (store {}, backend {})",
-        state.config.store_url(),
-        state.backend.kind()
+        "{}",
+        listening_line(local, &state.config.store_url(), state.backend.kind())
     );
     if state.config.auth.enabled {
         tracing::info!(
@@ -169,6 +180,14 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     run_supervised(state, listener, shutdown_signal()).await
 }
 
+/// The line logged at start: the address, the store (its password hidden) and the backend.
+pub fn listening_line(local: std::net::SocketAddr, store_url: &str, backend: &str) -> String {
+    format!(
+        "sluice listening on http://{local} (store {}, backend {backend})",
+        redact::url(store_url)
+    )
+}
+
 /// Serves the API on `listener` and runs the scheduler loop beside it, until `shutdown`
 /// completes (then `Ok`) or the loop ends: the loop never ends on its own, so its end (a panic,
 /// say) is logged as an error and returned as [`ServerError::SchedulerDied`], and the process
@@ -179,12 +198,11 @@ pub async fn run_supervised(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let mut loop_task = tokio::spawn(tick::run_loop(state.clone()));
+    let limits = state.config.limits.clone();
     let router = app(state);
-    // The peer address reaches the handlers (the audit log's "from where").
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .into_future();
+    // The peer address reaches the handlers as `ConnectInfo` (the audit log's "from where",
+    // the rate limit's key).
+    let server = async move { transport::serve(listener, router, &limits, shutdown).await };
     tokio::select! {
         served = server => {
             loop_task.abort();

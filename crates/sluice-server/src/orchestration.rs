@@ -16,6 +16,7 @@ use sluice_store::{
 };
 
 use crate::admission::{self, Refusal};
+use crate::guard::command::{CommandRefused, ConfigOnly, check_job};
 use crate::state::AppState;
 
 /// Most jobs one requeue or purge request touches.
@@ -39,6 +40,9 @@ pub enum OrchError {
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The template is a command job the configuration does not allow.
+    #[error(transparent)]
+    Refused(#[from] CommandRefused),
     /// Encoding JSON failed (a bug).
     #[error("encoding: {0}")]
     Encode(#[from] serde_json::Error),
@@ -59,6 +63,12 @@ pub async fn create_schedule(
     now_ms: i64,
 ) -> Result<ScheduleRecord, OrchError> {
     let sched = parse_schedule(text, levels_opts(state), now_ms)?;
+    check_job(
+        &state.config.security,
+        &sched.template,
+        &ConfigOnly,
+        &format!("the runs of schedule {}/{}", sched.namespace, sched.name),
+    )?;
     admission::check(state.backend.as_ref(), &sched.template)
         .await
         .map_err(|r| match r {

@@ -23,7 +23,7 @@ struct Env {
 
 async fn env_with(cores_milli: u64, memory_mib: u64, tweak: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
+    let mut config = common::commands_allowed();
     tweak(&mut config);
     Env {
         state: common::local_state(dir.path(), cores_milli, memory_mib, config).await,

@@ -36,7 +36,7 @@ struct Env {
 
 async fn env_with(tweak: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
+    let mut config = common::commands_allowed();
     tweak(&mut config);
     let state = common::local_state(dir.path(), 8000, 16384, config).await;
     // With authentication off there is no token file (and none is needed).
@@ -731,6 +731,7 @@ async fn the_audit_log_records_who_did_what_where_and_from_where() {
         .method("POST")
         .uri("/v1/jobs")
         .header("authorization", format!("Bearer {t}"))
+        .header("content-type", "application/yaml")
         .body(Body::from(job("audited", "a")))
         .unwrap();
     req.extensions_mut().insert(ConnectInfo(peer));

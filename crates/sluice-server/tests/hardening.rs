@@ -84,7 +84,7 @@ struct Env {
 async fn env_on(store: Arc<dyn Store>, dir: &std::path::Path) -> Env {
     let config = Config {
         data_dir: dir.to_path_buf(),
-        ..Config::default()
+        ..common::commands_allowed()
     };
     config.validate().unwrap();
     let clock = ManualClock::new(T0);

@@ -13,7 +13,6 @@ use common::app;
 use common::{call, raw};
 use serde_json::Value;
 use sluice_server::AppState;
-use sluice_server::config::Config;
 use sluice_server::tick::tick;
 
 struct Env {
@@ -24,7 +23,7 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let state = common::local_state(dir.path(), 4000, 8192, Config::default()).await;
+    let state = common::local_state(dir.path(), 4000, 8192, common::commands_allowed()).await;
     Env {
         router: app(state.clone()),
         state,

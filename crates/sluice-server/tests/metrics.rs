@@ -14,7 +14,7 @@ use common::app;
 use common::raw as call;
 use serde_json::Value;
 use sluice_server::AppState;
-use sluice_server::config::{Config, NamespaceConfig};
+use sluice_server::config::NamespaceConfig;
 use sluice_server::tick::tick;
 
 struct Env {
@@ -25,7 +25,7 @@ struct Env {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
+    let mut config = common::commands_allowed();
     config
         .namespaces
         .insert("analytics".into(), NamespaceConfig::default());

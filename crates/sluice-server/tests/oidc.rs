@@ -76,6 +76,7 @@ async fn call(r: &Router, token: &str, method: &str, uri: &str, body: &str) -> (
         .method(method)
         .uri(uri)
         .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/yaml")
         .body(Body::from(body.to_string()))
         .unwrap();
     let resp = r.clone().oneshot(req).await.unwrap();
@@ -98,7 +99,7 @@ async fn jwts_of_the_identity_provider_map_a_claim_to_namespace_roles() {
     let (ec_key, ec_jwk) = p256("ec-1");
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, json!({"keys": [ed_jwk, ec_jwk]}).to_string()).unwrap();
-    let mut config = Config::default();
+    let mut config = common::commands_allowed();
     config.auth.oidc = Some(OidcConfig {
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),

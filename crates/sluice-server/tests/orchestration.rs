@@ -13,7 +13,6 @@ use common::app;
 use common::call;
 use sluice_core::job::JobState;
 use sluice_server::AppState;
-use sluice_server::config::Config;
 use sluice_server::orchestration;
 use sluice_server::tick::orchestrate;
 use sluice_server::tick::tick;
@@ -28,7 +27,7 @@ struct Env {
 }
 
 async fn state_in(dir: &std::path::Path) -> AppState {
-    common::local_state(dir, 4000, 8192, Config::default()).await
+    common::local_state(dir, 4000, 8192, common::commands_allowed()).await
 }
 
 async fn env() -> Env {

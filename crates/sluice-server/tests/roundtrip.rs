@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use sluice_core::stored::StoredJob;
 use sluice_server::api::JobView;
 use sluice_server::api::views::resubmittable;
-use sluice_server::config::Config;
 
 const OWN: &str = r#"# a comment the user wrote
 name: nightly-report
@@ -102,7 +101,7 @@ fn without_source(job: &sluice_core::spec::Job) -> Value {
 #[tokio::test]
 async fn get_yaml_resubmits_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let state = local_state(dir.path(), 8000, 16384, Config::default()).await;
+    let state = local_state(dir.path(), 8000, 16384, common::commands_allowed()).await;
     let r = common::app(state);
     round_trip(&r, OWN, "").await;
     round_trip(&r, SPARK_APP, "").await;
@@ -116,7 +115,7 @@ async fn get_yaml_resubmits_unchanged() {
 #[tokio::test]
 async fn a_status_section_is_ignored_not_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let state = local_state(dir.path(), 8000, 16384, Config::default()).await;
+    let state = local_state(dir.path(), 8000, 16384, common::commands_allowed()).await;
     let r = common::app(state);
     let text = format!("{OWN}status:\n  state: succeeded\n  anything: [1, 2]\n");
     let (st, v) = call(&r, "POST", "/v1/jobs", &text).await;
@@ -131,7 +130,7 @@ async fn a_status_section_is_ignored_not_refused() {
 #[tokio::test]
 async fn a_corrupt_stored_policy_is_an_error_naming_the_job() {
     let dir = tempfile::tempdir().unwrap();
-    let state = local_state(dir.path(), 8000, 16384, Config::default()).await;
+    let state = local_state(dir.path(), 8000, 16384, common::commands_allowed()).await;
     let r = common::app(state.clone());
     let (st, v) = call(&r, "POST", "/v1/jobs", OWN).await;
     assert_eq!(st, 201, "{v}");

@@ -38,7 +38,7 @@ async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         data_dir: dir.path().to_path_buf(),
-        ..Config::default()
+        ..common::commands_allowed()
     };
     config.validate().unwrap();
     let inner = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))

@@ -75,7 +75,7 @@ async fn env(case: &Case) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
-        ..Config::default()
+        ..common::commands_allowed()
     };
     config.namespaces.insert(
         "t".into(),

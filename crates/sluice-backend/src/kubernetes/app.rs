@@ -235,6 +235,7 @@ pub fn build_app(
         }
         None => own_app(spec, defaults),
     };
+    add_secret_env(&mut app, &spec.secret_env)?;
     let pod_labels: BTreeMap<String, String> = [
         (JOB_ID_LABEL.to_string(), job_id.to_string()),
         (ATTEMPT_LABEL.to_string(), attempt.to_string()),
@@ -267,6 +268,39 @@ pub fn build_app(
         &[(DEMAND_ANNOTATION.to_string(), demand_json)].into(),
     );
     Ok(app)
+}
+
+/// `secretEnv` of a Spark job: each a Kubernetes Secret's key, added to the driver's and the
+/// executors' `env` as `valueFrom.secretKeyRef` (the operator's `EnvVar`), so that the value never
+/// passes through sluice. A file or an environment variable of the sluice server is `Rejected`:
+/// it would have to be written into the SparkApplication in clear.
+fn add_secret_env(
+    app: &mut Value,
+    refs: &BTreeMap<String, sluice_core::secretref::SecretRef>,
+) -> Result<(), BackendError> {
+    use sluice_core::secretref::SecretRef;
+    for (k, r) in refs {
+        let SecretRef::SecretKeyRef { name, key } = r else {
+            return Err(BackendError::Rejected(format!(
+                "spark.secretEnv.{k}: a {} reference cannot be used on the kubernetes backend \
+                 (use secretKeyRef: a Kubernetes Secret in the job's namespace)",
+                r.kind()
+            )));
+        };
+        let entry = json!({"name": k, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}});
+        let spec_v = child(app, "spec");
+        for role in ["driver", "executor"] {
+            let env = child(child(spec_v, role), "env");
+            if !env.is_array() {
+                *env = Value::Array(Vec::new());
+            }
+            if let Value::Array(items) = env {
+                items.retain(|e| e.get("name").and_then(Value::as_str) != Some(k.as_str()));
+                items.push(entry.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn s(v: &str) -> Value {

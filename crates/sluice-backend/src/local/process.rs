@@ -18,6 +18,7 @@ use super::rundir::{
 };
 use super::state::{LiveRun, LocalBackend, RunKey, Shared};
 use crate::fsutil::{io_err, now_ms, write_atomic};
+use crate::secrets::resolve_here;
 use crate::spark_submit::spark_submit_argv;
 use crate::{BackendError, RunStatus, SubmitRequest};
 
@@ -102,6 +103,9 @@ impl LocalBackend {
                         py.to_string_lossy().into_owned(),
                     ));
                 }
+                if let JobKind::Spark { spec, .. } = &req.job.kind {
+                    env.extend(resolve_here("spark.secretEnv", &spec.secret_env)?);
+                }
                 Ok(Launch {
                     argv,
                     env,
@@ -117,6 +121,9 @@ impl LocalBackend {
                     )));
                 }
                 let cwd = match &c.working_dir {
+                    // A relative working directory is inside the run directory (the parser
+                    // refuses `..`); it is created with the run directory.
+                    Some(w) if !Path::new(w).is_absolute() => dir.join(w),
                     Some(w) => {
                         let w = PathBuf::from(w);
                         if !w.is_dir() {
@@ -129,15 +136,14 @@ impl LocalBackend {
                     }
                     None => dir.to_path_buf(),
                 };
-                Ok(Launch {
-                    argv,
-                    env: c
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.0.clone()))
-                        .collect(),
-                    cwd,
-                })
+                let mut env: Vec<(String, String)> = c
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect();
+                // Secrets are read now, from this host, and go only into the run's environment.
+                env.extend(resolve_here("command.secretEnv", &c.secret_env)?);
+                Ok(Launch { argv, env, cwd })
             }
         }
     }
@@ -151,6 +157,11 @@ impl LocalBackend {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(io_err(format!("creating {}", dir.display())))?;
+        if launch.cwd.starts_with(dir) {
+            tokio::fs::create_dir_all(&launch.cwd)
+                .await
+                .map_err(io_err(format!("creating {}", launch.cwd.display())))?;
+        }
         let log_path = dir.join(LOG);
         let log = std::fs::OpenOptions::new()
             .create(true)

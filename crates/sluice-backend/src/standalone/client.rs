@@ -99,6 +99,12 @@ impl StandaloneBackend {
         if let Some(h) = &self.cfg.driver_host {
             env.push(("SPARK_LOCAL_IP".to_string(), h.clone()));
         }
+        if let sluice_core::spec::JobKind::Spark { spec, .. } = &req.job.kind {
+            env.extend(crate::secrets::resolve_here(
+                "spark.secretEnv",
+                &spec.secret_env,
+            )?);
+        }
         let result = self
             .drivers
             .submit_with(&local_req, |dir| {

@@ -53,6 +53,12 @@ pub fn create_request(
             ))
         })?;
     let file = main_file(job, spec)?;
+    if let Some(k) = spec.secret_env.keys().next() {
+        return Err(BackendError::Rejected(format!(
+            "spark.secretEnv.{k}: secrets cannot be passed to a cluster-mode driver (the REST \
+             submission would carry them in clear); use client deploy mode"
+        )));
+    }
     let uri = |p: &str| as_uri(p, spark_home, &cfg.image_spark_home);
     let resource = uri(file);
     let mut props: BTreeMap<String, String> = BTreeMap::new();

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::admission::Refusal;
 use crate::fault::{store_detail, store_unavailable};
+use crate::guard::command::CommandRefused;
 use crate::orchestration::OrchError;
 use crate::time::ParamError;
 
@@ -44,7 +45,8 @@ pub enum ApiError {
     /// No valid token: missing, unknown, revoked or expired (401, with `WWW-Authenticate`).
     #[error("{0}")]
     Unauthorized(String),
-    /// The token may not do this, or the request comes from another site or host (403).
+    /// The token or the configuration does not allow this (403): a role the token lacks, a
+    /// request from another site or host, a command job where command jobs are not allowed.
     #[error("{0}")]
     Forbidden(String),
 }
@@ -148,6 +150,7 @@ impl From<OrchError> for ApiError {
             OrchError::Spec(e) => ApiError::BadRequest(e.to_string()),
             OrchError::NoFilter(m) => ApiError::BadRequest(m),
             OrchError::NeverFits(m) => ApiError::Unprocessable(m),
+            OrchError::Refused(e) => ApiError::Forbidden(e.0),
             OrchError::Store(e) => ApiError::from(e),
             OrchError::Backend(e) => ApiError::from(e),
             OrchError::Encode(e) => ApiError::Internal(format!("encoding: {e}")),
@@ -158,6 +161,12 @@ impl From<OrchError> for ApiError {
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> Self {
         ApiError::BadRequest(e.0)
+    }
+}
+
+impl From<CommandRefused> for ApiError {
+    fn from(e: CommandRefused) -> Self {
+        ApiError::Forbidden(e.0)
     }
 }
 

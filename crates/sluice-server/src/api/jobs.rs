@@ -20,6 +20,7 @@ use super::error::{ApiError, ErrorBody, body_text, refused};
 use super::views::{JobView, orch_view, view};
 use crate::admission;
 use crate::auth::{Caller, audit};
+use crate::guard::command::check_job;
 use crate::state::AppState;
 use crate::time::parse_time;
 use sluice_core::access::AccessRole;
@@ -53,12 +54,14 @@ pub async fn submit(
     let job = stored.job.clone();
     let job = &job;
     caller.require(&job.namespace, AccessRole::Submitter)?;
+    let what = format!("job {}/{}", job.namespace, job.name);
+    check_job(&st.config.security, job, &caller, &what)?;
     // The one admission gate: a bad quantity is a 400; a job that could never run here (the
     // backend refuses it, it could not fit even the empty cluster, no node or quota could ever
     // take it) is a 422 instead of waiting forever.
     let demand = admission::check(st.backend.as_ref(), job)
         .await
-        .map_err(|r| refused(r, &format!("job {}/{}", job.namespace, job.name)))?;
+        .map_err(|r| refused(r, &what))?;
     // The job, its retry policy / queue TTL and the document as submitted (sluice_core::stored).
     let new = NewJob {
         id: st.new_id(),

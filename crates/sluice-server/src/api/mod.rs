@@ -99,10 +99,14 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Builds the router: every route behind the guard (authentication, the route's rule, same
-/// site and host).
+/// site and host), all of it behind the transport limits of [`crate::guard`].
 pub fn app(state: AppState) -> Router {
     let limit = state.config.api.max_body_bytes;
-    crate::auth::middleware::guarded(routes(), &state)
+    let config = state.config.clone();
+    let router = crate::auth::middleware::guarded(routes(), &state)
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state);
+    // Outermost: the transport limits (body size and type, rate, timeout, security headers),
+    // before any authentication work.
+    crate::guard::layers(router, &config)
 }

@@ -74,6 +74,9 @@ fn schedule_view(s: ScheduleRecord, next_runs: usize, active: Vec<String>) -> Sc
         }
         _ => Vec::new(),
     };
+    // Secret values of the template are never shown; the stored schedule keeps them.
+    let mut template = s.template;
+    crate::redact::redact_spec(&mut template);
     ScheduleView {
         schedule: s.cron,
         time_zone: s.time_zone,
@@ -89,7 +92,7 @@ fn schedule_view(s: ScheduleRecord, next_runs: usize, active: Vec<String>) -> Sc
         last_message: s.last_message,
         active_runs: active,
         created_at: rfc3339(s.created_at_ms),
-        template: s.template,
+        template,
         namespace: s.namespace,
         name: s.name,
     }

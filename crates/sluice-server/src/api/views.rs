@@ -169,9 +169,10 @@ pub async fn orch_view(st: &AppState, rec: &JobRecord) -> Result<Option<OrchView
     o.map(|o| orch_view_of(rec, &o, now)).transpose()
 }
 
-/// A job as the API shows it, with its wait (kept only while queued) and timeline.
+/// A job as the API shows it, with its wait (kept only while queued) and timeline, and its
+/// secret values hidden ([`crate::redact`]).
 pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEvent>>) -> JobView {
-    let spec = match rec.decoded().map(|stored| stored.encode()) {
+    let mut spec = match rec.decoded().map(|stored| stored.encode()) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::error!(job = %rec.id, "the stored job does not encode: {e}");
@@ -183,6 +184,8 @@ pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEven
         }
     };
     let total = rec.demand.total();
+    // Secret values (env, Spark conf) are never shown; the stored job keeps them.
+    crate::redact::redact_spec(&mut spec);
     JobView {
         demand: DemandView {
             pods: rec

@@ -133,3 +133,12 @@ pub async fn audit(
         );
     }
 }
+
+/// Command jobs run an argv on the sluice host: `[security.command_jobs]` names the namespaces
+/// (and programs) where they are allowed at all, and the caller needs the role that submits
+/// there (`submitter`).
+impl crate::guard::command::CommandGrant for Caller {
+    fn may_run_commands(&self, namespace: &str) -> bool {
+        self.grants.allows(namespace, AccessRole::Submitter)
+    }
+}

@@ -119,3 +119,16 @@ pub async fn call(router: &Router, method: &str, uri: &str, body: &str) -> (Stat
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
+
+/// The default configuration with command jobs allowed in every namespace, and absolute
+/// working directories under /tmp: these tests run command jobs, which the default refuses
+/// (`tests/security.rs`).
+pub fn commands_allowed() -> Config {
+    let mut c = Config::default();
+    c.security.command_jobs = Some(sluice_server::config::CommandJobsConfig {
+        namespaces: vec!["*".into()],
+        executables: None,
+        working_dirs: vec!["/tmp".into()],
+    });
+    c
+}
