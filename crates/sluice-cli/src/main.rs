@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
 
 mod orch;
+mod simulate;
 mod watch;
 
 /// A capacity-aware job orchestrator for Apache Spark.
@@ -150,6 +151,9 @@ enum Cmd {
         #[arg(long)]
         priority: Option<String>,
     },
+    /// Replays a job trace on a cluster in virtual time under each policy and reports waits,
+    /// utilisation, fairness and half-started jobs (`generate` writes a synthetic trace).
+    Simulate(simulate::SimulateArgs),
 }
 
 struct Client {
@@ -397,9 +401,12 @@ async fn run(cli: Cli) -> Result<i32> {
         print!("{}", render(file, config.as_deref(), priority.as_deref())?);
         return Ok(0);
     }
+    if let Cmd::Simulate(args) = cli.cmd {
+        return simulate::run(args);
+    }
     let c = Client::new(&cli.server)?;
     match cli.cmd {
-        Cmd::Server { .. } | Cmd::Render { .. } => Ok(0),
+        Cmd::Server { .. } | Cmd::Render { .. } | Cmd::Simulate(_) => Ok(0),
         Cmd::Submit {
             file,
             priority,

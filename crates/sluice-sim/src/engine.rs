@@ -1,0 +1,168 @@
+//! The replay of sluice's policies: an event queue in virtual time (submits and finishes) and,
+//! at every moment something happened, one call of the server's own cycle,
+//! [`sluice_core::cycle::schedule`], over every job waiting, with the free room per node, what
+//! each namespace holds and the namespaces' settings. No second scheduler: the cycle decides
+//! every start, the engine only keeps the books (as the server's tick does with the store).
+//!
+//! The server runs a cycle when woken by a submit and every `interval_ms`; here a cycle runs at
+//! every submit and every finish, as a server that is woken at once. Jobs start the moment they
+//! are admitted and hold their whole demand for their trace duration.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use sluice_core::capacity::Snapshot;
+use sluice_core::cycle::{Candidate, CycleInput, HeadPolicy, NamespacePolicy, schedule};
+use sluice_core::job::{Demand, Resources, Role};
+
+use crate::cluster::Cluster;
+use crate::model::{Recorder, Run, UsagePoint, Workload};
+
+/// Replays the workload under sluice's cycle. `head` forces one head-of-line policy on every
+/// namespace; `None` keeps each namespace's policy from the cluster file. Weights always come
+/// from the cluster file.
+pub fn replay(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>) -> Run {
+    let total = cluster.total();
+    let mut rec = Recorder::new(total, w.namespaces.len(), w.jobs.len());
+    let namespaces: BTreeMap<String, NamespacePolicy> = w
+        .namespaces
+        .iter()
+        .map(|ns| {
+            let mut p = cluster.policy_of(ns);
+            if let Some(h) = head {
+                p.policy = h;
+            }
+            (ns.clone(), p)
+        })
+        .collect();
+    let mut held: BTreeMap<String, Resources> = w
+        .namespaces
+        .iter()
+        .map(|ns| (ns.clone(), Resources::default()))
+        .collect();
+    let mut ns_held = vec![Resources::default(); w.namespaces.len()];
+    let mut snapshot = Snapshot {
+        available: true,
+        nodes: cluster.nodes.clone(),
+        allocatable: cluster.nodes.clone(),
+    };
+    // Waiting jobs: the cycle's candidates and, beside them, their index in the workload.
+    let mut queue: Vec<Candidate> = Vec::new();
+    let mut queue_jobs: Vec<usize> = Vec::new();
+    // Finishes: (time, job).
+    let mut finishes: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    let mut next_submit = 0;
+    let mut used = Resources::default();
+
+    loop {
+        let t_submit = w.jobs.get(next_submit).map(|j| j.submit_ms);
+        let t_finish = finishes.peek().map(|Reverse((t, _))| *t);
+        let now = match (t_submit, t_finish) {
+            (None, None) => break,
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+        };
+        // 1. Finishes free their room.
+        while let Some(&Reverse((t, j))) = finishes.peek() {
+            if t != now {
+                break;
+            }
+            finishes.pop();
+            let job = &w.jobs[j];
+            let run = &mut rec.run.jobs[j];
+            run.end_ms = Some(now);
+            for &(role, node) in &run.placement {
+                let pod = pod_of(&job.demand, role);
+                let n = &mut snapshot.nodes[node];
+                n.cpu_milli += pod.cpu_milli;
+                n.mem_mib += pod.mem_mib;
+                n.pods = n.pods.map(|p| p + 1);
+            }
+            let d = job.demand.total();
+            used = used.minus(&d);
+            ns_held[job.ns] = ns_held[job.ns].minus(&d);
+            if let Some(h) = held.get_mut(&w.namespaces[job.ns]) {
+                *h = h.minus(&d);
+            }
+        }
+        // 2. Submits join the queue; a job that can never fit is refused, as the server does.
+        while let Some(job) = w.jobs.get(next_submit) {
+            if job.submit_ms != now {
+                break;
+            }
+            if job.fits_empty {
+                queue.push(Candidate {
+                    id: job.id.clone(),
+                    namespace: w.namespaces[job.ns].clone(),
+                    level: job.level,
+                    enqueued_at_ms: job.submit_ms,
+                    demand: job.demand.clone(),
+                    constraints: None,
+                });
+                queue_jobs.push(next_submit);
+            } else {
+                rec.run.jobs[next_submit].refused = true;
+            }
+            next_submit += 1;
+        }
+        // 3. One cycle over everything waiting.
+        if !queue.is_empty() {
+            rec.run.cycles += 1;
+            let out = schedule(&CycleInput {
+                candidates: &queue,
+                snapshot: &snapshot,
+                held: &held,
+                namespaces: &namespaces,
+                default_policy: NamespacePolicy::default(),
+            });
+            let mut gone: Vec<usize> = Vec::with_capacity(out.admitted.len());
+            for a in out.admitted {
+                let j = queue_jobs[a.index];
+                let job = &w.jobs[j];
+                for &(role, node) in &a.placement.pods {
+                    let pod = pod_of(&job.demand, role);
+                    let n = &mut snapshot.nodes[node];
+                    n.cpu_milli = n.cpu_milli.saturating_sub(pod.cpu_milli);
+                    n.mem_mib = n.mem_mib.saturating_sub(pod.mem_mib);
+                    n.pods = n.pods.map(|p| p.saturating_sub(1));
+                }
+                let d = job.demand.total();
+                used = used.plus(&d);
+                ns_held[job.ns] = ns_held[job.ns].plus(&d);
+                if let Some(h) = held.get_mut(&w.namespaces[job.ns]) {
+                    *h = h.plus(&d);
+                }
+                let run = &mut rec.run.jobs[j];
+                run.first_pod_ms = Some(now);
+                run.start_ms = Some(now);
+                // The cycle places all pods or none: a placement short of the demand would be
+                // a half-started job, and is counted as one (it never happens; tests check).
+                run.half_started = a.placement.pods.len() as u64 != job.demand.pod_count();
+                run.placement = a.placement.pods;
+                finishes.push(Reverse((now.saturating_add(job.duration_ms), j)));
+                gone.push(a.index);
+            }
+            gone.sort_unstable_by(|a, b| b.cmp(a));
+            for i in gone {
+                queue.swap_remove(i);
+                queue_jobs.swap_remove(i);
+            }
+        }
+        rec.record(
+            UsagePoint {
+                at_ms: now,
+                held: used,
+                busy: used,
+                waiting: queue.len() as u32,
+            },
+            &ns_held,
+        );
+    }
+    rec.run
+}
+
+/// The request of one pod of `role` in the demand.
+pub(crate) fn pod_of(demand: &Demand, role: Role) -> Resources {
+    demand.role(role).map(|p| p.each()).unwrap_or_default()
+}
