@@ -249,6 +249,14 @@ fn job_from(line: u64, fields: &BTreeMap<&str, String>) -> Result<TraceJob, SimE
         let v = get(f);
         sluice_core::quantity::parse_mem_mib(v).map_err(|e| trace_err(line, f, v, e.to_string()))
     };
+    let submit_ms = time("submit")?;
+    let namespace = name_field("namespace")?;
+    let level = match get("level") {
+        "" => None,
+        l => Some(name_field("level").map(|_| l.to_string())?),
+    };
+    let name = name_field("name")?;
+    let driver = Resources::new(cpu("driver_cpu")?, mem("driver_memory")?);
     let executors = {
         let v = get("executors");
         match v.parse::<u32>() {
@@ -268,10 +276,7 @@ fn job_from(line: u64, fields: &BTreeMap<&str, String>) -> Result<TraceJob, SimE
     } else {
         Resources::new(cpu("executor_cpu")?, mem("executor_memory")?)
     };
-    let level = match get("level") {
-        "" => None,
-        l => Some(name_field("level").map(|_| l.to_string())?),
-    };
+    let duration_ms = time("duration")?;
     let outcome = match get("outcome") {
         "" | "succeeded" => Outcome::Succeeded,
         "failed" => Outcome::Failed,
@@ -287,14 +292,14 @@ fn job_from(line: u64, fields: &BTreeMap<&str, String>) -> Result<TraceJob, SimE
     };
     Ok(TraceJob {
         line,
-        submit_ms: time("submit")?,
-        namespace: name_field("namespace")?,
+        submit_ms,
+        namespace,
         level,
-        name: name_field("name")?,
-        driver: Resources::new(cpu("driver_cpu")?, mem("driver_memory")?),
+        name,
+        driver,
         executor,
         executors,
-        duration_ms: time("duration")?,
+        duration_ms,
         outcome,
     })
 }
