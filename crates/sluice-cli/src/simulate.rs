@@ -100,11 +100,6 @@ pub fn run(args: SimulateArgs) -> Result<i32> {
     let (Some(trace_path), Some(cluster_path)) = (&args.trace, &args.cluster) else {
         bail!("simulate needs --trace FILE and --cluster FILE (or the `generate` subcommand)");
     };
-    let cluster = load_cluster(cluster_path)?;
-    let jobs = trace::parse(&read(trace_path, "trace")?)
-        .with_context(|| trace_path.display().to_string())?;
-    let workload =
-        Workload::new(&jobs, &cluster).with_context(|| trace_path.display().to_string())?;
     let policies: Vec<Policy> = if args.policies.is_empty() {
         Policy::DEFAULT.to_vec()
     } else {
@@ -113,6 +108,11 @@ pub fn run(args: SimulateArgs) -> Result<i32> {
             .map(|p| p.parse::<Policy>())
             .collect::<Result<_, _>>()?
     };
+    let cluster = load_cluster(cluster_path)?;
+    let jobs = trace::parse(&read(trace_path, "trace")?)
+        .with_context(|| trace_path.display().to_string())?;
+    let workload =
+        Workload::new(&jobs, &cluster).with_context(|| trace_path.display().to_string())?;
     let hang = sluice_core::duration::parse_positive("--hang-timeout", &args.hang_timeout)?;
     let baseline = BaselineConfig {
         hang_timeout_ms: i64::try_from(hang.as_millis()).context("--hang-timeout is too large")?,

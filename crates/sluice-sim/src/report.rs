@@ -244,19 +244,20 @@ pub fn html(title: &str, summaries: &[Summary]) -> String {
         out.push_str(&svg::bars("Wait p95 by namespace", &ns, &p95, &|y| {
             fmt_ms(y as i64)
         }));
-        let mut share = vec![(
+        // The policies keep their colours; the weight comes last.
+        let mut share: Vec<(String, Vec<f64>)> = summaries
+            .iter()
+            .map(|s| {
+                (
+                    s.policy.to_string(),
+                    s.shares.iter().map(|x| x.contended_share).collect(),
+                )
+            })
+            .collect();
+        share.push((
             "weight".to_string(),
             first.shares.iter().map(|x| x.weight_share).collect(),
-        )];
-        share.extend(summaries.iter().map(|s| {
-            (
-                s.policy.to_string(),
-                s.shares
-                    .iter()
-                    .map(|x| x.contended_share)
-                    .collect::<Vec<f64>>(),
-            )
-        }));
+        ));
         out.push_str("<h2>Share against weight</h2>");
         out.push_str(&svg::bars(
             "Share of the cluster while jobs waited, against weight",
