@@ -83,6 +83,8 @@ impl FromStr for Policy {
 pub struct SimJob {
     /// Unique id: the job's index in the trace, zero-padded (so ids sort in trace order).
     pub id: String,
+    /// Index in the trace (the order of [`SimJob::id`]).
+    pub seq: usize,
     /// Trace line (0 if built in code).
     pub line: u64,
     /// Name, for people.
@@ -151,6 +153,7 @@ impl Workload {
             let fits = fits_empty(&demand, &cluster.nodes).is_ok();
             jobs.push(SimJob {
                 id: format!("{i:0width$}"),
+                seq: i,
                 line: t.line,
                 name: t.name.clone(),
                 ns: namespaces.binary_search(&t.namespace).unwrap_or(0),
