@@ -58,10 +58,17 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
         .map(|ns| (ns.clone(), Resources::default()))
         .collect();
     let mut ns_held = vec![Resources::default(); w.namespaces.len()];
+    // Nodes without their names: the cycle decides on room alone and answers with node
+    // indices, and an empty name costs the fitter no allocation when it copies the nodes.
+    let unnamed: Vec<NodeCapacity> = cluster
+        .nodes
+        .iter()
+        .map(|n| NodeCapacity::new(String::new(), n.cpu_milli, n.mem_mib, n.pods))
+        .collect();
     let mut snapshot = Snapshot {
         available: true,
-        nodes: cluster.nodes.clone(),
-        allocatable: cluster.nodes.clone(),
+        nodes: unnamed.clone(),
+        allocatable: unnamed,
     };
     let strict: Vec<bool> = w
         .namespaces
