@@ -12,6 +12,7 @@ use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
 
 mod access;
 mod orch;
+mod simulate;
 mod watch;
 
 /// A capacity-aware job orchestrator for Apache Spark.
@@ -165,6 +166,9 @@ enum Cmd {
         #[arg(long)]
         priority: Option<String>,
     },
+    /// Replays a job trace on a cluster in virtual time under each policy and reports waits,
+    /// utilisation, fairness and half-started jobs (`generate` writes a synthetic trace).
+    Simulate(simulate::SimulateArgs),
 }
 
 struct Client {
@@ -438,6 +442,9 @@ async fn run(cli: Cli) -> Result<i32> {
         print!("{}", render(file, config.as_deref(), priority.as_deref())?);
         return Ok(0);
     }
+    if let Cmd::Simulate(args) = cli.cmd {
+        return simulate::run(args);
+    }
     let data_dir = std::env::var_os("SLUICE_DATA_DIR").map(PathBuf::from);
     let token = access::find_token(
         cli.token.as_deref(),
@@ -446,7 +453,7 @@ async fn run(cli: Cli) -> Result<i32> {
     )?;
     let c = Client::new(&cli.server, token.as_deref())?;
     match cli.cmd {
-        Cmd::Server { .. } | Cmd::Render { .. } => Ok(0),
+        Cmd::Server { .. } | Cmd::Render { .. } | Cmd::Simulate(_) => Ok(0),
         Cmd::Submit {
             file,
             priority,

@@ -1,0 +1,266 @@
+//! What a replay shows: waits by level and namespace, utilisation over time, share against
+//! weight, half-started jobs, starvation and makespan.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::Cluster;
+use crate::model::{Policy, Run, Workload, dominant};
+
+/// Wait times of a set of jobs (submit to start), by nearest rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Waits {
+    /// Jobs that started.
+    pub count: usize,
+    /// Median wait, ms.
+    pub p50_ms: i64,
+    /// 95th percentile, ms.
+    pub p95_ms: i64,
+    /// Longest wait, ms.
+    pub max_ms: i64,
+}
+
+impl Waits {
+    /// Nearest-rank percentiles of the given waits (sorted here).
+    pub fn of(mut waits: Vec<i64>) -> Self {
+        waits.sort_unstable();
+        let rank = |p: f64| -> i64 {
+            if waits.is_empty() {
+                return 0;
+            }
+            let r = ((p * waits.len() as f64).ceil() as usize).clamp(1, waits.len());
+            waits[r - 1]
+        };
+        Waits {
+            count: waits.len(),
+            p50_ms: rank(0.50),
+            p95_ms: rank(0.95),
+            max_ms: waits.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// A namespace's share of the cluster against its weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    /// The namespace.
+    pub namespace: String,
+    /// Its fair-share weight.
+    pub weight: u32,
+    /// Its weight over the sum of the weights of the trace's namespaces.
+    pub weight_share: f64,
+    /// Its mean dominant share of the cluster while some job waited, over the sum of those
+    /// means of all namespaces (what it got of what was handed out under contention).
+    pub contended_share: f64,
+}
+
+/// One bucket of the utilisation chart.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Start of the bucket, ms from the first submit.
+    pub at_ms: i64,
+    /// Mean dominant share of the cluster held by running jobs (doing work), 0 to 1.
+    pub busy: f64,
+    /// Mean dominant share held by any pod (running jobs and half-started ones).
+    pub held: f64,
+    /// Mean number of jobs waiting.
+    pub waiting: f64,
+}
+
+/// Everything the report shows of one policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The policy.
+    pub policy: Policy,
+    /// Jobs in the trace.
+    pub jobs: usize,
+    /// Refused at submit: they can never fit the cluster.
+    pub refused: usize,
+    /// Jobs that ran.
+    pub ran: usize,
+    /// Jobs that fit the cluster and never ran.
+    pub never_ran: usize,
+    /// Jobs that held some pods while others waited.
+    pub half_started: usize,
+    /// Times a half-started job was killed and submitted again.
+    pub restarts: u64,
+    /// Core-hours held by pods of half-started jobs, doing nothing.
+    pub idle_core_hours: f64,
+    /// Waits of every job that ran.
+    pub waits: Waits,
+    /// Waits per level, highest first.
+    pub by_level: Vec<(String, Waits)>,
+    /// Waits per namespace.
+    pub by_namespace: Vec<(String, Waits)>,
+    /// Longest wait of a job that fit the empty cluster (to the end of the replay for one that
+    /// never ran), ms.
+    pub starvation_ms: i64,
+    /// From the first submit to the last finish, ms.
+    pub makespan_ms: i64,
+    /// Mean dominant share of the cluster doing work over the makespan, 0 to 1.
+    pub utilisation: f64,
+    /// Mean dominant share held by pods (including half-started ones), 0 to 1.
+    pub held_utilisation: f64,
+    /// Share against weight per namespace.
+    pub shares: Vec<Share>,
+    /// Runs by outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Utilisation and queue over time.
+    pub series: Vec<Bucket>,
+    /// Cycles run.
+    pub cycles: u64,
+}
+
+/// Buckets in the time series.
+pub const BUCKETS: usize = 120;
+
+/// Summarises one replay.
+pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> Summary {
+    let t0 = w.jobs.first().map_or(0, |j| j.submit_ms);
+    let t_end = run
+        .jobs
+        .iter()
+        .filter_map(|r| r.end_ms)
+        .max()
+        .unwrap_or(t0)
+        .max(run.usage.last().map_or(t0, |u| u.at_ms));
+    let mut all = Vec::new();
+    let mut by_level: Vec<Vec<i64>> = vec![Vec::new(); w.levels.len()];
+    let mut by_ns: Vec<Vec<i64>> = vec![Vec::new(); w.namespaces.len()];
+    let mut outcomes = BTreeMap::new();
+    let (mut refused, mut never_ran, mut half, mut restarts) = (0, 0, 0, 0u64);
+    let mut idle: u128 = 0;
+    let mut starvation = 0;
+    for (job, r) in w.jobs.iter().zip(&run.jobs) {
+        refused += usize::from(r.refused);
+        half += usize::from(r.half_started);
+        restarts += u64::from(r.restarts);
+        idle += r.idle_held_cpu;
+        match r.start_ms {
+            Some(s) => {
+                let wait = s - job.submit_ms;
+                all.push(wait);
+                by_level[job.level].push(wait);
+                by_ns[job.ns].push(wait);
+                if job.fits_empty {
+                    starvation = starvation.max(wait);
+                }
+                *outcomes
+                    .entry(job.outcome.as_str().to_string())
+                    .or_insert(0) += 1;
+            }
+            None if job.fits_empty => {
+                never_ran += 1;
+                starvation = starvation.max(t_end - job.submit_ms);
+            }
+            None => {}
+        }
+    }
+    let total = cluster.total();
+    let series = buckets(run, &total, t0, t_end);
+    let span = (t_end - t0).max(1) as f64;
+    let mean = |f: &dyn Fn(&crate::model::UsagePoint) -> f64| -> f64 {
+        let mut acc = 0.0;
+        for (i, u) in run.usage.iter().enumerate() {
+            let next = run.usage.get(i + 1).map_or(t_end, |n| n.at_ms);
+            acc += f(u) * (next - u.at_ms).max(0) as f64;
+        }
+        acc / span
+    };
+    let weights: Vec<u32> = w
+        .namespaces
+        .iter()
+        .map(|ns| cluster.policy_of(ns).weight.max(1))
+        .collect();
+    let wsum: f64 = weights.iter().map(|&x| f64::from(x)).sum();
+    let ssum: f64 = run.contended_share_ms.iter().sum();
+    let shares = w
+        .namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| Share {
+            namespace: ns.clone(),
+            weight: weights[i],
+            weight_share: f64::from(weights[i]) / wsum.max(1.0),
+            contended_share: if ssum > 0.0 {
+                run.contended_share_ms[i] / ssum
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    Summary {
+        policy,
+        jobs: w.jobs.len(),
+        refused,
+        ran: all.len(),
+        never_ran,
+        half_started: half,
+        restarts,
+        idle_core_hours: idle as f64 / 1000.0 / 3_600_000.0,
+        waits: Waits::of(all),
+        by_level: w
+            .levels
+            .iter()
+            .cloned()
+            .zip(by_level.into_iter().map(Waits::of))
+            .collect(),
+        by_namespace: w
+            .namespaces
+            .iter()
+            .cloned()
+            .zip(by_ns.into_iter().map(Waits::of))
+            .collect(),
+        starvation_ms: starvation,
+        makespan_ms: t_end - t0,
+        utilisation: mean(&|u| dominant(&u.busy, &total)),
+        held_utilisation: mean(&|u| dominant(&u.held, &total)),
+        shares,
+        outcomes,
+        series,
+        cycles: run.cycles,
+    }
+}
+
+/// Time-weighted means over [`BUCKETS`] equal buckets from `t0` to `t_end`.
+fn buckets(run: &Run, total: &sluice_core::job::Resources, t0: i64, t_end: i64) -> Vec<Bucket> {
+    let span = (t_end - t0).max(1);
+    let width = (span as f64 / BUCKETS as f64).max(1.0);
+    let mut acc = vec![(0.0, 0.0, 0.0); BUCKETS];
+    for (i, u) in run.usage.iter().enumerate() {
+        let end = run.usage.get(i + 1).map_or(t_end, |n| n.at_ms);
+        let (busy, held, waiting) = (
+            dominant(&u.busy, total),
+            dominant(&u.held, total),
+            f64::from(u.waiting),
+        );
+        let mut a = (u.at_ms - t0) as f64;
+        let b = (end - t0) as f64;
+        while a < b {
+            let k = ((a / width) as usize).min(BUCKETS - 1);
+            let edge = if k == BUCKETS - 1 {
+                b
+            } else {
+                ((k + 1) as f64 * width).min(b)
+            };
+            let dt = (edge - a).max(0.0);
+            acc[k].0 += busy * dt;
+            acc[k].1 += held * dt;
+            acc[k].2 += waiting * dt;
+            if edge <= a {
+                break;
+            }
+            a = edge;
+        }
+    }
+    acc.into_iter()
+        .enumerate()
+        .map(|(k, (b, h, q))| Bucket {
+            at_ms: (k as f64 * width) as i64,
+            busy: b / width,
+            held: h / width,
+            waiting: q / width,
+        })
+        .collect()
+}
