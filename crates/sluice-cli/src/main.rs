@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::de::DeserializeOwned;
 use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
 
+mod bench;
 mod orch;
 mod watch;
 
@@ -137,6 +138,10 @@ enum Cmd {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Measures a real server (this binary, release build) with the simulated backend on SQLite
+    /// and PostgreSQL over HTTP: submit rates, RSS, idle tick, submit->admitted latency,
+    /// admissions/s and API latency at several queue depths (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Prints, as YAML, the Kubernetes objects sluice would create for a job (the
     /// SparkApplication; in placeholders mode the placeholder pods too), without contacting a
     /// cluster or a server.
@@ -397,9 +402,13 @@ async fn run(cli: Cli) -> Result<i32> {
         print!("{}", render(file, config.as_deref(), priority.as_deref())?);
         return Ok(0);
     }
+    if let Cmd::Bench(args) = &cli.cmd {
+        bench::run(args.clone()).await?;
+        return Ok(0);
+    }
     let c = Client::new(&cli.server)?;
     match cli.cmd {
-        Cmd::Server { .. } | Cmd::Render { .. } => Ok(0),
+        Cmd::Server { .. } | Cmd::Render { .. } | Cmd::Bench(_) => Ok(0),
         Cmd::Submit {
             file,
             priority,

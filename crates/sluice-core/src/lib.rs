@@ -21,6 +21,7 @@ pub mod duration;
 pub mod job;
 pub mod pods;
 pub mod quantity;
+pub mod queue;
 pub mod retry;
 pub mod schedule;
 pub mod sizing;

@@ -7,6 +7,8 @@
 //! - [`admission`] (can this job ever run here: one gate for submit, schedules and retries);
 //! - [`orchestration`] (schedule and dead-letter operations the API calls, and a schedule's run);
 //! - [`state`] (what the handlers and the loop share);
+//! - [`queue`] (the waiting jobs in memory, kept by the store's writes) and [`submitq`] (group
+//!   commit of submits);
 //! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`config`] (leaves).
 
 pub mod admission;
@@ -17,7 +19,9 @@ pub mod config;
 pub mod fault;
 pub mod metrics;
 pub mod orchestration;
+pub mod queue;
 pub mod state;
+pub mod submitq;
 pub mod tick;
 pub mod time;
 pub mod ui;

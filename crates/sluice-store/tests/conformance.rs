@@ -187,6 +187,9 @@ conformance! {
         nul_in_messages_is_stored_sanitized,
         nul_in_values_is_invalid_input,
         closed_store_is_unavailable,
+        insert_jobs_batch,
+        insert_jobs_concurrent_batches,
+        transitions_batch,
     ],
     store_and_url: [
         survives_reopen,
@@ -209,6 +212,11 @@ use orch::{
     queue_deadline_backfill, queue_deadline_follows_the_queue, queue_deadline_order_and_limit,
     retry_then_dead_letter, schedules_crud, select_and_purge,
 };
+
+// Batched writes (group commit): Store::insert_jobs and Store::transitions.
+#[path = "conformance_batch/mod.rs"]
+mod batch;
+use batch::{insert_jobs_batch, insert_jobs_concurrent_batches, transitions_batch};
 
 // History rollups (Store::roll_up_history) checked against the history computed live.
 #[path = "conformance_rollup/mod.rs"]

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use sluice_backend::CapacityReport;
 use sluice_store::StoreError;
 use utoipa::{OpenApi, ToSchema};
 
@@ -81,9 +82,18 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
 /// The cluster now: capacity, what is allocated (overall and per namespace), reservations.
 #[utoipa::path(get, path = "/v1/cluster", responses((status = 200, body = ClusterView), (status = 500, body = ErrorBody)))]
 pub async fn cluster(State(st): State<AppState>) -> Result<Json<ClusterView>, ApiError> {
+    let report = capacity(&st).await;
     Ok(Json(
-        cluster_view(st.store.as_ref(), st.backend.as_ref()).await?,
+        cluster_view(st.store.as_ref(), st.backend.as_ref(), report).await?,
     ))
+}
+
+/// The capacity the last tick read; the backend is asked only before the first tick.
+async fn capacity(st: &AppState) -> Option<CapacityReport> {
+    match st.last_capacity() {
+        Some(r) => Some(r),
+        None => st.backend.capacity().await.ok(),
+    }
 }
 
 /// Prometheus metrics in the text format (version 0.0.4).
@@ -96,7 +106,8 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 
 async fn read_state(state: &AppState) -> Result<StateNow, StoreError> {
     let queues = state.store.queue_stats().await?;
-    let cluster = cluster_view(state.store.as_ref(), state.backend.as_ref()).await?;
+    let report = capacity(state).await;
+    let cluster = cluster_view(state.store.as_ref(), state.backend.as_ref(), report).await?;
     let dlq = state.store.count_dead_letters().await?;
     Ok(StateNow {
         at_ms: state.now_ms(),
