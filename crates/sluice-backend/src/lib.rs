@@ -208,6 +208,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn app_id(&self, _run: &RunRef) -> Option<String> {
         None
     }
+    /// Whether [`Backend::constraints`] may answer anything but none (the server then reads
+    /// queued jobs' full records for the cycle). Default: false.
+    fn has_constraints(&self) -> bool {
+        false
+    }
     /// What the backend adds to a queued job's fit beyond free room per node: which nodes each
     /// role may use (node selectors, taints) and whether something else holds it back (a
     /// namespace quota). `nodes` is the snapshot's node list of this cycle. Called for every

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
 
 mod access;
+mod bench;
 mod orch;
 mod simulate;
 mod watch;
@@ -153,6 +154,10 @@ enum Cmd {
     Audit(access::AuditArgs),
     /// Shows the token in use: its id, subject and roles.
     Whoami,
+    /// Measures a real server (this binary, release build) with the simulated backend on SQLite
+    /// and PostgreSQL over HTTP: submit rates, RSS, idle tick, submit->admitted latency,
+    /// admissions/s and API latency at several queue depths (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Prints, as YAML, the Kubernetes objects sluice would create for a job (the
     /// SparkApplication; in placeholders mode the placeholder pods too), without contacting a
     /// cluster or a server.
@@ -445,6 +450,10 @@ async fn run(cli: Cli) -> Result<i32> {
     if let Cmd::Simulate(args) = cli.cmd {
         return simulate::run(args);
     }
+    if let Cmd::Bench(args) = &cli.cmd {
+        bench::run(args.clone()).await?;
+        return Ok(0);
+    }
     let data_dir = std::env::var_os("SLUICE_DATA_DIR").map(PathBuf::from);
     let token = access::find_token(
         cli.token.as_deref(),
@@ -453,7 +462,7 @@ async fn run(cli: Cli) -> Result<i32> {
     )?;
     let c = Client::new(&cli.server, token.as_deref())?;
     match cli.cmd {
-        Cmd::Server { .. } | Cmd::Render { .. } | Cmd::Simulate(_) => Ok(0),
+        Cmd::Server { .. } | Cmd::Render { .. } | Cmd::Simulate(_) | Cmd::Bench(_) => Ok(0),
         Cmd::Submit {
             file,
             priority,

@@ -28,6 +28,7 @@ pub mod duration;
 pub mod job;
 pub mod pods;
 pub mod quantity;
+pub mod queue;
 pub mod record;
 pub mod retry;
 pub mod safety;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sluice_backend::Backend;
+use sluice_backend::{Backend, CapacityReport};
 use sluice_core::job::{JobState, Resources};
 use sluice_store::{Store, StoreError};
 use utoipa::ToSchema;
@@ -47,12 +47,13 @@ pub struct ClusterView {
     pub namespaces: Vec<NamespaceUsage>,
 }
 
-/// Reads the cluster view: the backend's capacity and the store's active jobs.
+/// Reads the cluster view: the backend's capacity as `report` gives it (the last tick's; none
+/// if it could not be read) and the store's active jobs.
 pub async fn cluster_view(
     store: &dyn Store,
     backend: &dyn Backend,
+    report: Option<CapacityReport>,
 ) -> Result<ClusterView, StoreError> {
-    let report = backend.capacity().await.ok();
     let active = store.jobs_in_states(&JobState::ACTIVE).await?;
     let mut by_ns: BTreeMap<String, NamespaceUsage> = BTreeMap::new();
     let mut reserved = Resources::default();

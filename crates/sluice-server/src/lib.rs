@@ -11,6 +11,8 @@
 //! - [`guard`] (command jobs and secret references a privilege; headers, rate limit, body size
 //!   and type, timeout: between the network and the handlers), [`transport`] (the accept loop),
 //!   [`redact`] (secrets out of answers and logs);
+//! - [`queue`] (the waiting jobs in memory, kept by the store's writes) and [`submitq`] (group
+//!   commit of submits);
 //! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`config`] (leaves).
 
 pub mod admission;
@@ -23,8 +25,10 @@ pub mod fault;
 pub mod guard;
 pub mod metrics;
 pub mod orchestration;
+pub mod queue;
 pub mod redact;
 pub mod state;
+pub mod submitq;
 pub mod tick;
 pub mod time;
 pub mod transport;

@@ -1,12 +1,12 @@
 //! Shared server state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
-use sluice_backend::Backend;
 use sluice_backend::clock::{Clock, SystemClock};
+use sluice_backend::{Backend, CapacityReport};
 use sluice_core::capacity::Snapshot;
 use sluice_core::spec::Levels;
 use sluice_store::Store;
@@ -15,6 +15,8 @@ use tokio::sync::{Mutex, Notify, RwLock};
 use crate::aside::AsideBook;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::queue::{QueueBook, TrackedStore};
+use crate::submitq::SubmitQueue;
 
 /// Why a queued job waits, as the last cycle found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -38,6 +40,18 @@ pub struct CycleView {
     pub snapshot: Option<Snapshot>,
     /// Why each queued job waits, by job id.
     pub waiting: HashMap<String, WaitInfo>,
+}
+
+/// What a scheduling cycle decided from; when the next tick finds the same, the cycle would
+/// decide the same and is skipped.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CycleInputs {
+    /// The in-memory queue's version.
+    pub queue_version: u64,
+    /// The room after reservations.
+    pub snapshot: Option<Snapshot>,
+    /// What each namespace holds.
+    pub held: std::collections::BTreeMap<String, sluice_core::job::Resources>,
 }
 
 /// Everything the HTTP handlers and the submitter loop share. Cheap to clone.
@@ -67,6 +81,22 @@ pub struct AppState {
     pub cycles: Arc<AtomicU64>,
     /// Jobs the tick has set aside for a back-off (a write or the backend failed on them).
     pub aside: Arc<AsideBook>,
+    /// The waiting jobs in memory, kept current by the store's writes (`store` is wrapped in
+    /// a [`TrackedStore`] over it).
+    pub queue: Arc<QueueBook>,
+    /// Group commit of submits.
+    pub submits: Arc<SubmitQueue>,
+    /// The backend's capacity as the last tick read it (what `/metrics` and `/v1/cluster`
+    /// show, without asking the backend on every scrape).
+    pub last_capacity: Arc<std::sync::RwLock<Option<CapacityReport>>>,
+    /// Jobs whose run is being stopped (a user's cancel, a timeout) by a task of its own: the
+    /// reconciler leaves them alone meanwhile, and no tick waits for the kill.
+    pub stopping: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// Runs stopped by stop tasks, with the message their jobs fail with (written by the next
+    /// tick).
+    pub stopped: Arc<std::sync::Mutex<Vec<(sluice_core::record::JobRecord, String)>>>,
+    /// What the last cycle decided from.
+    pub last_inputs: Arc<std::sync::Mutex<Option<CycleInputs>>>,
 }
 
 impl AppState {
@@ -83,14 +113,17 @@ impl AppState {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let levels = config.levels();
+        let levels = Arc::new(config.levels());
         let namespaces: Vec<String> = config.namespaces.keys().cloned().collect();
         let metrics = Arc::new(Metrics::new(&namespaces, &levels.names));
+        let queue = Arc::new(QueueBook::new(levels.clone(), clock.clone()));
+        let store: Arc<dyn Store> = Arc::new(TrackedStore::new(store, queue.clone()));
         AppState {
+            submits: Arc::new(SubmitQueue::new(store.clone())),
             store,
             backend,
             config: Arc::new(config),
-            levels: Arc::new(levels),
+            levels,
             view: Arc::new(RwLock::new(CycleView::default())),
             wake: Arc::new(Notify::new()),
             cycle_lock: Arc::new(Mutex::new(())),
@@ -99,6 +132,11 @@ impl AppState {
             clock,
             cycles: Arc::new(AtomicU64::new(0)),
             aside: Arc::new(AsideBook::default()),
+            queue,
+            last_capacity: Arc::new(std::sync::RwLock::new(None)),
+            stopping: Arc::new(std::sync::Mutex::new(HashSet::new())),
+            stopped: Arc::new(std::sync::Mutex::new(Vec::new())),
+            last_inputs: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -112,6 +150,78 @@ impl AppState {
         self.cycles
             .fetch_add(1, Ordering::Relaxed)
             .saturating_add(1)
+    }
+
+    /// The capacity the last tick read, if a tick has run.
+    pub fn last_capacity(&self) -> Option<CapacityReport> {
+        match self.last_capacity.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Records the capacity a tick read.
+    pub fn set_last_capacity(&self, report: CapacityReport) {
+        match self.last_capacity.write() {
+            Ok(mut g) => *g = Some(report),
+            Err(poisoned) => *poisoned.into_inner() = Some(report),
+        }
+    }
+
+    /// What the last cycle decided from.
+    pub fn last_inputs(&self) -> Option<CycleInputs> {
+        match self.last_inputs.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Records what a cycle decided from (none: the next tick runs a cycle).
+    pub fn set_last_inputs(&self, inputs: Option<CycleInputs>) {
+        match self.last_inputs.lock() {
+            Ok(mut g) => *g = inputs,
+            Err(poisoned) => *poisoned.into_inner() = inputs,
+        }
+    }
+
+    /// Records that a stop task stopped `rec`'s run; the next tick fails it with `message`.
+    pub fn push_stopped(&self, rec: sluice_core::record::JobRecord, message: String) {
+        match self.stopped.lock() {
+            Ok(mut g) => g.push((rec, message)),
+            Err(poisoned) => poisoned.into_inner().push((rec, message)),
+        }
+    }
+
+    /// The runs stopped since the last call.
+    pub fn take_stopped(&self) -> Vec<(sluice_core::record::JobRecord, String)> {
+        match self.stopped.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
+    /// Whether job `id`'s run is being stopped by a task of its own.
+    pub fn is_stopping(&self, id: &str) -> bool {
+        match self.stopping.lock() {
+            Ok(g) => g.contains(id),
+            Err(poisoned) => poisoned.into_inner().contains(id),
+        }
+    }
+
+    /// Marks job `id` as being stopped; false if it already was.
+    pub fn start_stopping(&self, id: &str) -> bool {
+        match self.stopping.lock() {
+            Ok(mut g) => g.insert(id.to_string()),
+            Err(poisoned) => poisoned.into_inner().insert(id.to_string()),
+        }
+    }
+
+    /// Job `id` is no longer being stopped.
+    pub fn done_stopping(&self, id: &str) {
+        match self.stopping.lock() {
+            Ok(mut g) => g.remove(id),
+            Err(poisoned) => poisoned.into_inner().remove(id),
+        };
     }
 
     /// A new job id: a lowercase ULID.

@@ -34,6 +34,7 @@ use crate::orchestration::{
 use crate::store::{JobFilter, JobPage, QueueStat, Store, Transition};
 use crate::text::{exact, exact_labels, exact_opt};
 
+mod batch;
 mod jobs;
 mod orch;
 mod pool;
@@ -52,6 +53,14 @@ impl Store for SqlStore {
         let mut w = self.begin_write().await?;
         let result = insert_job_in(&mut w.tx, job).await;
         w.finish(result).await
+    }
+
+    async fn insert_jobs(&self, jobs: &[NewJob]) -> Vec<Result<JobRecord, StoreError>> {
+        self.batch_insert(jobs).await
+    }
+
+    async fn transitions(&self, ts: &[Transition]) -> Vec<Result<JobRecord, StoreError>> {
+        self.batch_transitions(ts).await
     }
 
     async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {

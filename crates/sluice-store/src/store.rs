@@ -38,6 +38,18 @@ pub trait Store: Send + Sync + 'static {
     /// exists.
     async fn insert_job(&self, job: &NewJob) -> Result<JobRecord, StoreError>;
 
+    /// Inserts each job as [`Store::insert_job`] does, all in one transaction where the
+    /// database allows (group commit): one result per job, in order, each as it would be alone
+    /// (a duplicate id fails only its own job). Every job is durable when this returns.
+    /// Default: one [`Store::insert_job`] after another.
+    async fn insert_jobs(&self, jobs: &[NewJob]) -> Vec<Result<JobRecord, StoreError>> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(self.insert_job(job).await);
+        }
+        out
+    }
+
     /// The job with this id, if any.
     async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
 
@@ -72,6 +84,17 @@ pub trait Store: Send + Sync + 'static {
     /// restores the deadline it had (its queue-TTL clock did not restart). Returns the updated
     /// job.
     async fn transition(&self, t: &Transition) -> Result<JobRecord, StoreError>;
+
+    /// Applies each transition as [`Store::transition`] does, in order, in one transaction
+    /// where the database allows (a tick's admissions, say): one result per transition, each as
+    /// it would be alone (a conflict fails only its own). Default: one after another.
+    async fn transitions(&self, ts: &[Transition]) -> Vec<Result<JobRecord, StoreError>> {
+        let mut out = Vec::with_capacity(ts.len());
+        for t in ts {
+            out.push(self.transition(t).await);
+        }
+        out
+    }
 
     /// Appends a timeline note that does not change the job (event from = to = the current
     /// state), e.g. "re-attached after restart". [`StoreError::NotFound`] if there is no such job.

@@ -212,6 +212,9 @@ conformance! {
         tokens_round_trip_and_revoke,
         lists_and_selections_keep_to_the_namespaces_given,
         audit_log_filters_and_retention,
+        insert_jobs_batch,
+        insert_jobs_concurrent_batches,
+        transitions_batch,
     ],
     store_and_url: [
         survives_reopen,
@@ -235,6 +238,11 @@ use orch::{
     queue_deadline_backfill, queue_deadline_follows_the_queue, queue_deadline_order_and_limit,
     retry_then_dead_letter, schedules_crud, select_and_purge,
 };
+
+// Batched writes (group commit): Store::insert_jobs and Store::transitions.
+#[path = "conformance_batch/mod.rs"]
+mod batch;
+use batch::{insert_jobs_batch, insert_jobs_concurrent_batches, transitions_batch};
 
 // History rollups (Store::roll_up_history) checked against the history computed live.
 #[path = "conformance_rollup/mod.rs"]

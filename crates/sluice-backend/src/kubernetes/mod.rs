@@ -167,6 +167,10 @@ impl Backend for KubeBackend {
         })
     }
 
+    fn has_constraints(&self) -> bool {
+        true
+    }
+
     fn constraints(&self, job: &JobRecord, nodes: &[NodeCapacity]) -> Option<Constraints> {
         if !self.managed(&job.namespace) {
             return Some(Constraints {

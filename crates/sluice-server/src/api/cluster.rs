@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use sluice_backend::CapacityReport;
 use sluice_store::StoreError;
 use utoipa::{OpenApi, ToSchema};
 
@@ -89,11 +90,20 @@ pub async fn cluster(
     State(st): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ClusterView>, ApiError> {
-    let mut view = cluster_view(st.store.as_ref(), st.backend.as_ref()).await?;
+    let report = capacity(&st).await;
+    let mut view = cluster_view(st.store.as_ref(), st.backend.as_ref(), report).await?;
     // The cluster's capacity and what is taken in all are for everyone; what each namespace
     // holds only for the namespaces the caller may see.
     view.namespaces.retain(|n| caller.sees(&n.namespace));
     Ok(Json(view))
+}
+
+/// The capacity the last tick read; the backend is asked only before the first tick.
+async fn capacity(st: &AppState) -> Option<CapacityReport> {
+    match st.last_capacity() {
+        Some(r) => Some(r),
+        None => st.backend.capacity().await.ok(),
+    }
 }
 
 /// Prometheus metrics in the text format (version 0.0.4).
@@ -106,7 +116,8 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 
 async fn read_state(state: &AppState) -> Result<StateNow, StoreError> {
     let queues = state.store.queue_stats().await?;
-    let cluster = cluster_view(state.store.as_ref(), state.backend.as_ref()).await?;
+    let report = capacity(state).await;
+    let cluster = cluster_view(state.store.as_ref(), state.backend.as_ref(), report).await?;
     let dlq = state.store.count_dead_letters().await?;
     Ok(StateNow {
         at_ms: state.now_ms(),

@@ -21,7 +21,9 @@ use super::views::{JobView, orch_view, view};
 use crate::admission;
 use crate::auth::{Caller, audit};
 use crate::guard::command::check_job;
-use crate::state::AppState;
+use crate::queue::HEAD_WINDOW;
+use crate::state::{AppState, WaitInfo};
+use crate::submitq::SubmitError;
 use crate::time::parse_time;
 use sluice_core::access::AccessRole;
 
@@ -73,7 +75,12 @@ pub async fn submit(
         demand,
         created_at_ms: st.now_ms(),
     };
-    let rec = st.store.insert_job(&new).await?;
+    // Group commit: inserted in one transaction with the other submits waiting now; answered
+    // after that commit.
+    let rec = st.submits.insert(new).await.map_err(|e| match e {
+        SubmitError::Store(e) => ApiError::from(e),
+        SubmitError::Stopped => ApiError::Unavailable(SubmitError::Stopped.to_string()),
+    })?;
     st.metrics.job_submitted(&rec.namespace, &rec.level);
     st.wake.notify_one();
     audit(
@@ -212,12 +219,37 @@ pub async fn get_job(
 ) -> Result<Json<JobView>, ApiError> {
     let rec = load_for(&st, &caller, &id).await?;
     let events = st.store.events(&id).await?;
-    let wait = st.view.read().await.waiting.get(&id).cloned();
+    let mut wait = st.view.read().await.waiting.get(&id).cloned();
+    if wait.is_none() && rec.state == JobState::Queued {
+        wait = beyond_window(&st, &rec);
+    }
     let orchestration = orch_view(&st, &rec).await?;
     let mut v = view(rec, wait, Some(events));
     v.orchestration = orchestration;
     v.set_aside = st.aside.get(&id);
     Ok(Json(v))
+}
+
+/// Why a queued job that the last cycle did not consider waits: it is behind the first
+/// [`HEAD_WINDOW`] eligible jobs of its namespace (its position from the in-memory queue).
+fn beyond_window(st: &AppState, rec: &JobRecord) -> Option<WaitInfo> {
+    let q = st.queue.lock();
+    if !q.loaded() {
+        return None;
+    }
+    let (position, level_position) = q.queue().position(&rec.id, st.now_ms())?;
+    if (position as usize) <= HEAD_WINDOW {
+        return None;
+    }
+    Some(WaitInfo {
+        reason: format!(
+            "behind the first {HEAD_WINDOW} jobs of namespace {}, which scheduling cycles consider first",
+            rec.namespace
+        ),
+        reason_kind: "blocked".into(),
+        position,
+        level_position,
+    })
 }
 
 /// Cancel a job: a queued job leaves its queue; a running one is stopped.
@@ -230,9 +262,6 @@ pub async fn cancel(
 ) -> Result<Json<JobView>, ApiError> {
     let first = load_for(&st, &caller, &id).await?;
     caller.require(&first.namespace, AccessRole::Submitter)?;
-    // Hold the cycle lock so that the reconciler does not record the killed run as failed
-    // between our stopping it and our recording the cancel.
-    let _cycle = st.cycle_lock.lock().await;
     for _ in 0..5 {
         let rec = load(&st, &id).await?;
         if rec.state.is_terminal() {
@@ -241,7 +270,22 @@ pub async fn cancel(
                 rec.state
             )));
         }
+        // Held while an admitted job's submission is dropped (short), never while a run is
+        // killed: a kill may take the backend's grace period, and ticks go on meanwhile.
+        let mut cycle = None;
+        let mut stopping = None;
         if matches!(rec.state, JobState::Submitted | JobState::Running) {
+            // Mark the job as being stopped between two ticks, so that no tick records the
+            // killed run's end as a failure; then stop it without holding up the ticks.
+            {
+                let _cycle = st.cycle_lock.lock().await;
+                if !st.start_stopping(&id) {
+                    return Err(ApiError::Conflict(format!(
+                        "job {id} is being stopped already"
+                    )));
+                }
+            }
+            stopping = Some(Stopping(&st, &id));
             st.backend
                 .cancel(&RunRef {
                     job_id: rec.id.clone(),
@@ -250,6 +294,7 @@ pub async fn cancel(
                 })
                 .await?;
         } else if rec.state == JobState::Admitted {
+            cycle = Some(st.cycle_lock.lock().await);
             // A submission may be under way (Kubernetes placeholders): let the backend drop it.
             // There is usually no run yet, so an error here is only logged.
             let run = RunRef {
@@ -270,7 +315,10 @@ pub async fn cancel(
             backend_ref: None,
             exit_code: None,
         };
-        match st.store.transition(&t).await {
+        let written = st.store.transition(&t).await;
+        drop(stopping);
+        drop(cycle);
+        match written {
             Ok(rec) => {
                 st.metrics.transitioned(t.from, &rec);
                 st.wake.notify_one();
@@ -294,6 +342,15 @@ pub async fn cancel(
     Err(ApiError::Conflict(format!(
         "job {id} kept changing state; try again"
     )))
+}
+
+/// A job marked as being stopped ([`AppState::start_stopping`]) until this is dropped.
+struct Stopping<'a>(&'a AppState, &'a str);
+
+impl Drop for Stopping<'_> {
+    fn drop(&mut self) {
+        self.0.done_stopping(self.1);
+    }
 }
 
 /// Query of the logs endpoint.

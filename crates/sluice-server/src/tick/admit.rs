@@ -1,61 +1,47 @@
 //! Step 3 of the tick: admit. The backend's capacity, less the reservations of jobs it does not
-//! show yet, goes to the pure cycle ([`sluice_core::cycle::schedule`]); each admission is written
-//! queued -> admitted, and the wait reasons and positions of the rest are kept for `describe`.
+//! show yet, goes to the pure cycle ([`sluice_core::cycle::schedule`]) with the heads of each
+//! namespace's queue, read from the in-memory queue ([`crate::queue`]) rather than the store;
+//! the admissions are written queued -> admitted in one transaction, and the wait reasons and
+//! positions of the rest are kept for `describe`.
+//!
+//! A cycle decides from the queue, the room and what each namespace holds: when none of them
+//! changed since the last cycle (no submit, cancel, requeue or admission; no timer due; the
+//! same room) and no job is set aside, the cycle would decide the same, so it is skipped and
+//! the idle tick costs what reconciling costs. The cycle sees at most [`HEAD_WINDOW`] eligible
+//! jobs per namespace (a bounded look-ahead, as Kueue looks at heads): under `strict` nothing
+//! behind a blocked head can move anyway; when a whole window is admitted, the queue changed
+//! and the next tick looks further.
 
 use std::collections::{BTreeMap, HashMap};
 
 use sluice_core::capacity::{Fitter, Snapshot};
 use sluice_core::cycle::{Candidate, CycleInput, schedule};
 use sluice_core::job::{JobState, Resources};
+use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
 use super::write::isolate;
-use crate::state::{AppState, CycleView, WaitInfo};
+pub use crate::queue::HEAD_WINDOW;
+use crate::state::{AppState, CycleInputs, CycleView, WaitInfo};
 
 /// Runs one scheduling cycle and writes its admissions.
 pub async fn admit(state: &AppState) -> Result<(), TickError> {
+    state.queue.ensure_loaded(state.store.as_ref()).await?;
     let report = state.backend.capacity().await?;
-    let jobs = state
+    state.set_last_capacity(report.clone());
+    let active = state
         .store
-        .jobs_in_states(&[
-            JobState::Queued,
-            JobState::Admitted,
-            JobState::Submitted,
-            JobState::Running,
-        ])
+        .jobs_in_states(&[JobState::Admitted, JobState::Submitted, JobState::Running])
         .await?;
-    let levels = state.config.levels();
     let mut fitter = Fitter::new(&report.snapshot.nodes);
     let mut held: BTreeMap<String, Resources> = BTreeMap::new();
-    let mut candidates = Vec::new();
-    let started_at = state.now_ms();
-    for j in &jobs {
-        // A retry waiting on its backoff joins its queue at `enqueued_at`, in the future.
-        if j.state == JobState::Queued && j.enqueued_at_ms > started_at {
-            continue;
-        }
-        // A job set aside waits out its back-off (its room, if it holds any, stays held).
-        if j.state == JobState::Queued && state.aside.is_held(&j.id, started_at) {
-            continue;
-        }
-        if j.state == JobState::Queued {
-            candidates.push(Candidate {
-                id: j.id.clone(),
-                namespace: j.namespace.clone(),
-                // A level removed from the configuration sorts last.
-                level: levels.rank(&j.level).unwrap_or(levels.names.len()),
-                enqueued_at_ms: j.enqueued_at_ms,
-                demand: j.demand.clone(),
-                constraints: state.backend.constraints(j, &report.snapshot.nodes),
-            });
-        } else {
-            let h = held.entry(j.namespace.clone()).or_default();
-            *h = h.plus(&j.demand.total());
-            if !report.visible.contains(&j.id) {
-                // Admitted but not yet visible in the backend: hold its room.
-                fitter.reserve(&j.demand);
-            }
+    for j in &active {
+        let h = held.entry(j.namespace.clone()).or_default();
+        *h = h.plus(&j.demand.total());
+        if !report.visible.contains(&j.id) {
+            // Admitted but not yet visible in the backend: hold its room.
+            fitter.reserve(&j.demand);
         }
     }
     let snapshot = Snapshot {
@@ -63,6 +49,38 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         nodes: fitter.nodes().to_vec(),
         allocatable: report.snapshot.allocatable.clone(),
     };
+    let started_at = state.now_ms();
+    // The candidates: the heads of each namespace, from memory.
+    let (candidates, inputs) = {
+        let mut q = state.queue.lock();
+        q.queue_mut().take_due(started_at);
+        let inputs = CycleInputs {
+            queue_version: q.queue().version(),
+            snapshot: Some(snapshot.clone()),
+            held: held.clone(),
+        };
+        if state.aside.is_empty() && state.last_inputs() == Some(inputs.clone()) {
+            // Nothing the cycle decides from has changed: it would decide the same.
+            return Ok(());
+        }
+        let heads = q.queue().heads(started_at, HEAD_WINDOW, |id| {
+            state.aside.is_held(id, started_at)
+        });
+        let candidates: Vec<Candidate> = heads
+            .jobs
+            .iter()
+            .map(|e| Candidate {
+                id: e.id.to_string(),
+                namespace: e.namespace.to_string(),
+                level: e.rank,
+                enqueued_at_ms: e.enqueued_at_ms,
+                demand: e.demand.clone(),
+                constraints: None,
+            })
+            .collect();
+        (candidates, inputs)
+    };
+    let candidates = with_constraints(state, candidates, &snapshot).await?;
     let namespaces = state.config.namespace_policies();
     let out = schedule(&CycleInput {
         candidates: &candidates,
@@ -72,6 +90,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         default_policy: state.config.default_policy(),
     });
     let now = state.now_ms();
+    let mut writes = Vec::with_capacity(out.admitted.len());
     for adm in &out.admitted {
         let c = &candidates[adm.index];
         let nodes: Vec<String> = adm
@@ -87,7 +106,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
                 format!("{role}@{node}")
             })
             .collect();
-        let t = Transition {
+        writes.push(Transition {
             id: c.id.clone(),
             from: JobState::Queued,
             to: JobState::Admitted,
@@ -95,15 +114,21 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             message: format!("admitted: {} placed as {}", c.demand, nodes.join(", ")),
             backend_ref: None,
             exit_code: None,
-        };
-        match state.store.transition(&t).await {
+        });
+    }
+    // Every admission of the cycle in one transaction.
+    let results = state.store.transitions(&writes).await;
+    for (t, r) in writes.iter().zip(results) {
+        match r {
             Ok(rec) => {
                 state.metrics.transitioned(t.from, &rec);
                 state.aside.clear(&rec.id);
             }
-            // Cancelled meanwhile: nothing to do.
-            Err(StoreError::Conflict { .. }) => {}
-            Err(e) => isolate(state, &c.id, "recording the admission", e)?,
+            // Cancelled or deleted meanwhile: not in the queue any more.
+            Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => {
+                state.queue.gone(&t.id);
+            }
+            Err(e) => isolate(state, &t.id, "recording the admission", e)?,
         }
     }
     let mut waiting = HashMap::with_capacity(out.waiting.len());
@@ -119,11 +144,46 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             },
         );
     }
-    let mut view = state.view.write().await;
-    *view = CycleView {
-        at_ms: now,
-        snapshot: Some(snapshot),
-        waiting,
+    {
+        let mut view = state.view.write().await;
+        *view = CycleView {
+            at_ms: now,
+            snapshot: Some(snapshot),
+            waiting,
+        };
+    }
+    // After the admissions' writes: the queue's version includes them, so an unchanged queue
+    // next tick means nothing new.
+    let inputs = CycleInputs {
+        queue_version: state.queue.lock().queue().version(),
+        ..inputs
     };
+    let inputs = if out.admitted.is_empty() {
+        inputs
+    } else {
+        // Room was taken: the next tick runs a cycle with the room as the backend then shows.
+        CycleInputs::default()
+    };
+    state.set_last_inputs(Some(inputs));
     Ok(())
+}
+
+/// The backend's constraints of each candidate, for backends that have any (Kubernetes): they
+/// read the job's full record, so those are loaded from the store.
+async fn with_constraints(
+    state: &AppState,
+    mut candidates: Vec<Candidate>,
+    snapshot: &Snapshot,
+) -> Result<Vec<Candidate>, TickError> {
+    if !state.backend.has_constraints() || candidates.is_empty() {
+        return Ok(candidates);
+    }
+    let queued = state.store.jobs_in_states(&[JobState::Queued]).await?;
+    let by_id: HashMap<&str, &JobRecord> = queued.iter().map(|j| (j.id.as_str(), j)).collect();
+    for c in &mut candidates {
+        if let Some(rec) = by_id.get(c.id.as_str()) {
+            c.constraints = state.backend.constraints(rec, &snapshot.nodes);
+        }
+    }
+    Ok(candidates)
 }

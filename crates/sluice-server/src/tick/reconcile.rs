@@ -13,6 +13,8 @@ use crate::state::AppState;
 
 /// Reconciles every submitted or running job with the backend.
 pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
+    // Runs stopped since the last tick by their stop tasks.
+    write_stopped(state).await?;
     record_backend_notes(state).await?;
     let active = state
         .store
@@ -22,7 +24,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
     // the tick for one kill grace period, not N.
     let mut timed_out = Vec::new();
     for rec in active {
-        if held(state, &rec.id) {
+        // A job being stopped by a task of its own (a user's cancel, a timeout) is left to
+        // that task.
+        if held(state, &rec.id) || state.is_stopping(&rec.id) {
             continue;
         }
         let run = run_ref(&rec);
@@ -123,43 +127,90 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
     Ok(())
 }
 
-/// Cancels the runs that exceeded their maxRuntime, all at once, and fails each job whose run
-/// was stopped with "timeout" (a failed cancel is tried again on the next tick).
+/// Cancels the runs that exceeded their maxRuntime, each in a task of its own, and fails each
+/// job whose run was stopped with "timeout" (a failed cancel is tried again on a later tick).
+/// The tick waits for the stops at most [`QUICK_STOP`]: a run that ignores SIGTERM holds its
+/// own task for the backend's kill grace, never the tick; its job is failed by the first tick
+/// after the kill ([`write_stopped`]).
 async fn cancel_timed_out(
     state: &AppState,
     timed_out: Vec<(JobRecord, u64)>,
 ) -> Result<(), TickError> {
-    let mut cancels = tokio::task::JoinSet::new();
+    let mut tasks = Vec::new();
     for (rec, limit) in timed_out {
-        let backend = state.backend.clone();
-        cancels.spawn(async move {
-            let result = backend.cancel(&run_ref(&rec)).await;
-            (rec, limit, result)
-        });
-    }
-    while let Some(joined) = cancels.join_next().await {
-        let (rec, limit, result) = match joined {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::warn!("timeout cancel task: {e}");
-                continue;
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!(job = %rec.id, "timeout cancel: {e}");
-            continue;
+        let message = format!("timeout: ran longer than maxRuntime ({limit} s); killed");
+        if let Some(task) = stop_in_background(state, rec, message) {
+            tasks.push(task);
         }
+    }
+    if !tasks.is_empty() {
+        let _ = tokio::time::timeout(QUICK_STOP, join_all(tasks)).await;
+    }
+    write_stopped(state).await
+}
 
+/// How long a tick waits for the stops it started before going on without them.
+pub const QUICK_STOP: std::time::Duration = std::time::Duration::from_millis(100);
+/// The longest a stop task waits for the backend's cancel.
+pub const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Stops a running job's run in a task of its own (bounded by [`STOP_TIMEOUT`]); the job is
+/// failed with `message` by the tick that finds the stop done ([`write_stopped`]), and the
+/// reconciler leaves it alone meanwhile. None if a stop of this job is already under way.
+pub fn stop_in_background(
+    state: &AppState,
+    rec: JobRecord,
+    message: String,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !state.start_stopping(&rec.id) {
+        return None;
+    }
+    let state = state.clone();
+    Some(tokio::spawn(async move {
+        let stopped =
+            tokio::time::timeout(STOP_TIMEOUT, state.backend.cancel(&run_ref(&rec))).await;
+        match stopped {
+            Ok(Ok(())) => {
+                state.push_stopped(rec, message);
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(job = %rec.id, "timeout cancel: {e}");
+                state.done_stopping(&rec.id);
+            }
+            Err(_) => {
+                tracing::warn!(
+                    job = %rec.id,
+                    "timeout cancel: the backend did not stop the run within {} s",
+                    STOP_TIMEOUT.as_secs()
+                );
+                state.done_stopping(&rec.id);
+            }
+        }
+        state.wake.notify_one();
+    }))
+}
+
+/// Fails each job whose run a stop task has stopped, with that task's message.
+pub async fn write_stopped(state: &AppState) -> Result<(), TickError> {
+    for (rec, message) in state.take_stopped() {
         let t = Transition {
             id: rec.id.clone(),
             from: JobState::Running,
             to: JobState::Failed,
             at_ms: state.now_ms(),
-            message: format!("timeout: ran longer than maxRuntime ({limit} s); killed"),
+            message,
             backend_ref: None,
             exit_code: None,
         };
-        if let Err(e) = apply(state, &t).await {
+        let written = apply(state, &t).await;
+        state.done_stopping(&rec.id);
+        if let Err(e) = written {
             isolate(state, &rec.id, "recording the timeout", e)?;
         }
     }

@@ -1,0 +1,548 @@
+//! `sluice bench`: starts a real server (this binary, `sluice server`) with the simulated
+//! backend on a free loopback port and a temporary directory, on SQLite and on a fresh
+//! PostgreSQL database, drives it over HTTP and prints what it measured (see BENCHMARKS.md).
+//!
+//! The cluster: `--nodes` nodes of 64 cores / 256 GiB. One "filler" job of 33 cores per node
+//! (namespace `filler`) leaves 31 cores on each, so that a *blocker* (a 64-core job at level
+//! `high`) can never start now but could on an empty cluster: it stays at the head of its
+//! namespace and, under the default `strict` policy, holds every job behind it. The deep queue
+//! is 1-core jobs in namespaces `deep-0..` behind their blockers; *probes* (namespace `probe`,
+//! 250m) and *bursts* (namespace `burst-N`) fit at once. Measured at each depth:
+//!
+//! - submits/s with each `--clients` count (`--submits` jobs each, into the deep queue);
+//! - the server's RSS (`/proc/PID/status`);
+//! - the idle tick (mean of `sluice_scheduling_cycle_seconds` over a few seconds with nothing
+//!   submitted);
+//! - submit -> admitted of probes sent open loop at `--probe-rate`/s: the probe's "admitted"
+//!   timeline event minus the time the client sent it (same machine, same clock);
+//! - admissions/s: `--burst` jobs queued behind a blocker; the blocker is cancelled and the time
+//!   until the last of them leaves the queue is taken;
+//! - list, get and history latency (sequential requests).
+//!
+//! Every process it starts is stopped by its PID; `--max-minutes` bounds the whole run (depths
+//! not reached in time are reported as such).
+
+mod load;
+mod server;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Deserialize;
+use sluice_server::api::QueueView;
+
+use self::load::{
+    cycle_sum_count, get_json, get_text, job, percentile, submit_many, submit_one, time_gets,
+    wall_ms,
+};
+use self::server::{Database, Server, StoreKind};
+
+/// Options of `sluice bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Stores to measure, comma-separated: sqlite, postgres.
+    #[arg(long, default_value = "sqlite,postgres", value_delimiter = ',')]
+    pub stores: Vec<String>,
+    /// Queue depths to measure at, comma-separated, increasing.
+    #[arg(long, default_value = "1000,10000,100000", value_delimiter = ',')]
+    pub depths: Vec<usize>,
+    /// Concurrent clients for the submit rates, comma-separated.
+    #[arg(long, default_value = "16,64", value_delimiter = ',')]
+    pub clients: Vec<usize>,
+    /// Submits per submit-rate measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub submits: usize,
+    /// Probes (jobs that fit) per latency measurement.
+    #[arg(long, default_value_t = 50)]
+    pub probes: usize,
+    /// Probes sent per second (open loop).
+    #[arg(long, default_value_t = 20.0)]
+    pub probe_rate: f64,
+    /// Jobs released at once for the admissions/s measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub burst: usize,
+    /// Requests per API latency measurement.
+    #[arg(long, default_value_t = 50)]
+    pub api_samples: usize,
+    /// Simulated nodes (64 cores, 256 GiB each).
+    #[arg(long, default_value_t = 200)]
+    pub nodes: u32,
+    /// Namespaces of the deep queue.
+    #[arg(long, default_value_t = 10)]
+    pub namespaces: usize,
+    /// The server's `scheduler.interval_ms`.
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+    /// PostgreSQL server (a user that may CREATE DATABASE); a fresh database is made per run
+    /// and dropped after it.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres_url: String,
+    /// The `sluice` binary whose server is measured (default: this one), e.g. an older build
+    /// for a before/after comparison driven by the same bench.
+    #[arg(long)]
+    pub server_bin: Option<std::path::PathBuf>,
+    /// The whole run stops after this many minutes (what was measured is printed).
+    #[arg(long, default_value_t = 30.0)]
+    pub max_minutes: f64,
+}
+
+/// What was measured at one depth.
+#[derive(Debug, Default, Clone)]
+struct Row {
+    depth: usize,
+    submit_rates: Vec<(usize, f64, usize)>,
+    rss_mib: f64,
+    hwm_mib: f64,
+    idle_tick_ms: Option<f64>,
+    probe_p50: f64,
+    probe_p99: f64,
+    probe_missing: usize,
+    probes: usize,
+    admissions_per_s: Option<f64>,
+    list_ms: (f64, f64),
+    list_filtered_ms: (f64, f64),
+    get_ms: (f64, f64),
+    history_ms: (f64, f64),
+}
+
+/// Runs the bench; prints progress on stderr and the tables on stdout.
+pub async fn run(args: BenchArgs) -> Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "bench: warning: this is a debug build; use `cargo run --release -p sluice -- bench`"
+        );
+    }
+    let exe = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().context("finding this binary")?,
+    };
+    let deadline = Instant::now() + Duration::from_secs_f64(args.max_minutes.max(0.1) * 60.0);
+    for s in &args.stores {
+        let kind = match s.trim() {
+            "sqlite" => StoreKind::Sqlite,
+            "postgres" | "postgresql" => StoreKind::Postgres,
+            other => bail!("--stores: {other:?} is not sqlite or postgres"),
+        };
+        let rows = run_store(&args, &exe, kind, deadline).await?;
+        print_rows(&args, kind, &rows.0, &rows.1);
+    }
+    Ok(())
+}
+
+async fn run_store(
+    args: &BenchArgs,
+    exe: &std::path::Path,
+    kind: StoreKind,
+    deadline: Instant,
+) -> Result<(Vec<Row>, Option<String>)> {
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-bench-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let db = match kind {
+        StoreKind::Sqlite => None,
+        StoreKind::Postgres => Some(Database::create(&args.postgres_url).await?),
+    };
+    eprintln!("bench [{}]: starting the server", kind.name());
+    let started = Server::start(
+        exe,
+        dir.path(),
+        db.as_ref().map(|d| d.url.as_str()),
+        args.nodes,
+        args.interval_ms,
+    )
+    .await;
+    let result = match started {
+        Ok(mut server) => {
+            eprintln!(
+                "bench [{}]: server pid {} at {}",
+                kind.name(),
+                server.pid(),
+                server.base
+            );
+            let r = drive(args, &server, kind, deadline).await;
+            server.stop().await;
+            if r.is_err() {
+                eprintln!("bench: the server's log: {}", server.log.display());
+                let tail = std::fs::read_to_string(&server.log).unwrap_or_default();
+                let lines: Vec<&str> = tail.lines().rev().take(20).collect();
+                for l in lines.into_iter().rev() {
+                    eprintln!("  {l}");
+                }
+            }
+            r
+        }
+        Err(e) => Err(e),
+    };
+    if let Some(db) = db
+        && let Err(e) = db.drop_now().await
+    {
+        eprintln!("bench: {e:#}");
+    }
+    result
+}
+
+/// Length of each queue, by namespace.
+async fn queued_by_ns(http: &reqwest::Client, base: &str) -> Result<Vec<(String, u64)>> {
+    let qs: Vec<QueueView> = get_json(http, base, "/v1/queues").await?;
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for q in qs {
+        match out.iter_mut().find(|(n, _)| *n == q.namespace) {
+            Some(e) => e.1 += q.queued,
+            None => out.push((q.namespace, q.queued)),
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until namespace `ns` has no queued job; the time it took, or `None` after `limit`.
+async fn wait_drained(
+    http: &reqwest::Client,
+    base: &str,
+    ns: &str,
+    limit: Duration,
+) -> Result<Option<Duration>> {
+    let t = Instant::now();
+    loop {
+        let q = queued_by_ns(http, base).await?;
+        if !q.iter().any(|(n, c)| n == ns && *c > 0) {
+            return Ok(Some(t.elapsed()));
+        }
+        if t.elapsed() > limit {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(Deserialize)]
+struct Event {
+    at: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+struct Timeline {
+    timeline: Option<Vec<Event>>,
+}
+
+fn rfc_ms(s: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
+}
+
+/// Probes: `n` jobs that fit, sent open loop at `rate`/s; submit -> admitted latencies in ms,
+/// and how many were not admitted within 60 s.
+async fn probe(base: &str, n: usize, rate: f64, tag: &str) -> Result<(Vec<f64>, usize)> {
+    let http = reqwest::Client::new();
+    let gap = Duration::from_secs_f64(1.0 / rate.max(0.1));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for i in 0..n {
+        let at = start + gap.mul_f64(i as f64);
+        let http = http.clone();
+        let base = base.to_string();
+        let body = job(
+            &format!("probe-{tag}-{i}"),
+            "probe",
+            "high",
+            "250m",
+            "256m",
+            "20s",
+        );
+        tasks.spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let sent = wall_ms();
+            let id = submit_one(&http, &base, body).await?;
+            anyhow::Ok((id, sent))
+        });
+    }
+    let mut sent = Vec::new();
+    while let Some(j) = tasks.join_next().await {
+        sent.push(j??);
+    }
+    let _ = wait_drained(&http, base, "probe", Duration::from_secs(60)).await?;
+    let mut lat = Vec::new();
+    let mut missing = 0;
+    for (id, t0) in sent {
+        let tl: Timeline = get_json(&http, base, &format!("/v1/jobs/{id}")).await?;
+        let admitted = tl
+            .timeline
+            .unwrap_or_default()
+            .into_iter()
+            .find(|e| e.to == "admitted")
+            .and_then(|e| rfc_ms(&e.at));
+        match admitted {
+            Some(at) => lat.push((at - t0).max(0) as f64),
+            None => missing += 1,
+        }
+    }
+    Ok((lat, missing))
+}
+
+/// Mean tick duration over a quiet window of at least 3 s (and at least 3 ticks, up to 30 s).
+async fn idle_tick(http: &reqwest::Client, base: &str, interval_ms: u64) -> Result<Option<f64>> {
+    tokio::time::sleep(Duration::from_millis(interval_ms.max(500) * 2)).await;
+    let (s0, c0) = cycle_sum_count(&get_text(http, base, "/metrics").await?);
+    let t = Instant::now();
+    let window = Duration::from_millis((interval_ms * 6).max(3000));
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (s1, c1) = cycle_sum_count(&get_text(http, base, "/metrics").await?);
+        if (t.elapsed() >= window && c1 - c0 >= 3.0) || t.elapsed() > Duration::from_secs(30) {
+            if c1 - c0 < 1.0 {
+                return Ok(None);
+            }
+            return Ok(Some((s1 - s0) / (c1 - c0) * 1000.0));
+        }
+    }
+}
+
+fn p50_99(xs: &[f64]) -> (f64, f64) {
+    (percentile(xs, 50.0), percentile(xs, 99.0))
+}
+
+async fn drive(
+    args: &BenchArgs,
+    server: &Server,
+    kind: StoreKind,
+    deadline: Instant,
+) -> Result<(Vec<Row>, Option<String>)> {
+    let base = server.base.as_str();
+    let http = reqwest::Client::new();
+    let name = kind.name();
+    // The cluster: one 33-core filler per node.
+    let filler = submit_many(
+        base,
+        args.nodes as usize,
+        16,
+        0,
+        Arc::new(|i| job(&format!("filler-{i}"), "filler", "high", "33", "16g", "10h")),
+    )
+    .await?;
+    if filler.failed > 0 {
+        bail!(
+            "filler jobs refused: {}",
+            filler.first_error.unwrap_or_default()
+        );
+    }
+    if wait_drained(&http, base, "filler", Duration::from_secs(120))
+        .await?
+        .is_none()
+    {
+        bail!("the filler jobs were not all admitted within 120 s");
+    }
+    // One blocker at the head of each deep namespace.
+    let nss = args.namespaces.max(1);
+    for i in 0..nss {
+        submit_one(
+            &http,
+            base,
+            job("blocker", &format!("deep-{i}"), "high", "64", "1g", "10h"),
+        )
+        .await?;
+    }
+    let mut queued = nss;
+    let mut rows = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    let mut stopped = None;
+    let deep = move |i: usize| -> String {
+        job(
+            &format!("deep-{i}"),
+            &format!("deep-{}", i % nss),
+            "normal",
+            "1",
+            "1g",
+            "10h",
+        )
+    };
+    let deep: Arc<dyn Fn(usize) -> String + Send + Sync> = Arc::new(deep);
+    // Depth 0: latency with free capacity and nothing queued but the blockers.
+    let mut depths = vec![0usize];
+    depths.extend(args.depths.iter().copied());
+    for (step, &depth) in depths.iter().enumerate() {
+        if Instant::now() > deadline {
+            stopped = Some(format!("stopped by --max-minutes before depth {depth}"));
+            break;
+        }
+        if depth > queued {
+            eprintln!("bench [{name}]: filling the queue to {depth}");
+            let fill = submit_many(base, depth - queued, 64, 200, deep.clone()).await?;
+            queued += fill.ok;
+            eprintln!(
+                "bench [{name}]: filled {} in {:.1} s ({:.0}/s, {} failed)",
+                fill.ok,
+                fill.elapsed.as_secs_f64(),
+                fill.rate(),
+                fill.failed
+            );
+            ids.extend(fill.ids);
+        }
+        let mut row = Row {
+            depth: queued,
+            ..Row::default()
+        };
+        if depth > 0 {
+            for &c in &args.clients {
+                let s = submit_many(base, args.submits, c, 50, deep.clone()).await?;
+                queued += s.ok;
+                eprintln!(
+                    "bench [{name}]: depth {depth}: {c} clients: {:.0} submits/s ({} failed{})",
+                    s.rate(),
+                    s.failed,
+                    s.first_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                );
+                row.submit_rates.push((c, s.rate(), s.failed));
+                ids.extend(s.ids);
+            }
+        }
+        row.idle_tick_ms = idle_tick(&http, base, args.interval_ms).await?;
+        (row.rss_mib, row.hwm_mib) = server.rss_mib();
+        eprintln!(
+            "bench [{name}]: depth {}: idle tick {:?} ms, RSS {:.0} MiB",
+            row.depth, row.idle_tick_ms, row.rss_mib
+        );
+        let (lat, missing) = probe(base, args.probes, args.probe_rate, &step.to_string()).await?;
+        (row.probe_p50, row.probe_p99) = p50_99(&lat);
+        row.probe_missing = missing;
+        row.probes = args.probes;
+        eprintln!(
+            "bench [{name}]: depth {}: probe submit->admitted p50 {:.0} ms p99 {:.0} ms ({missing} not admitted in 60 s)",
+            row.depth, row.probe_p50, row.probe_p99
+        );
+        // Admissions/s: a burst held by a blocker, released by cancelling it.
+        let ns = format!("burst-{step}");
+        let blocker =
+            submit_one(&http, base, job("blocker", &ns, "high", "64", "1g", "10h")).await?;
+        let b = submit_many(
+            base,
+            args.burst,
+            64,
+            0,
+            Arc::new({
+                let ns = ns.clone();
+                move |i| job(&format!("burst-{i}"), &ns, "normal", "250m", "256m", "20s")
+            }),
+        )
+        .await?;
+        let cancel = http
+            .post(format!("{base}/v1/jobs/{blocker}/cancel"))
+            .send()
+            .await?;
+        if !cancel.status().is_success() {
+            bail!("cancelling the burst's blocker: HTTP {}", cancel.status());
+        }
+        let drained = wait_drained(&http, base, &ns, Duration::from_secs(120)).await?;
+        row.admissions_per_s = drained.map(|d| b.ok as f64 / d.as_secs_f64().max(1e-9));
+        eprintln!(
+            "bench [{name}]: depth {}: {} admitted in {:?}",
+            row.depth, b.ok, drained
+        );
+        // API latency.
+        let n = args.api_samples;
+        row.list_ms = p50_99(&time_gets(&http, base, n, |_| "/v1/jobs?limit=100".into()).await?);
+        row.list_filtered_ms = p50_99(
+            &time_gets(&http, base, n, |i| {
+                format!("/v1/jobs?namespace=deep-{}&state=queued&limit=100", i % nss)
+            })
+            .await?,
+        );
+        if !ids.is_empty() {
+            let ids = &ids;
+            row.get_ms = p50_99(
+                &time_gets(&http, base, n, |i| {
+                    format!("/v1/jobs/{}", ids[i % ids.len()])
+                })
+                .await?,
+            );
+        }
+        let to = wall_ms();
+        let range = format!(
+            "/v1/history?from={}&to={}",
+            sluice_server::time::rfc3339(to - 86_400_000),
+            sluice_server::time::rfc3339(to)
+        );
+        row.history_ms = p50_99(&time_gets(&http, base, n, |_| range.clone()).await?);
+        rows.push(row);
+    }
+    Ok((rows, stopped))
+}
+
+fn print_rows(args: &BenchArgs, kind: StoreKind, rows: &[Row], stopped: &Option<String>) {
+    let clients: Vec<String> = args
+        .clients
+        .iter()
+        .map(|c| format!("submits/s ({c} clients)"))
+        .collect();
+    println!();
+    println!(
+        "### {} ({} nodes, interval {} ms)",
+        kind.name(),
+        args.nodes,
+        args.interval_ms
+    );
+    println!();
+    println!(
+        "| queued | {} | RSS MiB (peak) | idle tick ms | probe submit->admitted p50 / p99 ms | admissions/s | list p50/p99 ms | list filtered p50/p99 ms | get p50/p99 ms | history 24h p50/p99 ms |",
+        clients.join(" | ")
+    );
+    println!(
+        "|---|{}---|---|---|---|---|---|---|---|",
+        "---|".repeat(clients.len())
+    );
+    for r in rows {
+        let rates: Vec<String> = args
+            .clients
+            .iter()
+            .map(|c| {
+                r.submit_rates
+                    .iter()
+                    .find(|(k, _, _)| k == c)
+                    .map(|(_, v, f)| {
+                        if *f > 0 {
+                            format!("{v:.0} ({f} failed)")
+                        } else {
+                            format!("{v:.0}")
+                        }
+                    })
+                    .unwrap_or_else(|| "-".into())
+            })
+            .collect();
+        let missing = if r.probe_missing > 0 {
+            format!(" ({} of {} not admitted)", r.probe_missing, r.probes)
+        } else {
+            String::new()
+        };
+        println!(
+            "| {} | {} | {:.0} ({:.0}) | {} | {:.0} / {:.0}{missing} | {} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            r.depth,
+            rates.join(" | "),
+            r.rss_mib,
+            r.hwm_mib,
+            r.idle_tick_ms
+                .map_or("-".to_string(), |v| format!("{v:.1}")),
+            r.probe_p50,
+            r.probe_p99,
+            r.admissions_per_s
+                .map_or("-".to_string(), |v| format!("{v:.0}")),
+            r.list_ms.0,
+            r.list_ms.1,
+            r.list_filtered_ms.0,
+            r.list_filtered_ms.1,
+            r.get_ms.0,
+            r.get_ms.1,
+            r.history_ms.0,
+            r.history_ms.1,
+        );
+    }
+    if let Some(s) = stopped {
+        println!();
+        println!("{s}");
+    }
+}

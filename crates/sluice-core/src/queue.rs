@@ -1,0 +1,213 @@
+//! The waiting jobs, in memory and in queue order: what the server's scheduling cycle reads
+//! instead of loading every queued job from the store.
+//!
+//! [`JobQueue`] keeps, per namespace, its jobs ordered by (level rank, `enqueued_at`, id), the
+//! order of [`crate::cycle::schedule`]; namespaces, levels and ids are shared strings
+//! ([`JobQueue::intern`]), and each job holds only what the cycle needs (no spec). A job whose
+//! `enqueued_at` is in the future (a retry waiting on its backoff) sits at the tail of its level
+//! and has a timer ([`JobQueue::take_due`]): the cycle is run again when it becomes eligible.
+//!
+//! [`JobQueue::heads`] hands the cycle the first `window` eligible jobs of each namespace; the
+//! cost of a cycle then grows with the namespaces and the window, not with the queue's length.
+//! Pure data: no clock, no I/O; the caller passes `now`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::job::Demand;
+
+/// One waiting job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Job id.
+    pub id: Arc<str>,
+    /// Namespace (interned).
+    pub namespace: Arc<str>,
+    /// Priority level name (interned).
+    pub level: Arc<str>,
+    /// Rank of the level: 0 is the highest; an unknown level sorts last.
+    pub rank: usize,
+    /// When it joined its queue (its place); in the future for a retry waiting on its backoff.
+    pub enqueued_at_ms: i64,
+    /// What it needs.
+    pub demand: Demand,
+}
+
+type OrderKey = (usize, i64, Arc<str>);
+
+/// The waiting jobs by namespace, in queue order, with timers for jobs not yet eligible.
+#[derive(Debug, Default)]
+pub struct JobQueue {
+    names: HashSet<Arc<str>>,
+    jobs: HashMap<Arc<str>, QueueEntry>,
+    order: BTreeMap<Arc<str>, BTreeSet<OrderKey>>,
+    timers: BTreeSet<(i64, Arc<str>)>,
+    version: u64,
+}
+
+/// What [`JobQueue::heads`] returns.
+#[derive(Debug, Default)]
+pub struct Heads<'a> {
+    /// The first eligible jobs of each namespace, namespaces in name order, each in queue
+    /// order.
+    pub jobs: Vec<&'a QueueEntry>,
+    /// Some namespace had more eligible jobs than the window.
+    pub truncated: bool,
+}
+
+impl JobQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The shared copy of `s` (namespaces and levels are kept once).
+    pub fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.names.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.names.insert(a.clone());
+        a
+    }
+
+    /// How many jobs wait (eligible or not).
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// No job waits.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Changes so far: a cycle over an unchanged queue (and unchanged room) decides nothing new.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The job with this id, if it waits.
+    pub fn get(&self, id: &str) -> Option<&QueueEntry> {
+        self.jobs.get(id)
+    }
+
+    /// Adds a job, or moves it if it is there already; a job not yet eligible at `now_ms` gets a
+    /// timer.
+    pub fn insert(&mut self, entry: QueueEntry, now_ms: i64) {
+        self.remove(&entry.id);
+        let key = (entry.rank, entry.enqueued_at_ms, entry.id.clone());
+        self.order
+            .entry(entry.namespace.clone())
+            .or_default()
+            .insert(key);
+        if entry.enqueued_at_ms > now_ms {
+            self.timers.insert((entry.enqueued_at_ms, entry.id.clone()));
+        }
+        self.jobs.insert(entry.id.clone(), entry);
+        self.version = self.version.wrapping_add(1);
+    }
+
+    /// Takes a job out (admitted, cancelled, expired, deleted); what it was, if it waited.
+    pub fn remove(&mut self, id: &str) -> Option<QueueEntry> {
+        let entry = self.jobs.remove(id)?;
+        let key = (entry.rank, entry.enqueued_at_ms, entry.id.clone());
+        if let Some(set) = self.order.get_mut(&entry.namespace) {
+            set.remove(&key);
+            if set.is_empty() {
+                self.order.remove(&entry.namespace);
+            }
+        }
+        self.timers
+            .remove(&(entry.enqueued_at_ms, entry.id.clone()));
+        self.version = self.version.wrapping_add(1);
+        Some(entry)
+    }
+
+    /// Drops the timers due at `now_ms`; true if any was (a job became eligible: the queue
+    /// changed).
+    pub fn take_due(&mut self, now_ms: i64) -> bool {
+        let mut any = false;
+        while let Some(first) = self.timers.first() {
+            if first.0 > now_ms {
+                break;
+            }
+            self.timers.pop_first();
+            any = true;
+        }
+        if any {
+            self.version = self.version.wrapping_add(1);
+        }
+        any
+    }
+
+    /// When the next job becomes eligible, if one waits on a timer.
+    pub fn next_due(&self) -> Option<i64> {
+        self.timers.first().map(|t| t.0)
+    }
+
+    /// The first `window` eligible jobs of each namespace at `now_ms` (not in the future, not
+    /// `skipped`), in queue order.
+    pub fn heads(&self, now_ms: i64, window: usize, skipped: impl Fn(&str) -> bool) -> Heads<'_> {
+        let mut out = Heads::default();
+        for set in self.order.values() {
+            let mut taken = 0usize;
+            let mut future_rank = None;
+            for (rank, enq, id) in set {
+                // Within a level, jobs in the future sort last: the rest of the level waits.
+                if future_rank == Some(*rank) {
+                    continue;
+                }
+                if *enq > now_ms {
+                    future_rank = Some(*rank);
+                    continue;
+                }
+                if skipped(id) {
+                    continue;
+                }
+                if taken == window {
+                    out.truncated = true;
+                    break;
+                }
+                if let Some(e) = self.jobs.get(id) {
+                    out.jobs.push(e);
+                    taken += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The 1-based position of a waiting job among the eligible jobs of its namespace at
+    /// `now_ms` (all levels), and within its level; none if it is not eligible or not here.
+    /// Walks the namespace up to the job: for `describe`, not for every job of a cycle.
+    pub fn position(&self, id: &str, now_ms: i64) -> Option<(u32, u32)> {
+        let e = self.jobs.get(id)?;
+        if e.enqueued_at_ms > now_ms {
+            return None;
+        }
+        let set = self.order.get(&e.namespace)?;
+        let mut all = 0u32;
+        let mut level = 0u32;
+        for (rank, enq, other) in set {
+            if *enq > now_ms {
+                continue;
+            }
+            all = all.saturating_add(1);
+            if *rank == e.rank {
+                level = level.saturating_add(1);
+            }
+            if **other == *id {
+                return Some((all, level));
+            }
+        }
+        None
+    }
+
+    /// Every waiting job, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &QueueEntry> {
+        self.jobs.values()
+    }
+}
+
+#[cfg(test)]
+mod tests;
