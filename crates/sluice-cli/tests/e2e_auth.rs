@@ -28,7 +28,7 @@ fn text(out: &std::process::Output) -> String {
 
 #[test]
 fn tokens_from_the_cli() {
-    let server = Server::start("");
+    let server = Server::start("[security.command_jobs]\nnamespaces = [\"*\"]\n");
     let who = server.ok(&["whoami"]);
     assert!(
         who.contains("bootstrap-admin") && who.contains("*=admin"),
@@ -141,6 +141,8 @@ fn the_readme_demo_needs_no_token_flag() {
         .args(["server", "--listen", &format!("127.0.0.1:{port}")])
         .current_dir(dir.path())
         .env_remove("SLUICE_DATA_DIR")
+        // The demo's job here is a command, which the server runs only where allowed.
+        .env("SLUICE_SECURITY__COMMAND_JOBS__NAMESPACES", "[\"default\"]")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
