@@ -92,6 +92,11 @@ class Live(unittest.TestCase):
         cancelled = self.c.cancel(job["id"])
         self.assertEqual(cancelled["state"], "cancelled")
 
+    def test_no_token_is_401(self):
+        with self.assertRaises(SluiceError) as e:
+            Client(token="").list()
+        self.assertEqual(e.exception.status, 401)
+
     def test_a_bad_spec_is_an_error_naming_the_field(self):
         with self.assertRaises(SluiceError) as e:
             self.c.submit("name: bad\nnamespace: py\nspark:\n  driver:\n    cores: lots\n")

@@ -1,5 +1,6 @@
 //! The Python client (`clients/python`): installed with pip into a temp directory, its tests
-//! (`clients/python/tests/test_live.py`) run against a live sluice on the simulated backend. They
+//! (`clients/python/tests/test_live.py`) run against a live sluice on the simulated backend, with
+//! a token in `SLUICE_TOKEN`. They
 //! also check every route and field the client uses against the server's `/openapi.json`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -47,7 +48,8 @@ fn the_python_client_installs_and_passes_its_tests_against_a_live_server() {
         .arg(client.join("tests"))
         .env("PYTHONPATH", site.path())
         .env("SLUICE_SERVER", server.url())
-        .env_remove("SLUICE_TOKEN")
+        // The server's bootstrap admin token, as a user would export it.
+        .env("SLUICE_TOKEN", server.token())
         .output()
         .expect("python3 -m unittest");
     let text = format!(
@@ -63,5 +65,5 @@ fn the_python_client_installs_and_passes_its_tests_against_a_live_server() {
     );
     // The installed package was tested, not the source tree.
     assert!(!text.contains("ImportError"), "{text}");
-    assert!(text.contains("Ran 6 tests"), "{text}");
+    assert!(text.contains("Ran 7 tests"), "{text}");
 }
