@@ -105,6 +105,11 @@ impl Leadership {
             .is_some_and(|t| Instant::now() < t.valid_until)
     }
 
+    /// The local deadline of the current term, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.term().as_ref().map(|t| t.valid_until)
+    }
+
     /// The lease held now, if any (for the only server: none).
     pub fn lease(&self) -> Option<Lease> {
         self.term().as_ref().map(|t| t.lease.clone())
@@ -187,15 +192,20 @@ pub enum Round {
     Failed(String),
 }
 
-/// One round: renew the lease if this replica holds one, else try to take it. Each store call
-/// is bounded by half the TTL, so a silent database cannot hold a leader past its deadline.
+/// One round: renew the lease if this replica holds one, else try to take it. A renewal may
+/// take until the term's local deadline, an acquisition half the TTL: a silent database
+/// cannot hold a leader past its deadline.
 pub async fn round(leader: &Leadership, store: &dyn Store, ttl: Duration) -> Round {
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let bound = ttl / 2;
     let started = Instant::now();
     match leader.lease() {
         Some(lease) => {
-            let renewed = tokio::time::timeout(bound, store.renew_lease(&lease, ttl_ms)).await;
+            // Keep trying until the local deadline: a slow store must not cost the lease early.
+            let left = leader
+                .deadline()
+                .map_or(bound, |d| d.saturating_duration_since(started).max(bound));
+            let renewed = tokio::time::timeout(left, store.renew_lease(&lease, ttl_ms)).await;
             match renewed {
                 Ok(Ok(Some(l))) => {
                     leader.hold(l, deadline(started, ttl));

@@ -71,7 +71,10 @@ pub async fn run_loop(state: AppState) {
                 "leading: the scheduler loop runs on this replica"
             );
         }
-        if let Err(e) = startup_notes(&term, first).await {
+        // After a restart, each running job's timeline says whether its run was found again.
+        // After a change of leader the first reconcile does what matters (and a note per job
+        // would hold up the new leader's first admissions).
+        if first && let Err(e) = startup_notes(&term, true).await {
             tracing::warn!("startup reconciliation: {e}");
         }
         first = false;

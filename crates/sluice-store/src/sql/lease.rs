@@ -79,6 +79,9 @@ impl SqlStore {
             self.returning()
         );
         let mut w = self.begin_write().await?;
+        if let Err(e) = self.relax_commit(&mut w.tx).await {
+            return w.finish(Err(e)).await;
+        }
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name)
             .bind(holder)
@@ -104,14 +107,35 @@ impl SqlStore {
              WHERE name = $1 AND holder = $2 AND epoch = $3 {}",
             self.returning()
         );
+        let mut tx = self.pool.begin().await?;
+        self.relax_commit(&mut tx).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&lease.name)
             .bind(&lease.holder)
             .bind(lease.epoch)
             .bind(ttl_ms)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
-        row.as_ref().map(decode_lease).transpose()
+        let lease = row.as_ref().map(decode_lease).transpose()?;
+        tx.commit().await?;
+        Ok(lease)
+    }
+
+    /// Lease changes do not wait for the write-ahead log to reach the disk (PostgreSQL's
+    /// `synchronous_commit = off`, for this transaction only): a slow disk must not cost a
+    /// leader its lease. Safe: a change lost in a database crash only shortens a lease or
+    /// undoes an acquisition, and every fenced write, committed durably, carries the lease
+    /// change before it in the log.
+    async fn relax_commit(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn release_lease_sql(&self, lease: &Lease) -> Result<(), StoreError> {

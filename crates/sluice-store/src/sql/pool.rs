@@ -65,6 +65,8 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
 pub(super) const SQLITE_MAX_CONNECTIONS: u32 = 4;
 /// Connections kept to PostgreSQL.
 pub(super) const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+/// PostgreSQL ends a session whose transaction stays idle this long (see `connect`).
+const IDLE_IN_TRANSACTION: &str = "SET idle_in_transaction_session_timeout = '2s'";
 /// How long an operation waits for a free pool connection.
 pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -294,7 +296,16 @@ impl SqlStore {
             }
             Dialect::Postgres => AnyPoolOptions::new()
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .max_connections(POSTGRES_MAX_CONNECTIONS),
+                .max_connections(POSTGRES_MAX_CONNECTIONS)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        // A transaction left open by a process that stopped answering (paused,
+                        // partitioned) is ended by the server, so its locks (the leader's lease
+                        // row among them) cannot hold up the other replicas for long.
+                        conn.execute(IDLE_IN_TRANSACTION).await?;
+                        Ok(())
+                    })
+                }),
         };
         let connect_error = |source| StoreError::Connect {
             url: redact_url(url),
@@ -350,16 +361,24 @@ impl SqlStore {
             },
         };
         if let Some(lease) = &self.fence {
-            let held = sqlx::query(
-                "UPDATE leases SET holder = holder WHERE name = $1 AND holder = $2 AND epoch = $3",
-            )
-            .bind(&lease.name)
-            .bind(&lease.holder)
-            .bind(lease.epoch)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-            if held == 0 {
+            // On PostgreSQL, FOR SHARE holds off a takeover (an UPDATE of the row) until this
+            // transaction ends; SQLite's BEGIN IMMEDIATE holds the whole database already.
+            let sql = match self.dialect {
+                Dialect::Sqlite => {
+                    "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3"
+                }
+                Dialect::Postgres => {
+                    "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3 \
+                     FOR SHARE"
+                }
+            };
+            let held = sqlx::query(sql)
+                .bind(&lease.name)
+                .bind(&lease.holder)
+                .bind(lease.epoch)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            if held.is_none() {
                 let fenced = StoreError::Fenced {
                     name: lease.name.clone(),
                     holder: lease.holder.clone(),
