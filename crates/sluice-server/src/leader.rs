@@ -184,8 +184,9 @@ pub enum Round {
     Acquired(i64),
     /// Renewed the lease.
     Renewed,
-    /// Another replica holds the lease.
-    Follows,
+    /// Another replica holds the lease, which expires in this long (by the database's clock)
+    /// unless renewed: the next try is best made then.
+    Follows(Option<Duration>),
     /// Lost the lease (taken over, or not renewed before its deadline).
     Lost(String),
     /// The store failed; the current state stands.
@@ -244,7 +245,15 @@ pub async fn round(leader: &Leadership, store: &dyn Store, ttl: Duration) -> Rou
                     leader.hold(l, deadline(started, ttl));
                     Round::Acquired(epoch)
                 }
-                Ok(Ok(None)) => Round::Follows,
+                Ok(Ok(None)) => {
+                    let left = match store.get_lease(LEASE_NAME).await {
+                        Ok(Some(l)) => Some(Duration::from_millis(
+                            u64::try_from(l.expires_at_ms.saturating_sub(l.db_now_ms)).unwrap_or(0),
+                        )),
+                        _ => None,
+                    };
+                    Round::Follows(left)
+                }
                 Ok(Err(e)) => Round::Failed(format!("taking the lease: {e}")),
                 Err(_) => Round::Failed("taking the lease: the store did not answer".into()),
             }

@@ -27,6 +27,7 @@ pub async fn run_elector(state: AppState) {
     );
     let mut failing = false;
     loop {
+        let mut wait = every;
         match round(&state.leader, state.store.as_ref(), ttl).await {
             Round::Acquired(epoch) => {
                 failing = false;
@@ -38,7 +39,16 @@ pub async fn run_elector(state: AppState) {
                 state.metrics.leader_changed(true);
                 state.wake.notify_one();
             }
-            Round::Renewed | Round::Follows => failing = false,
+            Round::Renewed => failing = false,
+            Round::Follows(left) => {
+                failing = false;
+                // Try again just after the lease would expire, if that is sooner: a crashed
+                // leader is replaced as soon as its lease runs out.
+                if let Some(left) = left {
+                    wait =
+                        (left + Duration::from_millis(20)).clamp(Duration::from_millis(50), every);
+                }
+            }
             Round::Lost(why) => {
                 tracing::warn!("no longer the leader: {why}");
                 state.metrics.leader_changed(false);
@@ -55,7 +65,7 @@ pub async fn run_elector(state: AppState) {
         if !state.leader.holds() && state.metrics.is_leader() {
             state.metrics.leader_changed(false);
         }
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -8,7 +8,7 @@ use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
-use super::write::{apply, backend_aside, held, isolate, run_ref};
+use super::write::{apply, apply_all, backend_aside, held, isolate, run_ref};
 use crate::state::AppState;
 
 /// Reconciles every submitted or running job with the backend.
@@ -23,6 +23,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
     // Runs past their maxRuntime: cancelled together after the loop, so that N of them hold
     // the tick for one kill grace period, not N.
     let mut timed_out = Vec::new();
+    // Every change this step finds, written together in one transaction at the end (with
+    // what was being recorded, for the log of a write that fails).
+    let mut writes: Vec<(Transition, String)> = Vec::new();
     for rec in active {
         // A job being stopped by a task of its own (a user's cancel, a timeout) is left to
         // that task.
@@ -90,10 +93,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 backend_ref: app,
                 exit_code: None,
             };
-            if let Err(e) = apply(state, &t).await {
-                isolate(state, &rec.id, "recording the run's start", e)?;
-                continue;
-            }
+            writes.push((t, "recording the run's start".into()));
+            // Written after the start in the same transaction; if the start fails, this
+            // finds the job not running and is dropped as a lost race.
             let t = Transition {
                 id: rec.id.clone(),
                 from: JobState::Running,
@@ -103,9 +105,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 backend_ref: None,
                 exit_code,
             };
-            if let Err(e) = apply(state, &t).await {
-                isolate(state, &rec.id, "recording the run's end", e)?;
-            }
+            writes.push((t, "recording the run's end".into()));
             continue;
         }
         let t = Transition {
@@ -117,10 +117,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
             backend_ref: app_ref,
             exit_code,
         };
-        if let Err(e) = apply(state, &t).await {
-            isolate(state, &rec.id, &format!("recording the move to {to}"), e)?;
-        }
+        writes.push((t, format!("recording the move to {to}")));
     }
+    apply_all(state, writes).await?;
     cancel_timed_out(state, timed_out).await?;
     // What the status calls just saw (the operator's state, say) goes in now.
     record_backend_notes(state).await?;

@@ -21,6 +21,31 @@ pub async fn apply(state: &AppState, t: &Transition) -> Result<(), StoreError> {
     ignore_conflict(r)
 }
 
+/// Writes `writes` in order in one transaction (a tick's reconciled runs, say); a write that
+/// lost a race is dropped, one that failed otherwise sets its job aside, and the store being
+/// unavailable (or this replica fenced off) ends the tick.
+pub async fn apply_all(
+    state: &AppState,
+    writes: Vec<(Transition, String)>,
+) -> Result<(), TickError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let ts: Vec<Transition> = writes.iter().map(|(t, _)| t.clone()).collect();
+    let results = state.store.transitions(&ts).await;
+    for ((t, what), r) in writes.into_iter().zip(results) {
+        match r {
+            Ok(rec) => {
+                state.metrics.transitioned(t.from, &rec);
+                state.aside.clear(&rec.id);
+            }
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => isolate(state, &t.id, &what, e)?,
+        }
+    }
+    Ok(())
+}
+
 /// A write that lost a race (the job moved meanwhile) is not an error.
 pub fn ignore_conflict(r: Result<JobRecord, StoreError>) -> Result<(), StoreError> {
     match r {

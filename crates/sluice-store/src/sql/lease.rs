@@ -52,14 +52,11 @@ fn parse_payload(payload: &str, own: &str) -> Option<StoreChange> {
     }
 }
 
-impl SqlStore {
-    fn returning(&self) -> String {
-        format!(
-            "RETURNING name, holder, epoch, expires_at, acquired_at, {} AS db_now",
-            db_now(self.dialect)
-        )
-    }
+/// The columns of a lease, read from `leases l JOIN lease_renewals r`.
+const LEASE_COLUMNS: &str = "l.name AS name, l.holder AS holder, l.epoch AS epoch, \
+     r.expires_at AS expires_at, l.acquired_at AS acquired_at";
 
+impl SqlStore {
     pub(super) async fn acquire_lease_sql(
         &self,
         name: &str,
@@ -68,32 +65,104 @@ impl SqlStore {
     ) -> Result<Option<Lease>, StoreError> {
         exact("lease", name)?;
         exact("holder", holder)?;
-        let now = db_now(self.dialect);
-        let sql = format!(
-            "INSERT INTO leases (name, holder, epoch, expires_at, acquired_at) \
-             VALUES ($1, $2, 1, {now} + $3, {now}) \
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
-               epoch = leases.epoch + 1, expires_at = excluded.expires_at, \
-               acquired_at = excluded.acquired_at \
-             WHERE leases.expires_at <= {now} OR leases.holder = excluded.holder {}",
-            self.returning()
-        );
         let mut w = self.begin_write().await?;
-        if let Err(e) = self.relax_commit(&mut w.tx).await {
-            return w.finish(Err(e)).await;
-        }
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let result = self.acquire_in(&mut w.tx, name, holder, ttl_ms).await;
+        w.finish(result).await
+    }
+
+    async fn acquire_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.relax_commit(tx).await?;
+        let now = db_now(self.dialect);
+        // Lock the lease row first: a takeover waits here for the fenced writes in flight.
+        let lock = match self.dialect {
+            Dialect::Sqlite => "SELECT holder, epoch FROM leases WHERE name = $1",
+            Dialect::Postgres => "SELECT holder, epoch FROM leases WHERE name = $1 FOR UPDATE",
+        };
+        let current = sqlx::query(lock)
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(current) = current else {
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO leases (name, holder, epoch, acquired_at) VALUES ($1, $2, 1, {now}) \
+                 ON CONFLICT (name) DO NOTHING"
+            )))
             .bind(name)
             .bind(holder)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                // Another replica made it meanwhile.
+                return Ok(None);
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO lease_renewals (name, epoch, expires_at) VALUES ($1, 1, {now} + $2)"
+            )))
+            .bind(name)
             .bind(ttl_ms)
-            .fetch_optional(&mut *w.tx)
-            .await;
-        let result = match row {
-            Ok(Some(row)) => decode_lease(&row).map(Some),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e.into()),
+            .execute(&mut **tx)
+            .await?;
+            return self.read_lease(tx, name).await;
         };
-        w.finish(result).await
+        let current_holder: String = current.try_get("holder")?;
+        let epoch: i64 = current.try_get("epoch")?;
+        let expired: Option<i64> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT CASE WHEN expires_at <= {now} OR epoch <> $2 THEN 1 ELSE 0 END AS free \
+             FROM lease_renewals WHERE name = $1"
+        )))
+        .bind(name)
+        .bind(epoch)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get("free"))
+        .transpose()?;
+        if expired != Some(1) && current_holder != holder {
+            return Ok(None);
+        }
+        let next = epoch + 1;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE leases SET holder = $2, epoch = $3, acquired_at = {now} WHERE name = $1"
+        )))
+        .bind(name)
+        .bind(holder)
+        .bind(next)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO lease_renewals (name, epoch, expires_at) VALUES ($1, $2, {now} + $3) \
+             ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch, \
+             expires_at = excluded.expires_at"
+        )))
+        .bind(name)
+        .bind(next)
+        .bind(ttl_ms)
+        .execute(&mut **tx)
+        .await?;
+        self.read_lease(tx, name).await
+    }
+
+    async fn read_lease(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        name: &str,
+    ) -> Result<Option<Lease>, StoreError> {
+        let sql = format!(
+            "SELECT {LEASE_COLUMNS}, {} AS db_now FROM leases l \
+             JOIN lease_renewals r ON r.name = l.name WHERE l.name = $1",
+            db_now(self.dialect)
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref().map(decode_lease).transpose()
     }
 
     pub(super) async fn renew_lease_sql(
@@ -102,23 +171,30 @@ impl SqlStore {
         ttl_ms: i64,
     ) -> Result<Option<Lease>, StoreError> {
         let now = db_now(self.dialect);
+        // The epoch names the term (and so its holder); the leases row is not touched, so a
+        // renewal never waits for the leader's own fenced writes.
         let sql = format!(
-            "UPDATE leases SET expires_at = {now} + $4 \
-             WHERE name = $1 AND holder = $2 AND epoch = $3 {}",
-            self.returning()
+            "UPDATE lease_renewals SET expires_at = {now} + $3 \
+             WHERE name = $1 AND epoch = $2 RETURNING expires_at, {now} AS db_now"
         );
         let mut tx = self.pool.begin().await?;
         self.relax_commit(&mut tx).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&lease.name)
-            .bind(&lease.holder)
             .bind(lease.epoch)
             .bind(ttl_ms)
             .fetch_optional(&mut *tx)
             .await?;
-        let lease = row.as_ref().map(decode_lease).transpose()?;
+        let renewed = match row {
+            None => None,
+            Some(row) => Some(Lease {
+                expires_at_ms: row.try_get("expires_at")?,
+                db_now_ms: row.try_get("db_now")?,
+                ..lease.clone()
+            }),
+        };
         tx.commit().await?;
-        Ok(lease)
+        Ok(renewed)
     }
 
     /// Lease changes do not wait for the write-ahead log to reach the disk (PostgreSQL's
@@ -139,22 +215,19 @@ impl SqlStore {
     }
 
     pub(super) async fn release_lease_sql(&self, lease: &Lease) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE leases SET expires_at = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
-        )
-        .bind(&lease.name)
-        .bind(&lease.holder)
-        .bind(lease.epoch)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("UPDATE lease_renewals SET expires_at = 0 WHERE name = $1 AND epoch = $2")
+            .bind(&lease.name)
+            .bind(lease.epoch)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     pub(super) async fn get_lease_sql(&self, name: &str) -> Result<Option<Lease>, StoreError> {
         exact("lease", name)?;
         let sql = format!(
-            "SELECT name, holder, epoch, expires_at, acquired_at, {} AS db_now \
-             FROM leases WHERE name = $1",
+            "SELECT {LEASE_COLUMNS}, {} AS db_now FROM leases l \
+             JOIN lease_renewals r ON r.name = l.name WHERE l.name = $1",
             db_now(self.dialect)
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
