@@ -10,6 +10,7 @@
 //! - [`state`] (what the handlers and the loop share);
 //! - [`guard`] (command jobs and secret references a privilege; headers, rate limit, body size
 //!   and type, timeout: between the network and the handlers), [`transport`] (the accept loop),
+//!   [`tls`] (HTTPS, its certificate reloaded on change),
 //!   [`redact`] (secrets out of answers and logs);
 //! - [`queue`] (the waiting jobs in memory, kept by the store's writes) and [`submitq`] (group
 //!   commit of submits);
@@ -31,6 +32,7 @@ pub mod state;
 pub mod submitq;
 pub mod tick;
 pub mod time;
+pub mod tls;
 pub mod transport;
 pub mod ui;
 
@@ -69,6 +71,9 @@ pub enum ServerError {
     /// The bootstrap admin token could not be made or written.
     #[error("auth: {0}")]
     Auth(#[from] auth::token::TokenError),
+    /// The TLS certificate or key (`[tls]`) cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// Listening or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -149,6 +154,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         Ok(_) => {}
         Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
     }
+    // A certificate that cannot be used stops the start before anything else (and is loaded
+    // again, for serving, by run_supervised).
+    tls::Tls::from_config(&config.tls)?;
     let state = build_state(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -162,7 +170,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     })?;
     tracing::info!(
         "{}",
-        listening_line(local, &state.config.store_url(), state.backend.kind())
+        listening_line(
+            local,
+            state.config.tls.files().is_some(),
+            &state.config.store_url(),
+            state.backend.kind()
+        )
     );
     if state.config.auth.enabled {
         tracing::info!(
@@ -184,10 +197,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     run_supervised(state, listener, shutdown_signal()).await
 }
 
-/// The line logged at start: the address, the store (its password hidden) and the backend.
-pub fn listening_line(local: std::net::SocketAddr, store_url: &str, backend: &str) -> String {
+/// The line logged at start: the address (https with `[tls]`), the store (its password hidden)
+/// and the backend.
+pub fn listening_line(
+    local: std::net::SocketAddr,
+    tls: bool,
+    store_url: &str,
+    backend: &str,
+) -> String {
+    let scheme = if tls { "https" } else { "http" };
     format!(
-        "sluice listening on http://{local} (store {}, backend {backend})",
+        "sluice listening on {scheme}://{local} (store {}, backend {backend})",
         redact::url(store_url)
     )
 }
@@ -201,12 +221,13 @@ pub async fn run_supervised(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let tls = tls::Tls::from_config(&state.config.tls)?;
     let mut loop_task = tokio::spawn(tick::run_loop(state.clone()));
     let limits = state.config.limits.clone();
     let router = app(state);
     // The peer address reaches the handlers as `ConnectInfo` (the audit log's "from where",
     // the rate limit's key).
-    let server = async move { transport::serve(listener, router, &limits, shutdown).await };
+    let server = async move { transport::serve(listener, router, &limits, tls, shutdown).await };
     tokio::select! {
         served = server => {
             loop_task.abort();

@@ -1,0 +1,283 @@
+//! HTTPS (`[tls]`): a real server (`run_supervised` on a real listener) with certificates made
+//! in the test by a CA made in the test; a rustls client that trusts only that CA does the
+//! handshake and an authenticated API call, sees the new certificate after the files change,
+//! and the old one after a change to files that cannot be used.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
+use rustls::pki_types::{CertificateDer, ServerName};
+use sluice_server::config::{Config, TlsConfig};
+use sluice_server::{AppState, ServerError, run_supervised};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A CA made in the test.
+struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    der: CertificateDer<'static>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "sluice test CA");
+        let key = KeyPair::generate().unwrap();
+        let der = p.self_signed(&key).unwrap().der().clone();
+        Ca {
+            issuer: Issuer::new(p, key),
+            der,
+        }
+    }
+
+    /// A server certificate for localhost and 127.0.0.1 with this common name and serial:
+    /// (certificate PEM, key PEM, certificate DER).
+    fn leaf(&self, cn: &str, serial: u64) -> (String, String, CertificateDer<'static>) {
+        let mut p = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.serial_number = Some(SerialNumber::from(serial));
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().clone())
+    }
+}
+
+/// Writes a pair to `dir/tls.crt` and `dir/tls.key`: their paths.
+fn write_pair(dir: &Path, cert: &str, key: &str) -> (PathBuf, PathBuf) {
+    let (c, k) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&c, cert).unwrap();
+    std::fs::write(&k, key).unwrap();
+    (c, k)
+}
+
+async fn state(dir: &Path, cert: PathBuf, key: PathBuf) -> AppState {
+    let c = Config {
+        tls: TlsConfig {
+            cert_file: Some(cert),
+            key_file: Some(key),
+        },
+        ..Config::default()
+    };
+    common::local_state(dir, 4000, 8192, c).await
+}
+
+/// A real server on 127.0.0.1 (stopped when the sender is dropped).
+async fn spawn(state: AppState) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run_supervised(state, listener, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx)
+}
+
+fn client(ca: &Ca) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der.clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    // Full handshakes only: a resumed session shows the certificate of the session it resumes.
+    config.resumption = rustls::client::Resumption::disabled();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Connects over TLS as `localhost` and sends one request: the certificate the server
+/// presented, and the answer (status line to body).
+async fn https_get(
+    tls: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(CertificateDer<'static>, String), std::io::Error> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let mut s = tls
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let presented = s.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut answer))
+        .await
+        .expect("the answer within 10 s")?;
+    Ok((presented, answer))
+}
+
+#[tokio::test]
+async fn https_serves_an_authenticated_api_call_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let (cert, key, der) = ca.leaf("sluice-one", 1);
+    let (c, k) = write_pair(dir.path(), &cert, &key);
+    let st = state(dir.path(), c, k).await;
+    let token = common::admin_token(&st);
+    let (addr, _stop) = spawn(st).await;
+    let tls = client(&ca);
+
+    let (presented, answer) = https_get(&tls, addr, "/v1/whoami", Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(presented, der);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["admin"], true, "{body}");
+    assert!(
+        body["actor"].as_str().unwrap().starts_with("tok_"),
+        "{body}"
+    );
+
+    // Authentication holds over TLS as over HTTP.
+    let (_, answer) = https_get(&tls, addr, "/v1/whoami", None).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut buf)).await;
+    assert!(
+        !String::from_utf8_lossy(&buf).starts_with("HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&buf)
+    );
+
+    // A client that does not trust the CA fails the handshake.
+    let stranger = client(&Ca::new());
+    let e = https_get(&stranger, addr, "/v1/whoami", Some(&token))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("certificate"), "{e}");
+}
+
+#[tokio::test]
+async fn a_changed_certificate_is_served_to_the_next_connection_and_a_bad_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let (cert1, key1, der1) = ca.leaf("sluice-one", 1);
+    let (c, k) = write_pair(dir.path(), &cert1, &key1);
+    let st = state(dir.path(), c.clone(), k.clone()).await;
+    let token = common::admin_token(&st);
+    let (addr, _stop) = spawn(st).await;
+    let tls = client(&ca);
+    assert_eq!(https_get(&tls, addr, "/", None).await.unwrap().0, der1);
+
+    // New files: the next connection gets the new certificate.
+    let (cert2, key2, der2) = ca.leaf("sluice-two", 2);
+    write_pair(dir.path(), &cert2, &key2);
+    let (presented, answer) = https_get(&tls, addr, "/v1/whoami", Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(presented, der2);
+    assert_ne!(der1, der2);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A certificate file that is not PEM: the previous certificate goes on.
+    std::fs::write(&c, "not a certificate").unwrap();
+    assert_eq!(https_get(&tls, addr, "/", None).await.unwrap().0, der2);
+
+    // A new certificate whose key is not yet written (a half-done rotation): kept out.
+    let (cert3, key3, der3) = ca.leaf("sluice-three", 3);
+    std::fs::write(&c, &cert3).unwrap();
+    assert_eq!(https_get(&tls, addr, "/", None).await.unwrap().0, der2);
+    // Then its key: served.
+    std::fs::write(&k, &key3).unwrap();
+    assert_eq!(https_get(&tls, addr, "/", None).await.unwrap().0, der3);
+
+    // Files removed: the certificate in memory goes on.
+    std::fs::remove_file(&c).unwrap();
+    std::fs::remove_file(&k).unwrap();
+    assert_eq!(https_get(&tls, addr, "/", None).await.unwrap().0, der3);
+}
+
+#[tokio::test]
+async fn a_certificate_that_cannot_be_used_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let (cert, _, _) = ca.leaf("sluice-one", 1);
+    let (_, other_key, _) = ca.leaf("sluice-two", 2);
+    let (c, k) = write_pair(dir.path(), &cert, &other_key);
+    let st = state(dir.path(), c.clone(), k.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = run_supervised(st, listener, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServerError::Tls(_)), "{e}");
+    assert!(e.to_string().contains("cannot be used together"), "{e}");
+
+    std::fs::write(&c, "-----BEGIN GARBAGE-----\n").unwrap();
+    let e = sluice_server::tls::Tls::new(&c, &k)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("tls.crt") && e.contains("not a PEM"), "{e}");
+    // A key where the certificate should be.
+    std::fs::write(&c, &other_key).unwrap();
+    let e = sluice_server::tls::Tls::new(&c, &k)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("tls.crt") && e.contains("no certificate"), "{e}");
+    std::fs::write(&c, &cert).unwrap();
+    std::fs::write(&k, &cert).unwrap();
+    let e = sluice_server::tls::Tls::new(&c, &k)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("tls.key") && e.contains("no PEM private key"),
+        "{e}"
+    );
+    let missing = dir.path().join("missing.key");
+    let e = sluice_server::tls::Tls::new(&c, &missing)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("missing.key"), "{e}");
+}
+
+#[test]
+fn tls_needs_both_files_and_the_start_line_says_https() {
+    let mut c = Config::default();
+    c.tls.cert_file = Some("/etc/sluice/tls.crt".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("tls.key_file"), "{e}");
+    c.tls.cert_file = None;
+    c.tls.key_file = Some("/etc/sluice/tls.key".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("tls.cert_file"), "{e}");
+    c.tls.cert_file = Some("/etc/sluice/tls.crt".into());
+    c.validate().unwrap();
+
+    let addr = "127.0.0.1:7467".parse().unwrap();
+    let line = sluice_server::listening_line(addr, true, "sqlite://x.db", "local");
+    assert!(
+        line.starts_with("sluice listening on https://127.0.0.1:7467"),
+        "{line}"
+    );
+    let line = sluice_server::listening_line(addr, false, "sqlite://x.db", "local");
+    assert!(
+        line.starts_with("sluice listening on http://127.0.0.1:7467"),
+        "{line}"
+    );
+}
