@@ -281,3 +281,105 @@ fn tls_needs_both_files_and_the_start_line_says_https() {
         "{line}"
     );
 }
+
+/// `kubectl kustomize` of a temporary overlay: `base` (an overlay of the repository) with the
+/// components named.
+fn kustomize_with(base: &str, components: &[&str]) -> Vec<serde_json::Value> {
+    let root = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Kustomize takes only relative paths: from the temporary directory up to / and down.
+    let up = "../".repeat(dir.path().components().count() - 1);
+    let rel = |p: &str| {
+        format!(
+            "{up}{}/{p}",
+            root.display().to_string().trim_start_matches('/')
+        )
+    };
+    let mut k = format!("resources:\n  - {}\n", rel(base));
+    if !components.is_empty() {
+        k.push_str("components:\n");
+        for c in components {
+            k.push_str(&format!("  - {}\n", rel(c)));
+        }
+    }
+    std::fs::write(dir.path().join("kustomization.yaml"), k).unwrap();
+    let out = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("kubectl kustomize: {e} (kubectl must be installed)"));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+/// The deploy component `deploy/components/tls` mounts the TLS Secret, points `[tls]` at its
+/// files through the environment (read as the server reads it), and makes the probes speak
+/// HTTPS, in both overlays; without it nothing of TLS is there.
+#[test]
+// figment::Jail fixes the closure's error type (figment::Error), which clippy finds large.
+#[allow(clippy::result_large_err)]
+fn the_deploy_tls_component_mounts_the_secret_and_sets_tls() {
+    for overlay in ["deploy/overlays/sqlite", "deploy/overlays/postgres"] {
+        let docs = kustomize_with(overlay, &["deploy/components/tls"]);
+        let d = docs
+            .iter()
+            .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "sluice")
+            .unwrap();
+        let pod = &d["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        let env: std::collections::BTreeMap<String, String> = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| Some((e["name"].as_str()?.into(), e["value"].as_str()?.into())))
+            .collect();
+        let cert = env["SLUICE_TLS__CERT_FILE"].clone();
+        let key = env["SLUICE_TLS__KEY_FILE"].clone();
+        // The files are in the Secret's volume.
+        let secret_vol = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["secret"]["secretName"] == "sluice-tls")
+            .unwrap_or_else(|| panic!("{overlay}: no volume of the Secret sluice-tls"));
+        let mount = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == secret_vol["name"])
+            .unwrap();
+        let at = mount["mountPath"].as_str().unwrap();
+        assert_eq!(cert, format!("{at}/tls.crt"), "{overlay}");
+        assert_eq!(key, format!("{at}/tls.key"), "{overlay}");
+        for probe in ["readinessProbe", "livenessProbe"] {
+            assert_eq!(c[probe]["httpGet"]["scheme"], "HTTPS", "{overlay} {probe}");
+            assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{overlay} {probe}");
+        }
+        // The rest of the container is the overlay's.
+        assert_eq!(c["args"][0], "server", "{overlay}");
+        // The variables are the server's [tls] keys.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SLUICE_TLS__CERT_FILE", &cert);
+            jail.set_env("SLUICE_TLS__KEY_FILE", &key);
+            let c = Config::load(None).unwrap();
+            assert_eq!(
+                c.tls.files(),
+                Some((Path::new(&cert), Path::new(&key))),
+                "{overlay}"
+            );
+            Ok(())
+        });
+
+        // Without the component: plain HTTP, no Secret needed.
+        let plain = kustomize_with(overlay, &[]);
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(
+            !text.contains("sluice-tls") && !text.contains("SLUICE_TLS"),
+            "{overlay}"
+        );
+    }
+}
