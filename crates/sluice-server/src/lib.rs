@@ -14,7 +14,8 @@
 //!   [`redact`] (secrets out of answers and logs);
 //! - [`queue`] (the waiting jobs in memory, kept by the store's writes) and [`submitq`] (group
 //!   commit of submits);
-//! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`config`] (leaves).
+//! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`jwks`] (the identity
+//!   provider's keys), [`config`] (leaves).
 
 pub mod admission;
 pub mod api;
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod fault;
 pub mod guard;
+pub mod jwks;
 pub mod metrics;
 pub mod orchestration;
 pub mod queue;

@@ -97,6 +97,8 @@ pub struct AppState {
     pub stopped: Arc<std::sync::Mutex<Vec<(sluice_core::record::JobRecord, String)>>>,
     /// What the last cycle decided from.
     pub last_inputs: Arc<std::sync::Mutex<Option<CycleInputs>>>,
+    /// The identity provider's keys fetched from `auth.oidc.jwks_url`.
+    pub jwks: Arc<crate::jwks::JwksCache>,
 }
 
 impl AppState {
@@ -137,6 +139,7 @@ impl AppState {
             stopping: Arc::new(std::sync::Mutex::new(HashSet::new())),
             stopped: Arc::new(std::sync::Mutex::new(Vec::new())),
             last_inputs: Arc::new(std::sync::Mutex::new(None)),
+            jwks: Arc::default(),
         }
     }
 

@@ -112,7 +112,7 @@ async fn authenticate(
     };
     if !token.starts_with(TOKEN_PREFIX) {
         if let Some(oidc) = &st.config.auth.oidc {
-            return super::jwt::caller_of(oidc, token, peer);
+            return super::jwt::caller_of(&st.jwks, oidc, token, peer, st.now_ms()).await;
         }
         return Err(ApiError::Unauthorized(
             "unknown token (sluice tokens start with `sluice_`)".into(),
