@@ -118,8 +118,8 @@ pub struct LimitsConfig {
     pub header_timeout_secs: u64,
     /// Seconds a whole request (body read and answer) may take.
     pub request_timeout_secs: u64,
-    /// Requests per second each client (by peer address) may make, on average; 0 turns the
-    /// rate limit off.
+    /// Requests per second each client (its token when authenticated, else its peer address)
+    /// may make, on average; 0 turns the rate limit off.
     pub rate_per_sec: u32,
     /// Requests a client may make in a burst above the rate.
     pub rate_burst: u32,
