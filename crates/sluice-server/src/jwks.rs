@@ -98,7 +98,7 @@ impl JwksCache {
         c.tried_at_ms = Some(now_ms);
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match self.fetch(url).await {
+        match self.fetch(cfg, url).await {
             Ok(set) => {
                 let set = Arc::new(set);
                 tracing::info!(%url, keys = set.keys.len(), "fetched the identity provider's JWKS");
@@ -119,15 +119,11 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
+    async fn fetch(&self, cfg: &OidcConfig, url: &str) -> Result<JwkSet, String> {
         let http = match self.http.get() {
             Some(h) => h.clone(),
             None => {
-                sluice_backend::install_crypto_provider();
-                let h = reqwest::Client::builder()
-                    .timeout(FETCH_TIMEOUT)
-                    .build()
-                    .map_err(|e| format!("building the HTTP client: {e}"))?;
+                let h = client(cfg)?;
                 self.http.get_or_init(|| h).clone()
             }
         };
@@ -139,6 +135,26 @@ impl JwksCache {
         let bytes = resp.bytes().await.map_err(|e| chain(&e))?;
         serde_json::from_slice::<JwkSet>(&bytes).map_err(|e| format!("not a JWKS: {e}"))
     }
+}
+
+/// The HTTP client of the fetches: rustls with ring, trusting the system's CAs or only those
+/// of `jwks_ca_file`.
+fn client(cfg: &OidcConfig) -> Result<reqwest::Client, String> {
+    sluice_backend::install_crypto_provider();
+    let mut b = reqwest::Client::builder().timeout(FETCH_TIMEOUT);
+    if !cfg.jwks_ca_file.as_os_str().is_empty() {
+        let f = cfg.jwks_ca_file.display();
+        let pem = std::fs::read(&cfg.jwks_ca_file)
+            .map_err(|e| format!("reading auth.oidc.jwks_ca_file {f}: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("auth.oidc.jwks_ca_file {f} is not PEM: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("auth.oidc.jwks_ca_file {f} holds no certificate"));
+        }
+        b = b.tls_certs_only(certs);
+    }
+    b.build()
+        .map_err(|e| format!("building the HTTP client: {}", chain(&e)))
 }
 
 /// An error with its causes, as one line.

@@ -22,6 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
+    pem: String,
 }
 
 impl Ca {
@@ -31,10 +32,11 @@ impl Ca {
         p.distinguished_name
             .push(DnType::CommonName, "sluice test CA");
         let key = KeyPair::generate().unwrap();
-        let der = p.self_signed(&key).unwrap().der().clone();
+        let cert = p.self_signed(&key).unwrap();
         Ca {
             issuer: Issuer::new(p, key),
-            der,
+            der: cert.der().clone(),
+            pem: cert.pem(),
         }
     }
 
@@ -386,4 +388,95 @@ fn the_deploy_tls_component_mounts_the_secret_and_sets_tls() {
             "{overlay}: {text}"
         );
     }
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// The identity provider's keys over HTTPS (served by this crate's own TLS accept loop with a
+/// certificate of a CA made here): fetched when `auth.oidc.jwks_ca_file` names that CA, and
+/// refused (503, nothing fetched) with the system's CAs.
+#[tokio::test]
+async fn a_jwks_url_over_https_is_checked_against_jwks_ca_file() {
+    use ring::signature::{Ed25519KeyPair, KeyPair as _};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let (cert, key, _) = ca.leaf("idp", 7);
+    let (c, k) = write_pair(dir.path(), &cert, &key);
+    std::fs::write(dir.path().join("ca.pem"), &ca.pem).unwrap();
+
+    // The provider: one Ed25519 key in its JWKS.
+    let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+    let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1",
+        "alg": "EdDSA", "x": b64url(pair.public_key().as_ref())}]})
+    .to_string();
+    let idp = axum::Router::new().route(
+        "/certs",
+        axum::routing::get(move || {
+            let j = jwks.clone();
+            async move { j }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/certs", listener.local_addr().unwrap());
+    let tls = sluice_server::tls::Tls::new(&c, &k).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let limits = sluice_server::config::LimitsConfig::default();
+        sluice_server::transport::serve(listener, idp, &limits, Some(tls), async move {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("k1".into());
+    let exp = sluice_server::time::now_ms() / 1000 + 600;
+    let claims = serde_json::json!({"iss": "https://idp", "aud": "sluice", "sub": "alice",
+        "exp": exp, "groups": ["g"]});
+    let jwt = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(doc.as_ref()),
+    )
+    .unwrap();
+
+    for (with_ca, want) in [(true, 200), (false, 503)] {
+        let sub = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.auth.oidc = Some(sluice_server::config::OidcConfig {
+            issuer: "https://idp".into(),
+            audience: "sluice".into(),
+            jwks_url: Some(url.clone()),
+            jwks_ca_file: if with_ca {
+                dir.path().join("ca.pem")
+            } else {
+                Default::default()
+            },
+            roles: [("g".to_string(), vec!["*=viewer".to_string()])].into(),
+            ..Default::default()
+        });
+        let st = common::local_state(sub.path(), 1000, 1024, config).await;
+        let r = sluice_server::app(st);
+        let req = axum::http::Request::get("/v1/whoami")
+            .header("authorization", format!("Bearer {jwt}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = tower::ServiceExt::oneshot(r, req).await.unwrap();
+        assert_eq!(resp.status().as_u16(), want, "with the CA file: {with_ca}");
+    }
+    drop(stop_tx);
 }

@@ -52,6 +52,9 @@ pub struct OidcConfig {
     pub jwks_refresh_secs: u64,
     /// Seconds a fetched JWKS is used before it is fetched again (default 3600).
     pub jwks_max_age_secs: u64,
+    /// CA certificates (PEM) that `jwks_url`'s certificate is checked against instead of the
+    /// system's (a provider with a private CA). Empty: the system's.
+    pub jwks_ca_file: PathBuf,
     /// The claim whose values are mapped to roles (default `groups`): a string or a list.
     pub claim: String,
     /// The claim naming the caller in the audit log (default `sub`).
@@ -82,6 +85,7 @@ impl Default for OidcConfig {
             jwks_url: None,
             jwks_refresh_secs: 60,
             jwks_max_age_secs: 3600,
+            jwks_ca_file: PathBuf::new(),
             claim: "groups".into(),
             subject_claim: "sub".into(),
             roles: BTreeMap::new(),
