@@ -333,6 +333,11 @@ fn the_deploy_tls_component_mounts_the_secret_and_sets_tls() {
             .unwrap();
         let pod = &d["spec"]["template"]["spec"];
         let c = &pod["containers"][0];
+        let plain_docs = kustomize_with(overlay, &[]);
+        let plain_container = &plain_docs
+            .iter()
+            .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "sluice")
+            .unwrap()["spec"]["template"]["spec"]["containers"][0];
         let env: std::collections::BTreeMap<String, String> = c["env"]
             .as_array()
             .unwrap()
@@ -359,7 +364,17 @@ fn the_deploy_tls_component_mounts_the_secret_and_sets_tls() {
         assert_eq!(key, format!("{at}/tls.key"), "{overlay}");
         for probe in ["readinessProbe", "livenessProbe"] {
             assert_eq!(c[probe]["httpGet"]["scheme"], "HTTPS", "{overlay} {probe}");
-            assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{overlay} {probe}");
+            // Only the scheme changes: the path and port are the overlay's.
+            let plain = &plain_container[probe]["httpGet"];
+            assert!(plain["path"].is_string(), "{overlay} {probe}");
+            assert_eq!(
+                c[probe]["httpGet"]["path"], plain["path"],
+                "{overlay} {probe}"
+            );
+            assert_eq!(
+                c[probe]["httpGet"]["port"], plain["port"],
+                "{overlay} {probe}"
+            );
         }
         // The rest of the container is the overlay's.
         assert_eq!(c["args"][0], "server", "{overlay}");
