@@ -121,6 +121,42 @@ fn the_cli_talks_https_with_the_servers_ca_and_refuses_it_without() {
         text(&out)
     );
 
+    // The Python client (clients/python) over HTTPS: with SLUICE_CA_FILE, and refused without.
+    let py = |ca: Option<&Path>| {
+        let mut c = Command::new("python3");
+        c.args([
+            "-c",
+            "from sluice_client import Client; print(len(Client().list()['jobs']))",
+        ])
+        .env(
+            "PYTHONPATH",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/python"),
+        )
+        .env("SLUICE_SERVER", &url)
+        .env("SLUICE_TOKEN", &token)
+        .env_remove("SLUICE_CA_FILE")
+        .stdin(Stdio::null());
+        if let Some(ca) = ca {
+            c.env("SLUICE_CA_FILE", ca);
+        }
+        c.output().expect("python3")
+    };
+    let out = py(Some(&ca));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "{}",
+        text(&out)
+    );
+    let out = py(None);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CERTIFICATE_VERIFY_FAILED"),
+        "{}",
+        text(&out)
+    );
+
     // Plain HTTP to the HTTPS port gets no answer the CLI could take for one.
     let out = sluice(
         &format!("http://127.0.0.1:{}", s.port),
