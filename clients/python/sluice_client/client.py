@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -62,6 +63,8 @@ class Client:
 
     `server` defaults to `$SLUICE_SERVER`, else http://127.0.0.1:7467; `token` to
     `$SLUICE_TOKEN` (sent as a Bearer token when set); `timeout` is per request, in seconds.
+    `ca_file` (default `$SLUICE_CA_FILE`): for an https:// server, the CA certificates (PEM) to
+    trust instead of the system's.
     """
 
     def __init__(
@@ -69,10 +72,13 @@ class Client:
         server: Optional[str] = None,
         token: Optional[str] = None,
         timeout: float = 30.0,
+        ca_file: Optional[str] = None,
     ) -> None:
         self.server = (server or os.environ.get("SLUICE_SERVER") or DEFAULT_SERVER).rstrip("/")
         self.token = token if token is not None else os.environ.get("SLUICE_TOKEN")
         self.timeout = timeout
+        ca_file = ca_file or os.environ.get("SLUICE_CA_FILE") or None
+        self._tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -96,7 +102,7 @@ class Client:
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=self._tls) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as e:
             raw = e.read()

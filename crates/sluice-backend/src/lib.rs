@@ -27,6 +27,12 @@ pub mod simulated;
 pub mod spark_submit;
 pub mod standalone;
 
+/// Installs ring as rustls' process-wide crypto provider (once; later calls do nothing). Every
+/// HTTPS client of sluice (reqwest, kube) takes it from there: call this before building one.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Errors from a backend.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {

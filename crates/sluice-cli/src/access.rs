@@ -1,4 +1,5 @@
-//! `sluice token ...`, `sluice audit`, `sluice whoami`, and where the client finds its token.
+//! `sluice token ...`, `sluice audit`, `sluice whoami`, where the client finds its token, and
+//! its HTTP client (HTTPS with the system's CAs, or only those of `--ca-file`).
 //!
 //! The token, first found wins:
 //! 1. `--token TOKEN`, or the `SLUICE_TOKEN` environment variable;
@@ -29,6 +30,70 @@ fn read_token_file(path: &Path) -> Result<String> {
         bail!("the token file {} is empty", path.display());
     }
     Ok(t)
+}
+
+/// The CLI's HTTP client: the token in every request's `Authorization`, and for `https://`
+/// servers the CAs of `ca_file` (PEM, one or more) as the only trusted roots, or the system's
+/// when it is `None`.
+pub fn http_client(token: Option<&str>, ca_file: Option<&Path>) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+            .context("the token has characters that cannot be sent in a header")?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    let mut b = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .default_headers(headers);
+    if let Some(f) = ca_file {
+        let pem =
+            std::fs::read(f).with_context(|| format!("reading the CA file {}", f.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("the CA file {} is not PEM", f.display()))?;
+        if certs.is_empty() {
+            bail!(
+                "the CA file {} holds no certificate (expected -----BEGIN CERTIFICATE-----)",
+                f.display()
+            );
+        }
+        b = b.tls_certs_only(certs);
+    }
+    b.build().context("building the HTTP client")
+}
+
+/// The error of a request that got no answer, with what to do when the cause is the server's
+/// certificate.
+pub fn unreachable(base: &str, e: reqwest::Error) -> anyhow::Error {
+    if let Some(why) = certificate_error(&e) {
+        return anyhow::anyhow!(
+            "cannot reach the sluice server at {base}: its TLS certificate is not trusted \
+             ({why}); give the CA that signed it with --ca-file PATH (or SLUICE_CA_FILE)"
+        );
+    }
+    anyhow::Error::new(e).context(format!("cannot reach the sluice server at {base}"))
+}
+
+/// rustls' reason, when a certificate check is why `e` happened.
+fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(t @ rustls::Error::InvalidCertificate(_)) = tls {
+            return Some(t.to_string());
+        }
+        // Some layers box the error away from a downcast; rustls' text names it.
+        let text = err.to_string();
+        if let Some(at) = text.find("invalid peer certificate") {
+            return Some(text[at..].to_string());
+        }
+        next = err.source();
+    }
+    None
 }
 
 /// The client's token, by the order in this module's documentation.

@@ -35,6 +35,9 @@ struct Cli {
     /// File holding the API token (first line).
     #[arg(long, global = true, env = "SLUICE_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// CA certificate(s) (PEM) to trust for an https:// server, instead of the system's.
+    #[arg(long, global = true, env = "SLUICE_CA_FILE")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -182,19 +185,8 @@ struct Client {
 }
 
 impl Client {
-    fn new(base: &str, token: Option<&str>) -> Result<Self> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(t) = token {
-            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
-                .context("the token has characters that cannot be sent in a header")?;
-            v.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, v);
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .default_headers(headers)
-            .build()
-            .context("building the HTTP client")?;
+    fn new(base: &str, token: Option<&str>, ca_file: Option<&std::path::Path>) -> Result<Self> {
+        let http = access::http_client(token, ca_file)?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             http,
@@ -224,7 +216,7 @@ impl Client {
             .query(query)
             .send()
             .await
-            .with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
+            .map_err(|e| access::unreachable(&self.base, e))?;
         self.decode(resp).await
     }
 
@@ -242,7 +234,7 @@ impl Client {
             .body(body)
             .send()
             .await
-            .with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
+            .map_err(|e| access::unreachable(&self.base, e))?;
         self.decode(resp).await
     }
 }
@@ -260,7 +252,7 @@ impl Client {
             .body(body.to_string())
             .send()
             .await
-            .with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
+            .map_err(|e| access::unreachable(&self.base, e))?;
         self.decode(resp).await
     }
 }
@@ -460,7 +452,7 @@ async fn run(cli: Cli) -> Result<i32> {
         cli.token_file.as_deref(),
         data_dir.as_deref(),
     )?;
-    let c = Client::new(&cli.server, token.as_deref())?;
+    let c = Client::new(&cli.server, token.as_deref(), cli.ca_file.as_deref())?;
     match cli.cmd {
         Cmd::Server { .. } | Cmd::Render { .. } | Cmd::Simulate(_) | Cmd::Bench(_) => Ok(0),
         Cmd::Submit {
@@ -631,6 +623,8 @@ fn init_logging(format: LogFormat) {
 
 fn main() {
     let cli = Cli::parse();
+    // ring for every TLS client and server of this process (reqwest takes it from here).
+    sluice_backend::install_crypto_provider();
     init_logging(match &cli.cmd {
         Cmd::Server { log_format, .. } => *log_format,
         _ => LogFormat::Text,

@@ -189,7 +189,7 @@ impl Client {
             .delete(self.url(path))
             .send()
             .await
-            .with_context(|| format!("cannot reach the sluice server at {}", self.base))?;
+            .map_err(|e| crate::access::unreachable(&self.base, e))?;
         self.decode(resp).await
     }
 }

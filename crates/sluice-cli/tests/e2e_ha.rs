@@ -268,6 +268,8 @@ fn three_replicas_survive_leader_kills_and_a_pause_with_nothing_lost_or_doubled(
     let first = Server::start(&config);
     let token = first.token();
     let mut servers = vec![first, Server::start(&config), Server::start(&config)];
+    // reqwest's TLS takes rustls' process-wide provider (ring): before any client is built.
+    sluice_backend::install_crypto_provider();
     let http = Http {
         rt: tokio::runtime::Builder::new_current_thread()
             .enable_all()

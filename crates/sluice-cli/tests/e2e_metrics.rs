@@ -37,6 +37,8 @@ fn http_try_as(
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // reqwest's TLS takes rustls' process-wide provider (ring).
+    sluice_backend::install_crypto_provider();
     rt.block_on(async {
         let mut req = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))

@@ -43,6 +43,8 @@ fn http_get(url: &str) -> Option<String> {
         .enable_all()
         .build()
         .ok()?;
+    // reqwest's TLS takes rustls' process-wide provider (ring).
+    sluice_backend::install_crypto_provider();
     rt.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))

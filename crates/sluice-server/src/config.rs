@@ -26,7 +26,9 @@ pub use self::backend::{
     KubeSettings, KubernetesConfig, LocalConfig as LocalBackendConfig,
     StandaloneConfig as StandaloneBackendConfig,
 };
-pub use self::security::{CommandJobsConfig, LimitsConfig, SecretsConfig, SecurityConfig};
+pub use self::security::{
+    CommandJobsConfig, LimitsConfig, SecretsConfig, SecurityConfig, TlsConfig,
+};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
@@ -104,6 +106,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// `[limits]`: connections, timeouts, rate limit, open files.
     pub limits: LimitsConfig,
+    /// `[tls]`: HTTPS with a certificate and key (PEM files), reloaded on change.
+    pub tls: TlsConfig,
     /// `[ha]`: leader election among replicas on PostgreSQL.
     pub ha: HaConfig,
 }
@@ -149,6 +153,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             security: SecurityConfig::default(),
             limits: LimitsConfig::default(),
+            tls: TlsConfig::default(),
             ha: HaConfig::default(),
         }
     }
@@ -233,6 +238,7 @@ const ENV_KEYS: &[&str] = &[
     "auth",
     "security",
     "limits",
+    "tls",
 ];
 
 impl Config {
@@ -360,6 +366,7 @@ impl Config {
         }
         self.security.validate()?;
         self.limits.validate()?;
+        self.tls.validate()?;
         Ok(())
     }
 

@@ -10,10 +10,12 @@
 //! - [`state`] (what the handlers and the loop share);
 //! - [`guard`] (command jobs and secret references a privilege; headers, rate limit, body size
 //!   and type, timeout: between the network and the handlers), [`transport`] (the accept loop),
+//!   [`tls`] (HTTPS, its certificate reloaded on change),
 //!   [`redact`] (secrets out of answers and logs);
 //! - [`queue`] (the waiting jobs in memory, kept by the store's writes) and [`submitq`] (group
 //!   commit of submits);
-//! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`config`] (leaves).
+//! - [`metrics`], [`cluster`], [`aside`], [`fault`], [`time`], [`jwks`] (the identity
+//!   provider's keys), [`config`] (leaves).
 
 pub mod admission;
 pub mod api;
@@ -25,6 +27,7 @@ pub mod config;
 pub mod fault;
 pub mod guard;
 pub mod instance;
+pub mod jwks;
 pub mod leader;
 pub mod metrics;
 pub mod orchestration;
@@ -35,6 +38,7 @@ pub mod state;
 pub mod submitq;
 pub mod tick;
 pub mod time;
+pub mod tls;
 pub mod transport;
 pub mod ui;
 
@@ -76,6 +80,9 @@ pub enum ServerError {
     /// The bootstrap admin token could not be made or written.
     #[error("auth: {0}")]
     Auth(#[from] auth::token::TokenError),
+    /// The TLS certificate or key (`[tls]`) cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// Listening or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -156,6 +163,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         Ok(_) => {}
         Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
     }
+    // A certificate that cannot be used stops the start before anything else (and is loaded
+    // again, for serving, by run_supervised).
+    tls::Tls::from_config(&config.tls)?;
     // One server per SQLite file (held until the process ends).
     let _instance = instance::lock(&config.store_url())?;
     let state = build_state(config).await?;
@@ -171,7 +181,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     })?;
     tracing::info!(
         "{}",
-        listening_line(local, &state.config.store_url(), state.backend.kind())
+        listening_line(
+            local,
+            state.config.tls.files().is_some(),
+            &state.config.store_url(),
+            state.backend.kind()
+        )
     );
     if state.config.auth.enabled {
         tracing::info!(
@@ -193,10 +208,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     run_supervised(state, listener, shutdown_signal()).await
 }
 
-/// The line logged at start: the address, the store (its password hidden) and the backend.
-pub fn listening_line(local: std::net::SocketAddr, store_url: &str, backend: &str) -> String {
+/// The line logged at start: the address (https with `[tls]`), the store (its password hidden)
+/// and the backend.
+pub fn listening_line(
+    local: std::net::SocketAddr,
+    tls: bool,
+    store_url: &str,
+    backend: &str,
+) -> String {
+    let scheme = if tls { "https" } else { "http" };
     format!(
-        "sluice listening on http://{local} (store {}, backend {backend})",
+        "sluice listening on {scheme}://{local} (store {}, backend {backend})",
         redact::url(store_url)
     )
 }
@@ -210,6 +232,7 @@ pub async fn run_supervised(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let tls = tls::Tls::from_config(&state.config.tls)?;
     let mut loop_task = tokio::spawn(tick::run_loop(state.clone()));
     let elector = tokio::spawn(replicas::run_elector(state.clone()));
     let follower = tokio::spawn(replicas::follow_changes(state.clone()));
@@ -218,7 +241,7 @@ pub async fn run_supervised(
     let router = app(state);
     // The peer address reaches the handlers as `ConnectInfo` (the audit log's "from where",
     // the rate limit's key).
-    let server = async move { transport::serve(listener, router, &limits, shutdown).await };
+    let server = async move { transport::serve(listener, router, &limits, tls, shutdown).await };
     tokio::select! {
         served = server => {
             loop_task.abort();

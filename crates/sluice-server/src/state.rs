@@ -98,6 +98,8 @@ pub struct AppState {
     pub stopped: Arc<std::sync::Mutex<Vec<(sluice_core::record::JobRecord, String)>>>,
     /// What the last cycle decided from.
     pub last_inputs: Arc<std::sync::Mutex<Option<CycleInputs>>>,
+    /// The identity provider's keys fetched from `auth.oidc.jwks_url`.
+    pub jwks: Arc<crate::jwks::JwksCache>,
     /// Whether this replica runs the scheduler loop (always, on SQLite).
     pub leader: Arc<Leadership>,
 }
@@ -151,6 +153,7 @@ impl AppState {
             stopping: Arc::new(std::sync::Mutex::new(HashSet::new())),
             stopped: Arc::new(std::sync::Mutex::new(Vec::new())),
             last_inputs: Arc::new(std::sync::Mutex::new(None)),
+            jwks: Arc::default(),
         }
     }
 

@@ -2,7 +2,9 @@
 //! (further ones wait in the kernel's backlog), each given `limits.header_timeout_secs` to send
 //! a request's headers (which also closes a connection idle between requests), the peer's
 //! address passed to the router (`ConnectInfo`) for the rate limit, and an accept error (out of
-//! file descriptors) survived instead of ending the server.
+//! file descriptors) survived instead of ending the server. With `[tls]`, each connection is
+//! a TLS handshake first (given the same header timeout), after a check that the certificate
+//! files have not changed ([`crate::tls`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,18 +20,22 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::config::LimitsConfig;
+use crate::tls::Tls;
 
 /// How long a shutdown waits for the connections in flight to finish.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` under `limits` until `shutdown` completes; then stops
-/// accepting and waits (up to 10 s) for the connections in flight.
+/// Serves `router` on `listener` under `limits` (over TLS when `tls` is given) until
+/// `shutdown` completes; then stops accepting and waits (up to 10 s) for the connections in
+/// flight.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: &LimitsConfig,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let handshake_timeout = Duration::from_secs(limits.header_timeout_secs);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -65,11 +71,38 @@ pub async fn serve(
             },
         );
         let http = http.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let conn = http
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-                .with_upgrades();
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => {
+                    http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+                        .with_upgrades()
+                        .await
+                }
+                Some(tls) => {
+                    tls.certificates.reload_if_changed();
+                    match tokio::time::timeout(handshake_timeout, tls.acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            http.serve_connection(
+                                TokioIo::new(stream),
+                                TowerToHyperService::new(svc),
+                            )
+                            .with_upgrades()
+                            .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake: {e}");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, "connection: {e}");
             }
             drop(permit);

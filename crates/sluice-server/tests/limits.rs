@@ -234,11 +234,14 @@ async fn cors_is_off_and_answers_carry_the_security_headers() {
 #[tokio::test]
 async fn a_client_over_its_rate_gets_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
-    let r = app(state(dir.path(), |c| {
-        c.limits.rate_per_sec = 1;
-        c.limits.rate_burst = 3;
-    })
-    .await);
+    // The router itself (no token added): callers without credentials, by address.
+    let r = sluice_server::app(
+        state(dir.path(), |c| {
+            c.limits.rate_per_sec = 1;
+            c.limits.rate_burst = 3;
+        })
+        .await,
+    );
     let from = |ip: &str, key: Option<&str>| {
         let mut req = Request::get("/healthz").body(Body::empty()).unwrap();
         let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
@@ -340,4 +343,78 @@ async fn a_request_that_never_finishes_gets_408() {
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
     assert!(body.contains("limits.request_timeout_secs"), "{body}");
     assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+/// An authenticated call is charged to its token's own bucket, not to the address: two tokens
+/// behind one address each get their burst. Calls whose credentials do not authenticate share
+/// a bucket of the address, and once it is spent they are refused before any authentication
+/// work: made-up tokens do not buy fresh buckets.
+#[tokio::test]
+async fn each_token_has_its_own_rate_bucket_and_made_up_tokens_do_not_buy_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path(), |c| {
+        c.limits.rate_per_sec = 1;
+        c.limits.rate_burst = 3;
+    })
+    .await;
+    let admin = common::admin_token(&st);
+    let r = sluice_server::app(st);
+    let call = |ip: &str, token: Option<&str>, path: &str| {
+        let mut b = Request::get(path);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let mut req = b.body(Body::empty()).unwrap();
+        let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(addr));
+        req
+    };
+    // Two tokens, made in-process (no peer address: not limited).
+    let mut tokens = Vec::new();
+    for who in ["ci-1", "ci-2"] {
+        let body = serde_json::json!({"subject": who, "bindings": ["*=viewer"]}).to_string();
+        let req = Request::post("/v1/tokens")
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, _, body) = send(&r, req).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        tokens.push(v["token"].as_str().unwrap().to_string());
+    }
+    let (t1, t2) = (&tokens[0], &tokens[1]);
+
+    // Token 1 from one address: its burst, then 429.
+    for _ in 0..3 {
+        let (status, _, body) = send(&r, call("10.0.0.1", Some(t1), "/v1/jobs")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, h, body) = send(&r, call("10.0.0.1", Some(t1), "/v1/jobs")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(h.contains_key(header::RETRY_AFTER));
+    // ...from another address too: the bucket is the token's.
+    let (status, _, _) = send(&r, call("10.0.0.9", Some(t1), "/v1/jobs")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Token 2 from the same address has its own burst; so do calls without credentials.
+    for _ in 0..3 {
+        let (status, _, body) = send(&r, call("10.0.0.1", Some(t2), "/v1/jobs")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _, body) = send(&r, call("10.0.0.1", None, "/healthz")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    // Made-up tokens from another address: 401 for the burst, then 429 before the lookup.
+    for i in 0..3 {
+        let fake = format!("sluice_{i:064x}");
+        let (status, _, body) = send(&r, call("10.0.0.2", Some(&fake), "/v1/jobs")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let fake = format!("sluice_{:064x}", 99);
+    let (status, h, body) = send(&r, call("10.0.0.2", Some(&fake), "/v1/jobs")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(h.contains_key(header::RETRY_AFTER));
+    // That address's calls without credentials are a bucket of their own.
+    let (status, _, _) = send(&r, call("10.0.0.2", None, "/healthz")).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -1,10 +1,14 @@
 //! OIDC / JWT bearer tokens through the real router: keys generated here (Ed25519 and ECDSA
 //! P-256, with ring), a JWKS file, issuer, audience and expiry checked, a claim mapped to
-//! namespace roles; never a network identity provider.
+//! namespace roles; never a network identity provider (a JWKS URL is served by an HTTP server
+//! of the test on loopback).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -14,6 +18,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
+use sluice_backend::clock::ManualClock;
 use sluice_server::config::{Config, OidcConfig};
 use sluice_server::{AppState, app};
 use tower::ServiceExt;
@@ -246,4 +251,195 @@ fn oidc_settings_are_checked() {
     c.auth.oidc.as_mut().unwrap().audience = String::new();
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("auth.oidc.audience"), "{e}");
+    c.auth.oidc.as_mut().unwrap().audience = AUDIENCE.into();
+
+    // A JWKS URL: instead of the file, https (or http to loopback only).
+    let o = c.auth.oidc.as_mut().unwrap();
+    o.jwks_url = Some("https://idp.example/certs".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("not both"), "{e}");
+    let o = c.auth.oidc.as_mut().unwrap();
+    o.jwks_file = Default::default();
+    c.validate().unwrap();
+    for (url, ok) in [
+        ("http://127.0.0.1:8080/certs", true),
+        ("http://localhost/certs", true),
+        ("http://[::1]:9000/certs", true),
+        ("http://idp.example/certs", false),
+        ("http://127.0.0.1.evil.example/certs", false),
+        ("ftp://idp.example/certs", false),
+        ("https://", false),
+    ] {
+        c.auth.oidc.as_mut().unwrap().jwks_url = Some(url.into());
+        let r = c.validate();
+        assert_eq!(r.is_ok(), ok, "{url}: {r:?}");
+        if let Err(e) = r {
+            assert!(e.to_string().contains("auth.oidc.jwks_url"), "{e}");
+        }
+    }
+    c.auth.oidc.as_mut().unwrap().jwks_url = None;
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("auth.oidc.jwks_file"), "{e}");
+}
+
+/// An identity provider's JWKS endpoint on loopback: the set it serves, the status it answers
+/// with, and how many times it was asked.
+#[derive(Clone)]
+struct Idp {
+    jwks: Arc<Mutex<Value>>,
+    status: Arc<AtomicU16>,
+    hits: Arc<AtomicUsize>,
+    url: String,
+}
+
+impl Idp {
+    async fn start(keys: Vec<Value>) -> Idp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let idp = Idp {
+            jwks: Arc::new(Mutex::new(json!({ "keys": keys }))),
+            status: Arc::new(AtomicU16::new(200)),
+            hits: Arc::new(AtomicUsize::new(0)),
+            url: format!(
+                "http://{}/realms/data/certs",
+                listener.local_addr().unwrap()
+            ),
+        };
+        let served = idp.clone();
+        let router = Router::new().route(
+            "/realms/data/certs",
+            axum::routing::get(move || {
+                let idp = served.clone();
+                async move {
+                    idp.hits.fetch_add(1, Ordering::SeqCst);
+                    let status = StatusCode::from_u16(idp.status.load(Ordering::SeqCst)).unwrap();
+                    (status, idp.jwks.lock().unwrap().to_string())
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        idp
+    }
+
+    fn serve(&self, keys: Vec<Value>) {
+        *self.jwks.lock().unwrap() = json!({ "keys": keys });
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// A server whose OIDC keys come from `url`, on a manual clock.
+async fn jwks_url_server(dir: &std::path::Path, url: &str) -> (Router, ManualClock) {
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    config.auth.oidc = Some(OidcConfig {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        jwks_url: Some(url.into()),
+        jwks_refresh_secs: 60,
+        jwks_max_age_secs: 3600,
+        roles: [("team-a".to_string(), vec!["a=viewer".to_string()])].into(),
+        ..OidcConfig::default()
+    });
+    config.validate().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}", dir.join("s.db").display()))
+        .await
+        .unwrap();
+    let backend = sluice_backend::simulated::SimulatedBackend::new(
+        &Default::default(),
+        Arc::new(sluice_backend::clock::SystemClock),
+    )
+    .unwrap();
+    let clock = ManualClock::new(sluice_server::time::now_ms());
+    let state = AppState::with_clock(store, Arc::new(backend), config, Arc::new(clock.clone()));
+    common::bootstrap(&state).await;
+    (app(state), clock)
+}
+
+#[tokio::test]
+async fn a_jwks_url_is_fetched_cached_and_refetched_for_a_new_key_at_most_once_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k1, jwk1) = ed25519("ed-1");
+    let (k2, jwk2) = ed25519("ed-2");
+    let (k9, _) = ed25519("ed-9");
+    let idp = Idp::start(vec![jwk1.clone()]).await;
+    let (r, clock) = jwks_url_server(dir.path(), &idp.url).await;
+    let later = now_s() + 3 * 3600 + 600;
+    let as_ =
+        |kid: &str, key: &EncodingKey| jwt(Algorithm::EdDSA, kid, key, &claims(&["team-a"], later));
+    let whoami = |t: String| {
+        let r = r.clone();
+        async move { call(&r, &t, "GET", "/v1/whoami", "").await }
+    };
+
+    // Fetched at the first JWT, then from the cache.
+    let (s, v) = whoami(as_("ed-1", &k1)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["bindings"], json!(["a=viewer"]));
+    assert_eq!(idp.hits(), 1);
+    let (s, _) = whoami(as_("ed-1", &k1)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(idp.hits(), 1, "served from the cache");
+
+    // The provider adds a key: a token signed with it makes one fetch, once a minute at most.
+    idp.serve(vec![jwk1.clone(), jwk2.clone()]);
+    let (s, v) = whoami(as_("ed-2", &k2)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("ed-2"), "{v}");
+    assert_eq!(
+        idp.hits(),
+        1,
+        "not within jwks_refresh_secs of the last fetch"
+    );
+    clock.advance(60_000);
+    let (s, v) = whoami(as_("ed-2", &k2)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(idp.hits(), 2);
+
+    // A key the provider never had: a flood of such tokens makes one fetch a minute.
+    for _ in 0..5 {
+        let (s, _) = whoami(as_("ed-9", &k9)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(idp.hits(), 2);
+    clock.advance(60_000);
+    for _ in 0..5 {
+        let (s, _) = whoami(as_("ed-9", &k9)).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(idp.hits(), 3);
+
+    // The provider drops a key: refused once the cache is older than jwks_max_age_secs.
+    idp.serve(vec![jwk2.clone()]);
+    let (s, _) = whoami(as_("ed-1", &k1)).await;
+    assert_eq!(s, StatusCode::OK, "still in the cache");
+    clock.advance(3_600_000);
+    let (s, _) = whoami(as_("ed-1", &k1)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(idp.hits(), 4);
+
+    // The provider fails: the keys fetched before are kept.
+    idp.status.store(500, Ordering::SeqCst);
+    clock.advance(3_600_000);
+    let (s, v) = whoami(as_("ed-2", &k2)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(idp.hits(), 5);
+
+    // A server that never got the keys: 503, and no fetch more than once a minute.
+    let dir2 = tempfile::tempdir().unwrap();
+    let (r2, clock2) = jwks_url_server(dir2.path(), &idp.url).await;
+    let t = as_("ed-2", &k2);
+    let (s, v) = call(&r2, &t, "GET", "/v1/whoami", "").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let (s, _) = call(&r2, &t, "GET", "/v1/whoami", "").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(idp.hits(), 6);
+    idp.status.store(200, Ordering::SeqCst);
+    clock2.advance(60_000);
+    let (s, v) = call(&r2, &t, "GET", "/v1/whoami", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(idp.hits(), 7);
 }

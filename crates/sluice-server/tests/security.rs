@@ -248,6 +248,7 @@ async fn no_user_string_reaches_a_shell() {
 fn the_store_password_is_not_logged() {
     let line = sluice_server::listening_line(
         "127.0.0.1:7467".parse().unwrap(),
+        false,
         "postgres://sluice:hunter2@db.internal:5432/sluice?password=hunter3",
         "local",
     );

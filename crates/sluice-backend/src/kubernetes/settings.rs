@@ -126,9 +126,9 @@ pub fn spark_application_resource() -> ApiResource {
     )
 }
 
-/// Installs ring as rustls' process-wide crypto provider (once; later calls do nothing).
+/// Installs ring as rustls' process-wide crypto provider (see [`crate::install_crypto_provider`]).
 pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_crypto_provider();
 }
 
 /// Builds a client from the credentials.

@@ -121,6 +121,7 @@ impl StandaloneBackend {
         let runs_dir = tokio::fs::canonicalize(&runs)
             .await
             .map_err(io_err(format!("resolving {}", runs.display())))?;
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.request_timeout)

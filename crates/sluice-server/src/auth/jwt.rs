@@ -1,11 +1,11 @@
 //! OIDC / JWT bearer tokens (`[auth.oidc]`): a token signed by the identity provider with a key
 //! of its JWKS (read from `auth.oidc.jwks_file` at each request, so a rotated file takes effect
-//! at once), with the configured issuer and audience, not expired; its roles are the bindings
+//! at once, or fetched from `auth.oidc.jwks_url` and cached: [`crate::jwks`]), with the
+//! configured issuer and audience, not expired; its roles are the bindings
 //! that `auth.oidc.roles` maps the values of one claim (e.g. `groups`) to. Only asymmetric
 //! algorithms are accepted (RSA, RSA-PSS, ECDSA, EdDSA): a shared-secret (`HS*`) token is
 //! refused, as is a token whose key is not in the JWKS.
 
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::Value;
 use sluice_core::access::{Binding, Grants};
@@ -13,9 +13,17 @@ use sluice_core::access::{Binding, Grants};
 use super::Caller;
 use crate::api::error::ApiError;
 use crate::config::OidcConfig;
+use crate::jwks::{JwksCache, JwksError};
 
-/// The caller a JWT stands for, or 401 saying why it is refused.
-pub fn caller_of(cfg: &OidcConfig, token: &str, peer: Option<String>) -> Result<Caller, ApiError> {
+/// The caller a JWT stands for, or 401 saying why it is refused (the key set from `keys`, at
+/// `now_ms` of the state's clock).
+pub async fn caller_of(
+    keys: &JwksCache,
+    cfg: &OidcConfig,
+    token: &str,
+    peer: Option<String>,
+    now_ms: i64,
+) -> Result<Caller, ApiError> {
     let refused = |why: String| ApiError::Unauthorized(format!("JWT refused: {why}"));
     let header =
         decode_header(token).map_err(|e| refused(format!("not a sluice token nor a JWT ({e})")))?;
@@ -32,17 +40,16 @@ pub fn caller_of(cfg: &OidcConfig, token: &str, peer: Option<String>) -> Result<
         .kid
         .as_deref()
         .ok_or_else(|| refused("its header has no `kid`".into()))?;
-    let text = std::fs::read_to_string(&cfg.jwks_file).map_err(|e| {
-        tracing::error!(file = %cfg.jwks_file.display(), "reading auth.oidc.jwks_file: {e}");
-        ApiError::Internal(
-            "the identity provider's keys cannot be read (see the server log)".into(),
-        )
-    })?;
-    let set: JwkSet = serde_json::from_str(&text).map_err(|e| {
-        tracing::error!(file = %cfg.jwks_file.display(), "auth.oidc.jwks_file is not a JWKS: {e}");
-        ApiError::Internal(
-            "the identity provider's keys cannot be read (see the server log)".into(),
-        )
+    let set = keys.key_set(cfg, kid, now_ms).await.map_err(|e| {
+        tracing::error!("{e}");
+        match e {
+            JwksError::File { .. } => ApiError::Internal(
+                "the identity provider's keys cannot be read (see the server log)".into(),
+            ),
+            JwksError::Fetch { .. } => ApiError::Unavailable(
+                "the identity provider's keys cannot be fetched now (see the server log)".into(),
+            ),
+        }
     })?;
     let jwk = set
         .find(kid)

@@ -16,6 +16,7 @@ use super::routes::{Access, rule_for};
 use super::token::{TOKEN_PREFIX, secret_hash};
 use crate::api::error::ApiError;
 use crate::config::Config;
+use crate::guard::limits::{TokenCharge, too_many_requests};
 use crate::state::AppState;
 
 /// Puts the guard in front of every route of `router` (the routes it has now).
@@ -57,6 +58,14 @@ pub async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> 
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    // The rate limit: each token (or OIDC subject) has its own bucket; with authentication
+    // off, the peer address's (the call is left uncharged here).
+    if st.config.auth.enabled
+        && let Some(charge) = req.extensions().get::<TokenCharge>()
+        && let Err(wait) = charge.take(&caller.actor)
+    {
+        return too_many_requests(wait);
+    }
     let allowed = match rule.access {
         Access::Public | Access::Authenticated => true,
         Access::Role(r) => caller.grants.highest().is_some_and(|h| h >= r),
@@ -112,7 +121,7 @@ async fn authenticate(
     };
     if !token.starts_with(TOKEN_PREFIX) {
         if let Some(oidc) = &st.config.auth.oidc {
-            return super::jwt::caller_of(oidc, token, peer);
+            return super::jwt::caller_of(&st.jwks, oidc, token, peer, st.now_ms()).await;
         }
         return Err(ApiError::Unauthorized(
             "unknown token (sluice tokens start with `sluice_`)".into(),

@@ -33,7 +33,7 @@ pub struct AuthConfig {
 }
 
 /// `[auth.oidc]`: JWTs signed by an identity provider (Keycloak, Dex, a cloud IdP) whose keys
-/// are in a JWKS file; a claim's values mapped to namespace roles.
+/// are in a JWKS file or at a JWKS URL; a claim's values mapped to namespace roles.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OidcConfig {
@@ -42,8 +42,19 @@ pub struct OidcConfig {
     /// The `aud` every token must carry (one of them).
     pub audience: String,
     /// The provider's JWKS (`{"keys": [...]}`), read at each JWT request, so that a rotated
-    /// file takes effect at once.
+    /// file takes effect at once. This or `jwks_url`.
     pub jwks_file: PathBuf,
+    /// The provider's JWKS URL (its `jwks_uri`), fetched and cached: fetched again for a token
+    /// whose key is not in the cache (at most once per `jwks_refresh_secs`) and when the cache
+    /// is older than `jwks_max_age_secs`. `https://`, or `http://` to a loopback address.
+    pub jwks_url: Option<String>,
+    /// Least seconds between two fetches of `jwks_url` (default 60).
+    pub jwks_refresh_secs: u64,
+    /// Seconds a fetched JWKS is used before it is fetched again (default 3600).
+    pub jwks_max_age_secs: u64,
+    /// CA certificates (PEM) that `jwks_url`'s certificate is checked against instead of the
+    /// system's (a provider with a private CA). Empty: the system's.
+    pub jwks_ca_file: PathBuf,
     /// The claim whose values are mapped to roles (default `groups`): a string or a list.
     pub claim: String,
     /// The claim naming the caller in the audit log (default `sub`).
@@ -71,6 +82,10 @@ impl Default for OidcConfig {
             issuer: String::new(),
             audience: String::new(),
             jwks_file: PathBuf::new(),
+            jwks_url: None,
+            jwks_refresh_secs: 60,
+            jwks_max_age_secs: 3600,
+            jwks_ca_file: PathBuf::new(),
             claim: "groups".into(),
             subject_claim: "sub".into(),
             roles: BTreeMap::new(),
@@ -119,11 +134,34 @@ impl AuthConfig {
                     return Err((format!("auth.oidc.{key}"), v.clone(), "is required".into()));
                 }
             }
-            if o.jwks_file.as_os_str().is_empty() {
+            match (o.jwks_file.as_os_str().is_empty(), &o.jwks_url) {
+                (true, None) => {
+                    return Err((
+                        "auth.oidc.jwks_file".into(),
+                        String::new(),
+                        "is required, or auth.oidc.jwks_url (the identity provider's JWKS, \
+                         {\"keys\": [...]})"
+                            .into(),
+                    ));
+                }
+                (false, Some(u)) => {
+                    return Err((
+                        "auth.oidc.jwks_url".into(),
+                        u.clone(),
+                        "give either auth.oidc.jwks_file or auth.oidc.jwks_url, not both".into(),
+                    ));
+                }
+                (true, Some(u)) => check_jwks_url(u)
+                    .map_err(|m| ("auth.oidc.jwks_url".to_string(), u.clone(), m))?,
+                (false, None) => {}
+            }
+            if o.jwks_refresh_secs == 0 {
                 return Err((
-                    "auth.oidc.jwks_file".into(),
-                    String::new(),
-                    "is required (the identity provider's JWKS, {\"keys\": [...]})".into(),
+                    "auth.oidc.jwks_refresh_secs".into(),
+                    "0".into(),
+                    "must be at least 1 (a token with an unknown key would fetch the JWKS each \
+                     time)"
+                        .into(),
                 ));
             }
             for (value, bindings) in &o.roles {
@@ -149,5 +187,38 @@ impl AuthConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// `https://HOST...`, or `http://` to a loopback address (keys fetched in clear elsewhere could be
+/// replaced on the way).
+fn check_jwks_url(u: &str) -> Result<(), String> {
+    if let Some(rest) = u.strip_prefix("https://") {
+        return if rest.is_empty() || rest.starts_with('/') {
+            Err("has no host".into())
+        } else {
+            Ok(())
+        };
+    }
+    let Some(rest) = u.strip_prefix("http://") else {
+        return Err("must be an https:// URL".into());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(
+            "must be https:// (http:// only to a loopback address: the keys decide who may \
+             call)"
+                .into(),
+        )
     }
 }

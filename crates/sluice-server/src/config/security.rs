@@ -1,5 +1,7 @@
-//! `[security]` and `[limits]`: who may run command jobs, and the transport limits of the HTTP
-//! server (see `docs/security.md`).
+//! `[security]`, `[limits]` and `[tls]`: who may run command jobs, the transport limits of the
+//! HTTP server, and its certificate (see `docs/security.md`).
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -116,8 +118,8 @@ pub struct LimitsConfig {
     pub header_timeout_secs: u64,
     /// Seconds a whole request (body read and answer) may take.
     pub request_timeout_secs: u64,
-    /// Requests per second each client (by peer address) may make, on average; 0 turns the
-    /// rate limit off.
+    /// Requests per second each client (its token when authenticated, else its peer address)
+    /// may make, on average; 0 turns the rate limit off.
     pub rate_per_sec: u32,
     /// Requests a client may make in a burst above the rate.
     pub rate_burst: u32,
@@ -158,5 +160,52 @@ impl LimitsConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// `[tls]`: serve HTTPS with this certificate and key, both PEM files; reloaded when either
+/// changes. Without them the server serves plain HTTP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM): the server's certificate first, then intermediates.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of the certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The certificate and key files when HTTPS is on.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            _ => None,
+        }
+    }
+
+    /// Checks that both files are named, or neither.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let empty = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str().is_empty());
+        for (key, p) in [
+            ("tls.cert_file", &self.cert_file),
+            ("tls.key_file", &self.key_file),
+        ] {
+            if empty(p) {
+                return Err(invalid(key, "", "must name a PEM file"));
+            }
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => Err(invalid(
+                "tls.key_file",
+                "",
+                "is required with tls.cert_file (the certificate's private key, PEM)",
+            )),
+            (None, Some(_)) => Err(invalid(
+                "tls.cert_file",
+                "",
+                "is required with tls.key_file (the certificate chain, PEM)",
+            )),
+            _ => Ok(()),
+        }
     }
 }

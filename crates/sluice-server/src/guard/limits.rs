@@ -4,8 +4,12 @@
 //!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer` on every answer. No
 //!   `Access-Control-Allow-*` header is ever sent: CORS is off, so a foreign page cannot read
 //!   the answers.
-//! - [`rate_limit`]: a token bucket per client (429 with `Retry-After`), keyed by [`RateKey`]
-//!   when an earlier layer set one (the hook for a caller's token), else by the peer's address.
+//! - [`rate_limit`]: a token bucket per client (429 with `Retry-After`): per API token (or OIDC
+//!   subject) for an authenticated call, charged by the authentication guard through
+//!   [`TokenCharge`]; per peer address otherwise, in two buckets: calls without credentials,
+//!   and calls whose credentials did not authenticate (which are refused before any
+//!   authentication work once that bucket is empty, so made-up tokens cannot buy fresh
+//!   buckets). [`RateKey`], when an earlier layer sets one, keys the request instead.
 //! - [`body_rules`]: a `Content-Length` above `api.max_body_bytes` is refused (413) before any
 //!   of the body is read; a body must be `application/json` or `application/yaml` (415): a
 //!   foreign page can post `text/plain` or a form without asking, but not these.
@@ -14,7 +18,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -148,6 +153,24 @@ impl RateLimiter {
         })
     }
 
+    /// Whether `key` has a token at `now` (none is taken): `Ok` or the seconds to wait.
+    pub fn peek(&self, key: &str, now: Instant) -> Result<(), u64> {
+        let buckets = match self.buckets.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some((tokens, at)) = buckets.get(key) else {
+            return Ok(());
+        };
+        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+        let tokens = (*tokens + elapsed * self.rate).min(self.burst);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err((((1.0 - tokens) / self.rate).ceil() as u64).max(1))
+        }
+    }
+
     /// Takes a token for `key` at `now`: `Ok` or the seconds to wait for the next one.
     pub fn take(&self, key: &str, now: Instant) -> Result<(), u64> {
         let mut buckets = match self.buckets.lock() {
@@ -175,34 +198,73 @@ impl RateLimiter {
     }
 }
 
-/// 429 with `Retry-After` for a client over its rate (see [`RateKey`]).
+/// Put in a request with credentials by [`rate_limit`]: the authentication guard charges the
+/// call to the caller's own bucket with [`TokenCharge::take`]; a call it does not charge
+/// (credentials refused, a public route) is charged to the peer address afterwards.
+#[derive(Debug, Clone)]
+pub struct TokenCharge {
+    limiter: Arc<RateLimiter>,
+    charged: Arc<AtomicBool>,
+}
+
+impl TokenCharge {
+    /// Charges the call to the caller `actor` (a token id, `oidc:SUBJECT`): `Ok`, or the
+    /// seconds to wait when its bucket is empty.
+    pub fn take(&self, actor: &str) -> Result<(), u64> {
+        self.charged.store(true, Ordering::Relaxed);
+        self.limiter.take(&format!("key:{actor}"), Instant::now())
+    }
+}
+
+/// The 429 answer, with `Retry-After: wait`.
+pub fn too_many_requests(wait: u64) -> Response {
+    let mut resp = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many requests from this client (limits.rate_per_sec); try again in {wait} s"),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    resp
+}
+
+/// 429 with `Retry-After` for a client over its rate (see the module's documentation).
 pub async fn rate_limit(
-    State(limiter): State<std::sync::Arc<RateLimiter>>,
-    req: Request,
+    State(limiter): State<Arc<RateLimiter>>,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    let key = match (
-        req.extensions().get::<RateKey>(),
-        req.extensions().get::<ConnectInfo<SocketAddr>>(),
-    ) {
-        (Some(k), _) => Some(format!("key:{}", k.0)),
-        (None, Some(ConnectInfo(addr))) => Some(format!("ip:{}", addr.ip())),
-        (None, None) => None,
-    };
-    if let Some(key) = key
-        && let Err(wait) = limiter.take(&key, Instant::now())
-    {
-        let mut resp = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many requests from this client (limits.rate_per_sec); try again in {wait} s"
-            ),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return resp;
+    if let Some(k) = req.extensions().get::<RateKey>() {
+        if let Err(wait) = limiter.take(&format!("key:{}", k.0), Instant::now()) {
+            return too_many_requests(wait);
+        }
+        return next.run(req).await;
     }
-    next.run(req).await
+    // In-process calls (tests through `oneshot`) have no peer: not limited.
+    let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return next.run(req).await;
+    };
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        if let Err(wait) = limiter.take(&format!("ip:{}", addr.ip()), Instant::now()) {
+            return too_many_requests(wait);
+        }
+        return next.run(req).await;
+    }
+    // With credentials: refused at once when this address has spent its bucket of calls whose
+    // credentials did not authenticate; else charged to the caller by the guard.
+    let refused_key = format!("ip-refused:{}", addr.ip());
+    if let Err(wait) = limiter.peek(&refused_key, Instant::now()) {
+        return too_many_requests(wait);
+    }
+    let charge = TokenCharge {
+        limiter: limiter.clone(),
+        charged: Arc::new(AtomicBool::new(false)),
+    };
+    req.extensions_mut().insert(charge.clone());
+    let resp = next.run(req).await;
+    if !charge.charged.load(Ordering::Relaxed) {
+        let _ = limiter.take(&refused_key, Instant::now());
+    }
+    resp
 }
 
 #[cfg(test)]
