@@ -345,6 +345,9 @@ struct Shadow {
     /// Free room at `start_ms` once the head is placed; `None` when no start could be found
     /// any more (nothing may pass the head then).
     room: Option<Fitter>,
+    /// The head has waited `max_head_wait_ms`: every job, not only those passing a blocked
+    /// head, must respect this reservation.
+    hard: bool,
 }
 
 /// Heap key of a namespace with undecided jobs; the smallest goes next. Queues are numbered in
@@ -484,10 +487,75 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                 queue,
             })
         };
-        let mut heap: BinaryHeap<Reverse<Turn>> =
-            queues.iter().enumerate().map(|(k, q)| turn(q, k)).collect();
         let mut fitter = Fitter::new(&input.snapshot.nodes);
         let eligible_of = |job: &'a Candidate| job.constraints.as_ref().map(|c| &c.eligible);
+
+        // Overdue heads first: the first job of a backfill namespace that has waited
+        // `max_head_wait_ms` goes before the fair-share order, oldest first, and if it does
+        // not fit it gets a hard reservation that every later start must respect, and blocks
+        // its namespace.
+        let mut overdue: Vec<usize> = (0..queues.len())
+            .filter(|&k| {
+                let q = &queues[k];
+                let first = &cands[keys[q.start].3];
+                q.policy.policy == HeadPolicy::Backfill
+                    && !job_is_held(first)
+                    && timing
+                        .backfill
+                        .max_head_wait_ms
+                        .is_some_and(|max| now.saturating_sub(first.enqueued_at_ms) >= max)
+            })
+            .collect();
+        overdue.sort_by_key(|&k| (cands[keys[queues[k].start].3].enqueued_at_ms, k));
+        for k in overdue {
+            let q = &mut queues[k];
+            let pos = q.next;
+            let index = keys[pos].3;
+            let job = &cands[index];
+            let end_ms = now.saturating_add(expected(index));
+            q.next += 1;
+            match backfill_place(&mut fitter, &mut shadows, job, eligible_of(job), end_ms, true)
+            {
+                Ok(placement) => {
+                    outcomes[pos] = Outcome::Admitted;
+                    started.push(RunningJob::placed(end_ms, &job.demand, &placement));
+                    admitted.push(Admission { index, placement });
+                    q.held = q.held.plus(&job.demand.total());
+                }
+                Err(outcome) => {
+                    if matches!(outcome, Outcome::NoRoom(_)) {
+                        let all: Vec<&RunningJob> =
+                            timing.running.iter().chain(&started).collect();
+                        if let Some((start_ms, room)) = earliest_start(
+                            &fitter,
+                            &all,
+                            now,
+                            timing.backfill.overrun_margin_ms,
+                            &job.demand,
+                            eligible_of(job),
+                        ) {
+                            shadows.push(Shadow {
+                                head: pos,
+                                start_ms,
+                                room: Some(room),
+                                hard: true,
+                            });
+                        }
+                    }
+                    outcomes[pos] = outcome;
+                    for blocked in &mut outcomes[q.next..q.end] {
+                        *blocked = Outcome::Blocked(pos);
+                    }
+                    q.next = q.end;
+                }
+            }
+        }
+        let mut heap: BinaryHeap<Reverse<Turn>> = queues
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.next < q.end)
+            .map(|(k, q)| turn(q, k))
+            .collect();
 
         while let Some(Reverse(Turn { queue, .. })) = heap.pop() {
             let q = &mut queues[queue];
@@ -503,12 +571,14 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                 Some(Constraints {
                     blocked: Some(why), ..
                 }) => Err(Outcome::Constrained(why.clone())),
-                _ if passing => {
-                    backfill_place(&mut fitter, &mut shadows, job, eligible_of(job), end_ms)
-                }
-                _ => fitter
-                    .try_place_on(&job.demand, eligible_of(job))
-                    .map_err(Outcome::NoRoom),
+                _ => backfill_place(
+                    &mut fitter,
+                    &mut shadows,
+                    job,
+                    eligible_of(job),
+                    end_ms,
+                    !passing,
+                ),
             };
             match placed {
                 Ok(placement) => {
@@ -519,6 +589,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                         // the heads it delays a new start.
                         for sh in &mut shadows {
                             let keeps = match &mut sh.room {
+                                _ if sh.hard => true,
                                 None => true,
                                 Some(_) if end_ms <= sh.start_ms => true,
                                 Some(room) => room.place_at(&job.demand, &placement),
@@ -557,15 +628,15 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                         HeadPolicy::BestEffort => false,
                         HeadPolicy::Backfill if passing || !head_fails => false,
                         HeadPolicy::Backfill => {
-                            // The blocked head: reserve its start, unless it has waited past
-                            // the bound (then nothing passes it) or its room is held by
-                            // something that will not end.
+                            // The blocked head: reserve its start, unless its room is held
+                            // by something that will not end. Past the bound the reservation
+                            // binds every later start and nothing passes the head.
                             let waited = now.saturating_sub(job.enqueued_at_ms);
                             let too_long = timing
                                 .backfill
                                 .max_head_wait_ms
                                 .is_some_and(|max| waited >= max);
-                            let reservation = if too_long || job_is_held(job) {
+                            let reservation = if job_is_held(job) {
                                 None
                             } else {
                                 let all: Vec<&RunningJob> =
@@ -586,8 +657,9 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                                         head: pos,
                                         start_ms,
                                         room: Some(room),
+                                        hard: too_long,
                                     });
-                                    false
+                                    too_long
                                 }
                                 None => true,
                             }
@@ -672,21 +744,24 @@ fn job_is_held(job: &Candidate) -> bool {
         .is_some_and(|c| c.blocked.is_some())
 }
 
-/// Places a job that passes a blocked backfill head: it must fit now and, on the same nodes,
-/// the room left at every reserved start it outlasts (`end_ms` after it). On success the room
-/// is taken from `fitter` and from those shadows.
+/// Places a job: it must fit now and, on the same nodes, the room left at every reserved start
+/// it outlasts (`end_ms` after it): every reservation for a job that passes a blocked backfill
+/// head, only the hard ones (`hard_only`) for the others. On success the room is taken from
+/// `fitter` and from those shadows.
 fn backfill_place(
     fitter: &mut Fitter,
     shadows: &mut [Shadow],
     job: &Candidate,
     eligible: Option<&Eligible>,
     end_ms: i64,
+    hard_only: bool,
 ) -> Result<Placement, Outcome> {
     let demand = &job.demand;
     let first = fitter
         .try_place_on(demand, eligible)
         .map_err(Outcome::NoRoom)?;
     let outlasted: Vec<usize> = (0..shadows.len())
+        .filter(|&k| !hard_only || shadows[k].hard)
         .filter(|&k| shadows[k].room.is_none() || end_ms > shadows[k].start_ms)
         .collect();
     if outlasted.is_empty() {

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use sluice_core::NodeCapacity;
-use sluice_core::cycle::{HeadPolicy, NamespacePolicy};
+use sluice_core::cycle::{BackfillSettings, HeadPolicy, NamespacePolicy};
 use sluice_core::job::Resources;
 use sluice_core::spec::Levels;
 
@@ -56,6 +56,14 @@ struct SchedulerSection {
     interval_ms: Option<toml::Value>,
     default_policy: HeadPolicy,
     default_weight: u32,
+    /// Backfill: expected run time of a job without one (the simulator knows every job's).
+    default_runtime: Option<String>,
+    /// Backfill: a running job past its estimate is taken to end this long from now.
+    backfill_margin: Option<String>,
+    /// Backfill: a head that has waited this long is passed no more.
+    backfill_max_wait: Option<String>,
+    /// Aging: level name to the wait after which a job of that level sorts one level higher.
+    aging: BTreeMap<String, String>,
 }
 
 impl Default for SchedulerSection {
@@ -67,6 +75,10 @@ impl Default for SchedulerSection {
             interval_ms: None,
             default_policy: HeadPolicy::Strict,
             default_weight: 1,
+            default_runtime: None,
+            backfill_margin: None,
+            backfill_max_wait: None,
+            aging: BTreeMap::new(),
         }
     }
 }
@@ -117,6 +129,11 @@ pub struct Cluster {
     pub namespaces: BTreeMap<String, NamespacePolicy>,
     /// Settings of namespaces not configured.
     pub default_policy: NamespacePolicy,
+    /// Backfill's settings (`scheduler.default_runtime`, `backfill_margin`,
+    /// `backfill_max_wait`).
+    pub backfill: BackfillSettings,
+    /// Aging bound per level index, ms (`[scheduler.aging]`); empty: no aging.
+    pub aging: Vec<Option<i64>>,
 }
 
 impl Cluster {
@@ -127,6 +144,8 @@ impl Cluster {
             levels: Levels::default(),
             namespaces: BTreeMap::new(),
             default_policy: NamespacePolicy::default(),
+            backfill: BackfillSettings::default(),
+            aging: Vec::new(),
         }
     }
 
@@ -198,6 +217,31 @@ impl Cluster {
                 "must be at least 1",
             ));
         }
+        let ms = |key: &str, v: &Option<String>| -> Result<Option<i64>, SimError> {
+            let Some(text) = v else { return Ok(None) };
+            let d = sluice_core::duration::parse_positive(key, text)
+                .map_err(|e| cluster_err(key, text, e.problem()))?;
+            Ok(Some(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        };
+        let defaults = BackfillSettings::default();
+        let backfill = BackfillSettings {
+            default_runtime_ms: ms("scheduler.default_runtime", &s.default_runtime)?
+                .unwrap_or(defaults.default_runtime_ms),
+            overrun_margin_ms: ms("scheduler.backfill_margin", &s.backfill_margin)?
+                .unwrap_or(defaults.overrun_margin_ms),
+            max_head_wait_ms: ms("scheduler.backfill_max_wait", &s.backfill_max_wait)?
+                .or(defaults.max_head_wait_ms),
+        };
+        let mut aging = Vec::new();
+        for (level, text) in &s.aging {
+            let key = format!("scheduler.aging.{level}");
+            known(key.clone(), level)?;
+            let rank = s.levels.iter().position(|l| l == level).unwrap_or(0);
+            if aging.len() <= rank {
+                aging.resize(rank + 1, None);
+            }
+            aging[rank] = ms(&key, &Some(text.clone()))?;
+        }
         let mut namespaces = BTreeMap::new();
         let mut namespace_defaults = BTreeMap::new();
         for (ns, c) in &file.namespaces {
@@ -232,6 +276,8 @@ impl Cluster {
                 weight: s.default_weight,
                 policy: s.default_policy,
             },
+            backfill,
+            aging,
         })
     }
 

@@ -46,6 +46,11 @@ fn columns() -> Vec<Column> {
         ("wait max", |s| fmt_ms(s.waits.max_ms)),
         ("starvation", |s| fmt_ms(s.starvation_ms)),
         ("makespan", |s| fmt_ms(s.makespan_ms)),
+        ("extra wait vs strict", |s| {
+            s.vs_strict
+                .as_ref()
+                .map_or("-".to_string(), |v| fmt_ms(v.max_extra_wait_ms))
+        }),
     ]
 }
 

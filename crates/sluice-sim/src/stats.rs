@@ -110,6 +110,49 @@ pub struct Summary {
     pub series: Vec<Bucket>,
     /// Cycles run.
     pub cycles: u64,
+    /// Waits against the `strict` replay of the same trace, when it was replayed too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_strict: Option<Versus>,
+}
+
+/// One replay's waits against another's (job by job, the jobs that ran in both).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versus {
+    /// The longest a job waited beyond its wait in the other replay, ms (0 if none waited
+    /// longer).
+    pub max_extra_wait_ms: i64,
+    /// Name of that job (trace order id if unnamed).
+    pub max_extra_job: String,
+    /// Jobs that waited longer than in the other replay.
+    pub longer: usize,
+    /// Jobs that waited less.
+    pub shorter: usize,
+}
+
+/// Compares the waits of `run` with those of `other`, job by job.
+pub fn versus(w: &Workload, run: &Run, other: &Run) -> Versus {
+    let mut v = Versus {
+        max_extra_wait_ms: 0,
+        max_extra_job: String::new(),
+        longer: 0,
+        shorter: 0,
+    };
+    for ((job, a), b) in w.jobs.iter().zip(&run.jobs).zip(&other.jobs) {
+        let (Some(sa), Some(sb)) = (a.start_ms, b.start_ms) else {
+            continue;
+        };
+        let extra = sa - sb;
+        if extra > 0 {
+            v.longer += 1;
+        } else if extra < 0 {
+            v.shorter += 1;
+        }
+        if extra > v.max_extra_wait_ms {
+            v.max_extra_wait_ms = extra;
+            v.max_extra_job = format!("{} ({})", job.id, job.name);
+        }
+    }
+    v
 }
 
 /// Buckets in the time series.
@@ -220,6 +263,7 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         outcomes,
         series,
         cycles: run.cycles,
+        vs_strict: None,
     }
 }
 

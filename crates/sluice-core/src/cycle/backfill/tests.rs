@@ -273,6 +273,26 @@ fn backfill_table() {
             queued: vec![q("head", 4, 30), q("short", 1, 5)],
             now: 121,
             want_left: BTreeMap::from([("head", "no-room"), ("short", "blocked")]),
+            want_reserved: vec![("head", 200)],
+            ..Case::default()
+        },
+        Case {
+            name: "an overdue head's reservation binds other namespaces' heads too",
+            nodes: vec![4],
+            running: vec![running(0, 3, 200)],
+            queued: vec![
+                Q { ns: "a", ..q("a-head", 4, 30) },
+                Q { ns: "b", at: 100, ..q("b-long", 1, 500) },
+                Q { ns: "c", at: 100, ..q("c-short", 1, 50) },
+            ],
+            policies: vec![("b", HeadPolicy::Strict), ("c", HeadPolicy::Strict)],
+            now: 121,
+            want_admitted: vec!["c-short"],
+            want_left: BTreeMap::from([
+                ("a-head", "no-room"),
+                ("b-long", "would delay job a-head at the head of namespace a"),
+            ]),
+            want_reserved: vec![("a-head", 200)],
             ..Case::default()
         },
         Case {
