@@ -346,7 +346,7 @@ struct Shadow {
     /// any more (nothing may pass the head then).
     room: Option<Fitter>,
     /// The head has waited `max_head_wait_ms`: every job, not only those passing a blocked
-    /// head, must respect this reservation.
+    /// head, must fit beside this reservation, whenever it is expected to end.
     hard: bool,
 }
 
@@ -762,7 +762,11 @@ fn backfill_place(
         .map_err(Outcome::NoRoom)?;
     let outlasted: Vec<usize> = (0..shadows.len())
         .filter(|&k| !hard_only || shadows[k].hard)
-        .filter(|&k| shadows[k].room.is_none() || end_ms > shadows[k].start_ms)
+        // A hard reservation does not trust estimates: a job must fit beside it even if it is
+        // expected to end before it.
+        .filter(|&k| {
+            shadows[k].hard || shadows[k].room.is_none() || end_ms > shadows[k].start_ms
+        })
         .collect();
     if outlasted.is_empty() {
         return Ok(first);

@@ -41,6 +41,7 @@ fn columns() -> Vec<Column> {
         ("idle core-h", |s| format!("{:.1}", s.idle_core_hours)),
         ("utilisation", |s| pct(s.utilisation)),
         ("held", |s| pct(s.held_utilisation)),
+        ("util. when waiting", |s| pct(s.contended_utilisation)),
         ("wait p50", |s| fmt_ms(s.waits.p50_ms)),
         ("wait p95", |s| fmt_ms(s.waits.p95_ms)),
         ("wait max", |s| fmt_ms(s.waits.max_ms)),

@@ -102,6 +102,10 @@ pub struct Summary {
     pub utilisation: f64,
     /// Mean dominant share held by pods (including half-started ones), 0 to 1.
     pub held_utilisation: f64,
+    /// Mean dominant share of the cluster doing work over the time some job was waiting, 0 to
+    /// 1: how much of the room a backlog leaves idle.
+    #[serde(default)]
+    pub contended_utilisation: f64,
     /// Share against weight per namespace.
     pub shares: Vec<Share>,
     /// Runs by outcome.
@@ -211,6 +215,15 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         }
         acc / span
     };
+    let (mut busy_waiting, mut waiting_ms) = (0.0, 0i64);
+    for (i, u) in run.usage.iter().enumerate() {
+        let next = run.usage.get(i + 1).map_or(t_end, |n| n.at_ms);
+        if u.waiting > 0 {
+            let dt = (next - u.at_ms).max(0);
+            busy_waiting += dominant(&u.busy, &total) * dt as f64;
+            waiting_ms += dt;
+        }
+    }
     let weights: Vec<u32> = w
         .namespaces
         .iter()
@@ -259,6 +272,11 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         makespan_ms: t_end - t0,
         utilisation: mean(&|u| dominant(&u.busy, &total)),
         held_utilisation: mean(&|u| dominant(&u.held, &total)),
+        contended_utilisation: if waiting_ms > 0 {
+            busy_waiting / waiting_ms as f64
+        } else {
+            0.0
+        },
         shares,
         outcomes,
         series,
