@@ -514,8 +514,14 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
             let job = &cands[index];
             let end_ms = now.saturating_add(expected(index));
             q.next += 1;
-            match backfill_place(&mut fitter, &mut shadows, job, eligible_of(job), end_ms, true)
-            {
+            match backfill_place(
+                &mut fitter,
+                &mut shadows,
+                job,
+                eligible_of(job),
+                end_ms,
+                true,
+            ) {
                 Ok(placement) => {
                     outcomes[pos] = Outcome::Admitted;
                     started.push(RunningJob::placed(end_ms, &job.demand, &placement));
@@ -524,8 +530,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                 }
                 Err(outcome) => {
                     if matches!(outcome, Outcome::NoRoom(_)) {
-                        let all: Vec<&RunningJob> =
-                            timing.running.iter().chain(&started).collect();
+                        let all: Vec<&RunningJob> = timing.running.iter().chain(&started).collect();
                         if let Some((start_ms, room)) = earliest_start(
                             &fitter,
                             &all,
@@ -764,9 +769,7 @@ fn backfill_place(
         .filter(|&k| !hard_only || shadows[k].hard)
         // A hard reservation does not trust estimates: a job must fit beside it even if it is
         // expected to end before it.
-        .filter(|&k| {
-            shadows[k].hard || shadows[k].room.is_none() || end_ms > shadows[k].start_ms
-        })
+        .filter(|&k| shadows[k].hard || shadows[k].room.is_none() || end_ms > shadows[k].start_ms)
         .collect();
     if outlasted.is_empty() {
         return Ok(first);

@@ -82,7 +82,9 @@ impl Options {
     /// A job's expected run time under these options, ms.
     pub fn expected_ms(&self, duration_ms: i64) -> i64 {
         let f = self.estimate_factor.max(0.0);
-        ((duration_ms as f64) * f).round().clamp(0.0, i64::MAX as f64) as i64
+        ((duration_ms as f64) * f)
+            .round()
+            .clamp(0.0, i64::MAX as f64) as i64
     }
 }
 

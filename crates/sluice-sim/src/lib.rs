@@ -43,16 +43,17 @@ pub fn replay_estimated(
 ) -> Run {
     match policy {
         Policy::NoAdmission => baseline::replay(w, cluster, baseline),
-        p => engine::run(
-            w,
-            cluster,
-            &engine::Options {
-                head: p.head(),
-                aging: p.aging().unwrap_or(!cluster.aging.is_empty()),
-                estimate_factor,
-                prune: true,
-            },
-        ),
+        p => engine::run(w, cluster, &options(p, cluster, estimate_factor)),
+    }
+}
+
+/// How the engine replays a sluice policy on this cluster.
+pub fn options(policy: Policy, cluster: &Cluster, estimate_factor: f64) -> engine::Options {
+    engine::Options {
+        head: policy.head(),
+        aging: policy.aging().unwrap_or(!cluster.aging.is_empty()),
+        estimate_factor,
+        prune: true,
     }
 }
 

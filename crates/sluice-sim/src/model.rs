@@ -100,8 +100,8 @@ impl FromStr for Policy {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Policy::ALL
             .into_iter()
-        .find(|p| p.as_str() == s)
-        .ok_or_else(|| SimError::UnknownPolicy(s.to_string()))
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| SimError::UnknownPolicy(s.to_string()))
     }
 }
 

@@ -281,18 +281,56 @@ fn backfill_table() {
             nodes: vec![4],
             running: vec![running(0, 3, 200)],
             queued: vec![
-                Q { ns: "a", ..q("a-head", 4, 30) },
-                Q { ns: "b", at: 100, ..q("b-long", 1, 500) },
-                Q { ns: "c", at: 100, ..q("c-short", 1, 50) },
+                Q {
+                    ns: "a",
+                    ..q("a-head", 4, 30)
+                },
+                Q {
+                    ns: "b",
+                    at: 100,
+                    ..q("b-long", 1, 500)
+                },
+                Q {
+                    ns: "c",
+                    at: 100,
+                    ..q("c-short", 1, 50)
+                },
             ],
             policies: vec![("b", HeadPolicy::Strict), ("c", HeadPolicy::Strict)],
             now: 121,
-            want_admitted: vec!["c-short"],
             want_left: BTreeMap::from([
                 ("a-head", "no-room"),
-                ("b-long", "would delay job a-head at the head of namespace a"),
+                (
+                    "b-long",
+                    "would delay job a-head at the head of namespace a",
+                ),
+                // Expected to end before the start, but an overdue head trusts no estimate.
+                ("c-short", "would delay job a-head"),
             ]),
             want_reserved: vec![("a-head", 200)],
+            ..Case::default()
+        },
+        Case {
+            name: "beside an overdue head's reservation other jobs still start",
+            nodes: vec![4, 2],
+            running: vec![running(0, 3, 200)],
+            queued: vec![
+                Q {
+                    ns: "a",
+                    ..q("a-head", 4, 30)
+                },
+                Q {
+                    ns: "c",
+                    at: 100,
+                    ..q("c-long", 1, 500)
+                },
+            ],
+            policies: vec![("c", HeadPolicy::Strict)],
+            now: 121,
+            want_admitted: vec!["c-long"],
+            want_left: BTreeMap::from([("a-head", "no-room")]),
+            want_reserved: vec![("a-head", 200)],
+            want_nodes: vec![("c-long", 1)],
             ..Case::default()
         },
         Case {
