@@ -30,7 +30,7 @@ use crate::job::{Demand, Resources};
 
 pub mod backfill;
 
-pub use backfill::{BackfillSettings, RunningJob, aged_level, earliest_start};
+pub use backfill::{BackfillSettings, RunningJob, aged_level, earliest_start, place_running};
 
 /// What happens behind a namespace's first job that does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -278,7 +278,7 @@ pub struct Waiting {
 }
 
 /// "1h 5m", "3m 20s", "45s" (whole seconds, at most two units; 0 and less: "0s").
-fn short_ms(ms: i64) -> String {
+pub fn short_ms(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
     let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (sec, "s")]

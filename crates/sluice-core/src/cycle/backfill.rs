@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::capacity::{Eligible, Fitter, Placement};
+use crate::capacity::{Eligible, Fitter, NodeCapacity, Placement};
 use crate::job::{Demand, Resources};
 
 /// A job that holds room now (running, or admitted and not yet running), as backfill sees it.
@@ -121,6 +121,42 @@ pub fn earliest_start(
         }
     }
     None
+}
+
+/// Where running jobs most likely hold their room, for a caller that knows what each holds but
+/// not on which nodes (Kubernetes places the pods): each job's pods go first fit into the room
+/// held on each node (`allocatable` less `free`, node by node), and the job ends at its
+/// expected end (the second field). A job whose pods do not fit the held room is left out: its
+/// room is not expected back, which makes reservations later, never earlier. Lists of different
+/// lengths give nothing.
+pub fn place_running(
+    allocatable: &[NodeCapacity],
+    free: &[NodeCapacity],
+    jobs: &[(Demand, i64)],
+) -> Vec<RunningJob> {
+    if allocatable.len() != free.len() {
+        return Vec::new();
+    }
+    let held: Vec<NodeCapacity> = allocatable
+        .iter()
+        .zip(free)
+        .map(|(a, f)| NodeCapacity {
+            name: String::new(),
+            cpu_milli: a.cpu_milli.saturating_sub(f.cpu_milli),
+            mem_mib: a.mem_mib.saturating_sub(f.mem_mib),
+            pods: match (a.pods, f.pods) {
+                (Some(x), Some(y)) => Some(x.saturating_sub(y)),
+                _ => None,
+            },
+        })
+        .collect();
+    let mut fitter = Fitter::new(&held);
+    jobs.iter()
+        .filter_map(|(demand, end_ms)| {
+            let p = fitter.try_place(demand).ok()?;
+            Some(RunningJob::placed(*end_ms, demand, &p))
+        })
+        .collect()
 }
 
 /// The level a job waits at after `waited_ms`: while the bound of its current level is set

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use crate::capacity::{Fitter, NodeCapacity, Snapshot};
 use crate::cycle::{
     BackfillSettings, Candidate, CycleInput, CycleOutput, HeadPolicy, NamespacePolicy, RunningJob,
-    Timing, aged_level, earliest_start, schedule_at,
+    Timing, aged_level, earliest_start, place_running, schedule_at,
 };
 use crate::job::{Demand, PodDemand, Resources, Role};
 
@@ -639,4 +639,23 @@ proptest! {
             .expect("a reserved head fits once everything ends");
         prop_assert!(earliest <= res.start_ms);
     }
+}
+
+#[test]
+fn running_jobs_are_placed_in_the_held_room() {
+    let alloc = vec![node("a", 8), node("b", 8)];
+    // a holds 6 cores, b holds 2.
+    let mut free = alloc.clone();
+    free[0].cpu_milli = 2000;
+    free[1].cpu_milli = 6000;
+    free[0].mem_mib -= 2 * GIB;
+    free[1].mem_mib -= GIB;
+    let jobs = vec![(pod(6), 10 * MIN), (pod(2), 20 * MIN), (pod(3), 30 * MIN)];
+    let placed = place_running(&alloc, &free, &jobs);
+    // The 3-core job fits no held room: left out, its room not expected back.
+    assert_eq!(placed.len(), 2);
+    assert_eq!(placed[0].pods, vec![(0, Resources::new(6000, GIB))]);
+    assert_eq!(placed[1].pods, vec![(1, Resources::new(2000, GIB))]);
+    assert_eq!((placed[0].end_ms, placed[1].end_ms), (10 * MIN, 20 * MIN));
+    assert!(place_running(&alloc, &free[..1], &jobs).is_empty());
 }
