@@ -29,8 +29,10 @@ use crate::capacity::{Eligible, Fitter, NoFit, Placement, Snapshot};
 use crate::job::{Demand, Resources};
 
 pub mod backfill;
+pub mod eta;
 
 pub use backfill::{BackfillSettings, RunningJob, aged_level, earliest_start, place_running};
+pub use eta::estimate_starts;
 
 /// What happens behind a namespace's first job that does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

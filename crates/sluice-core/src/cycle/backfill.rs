@@ -19,6 +19,9 @@ use crate::job::{Demand, Resources};
 pub struct RunningJob {
     /// When it is expected to end, ms (its start plus its expected run time).
     pub end_ms: i64,
+    /// Its namespace, when known (the start-time estimate gives its room back to it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
     /// Its pods: (index of its node in [`crate::capacity::Snapshot::nodes`], the pod's request).
     pub pods: Vec<(usize, Resources)>,
 }
@@ -28,6 +31,7 @@ impl RunningJob {
     pub fn placed(end_ms: i64, demand: &Demand, placement: &Placement) -> Self {
         RunningJob {
             end_ms,
+            namespace: String::new(),
             pods: placement
                 .pods
                 .iter()

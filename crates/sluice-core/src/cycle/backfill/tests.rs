@@ -36,6 +36,7 @@ fn pod(cores: u64) -> Demand {
 fn running(at: usize, cores: u64, end: i64) -> RunningJob {
     RunningJob {
         end_ms: end * MIN,
+        namespace: String::new(),
         pods: vec![(at, Resources::new(cores * 1000, GIB))],
     }
 }
