@@ -38,6 +38,10 @@ pub struct SimulateArgs {
     /// this (1: exact; 0.5: jobs run twice as long as expected; 2: half as long).
     #[arg(long, default_value_t = 1.0)]
     estimate_factor: f64,
+    /// Estimate the start of every job left waiting at its submit (the cycle run forward with
+    /// the expected run times, as `describe` would) and report the estimates' accuracy.
+    #[arg(long)]
+    eta: bool,
     /// No-admission baseline: how many times a job that gave up is submitted again.
     #[arg(long, default_value_t = 3)]
     restarts: u32,
@@ -130,12 +134,13 @@ pub fn run(args: SimulateArgs) -> Result<i32> {
             args.estimate_factor
         );
     }
-    let summaries = sluice_sim::compare_estimated(
+    let summaries = sluice_sim::compare_eta(
         &workload,
         &cluster,
         &policies,
         baseline,
         args.estimate_factor,
+        args.eta,
     );
     let elapsed = started.elapsed();
     let text = report::text(&summaries);

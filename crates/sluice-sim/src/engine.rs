@@ -24,7 +24,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use sluice_core::capacity::{NodeCapacity, Snapshot};
 use sluice_core::cycle::{
-    Candidate, CycleInput, HeadPolicy, NamespacePolicy, RunningJob, Timing, schedule_at,
+    Candidate, CycleInput, HeadPolicy, NamespacePolicy, RunningJob, Timing, estimate_starts,
+    schedule_at,
 };
 use sluice_core::job::{Demand, Resources, Role};
 
@@ -65,7 +66,13 @@ pub struct Options {
     /// Skip what cannot change a decision (see the module's notes); false for the tests that
     /// check the shortcuts.
     pub prune: bool,
+    /// Estimate the start of every job left waiting at its submit, by running the cycle forward
+    /// ([`estimate_starts`]) from that moment with the expected run times (slower).
+    pub eta: bool,
 }
+
+/// Forward cycles an estimate may run.
+const ETA_MAX_CYCLES: usize = 20_000;
 
 impl Default for Options {
     fn default() -> Self {
@@ -74,6 +81,7 @@ impl Default for Options {
             aging: false,
             estimate_factor: 1.0,
             prune: true,
+            eta: false,
         }
     }
 }
@@ -189,6 +197,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
             }
         }
         // 2. Submits join the queue; a job that can never fit is refused, as the server does.
+        let first_new = next_submit;
         while let Some(job) = w.jobs.get(next_submit) {
             if job.submit_ms != now {
                 break;
@@ -272,16 +281,64 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
                 // a half-started job, and is counted as one (it never happens; tests check).
                 run.half_started = a.placement.pods.len() as u64 != job.demand.pod_count();
                 slot[j] = running.len();
-                running.push(RunningJob::placed(
+                let mut r = RunningJob::placed(
                     now.saturating_add(opts.expected_ms(job.duration_ms)),
                     &job.demand,
                     &a.placement,
-                ));
+                );
+                r.namespace = w.namespaces[job.ns].clone();
+                running.push(r);
                 running_job.push(j);
                 run.placement = a.placement.pods;
                 finishes.push(Reverse((now.saturating_add(job.duration_ms), j)));
                 queues[job.ns].remove(&(job.level, job.submit_ms, job.seq, j));
                 waiting -= 1;
+            }
+        }
+        // 4. Start-time estimates for the jobs submitted now that still wait.
+        if opts.eta
+            && (first_new..next_submit)
+                .any(|j| w.jobs[j].fits_empty && rec.run.jobs[j].start_ms.is_none())
+        {
+            let mut cands = Vec::with_capacity(waiting);
+            let mut jobs = Vec::with_capacity(waiting);
+            let mut exp = Vec::with_capacity(waiting);
+            for (ns, q) in queues.iter().enumerate() {
+                for &(_, _, _, j) in q.iter() {
+                    let job = &w.jobs[j];
+                    cands.push(Candidate {
+                        id: job.id.clone(),
+                        namespace: w.namespaces[ns].clone(),
+                        level: job.level,
+                        enqueued_at_ms: job.submit_ms,
+                        demand: job.demand.clone(),
+                        constraints: None,
+                    });
+                    jobs.push(j);
+                    exp.push(Some(opts.expected_ms(job.duration_ms)));
+                }
+            }
+            let eta = estimate_starts(
+                &CycleInput {
+                    candidates: &cands,
+                    snapshot: &snapshot,
+                    held: &held,
+                    namespaces: &namespaces,
+                    default_policy: NamespacePolicy::default(),
+                },
+                &Timing {
+                    now_ms: now,
+                    expected_ms: &exp,
+                    running: &running,
+                    backfill: cluster.backfill,
+                    aging,
+                },
+                ETA_MAX_CYCLES,
+            );
+            for (k, &j) in jobs.iter().enumerate() {
+                if j >= first_new && j < next_submit {
+                    rec.run.jobs[j].eta_ms = eta[k];
+                }
             }
         }
         rec.record(

@@ -41,9 +41,29 @@ pub fn replay_estimated(
     baseline: BaselineConfig,
     estimate_factor: f64,
 ) -> Run {
+    replay_eta(w, cluster, policy, baseline, estimate_factor, false)
+}
+
+/// As [`replay_estimated`]; with `eta`, every job left waiting at its submit gets a start-time
+/// estimate ([`JobRun::eta_ms`]).
+pub fn replay_eta(
+    w: &Workload,
+    cluster: &Cluster,
+    policy: Policy,
+    baseline: BaselineConfig,
+    estimate_factor: f64,
+    eta: bool,
+) -> Run {
     match policy {
         Policy::NoAdmission => baseline::replay(w, cluster, baseline),
-        p => engine::run(w, cluster, &options(p, cluster, estimate_factor)),
+        p => engine::run(
+            w,
+            cluster,
+            &engine::Options {
+                eta,
+                ..options(p, cluster, estimate_factor)
+            },
+        ),
     }
 }
 
@@ -54,6 +74,7 @@ pub fn options(policy: Policy, cluster: &Cluster, estimate_factor: f64) -> engin
         aging: policy.aging().unwrap_or(!cluster.aging.is_empty()),
         estimate_factor,
         prune: true,
+        eta: false,
     }
 }
 
@@ -77,9 +98,22 @@ pub fn compare_estimated(
     baseline: BaselineConfig,
     estimate_factor: f64,
 ) -> Vec<Summary> {
+    compare_eta(w, cluster, policies, baseline, estimate_factor, false)
+}
+
+/// As [`compare_estimated`]; with `eta`, the summaries of the sluice policies also give the
+/// accuracy of the start-time estimates made at submit ([`Summary::eta`]).
+pub fn compare_eta(
+    w: &Workload,
+    cluster: &Cluster,
+    policies: &[Policy],
+    baseline: BaselineConfig,
+    estimate_factor: f64,
+    eta: bool,
+) -> Vec<Summary> {
     let runs: Vec<Run> = policies
         .iter()
-        .map(|&p| replay_estimated(w, cluster, p, baseline, estimate_factor))
+        .map(|&p| replay_eta(w, cluster, p, baseline, estimate_factor, eta))
         .collect();
     let strict = policies.iter().position(|&p| p == Policy::Strict);
     policies

@@ -222,6 +222,9 @@ pub struct JobRun {
     pub restarts: u32,
     /// It was killed half-started and not submitted again: it never ran (baseline only).
     pub gave_up: bool,
+    /// The start estimated when it was submitted and left waiting (with `eta` on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_ms: Option<i64>,
 }
 
 /// The cluster at one moment, from then until the next point.

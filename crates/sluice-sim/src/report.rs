@@ -47,6 +47,16 @@ fn columns() -> Vec<Column> {
         ("wait max", |s| fmt_ms(s.waits.max_ms)),
         ("starvation", |s| fmt_ms(s.starvation_ms)),
         ("makespan", |s| fmt_ms(s.makespan_ms)),
+        ("ETA error (mean)", |s| {
+            s.eta
+                .as_ref()
+                .map_or("-".to_string(), |e| fmt_ms(e.mean_abs_error_ms))
+        }),
+        ("ETA within 20%", |s| {
+            s.eta
+                .as_ref()
+                .map_or("-".to_string(), |e| pct(e.within_20pct))
+        }),
         ("extra wait vs strict", |s| {
             s.vs_strict
                 .as_ref()

@@ -117,6 +117,49 @@ pub struct Summary {
     /// Waits against the `strict` replay of the same trace, when it was replayed too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vs_strict: Option<Versus>,
+    /// Accuracy of the start-time estimates made at submit, when they were made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<EtaAccuracy>,
+}
+
+/// How close the start-time estimates made at submit came to the real starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtaAccuracy {
+    /// Jobs that were estimated (left waiting at submit) and started.
+    pub jobs: usize,
+    /// Mean absolute error of the estimated start, ms.
+    pub mean_abs_error_ms: i64,
+    /// Share of them whose real wait was within 20% of the estimated wait (0 to 1).
+    pub within_20pct: f64,
+    /// Jobs left waiting at submit that got no estimate (they did not start in the forward run).
+    pub unestimated: usize,
+}
+
+/// The accuracy of the estimates in a run, if any job was left waiting at submit.
+pub fn eta_accuracy(w: &Workload, run: &Run) -> Option<EtaAccuracy> {
+    let (mut n, mut err, mut within, mut none) = (0usize, 0i128, 0usize, 0usize);
+    for (job, r) in w.jobs.iter().zip(&run.jobs) {
+        let Some(start) = r.start_ms else { continue };
+        if start == job.submit_ms {
+            continue;
+        }
+        let Some(eta) = r.eta_ms else {
+            none += 1;
+            continue;
+        };
+        n += 1;
+        err += i128::from((start - eta).abs());
+        let (est, real) = ((eta - job.submit_ms) as f64, (start - job.submit_ms) as f64);
+        if (real - est).abs() <= 0.2 * est {
+            within += 1;
+        }
+    }
+    (n > 0).then(|| EtaAccuracy {
+        jobs: n,
+        mean_abs_error_ms: i64::try_from(err / n as i128).unwrap_or(i64::MAX),
+        within_20pct: within as f64 / n as f64,
+        unestimated: none,
+    })
 }
 
 /// One replay's waits against another's (job by job, the jobs that ran in both).
@@ -282,6 +325,7 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         series,
         cycles: run.cycles,
         vs_strict: None,
+        eta: eta_accuracy(w, run),
     }
 }
 

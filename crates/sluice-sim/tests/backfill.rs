@@ -124,3 +124,78 @@ fn aging_shortens_the_longest_waits() {
         );
     }
 }
+
+/// Jobs all submitted at once, so that nothing unforeseen happens after the estimates.
+const BURST: &str = "submit,namespace,level,name,driver_cpu,driver_memory,executor_cpu,executor_memory,executors,duration
+0,a,normal,a0,1,1g,1,1g,3,600
+0,a,normal,a1,1,1g,1,1g,6,300
+0,b,normal,b0,1,1g,1,1g,1,900
+0,a,high,a2,1,1g,1,1g,2,120
+0,b,normal,b1,1,1g,1,1g,4,450
+0,a,normal,a3,1,1g,1,1g,1,60
+0,b,high,b2,1,1g,1,1g,7,200
+0,b,normal,b3,1,1g,1,1g,2,1000
+";
+
+#[test]
+fn start_estimates_are_exact_when_run_times_are_and_nothing_else_arrives() {
+    let cluster =
+        Cluster::parse("nodes = [{ prefix = \"n\", count = 2, cpu = \"4\", memory = \"16g\" }]\n")
+            .unwrap();
+    let w = Workload::new(&sluice_sim::trace::parse(BURST).unwrap(), &cluster).unwrap();
+    let b = BaselineConfig::default();
+    for p in [
+        Policy::Strict,
+        Policy::BestEffort,
+        Policy::Backfill,
+        Policy::StrictAging,
+    ] {
+        let plain = sluice_sim::replay_estimated(&w, &cluster, p, b, 1.0);
+        let with = sluice_sim::replay_eta(&w, &cluster, p, b, 1.0, true);
+        let starts = |r: &sluice_sim::Run| r.jobs.iter().map(|j| j.start_ms).collect::<Vec<_>>();
+        assert_eq!(
+            starts(&plain),
+            starts(&with),
+            "{p}: estimating changes nothing"
+        );
+        let waited: Vec<usize> = (0..w.jobs.len())
+            .filter(|&i| with.jobs[i].start_ms != Some(0))
+            .collect();
+        assert!(!waited.is_empty(), "{p}: some job waits");
+        for &i in &waited {
+            assert_eq!(with.jobs[i].eta_ms, with.jobs[i].start_ms, "{p}: job {i}");
+        }
+        let acc = sluice_sim::stats::eta_accuracy(&w, &with).unwrap();
+        assert_eq!((acc.jobs, acc.mean_abs_error_ms), (waited.len(), 0), "{p}");
+        // Wrong run-time estimates make wrong start estimates.
+        let off = sluice_sim::replay_eta(&w, &cluster, p, b, 0.5, true);
+        let acc = sluice_sim::stats::eta_accuracy(&w, &off).unwrap();
+        assert!(acc.mean_abs_error_ms > 0, "{p}: {acc:?}");
+    }
+}
+
+#[test]
+fn the_report_gives_the_accuracy_of_start_estimates_on_the_sample() {
+    let (cluster, w) = sample();
+    let s = sluice_sim::compare_eta(
+        &w,
+        &cluster,
+        &[Policy::Strict, Policy::Backfill],
+        BaselineConfig::default(),
+        1.0,
+        true,
+    );
+    for x in &s {
+        let e = x.eta.as_ref().unwrap();
+        let waited = w
+            .jobs
+            .iter()
+            .zip(&sluice_sim::replay(&w, &cluster, x.policy, BaselineConfig::default()).jobs)
+            .filter(|(j, r)| r.start_ms.is_some_and(|st| st > j.submit_ms))
+            .count();
+        assert_eq!(e.jobs + e.unestimated, waited, "{}", x.policy);
+        assert!(e.within_20pct > 0.0 && e.within_20pct <= 1.0);
+    }
+    let text = sluice_sim::report::text(&s);
+    assert!(text.contains("ETA error (mean)"), "{text}");
+}
