@@ -660,3 +660,132 @@ fn running_jobs_are_placed_in_the_held_room() {
     assert_eq!((placed[0].end_ms, placed[1].end_ms), (10 * MIN, 20 * MIN));
     assert!(place_running(&alloc, &free[..1], &jobs).is_empty());
 }
+
+/// Several namespaces with mixed policies, levels and queue times, and random bounds.
+#[derive(Debug, Clone)]
+struct Mixed {
+    nodes: Vec<u64>,
+    running: Vec<(u64, i64)>,
+    /// (namespace, level, enqueued minute, cores, run minutes)
+    queued: Vec<(usize, usize, i64, u64, i64)>,
+    policies: Vec<HeadPolicy>,
+    max_wait: Option<i64>,
+    now: i64,
+}
+
+fn arb_mixed() -> impl Strategy<Value = Mixed> {
+    let policy = prop_oneof![
+        Just(HeadPolicy::Strict),
+        Just(HeadPolicy::BestEffort),
+        Just(HeadPolicy::Backfill),
+    ];
+    (
+        prop::collection::vec(2u64..9, 1..5),
+        prop::collection::vec((1u64..5, 1i64..80), 0..12),
+        prop::collection::vec((0usize..3, 0usize..2, 0i64..60, 1u64..9, 1i64..60), 1..16),
+        prop::collection::vec(policy, 3),
+        prop::option::of(0i64..60),
+        0i64..60,
+    )
+        .prop_map(|(nodes, running, queued, policies, max_wait, now)| Mixed {
+            nodes,
+            running,
+            queued,
+            policies,
+            max_wait,
+            now,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// With exact estimates, across namespaces and policies, overdue heads included: every
+    /// job is decided once, the admissions fit the free room together, and every head with a
+    /// reserved start fits then, once the running jobs and everything admitted have ended as
+    /// expected.
+    #[test]
+    fn every_reservation_holds_across_namespaces(m in arb_mixed()) {
+        let alloc: Vec<NodeCapacity> = m.nodes.iter().enumerate()
+            .map(|(i, c)| node(&format!("n{i}"), *c)).collect();
+        let mut fitter = Fitter::new(&alloc);
+        let mut run = Vec::new();
+        for (cores, end) in &m.running {
+            if let Ok(p) = fitter.try_place(&pod(*cores)) {
+                run.push(RunningJob::placed(end * MIN, &pod(*cores), &p));
+            }
+        }
+        let snapshot = Snapshot { available: true, nodes: fitter.nodes().to_vec(), allocatable: alloc };
+        let names = ["a", "b", "c"];
+        let cands: Vec<Candidate> = m.queued.iter().enumerate()
+            .map(|(i, (ns, level, at, cores, _))| Candidate {
+                id: format!("j{i:02}"),
+                namespace: names[*ns].into(),
+                level: *level,
+                enqueued_at_ms: at * MIN,
+                demand: pod(*cores),
+                constraints: None,
+            }).collect();
+        let expected: Vec<Option<i64>> = m.queued.iter().map(|q| Some(q.4 * MIN)).collect();
+        let namespaces: BTreeMap<String, NamespacePolicy> = names.iter().zip(&m.policies)
+            .map(|(n, p)| (n.to_string(), NamespacePolicy { weight: 1, policy: *p })).collect();
+        let held = BTreeMap::new();
+        let now = m.now * MIN;
+        let out = schedule_at(
+            &CycleInput {
+                candidates: &cands,
+                snapshot: &snapshot,
+                held: &held,
+                namespaces: &namespaces,
+                default_policy: NamespacePolicy::default(),
+            },
+            &Timing {
+                now_ms: now,
+                expected_ms: &expected,
+                running: &run,
+                backfill: BackfillSettings {
+                    default_runtime_ms: 60 * MIN,
+                    overrun_margin_ms: 5 * MIN,
+                    max_head_wait_ms: m.max_wait.map(|w| w * MIN),
+                },
+                aging: &[],
+            },
+        );
+        let mut seen = vec![0; cands.len()];
+        for a in &out.admitted { seen[a.index] += 1; }
+        for w in &out.waiting { seen[w.index] += 1; }
+        prop_assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
+        // The room after the cycle, and what ends when.
+        let mut after: Vec<NodeCapacity> = snapshot.nodes.clone();
+        let mut ends: Vec<RunningJob> = run.iter().map(|r| RunningJob {
+            end_ms: if r.end_ms > now { r.end_ms } else { now + 5 * MIN },
+            ..r.clone()
+        }).collect();
+        for a in &out.admitted {
+            let d = &cands[a.index].demand;
+            for (_, n) in &a.placement.pods {
+                prop_assert!(after[*n].cpu_milli >= d.pods[0].cpu_milli, "over-committed");
+                after[*n].cpu_milli -= d.pods[0].cpu_milli;
+                after[*n].mem_mib -= d.pods[0].mem_mib;
+            }
+            ends.push(RunningJob::placed(now + expected[a.index].unwrap_or(0), d, &a.placement));
+        }
+        for r in &out.reservations {
+            prop_assert!(out.waiting.iter().any(|w| w.index == r.index));
+            let mut at = after.clone();
+            for e in &ends {
+                if e.end_ms <= r.start_ms {
+                    for (n, p) in &e.pods {
+                        at[*n].cpu_milli += p.cpu_milli;
+                        at[*n].mem_mib += p.mem_mib;
+                    }
+                }
+            }
+            prop_assert!(
+                Fitter::new(&at).try_place(&cands[r.index].demand).is_ok(),
+                "head {} does not fit at its reserved start {}: {:?}",
+                cands[r.index].id, r.start_ms, out
+            );
+        }
+    }
+}
