@@ -767,6 +767,9 @@ fn backfill_place(
     let first = fitter
         .try_place_on(demand, eligible)
         .map_err(Outcome::NoRoom)?;
+    if shadows.is_empty() {
+        return Ok(first);
+    }
     let outlasted: Vec<usize> = (0..shadows.len())
         .filter(|&k| !hard_only || shadows[k].hard)
         // A hard reservation does not trust estimates: a job must fit beside it even if it is
@@ -778,6 +781,17 @@ fn backfill_place(
     }
     // A head with no start any more: nothing that outlasts "now" may pass it.
     if let Some(&k) = outlasted.iter().find(|&&k| shadows[k].room.is_none()) {
+        fitter.unplace(demand, &first);
+        return Err(Outcome::WouldDelay(k));
+    }
+    // Quick: a shadow without the room in all cannot take the job on any nodes.
+    let need = demand.total();
+    if let Some(&k) = outlasted.iter().find(|&&k| {
+        shadows[k]
+            .room
+            .as_ref()
+            .is_some_and(|room| !room.total_free().covers(&need))
+    }) {
         fitter.unplace(demand, &first);
         return Err(Outcome::WouldDelay(k));
     }
