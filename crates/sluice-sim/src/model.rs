@@ -28,8 +28,10 @@ pub enum Policy {
     /// sluice with every namespace backfilling behind a reservation for its head.
     Backfill,
     /// `strict` with the cluster file's aging bounds.
+    #[serde(rename = "strict+aging")]
     StrictAging,
     /// `backfill` with the cluster file's aging bounds.
+    #[serde(rename = "backfill+aging")]
     BackfillAging,
 }
 
