@@ -23,7 +23,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     cluster: Option<PathBuf>,
     /// A policy to replay (repeatable): no-admission, strict, best-effort, backfill,
-    /// strict+aging, backfill+aging (aging by the cluster file's [scheduler.aging]), configured.
+    /// strict+aging, backfill+aging (aging by the cluster file's [scheduler.aging_ms]), configured.
     /// Default: no-admission, strict, best-effort.
     #[arg(long = "policy")]
     policies: Vec<String>,

@@ -129,10 +129,10 @@ pub struct Cluster {
     pub namespaces: BTreeMap<String, NamespacePolicy>,
     /// Settings of namespaces not configured.
     pub default_policy: NamespacePolicy,
-    /// Backfill's settings (`scheduler.default_runtime`, `backfill_margin`,
-    /// `backfill_max_wait`).
+    /// Backfill's settings (`scheduler.default_runtime_ms`, `backfill_margin_ms`,
+    /// `backfill_max_wait_ms`).
     pub backfill: BackfillSettings,
-    /// Aging bound per level index, ms (`[scheduler.aging]`); empty: no aging.
+    /// Aging bound per level index, ms (`[scheduler.aging_ms]`); empty: no aging.
     pub aging: Vec<Option<i64>>,
 }
 

@@ -58,7 +58,7 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
 pub struct Options {
     /// The head-of-line policy forced on every namespace; `None`: the cluster file's.
     pub head: Option<HeadPolicy>,
-    /// Jobs age by the cluster file's `[scheduler.aging]` bounds.
+    /// Jobs age by the cluster file's `[scheduler.aging_ms]` bounds.
     pub aging: bool,
     /// Backfill's expected run time of a job is its trace duration times this (1: exact
     /// estimates; 0.5: every job runs twice as long as expected).

@@ -64,7 +64,7 @@ impl Policy {
     }
 
     /// Whether jobs age: `Some` forces it on or off, `None` keeps the cluster file's
-    /// `[scheduler.aging]` (the `configured` policy).
+    /// `[scheduler.aging_ms]` (the `configured` policy).
     pub fn aging(&self) -> Option<bool> {
         match self {
             Policy::StrictAging | Policy::BackfillAging => Some(true),
