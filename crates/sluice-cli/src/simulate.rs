@@ -22,7 +22,8 @@ pub struct SimulateArgs {
     /// server configuration for the simulated backend works as it is).
     #[arg(long)]
     cluster: Option<PathBuf>,
-    /// A policy to replay (repeatable): no-admission, strict, best-effort, configured.
+    /// A policy to replay (repeatable): no-admission, strict, best-effort, backfill,
+    /// strict+aging, backfill+aging (aging by the cluster file's [scheduler.aging_ms]), configured.
     /// Default: no-admission, strict, best-effort.
     #[arg(long = "policy")]
     policies: Vec<String>,
@@ -33,6 +34,14 @@ pub struct SimulateArgs {
     /// up (duration grammar).
     #[arg(long, default_value = "10m")]
     hang_timeout: String,
+    /// Backfill's run-time estimates: each job is expected to run its trace duration times
+    /// this (1: exact; 0.5: jobs run twice as long as expected; 2: half as long).
+    #[arg(long, default_value_t = 1.0)]
+    estimate_factor: f64,
+    /// Estimate the start of every job left waiting at its submit (the cycle run forward with
+    /// the expected run times, as `describe` would) and report the estimates' accuracy.
+    #[arg(long)]
+    eta: bool,
     /// No-admission baseline: how many times a job that gave up is submitted again.
     #[arg(long, default_value_t = 3)]
     restarts: u32,
@@ -119,7 +128,20 @@ pub fn run(args: SimulateArgs) -> Result<i32> {
         restarts: args.restarts,
     };
     let started = std::time::Instant::now();
-    let summaries = sluice_sim::compare(&workload, &cluster, &policies, baseline);
+    if !(args.estimate_factor.is_finite() && args.estimate_factor > 0.0) {
+        bail!(
+            "--estimate-factor must be a positive number, not {}",
+            args.estimate_factor
+        );
+    }
+    let summaries = sluice_sim::compare_eta(
+        &workload,
+        &cluster,
+        &policies,
+        baseline,
+        args.estimate_factor,
+        args.eta,
+    );
     let elapsed = started.elapsed();
     let text = report::text(&summaries);
     print!("{text}");

@@ -63,6 +63,49 @@ fn generate_then_simulate_writes_the_table_and_the_report() {
             .unwrap();
     assert_eq!(json[0]["policy"], "strict");
     assert_eq!(json[0]["half_started"], 0);
+
+    // Backfill with aging, wrong estimates and start-time estimates, against strict.
+    let out = sluice()
+        .args(["simulate", "--trace"])
+        .arg(&trace)
+        .args(["--cluster", CLUSTER, "--policy", "strict", "--policy"])
+        .args(["backfill+aging", "--estimate-factor", "0.5", "--eta"])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\nbackfill+aging "), "{stdout}");
+    assert!(stdout.contains("extra wait vs strict") && stdout.contains("ETA error (mean)"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(json[1]["policy"], "backfill+aging");
+    assert_eq!(json[1]["half_started"], 0);
+    assert!(
+        json[1]["vs_strict"]["max_extra_wait_ms"].is_i64(),
+        "{}",
+        json[1]
+    );
+    assert!(json[1]["eta"]["jobs"].is_u64(), "{}", json[1]);
+
+    for bad in [["--policy", "lifo"], ["--estimate-factor", "0"]] {
+        let out = sluice()
+            .args(["simulate", "--trace"])
+            .arg(&trace)
+            .args(["--cluster", CLUSTER])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(bad[1]), "{bad:?}: {err}");
+    }
 }
 
 #[test]

@@ -307,6 +307,79 @@ impl Fitter {
         })
     }
 
+    /// Takes the pods of `demand` from the nodes `placement` names (as [`Fitter::try_place`]
+    /// returned it, for this fitter's node list or one of the same length), all or nothing:
+    /// false, and nothing changed, when some pod does not fit its node.
+    pub fn place_at(&mut self, demand: &Demand, placement: &Placement) -> bool {
+        for (done, &(role, i)) in placement.pods.iter().enumerate() {
+            let pod = demand.role(role).map(|p| p.each()).unwrap_or_default();
+            match self.nodes.get_mut(i) {
+                Some(n) if n.fits(&pod) => n.take(&pod),
+                _ => {
+                    for &(role, i) in &placement.pods[..done] {
+                        let pod = demand.role(role).map(|p| p.each()).unwrap_or_default();
+                        self.nodes[i].give_back(&pod);
+                    }
+                    return false;
+                }
+            }
+        }
+        self.bounds = Bounds::of(&self.nodes);
+        true
+    }
+
+    /// Gives back the pods [`Fitter::place_at`] or [`Fitter::try_place`] took for `placement`.
+    pub fn unplace(&mut self, demand: &Demand, placement: &Placement) {
+        for &(role, i) in &placement.pods {
+            let pod = demand.role(role).map(|p| p.each()).unwrap_or_default();
+            if let Some(n) = self.nodes.get_mut(i) {
+                n.give_back(&pod);
+            }
+        }
+        self.bounds = Bounds::of(&self.nodes);
+    }
+
+    /// Gives back the room of a pod that ends (a running job's), on node `node`; a node index
+    /// out of range is ignored.
+    pub fn release(&mut self, node: usize, pod: &Resources) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            n.give_back(pod);
+            self.bounds = Bounds::of(&self.nodes);
+        }
+    }
+
+    /// As [`Fitter::release`] for many pods, with the bounds recomputed once.
+    pub fn release_all(&mut self, pods: &[(usize, Resources)]) {
+        for (node, pod) in pods {
+            if let Some(n) = self.nodes.get_mut(*node) {
+                n.give_back(pod);
+            }
+        }
+        self.bounds = Bounds::of(&self.nodes);
+    }
+
+    /// A fitter whose free room on each node is the smaller of this one's and `other`'s (per
+    /// resource and pod slots): a placement found there fits both. `other` must have as many
+    /// nodes.
+    pub fn meet(&self, other: &Fitter) -> Fitter {
+        let nodes: Vec<NodeCapacity> = self
+            .nodes
+            .iter()
+            .zip(&other.nodes)
+            .map(|(a, b)| NodeCapacity {
+                name: String::new(),
+                cpu_milli: a.cpu_milli.min(b.cpu_milli),
+                mem_mib: a.mem_mib.min(b.mem_mib),
+                pods: match (a.pods, b.pods) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, None) => x,
+                    (None, y) => y,
+                },
+            })
+            .collect();
+        Fitter::new(&nodes)
+    }
+
     /// Subtracts a reservation: a job admitted earlier whose pods the backend does not show yet.
     ///
     /// Like [`Fitter::try_place`], but when the demand does not fit it still subtracts it

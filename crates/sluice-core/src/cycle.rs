@@ -10,7 +10,13 @@
 //! - A job is admitted when all its pods fit the free nodes ([`Fitter::try_place`]). Under
 //!   [`HeadPolicy::Strict`] the first job of a namespace that does not fit blocks every later job
 //!   of that namespace, lower levels included (Kueue's StrictFIFO); under
-//!   [`HeadPolicy::BestEffort`] later jobs may still pass it.
+//!   [`HeadPolicy::BestEffort`] later jobs may still pass it; under [`HeadPolicy::Backfill`]
+//!   the first job that does not fit gets a reserved start (the earliest time it fits if the
+//!   running jobs end as expected, see [`backfill`]) and later jobs may pass it only when they
+//!   cannot delay that start. Every job that passes a blocked backfill head respects every
+//!   reservation made so far in the cycle.
+//! - With aging ([`Timing::aging`]), a job that has waited the bound of its level sorts as one
+//!   level higher ([`aged_level`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -22,6 +28,12 @@ use serde::{Deserialize, Serialize};
 use crate::capacity::{Eligible, Fitter, NoFit, Placement, Snapshot};
 use crate::job::{Demand, Resources};
 
+pub mod backfill;
+pub mod eta;
+
+pub use backfill::{BackfillSettings, RunningJob, aged_level, earliest_start, place_running};
+pub use eta::estimate_starts;
+
 /// What happens behind a namespace's first job that does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -31,14 +43,19 @@ pub enum HeadPolicy {
     Strict,
     /// Later jobs of the namespace that fit are admitted past it.
     BestEffort,
+    /// The job gets a reserved start from the running jobs' expected ends; later jobs of the
+    /// namespace that fit are admitted past it only if they cannot delay that start (EASY
+    /// backfill).
+    Backfill,
 }
 
 impl HeadPolicy {
-    /// The name used in configuration: "strict" or "best-effort".
+    /// The name used in configuration: "strict", "best-effort" or "backfill".
     pub fn as_str(&self) -> &'static str {
         match self {
             HeadPolicy::Strict => "strict",
             HeadPolicy::BestEffort => "best-effort",
+            HeadPolicy::Backfill => "backfill",
         }
     }
 }
@@ -49,9 +66,9 @@ impl fmt::Display for HeadPolicy {
     }
 }
 
-/// A head-of-line policy name that is neither "strict" nor "best-effort".
+/// A head-of-line policy name that is not "strict", "best-effort" or "backfill".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown head-of-line policy {0:?} (expected strict or best-effort)")]
+#[error("unknown head-of-line policy {0:?} (expected strict, best-effort or backfill)")]
 pub struct UnknownHeadPolicy(pub String);
 
 impl FromStr for HeadPolicy {
@@ -60,6 +77,7 @@ impl FromStr for HeadPolicy {
         match s {
             "strict" => Ok(HeadPolicy::Strict),
             "best-effort" => Ok(HeadPolicy::BestEffort),
+            "backfill" => Ok(HeadPolicy::Backfill),
             _ => Err(UnknownHeadPolicy(s.to_string())),
         }
     }
@@ -132,6 +150,43 @@ pub struct CycleInput<'a> {
     pub default_policy: NamespacePolicy,
 }
 
+/// What backfill and aging need beyond [`CycleInput`]: the time and the expected run times.
+/// The default (time 0, nothing running, no aging) leaves strict and best-effort as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing<'a> {
+    /// Now, ms (the clock of `enqueued_at_ms`).
+    pub now_ms: i64,
+    /// Expected run time of each candidate, ms, by index into [`CycleInput::candidates`];
+    /// missing or `None`: [`BackfillSettings::default_runtime_ms`].
+    pub expected_ms: &'a [Option<i64>],
+    /// The jobs that hold room now, with their expected ends (node indices into
+    /// [`Snapshot::nodes`]).
+    pub running: &'a [RunningJob],
+    /// Backfill's settings.
+    pub backfill: BackfillSettings,
+    /// Aging bound per level index, ms: a job that has waited this long at that level sorts as
+    /// one level higher ([`aged_level`]). Missing or `None`: the level does not age.
+    pub aging: &'a [Option<i64>],
+}
+
+/// The start reserved for a blocked backfill head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Index into [`CycleInput::candidates`].
+    pub index: usize,
+    /// When it is expected to fit, ms.
+    pub start_ms: i64,
+}
+
+/// A job that sorts at a higher level than its own because it has waited (aging).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aged {
+    /// Index into [`CycleInput::candidates`].
+    pub index: usize,
+    /// The level it sorts at now (its own is [`Candidate::level`]).
+    pub level: usize,
+}
+
 /// A job the cycle admitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Admission {
@@ -161,16 +216,27 @@ pub enum WaitReason {
         /// The backend's reason.
         message: String,
     },
+    /// The job fits now but would delay the reserved start of a blocked backfill head.
+    WouldDelay {
+        /// Id of the head.
+        head_id: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its reserved start, ms from now.
+        start_in_ms: i64,
+    },
 }
 
 impl WaitReason {
-    /// A short stable name: "backend-unavailable", "no-room", "blocked" or "constrained".
+    /// A short stable name: "backend-unavailable", "no-room", "blocked", "constrained" or
+    /// "reserved".
     pub fn kind(&self) -> &'static str {
         match self {
             WaitReason::BackendUnavailable => "backend-unavailable",
             WaitReason::NoRoom(_) => "no-room",
             WaitReason::BlockedBehind { .. } => "blocked",
             WaitReason::Constrained { .. } => "constrained",
+            WaitReason::WouldDelay { .. } => "reserved",
         }
     }
 }
@@ -186,6 +252,16 @@ impl fmt::Display for WaitReason {
                  (strict FIFO)"
             ),
             WaitReason::Constrained { message } => f.write_str(message),
+            WaitReason::WouldDelay {
+                head_id,
+                namespace,
+                start_in_ms,
+            } => write!(
+                f,
+                "fits now, but would delay job {head_id} at the head of namespace {namespace}, \
+                 reserved to start in {} (backfill)",
+                short_ms(*start_in_ms)
+            ),
         }
     }
 }
@@ -203,13 +279,38 @@ pub struct Waiting {
     pub level_position: u32,
 }
 
-/// The decisions of one cycle: every candidate appears exactly once in one of the two lists.
+/// "1h 5m", "3m 20s", "45s" (whole seconds, at most two units; 0 and less: "0s").
+pub fn short_ms(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (sec, "s")]
+        .iter()
+        .skip_while(|(v, _)| *v == 0)
+        .take(2)
+        .filter(|(v, _)| *v > 0)
+        .map(|(v, u)| format!("{v}{u}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// The decisions of one cycle: every candidate appears exactly once in `admitted` or
+/// `waiting`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CycleOutput {
     /// Admitted jobs, in admission order.
     pub admitted: Vec<Admission>,
     /// Waiting jobs, by namespace name and then queue order.
     pub waiting: Vec<Waiting>,
+    /// Reserved starts of blocked backfill heads (waiting jobs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reservations: Vec<Reservation>,
+    /// Jobs that sort at a higher level than their own (aging).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aged: Vec<Aged>,
 }
 
 /// What the cycle decided for one job (indexed by position in the sorted order).
@@ -221,6 +322,8 @@ enum Outcome {
     Constrained(String),
     /// Blocked behind the job at this sorted position.
     Blocked(usize),
+    /// Would delay the reservation of this shadow.
+    WouldDelay(usize),
 }
 
 /// The jobs of one namespace: a run of the sorted order.
@@ -232,6 +335,21 @@ struct Queue<'a> {
     end: usize,
     policy: NamespacePolicy,
     held: Resources,
+    /// Backfill: the shadow of this namespace's blocked head, once it has one.
+    reserved: Option<usize>,
+}
+
+/// The reservation of a blocked backfill head.
+struct Shadow {
+    /// Sorted position of the head.
+    head: usize,
+    start_ms: i64,
+    /// Free room at `start_ms` once the head is placed; `None` when no start could be found
+    /// any more (nothing may pass the head then).
+    room: Option<Fitter>,
+    /// The head has waited `max_head_wait_ms`: every job, not only those passing a blocked
+    /// head, must fit beside this reservation, whenever it is expected to end.
+    hard: bool,
 }
 
 /// Heap key of a namespace with undecided jobs; the smallest goes next. Queues are numbered in
@@ -261,9 +379,26 @@ fn dominant_share(held: Resources, total: Resources, weight: u32) -> u128 {
 }
 
 /// Runs one scheduling cycle. Pure and deterministic: the result depends on the candidates'
-/// keys (namespace, level, enqueued time, id), not on their order in the slice.
+/// keys (namespace, level, enqueued time, id), not on their order in the slice. Without time:
+/// no aging, and a backfill head's reservation sees no running job end (see [`schedule_at`]).
 pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
+    schedule_at(input, &Timing::default())
+}
+
+/// One scheduling cycle at `timing.now_ms`, with the expected run times backfill needs and the
+/// aging bounds.
+pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutput {
     let cands = input.candidates;
+    let now = timing.now_ms;
+    let expected = |index: usize| -> i64 {
+        timing
+            .expected_ms
+            .get(index)
+            .copied()
+            .flatten()
+            .unwrap_or(timing.backfill.default_runtime_ms)
+            .max(0)
+    };
 
     // Number the namespaces in name order, so that the sort below compares integers.
     let mut ids: BTreeMap<&'a str, usize> = BTreeMap::new();
@@ -281,12 +416,29 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
         names.push(name);
     }
 
+    // The level each job sorts at: its own, or higher once it has waited (aging).
+    let mut aged = Vec::new();
+    let levels: Vec<usize> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if timing.aging.is_empty() {
+                return c.level;
+            }
+            let level = aged_level(c.level, now.saturating_sub(c.enqueued_at_ms), timing.aging);
+            if level != c.level {
+                aged.push(Aged { index: i, level });
+            }
+            level
+        })
+        .collect();
+
     // Sort once: by namespace, then queue order (level, enqueued time, id). The keys stay in
     // sorted order next to each other, so walking a queue does not touch the candidates.
     let mut keys: Vec<(usize, usize, i64, usize)> = cands
         .iter()
         .enumerate()
-        .map(|(i, c)| (rank[ns_id[i]], c.level, c.enqueued_at_ms, i))
+        .map(|(i, c)| (rank[ns_id[i]], levels[i], c.enqueued_at_ms, i))
         .collect();
     keys.sort_unstable_by(|x, y| {
         (x.0, x.1, x.2)
@@ -316,11 +468,15 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
                 .copied()
                 .unwrap_or(input.default_policy),
             held: input.held.get(name).copied().unwrap_or_default(),
+            reserved: None,
         });
         start += len;
     }
     let mut outcomes: Vec<Outcome> = (0..keys.len()).map(|_| Outcome::Undecided).collect();
     let mut admitted = Vec::new();
+    let mut shadows: Vec<Shadow> = Vec::new();
+    // Jobs admitted in this cycle, with their expected ends (for reservations made later).
+    let mut started: Vec<RunningJob> = Vec::new();
 
     if input.snapshot.available {
         let total = share_total(input);
@@ -333,9 +489,80 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
                 queue,
             })
         };
-        let mut heap: BinaryHeap<Reverse<Turn>> =
-            queues.iter().enumerate().map(|(k, q)| turn(q, k)).collect();
         let mut fitter = Fitter::new(&input.snapshot.nodes);
+        let eligible_of = |job: &'a Candidate| job.constraints.as_ref().map(|c| &c.eligible);
+
+        // Overdue heads first: the first job of a backfill namespace that has waited
+        // `max_head_wait_ms` goes before the fair-share order, oldest first, and if it does
+        // not fit it gets a hard reservation that every later start must respect, and blocks
+        // its namespace.
+        let mut overdue: Vec<usize> = (0..queues.len())
+            .filter(|&k| {
+                let q = &queues[k];
+                let first = &cands[keys[q.start].3];
+                q.policy.policy == HeadPolicy::Backfill
+                    && !job_is_held(first)
+                    && timing
+                        .backfill
+                        .max_head_wait_ms
+                        .is_some_and(|max| now.saturating_sub(first.enqueued_at_ms) >= max)
+            })
+            .collect();
+        overdue.sort_by_key(|&k| (cands[keys[queues[k].start].3].enqueued_at_ms, k));
+        for k in overdue {
+            let q = &mut queues[k];
+            let pos = q.next;
+            let index = keys[pos].3;
+            let job = &cands[index];
+            let end_ms = now.saturating_add(expected(index));
+            q.next += 1;
+            match backfill_place(
+                &mut fitter,
+                &mut shadows,
+                job,
+                eligible_of(job),
+                end_ms,
+                true,
+            ) {
+                Ok(placement) => {
+                    outcomes[pos] = Outcome::Admitted;
+                    started.push(RunningJob::placed(end_ms, &job.demand, &placement));
+                    admitted.push(Admission { index, placement });
+                    q.held = q.held.plus(&job.demand.total());
+                }
+                Err(outcome) => {
+                    if matches!(outcome, Outcome::NoRoom(_)) {
+                        let all: Vec<&RunningJob> = timing.running.iter().chain(&started).collect();
+                        if let Some((start_ms, room)) = earliest_start(
+                            &fitter,
+                            &all,
+                            now,
+                            timing.backfill.overrun_margin_ms,
+                            &job.demand,
+                            eligible_of(job),
+                        ) {
+                            shadows.push(Shadow {
+                                head: pos,
+                                start_ms,
+                                room: Some(room),
+                                hard: true,
+                            });
+                        }
+                    }
+                    outcomes[pos] = outcome;
+                    for blocked in &mut outcomes[q.next..q.end] {
+                        *blocked = Outcome::Blocked(pos);
+                    }
+                    q.next = q.end;
+                }
+            }
+        }
+        let mut heap: BinaryHeap<Reverse<Turn>> = queues
+            .iter()
+            .enumerate()
+            .filter(|(_, q)| q.next < q.end)
+            .map(|(k, q)| turn(q, k))
+            .collect();
 
         while let Some(Reverse(Turn { queue, .. })) = heap.pop() {
             let q = &mut queues[queue];
@@ -343,24 +570,109 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
             let index = keys[pos].3;
             let job = &cands[index];
             q.next += 1;
+            // A job of a backfill namespace behind its blocked head must not delay any
+            // reservation; other jobs go in fair-share order, as under strict.
+            let passing = q.reserved.is_some();
+            let end_ms = now.saturating_add(expected(index));
             let placed = match &job.constraints {
-                None => fitter.try_place(&job.demand).map_err(Outcome::NoRoom),
                 Some(Constraints {
                     blocked: Some(why), ..
                 }) => Err(Outcome::Constrained(why.clone())),
-                Some(c) => fitter
-                    .try_place_on(&job.demand, Some(&c.eligible))
-                    .map_err(Outcome::NoRoom),
+                _ => backfill_place(
+                    &mut fitter,
+                    &mut shadows,
+                    job,
+                    eligible_of(job),
+                    end_ms,
+                    !passing,
+                ),
             };
             match placed {
                 Ok(placement) => {
                     outcomes[pos] = Outcome::Admitted;
+                    let run = RunningJob::placed(end_ms, &job.demand, &placement);
+                    if !passing {
+                        // A fair-share admission: keep the shadows it outlasts true, or find
+                        // the heads it delays a new start.
+                        for sh in &mut shadows {
+                            let keeps = match &mut sh.room {
+                                _ if sh.hard => true,
+                                None => true,
+                                Some(_) if end_ms <= sh.start_ms => true,
+                                Some(room) => room.place_at(&job.demand, &placement),
+                            };
+                            if !keeps {
+                                let head = &cands[keys[sh.head].3];
+                                let mut all: Vec<&RunningJob> =
+                                    timing.running.iter().chain(&started).collect();
+                                all.push(&run);
+                                match earliest_start(
+                                    &fitter,
+                                    &all,
+                                    now,
+                                    timing.backfill.overrun_margin_ms,
+                                    &head.demand,
+                                    eligible_of(head),
+                                ) {
+                                    Some((t, room)) => {
+                                        sh.start_ms = t;
+                                        sh.room = Some(room);
+                                    }
+                                    None => sh.room = None,
+                                }
+                            }
+                        }
+                    }
+                    started.push(run);
                     admitted.push(Admission { index, placement });
                     q.held = q.held.plus(&job.demand.total());
                 }
                 Err(outcome) => {
+                    let head_fails = !matches!(outcome, Outcome::WouldDelay(_));
                     outcomes[pos] = outcome;
-                    if q.policy.policy == HeadPolicy::Strict {
+                    let block = match q.policy.policy {
+                        HeadPolicy::Strict => true,
+                        HeadPolicy::BestEffort => false,
+                        HeadPolicy::Backfill if passing || !head_fails => false,
+                        HeadPolicy::Backfill => {
+                            // The blocked head: reserve its start, unless its room is held
+                            // by something that will not end. Past the bound the reservation
+                            // binds every later start and nothing passes the head.
+                            let waited = now.saturating_sub(job.enqueued_at_ms);
+                            let too_long = timing
+                                .backfill
+                                .max_head_wait_ms
+                                .is_some_and(|max| waited >= max);
+                            let reservation = if job_is_held(job) {
+                                None
+                            } else {
+                                let all: Vec<&RunningJob> =
+                                    timing.running.iter().chain(&started).collect();
+                                earliest_start(
+                                    &fitter,
+                                    &all,
+                                    now,
+                                    timing.backfill.overrun_margin_ms,
+                                    &job.demand,
+                                    eligible_of(job),
+                                )
+                            };
+                            match reservation {
+                                Some((start_ms, room)) => {
+                                    q.reserved = Some(shadows.len());
+                                    shadows.push(Shadow {
+                                        head: pos,
+                                        start_ms,
+                                        room: Some(room),
+                                        hard: too_long,
+                                    });
+                                    too_long
+                                }
+                                None => true,
+                            }
+                        }
+                    };
+                    if block {
                         for blocked in &mut outcomes[q.next..q.end] {
                             *blocked = Outcome::Blocked(pos);
                         }
@@ -390,6 +702,15 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
                     head_id: cands[keys[head].3].id.clone(),
                     namespace: q.name.to_string(),
                 },
+                Outcome::WouldDelay(shadow) => {
+                    let sh = &shadows[shadow];
+                    let head = &cands[keys[sh.head].3];
+                    WaitReason::WouldDelay {
+                        head_id: head.id.clone(),
+                        namespace: head.namespace.clone(),
+                        start_in_ms: sh.start_ms.saturating_sub(now),
+                    }
+                }
             };
             let (_, job_level, _, index) = keys[pos];
             if level != Some(job_level) {
@@ -406,8 +727,116 @@ pub fn schedule<'a>(input: &CycleInput<'a>) -> CycleOutput {
             });
         }
     }
+    let reservations = shadows
+        .iter()
+        .filter(|sh| sh.room.is_some())
+        .map(|sh| Reservation {
+            index: keys[sh.head].3,
+            start_ms: sh.start_ms,
+        })
+        .collect();
 
-    CycleOutput { admitted, waiting }
+    CycleOutput {
+        admitted,
+        waiting,
+        reservations,
+        aged,
+    }
+}
+
+/// The backend holds the job back whatever the room (a quota): no start can be reserved.
+fn job_is_held(job: &Candidate) -> bool {
+    job.constraints
+        .as_ref()
+        .is_some_and(|c| c.blocked.is_some())
+}
+
+/// Places a job: it must fit now and, on the same nodes, the room left at every reserved start
+/// it outlasts (`end_ms` after it): every reservation for a job that passes a blocked backfill
+/// head, only the hard ones (`hard_only`) for the others. On success the room is taken from
+/// `fitter` and from those shadows.
+fn backfill_place(
+    fitter: &mut Fitter,
+    shadows: &mut [Shadow],
+    job: &Candidate,
+    eligible: Option<&Eligible>,
+    end_ms: i64,
+    hard_only: bool,
+) -> Result<Placement, Outcome> {
+    let demand = &job.demand;
+    let first = fitter
+        .try_place_on(demand, eligible)
+        .map_err(Outcome::NoRoom)?;
+    if shadows.is_empty() {
+        return Ok(first);
+    }
+    let outlasted: Vec<usize> = (0..shadows.len())
+        .filter(|&k| !hard_only || shadows[k].hard)
+        // A hard reservation does not trust estimates: a job must fit beside it even if it is
+        // expected to end before it.
+        .filter(|&k| shadows[k].hard || shadows[k].room.is_none() || end_ms > shadows[k].start_ms)
+        .collect();
+    if outlasted.is_empty() {
+        return Ok(first);
+    }
+    // A head with no start any more: nothing that outlasts "now" may pass it.
+    if let Some(&k) = outlasted.iter().find(|&&k| shadows[k].room.is_none()) {
+        fitter.unplace(demand, &first);
+        return Err(Outcome::WouldDelay(k));
+    }
+    // Quick: a shadow without the room in all cannot take the job on any nodes.
+    let need = demand.total();
+    if let Some(&k) = outlasted.iter().find(|&&k| {
+        shadows[k]
+            .room
+            .as_ref()
+            .is_some_and(|room| !room.total_free().covers(&need))
+    }) {
+        fitter.unplace(demand, &first);
+        return Err(Outcome::WouldDelay(k));
+    }
+    let fits_all = |p: &Placement, shadows: &mut [Shadow]| -> Option<usize> {
+        for (n, &k) in outlasted.iter().enumerate() {
+            let ok = shadows[k]
+                .room
+                .as_mut()
+                .is_some_and(|room| room.place_at(demand, p));
+            if !ok {
+                for &done in &outlasted[..n] {
+                    if let Some(room) = shadows[done].room.as_mut() {
+                        room.unplace(demand, p);
+                    }
+                }
+                return Some(k);
+            }
+        }
+        None
+    };
+    let Some(blocking) = fits_all(&first, shadows) else {
+        return Ok(first);
+    };
+    // Not on the nodes first fit chose: look for nodes with room both now and in every
+    // outlasted shadow.
+    fitter.unplace(demand, &first);
+    let mut meet = fitter.clone();
+    for &k in &outlasted {
+        if let Some(room) = &shadows[k].room {
+            meet = meet.meet(room);
+        }
+    }
+    let Ok(p) = meet.try_place_on(demand, eligible) else {
+        return Err(Outcome::WouldDelay(blocking));
+    };
+    if !fitter.place_at(demand, &p) {
+        return Err(Outcome::WouldDelay(blocking));
+    }
+    match fits_all(&p, shadows) {
+        None => Ok(p),
+        Some(k) => {
+            fitter.unplace(demand, &p);
+            Err(Outcome::WouldDelay(k))
+        }
+    }
 }
 
 /// The cluster total that shares are measured against: the allocatable room, or, for a

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use sluice_core::cycle::{HeadPolicy, NamespacePolicy};
+use sluice_core::cycle::{BackfillSettings, HeadPolicy, NamespacePolicy};
 use sluice_core::sizing::DeployMode;
 use sluice_core::spec::Levels;
 
@@ -179,10 +179,25 @@ pub struct SchedulerConfig {
     /// duration text like "500ms" (see [`duration`]).
     #[serde(deserialize_with = "duration::ms")]
     pub interval_ms: u64,
-    /// Head-of-line policy for namespaces without their own: "strict" or "best-effort".
+    /// Head-of-line policy for namespaces without their own: "strict", "best-effort" or
+    /// "backfill".
     pub default_policy: HeadPolicy,
     /// Weight for namespaces without their own.
     pub default_weight: u32,
+    /// Backfill: expected run time of a job without `maxRuntime`, ms or a duration text.
+    #[serde(deserialize_with = "duration::ms")]
+    pub default_runtime_ms: u64,
+    /// Backfill: a running job past its expected end is taken to end this long from now.
+    #[serde(deserialize_with = "duration::ms")]
+    pub backfill_margin_ms: u64,
+    /// Backfill: a head that has waited this long is passed no more and its reservation binds
+    /// every start; 0: no bound.
+    #[serde(deserialize_with = "duration::ms")]
+    pub backfill_max_wait_ms: u64,
+    /// Aging: level name to the wait after which a job of that level sorts one level higher
+    /// (ms or duration texts, `[scheduler.aging_ms] normal = "2h"`).
+    #[serde(deserialize_with = "duration::ms_map")]
+    pub aging_ms: BTreeMap<String, u64>,
 }
 
 impl Default for SchedulerConfig {
@@ -193,6 +208,10 @@ impl Default for SchedulerConfig {
             interval_ms: 500,
             default_policy: HeadPolicy::Strict,
             default_weight: 1,
+            default_runtime_ms: 3_600_000,
+            backfill_margin_ms: 300_000,
+            backfill_max_wait_ms: 7_200_000,
+            aging_ms: BTreeMap::new(),
         }
     }
 }
@@ -203,7 +222,7 @@ impl Default for SchedulerConfig {
 pub struct NamespaceConfig {
     /// Fair-share weight (>= 1); default `scheduler.default_weight`.
     pub weight: Option<u32>,
-    /// "strict" or "best-effort"; default `scheduler.default_policy`.
+    /// "strict", "best-effort" or "backfill"; default `scheduler.default_policy`.
     pub policy: Option<HeadPolicy>,
     /// Default level of the namespace; default `scheduler.default_level`.
     pub default_level: Option<String>,
@@ -336,6 +355,22 @@ impl Config {
         if s.default_weight == 0 {
             return Err(invalid("scheduler.default_weight", 0, "must be at least 1"));
         }
+        for (level, bound) in &s.aging_ms {
+            if !s.levels.contains(level) {
+                return Err(invalid(
+                    format!("scheduler.aging_ms.{level}"),
+                    level,
+                    format!("is not one of scheduler.levels ({})", s.levels.join(", ")),
+                ));
+            }
+            if *bound == 0 {
+                return Err(invalid(
+                    format!("scheduler.aging_ms.{level}"),
+                    0,
+                    "must be greater than zero",
+                ));
+            }
+        }
         for (ns, c) in &self.namespaces {
             if c.weight == Some(0) {
                 return Err(invalid(
@@ -437,6 +472,34 @@ impl Config {
             policy: self.scheduler.default_policy,
         }
     }
+
+    /// Backfill's settings for the scheduling cycle.
+    pub fn backfill(&self) -> BackfillSettings {
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let s = &self.scheduler;
+        BackfillSettings {
+            default_runtime_ms: ms(s.default_runtime_ms),
+            overrun_margin_ms: ms(s.backfill_margin_ms),
+            max_head_wait_ms: (s.backfill_max_wait_ms > 0).then(|| ms(s.backfill_max_wait_ms)),
+        }
+    }
+
+    /// Aging bounds by level index, for the scheduling cycle (empty: no aging).
+    pub fn aging(&self) -> Vec<Option<i64>> {
+        if self.scheduler.aging_ms.is_empty() {
+            return Vec::new();
+        }
+        self.scheduler
+            .levels
+            .iter()
+            .map(|l| {
+                self.scheduler
+                    .aging_ms
+                    .get(l)
+                    .map(|v| i64::try_from(*v).unwrap_or(i64::MAX))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -473,6 +536,12 @@ memory = "8g"
 [scheduler]
 levels = ["urgent", "high", "normal"]
 default_level = "normal"
+default_policy = "backfill"
+default_runtime_ms = "30m"
+backfill_margin_ms = 60000
+backfill_max_wait_ms = 0
+[scheduler.aging_ms]
+normal = "2h"
 [namespaces.etl]
 weight = 3
 policy = "best-effort"
@@ -485,6 +554,12 @@ default_level = "high"
         let p = c.namespace_policies();
         assert_eq!(p["etl"].weight, 3);
         assert_eq!(p["etl"].policy, HeadPolicy::BestEffort);
+        assert_eq!(c.default_policy().policy, HeadPolicy::Backfill);
+        let b = c.backfill();
+        assert_eq!(b.default_runtime_ms, 30 * 60_000);
+        assert_eq!(b.overrun_margin_ms, 60_000);
+        assert_eq!(b.max_head_wait_ms, None, "0: no bound");
+        assert_eq!(c.aging(), vec![None, None, Some(2 * 3_600_000)]);
     }
 
     #[test]
@@ -501,6 +576,11 @@ default_level = "high"
             ("listen = \"nowhere\"", "listen"),
             ("lisen = \"127.0.0.1:1\"", "lisen"),
             ("[scheduler]\ndefault_policy = \"lax\"", "lax"),
+            (
+                "[scheduler.aging_ms]\nurgent = \"2h\"",
+                "scheduler.aging_ms.urgent",
+            ),
+            ("[scheduler.aging_ms]\nnormal = \"2q\"", "2q"),
         ];
         for (text, want) in cases {
             let e = load_toml(text).unwrap_err().to_string();

@@ -55,6 +55,8 @@ enum Step {
     },
     /// The value of one series of `GET /metrics`.
     Metric(&'static str, f64),
+    /// A piece of a waiting job's wait reason, as `describe` shows it.
+    Reason(&'static str, &'static str),
 }
 
 struct Case {
@@ -62,6 +64,8 @@ struct Case {
     /// (count, cpu) of one group of nodes with 8g each.
     nodes: &'static [(u32, &'static str)],
     policy: HeadPolicy,
+    /// `[scheduler.aging_ms] normal = ...`, if set.
+    normal_ages_after_ms: Option<u64>,
     steps: Vec<Step>,
 }
 
@@ -84,6 +88,9 @@ async fn env(case: &Case) -> Env {
             ..NamespaceConfig::default()
         },
     );
+    if let Some(ms) = case.normal_ages_after_ms {
+        config.scheduler.aging_ms.insert("normal".into(), ms);
+    }
     config.validate().unwrap();
     let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
         .await
@@ -214,6 +221,15 @@ async fn run(case: Case) {
                 let listed = dlq.to_string().contains(id.as_str());
                 assert_eq!(listed, *dead_lettered, "{at}: in GET /v1/dlq? {dlq}");
             }
+            Step::Reason(name, want) => {
+                let id = &ids.iter().find(|(n, _)| n == name).unwrap().1;
+                let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}"), "").await;
+                let got = v["wait"]["reason"].as_str().unwrap_or_default();
+                assert!(
+                    got.contains(want),
+                    "{at}: reason {got:?} lacks {want:?}: {v}"
+                );
+            }
             Step::Metric(series, want) => {
                 let text = e.state.metrics.encode(None).unwrap();
                 let got = text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
@@ -266,6 +282,7 @@ fn cases() -> Vec<Case> {
             // Room for one 1-cpu job at a time: each tick admits exactly the next one.
             nodes: &[(1, "1")],
             policy: HeadPolicy::Strict,
+            normal_ages_after_ms: None,
             steps: vec![
                 Step::Submit("n1", "1", NORMAL_1M),
                 Step::Submit("h1", "1", HIGH_1M),
@@ -297,6 +314,7 @@ fn cases() -> Vec<Case> {
             // takes g0-1: 1.5 cpu free in all, but at most 1 on one node.
             nodes: &[(2, "2")],
             policy: HeadPolicy::BestEffort,
+            normal_ages_after_ms: None,
             steps: vec![
                 Step::Submit("r1", "1.5", RUN_10M),
                 Step::Submit("r2", "1", RUN_10M),
@@ -312,6 +330,7 @@ fn cases() -> Vec<Case> {
             name: "the same under strict: the smaller one is blocked behind the head",
             nodes: &[(2, "2")],
             policy: HeadPolicy::Strict,
+            normal_ages_after_ms: None,
             steps: vec![
                 Step::Submit("r1", "1.5", RUN_10M),
                 Step::Submit("r2", "1", RUN_10M),
@@ -326,6 +345,7 @@ fn cases() -> Vec<Case> {
             name: "a failed run is retried after its backoff, then dead-lettered; oom is classified",
             nodes: &[(1, "4")],
             policy: HeadPolicy::Strict,
+            normal_ages_after_ms: None,
             steps: vec![
                 Step::Submit("flaky", "1", FAIL_RETRY),
                 Step::Submit("hog", "1", OOM),
@@ -360,6 +380,7 @@ fn cases() -> Vec<Case> {
             name: "a run longer than maxRuntime fails with timeout",
             nodes: &[(1, "4")],
             policy: HeadPolicy::Strict,
+            normal_ages_after_ms: None,
             steps: vec![
                 Step::Submit("slow", "1", TIMEOUT),
                 tick_(0, &["slow"], &[]),
@@ -382,6 +403,7 @@ fn cases() -> Vec<Case> {
             name: "a half-started run is killed by the deadlock watchdog and requeued; its next attempt runs",
             nodes: &[(1, "4")],
             policy: HeadPolicy::Strict,
+            normal_ages_after_ms: None,
             steps: vec![
                 Step::Submit("stuck", "1", DEADLOCK),
                 Step::Submit("after", "1", NORMAL_1M),
@@ -405,6 +427,52 @@ fn cases() -> Vec<Case> {
                 tick_(5 * MIN, &[], &[]),
                 expect("stuck", "succeeded"),
                 expect("after", "succeeded"),
+            ],
+        },
+        Case {
+            name: "backfill: a job whose maxRuntime ends before the head's reserved start passes; \
+                   one expected to outlast it waits",
+            nodes: &[(1, "2")],
+            policy: HeadPolicy::Backfill,
+            normal_ages_after_ms: None,
+            steps: vec![
+                Step::Submit(
+                    "r1",
+                    "1.5",
+                    "maxRuntime: 10m\nlabels: {sluice.io/sim-duration: 10m}\n",
+                ),
+                tick_(0, &["r1"], &[]),
+                // big fits when r1 ends (its maxRuntime): reserved in ~10m, 0.2 cpu beside it.
+                Step::Submit("big", "1.8", NORMAL_1M),
+                Step::Submit(
+                    "small",
+                    "0.2",
+                    "maxRuntime: 2m\nlabels: {sluice.io/sim-duration: 1m}\n",
+                ),
+                // No maxRuntime: expected to run scheduler.default_runtime_ms (1h).
+                Step::Submit("long", "0.3", NORMAL_1M),
+                tick_(SEC, &["small"], &[("big", "no-room"), ("long", "reserved")]),
+                Step::Reason("big", "reserved to start in 10m (backfill)"),
+                Step::Reason("long", "would delay job"),
+                tick_(10 * MIN, &["big"], &[("long", "no-room")]),
+                tick_(MIN, &["long"], &[]),
+            ],
+        },
+        Case {
+            name: "aging: a normal job that waited its bound goes before a younger high job",
+            nodes: &[(1, "1")],
+            policy: HeadPolicy::Strict,
+            normal_ages_after_ms: Some(2 * MIN as u64),
+            steps: vec![
+                Step::Submit("r", "1", RUN_10M),
+                tick_(0, &["r"], &[]),
+                Step::Submit("n1", "1", NORMAL_1M),
+                tick_(MIN, &[], &[("n1", "no-room")]),
+                Step::Submit("h1", "1", HIGH_1M),
+                tick_(SEC, &[], &[("h1", "no-room"), ("n1", "blocked")]),
+                tick_(2 * MIN, &[], &[("n1", "no-room"), ("h1", "blocked")]),
+                Step::Reason("n1", "aged to high after 2m"),
+                tick_(7 * MIN, &["n1"], &[("h1", "no-room")]),
             ],
         },
     ]

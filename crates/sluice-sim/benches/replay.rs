@@ -35,7 +35,12 @@ fn bench_replay(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(JOBS as u64));
-    for policy in [Policy::Strict, Policy::BestEffort, Policy::NoAdmission] {
+    for policy in [
+        Policy::Strict,
+        Policy::BestEffort,
+        Policy::Backfill,
+        Policy::NoAdmission,
+    ] {
         group.bench_with_input(BenchmarkId::new(policy.as_str(), JOBS), &w, |b, w| {
             b.iter(|| black_box(replay(w, &cluster, policy, BaselineConfig::default())));
         });

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use sluice_core::NodeCapacity;
-use sluice_core::cycle::{HeadPolicy, NamespacePolicy};
+use sluice_core::cycle::{BackfillSettings, HeadPolicy, NamespacePolicy};
 use sluice_core::job::Resources;
 use sluice_core::spec::Levels;
 
@@ -56,6 +56,14 @@ struct SchedulerSection {
     interval_ms: Option<toml::Value>,
     default_policy: HeadPolicy,
     default_weight: u32,
+    /// Backfill: expected run time of a job without one (the simulator knows every job's).
+    default_runtime_ms: Option<toml::Value>,
+    /// Backfill: a running job past its estimate is taken to end this long from now.
+    backfill_margin_ms: Option<toml::Value>,
+    /// Backfill: a head that has waited this long is passed no more; 0: no bound.
+    backfill_max_wait_ms: Option<toml::Value>,
+    /// Aging: level name to the wait after which a job of that level sorts one level higher.
+    aging_ms: BTreeMap<String, toml::Value>,
 }
 
 impl Default for SchedulerSection {
@@ -67,6 +75,10 @@ impl Default for SchedulerSection {
             interval_ms: None,
             default_policy: HeadPolicy::Strict,
             default_weight: 1,
+            default_runtime_ms: None,
+            backfill_margin_ms: None,
+            backfill_max_wait_ms: None,
+            aging_ms: BTreeMap::new(),
         }
     }
 }
@@ -117,6 +129,11 @@ pub struct Cluster {
     pub namespaces: BTreeMap<String, NamespacePolicy>,
     /// Settings of namespaces not configured.
     pub default_policy: NamespacePolicy,
+    /// Backfill's settings (`scheduler.default_runtime_ms`, `backfill_margin_ms`,
+    /// `backfill_max_wait_ms`).
+    pub backfill: BackfillSettings,
+    /// Aging bound per level index, ms (`[scheduler.aging_ms]`); empty: no aging.
+    pub aging: Vec<Option<i64>>,
 }
 
 impl Cluster {
@@ -127,6 +144,8 @@ impl Cluster {
             levels: Levels::default(),
             namespaces: BTreeMap::new(),
             default_policy: NamespacePolicy::default(),
+            backfill: BackfillSettings::default(),
+            aging: Vec::new(),
         }
     }
 
@@ -198,6 +217,57 @@ impl Cluster {
                 "must be at least 1",
             ));
         }
+        // As the server reads them: whole milliseconds or a duration text.
+        let ms = |key: &str, v: Option<&toml::Value>| -> Result<Option<i64>, SimError> {
+            match v {
+                None => Ok(None),
+                Some(toml::Value::Integer(n)) if *n >= 0 => Ok(Some(*n)),
+                Some(toml::Value::String(text)) => {
+                    let d = sluice_core::duration::parse(key, text)
+                        .map_err(|e| cluster_err(key, text, e.problem()))?;
+                    Ok(Some(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+                }
+                Some(other) => Err(cluster_err(
+                    key,
+                    other,
+                    "is not milliseconds or a duration text",
+                )),
+            }
+        };
+        let defaults = BackfillSettings::default();
+        let backfill = BackfillSettings {
+            default_runtime_ms: ms(
+                "scheduler.default_runtime_ms",
+                s.default_runtime_ms.as_ref(),
+            )?
+            .unwrap_or(defaults.default_runtime_ms),
+            overrun_margin_ms: ms(
+                "scheduler.backfill_margin_ms",
+                s.backfill_margin_ms.as_ref(),
+            )?
+            .unwrap_or(defaults.overrun_margin_ms),
+            max_head_wait_ms: match ms(
+                "scheduler.backfill_max_wait_ms",
+                s.backfill_max_wait_ms.as_ref(),
+            )? {
+                None => defaults.max_head_wait_ms,
+                Some(0) => None,
+                Some(v) => Some(v),
+            },
+        };
+        let mut aging = Vec::new();
+        for (level, v) in &s.aging_ms {
+            let key = format!("scheduler.aging_ms.{level}");
+            known(key.clone(), level)?;
+            let rank = s.levels.iter().position(|l| l == level).unwrap_or(0);
+            if aging.len() <= rank {
+                aging.resize(rank + 1, None);
+            }
+            aging[rank] = match ms(&key, Some(v))? {
+                Some(0) | None => return Err(cluster_err(key, 0, "must be greater than zero")),
+                some => some,
+            };
+        }
         let mut namespaces = BTreeMap::new();
         let mut namespace_defaults = BTreeMap::new();
         for (ns, c) in &file.namespaces {
@@ -232,6 +302,8 @@ impl Cluster {
                 weight: s.default_weight,
                 policy: s.default_policy,
             },
+            backfill,
+            aging,
         })
     }
 
@@ -334,6 +406,37 @@ default_level = "urgent"
             }
         );
         assert_eq!(c.policy_of("x").policy, HeadPolicy::BestEffort);
+        assert_eq!(c.backfill, BackfillSettings::default());
+        assert!(c.aging.is_empty());
+    }
+
+    #[test]
+    fn reads_backfill_and_aging_as_the_server_does() {
+        let c = Cluster::parse(
+            r#"
+nodes = [{ prefix = "n", count = 1, cpu = "4", memory = "8g" }]
+[scheduler]
+levels = ["urgent", "high", "normal"]
+default_policy = "backfill"
+default_runtime_ms = "30m"
+backfill_margin_ms = 60000
+backfill_max_wait_ms = 0
+[scheduler.aging_ms]
+normal = "2h"
+high = 3600000
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.policy_of("x").policy, HeadPolicy::Backfill);
+        assert_eq!(
+            c.backfill,
+            BackfillSettings {
+                default_runtime_ms: 30 * 60_000,
+                overrun_margin_ms: 60_000,
+                max_head_wait_ms: None,
+            }
+        );
+        assert_eq!(c.aging, vec![None, Some(3_600_000), Some(7_200_000)]);
     }
 
     #[test]
@@ -376,6 +479,14 @@ interval_ms = 500
             (
                 "nodes = [{ prefix = \"n\", count = 1, cpu = \"1\", memory = \"8g\" }]\n[namespaces.a]\npolicy = \"lazy\"",
                 "cluster file:",
+            ),
+            (
+                "nodes = [{ prefix = \"n\", count = 1, cpu = \"1\", memory = \"8g\" }]\n[scheduler.aging_ms]\nlow = \"1h\"",
+                "`scheduler.aging_ms.low` = \"low\"",
+            ),
+            (
+                "nodes = [{ prefix = \"n\", count = 1, cpu = \"1\", memory = \"8g\" }]\n[scheduler]\nbackfill_margin_ms = \"5q\"",
+                "`scheduler.backfill_margin_ms` = \"5q\"",
             ),
             ("[backend]\nkind = \"local\"", "`backend.kind` = \"local\""),
             ("colour = 1", "cluster file:"),

@@ -23,7 +23,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use sluice_core::capacity::{NodeCapacity, Snapshot};
-use sluice_core::cycle::{Candidate, CycleInput, HeadPolicy, NamespacePolicy, schedule};
+use sluice_core::cycle::{
+    Candidate, CycleInput, HeadPolicy, NamespacePolicy, RunningJob, Timing, estimate_starts,
+    schedule_at,
+};
 use sluice_core::job::{Demand, Resources, Role};
 
 use crate::cluster::Cluster;
@@ -39,6 +42,64 @@ pub fn replay(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>) -> Run 
 /// As [`replay`]; with `prune` false every waiting job is passed to every cycle and no cycle is
 /// skipped (slower; the same decisions, which a test checks).
 pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, prune: bool) -> Run {
+    run(
+        w,
+        cluster,
+        &Options {
+            head,
+            prune,
+            ..Options::default()
+        },
+    )
+}
+
+/// How a replay runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// The head-of-line policy forced on every namespace; `None`: the cluster file's.
+    pub head: Option<HeadPolicy>,
+    /// Jobs age by the cluster file's `[scheduler.aging_ms]` bounds.
+    pub aging: bool,
+    /// Backfill's expected run time of a job is its trace duration times this (1: exact
+    /// estimates; 0.5: every job runs twice as long as expected).
+    pub estimate_factor: f64,
+    /// Skip what cannot change a decision (see the module's notes); false for the tests that
+    /// check the shortcuts.
+    pub prune: bool,
+    /// Estimate the start of every job left waiting at its submit, by running the cycle forward
+    /// ([`estimate_starts`]) from that moment with the expected run times (slower).
+    pub eta: bool,
+}
+
+/// Forward cycles an estimate may run.
+const ETA_MAX_CYCLES: usize = 20_000;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            head: None,
+            aging: false,
+            estimate_factor: 1.0,
+            prune: true,
+            eta: false,
+        }
+    }
+}
+
+impl Options {
+    /// A job's expected run time under these options, ms.
+    pub fn expected_ms(&self, duration_ms: i64) -> i64 {
+        let f = self.estimate_factor.max(0.0);
+        ((duration_ms as f64) * f)
+            .round()
+            .clamp(0.0, i64::MAX as f64) as i64
+    }
+}
+
+/// Replays the workload under sluice's cycle with these options.
+pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
+    let (head, prune) = (opts.head, opts.prune);
+    let aging: &[Option<i64>] = if opts.aging { &cluster.aging } else { &[] };
     let total = cluster.total();
     let mut rec = Recorder::new(total, w.namespaces.len(), w.jobs.len());
     let namespaces: BTreeMap<String, NamespacePolicy> = w
@@ -70,11 +131,19 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
         nodes: unnamed.clone(),
         allocatable: unnamed,
     };
+    // With aging the cycle's order is not the engine's (level, submit) order: no pruning.
     let strict: Vec<bool> = w
         .namespaces
         .iter()
-        .map(|ns| namespaces.get(ns).map(|p| p.policy) == Some(HeadPolicy::Strict))
+        .map(|ns| {
+            aging.is_empty() && namespaces.get(ns).map(|p| p.policy) == Some(HeadPolicy::Strict)
+        })
         .collect();
+    // The jobs holding room, with their expected ends (backfill's input), and where each is.
+    let mut running: Vec<RunningJob> = Vec::new();
+    let mut running_job: Vec<usize> = Vec::new();
+    let mut slot: Vec<usize> = vec![usize::MAX; w.jobs.len()];
+    let mut expected: Vec<Option<i64>> = Vec::new();
     // Waiting jobs per namespace, in queue order: (level, submit time, trace index) is the
     // cycle's (level, enqueued_at, id) order, since ids are the zero-padded trace index.
     let mut queues: Vec<BTreeSet<(usize, i64, usize, usize)>> =
@@ -103,6 +172,14 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
             }
             finishes.pop();
             let job = &w.jobs[j];
+            let k = slot[j];
+            if k < running.len() {
+                running.swap_remove(k);
+                running_job.swap_remove(k);
+                if let Some(&moved) = running_job.get(k) {
+                    slot[moved] = k;
+                }
+            }
             let run = &mut rec.run.jobs[j];
             run.end_ms = Some(now);
             for &(role, node) in &run.placement {
@@ -120,6 +197,7 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
             }
         }
         // 2. Submits join the queue; a job that can never fit is refused, as the server does.
+        let first_new = next_submit;
         while let Some(job) = w.jobs.get(next_submit) {
             if job.submit_ms != now {
                 break;
@@ -136,6 +214,7 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
         let bounds = Bounds::of(&snapshot.nodes);
         queue.clear();
         queue_jobs.clear();
+        expected.clear();
         let mut any_fits = false;
         for (ns, q) in queues.iter().enumerate() {
             let mut sum = Resources::default();
@@ -152,6 +231,7 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
                     constraints: None,
                 });
                 queue_jobs.push(j);
+                expected.push(Some(opts.expected_ms(job.duration_ms)));
                 if prune && strict[ns] {
                     sum = sum.plus(&job.demand.total());
                     if !passes || !bounds.total.covers(&sum) {
@@ -162,13 +242,22 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
         }
         if any_fits || (!prune && !queue.is_empty()) {
             rec.run.cycles += 1;
-            let out = schedule(&CycleInput {
-                candidates: &queue,
-                snapshot: &snapshot,
-                held: &held,
-                namespaces: &namespaces,
-                default_policy: NamespacePolicy::default(),
-            });
+            let out = schedule_at(
+                &CycleInput {
+                    candidates: &queue,
+                    snapshot: &snapshot,
+                    held: &held,
+                    namespaces: &namespaces,
+                    default_policy: NamespacePolicy::default(),
+                },
+                &Timing {
+                    now_ms: now,
+                    expected_ms: &expected,
+                    running: &running,
+                    backfill: cluster.backfill,
+                    aging,
+                },
+            );
             for a in out.admitted {
                 let j = queue_jobs[a.index];
                 let job = &w.jobs[j];
@@ -191,10 +280,65 @@ pub fn replay_with(w: &Workload, cluster: &Cluster, head: Option<HeadPolicy>, pr
                 // The cycle places all pods or none: a placement short of the demand would be
                 // a half-started job, and is counted as one (it never happens; tests check).
                 run.half_started = a.placement.pods.len() as u64 != job.demand.pod_count();
+                slot[j] = running.len();
+                let mut r = RunningJob::placed(
+                    now.saturating_add(opts.expected_ms(job.duration_ms)),
+                    &job.demand,
+                    &a.placement,
+                );
+                r.namespace = w.namespaces[job.ns].clone();
+                running.push(r);
+                running_job.push(j);
                 run.placement = a.placement.pods;
                 finishes.push(Reverse((now.saturating_add(job.duration_ms), j)));
                 queues[job.ns].remove(&(job.level, job.submit_ms, job.seq, j));
                 waiting -= 1;
+            }
+        }
+        // 4. Start-time estimates for the jobs submitted now that still wait.
+        if opts.eta
+            && (first_new..next_submit)
+                .any(|j| w.jobs[j].fits_empty && rec.run.jobs[j].start_ms.is_none())
+        {
+            let mut cands = Vec::with_capacity(waiting);
+            let mut jobs = Vec::with_capacity(waiting);
+            let mut exp = Vec::with_capacity(waiting);
+            for (ns, q) in queues.iter().enumerate() {
+                for &(_, _, _, j) in q.iter() {
+                    let job = &w.jobs[j];
+                    cands.push(Candidate {
+                        id: job.id.clone(),
+                        namespace: w.namespaces[ns].clone(),
+                        level: job.level,
+                        enqueued_at_ms: job.submit_ms,
+                        demand: job.demand.clone(),
+                        constraints: None,
+                    });
+                    jobs.push(j);
+                    exp.push(Some(opts.expected_ms(job.duration_ms)));
+                }
+            }
+            let eta = estimate_starts(
+                &CycleInput {
+                    candidates: &cands,
+                    snapshot: &snapshot,
+                    held: &held,
+                    namespaces: &namespaces,
+                    default_policy: NamespacePolicy::default(),
+                },
+                &Timing {
+                    now_ms: now,
+                    expected_ms: &exp,
+                    running: &running,
+                    backfill: cluster.backfill,
+                    aging,
+                },
+                ETA_MAX_CYCLES,
+            );
+            for (k, &j) in jobs.iter().enumerate() {
+                if j >= first_new && j < next_submit {
+                    rec.run.jobs[j].eta_ms = eta[k];
+                }
             }
         }
         rec.record(

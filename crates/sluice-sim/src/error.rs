@@ -48,7 +48,10 @@ pub enum SimError {
         message: String,
     },
     /// A policy name that is not known.
-    #[error("unknown policy {0:?} (expected one of no-admission, strict, best-effort, configured)")]
+    #[error(
+        "unknown policy {0:?} (expected one of no-admission, strict, best-effort, backfill, \
+         strict+aging, backfill+aging, configured)"
+    )]
     UnknownPolicy(String),
 }
 

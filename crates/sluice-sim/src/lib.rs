@@ -27,23 +27,106 @@ pub use model::{JobRun, Policy, Run, SimJob, Workload};
 pub use stats::Summary;
 pub use trace::TraceJob;
 
-/// Replays one policy.
+/// Replays one policy (exact run-time estimates for backfill).
 pub fn replay(w: &Workload, cluster: &Cluster, policy: Policy, baseline: BaselineConfig) -> Run {
+    replay_estimated(w, cluster, policy, baseline, 1.0)
+}
+
+/// Replays one policy; backfill expects each job to run its trace duration times
+/// `estimate_factor`.
+pub fn replay_estimated(
+    w: &Workload,
+    cluster: &Cluster,
+    policy: Policy,
+    baseline: BaselineConfig,
+    estimate_factor: f64,
+) -> Run {
+    replay_eta(w, cluster, policy, baseline, estimate_factor, false)
+}
+
+/// As [`replay_estimated`]; with `eta`, every job left waiting at its submit gets a start-time
+/// estimate ([`JobRun::eta_ms`]).
+pub fn replay_eta(
+    w: &Workload,
+    cluster: &Cluster,
+    policy: Policy,
+    baseline: BaselineConfig,
+    estimate_factor: f64,
+    eta: bool,
+) -> Run {
     match policy {
         Policy::NoAdmission => baseline::replay(w, cluster, baseline),
-        p => engine::replay(w, cluster, p.head()),
+        p => engine::run(
+            w,
+            cluster,
+            &engine::Options {
+                eta,
+                ..options(p, cluster, estimate_factor)
+            },
+        ),
     }
 }
 
-/// Replays each policy and summarises it.
+/// How the engine replays a sluice policy on this cluster.
+pub fn options(policy: Policy, cluster: &Cluster, estimate_factor: f64) -> engine::Options {
+    engine::Options {
+        head: policy.head(),
+        aging: policy.aging().unwrap_or(!cluster.aging.is_empty()),
+        estimate_factor,
+        prune: true,
+        eta: false,
+    }
+}
+
+/// Replays each policy and summarises it (exact run-time estimates).
 pub fn compare(
     w: &Workload,
     cluster: &Cluster,
     policies: &[Policy],
     baseline: BaselineConfig,
 ) -> Vec<Summary> {
+    compare_estimated(w, cluster, policies, baseline, 1.0)
+}
+
+/// Replays each policy and summarises it, with backfill's estimates off by `estimate_factor`;
+/// when `strict` is among the policies, each sluice policy's summary also says how much longer
+/// than under strict any job waited ([`Summary::vs_strict`]).
+pub fn compare_estimated(
+    w: &Workload,
+    cluster: &Cluster,
+    policies: &[Policy],
+    baseline: BaselineConfig,
+    estimate_factor: f64,
+) -> Vec<Summary> {
+    compare_eta(w, cluster, policies, baseline, estimate_factor, false)
+}
+
+/// As [`compare_estimated`]; with `eta`, the summaries of the sluice policies also give the
+/// accuracy of the start-time estimates made at submit ([`Summary::eta`]).
+pub fn compare_eta(
+    w: &Workload,
+    cluster: &Cluster,
+    policies: &[Policy],
+    baseline: BaselineConfig,
+    estimate_factor: f64,
+    eta: bool,
+) -> Vec<Summary> {
+    let runs: Vec<Run> = policies
+        .iter()
+        .map(|&p| replay_eta(w, cluster, p, baseline, estimate_factor, eta))
+        .collect();
+    let strict = policies.iter().position(|&p| p == Policy::Strict);
     policies
         .iter()
-        .map(|&p| stats::summarise(p, w, cluster, &replay(w, cluster, p, baseline)))
+        .zip(&runs)
+        .map(|(&p, run)| {
+            let mut s = stats::summarise(p, w, cluster, run);
+            if let Some(k) = strict
+                && p.is_sluice()
+            {
+                s.vs_strict = Some(stats::versus(w, run, &runs[k]));
+            }
+            s
+        })
         .collect()
 }

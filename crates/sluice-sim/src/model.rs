@@ -25,11 +25,30 @@ pub enum Policy {
     BestEffort,
     /// sluice with each namespace's policy from the cluster file.
     Configured,
+    /// sluice with every namespace backfilling behind a reservation for its head.
+    Backfill,
+    /// `strict` with the cluster file's aging bounds.
+    #[serde(rename = "strict+aging")]
+    StrictAging,
+    /// `backfill` with the cluster file's aging bounds.
+    #[serde(rename = "backfill+aging")]
+    BackfillAging,
 }
 
 impl Policy {
     /// The policies replayed when none is named.
     pub const DEFAULT: [Policy; 3] = [Policy::NoAdmission, Policy::Strict, Policy::BestEffort];
+
+    /// Every policy, in the order the help lists them.
+    pub const ALL: [Policy; 7] = [
+        Policy::NoAdmission,
+        Policy::Strict,
+        Policy::BestEffort,
+        Policy::Backfill,
+        Policy::StrictAging,
+        Policy::BackfillAging,
+        Policy::Configured,
+    ];
 
     /// The name on the command line and in reports.
     pub fn as_str(&self) -> &'static str {
@@ -38,6 +57,19 @@ impl Policy {
             Policy::Strict => "strict",
             Policy::BestEffort => "best-effort",
             Policy::Configured => "configured",
+            Policy::Backfill => "backfill",
+            Policy::StrictAging => "strict+aging",
+            Policy::BackfillAging => "backfill+aging",
+        }
+    }
+
+    /// Whether jobs age: `Some` forces it on or off, `None` keeps the cluster file's
+    /// `[scheduler.aging_ms]` (the `configured` policy).
+    pub fn aging(&self) -> Option<bool> {
+        match self {
+            Policy::StrictAging | Policy::BackfillAging => Some(true),
+            Policy::Configured => None,
+            _ => Some(false),
         }
     }
 
@@ -47,6 +79,8 @@ impl Policy {
         match self {
             Policy::Strict => Some(HeadPolicy::Strict),
             Policy::BestEffort => Some(HeadPolicy::BestEffort),
+            Policy::Backfill | Policy::BackfillAging => Some(HeadPolicy::Backfill),
+            Policy::StrictAging => Some(HeadPolicy::Strict),
             Policy::NoAdmission | Policy::Configured => None,
         }
     }
@@ -66,15 +100,10 @@ impl fmt::Display for Policy {
 impl FromStr for Policy {
     type Err = SimError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Policy::NoAdmission,
-            Policy::Strict,
-            Policy::BestEffort,
-            Policy::Configured,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-        .ok_or_else(|| SimError::UnknownPolicy(s.to_string()))
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| SimError::UnknownPolicy(s.to_string()))
     }
 }
 
@@ -195,6 +224,9 @@ pub struct JobRun {
     pub restarts: u32,
     /// It was killed half-started and not submitted again: it never ran (baseline only).
     pub gave_up: bool,
+    /// The start estimated when it was submitted and left waiting (with `eta` on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_ms: Option<i64>,
 }
 
 /// The cluster at one moment, from then until the next point.

@@ -41,11 +41,27 @@ fn columns() -> Vec<Column> {
         ("idle core-h", |s| format!("{:.1}", s.idle_core_hours)),
         ("utilisation", |s| pct(s.utilisation)),
         ("held", |s| pct(s.held_utilisation)),
+        ("util. when waiting", |s| pct(s.contended_utilisation)),
         ("wait p50", |s| fmt_ms(s.waits.p50_ms)),
         ("wait p95", |s| fmt_ms(s.waits.p95_ms)),
         ("wait max", |s| fmt_ms(s.waits.max_ms)),
         ("starvation", |s| fmt_ms(s.starvation_ms)),
         ("makespan", |s| fmt_ms(s.makespan_ms)),
+        ("ETA error (mean)", |s| {
+            s.eta
+                .as_ref()
+                .map_or("-".to_string(), |e| fmt_ms(e.mean_abs_error_ms))
+        }),
+        ("ETA within 20%", |s| {
+            s.eta
+                .as_ref()
+                .map_or("-".to_string(), |e| pct(e.within_20pct))
+        }),
+        ("extra wait vs strict", |s| {
+            s.vs_strict
+                .as_ref()
+                .map_or("-".to_string(), |v| fmt_ms(v.max_extra_wait_ms))
+        }),
     ]
 }
 

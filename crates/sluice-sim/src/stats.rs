@@ -102,6 +102,10 @@ pub struct Summary {
     pub utilisation: f64,
     /// Mean dominant share held by pods (including half-started ones), 0 to 1.
     pub held_utilisation: f64,
+    /// Mean dominant share of the cluster doing work over the time some job was waiting, 0 to
+    /// 1: how much of the room a backlog leaves idle.
+    #[serde(default)]
+    pub contended_utilisation: f64,
     /// Share against weight per namespace.
     pub shares: Vec<Share>,
     /// Runs by outcome.
@@ -110,6 +114,92 @@ pub struct Summary {
     pub series: Vec<Bucket>,
     /// Cycles run.
     pub cycles: u64,
+    /// Waits against the `strict` replay of the same trace, when it was replayed too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_strict: Option<Versus>,
+    /// Accuracy of the start-time estimates made at submit, when they were made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<EtaAccuracy>,
+}
+
+/// How close the start-time estimates made at submit came to the real starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtaAccuracy {
+    /// Jobs that were estimated (left waiting at submit) and started.
+    pub jobs: usize,
+    /// Mean absolute error of the estimated start, ms.
+    pub mean_abs_error_ms: i64,
+    /// Share of them whose real wait was within 20% of the estimated wait (0 to 1).
+    pub within_20pct: f64,
+    /// Jobs left waiting at submit that got no estimate (they did not start in the forward run).
+    pub unestimated: usize,
+}
+
+/// The accuracy of the estimates in a run, if any job was left waiting at submit.
+pub fn eta_accuracy(w: &Workload, run: &Run) -> Option<EtaAccuracy> {
+    let (mut n, mut err, mut within, mut none) = (0usize, 0i128, 0usize, 0usize);
+    for (job, r) in w.jobs.iter().zip(&run.jobs) {
+        let Some(start) = r.start_ms else { continue };
+        if start == job.submit_ms {
+            continue;
+        }
+        let Some(eta) = r.eta_ms else {
+            none += 1;
+            continue;
+        };
+        n += 1;
+        err += i128::from((start - eta).abs());
+        let (est, real) = ((eta - job.submit_ms) as f64, (start - job.submit_ms) as f64);
+        if (real - est).abs() <= 0.2 * est {
+            within += 1;
+        }
+    }
+    (n > 0).then(|| EtaAccuracy {
+        jobs: n,
+        mean_abs_error_ms: i64::try_from(err / n as i128).unwrap_or(i64::MAX),
+        within_20pct: within as f64 / n as f64,
+        unestimated: none,
+    })
+}
+
+/// One replay's waits against another's (job by job, the jobs that ran in both).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versus {
+    /// The longest a job waited beyond its wait in the other replay, ms (0 if none waited
+    /// longer).
+    pub max_extra_wait_ms: i64,
+    /// Name of that job (trace order id if unnamed).
+    pub max_extra_job: String,
+    /// Jobs that waited longer than in the other replay.
+    pub longer: usize,
+    /// Jobs that waited less.
+    pub shorter: usize,
+}
+
+/// Compares the waits of `run` with those of `other`, job by job.
+pub fn versus(w: &Workload, run: &Run, other: &Run) -> Versus {
+    let mut v = Versus {
+        max_extra_wait_ms: 0,
+        max_extra_job: String::new(),
+        longer: 0,
+        shorter: 0,
+    };
+    for ((job, a), b) in w.jobs.iter().zip(&run.jobs).zip(&other.jobs) {
+        let (Some(sa), Some(sb)) = (a.start_ms, b.start_ms) else {
+            continue;
+        };
+        let extra = sa - sb;
+        if extra > 0 {
+            v.longer += 1;
+        } else if extra < 0 {
+            v.shorter += 1;
+        }
+        if extra > v.max_extra_wait_ms {
+            v.max_extra_wait_ms = extra;
+            v.max_extra_job = format!("{} ({})", job.id, job.name);
+        }
+    }
+    v
 }
 
 /// Buckets in the time series.
@@ -168,6 +258,15 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         }
         acc / span
     };
+    let (mut busy_waiting, mut waiting_ms) = (0.0, 0i64);
+    for (i, u) in run.usage.iter().enumerate() {
+        let next = run.usage.get(i + 1).map_or(t_end, |n| n.at_ms);
+        if u.waiting > 0 {
+            let dt = (next - u.at_ms).max(0);
+            busy_waiting += dominant(&u.busy, &total) * dt as f64;
+            waiting_ms += dt;
+        }
+    }
     let weights: Vec<u32> = w
         .namespaces
         .iter()
@@ -216,10 +315,17 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         makespan_ms: t_end - t0,
         utilisation: mean(&|u| dominant(&u.busy, &total)),
         held_utilisation: mean(&|u| dominant(&u.held, &total)),
+        contended_utilisation: if waiting_ms > 0 {
+            busy_waiting / waiting_ms as f64
+        } else {
+            0.0
+        },
         shares,
         outcomes,
         series,
         cycles: run.cycles,
+        vs_strict: None,
+        eta: eta_accuracy(w, run),
     }
 }
 

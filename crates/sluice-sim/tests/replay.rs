@@ -293,9 +293,21 @@ fn the_sample_half_starts_jobs_only_without_admission_control() {
 #[test]
 fn a_replay_is_deterministic() {
     let (cluster, w) = sample();
-    for p in [Policy::Strict, Policy::BestEffort, Policy::Configured] {
+    for p in [
+        Policy::Strict,
+        Policy::BestEffort,
+        Policy::Backfill,
+        Policy::Configured,
+    ] {
         let fast = replay(&w, &cluster, p, BaselineConfig::default());
-        let full = sluice_sim::engine::replay_with(&w, &cluster, p.head(), false);
+        let full = sluice_sim::engine::run(
+            &w,
+            &cluster,
+            &sluice_sim::engine::Options {
+                prune: false,
+                ..sluice_sim::options(p, &cluster, 1.0)
+            },
+        );
         assert_eq!(
             fast.jobs, full.jobs,
             "{p}: the shortcuts change no decision"
@@ -406,6 +418,8 @@ fn arb_cluster() -> impl Strategy<Value = Cluster> {
                 .map(|(i, (c, m, p))| NodeCapacity::new(format!("n{i}"), c * 1000, m * 1024, p))
                 .collect();
             let mut c = Cluster::of_nodes(nodes);
+            // Normal jobs age to high after 2 minutes (the aging policies).
+            c.aging = vec![None, Some(120_000)];
             c.namespaces.insert(
                 "y".into(),
                 NamespacePolicy {
@@ -430,14 +444,28 @@ proptest! {
         cluster in arb_cluster(),
     ) {
         let w = Workload::new(&jobs, &cluster).unwrap();
-        for p in [Policy::Strict, Policy::BestEffort, Policy::Configured] {
+        for p in [
+            Policy::Strict,
+            Policy::BestEffort,
+            Policy::Backfill,
+            Policy::StrictAging,
+            Policy::BackfillAging,
+            Policy::Configured,
+        ] {
             let run = replay(&w, &cluster, p, BaselineConfig::default());
             if let Err(e) = check_run(&w, &cluster, &run) {
                 return Err(TestCaseError::fail(format!("{p}: {e}")));
             }
             // The engine's shortcuts change no decision: every waiting job in every cycle
             // gives the same starts.
-            let full = sluice_sim::engine::replay_with(&w, &cluster, p.head(), false);
+            let full = sluice_sim::engine::run(
+            &w,
+            &cluster,
+            &sluice_sim::engine::Options {
+                prune: false,
+                ..sluice_sim::options(p, &cluster, 1.0)
+            },
+        );
             prop_assert_eq!(&run.jobs, &full.jobs, "{}", p);
         }
     }

@@ -32,6 +32,23 @@ pub(crate) fn ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// A map of names to milliseconds, each a whole number of them or a duration text.
+pub(crate) fn ms_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, u64>, D::Error> {
+    let raw = std::collections::BTreeMap::<String, Raw>::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let ms = match v {
+                Raw::Whole(n) => n,
+                Raw::Text(t) => u64::try_from(parse::<D::Error>(&t)?.as_millis())
+                    .map_err(|_| de::Error::custom(format!("{t:?} is too long a duration")))?,
+            };
+            Ok((k, ms))
+        })
+        .collect()
+}
+
 /// Seconds: a whole number of them, or a duration text that is a whole number of seconds.
 pub(crate) fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match Raw::deserialize(d)? {

@@ -7,7 +7,8 @@
 //! A cycle decides from the queue, the room and what each namespace holds: when none of them
 //! changed since the last cycle (no submit, cancel, requeue or admission; no timer due; the
 //! same room) and no job is set aside, the cycle would decide the same, so it is skipped and
-//! the idle tick costs what reconciling costs. The cycle sees at most [`HEAD_WINDOW`] eligible
+//! the idle tick costs what reconciling costs. With backfill or aging configured the decisions
+//! also depend on the time (expected ends, waits), so every tick runs its cycle. The cycle sees at most [`HEAD_WINDOW`] eligible
 //! jobs per namespace (a bounded look-ahead, as Kueue looks at heads): under `strict` nothing
 //! behind a blocked head can move anyway; when a whole window is admitted, the queue changed
 //! and the next tick looks further.
@@ -15,7 +16,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sluice_core::capacity::{Fitter, Snapshot};
-use sluice_core::cycle::{Candidate, CycleInput, schedule};
+use sluice_core::cycle::{
+    Candidate, CycleInput, CycleOutput, HeadPolicy, RunningJob, Timing, place_running, schedule_at,
+    short_ms,
+};
 use sluice_core::job::{JobState, Resources};
 use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
@@ -50,6 +54,15 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         allocatable: report.snapshot.allocatable.clone(),
     };
     let started_at = state.now_ms();
+    let namespaces = state.config.namespace_policies();
+    let default_policy = state.config.default_policy();
+    let backfill = state.config.backfill();
+    let aging = state.config.aging();
+    let uses_backfill = std::iter::once(&default_policy)
+        .chain(namespaces.values())
+        .any(|p| p.policy == HeadPolicy::Backfill);
+    // Backfill and aging decide by the time too: their cycles are never skipped.
+    let timed = uses_backfill || !aging.is_empty();
     // The candidates: the heads of each namespace, from memory.
     let (candidates, inputs) = {
         let mut q = state.queue.lock();
@@ -59,7 +72,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             snapshot: Some(snapshot.clone()),
             held: held.clone(),
         };
-        if state.aside.is_empty() && state.last_inputs() == Some(inputs.clone()) {
+        if !timed && state.aside.is_empty() && state.last_inputs() == Some(inputs.clone()) {
             // Nothing the cycle decides from has changed: it would decide the same.
             return Ok(());
         }
@@ -81,14 +94,27 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         (candidates, inputs)
     };
     let candidates = with_constraints(state, candidates, &snapshot).await?;
-    let namespaces = state.config.namespace_policies();
-    let out = schedule(&CycleInput {
-        candidates: &candidates,
-        snapshot: &snapshot,
-        held: &held,
-        namespaces: &namespaces,
-        default_policy: state.config.default_policy(),
-    });
+    let (expected, running) = if uses_backfill {
+        backfill_inputs(state, &candidates, &active, &snapshot).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let out = schedule_at(
+        &CycleInput {
+            candidates: &candidates,
+            snapshot: &snapshot,
+            held: &held,
+            namespaces: &namespaces,
+            default_policy,
+        },
+        &Timing {
+            now_ms: started_at,
+            expected_ms: &expected,
+            running: &running,
+            backfill,
+            aging: &aging,
+        },
+    );
     let now = state.now_ms();
     let mut writes = Vec::with_capacity(out.admitted.len());
     for adm in &out.admitted {
@@ -131,13 +157,18 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             Err(e) => isolate(state, &t.id, "recording the admission", e)?,
         }
     }
+    let notes = notes(state, &candidates, &out, started_at, &aging);
     let mut waiting = HashMap::with_capacity(out.waiting.len());
     for w in out.waiting {
         let c = &candidates[w.index];
+        let mut reason = w.reason.to_string();
+        if let Some(note) = notes.get(&w.index) {
+            reason.push_str(note);
+        }
         waiting.insert(
             c.id.clone(),
             WaitInfo {
-                reason: w.reason.to_string(),
+                reason,
                 reason_kind: w.reason.kind().to_string(),
                 position: w.position,
                 level_position: w.level_position,
@@ -166,6 +197,76 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     };
     state.set_last_inputs(Some(inputs));
     Ok(())
+}
+
+/// What backfill needs beyond the queue: each candidate's expected run time (its `maxRuntime`,
+/// else `scheduler.default_runtime_ms`), and the jobs holding room with their expected ends
+/// (start plus the same estimate), placed on the nodes where they most likely run
+/// ([`place_running`]). The candidates' records are read from the store, only when some
+/// namespace backfills.
+async fn backfill_inputs(
+    state: &AppState,
+    candidates: &[Candidate],
+    active: &[JobRecord],
+    snapshot: &Snapshot,
+) -> Result<(Vec<Option<i64>>, Vec<RunningJob>), TickError> {
+    let runtime = |rec: &JobRecord| -> Option<i64> {
+        let secs = rec.job().ok()?.max_runtime_secs?;
+        i64::try_from(secs).ok()?.checked_mul(1000)
+    };
+    let queued = state.store.jobs_in_states(&[JobState::Queued]).await?;
+    let by_id: HashMap<&str, &JobRecord> = queued.iter().map(|j| (j.id.as_str(), j)).collect();
+    let expected = candidates
+        .iter()
+        .map(|c| by_id.get(c.id.as_str()).and_then(|r| runtime(r)))
+        .collect();
+    let default = state.config.backfill().default_runtime_ms;
+    let jobs: Vec<_> = active
+        .iter()
+        .map(|j| {
+            let start = j.started_at_ms.unwrap_or(j.updated_at_ms);
+            let end = start.saturating_add(runtime(j).unwrap_or(default));
+            (j.demand.clone(), end)
+        })
+        .collect();
+    Ok((
+        expected,
+        place_running(&snapshot.allocatable, &snapshot.nodes, &jobs),
+    ))
+}
+
+/// What `describe` adds to a waiting job's reason: its reserved start, for a backfill head
+/// ("; reserved to start in 25m (backfill)"), and its aging ("; aged to high after 2h").
+fn notes(
+    state: &AppState,
+    candidates: &[Candidate],
+    out: &CycleOutput,
+    now: i64,
+    aging: &[Option<i64>],
+) -> HashMap<usize, String> {
+    let mut notes: HashMap<usize, String> = HashMap::new();
+    for r in &out.reservations {
+        notes.insert(
+            r.index,
+            format!(
+                "; reserved to start in {} (backfill)",
+                short_ms(r.start_ms.saturating_sub(now))
+            ),
+        );
+    }
+    let levels = &state.config.scheduler.levels;
+    for a in &out.aged {
+        let own = candidates[a.index].level;
+        let after: i64 = (a.level + 1..=own)
+            .filter_map(|l| aging.get(l).copied().flatten())
+            .sum();
+        let name = levels.get(a.level).map_or("?", |l| l.as_str());
+        notes
+            .entry(a.index)
+            .or_default()
+            .push_str(&format!("; aged to {name} after {}", short_ms(after)));
+    }
+    notes
 }
 
 /// The backend's constraints of each candidate, for backends that have any (Kubernetes): they
