@@ -258,6 +258,7 @@ const ENV_KEYS: &[&str] = &[
     "security",
     "limits",
     "tls",
+    "ha",
 ];
 
 impl Config {
