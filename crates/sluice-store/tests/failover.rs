@@ -216,50 +216,124 @@ async fn until_recovered(store: &Arc<dyn Store>, id: &str) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_recovers_when_its_connections_go_silent() {
-    sqlx::any::install_default_drivers();
-    let admin_url = admin_url();
-    let mut admin = AnyConnection::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is unreachable at {} ({e}): start one, or set SLUICE_TEST_POSTGRES_URL",
-                sluice_store::redact_url(&admin_url)
-            )
-        });
-    let database = format!(
-        "sluice_failover_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    admin
-        .execute(AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .await
-        .unwrap();
-    let proxy = Proxy::start(upstream_of(&admin_url)).await;
-    let direct_url = rewrite(&admin_url, &database, None);
+    let db = FreshDatabase::create().await;
+    let proxy = Proxy::start(upstream_of(&db.admin_url)).await;
+    let direct_url = rewrite(&db.admin_url, &db.database, None);
     let proxied_url = rewrite(
-        &admin_url,
-        &database,
+        &db.admin_url,
+        &db.database,
         Some(&format!("127.0.0.1:{}", proxy.port)),
     );
-    let _ = admin.close().await;
-    let _drop = DropDatabase {
-        admin_url: admin_url.clone(),
-        database,
-    };
     scenario(proxy, proxied_url, direct_url).await;
 }
 
-/// Drops the test's database when the test ends, passed or not.
-struct DropDatabase {
+/// After a failover the old primary may come back as a standby, and connections still open to
+/// it refuse every write (SQLSTATE 25006): such a write is "unavailable", and the store replaces
+/// its connections at once instead of failing on each of them in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_as_read_only_replaces_the_connections() {
+    let db = FreshDatabase::create().await;
+    let url = rewrite(&db.admin_url, &db.database, None);
+    let store = open(&url).await.unwrap();
+    store.insert_job(&job("before")).await.unwrap();
+
+    // The store's connections become read-only ones: new sessions of the database are read only,
+    // and its current sessions end (the pool replaces them).
+    let mut admin = AnyConnection::connect(&url).await.unwrap();
+    admin
+        .execute(AssertSqlSafe(format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            db.database
+        )))
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    let mut refused = None;
+    for i in 0..5 {
+        match within("a write", store.insert_job(&job(&format!("ro{i}")))).await {
+            Ok(record) => panic!("a write succeeded on a read-only database: {record:?}"),
+            Err(e) if e.detail().contains("read-only transaction") => {
+                refused = Some(e);
+                break;
+            }
+            // The first call may meet a connection that was just ended.
+            Err(e) => assert!(e.is_unavailable(), "{e:?}"),
+        }
+    }
+    let refused = refused.expect("a write refused as read only");
+    assert!(refused.is_unavailable(), "{refused:?}");
+
+    // The database is writable again (the new primary): the next writes succeed, on new
+    // connections, not on the read-only one the pool still holds.
+    admin
+        .execute(AssertSqlSafe(format!(
+            "ALTER DATABASE {} RESET default_transaction_read_only",
+            db.database
+        )))
+        .await
+        .unwrap();
+    // (The read-only connection is given back to the pool after a ping or two: let it settle,
+    // so that without the replacement the next writes would meet it.)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..3 {
+        within("a write", store.insert_job(&job(&format!("after{i}"))))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = admin.close().await;
+    within("close", store.close()).await;
+}
+
+/// A database made for one test (on the server of `SLUICE_TEST_POSTGRES_URL`), dropped when
+/// the test ends, passed or not.
+struct FreshDatabase {
     admin_url: String,
     database: String,
 }
 
-impl Drop for DropDatabase {
+impl FreshDatabase {
+    async fn create() -> FreshDatabase {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        sqlx::any::install_default_drivers();
+        let admin_url = admin_url();
+        let mut admin = AnyConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is unreachable at {} ({e}): start one, or set \
+                     SLUICE_TEST_POSTGRES_URL",
+                    sluice_store::redact_url(&admin_url)
+                )
+            });
+        let database = format!(
+            "sluice_failover_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        FreshDatabase {
+            admin_url,
+            database,
+        }
+    }
+}
+
+impl Drop for FreshDatabase {
     fn drop(&mut self) {
         let (url, database) = (self.admin_url.clone(), self.database.clone());
         // Own thread and runtime: this may run while the test's runtime unwinds.

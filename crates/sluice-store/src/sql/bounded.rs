@@ -17,7 +17,7 @@ use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 
 use super::SqlStore;
-use super::liveness::{CALL_TIMEOUT, Liveness, SUSPECT_AFTER, timed_out};
+use super::liveness::{CALL_TIMEOUT, Liveness, SUSPECT_AFTER, is_stale_server, timed_out};
 use crate::auth::{AuditEntry, AuditFilter, NewToken, TokenRecord};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
@@ -81,7 +81,16 @@ impl Bounded {
         call: impl Future<Output = Vec<Result<T, StoreError>>> + Send,
     ) -> Vec<Result<T, StoreError>> {
         match self.bound(async { Ok(call.await) }).await {
-            Ok(results) => results,
+            Ok(results) => {
+                if results
+                    .iter()
+                    .any(|r| r.as_ref().is_err_and(is_stale_server))
+                {
+                    self.liveness
+                        .suspect_all("a write was refused as read only (a standby now)");
+                }
+                results
+            }
             Err(_) => (0..n)
                 .map(|_| Err(StoreError::Unavailable(timed_out("store call", self.limit))))
                 .collect(),
@@ -116,11 +125,18 @@ impl<T, F: Future<Output = Result<T, StoreError>>> Future for Watched<'_, F> {
         }
         if let Poll::Ready(result) = this.call.as_mut().poll(cx) {
             this.done = true;
+            if let Err(e) = &result
+                && is_stale_server(e)
+            {
+                this.liveness
+                    .suspect_all("a write was refused as read only (a standby now)");
+            }
             return Poll::Ready(result);
         }
         if this.deadline.as_mut().poll(cx).is_ready() {
             this.done = true;
-            this.liveness.suspect_all();
+            this.liveness
+                .suspect_all("a store call got no answer in time");
             return Poll::Ready(Err(StoreError::Unavailable(timed_out(
                 "store call",
                 this.limit,
@@ -134,7 +150,8 @@ impl<F> Drop for Watched<'_, F> {
     fn drop(&mut self) {
         // Runs before the fields (the call) are dropped.
         if !self.done && self.started.elapsed() >= SUSPECT_AFTER {
-            self.liveness.suspect_all();
+            self.liveness
+                .suspect_all("a slow store call was abandoned by its caller");
         }
     }
 }

@@ -17,6 +17,9 @@
 //! more round trip per call, off the caller's path (the connection is back in the pool one round
 //! trip later).
 //!
+//! A write refused as read only (the server is a standby now) also makes every connection opened
+//! before suspect: they all point to the old primary.
+//!
 //! Server side, every connection starts with [`SERVER_SETTINGS`] (a `statement_timeout`, an
 //! `idle_in_transaction_session_timeout`, and TCP keepalive and user timeout for the server's
 //! end), unless the URL already sets that parameter through `options`.
@@ -33,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 use sqlx::any::AnyPoolOptions;
+
+use crate::error::StoreError;
 
 /// How long an operation waits for a pool connection (PostgreSQL), pings included.
 pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,6 +96,16 @@ pub(super) fn timed_out(what: &str, after: Duration) -> sqlx::Error {
     ))
 }
 
+/// Whether `e` means the connection it came from talks to the wrong server: a write refused as
+/// read only (SQLSTATE 25006), as on a primary that came back as a standby after a failover.
+/// Every connection opened before is then replaced (new ones find the new primary).
+pub(super) fn is_stale_server(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(sqlx::Error::Database(db)) => db.code().as_deref() == Some("25006"),
+        _ => false,
+    }
+}
+
 /// Which pool connections are suspect: those opened before the last time a ping or a call
 /// timed out. Shared by the pool's hooks and the store's call bound.
 #[derive(Debug)]
@@ -114,15 +129,13 @@ impl Liveness {
         u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Marks every connection opened until now as suspect.
-    pub(super) fn suspect_all(&self) {
+    /// Marks every connection opened until now as suspect; `why` is logged.
+    pub(super) fn suspect_all(&self, why: &str) {
         // At least 1: 0 means "none".
         let now = self.nanos(Instant::now()).max(1);
         let before = self.suspect_before.fetch_max(now, Ordering::AcqRel);
         if before < now {
-            tracing::warn!(
-                "the database did not answer in time: replacing the store's connections"
-            );
+            tracing::warn!("{why}: replacing the store's connections to the database");
         }
     }
 
@@ -159,7 +172,7 @@ pub(super) fn postgres_pool_options(liveness: &Arc<Liveness>, max: u32) -> AnyPo
                 match tokio::time::timeout(PING_TIMEOUT, conn.ping()).await {
                     Ok(result) => result.map(|()| true),
                     Err(_) => {
-                        liveness.suspect_all();
+                        liveness.suspect_all("an idle connection did not answer a ping");
                         Err(timed_out("ping of an idle connection", PING_TIMEOUT))
                     }
                 }
@@ -182,7 +195,7 @@ pub(super) fn postgres_pool_options(liveness: &Arc<Liveness>, max: u32) -> AnyPo
                 match tokio::time::timeout(PING_TIMEOUT, conn.ping()).await {
                     Ok(result) => result.map(|()| true),
                     Err(_) => {
-                        liveness.suspect_all();
+                        liveness.suspect_all("a connection given back did not answer a ping");
                         Err(timed_out("ping of a returned connection", PING_TIMEOUT))
                     }
                 }
@@ -214,7 +227,7 @@ mod tests {
         let liveness = Liveness::new();
         assert!(!liveness.is_suspect(Duration::from_secs(3600)));
         std::thread::sleep(Duration::from_millis(5));
-        liveness.suspect_all();
+        liveness.suspect_all("test");
         // Opened 1 s ago (before the mark) vs. opened just now, after it.
         assert!(liveness.is_suspect(Duration::from_secs(1)));
         std::thread::sleep(Duration::from_millis(5));
