@@ -101,7 +101,8 @@ impl Bounded {
 /// A call racing its deadline. On the deadline, or when dropped by its caller after running
 /// [`SUSPECT_AFTER`], it marks the pool's connections suspect *before* the call (and with it
 /// the connection it holds) is dropped, so the pool closes that connection instead of taking
-/// it back.
+/// it back; dropped sooner, it notes that a call was abandoned, so the pool pings that
+/// connection (bounded) before taking it back.
 struct Watched<'a, F> {
     call: Pin<Box<F>>,
     deadline: Pin<Box<tokio::time::Sleep>>,
@@ -149,9 +150,13 @@ impl<T, F: Future<Output = Result<T, StoreError>>> Future for Watched<'_, F> {
 impl<F> Drop for Watched<'_, F> {
     fn drop(&mut self) {
         // Runs before the fields (the call) are dropped.
-        if !self.done && self.started.elapsed() >= SUSPECT_AFTER {
-            self.liveness
-                .suspect_all("a slow store call was abandoned by its caller");
+        if !self.done {
+            if self.started.elapsed() >= SUSPECT_AFTER {
+                self.liveness
+                    .suspect_all("a slow store call was abandoned by its caller");
+            } else {
+                self.liveness.note_abandoned();
+            }
         }
     }
 }

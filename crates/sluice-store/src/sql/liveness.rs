@@ -11,11 +11,10 @@
 //! When a ping or a call times out, every connection opened before that moment is suspect
 //! ([`Liveness::suspect_all`]): the pool closes it instead of handing it out again or taking it
 //! back, so the next calls open fresh connections at once rather than each finding its own dead
-//! one. A connection coming back to the pool is pinged, bounded, before sqlx's own (unbounded)
-//! ping, and one whose call timed out is closed without any: sqlx's ping would hang on a silent
-//! connection and hold a pool slot for as long as the kernel keeps the socket. The price is one
-//! more round trip per call, off the caller's path (the connection is back in the pool one round
-//! trip later).
+//! one. A connection whose call timed out is closed without the unbounded ping sqlx does when a
+//! connection comes back to the pool: that ping would hang on a silent connection and hold a pool
+//! slot for as long as the kernel keeps the socket. While callers abandon calls (their own
+//! deadlines, a client that went away), connections coming back are pinged first, bounded.
 //!
 //! A write refused as read only (the server is a standby now) also makes every connection opened
 //! before suspect: they all point to the old primary.
@@ -50,6 +49,9 @@ pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// A call cancelled by its caller after running this long makes the pool suspect its
 /// connections, as a timed-out call does (the caller's own deadline fired first).
 pub(super) const SUSPECT_AFTER: Duration = PING_TIMEOUT;
+/// For this long after a call was abandoned by its caller, connections given back to the pool
+/// are pinged (bounded) before sqlx's own ping.
+pub(super) const ABANDONED_RECENTLY: Duration = Duration::from_secs(5);
 /// A PostgreSQL connection is replaced after this long, whatever its health.
 pub(super) const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// An idle PostgreSQL connection is closed after this long.
@@ -115,6 +117,8 @@ pub(super) struct Liveness {
     /// Nanoseconds after `base` of the last timeout; connections opened before it are
     /// suspect. 0: none.
     suspect_before: AtomicU64,
+    /// Nanoseconds after `base` of the last call abandoned by its caller. 0: none.
+    abandoned_at: AtomicU64,
 }
 
 impl Liveness {
@@ -122,6 +126,7 @@ impl Liveness {
         Arc::new(Liveness {
             base: Instant::now(),
             suspect_before: AtomicU64::new(0),
+            abandoned_at: AtomicU64::new(0),
         })
     }
 
@@ -137,6 +142,21 @@ impl Liveness {
         if before < now {
             tracing::warn!("{why}: replacing the store's connections to the database");
         }
+    }
+
+    /// Notes that a call was abandoned by its caller before it ended: the connection it held
+    /// comes back to the pool in an unknown state, maybe silent.
+    pub(super) fn note_abandoned(&self) {
+        let now = self.nanos(Instant::now()).max(1);
+        self.abandoned_at.fetch_max(now, Ordering::AcqRel);
+    }
+
+    /// Whether a call was abandoned in the last [`ABANDONED_RECENTLY`].
+    pub(super) fn abandoned_recently(&self) -> bool {
+        let mark = self.abandoned_at.load(Ordering::Acquire);
+        mark != 0
+            && self.nanos(Instant::now()).saturating_sub(mark)
+                <= u64::try_from(ABANDONED_RECENTLY.as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Whether a connection of this age is suspect (opened before the last timeout).
@@ -188,10 +208,14 @@ pub(super) fn postgres_pool_options(liveness: &Arc<Liveness>, max: u32) -> AnyPo
                         CALL_TIMEOUT,
                     ));
                 }
-                // sqlx pings a connection coming back, without a time limit: a connection that
-                // went silent just as its call ended would hold its pool slot until the kernel
-                // gives up on the socket (minutes; never if the peer's kernel still answers).
-                // Ping first, bounded; sqlx's ping then follows an answer just received.
+                // sqlx pings a connection coming back, without a time limit. The connection of
+                // a call its caller abandoned may be silent: that ping would hold its pool slot
+                // until the kernel gives up on the socket (minutes; never if the peer's kernel
+                // still answers). Ping first, bounded, while calls are being abandoned (not
+                // always: it costs a round trip).
+                if !liveness.abandoned_recently() {
+                    return Ok(true);
+                }
                 match tokio::time::timeout(PING_TIMEOUT, conn.ping()).await {
                     Ok(result) => result.map(|()| true),
                     Err(_) => {
