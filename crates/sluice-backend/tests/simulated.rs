@@ -52,6 +52,7 @@ fn config(nodes: u32, cpu: &str, memory: &str) -> SimulatedConfig {
             value: Text("10m".into()),
         },
         start_delay: Text("5s".into()),
+        ledger: None,
     }
 }
 
@@ -346,4 +347,66 @@ async fn bad_labels_and_config_are_refused_naming_them() {
     };
     let e = cfg.check().unwrap_err().to_string();
     assert!(e.contains("duration.max"), "{e}");
+}
+
+/// Two backends naming one ledger file are one cluster: what one submits, the other sees (its
+/// room, its status, a repeated submit), a cancel made on either holds for both, and the file
+/// records every submission, refusal and cancel.
+#[tokio::test]
+async fn backends_sharing_a_ledger_are_one_cluster() {
+    use sluice_backend::simulated::{Entry, read_ledger};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(1, "4", "8g");
+    cfg.ledger = Some(dir.path().join("cluster.jsonl"));
+    let clock = ManualClock::new(T0);
+    let a = SimulatedBackend::new(&cfg, Arc::new(clock.clone())).unwrap();
+    let b = SimulatedBackend::new(&cfg, Arc::new(clock.clone())).unwrap();
+    let job = spark_job("big", 2, &[(DURATION_LABEL, "10m")]);
+    let sub = a.submit(&request(&a, "j1", 1, job.clone())).await.unwrap();
+    assert!(!sub.already_existed);
+    // b sees the run: its room is taken, and submitting the same attempt again finds it.
+    let cap = b.capacity().await.unwrap();
+    assert!(cap.visible.contains("j1"), "{cap:?}");
+    assert_eq!(cap.snapshot.nodes[0].cpu_milli, 1_000, "{cap:?}");
+    assert!(
+        b.submit(&request(&b, "j1", 1, job.clone()))
+            .await
+            .unwrap()
+            .already_existed
+    );
+    // A second job of 3 cores does not fit beside it: refused, and recorded as a refusal.
+    let err = b
+        .submit(&request(&b, "j2", 1, job.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::NoRoom(_)), "{err:?}");
+    clock.advance(5_000);
+    assert_eq!(b.status(&run("j1", 1)).await.unwrap(), RunStatus::Running);
+    b.cancel(&run("j1", 1)).await.unwrap();
+    assert!(matches!(
+        a.status(&run("j1", 1)).await.unwrap(),
+        RunStatus::Failed {
+            exit_code: Some(143),
+            ..
+        }
+    ));
+    assert!(a.capacity().await.unwrap().visible.is_empty());
+    // A third process opening the ledger later sees the same history.
+    let c = SimulatedBackend::new(&cfg, Arc::new(clock.clone())).unwrap();
+    assert!(
+        c.submit(&request(&c, "j1", 1, job))
+            .await
+            .unwrap()
+            .already_existed
+    );
+    let entries = read_ledger(cfg.ledger.as_deref().unwrap()).unwrap();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| match e {
+            Entry::Submit { .. } => "submit",
+            Entry::Refuse { .. } => "refuse",
+            Entry::Cancel { .. } => "cancel",
+        })
+        .collect();
+    assert_eq!(kinds, ["submit", "refuse", "cancel"]);
 }

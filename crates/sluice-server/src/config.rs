@@ -104,6 +104,36 @@ pub struct Config {
     pub security: SecurityConfig,
     /// `[limits]`: connections, timeouts, rate limit, open files.
     pub limits: LimitsConfig,
+    /// `[ha]`: leader election among replicas on PostgreSQL.
+    pub ha: HaConfig,
+}
+
+/// `[ha]`: several replicas on one PostgreSQL database elect one leader, which alone runs the
+/// scheduler loop (see ARCHITECTURE.md). Ignored on SQLite, whose database has one server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HaConfig {
+    /// How long the leader's lease lasts without a renewal: a crashed leader is replaced after
+    /// at most this long. Milliseconds or a duration text ("5s").
+    #[serde(deserialize_with = "duration::ms")]
+    pub lease_ttl_ms: u64,
+    /// How often the leader renews its lease and a follower tries to take it; under a third
+    /// of the TTL. Milliseconds or a duration text ("1s").
+    #[serde(deserialize_with = "duration::ms")]
+    pub renew_interval_ms: u64,
+    /// This replica's name in the lease (on Kubernetes, the pod name); empty: the host name,
+    /// the process id and a random suffix.
+    pub identity: String,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            lease_ttl_ms: 5_000,
+            renew_interval_ms: 1_000,
+            identity: String::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -119,6 +149,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             security: SecurityConfig::default(),
             limits: LimitsConfig::default(),
+            ha: HaConfig::default(),
         }
     }
 }
@@ -250,6 +281,21 @@ impl Config {
             )
         })?;
         self.backend.validate()?;
+        let ha = &self.ha;
+        if ha.lease_ttl_ms < 500 {
+            return Err(invalid(
+                "ha.lease_ttl_ms",
+                ha.lease_ttl_ms,
+                "must be at least 500 ms",
+            ));
+        }
+        if ha.renew_interval_ms == 0 || ha.renew_interval_ms.saturating_mul(3) > ha.lease_ttl_ms {
+            return Err(invalid(
+                "ha.renew_interval_ms",
+                ha.renew_interval_ms,
+                "must be more than 0 and at most a third of ha.lease_ttl_ms",
+            ));
+        }
         let s = &self.scheduler;
         if s.levels.is_empty() {
             return Err(invalid(

@@ -19,14 +19,18 @@ pub mod admission;
 pub mod api;
 pub mod aside;
 pub mod auth;
+pub mod cancel;
 pub mod cluster;
 pub mod config;
 pub mod fault;
 pub mod guard;
+pub mod instance;
+pub mod leader;
 pub mod metrics;
 pub mod orchestration;
 pub mod queue;
 pub mod redact;
+pub mod replicas;
 pub mod state;
 pub mod submitq;
 pub mod tick;
@@ -66,6 +70,9 @@ pub enum ServerError {
         "the scheduler loop ended ({0}); stopping the server, which would never admit a job again"
     )]
     SchedulerDied(String),
+    /// Another server uses the same SQLite database.
+    #[error(transparent)]
+    Instance(#[from] instance::InstanceError),
     /// The bootstrap admin token could not be made or written.
     #[error("auth: {0}")]
     Auth(#[from] auth::token::TokenError),
@@ -149,6 +156,8 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         Ok(_) => {}
         Err(e) => tracing::warn!("could not raise the open-file limit: {e}"),
     }
+    // One server per SQLite file (held until the process ends).
+    let _instance = instance::lock(&config.store_url())?;
     let state = build_state(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -202,7 +211,10 @@ pub async fn run_supervised(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let mut loop_task = tokio::spawn(tick::run_loop(state.clone()));
+    let elector = tokio::spawn(replicas::run_elector(state.clone()));
+    let follower = tokio::spawn(replicas::follow_changes(state.clone()));
     let limits = state.config.limits.clone();
+    let keep = state.clone();
     let router = app(state);
     // The peer address reaches the handlers as `ConnectInfo` (the audit log's "from where",
     // the rate limit's key).
@@ -210,6 +222,10 @@ pub async fn run_supervised(
     tokio::select! {
         served = server => {
             loop_task.abort();
+            elector.abort();
+            follower.abort();
+            // A graceful stop hands the lead over at once.
+            leader::release(&keep.leader, keep.store.as_ref()).await;
             served.map_err(|source| ServerError::Io {
                 context: "serving HTTP".into(),
                 source,
@@ -229,6 +245,9 @@ pub async fn run_supervised(
                 }
                 Err(e) => format!("it was stopped: {e}"),
             };
+            elector.abort();
+            follower.abort();
+            leader::release(&keep.leader, keep.store.as_ref()).await;
             let err = ServerError::SchedulerDied(why);
             tracing::error!("{err}");
             Err(err)

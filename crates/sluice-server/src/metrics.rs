@@ -170,6 +170,9 @@ pub struct Metrics {
     watchdog_requeues: Family<QueueLabels, Counter>,
     tick_errors: Family<SourceLabels, Counter>,
     set_aside: Counter,
+    leader: Gauge,
+    leader_changes: Counter,
+    last_tick: FloatGauge,
     /// Serialises "set the state gauges, then encode" between concurrent scrapes.
     scrape: std::sync::Mutex<()>,
 }
@@ -212,6 +215,9 @@ impl Metrics {
             watchdog_requeues: Family::default(),
             tick_errors: Family::default(),
             set_aside: Counter::default(),
+            leader: Gauge::default(),
+            leader_changes: Counter::default(),
+            last_tick: FloatGauge::default(),
             scrape: std::sync::Mutex::new(()),
             registry: Registry::with_prefix("sluice"),
         };
@@ -334,6 +340,21 @@ impl Metrics {
              went on with the others)",
             m.set_aside.clone(),
         );
+        m.registry.register(
+            "leader",
+            "1 on the replica that runs the scheduler loop (the leader), 0 on the others",
+            m.leader.clone(),
+        );
+        m.registry.register(
+            "leader_changes",
+            "Times this replica became the leader or stopped being it",
+            m.leader_changes.clone(),
+        );
+        m.registry.register(
+            "last_tick_timestamp_seconds",
+            "When this replica's scheduler loop last finished a tick (Unix time); 0 if never",
+            m.last_tick.clone(),
+        );
         for source in TICK_ERROR_SOURCES {
             let _ = m.tick_errors.get_or_create(&SourceLabels {
                 source: source.to_string(),
@@ -407,6 +428,32 @@ impl Metrics {
     /// A job's change could not be written and the job was set aside.
     pub fn job_set_aside(&self) {
         self.set_aside.inc();
+    }
+
+    /// This replica became the leader (`true`) or stopped being it.
+    pub fn leader_changed(&self, leads: bool) {
+        self.leader.set(i64::from(leads));
+        self.leader_changes.inc();
+    }
+
+    /// Whether the leader gauge says this replica leads.
+    pub fn is_leader(&self) -> bool {
+        self.leader.get() == 1
+    }
+
+    /// Sets the leader gauge without counting a change (the only server leads from its start).
+    pub fn set_leader(&self, leads: bool) {
+        self.leader.set(i64::from(leads));
+    }
+
+    /// A tick finished at `now_ms`.
+    pub fn tick_done_at(&self, now_ms: i64) {
+        self.last_tick.set(ms_to_secs(now_ms));
+    }
+
+    /// When the last tick finished (ms since the Unix epoch), 0 if none has.
+    pub fn last_tick_ms(&self) -> i64 {
+        (self.last_tick.get() * 1000.0) as i64
     }
 
     /// One submitter-loop tick took this long.

@@ -403,6 +403,42 @@ impl Store for TrackedStore {
         self.inner.count_dead_letters().await
     }
 
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<sluice_store::Lease>, StoreError> {
+        self.inner.acquire_lease(name, holder, ttl_ms).await
+    }
+    async fn renew_lease(
+        &self,
+        lease: &sluice_store::Lease,
+        ttl_ms: i64,
+    ) -> Result<Option<sluice_store::Lease>, StoreError> {
+        self.inner.renew_lease(lease, ttl_ms).await
+    }
+    async fn release_lease(&self, lease: &sluice_store::Lease) -> Result<(), StoreError> {
+        self.inner.release_lease(lease).await
+    }
+    async fn get_lease(&self, name: &str) -> Result<Option<sluice_store::Lease>, StoreError> {
+        self.inner.get_lease(name).await
+    }
+    async fn changes(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<sluice_store::StoreChange>>, StoreError> {
+        self.inner.changes().await
+    }
+    async fn request_stop(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.request_stop(id).await
+    }
+    /// The fenced store, still keeping this book current.
+    fn fenced(&self, lease: &sluice_store::Lease) -> Arc<dyn Store> {
+        Arc::new(TrackedStore::new(
+            self.inner.fenced(lease),
+            self.book.clone(),
+        ))
+    }
     async fn close(&self) {
         self.inner.close().await
     }

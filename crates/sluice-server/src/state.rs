@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, Notify, RwLock};
 
 use crate::aside::AsideBook;
 use crate::config::Config;
+use crate::leader::{Leadership, default_identity};
 use crate::metrics::Metrics;
 use crate::queue::{QueueBook, TrackedStore};
 use crate::submitq::SubmitQueue;
@@ -97,6 +98,8 @@ pub struct AppState {
     pub stopped: Arc<std::sync::Mutex<Vec<(sluice_core::record::JobRecord, String)>>>,
     /// What the last cycle decided from.
     pub last_inputs: Arc<std::sync::Mutex<Option<CycleInputs>>>,
+    /// Whether this replica runs the scheduler loop (always, on SQLite).
+    pub leader: Arc<Leadership>,
 }
 
 impl AppState {
@@ -118,7 +121,18 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(&namespaces, &levels.names));
         let queue = Arc::new(QueueBook::new(levels.clone(), clock.clone()));
         let store: Arc<dyn Store> = Arc::new(TrackedStore::new(store, queue.clone()));
+        let leader = if config.store_url().starts_with("postgres") {
+            let identity = match config.ha.identity.trim() {
+                "" => default_identity(),
+                given => given.to_string(),
+            };
+            Leadership::elected(identity)
+        } else {
+            metrics.set_leader(true);
+            Leadership::single()
+        };
         AppState {
+            leader: Arc::new(leader),
             submits: Arc::new(SubmitQueue::new(store.clone())),
             store,
             backend,
@@ -138,6 +152,16 @@ impl AppState {
             stopped: Arc::new(std::sync::Mutex::new(Vec::new())),
             last_inputs: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// This state for one term of leadership: the same shared parts, with the store fenced
+    /// by `lease` (every write the loop makes checks it), or as it is for the only server.
+    pub fn for_term(&self, lease: Option<&sluice_store::Lease>) -> AppState {
+        let mut term = self.clone();
+        if let Some(lease) = lease {
+            term.store = self.store.fenced(lease);
+        }
+        term
     }
 
     /// Milliseconds since the Unix epoch, from the state's clock.

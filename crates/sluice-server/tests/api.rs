@@ -421,6 +421,30 @@ async fn health_and_openapi() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["backend"], "local");
     assert_eq!(v["backend_available"], true);
+    let (st, v) = call(&r, "GET", "/livez", "").await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    // Ready once the store answers and, as the leader (the only server, on SQLite), once the
+    // loop has finished a tick.
+    let (st, v) = call(&r, "GET", "/readyz", "").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["role"], "leader");
+    assert_eq!(v["store"], "ok");
+    assert!(v["reason"].as_str().unwrap().contains("no tick"), "{v}");
+    sluice_server::tick::tick(&e.state).await.unwrap();
+    let (st, v) = call(&r, "GET", "/readyz", "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["ready"].as_bool(), v["epoch"].as_i64()),
+        (Some(true), None)
+    );
+    assert!(v["last_tick_age_seconds"].as_f64().unwrap() < 60.0, "{v}");
+    // A closed store is not ready.
+    e.state.store.close().await;
+    let (st, v) = call(&r, "GET", "/readyz", "").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_ne!(v["store"], "ok", "{v}");
+    let (st, _) = call(&r, "GET", "/livez", "").await;
+    assert_eq!(st, StatusCode::OK, "liveness does not depend on the store");
     let (st, v) = call(&r, "GET", "/openapi.json", "").await;
     assert_eq!(st, StatusCode::OK);
     for p in [
@@ -430,6 +454,8 @@ async fn health_and_openapi() {
         "/v1/jobs/{id}/logs",
         "/v1/queues",
         "/healthz",
+        "/livez",
+        "/readyz",
     ] {
         assert!(v["paths"].get(p).is_some(), "openapi lacks {p}");
     }

@@ -356,6 +356,19 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
                 let (s, v) = as_(r, &a, "GET", "/metrics", "").await;
                 assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
             }
+            ("GET", "/livez" | "/readyz") => {
+                // Probes: public, and they name no job (ready or not, 200 or 503).
+                assert_eq!(rule.access, Access::Public);
+                let (s, v) = as_(r, &a, "GET", rule.path, "").await;
+                assert!(
+                    s == StatusCode::OK || s == StatusCode::SERVICE_UNAVAILABLE,
+                    "{what}: {s} {v}"
+                );
+                assert!(
+                    !v.to_string().contains(&queued_b),
+                    "{what} shows a job of b"
+                );
+            }
             ("GET", "/healthz" | "/openapi.json" | "/" | "/ui/app.js" | "/ui/style.css") => {
                 assert_eq!(rule.access, Access::Public);
                 let (s, v) = as_(r, &a, "GET", rule.path, "").await;

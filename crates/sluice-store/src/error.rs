@@ -107,6 +107,21 @@ pub enum StoreError {
     #[error("job {0:?} is not in the dead-letter queue")]
     NotDeadLettered(String),
 
+    /// A write through a fenced store ([`crate::Store::fenced`]) found that its lease has
+    /// another holder or epoch now: this replica is no longer the leader, and nothing was
+    /// written.
+    #[error(
+        "lease {name:?} epoch {epoch} of {holder:?} was taken over: this replica is no longer the leader; nothing written"
+    )]
+    Fenced {
+        /// The lease.
+        name: String,
+        /// The holder the write was made for.
+        holder: String,
+        /// The epoch the write was made for.
+        epoch: i64,
+    },
+
     /// The database cannot be reached or cannot serve now: connection refused or reset, I/O
     /// error, no answer in time, no pool connection free in time, pool closed, PostgreSQL
     /// shutting down or refusing connections (SQLSTATE class 08, 57P0x, 53300) or read only (a

@@ -14,7 +14,7 @@
 //!
 //! Layout, each file importing only the ones below it: `dialect` (SQLite or PostgreSQL) and
 //! `error` ([`StoreError`]) at the bottom; `orchestration` (its types) and `text` (what may be
-//! stored as text); `history` (its types, range scans, rollups); `auth` (token and audit types); `store` (the [`Store`] trait and
+//! stored as text); `history` (its types, range scans, rollups); `auth` (token and audit types); `lease` (leader leases and the change feed); `store` (the [`Store`] trait and
 //! its job types); `sql` (the [`SqlStore`] implementation: pool, row codecs, job statements,
 //! orchestration queries); and this file, which re-exports them and opens a store.
 
@@ -26,6 +26,7 @@ mod auth;
 mod dialect;
 mod error;
 mod history;
+mod lease;
 mod orchestration;
 mod sql;
 mod store;
@@ -38,6 +39,7 @@ pub use history::{
     HistoryPoint, HistoryQuery, HistorySeries, MAX_BUCKETS, ROLL_UP_HOURS, ROLL_UP_MARGIN_MS,
     RollUp,
 };
+pub use lease::{Lease, StoreChange};
 pub use orchestration::{
     Advance, DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RequeuePlace, RetryJob,
     ScheduledRun, SetFilter,

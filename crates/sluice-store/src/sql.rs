@@ -16,9 +16,9 @@
 //! Layout, from the bottom up: `liveness` (PostgreSQL failover: timeouts, and which pool
 //! connections are suspect after one), `pool` (the [`SqlStore`] type, opening, migrations, write
 //! transactions), `rows` (row codecs and statement helpers), `jobs` (the job statements run in
-//! a write transaction), `orch` (the orchestration queries), this file, the [`Store`]
-//! implementation that puts them together, and `bounded` (on PostgreSQL, every call of it
-//! bounded in time).
+//! a write transaction), `orch` (the orchestration queries), `lease` (leader leases, fencing and
+//! the change feed), this file, the [`Store`] implementation that puts them together, and
+//! `bounded` (on PostgreSQL, every call of it bounded in time).
 
 use async_trait::async_trait;
 use sluice_core::job::{JobEvent, JobState};
@@ -39,6 +39,7 @@ use crate::text::{exact, exact_labels, exact_opt};
 mod batch;
 mod bounded;
 mod jobs;
+mod lease;
 mod liveness;
 mod orch;
 mod pool;
@@ -55,6 +56,7 @@ use rows::{
 impl Store for SqlStore {
     async fn insert_job(&self, job: &NewJob) -> Result<JobRecord, StoreError> {
         let mut w = self.begin_write().await?;
+        w.touch(&job.id);
         let result = insert_job_in(&mut w.tx, job).await;
         w.finish(result).await
     }
@@ -193,6 +195,7 @@ impl Store for SqlStore {
             });
         }
         let mut w = self.begin_write().await?;
+        w.touch(&t.id);
         let result = transition_in(&mut w.tx, t).await;
         w.finish(result).await
     }
@@ -420,6 +423,45 @@ impl Store for SqlStore {
 
     async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.purge_audit_sql(before_ms).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<crate::Lease>, StoreError> {
+        self.acquire_lease_sql(name, holder, ttl_ms).await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &crate::Lease,
+        ttl_ms: i64,
+    ) -> Result<Option<crate::Lease>, StoreError> {
+        self.renew_lease_sql(lease, ttl_ms).await
+    }
+
+    async fn release_lease(&self, lease: &crate::Lease) -> Result<(), StoreError> {
+        self.release_lease_sql(lease).await
+    }
+
+    async fn get_lease(&self, name: &str) -> Result<Option<crate::Lease>, StoreError> {
+        self.get_lease_sql(name).await
+    }
+
+    fn fenced(&self, lease: &crate::Lease) -> std::sync::Arc<dyn Store> {
+        std::sync::Arc::new(self.fenced_sql(lease))
+    }
+
+    async fn changes(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<crate::StoreChange>>, StoreError> {
+        self.changes_sql().await
+    }
+
+    async fn request_stop(&self, id: &str) -> Result<bool, StoreError> {
+        self.request_stop_sql(id).await
     }
 
     async fn close(&self) {

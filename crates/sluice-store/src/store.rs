@@ -1,13 +1,17 @@
 //! The [`Store`] trait and the types its job methods take and return. The types of the history
 //! and of orchestration live in [`crate::history`] and [`crate::orchestration`].
 
+use std::sync::Arc;
+
 use sluice_core::job::{JobEvent, JobState};
 use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
+use tokio::sync::mpsc;
 
 use crate::auth::{AuditEntry, AuditFilter, NewToken, TokenRecord};
 use crate::error::StoreError;
 use crate::history::{HistoryQuery, HistorySeries, RollUp};
+use crate::lease::{Lease, StoreChange};
 use crate::orchestration::{
     DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RetryJob, SetFilter,
 };
@@ -262,6 +266,45 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the audit entries older than `before_ms`; returns how many.
     async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
+
+    // --- Replicas: the leader's lease, fencing, and the change feed. ---
+
+    /// Takes the lease `name` for `holder` until the database's clock passes now + `ttl_ms`,
+    /// if it is free: never taken, expired, released, or held by `holder` itself. Its epoch
+    /// grows by one (1 for the first). None if another holder has it.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Extends `lease` to the database's now + `ttl_ms` if it still has this holder and epoch
+    /// (even if it expired meanwhile, as long as nobody took it); None if it was taken.
+    async fn renew_lease(&self, lease: &Lease, ttl_ms: i64) -> Result<Option<Lease>, StoreError>;
+
+    /// Releases `lease` at once if it still has this holder and epoch (its epoch stays; the
+    /// next acquisition raises it). Releasing a lease that was taken over does nothing.
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// The lease as stored, if it was ever taken.
+    async fn get_lease(&self, name: &str) -> Result<Option<Lease>, StoreError>;
+
+    /// This store with every write fenced by `lease`: each write transaction first checks, in
+    /// the transaction, that the lease still has its holder and epoch, and fails with
+    /// [`StoreError::Fenced`] without writing anything if not. Reads are not affected.
+    fn fenced(&self, lease: &Lease) -> Arc<dyn Store>;
+
+    /// Follows the writes of other processes sharing the database (PostgreSQL: LISTEN/NOTIFY):
+    /// each job write (insert, state change, retry, requeue, expiry, a schedule's run, delete)
+    /// committed by another store object is reported by id, and stop requests
+    /// ([`Store::request_stop`]) from anyone. None where there is no such feed (SQLite, whose
+    /// database has one server). The feed ends when the receiver is dropped.
+    async fn changes(&self) -> Result<Option<mpsc::Receiver<StoreChange>>, StoreError>;
+
+    /// Asks whoever follows [`Store::changes`] (the leader) to stop the run of job `id`.
+    /// False where there is no feed.
+    async fn request_stop(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Closes the connections (waiting for operations in flight). Calls made afterwards fail.
     async fn close(&self);

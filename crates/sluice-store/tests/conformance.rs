@@ -215,8 +215,13 @@ conformance! {
         insert_jobs_batch,
         insert_jobs_concurrent_batches,
         transitions_batch,
+        lease_is_held_by_one_holder_at_a_time,
+        expired_lease_goes_to_another_holder,
+        concurrent_acquisitions_have_one_winner,
+        fenced_store_writes_nothing_after_a_takeover,
     ],
     store_and_url: [
+        change_feed_reports_other_writers,
         survives_reopen,
         two_stores_one_database,
         corrupt_rows_are_reported,
@@ -265,6 +270,15 @@ mod auth;
 use auth::{
     audit_log_filters_and_retention, lists_and_selections_keep_to_the_namespaces_given,
     tokens_are_stored_as_given_hashes, tokens_round_trip_and_revoke,
+};
+
+// Replicas: the leader's lease, fenced writes and the change feed.
+#[path = "conformance_lease/mod.rs"]
+mod lease;
+use lease::{
+    change_feed_reports_other_writers, concurrent_acquisitions_have_one_winner,
+    expired_lease_goes_to_another_holder, fenced_store_writes_nothing_after_a_takeover,
+    lease_is_held_by_one_holder_at_a_time,
 };
 
 #[tokio::test]

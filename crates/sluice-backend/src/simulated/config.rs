@@ -76,6 +76,12 @@ pub struct SimulatedConfig {
     /// How long a run is pending before it runs ("0s" by default).
     #[serde(default = "default_start_delay")]
     pub start_delay: Text,
+    /// A file that holds the cluster's runs instead of the process's memory, shared by every
+    /// server that names it (replicas of a high-availability test: one cluster, whichever
+    /// replica submits). It is also the cluster's own record of every submission, refusal and
+    /// cancel, one JSON object per line. Default: none (runs in memory).
+    #[serde(default)]
+    pub ledger: Option<std::path::PathBuf>,
 }
 
 fn default_nodes() -> Vec<NodeGroup> {
@@ -99,6 +105,7 @@ impl Default for SimulatedConfig {
             seed: 0,
             duration: DurationConfig::default(),
             start_delay: default_start_delay(),
+            ledger: None,
         }
     }
 }
@@ -141,6 +148,7 @@ pub(super) struct Resolved {
     pub(super) seed: u64,
     pub(super) duration: Distribution,
     pub(super) start_delay_ms: u64,
+    pub(super) ledger: Option<std::path::PathBuf>,
 }
 
 impl SimulatedConfig {
@@ -217,6 +225,7 @@ impl SimulatedConfig {
             seed: self.seed,
             duration,
             start_delay_ms: duration_ms("start_delay", self.start_delay.as_str(), true)?,
+            ledger: self.ledger.clone(),
         })
     }
 }

@@ -26,9 +26,10 @@
 //! lines.
 
 mod config;
+mod ledger;
 mod rng;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use sluice_core::capacity::Fitter;
@@ -39,6 +40,8 @@ use sluice_core::{NodeCapacity, Snapshot};
 
 pub use self::config::{DurationConfig, NodeGroup, SimConfigError, SimulatedConfig};
 use self::config::{Resolved, duration_ms};
+pub use self::ledger::{Entry, read_ledger};
+use self::ledger::{RunMap, Runs};
 pub use self::rng::Distribution;
 use self::rng::SplitMix64;
 use crate::clock::Clock;
@@ -56,7 +59,8 @@ pub const DURATION_LABEL: &str = "sluice.io/sim-duration";
 pub const OUTCOME_LABEL: &str = "sluice.io/sim-outcome";
 
 /// How a simulated run ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Exit code 0.
     Succeed,
@@ -94,17 +98,22 @@ impl Outcome {
 }
 
 /// One simulated run.
-#[derive(Debug, Clone)]
-struct Run {
-    demand: Demand,
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Run {
+    /// What it holds.
+    pub demand: Demand,
     /// Node index of each pod, driver first.
-    placement: Vec<(Role, usize)>,
-    submitted_ms: i64,
-    start_ms: i64,
-    end_ms: i64,
-    outcome: Outcome,
+    pub placement: Vec<(Role, usize)>,
+    /// When it was submitted.
+    pub submitted_ms: i64,
+    /// When it started running.
+    pub start_ms: i64,
+    /// When it ends (unless cancelled).
+    pub end_ms: i64,
+    /// How it ends.
+    pub outcome: Outcome,
     /// When it was cancelled, if it was before it ended.
-    cancelled_ms: Option<i64>,
+    pub cancelled_ms: Option<i64>,
 }
 
 impl Run {
@@ -114,7 +123,8 @@ impl Run {
             .map_or(self.end_ms, |c| c.min(self.end_ms))
     }
 
-    fn holds_room(&self, now: i64) -> bool {
+    /// Whether it holds its room at `now`.
+    pub fn holds_room(&self, now: i64) -> bool {
         now < self.over_ms()
     }
 
@@ -149,7 +159,7 @@ impl Run {
 pub struct SimulatedBackend {
     cfg: Resolved,
     clock: Arc<dyn Clock>,
-    runs: Mutex<BTreeMap<(String, u32), Run>>,
+    runs: Mutex<Runs>,
 }
 
 impl SimulatedBackend {
@@ -159,10 +169,11 @@ impl SimulatedBackend {
         let cfg = cfg
             .resolve()
             .map_err(|e| BackendError::Config(e.to_string()))?;
+        let runs = Runs::new(cfg.ledger.as_deref())?;
         Ok(SimulatedBackend {
             cfg,
             clock,
-            runs: Mutex::new(BTreeMap::new()),
+            runs: Mutex::new(runs),
         })
     }
 
@@ -188,7 +199,7 @@ impl SimulatedBackend {
     }
 
     /// Free room per node at `now`: each node minus the pods of the runs that hold room.
-    fn free_at(&self, runs: &BTreeMap<(String, u32), Run>, now: i64) -> Vec<NodeCapacity> {
+    fn free_at(&self, runs: &RunMap, now: i64) -> Vec<NodeCapacity> {
         let mut nodes = self.cfg.nodes.clone();
         for run in runs.values().filter(|r| r.holds_room(now)) {
             for &(role, i) in &run.placement {
@@ -206,8 +217,10 @@ impl SimulatedBackend {
 
     fn find(&self, run: &RunRef) -> Result<Run, BackendError> {
         lock(&self.runs)
-            .get(&(run.job_id.clone(), run.attempt))
-            .cloned()
+            .with(|runs| {
+                let found = runs.get(&(run.job_id.clone(), run.attempt)).cloned();
+                (found, Vec::new())
+            })?
             .ok_or_else(|| BackendError::NotFound {
                 job_id: run.job_id.clone(),
                 attempt: run.attempt,
@@ -271,19 +284,21 @@ impl Backend for SimulatedBackend {
 
     async fn capacity(&self) -> Result<CapacityReport, BackendError> {
         let now = self.clock.now_ms();
-        let runs = lock(&self.runs);
-        let visible: BTreeSet<String> = runs
-            .iter()
-            .filter(|(_, r)| r.holds_room(now))
-            .map(|((job, _), _)| job.clone())
-            .collect();
-        Ok(CapacityReport {
-            snapshot: Snapshot {
-                available: true,
-                nodes: self.free_at(&runs, now),
-                allocatable: self.cfg.nodes.clone(),
-            },
-            visible,
+        lock(&self.runs).with(|runs| {
+            let visible: BTreeSet<String> = runs
+                .iter()
+                .filter(|(_, r)| r.holds_room(now))
+                .map(|((job, _), _)| job.clone())
+                .collect();
+            let report = CapacityReport {
+                snapshot: Snapshot {
+                    available: true,
+                    nodes: self.free_at(runs, now),
+                    allocatable: self.cfg.nodes.clone(),
+                },
+                visible,
+            };
+            (report, Vec::new())
         })
     }
 
@@ -305,42 +320,60 @@ impl Backend for SimulatedBackend {
         };
         let duration = self.duration_ms(&req.job_id, req.attempt, &req.job)?;
         let now = self.clock.now_ms();
-        let mut runs = lock(&self.runs);
         let key = (req.job_id.clone(), req.attempt);
-        if runs.contains_key(&key) {
-            return Ok(Submitted {
-                backend_ref,
-                already_existed: true,
-            });
-        }
-        let mut fitter = Fitter::new(&self.free_at(&runs, now));
-        let placement = fitter.try_place(&req.demand).map_err(|no_fit| {
-            BackendError::NoRoom(format!(
-                "job {} attempt {}: {no_fit}",
-                req.job_id, req.attempt
-            ))
+        let by = std::process::id();
+        let placed = lock(&self.runs).with(|runs| {
+            if runs.contains_key(&key) {
+                return (Ok(true), Vec::new());
+            }
+            let mut fitter = Fitter::new(&self.free_at(runs, now));
+            match fitter.try_place(&req.demand) {
+                Err(no_fit) => {
+                    let reason = format!("job {} attempt {}: {no_fit}", req.job_id, req.attempt);
+                    let entry = Entry::Refuse {
+                        job: req.job_id.clone(),
+                        attempt: req.attempt,
+                        by,
+                        reason: reason.clone(),
+                    };
+                    (Err(reason), vec![entry])
+                }
+                Ok(placement) => {
+                    let start_ms = now
+                        .saturating_add(i64::try_from(self.cfg.start_delay_ms).unwrap_or(i64::MAX));
+                    let end_ms =
+                        start_ms.saturating_add(i64::try_from(duration).unwrap_or(i64::MAX));
+                    let entry = Entry::Submit {
+                        job: req.job_id.clone(),
+                        attempt: req.attempt,
+                        by,
+                        run: Run {
+                            demand: req.demand.clone(),
+                            placement: placement.pods,
+                            submitted_ms: now,
+                            start_ms,
+                            end_ms,
+                            outcome,
+                            cancelled_ms: None,
+                        },
+                    };
+                    (Ok(false), vec![entry])
+                }
+            }
         })?;
-        let start_ms =
-            now.saturating_add(i64::try_from(self.cfg.start_delay_ms).unwrap_or(i64::MAX));
-        let end_ms = start_ms.saturating_add(i64::try_from(duration).unwrap_or(i64::MAX));
-        runs.insert(
-            key,
-            Run {
-                demand: req.demand.clone(),
-                placement: placement.pods,
-                submitted_ms: now,
-                start_ms,
-                end_ms,
-                outcome,
-                cancelled_ms: None,
-            },
-        );
-        tracing::debug!(job_id = %req.job_id, attempt = req.attempt, duration_ms = duration,
-            "simulated: started");
-        Ok(Submitted {
-            backend_ref,
-            already_existed: false,
-        })
+        match placed {
+            Ok(already_existed) => {
+                if !already_existed {
+                    tracing::debug!(job_id = %req.job_id, attempt = req.attempt,
+                        duration_ms = duration, "simulated: started");
+                }
+                Ok(Submitted {
+                    backend_ref,
+                    already_existed,
+                })
+            }
+            Err(reason) => Err(BackendError::NoRoom(reason)),
+        }
     }
 
     async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError> {
@@ -349,13 +382,22 @@ impl Backend for SimulatedBackend {
 
     async fn cancel(&self, run: &RunRef) -> Result<(), BackendError> {
         let now = self.clock.now_ms();
-        if let Some(r) = lock(&self.runs).get_mut(&(run.job_id.clone(), run.attempt))
-            && r.cancelled_ms.is_none()
-            && now < r.end_ms
-        {
-            r.cancelled_ms = Some(now);
-        }
-        Ok(())
+        lock(&self.runs).with(|runs| {
+            let live = runs
+                .get(&(run.job_id.clone(), run.attempt))
+                .is_some_and(|r| r.cancelled_ms.is_none() && now < r.end_ms);
+            let entries = if live {
+                vec![Entry::Cancel {
+                    job: run.job_id.clone(),
+                    attempt: run.attempt,
+                    by: std::process::id(),
+                    at_ms: now,
+                }]
+            } else {
+                Vec::new()
+            };
+            ((), entries)
+        })
     }
 
     async fn logs(

@@ -84,6 +84,101 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
     })
 }
 
+/// Liveness: the process answers. For a liveness probe (it never checks the store or the
+/// backend, so a database outage does not restart every replica).
+#[utoipa::path(get, path = "/livez", responses((status = 200, body = Live)))]
+pub async fn livez() -> Json<Live> {
+    Json(Live {
+        status: "ok".into(),
+    })
+}
+
+/// The answer of `GET /livez`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Live {
+    /// "ok".
+    pub status: String,
+}
+
+/// The answer of `GET /readyz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    /// Whether this replica can serve: the store answers, and, on the leader, the scheduler
+    /// loop finished a tick recently.
+    pub ready: bool,
+    /// "leader" (runs the scheduler loop) or "follower" (serves the API only).
+    pub role: String,
+    /// This replica's name in the leader election (empty for a single server on SQLite).
+    pub identity: String,
+    /// The lease's epoch while this replica leads.
+    pub epoch: Option<i64>,
+    /// "ok", or why the store does not answer.
+    pub store: String,
+    /// Seconds since the loop last finished a tick, on the leader once it has.
+    pub last_tick_age_seconds: Option<f64>,
+    /// Why it is not ready, when it is not.
+    pub reason: Option<String>,
+}
+
+/// How long the store may take to answer a readiness check.
+const READY_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Readiness: 200 when this replica can serve (the store answers within 2 s; on the leader, a
+/// tick finished within the last max(30 s, 10 scheduler intervals)), else 503. For a
+/// readiness probe.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Ready), (status = 503, body = Ready)))]
+pub async fn readyz(State(st): State<AppState>) -> Response {
+    let leads = st.leader.holds();
+    let store = match tokio::time::timeout(
+        READY_STORE_TIMEOUT,
+        st.store.get_lease(crate::leader::LEASE_NAME),
+    )
+    .await
+    {
+        Ok(Ok(_)) => "ok".to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} s", READY_STORE_TIMEOUT.as_secs()),
+    };
+    let last = st.metrics.last_tick_ms();
+    let age_ms = (last > 0).then(|| st.now_ms().saturating_sub(last).max(0));
+    let bound_ms = i64::try_from(st.config.scheduler.interval_ms.saturating_mul(10))
+        .unwrap_or(i64::MAX)
+        .max(30_000);
+    let reason = if store != "ok" {
+        Some(format!("the store does not answer: {store}"))
+    } else if leads && age_ms.is_none_or(|a| a > bound_ms) {
+        Some(match age_ms {
+            None => "leading, and no tick has finished yet".to_string(),
+            Some(a) => format!(
+                "leading, and the last tick finished {} s ago (more than {} s)",
+                a / 1000,
+                bound_ms / 1000
+            ),
+        })
+    } else {
+        None
+    };
+    let body = Ready {
+        ready: reason.is_none(),
+        role: if leads { "leader" } else { "follower" }.into(),
+        identity: st.leader.identity().to_string(),
+        epoch: st.leader.lease().map(|l| l.epoch),
+        store,
+        last_tick_age_seconds: if leads {
+            age_ms.map(|a| a as f64 / 1000.0)
+        } else {
+            None
+        },
+        reason,
+    };
+    let code = if body.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
 /// The cluster now: capacity, what is allocated (overall and per namespace), reservations.
 #[utoipa::path(get, path = "/v1/cluster", responses((status = 200, body = ClusterView), (status = 500, body = ErrorBody)))]
 pub async fn cluster(
@@ -144,8 +239,8 @@ pub async fn render(state: &AppState) -> Result<String, std::fmt::Error> {
 /// The OpenAPI paths and schemas of the cluster endpoints.
 #[derive(OpenApi)]
 #[openapi(
-    paths(queues, cluster, health),
-    components(schemas(QueueView, ClusterView, NamespaceUsage, Health, ErrorBody))
+    paths(queues, cluster, health, livez, readyz),
+    components(schemas(QueueView, ClusterView, NamespaceUsage, Health, Live, Ready, ErrorBody))
 )]
 pub struct ClusterApiDoc;
 
@@ -155,5 +250,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/queues", get(queues))
         .route("/v1/cluster", get(cluster))
         .route("/healthz", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
 }

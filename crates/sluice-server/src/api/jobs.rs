@@ -13,13 +13,14 @@ use sluice_core::document::parse_stored;
 use sluice_core::job::JobState;
 use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::spec::ParseOptions;
-use sluice_store::{JobFilter, StoreError, Transition};
+use sluice_store::JobFilter;
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody, body_text, refused};
 use super::views::{JobView, orch_view, view};
 use crate::admission;
 use crate::auth::{Caller, audit};
+use crate::cancel::{CancelError, cancel_job};
 use crate::guard::command::check_job;
 use crate::queue::HEAD_WINDOW;
 use crate::state::{AppState, WaitInfo};
@@ -262,95 +263,26 @@ pub async fn cancel(
 ) -> Result<Json<JobView>, ApiError> {
     let first = load_for(&st, &caller, &id).await?;
     caller.require(&first.namespace, AccessRole::Submitter)?;
-    for _ in 0..5 {
-        let rec = load(&st, &id).await?;
-        if rec.state.is_terminal() {
-            return Err(ApiError::Conflict(format!(
-                "job {id} has already ended ({})",
-                rec.state
-            )));
+    let (from, rec) = cancel_job(&st, &id, "a user").await.map_err(|e| match e {
+        CancelError::NotFound(_) => ApiError::NotFound(e.to_string()),
+        CancelError::Ended { .. } | CancelError::Stopping(_) | CancelError::KeptChanging(_) => {
+            ApiError::Conflict(e.to_string())
         }
-        // Held while an admitted job's submission is dropped (short), never while a run is
-        // killed: a kill may take the backend's grace period, and ticks go on meanwhile.
-        let mut cycle = None;
-        let mut stopping = None;
-        if matches!(rec.state, JobState::Submitted | JobState::Running) {
-            // Mark the job as being stopped between two ticks, so that no tick records the
-            // killed run's end as a failure; then stop it without holding up the ticks.
-            {
-                let _cycle = st.cycle_lock.lock().await;
-                if !st.start_stopping(&id) {
-                    return Err(ApiError::Conflict(format!(
-                        "job {id} is being stopped already"
-                    )));
-                }
-            }
-            stopping = Some(Stopping(&st, &id));
-            st.backend
-                .cancel(&RunRef {
-                    job_id: rec.id.clone(),
-                    attempt: rec.attempt,
-                    backend_ref: rec.backend_ref.clone(),
-                })
-                .await?;
-        } else if rec.state == JobState::Admitted {
-            cycle = Some(st.cycle_lock.lock().await);
-            // A submission may be under way (Kubernetes placeholders): let the backend drop it.
-            // There is usually no run yet, so an error here is only logged.
-            let run = RunRef {
-                job_id: rec.id.clone(),
-                attempt: rec.attempt,
-                backend_ref: None,
-            };
-            if let Err(e) = st.backend.cancel(&run).await {
-                tracing::debug!(job = %rec.id, "cancel of an admitted job: {e}");
-            }
-        }
-        let t = Transition {
-            id: id.clone(),
-            from: rec.state,
-            to: JobState::Cancelled,
-            at_ms: st.now_ms(),
-            message: format!("cancelled by a user while {}", rec.state),
-            backend_ref: None,
-            exit_code: None,
-        };
-        let written = st.store.transition(&t).await;
-        drop(stopping);
-        drop(cycle);
-        match written {
-            Ok(rec) => {
-                st.metrics.transitioned(t.from, &rec);
-                st.wake.notify_one();
-                audit(
-                    &st,
-                    &caller,
-                    "job.cancel",
-                    Some(&rec.namespace),
-                    Some(&rec.id),
-                    Some(format!("was {}", t.from)),
-                )
-                .await;
-                let events = st.store.events(&id).await?;
-                return Ok(Json(view(rec, None, Some(events))));
-            }
-            // The job moved meanwhile (admitted, started): look again.
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "job {id} kept changing state; try again"
-    )))
-}
-
-/// A job marked as being stopped ([`AppState::start_stopping`]) until this is dropped.
-struct Stopping<'a>(&'a AppState, &'a str);
-
-impl Drop for Stopping<'_> {
-    fn drop(&mut self) {
-        self.0.done_stopping(self.1);
-    }
+        CancelError::NoLeader(_) => ApiError::Unavailable(e.to_string()),
+        CancelError::Store(e) => e.into(),
+        CancelError::Backend(e) => e.into(),
+    })?;
+    audit(
+        &st,
+        &caller,
+        "job.cancel",
+        Some(&rec.namespace),
+        Some(&rec.id),
+        Some(format!("was {from}")),
+    )
+    .await;
+    let events = st.store.events(&id).await?;
+    Ok(Json(view(rec, None, Some(events))))
 }
 
 /// Query of the logs endpoint.

@@ -19,6 +19,8 @@
 //! | `GET /v1/history?from=&to=&step=&namespace=&level=` | time series from the store (see [`history`]) |
 //! | `GET /`, `/ui/*` | the web UI (see [`crate::ui`]) |
 //! | `GET /healthz` | liveness, backend availability |
+//! | `GET /livez` | liveness (the process answers) |
+//! | `GET /readyz` | readiness: store reachable; on the leader, a recent tick; role and epoch |
 //! | `GET /metrics` | Prometheus metrics (text format 0.0.4; see `docs/metrics.md`) |
 //! | `GET /v1/whoami`, `/v1/tokens`, `/v1/audit` | the caller; API tokens and the audit log (see [`tokens`]) |
 //!

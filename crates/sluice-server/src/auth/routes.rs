@@ -59,6 +59,8 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/v1/queues", Role(Viewer)),
     rule("GET", "/v1/cluster", Role(Viewer)),
     rule("GET", "/healthz", Public),
+    rule("GET", "/livez", Public),
+    rule("GET", "/readyz", Public),
     rule("GET", "/metrics", Metrics),
     rule("GET", "/openapi.json", Public),
     // Schedules.

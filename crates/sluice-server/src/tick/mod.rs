@@ -27,7 +27,11 @@ use sluice_backend::{BackendError, RunStatus};
 use sluice_core::job::JobState;
 use tracing::Instrument;
 
+use sluice_store::StoreError;
+use tokio::sync::watch;
+
 use crate::fault::{store_detail, store_unavailable};
+use crate::leader::Role;
 use crate::state::AppState;
 
 pub mod admit;
@@ -40,25 +44,89 @@ pub mod write;
 pub use error::TickError;
 use write::run_ref;
 
-/// Runs cycles until the process ends.
+/// Runs cycles until the process ends, while this replica leads (always, on SQLite): at each
+/// new term the in-memory state is rebuilt from the store (the queue is loaded again, running
+/// runs are looked up in the backend by the first reconcile), and the loop writes through a
+/// store fenced by the term's lease (see [`crate::leader`]).
 pub async fn run_loop(state: AppState) {
-    let interval = Duration::from_millis(state.config.scheduler.interval_ms);
-    if let Err(e) = startup_notes(&state).await {
-        tracing::warn!("startup reconciliation: {e}");
-    }
+    let mut role = state.leader.subscribe();
+    let mut first = true;
     loop {
+        let now = role.borrow_and_update().clone();
+        let lease = match now {
+            Role::Leader(lease) => lease,
+            Role::Follower => {
+                if role.changed().await.is_err() {
+                    // The state (and its election) is gone: nothing will ever lead here.
+                    return std::future::pending().await;
+                }
+                continue;
+            }
+        };
+        let term = state.for_term(lease.as_ref());
+        forget(&state);
+        if let Some(l) = &lease {
+            tracing::info!(
+                epoch = l.epoch,
+                "leading: the scheduler loop runs on this replica"
+            );
+        }
+        // After a restart, each running job's timeline says whether its run was found again.
+        // After a change of leader the first reconcile does what matters (and a note per job
+        // would hold up the new leader's first admissions).
+        if first && let Err(e) = startup_notes(&term, true).await {
+            tracing::warn!("startup reconciliation: {e}");
+        }
+        first = false;
+        lead(&term, &mut role, lease.as_ref().map(|l| l.epoch)).await;
+        forget(&state);
+        tracing::info!("no longer leading: the scheduler loop stopped on this replica");
+    }
+}
+
+/// Forgets what the loop keeps in memory (the queue, the last cycle's inputs and view): a new
+/// term starts from the store.
+fn forget(state: &AppState) {
+    state.queue.reset();
+    state.set_last_inputs(None);
+    if let Ok(mut v) = state.view.try_write() {
+        *v = crate::state::CycleView::default();
+    }
+}
+
+/// Ticks while the term of `epoch` lasts (for ever, for the only server).
+async fn lead(state: &AppState, role: &mut watch::Receiver<Role>, epoch: Option<i64>) {
+    let interval = Duration::from_millis(state.config.scheduler.interval_ms);
+    loop {
+        if !state.leader.holds() {
+            return;
+        }
         let started = Instant::now();
-        if let Err(e) = tick(&state).await {
-            tracing::warn!("scheduling cycle failed: {e}");
-            state.metrics.tick_failed(match e {
-                TickError::Store(_) => "store",
-                TickError::Backend(_) => "backend",
-            });
+        match tick(state).await {
+            Ok(()) => {}
+            Err(TickError::Store(e @ StoreError::Fenced { .. })) => {
+                tracing::warn!("{e}");
+                state.leader.step_down();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("scheduling cycle failed: {e}");
+                state.metrics.tick_failed(match e {
+                    TickError::Store(_) => "store",
+                    TickError::Backend(_) => "backend",
+                });
+            }
         }
         state.metrics.cycle_finished(started.elapsed());
         tokio::select! {
             _ = state.wake.notified() => {}
             _ = tokio::time::sleep(interval) => {}
+            changed = role.changed() => {
+                let same = matches!(&*role.borrow(), Role::Leader(l) if l.as_ref().map(|l| l.epoch) == epoch);
+                if changed.is_err() || !same {
+                    return;
+                }
+            }
         }
     }
 }
@@ -66,6 +134,9 @@ pub async fn run_loop(state: AppState) {
 /// One tick: the five steps in order (see the module documentation).
 pub async fn tick(state: &AppState) -> Result<(), TickError> {
     let _guard = state.cycle_lock.lock().await;
+    if !state.leader.holds() {
+        return Ok(());
+    }
     let cycle = state.next_cycle();
     // 1. reconcile
     step("reconcile", cycle, reconcile::reconcile(state)).await?;
@@ -82,6 +153,7 @@ pub async fn tick(state: &AppState) -> Result<(), TickError> {
     step("submit", cycle, submit::submit_admitted(state)).await?;
     // 5. roll up
     step("roll up", cycle, roll_up(state)).await;
+    state.metrics.tick_done_at(state.now_ms());
     Ok(())
 }
 
@@ -121,8 +193,14 @@ async fn roll_up(state: &AppState) {
     }
 }
 
-/// On start-up, write in each running job's timeline whether its run was found again.
-pub async fn startup_notes(state: &AppState) -> Result<(), TickError> {
+/// At the start of a term, write in each running job's timeline whether its run was found
+/// again: after the process started (`restarted`), or after the leader changed.
+pub async fn startup_notes(state: &AppState, restarted: bool) -> Result<(), TickError> {
+    let why = if restarted {
+        "sluice restarted"
+    } else {
+        "the leader changed"
+    };
     let active = state
         .store
         .jobs_in_states(&[JobState::Admitted, JobState::Submitted, JobState::Running])
@@ -131,17 +209,17 @@ pub async fn startup_notes(state: &AppState) -> Result<(), TickError> {
     for rec in active {
         let note = match rec.state {
             JobState::Admitted => {
-                "sluice restarted; the admitted job will be submitted (idempotently)".to_string()
+                format!("{why}; the admitted job will be submitted (idempotently)")
             }
             _ => match state.backend.status(&run_ref(&rec)).await {
                 Ok(RunStatus::Running | RunStatus::Pending) => format!(
-                    "sluice restarted; run {} re-attached",
+                    "{why}; run {} re-attached",
                     rec.backend_ref.as_deref().unwrap_or("?")
                 ),
                 Ok(_) | Err(BackendError::NotFound { .. }) => {
-                    "sluice restarted; the run ended while sluice was down".to_string()
+                    format!("{why}; the run ended while no leader watched it")
                 }
-                Err(e) => format!("sluice restarted; run state unknown for now: {e}"),
+                Err(e) => format!("{why}; run state unknown for now: {e}"),
             },
         };
         if let Err(e) = state.store.add_note(&rec.id, now, &note).await {

@@ -19,6 +19,7 @@ pub const SUBMIT_CONCURRENCY: usize = 16;
 /// Submits every admitted job.
 pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
     let admitted = state.store.jobs_in_states(&[JobState::Admitted]).await?;
+    let leader = state.leader.clone();
     let limit = Arc::new(tokio::sync::Semaphore::new(SUBMIT_CONCURRENCY));
     let mut calls = tokio::task::JoinSet::new();
     for rec in admitted {
@@ -48,8 +49,19 @@ pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
         };
         let backend = state.backend.clone();
         let limit = limit.clone();
+        let leader = leader.clone();
         calls.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            // A replica that lost the lead (paused past its lease, say) submits nothing more:
+            // the new leader submits the admitted jobs.
+            if !leader.holds() {
+                return (
+                    rec,
+                    Err(BackendError::NotYet(
+                        "this replica is no longer the leader".into(),
+                    )),
+                );
+            }
             let result = backend.submit(&req).await;
             (rec, result)
         });

@@ -322,6 +322,39 @@ impl Store for FaultyStore {
     async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.inner.purge_audit(before_ms).await
     }
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<sluice_store::Lease>, StoreError> {
+        self.inner.acquire_lease(name, holder, ttl_ms).await
+    }
+    async fn renew_lease(
+        &self,
+        lease: &sluice_store::Lease,
+        ttl_ms: i64,
+    ) -> Result<Option<sluice_store::Lease>, StoreError> {
+        self.inner.renew_lease(lease, ttl_ms).await
+    }
+    async fn release_lease(&self, lease: &sluice_store::Lease) -> Result<(), StoreError> {
+        self.inner.release_lease(lease).await
+    }
+    async fn get_lease(&self, name: &str) -> Result<Option<sluice_store::Lease>, StoreError> {
+        self.inner.get_lease(name).await
+    }
+    async fn changes(
+        &self,
+    ) -> Result<Option<tokio::sync::mpsc::Receiver<sluice_store::StoreChange>>, StoreError> {
+        self.inner.changes().await
+    }
+    async fn request_stop(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.request_stop(id).await
+    }
+    /// Faults are not injected through the fenced store.
+    fn fenced(&self, lease: &sluice_store::Lease) -> std::sync::Arc<dyn Store> {
+        self.inner.fenced(lease)
+    }
     async fn close(&self) {
         self.inner.close().await
     }

@@ -39,6 +39,10 @@ impl SqlStore {
         };
         let mut out = Vec::with_capacity(items.len());
         for item in items {
+            w.touch(match item {
+                Item::Insert(job) => &job.id,
+                Item::Move(t) => &t.id,
+            });
             let r = match item {
                 Item::Insert(job) => insert_job_in(&mut w.tx, job).await,
                 Item::Move(t) => {
@@ -88,6 +92,7 @@ impl SqlStore {
                     continue;
                 }
             };
+            w.touch(&job.id);
             let r = insert_job_in(&mut w.tx, job).await;
             out.push(w.finish(r).await);
         }
@@ -123,6 +128,7 @@ impl SqlStore {
                     continue;
                 }
             };
+            w.touch(&t.id);
             let r = transition_in(&mut w.tx, t).await;
             out.push(w.finish(r).await);
         }

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use sluice_core::job::{JobEvent, JobState};
 use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
+use tokio::sync::mpsc;
 
 use super::SqlStore;
 use super::liveness::{CALL_TIMEOUT, Liveness, SUSPECT_AFTER, is_stale_server, timed_out};
@@ -22,6 +23,7 @@ use crate::auth::{AuditEntry, AuditFilter, NewToken, TokenRecord};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::history::{HistoryQuery, HistorySeries, RollUp};
+use crate::lease::{Lease, StoreChange};
 use crate::orchestration::{
     DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RetryJob, SetFilter,
 };
@@ -359,6 +361,45 @@ impl Store for Bounded {
 
     async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
         self.bound(self.inner.purge_audit(before_ms)).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.bound(self.inner.acquire_lease(name, holder, ttl_ms))
+            .await
+    }
+
+    async fn renew_lease(&self, lease: &Lease, ttl_ms: i64) -> Result<Option<Lease>, StoreError> {
+        self.bound(self.inner.renew_lease(lease, ttl_ms)).await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.bound(self.inner.release_lease(lease)).await
+    }
+
+    async fn get_lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        self.bound(self.inner.get_lease(name)).await
+    }
+
+    fn fenced(&self, lease: &Lease) -> Arc<dyn Store> {
+        Arc::new(Bounded::new(
+            self.inner.fenced(lease),
+            self.liveness.clone(),
+            self.limit,
+        ))
+    }
+
+    /// Bounds the start of the feed (connecting, LISTEN), not the feed itself.
+    async fn changes(&self) -> Result<Option<mpsc::Receiver<StoreChange>>, StoreError> {
+        self.bound(self.inner.changes()).await
+    }
+
+    async fn request_stop(&self, id: &str) -> Result<bool, StoreError> {
+        self.bound(self.inner.request_stop(id)).await
     }
 
     async fn close(&self) {

@@ -61,13 +61,15 @@ pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// names the parameter already.
 ///
 /// - `statement_timeout`: no statement runs longer than 10 s (below [`CALL_TIMEOUT`]).
-/// - `idle_in_transaction_session_timeout`: a transaction whose client stopped talking for 5 s
-///   is ended, releasing its row locks (sluice never waits inside a transaction).
+/// - `idle_in_transaction_session_timeout`: a transaction whose client stopped talking for 2 s
+///   is ended, releasing its row locks (sluice never waits inside a transaction): a process
+///   that stopped answering (paused, partitioned) cannot hold up the other replicas for long,
+///   the leader's lease row among those locks.
 /// - `tcp_keepalives_*`, `tcp_user_timeout`: the server notices a vanished client within about
 ///   20 s and frees its backend.
 pub(super) const SERVER_SETTINGS: &[(&str, &str)] = &[
     ("statement_timeout", "10s"),
-    ("idle_in_transaction_session_timeout", "5s"),
+    ("idle_in_transaction_session_timeout", "2s"),
     ("tcp_keepalives_idle", "10"),
     ("tcp_keepalives_interval", "5"),
     ("tcp_keepalives_count", "2"),
@@ -243,7 +245,7 @@ mod tests {
         );
         assert_eq!(url.matches("statement_timeout").count(), 1, "{url}");
         assert!(url.contains("statement_timeout]=1min"), "{url}");
-        assert!(url.contains("&options[idle_in_transaction_session_timeout]=5s"));
+        assert!(url.contains("&options[idle_in_transaction_session_timeout]=2s"));
     }
 
     #[test]

@@ -352,6 +352,9 @@ impl SqlStore {
         exact("name", &f.name)?;
         let fire_message = sanitize(&f.message);
         let mut w = self.begin_write().await?;
+        if let Some(run) = &f.run {
+            w.touch(&run.job.id);
+        }
         let result = async {
             let mut q = DynQuery::default();
             let ns = q.text(f.namespace.as_str());
@@ -494,6 +497,9 @@ impl SqlStore {
             return Ok(Vec::new());
         }
         let mut w = self.begin_write().await?;
+        for id in ids {
+            w.touch(id);
+        }
         let result = async {
             let mut deleted = Vec::new();
             // Bounded statements: a purge of many jobs goes in chunks.
@@ -555,6 +561,7 @@ impl SqlStore {
             })
             .transpose()?;
         let mut w = self.begin_write().await?;
+        w.touch(&r.id);
         let result = async {
             let mut q = DynQuery::default();
             let id = q.text(r.id.as_str());
@@ -673,6 +680,7 @@ impl SqlStore {
         exact("id", id)?;
         let reason = sanitize(reason);
         let mut w = self.begin_write().await?;
+        w.touch(id);
         let result = async {
             let sql = format!(
                 "UPDATE jobs SET state = $3, updated_at = $2, finished_at = $2, dequeued_at = $2, \
@@ -725,6 +733,7 @@ impl SqlStore {
         exact("id", &r.id)?;
         let requeue_message = sanitize(&r.message);
         let mut w = self.begin_write().await?;
+        w.touch(&r.id);
         let result = async {
             let place: Option<(String, String)> = sqlx::query_as(
                 "SELECT namespace, level FROM jobs WHERE id = $1 AND state = $2 \

@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use super::liveness::{self, Liveness};
 use crate::dialect::Dialect;
 use crate::error::{StoreError, redact_url};
+use crate::lease::Lease;
 
 /// Schema versions: (version, description, SQLite DDL, PostgreSQL DDL). Append only; never edit
 /// an entry that has shipped (sqlx checks the checksums of applied migrations).
@@ -53,6 +54,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_auth.sql"),
         include_str!("../../migrations/postgres/0006_auth.sql"),
     ),
+    (
+        7,
+        "leases",
+        include_str!("../../migrations/sqlite/0007_leases.sql"),
+        include_str!("../../migrations/postgres/0007_leases.sql"),
+    ),
 ];
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).
@@ -64,14 +71,72 @@ pub(super) const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The [`Store`] over a SQLite or PostgreSQL connection pool.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(super) pool: AnyPool,
     pub(super) dialect: Dialect,
-    /// Serialises this process's write transactions on SQLite (unused for PostgreSQL).
-    pub(super) write_lock: Mutex<()>,
+    /// Serialises this process's write transactions on SQLite (unused for PostgreSQL); shared
+    /// with the fenced views of the store.
+    pub(super) write_lock: Arc<Mutex<()>>,
+    /// Set on a fenced view ([`crate::Store::fenced`]): every write transaction first checks
+    /// that this lease still has this holder and epoch.
+    pub(super) fence: Option<Arc<Lease>>,
+    /// Names this store object in the change notifications it sends, so that its own writes
+    /// are not reported back to it.
+    pub(super) origin: Arc<str>,
+    /// The URL, for the change feed's own connection (PostgreSQL only).
+    pub(super) url: Option<ListenUrl>,
     /// Which pool connections are suspect after a timeout (PostgreSQL; see [`liveness`]).
     pub(super) liveness: Arc<Liveness>,
+}
+
+/// A database URL kept for the change feed; its Debug hides it (it may hold a password).
+#[derive(Clone)]
+pub(super) struct ListenUrl(pub(super) String);
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// The channel of change notifications on PostgreSQL.
+pub(super) const CHANNEL: &str = "sluice_changes";
+/// Longest payload of one notification (PostgreSQL's limit is 8000 bytes).
+const MAX_PAYLOAD: usize = 7000;
+
+/// A name for this store object, unique enough among the processes sharing a database.
+fn new_origin() -> Arc<str> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    h.write_u128(nanos);
+    Arc::from(format!("{:016x}", h.finish()))
+}
+
+/// The notification payloads announcing that `ids` were written by `origin`: `j|ORIGIN|ID,ID`,
+/// split to stay under PostgreSQL's size limit.
+pub(super) fn job_payloads(origin: &str, ids: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let head = format!("j|{origin}|");
+    let mut cur = head.clone();
+    for id in ids {
+        if cur.len() > head.len() && cur.len() + id.len() + 1 > MAX_PAYLOAD {
+            out.push(std::mem::replace(&mut cur, head.clone()));
+        }
+        if cur.len() > head.len() {
+            cur.push(',');
+        }
+        cur.push_str(id);
+    }
+    if cur.len() > head.len() {
+        out.push(cur);
+    }
+    out
 }
 
 /// What [`SqlStore::connect`] made of a URL.
@@ -179,14 +244,39 @@ pub(super) fn migrator(dialect: Dialect) -> Migrator {
 /// order: the transaction (rolled back if not committed) before the lock.
 pub(super) struct WriteTx<'a> {
     pub(super) tx: Transaction<'static, Any>,
+    /// Jobs written; on PostgreSQL their ids are announced on commit (see [`CHANNEL`]).
+    touched: Vec<String>,
+    /// `Some(origin)` where changes are announced (PostgreSQL).
+    announce: Option<Arc<str>>,
     pub(super) _guard: Option<MutexGuard<'a, ()>>,
 }
 
 impl WriteTx<'_> {
+    /// Notes that job `id` was written, for the change feed of other processes.
+    pub(super) fn touch(&mut self, id: &str) {
+        if self.announce.is_some() {
+            self.touched.push(id.to_string());
+        }
+    }
+
     /// Commits if `result` is Ok, rolls back otherwise; returns `result` (or the commit error).
-    pub(super) async fn finish<T>(self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    /// The jobs touched are announced in the same transaction, so the notification goes out
+    /// exactly when the write becomes visible.
+    pub(super) async fn finish<T>(
+        mut self,
+        result: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         match result {
             Ok(v) => {
+                if let Some(origin) = &self.announce {
+                    for payload in job_payloads(origin, &self.touched) {
+                        sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(CHANNEL)
+                            .bind(payload)
+                            .execute(&mut *self.tx)
+                            .await?;
+                    }
+                }
                 self.tx.commit().await?;
                 Ok(v)
             }
@@ -258,7 +348,10 @@ impl SqlStore {
         Ok(SqlStore {
             pool,
             dialect: target.dialect,
-            write_lock: Mutex::new(()),
+            write_lock: Arc::new(Mutex::new(())),
+            fence: None,
+            origin: new_origin(),
+            url: (target.dialect == Dialect::Postgres).then(|| ListenUrl(target.url.clone())),
             liveness,
         })
     }
@@ -268,20 +361,58 @@ impl SqlStore {
         self.dialect
     }
 
+    /// Begins a write transaction; on a fenced view, first checks the fence inside it (on
+    /// PostgreSQL this also locks the lease row until the transaction ends, so no other
+    /// replica can take the lease while the write is under way).
     pub(super) async fn begin_write(&self) -> Result<WriteTx<'_>, StoreError> {
-        match self.dialect {
+        let mut w = match self.dialect {
             Dialect::Sqlite => {
                 let guard = self.write_lock.lock().await;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx {
+                WriteTx {
                     tx,
+                    touched: Vec::new(),
+                    announce: None,
                     _guard: Some(guard),
-                })
+                }
             }
-            Dialect::Postgres => Ok(WriteTx {
+            Dialect::Postgres => WriteTx {
                 tx: self.pool.begin().await?,
+                touched: Vec::new(),
+                announce: Some(self.origin.clone()),
                 _guard: None,
-            }),
+            },
+        };
+        if let Some(lease) = &self.fence {
+            // On PostgreSQL, FOR SHARE holds off a takeover (an UPDATE of the row) until this
+            // transaction ends; SQLite's BEGIN IMMEDIATE holds the whole database already.
+            let sql = match self.dialect {
+                Dialect::Sqlite => {
+                    "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3"
+                }
+                Dialect::Postgres => {
+                    "SELECT epoch FROM leases WHERE name = $1 AND holder = $2 AND epoch = $3 \
+                     FOR SHARE"
+                }
+            };
+            let held = sqlx::query(sql)
+                .bind(&lease.name)
+                .bind(&lease.holder)
+                .bind(lease.epoch)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            if held.is_none() {
+                let fenced = StoreError::Fenced {
+                    name: lease.name.clone(),
+                    holder: lease.holder.clone(),
+                    epoch: lease.epoch,
+                };
+                if let Err(rollback) = w.tx.rollback().await {
+                    tracing::debug!(error = %rollback, "rolling back a fenced write");
+                }
+                return Err(fenced);
+            }
         }
+        Ok(w)
     }
 }
