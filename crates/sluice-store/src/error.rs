@@ -123,9 +123,9 @@ pub enum StoreError {
     },
 
     /// The database cannot be reached or cannot serve now: connection refused or reset, I/O
-    /// error, no pool connection free in time, pool closed, PostgreSQL shutting down or refusing
-    /// connections (SQLSTATE class 08, 57P0x, 53300), SQLite busy or locked past its busy
-    /// timeout. Worth retrying later (an API answers 503). The Display has no driver text; the
+    /// error, no answer in time, no pool connection free in time, pool closed, PostgreSQL
+    /// shutting down or refusing connections (SQLSTATE class 08, 57P0x, 53300) or read only (a
+    /// standby after a failover, 25006), SQLite busy or locked past its busy timeout. Worth retrying later (an API answers 503). The Display has no driver text; the
     /// driver's error is the [`source`](std::error::Error::source).
     #[error("the database is unavailable, try again later")]
     Unavailable(#[source] sqlx::Error),
@@ -240,12 +240,15 @@ pub(crate) enum Driver {
 
 /// Whether a database error code means unavailability: on PostgreSQL, SQLSTATE class 08
 /// (connection exception), 57P01 to 57P05 (admin or crash shutdown, cannot connect now,
-/// database dropped, idle session timeout) and 53300 (too many connections); on SQLite,
+/// database dropped, idle session timeout), 53300 (too many connections) and 25006 (a write in a
+/// read-only transaction: the server is a standby now, after a failover); on SQLite,
 /// `SQLITE_BUSY` and `SQLITE_LOCKED` (with any extended code: the busy timeout has passed by
 /// the time they are returned) and `SQLITE_IOERR`.
 pub(crate) fn code_is_unavailable(driver: Driver, code: &str) -> bool {
     match driver {
-        Driver::Postgres => code.starts_with("08") || code.starts_with("57P") || code == "53300",
+        Driver::Postgres => {
+            code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "25006"
+        }
         Driver::Sqlite => {
             /// Primary result codes (the low byte of an extended code).
             const SQLITE_BUSY: i64 = 5;

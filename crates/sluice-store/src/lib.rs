@@ -52,10 +52,12 @@ pub use store::{JobFilter, JobPage, QueueStat, Store, Transition};
 /// - `sqlite://PATH` (`sqlite:///abs/path` or `sqlite://relative/path`): the file is created if
 ///   missing; WAL journal, `synchronous=NORMAL`, 5 s busy timeout, foreign keys on.
 /// - `sqlite::memory:`: a private in-memory database (one connection), for tests.
-/// - `postgres://...` or `postgresql://...`: plain (no TLS) connections.
+/// - `postgres://...` or `postgresql://...`: plain (no TLS) connections. Every call is bounded
+///   in time and connections that stop answering are replaced (failover in seconds after the
+///   database host reboots; see docs/configuration.md, "PostgreSQL failover").
 ///
 /// Anything else fails with [`StoreError::BadUrl`]; an unreachable database with
 /// [`StoreError::Connect`].
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(SqlStore::connect(url).await?))
+    Ok(SqlStore::connect(url).await?.into_shared())
 }

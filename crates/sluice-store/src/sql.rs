@@ -13,10 +13,12 @@
 //! the busy timeout for other processes) instead of failing with `SQLITE_BUSY` when a read
 //! transaction tries to upgrade. Reads run concurrently on the other pool connections (WAL).
 //!
-//! Layout, from the bottom up: `pool` (the [`SqlStore`] type, opening, migrations, write
+//! Layout, from the bottom up: `liveness` (PostgreSQL failover: timeouts, and which pool
+//! connections are suspect after one), `pool` (the [`SqlStore`] type, opening, migrations, write
 //! transactions), `rows` (row codecs and statement helpers), `jobs` (the job statements run in
-//! a write transaction), `orch` (the orchestration queries), `lease` (leader leases, fencing and the change feed), and this file, the [`Store`]
-//! implementation that puts them together.
+//! a write transaction), `orch` (the orchestration queries), `lease` (leader leases, fencing and
+//! the change feed), this file, the [`Store`] implementation that puts them together, and
+//! `bounded` (on PostgreSQL, every call of it bounded in time).
 
 use async_trait::async_trait;
 use sluice_core::job::{JobEvent, JobState};
@@ -35,8 +37,10 @@ use crate::store::{JobFilter, JobPage, QueueStat, Store, Transition};
 use crate::text::{exact, exact_labels, exact_opt};
 
 mod batch;
+mod bounded;
 mod jobs;
 mod lease;
+mod liveness;
 mod orch;
 mod pool;
 mod rows;

@@ -85,7 +85,7 @@ fn unavailability_by_driver_error() {
 #[test]
 fn unavailability_by_database_code() {
     for code in [
-        "08000", "08003", "08006", "08001", "08P01", "57P01", "57P02", "57P03", "53300",
+        "08000", "08003", "08006", "08001", "08P01", "57P01", "57P02", "57P03", "53300", "25006",
     ] {
         assert!(code_is_unavailable(Driver::Postgres, code), "{code}");
     }

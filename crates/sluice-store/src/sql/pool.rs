@@ -10,6 +10,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, SqlSafeStr, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::liveness::{self, Liveness};
 use crate::dialect::Dialect;
 use crate::error::{StoreError, redact_url};
 use crate::lease::Lease;
@@ -65,9 +66,8 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
 pub(super) const SQLITE_MAX_CONNECTIONS: u32 = 4;
 /// Connections kept to PostgreSQL.
 pub(super) const POSTGRES_MAX_CONNECTIONS: u32 = 10;
-/// PostgreSQL ends a session whose transaction stays idle this long (see `connect`).
-const IDLE_IN_TRANSACTION: &str = "SET idle_in_transaction_session_timeout = '2s'";
-/// How long an operation waits for a free pool connection.
+/// How long an operation waits for a free pool connection (SQLite; PostgreSQL: see
+/// [`liveness::ACQUIRE_TIMEOUT`]).
 pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The [`Store`] over a SQLite or PostgreSQL connection pool.
@@ -86,6 +86,8 @@ pub struct SqlStore {
     pub(super) origin: Arc<str>,
     /// The URL, for the change feed's own connection (PostgreSQL only).
     pub(super) url: Option<ListenUrl>,
+    /// Which pool connections are suspect after a timeout (PostgreSQL; see [`liveness`]).
+    pub(super) liveness: Arc<Liveness>,
 }
 
 /// A database URL kept for the change feed; its Debug hides it (it may hold a password).
@@ -189,6 +191,35 @@ pub(super) fn parse_url(url: &str) -> Result<Target, StoreError> {
     Err(bad())
 }
 
+/// Opens one connection, within the acquire timeout (a database that accepts the TCP
+/// connection but never answers must not hang the start).
+async fn bounded_connect(url: &str) -> Result<AnyConnection, sqlx::Error> {
+    match tokio::time::timeout(liveness::ACQUIRE_TIMEOUT, AnyConnection::connect(url)).await {
+        Ok(result) => result,
+        Err(_) => Err(liveness::timed_out("connecting", liveness::ACQUIRE_TIMEOUT)),
+    }
+}
+
+/// Brings the schema up to date. On PostgreSQL the migrations run without the connection's
+/// `statement_timeout`: a migration may rewrite a large table, and replicas starting together
+/// wait on sqlx's migration lock while one of them migrates.
+async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+    let migrator = migrator(dialect);
+    match dialect {
+        Dialect::Sqlite => migrator.run(pool).await?,
+        Dialect::Postgres => {
+            let mut conn = pool.acquire().await?;
+            conn.execute("SET statement_timeout = 0").await?;
+            // `run` on a `&mut` connection makes the future's Send proof fail ("Acquire is not
+            // general enough"); `run_direct` is what `run` calls, and sqlx's own workaround.
+            migrator.run_direct(None, &mut *conn, false).await?;
+            // Back to the value the connection started with.
+            conn.execute("RESET statement_timeout").await?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn migrator(dialect: Dialect) -> Migrator {
     let migrations = MIGRATIONS
         .iter()
@@ -264,7 +295,8 @@ impl SqlStore {
     /// its schema up to date.
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
-        let target = parse_url(url)?;
+        let mut target = parse_url(url)?;
+        let liveness = Liveness::new();
         let options = match target.dialect {
             Dialect::Sqlite => {
                 let options = AnyPoolOptions::new()
@@ -294,18 +326,10 @@ impl SqlStore {
                     options.max_connections(SQLITE_MAX_CONNECTIONS)
                 }
             }
-            Dialect::Postgres => AnyPoolOptions::new()
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .max_connections(POSTGRES_MAX_CONNECTIONS)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        // A transaction left open by a process that stopped answering (paused,
-                        // partitioned) is ended by the server, so its locks (the leader's lease
-                        // row among them) cannot hold up the other replicas for long.
-                        conn.execute(IDLE_IN_TRANSACTION).await?;
-                        Ok(())
-                    })
-                }),
+            Dialect::Postgres => {
+                target.url = liveness::with_server_settings(&target.url);
+                liveness::postgres_pool_options(&liveness, POSTGRES_MAX_CONNECTIONS)
+            }
         };
         let connect_error = |source| StoreError::Connect {
             url: redact_url(url),
@@ -315,13 +339,11 @@ impl SqlStore {
             // The pool retries failed connections until its acquire timeout and then reports only
             // "timed out"; one direct attempt first surfaces the real cause (refused, unknown
             // database, bad password, unwritable path) at once.
-            let probe = AnyConnection::connect(&target.url)
-                .await
-                .map_err(connect_error)?;
+            let probe = bounded_connect(&target.url).await.map_err(connect_error)?;
             probe.close().await.map_err(connect_error)?;
         }
         let pool = options.connect(&target.url).await.map_err(connect_error)?;
-        migrator(target.dialect).run(&pool).await?;
+        migrate(&pool, target.dialect).await?;
         tracing::debug!(url = %redact_url(url), dialect = target.dialect.as_str(), "store open");
         Ok(SqlStore {
             pool,
@@ -330,6 +352,7 @@ impl SqlStore {
             fence: None,
             origin: new_origin(),
             url: (target.dialect == Dialect::Postgres).then(|| ListenUrl(target.url.clone())),
+            liveness,
         })
     }
 
