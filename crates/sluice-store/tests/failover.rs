@@ -582,3 +582,60 @@ async fn futures_join_all<T: Send + 'static>(
     }
     out
 }
+
+/// The change feed's own connection goes silent (no error, notifications just stop): its
+/// heartbeat notices, it connects again, reports a resync (changes may have been missed), and
+/// then reports other processes' writes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_change_feed_connects_again_and_asks_for_a_resync() {
+    use sluice_store::StoreChange;
+    let db = FreshDatabase::create().await;
+    let proxy = Proxy::start(upstream_of(&db.admin_url)).await;
+    let direct_url = rewrite(&db.admin_url, &db.database, None);
+    let proxied_url = rewrite(
+        &db.admin_url,
+        &db.database,
+        Some(&format!("127.0.0.1:{}", proxy.port)),
+    );
+    let follower = sluice_store::open(&proxied_url).await.unwrap();
+    let writer = sluice_store::open(&direct_url).await.unwrap();
+    let mut feed = follower
+        .changes()
+        .await
+        .unwrap()
+        .expect("PostgreSQL has a feed");
+    writer.insert_job(&job("before")).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), feed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, StoreChange::Jobs(vec!["before".into()]));
+
+    proxy.silence();
+    writer.insert_job(&job("during")).await.unwrap();
+    // Within the heartbeat's bound (20 s without hearing) plus a reconnect: a resync, then the
+    // writes made afterwards.
+    let started = Instant::now();
+    let mut resynced = false;
+    writer.insert_job(&job("kick")).await.unwrap();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(60), feed.recv())
+            .await
+            .expect("the feed comes back within 60 s")
+            .expect("the feed stays open");
+        match next {
+            StoreChange::Resync => {
+                resynced = true;
+                writer.insert_job(&job("after")).await.unwrap();
+            }
+            StoreChange::Jobs(ids) if resynced && ids == vec!["after".to_string()] => break,
+            other => assert!(
+                !matches!(other, StoreChange::Jobs(ref ids) if ids.contains(&"during".to_string())),
+                "a notification sent while silent cannot arrive: {other:?}"
+            ),
+        }
+    }
+    eprintln!("change feed back after {:?}", started.elapsed());
+    follower.close().await;
+    writer.close().await;
+}

@@ -2,6 +2,7 @@
 //! election methods (see [`crate::lease`]), and PostgreSQL's LISTEN/NOTIFY as the feed.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -257,50 +258,135 @@ impl SqlStore {
     }
 
     /// LISTENs on its own connection; a task forwards what other processes announce until the
-    /// receiver is dropped. The connection is re-made when it drops, and a
-    /// [`StoreChange::Resync`] sent then (notifications may have been missed).
+    /// receiver is dropped. A heartbeat this store sends itself every [`HEARTBEAT`] proves that
+    /// the connection still hears: after [`HEARD_WITHIN`] without any notification the
+    /// connection is made again (a silent connection gives no error otherwise). Each time the
+    /// feed was interrupted, a [`StoreChange::Resync`] is sent (notifications may have been
+    /// missed).
     pub(super) async fn changes_sql(
         &self,
     ) -> Result<Option<mpsc::Receiver<StoreChange>>, StoreError> {
-        let Some(url) = &self.url else {
+        let Some(url) = self.url.clone() else {
             return Ok(None);
         };
-        let mut listener = sqlx::postgres::PgListener::connect(&url.0)
-            .await
-            .map_err(StoreError::from)?;
-        listener.listen(CHANNEL).await.map_err(StoreError::from)?;
+        let listener = listen(&url.0).await?;
         let (tx, rx) = mpsc::channel(FEED_CAPACITY);
-        let own = self.origin.clone();
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    _ = tx.closed() => return,
-                    n = listener.try_recv() => n,
-                };
-                let change = match next {
-                    Ok(Some(n)) => match parse_payload(n.payload(), &own) {
-                        Some(c) => c,
-                        None => continue,
-                    },
-                    // The connection dropped; the next call connects again.
-                    Ok(None) => StoreChange::Resync,
-                    Err(e) => {
-                        tracing::warn!("change feed: {e}; retrying in 1 s");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        continue;
+        tokio::spawn(supervise(
+            listener,
+            url.0,
+            tx,
+            self.origin.clone(),
+            self.pool.clone(),
+        ));
+        Ok(Some(rx))
+    }
+}
+
+/// How often the change feed checks that it still hears.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long the change feed may hear nothing (its own heartbeats included) before it connects
+/// again.
+const HEARD_WITHIN: Duration = Duration::from_secs(20);
+
+async fn listen(url: &str) -> Result<sqlx::postgres::PgListener, StoreError> {
+    let mut listener = sqlx::postgres::PgListener::connect(url)
+        .await
+        .map_err(StoreError::from)?;
+    listener.listen(CHANNEL).await.map_err(StoreError::from)?;
+    Ok(listener)
+}
+
+/// Runs the feed's reader, sends the heartbeats, and makes the connection again when the
+/// reader stopped hearing.
+async fn supervise(
+    mut listener: sqlx::postgres::PgListener,
+    url: String,
+    tx: mpsc::Sender<StoreChange>,
+    own: Arc<str>,
+    pool: sqlx::AnyPool,
+) {
+    loop {
+        let heard = Arc::new(std::sync::Mutex::new(Instant::now()));
+        let reader = tokio::spawn(read(listener, tx.clone(), own.clone(), heard.clone()));
+        loop {
+            tokio::select! {
+                _ = tx.closed() => {
+                    reader.abort();
+                    return;
+                }
+                _ = tokio::time::sleep(HEARTBEAT) => {}
+            }
+            let beat = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(format!("h|{own}|"));
+            let _ = tokio::time::timeout(HEARTBEAT, beat.execute(&pool)).await;
+            let last = match heard.lock() {
+                Ok(g) => *g,
+                Err(poisoned) => *poisoned.into_inner(),
+            };
+            if reader.is_finished() || last.elapsed() > HEARD_WITHIN {
+                tracing::warn!(
+                    "change feed: nothing heard for {} s; connecting again",
+                    last.elapsed().as_secs()
+                );
+                reader.abort();
+                break;
+            }
+        }
+        if tx.send(StoreChange::Resync).await.is_err() {
+            return;
+        }
+        listener = loop {
+            match listen(&url).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    tracing::warn!("change feed: {e}; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if tx.is_closed() {
+                        return;
                     }
-                };
-                match tx.try_send(change) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        // The reader is behind: it will read everything again anyway.
-                        let _ = tx.send(StoreChange::Resync).await;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
-        });
-        Ok(Some(rx))
+        };
+    }
+}
+
+/// Forwards notifications until aborted; every notification (a heartbeat too) counts as
+/// heard.
+async fn read(
+    mut listener: sqlx::postgres::PgListener,
+    tx: mpsc::Sender<StoreChange>,
+    own: Arc<str>,
+    heard: Arc<std::sync::Mutex<Instant>>,
+) {
+    loop {
+        let change = match listener.try_recv().await {
+            Ok(Some(n)) => {
+                match heard.lock() {
+                    Ok(mut g) => *g = Instant::now(),
+                    Err(poisoned) => *poisoned.into_inner() = Instant::now(),
+                }
+                match parse_payload(n.payload(), &own) {
+                    Some(c) => c,
+                    None => continue,
+                }
+            }
+            // The connection dropped; the next call connects again.
+            Ok(None) => StoreChange::Resync,
+            Err(e) => {
+                tracing::warn!("change feed: {e}; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        match tx.try_send(change) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // The reader is behind: it will read everything again anyway.
+                let _ = tx.send(StoreChange::Resync).await;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
     }
 }
 
