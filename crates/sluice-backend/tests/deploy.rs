@@ -73,6 +73,21 @@ fn postgres_overlay_runs_three_replicas_that_survive_a_drain() {
     let replicas = spec["replicas"].as_i64().unwrap();
     assert_eq!(replicas, 3);
     let pod_labels = &spec["template"]["metadata"]["labels"];
+    // Each replica tells the others where it serves (a follower asks the leader why a job
+    // waits): its pod IP, from the downward API.
+    let env = spec["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let var = |name: &str| env.iter().find(|e| e["name"] == name).cloned();
+    assert_eq!(
+        var("POD_IP").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.podIP"
+    );
+    assert_eq!(
+        var("SLUICE_HA__ADVERTISE_URL").unwrap()["value"],
+        "http://$(POD_IP):7467"
+    );
 
     // Rolled one pod at a time, never below the replica count while a new pod starts.
     assert_eq!(spec["strategy"]["type"], "RollingUpdate");

@@ -428,6 +428,51 @@ fn three_replicas_survive_leader_kills_and_a_pause_with_nothing_lost_or_doubled(
         assert!(Instant::now() < until, "the long job never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A follower says why a queued job waits, as the leader's cycle found: a job of another
+    // namespace that fits the empty cluster but not beside the long one.
+    let big = "name: big\nnamespace: other\nlabels:\n  sluice.io/sim-duration: \"1s\"\nspark:\n  \
+               type: Scala\n  mainClass: Main\n  mainApplicationFile: /a.jar\n  driver:\n    \
+               cores: 1\n    memory: 512m\n  executor:\n    cores: 4\n    instances: 15\n    \
+               memory: 512m\n";
+    let (code, v) = http
+        .rt
+        .block_on(Http::call(
+            &http.client,
+            &http.token,
+            "POST",
+            &format!("{base}/v1/jobs"),
+            Some(big.to_string()),
+        ))
+        .unwrap();
+    assert_eq!(code, 201, "{v}");
+    let big = v["id"].as_str().unwrap().to_string();
+    let until = Instant::now() + Duration::from_secs(20);
+    let wait = loop {
+        let (_, v) = http.get(&format!("{base}/v1/jobs/{big}")).unwrap();
+        assert_eq!(v["state"], "queued", "{v}");
+        if !v["wait"].is_null() {
+            break v["wait"].clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "the follower never said why {big} waits: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(wait["reason_kind"], "no-room", "{wait}");
+    assert_eq!(wait["position"], 1, "{wait}");
+    let (code, v) = http
+        .rt
+        .block_on(Http::call(
+            &http.client,
+            &http.token,
+            "POST",
+            &format!("{base}/v1/jobs/{big}/cancel"),
+            None,
+        ))
+        .unwrap();
+    assert_eq!((code, v["state"].as_str()), (200, Some("cancelled")), "{v}");
+
     let (code, v) = http
         .rt
         .block_on(Http::call(
@@ -488,8 +533,8 @@ fn three_replicas_survive_leader_kills_and_a_pause_with_nothing_lost_or_doubled(
 
     // Every acknowledged submission exists once; nothing else but probes and submits whose
     // answer was lost in a kill.
-    // (Less the cancelled long job.)
-    let extra = states.len() as i64 - acked.len() as i64 - 20 - probes - 1;
+    // (Less the cancelled long and big jobs.)
+    let extra = states.len() as i64 - acked.len() as i64 - 20 - probes - 2;
     assert!(
         (0..=errors as i64).contains(&extra),
         "{} jobs stored for {} acknowledged, 20 + {probes} probes, {errors} failed submits",

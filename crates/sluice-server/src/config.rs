@@ -128,6 +128,11 @@ pub struct HaConfig {
     /// This replica's name in the lease (on Kubernetes, the pod name); empty: the host name,
     /// the process id and a random suffix.
     pub identity: String,
+    /// The URL the other replicas reach this one's API at (on Kubernetes,
+    /// `http://$(POD_IP):7467`), kept in the lease while it leads: a follower asks the leader
+    /// there why a queued job waits. Empty: `http(s)://LISTEN` when `listen` is a specific
+    /// address, none when it is 0.0.0.0 or [::].
+    pub advertise_url: String,
 }
 
 impl Default for HaConfig {
@@ -136,6 +141,7 @@ impl Default for HaConfig {
             lease_ttl_ms: 5_000,
             renew_interval_ms: 1_000,
             identity: String::new(),
+            advertise_url: String::new(),
         }
     }
 }
@@ -322,6 +328,22 @@ impl Config {
                 "must be more than 0 and at most a third of ha.lease_ttl_ms",
             ));
         }
+        for (key, value) in [
+            ("ha.identity", &ha.identity),
+            ("ha.advertise_url", &ha.advertise_url),
+        ] {
+            if value.chars().any(char::is_whitespace) {
+                return Err(invalid(key, value, "must not contain spaces"));
+            }
+        }
+        let url = &ha.advertise_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "ha.advertise_url",
+                &ha.advertise_url,
+                "must start with http:// or https://",
+            ));
+        }
         let s = &self.scheduler;
         if s.levels.is_empty() {
             return Err(invalid(
@@ -435,6 +457,24 @@ impl Config {
             Some(u) => u.clone(),
             None => format!("sqlite://{}", self.data_dir.join("sluice.db").display()),
         }
+    }
+
+    /// The URL the other replicas reach this one at: `ha.advertise_url`, else this server's
+    /// `listen` address when it is a specific one; none otherwise.
+    pub fn advertise_url(&self) -> Option<String> {
+        if !self.ha.advertise_url.is_empty() {
+            return Some(self.ha.advertise_url.trim_end_matches('/').to_string());
+        }
+        let addr: std::net::SocketAddr = self.listen.parse().ok()?;
+        if addr.ip().is_unspecified() {
+            return None;
+        }
+        let scheme = if self.tls.files().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        Some(format!("{scheme}://{addr}"))
     }
 
     /// The priority levels and default levels.

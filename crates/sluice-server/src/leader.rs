@@ -51,6 +51,8 @@ pub struct Leadership {
     elected: bool,
     /// This replica's name in the lease.
     identity: String,
+    /// The URL the other replicas reach this one at, if known.
+    address: Option<String>,
     term: Mutex<Option<Term>>,
     role: watch::Sender<Role>,
 }
@@ -61,16 +63,19 @@ impl Leadership {
         Leadership {
             elected: false,
             identity: String::new(),
+            address: None,
             term: Mutex::new(None),
             role: watch::channel(Role::Leader(None)).0,
         }
     }
 
-    /// One of several replicas: a follower until [`run_elector`] takes the lease.
-    pub fn elected(identity: String) -> Self {
+    /// One of several replicas, reachable at `address` by the others: a follower until the
+    /// elector takes the lease.
+    pub fn elected(identity: String, address: Option<String>) -> Self {
         Leadership {
             elected: true,
             identity,
+            address,
             term: Mutex::new(None),
             role: watch::channel(Role::Follower).0,
         }
@@ -84,6 +89,15 @@ impl Leadership {
     /// This replica's name in the lease (empty for the only server).
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// The lease's holder for this replica: its identity, then its address after a space
+    /// (identities and addresses have no spaces; see [`holder_address`]).
+    pub fn holder(&self) -> String {
+        match &self.address {
+            Some(a) => format!("{} {a}", self.identity),
+            None => self.identity.clone(),
+        }
     }
 
     fn term(&self) -> std::sync::MutexGuard<'_, Option<Term>> {
@@ -149,6 +163,14 @@ impl Leadership {
         }
         had
     }
+}
+
+/// The address a lease's holder is reachable at, if it gave one (see [`Leadership::holder`]).
+pub fn holder_address(holder: &str) -> Option<&str> {
+    holder
+        .split_once(' ')
+        .map(|(_, a)| a)
+        .filter(|a| !a.is_empty())
 }
 
 /// This replica's default name: `HOSTNAME` (a pod's name on Kubernetes) or the kernel's host
@@ -236,7 +258,7 @@ pub async fn round(leader: &Leadership, store: &dyn Store, ttl: Duration) -> Rou
         None => {
             let acquired = tokio::time::timeout(
                 bound,
-                store.acquire_lease(LEASE_NAME, leader.identity(), ttl_ms),
+                store.acquire_lease(LEASE_NAME, &leader.holder(), ttl_ms),
             )
             .await;
             match acquired {
@@ -302,7 +324,10 @@ mod tests {
 
     #[test]
     fn an_elected_replica_leads_only_within_its_deadline() {
-        let l = Leadership::elected("me".into());
+        let l = Leadership::elected("me".into(), Some("http://10.0.0.5:7467".into()));
+        assert_eq!(l.holder(), "me http://10.0.0.5:7467");
+        assert_eq!(holder_address(&l.holder()), Some("http://10.0.0.5:7467"));
+        assert_eq!(holder_address("me"), None);
         assert!(!l.holds());
         assert_eq!(l.role(), Role::Follower);
         let mut rx = l.subscribe();

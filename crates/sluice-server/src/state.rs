@@ -128,7 +128,7 @@ impl AppState {
                 "" => default_identity(),
                 given => given.to_string(),
             };
-            Leadership::elected(identity)
+            Leadership::elected(identity, config.advertise_url())
         } else {
             metrics.set_leader(true);
             Leadership::single()

@@ -17,6 +17,7 @@ use sluice_store::JobFilter;
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody, body_text, refused};
+use super::forward::leader_wait;
 use super::views::{JobView, orch_view, view};
 use crate::admission;
 use crate::auth::{Caller, audit};
@@ -216,6 +217,7 @@ async fn load_for(st: &AppState, caller: &Caller, id: &str) -> Result<JobRecord,
 pub async fn get_job(
     State(st): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let rec = load_for(&st, &caller, &id).await?;
@@ -223,6 +225,11 @@ pub async fn get_job(
     let mut wait = st.view.read().await.waiting.get(&id).cloned();
     if wait.is_none() && rec.state == JobState::Queued {
         wait = beyond_window(&st, &rec);
+    }
+    if wait.is_none() && rec.state == JobState::Queued {
+        // On a follower: the leader's cycle knows why.
+        let auth = headers.get(axum::http::header::AUTHORIZATION);
+        wait = leader_wait(&st, auth, &id).await;
     }
     let orchestration = orch_view(&st, &rec).await?;
     let mut v = view(rec, wait, Some(events));

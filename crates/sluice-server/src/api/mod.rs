@@ -39,6 +39,7 @@ use crate::state::{AppState, WaitInfo};
 pub mod cluster;
 pub mod dlq;
 pub mod error;
+pub mod forward;
 pub mod history;
 pub mod jobs;
 pub mod schedules;
