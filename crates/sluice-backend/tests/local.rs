@@ -56,6 +56,7 @@ fn config(dir: &Path, cores_milli: u64, memory_mib: u64) -> LocalConfig {
         python: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: Duration::from_secs(2),
+        run_as: None,
     }
 }
 
@@ -582,4 +583,66 @@ async fn spark_pi_runs_in_local_mode() {
     assert_eq!(status, RunStatus::Succeeded, "{log}");
     assert!(complete);
     assert!(log.contains("Pi is roughly"), "{log}");
+}
+
+/// `backend.run_as`: runs start as a dedicated unprivileged user (here `nobody`), with its
+/// user and group ids only, `HOME` in their run directory, which belongs to that user. Needs
+/// the tests to run as root (CI does); elsewhere it says so and checks only the lookup.
+#[tokio::test]
+async fn runs_start_as_the_configured_unprivileged_user() {
+    use sluice_backend::local::RunAs;
+    let err = RunAs::lookup("backend.run_as", "no-such-user-sluice").unwrap_err();
+    assert!(
+        err.to_string().contains("backend.run_as") && err.to_string().contains("no such user"),
+        "{err}"
+    );
+    if !nix::unistd::geteuid().is_root() {
+        let err = RunAs::lookup("backend.run_as", "nobody").unwrap_err();
+        assert!(err.to_string().contains("not root"), "{err}");
+        eprintln!("skipped the run itself: the tests do not run as root");
+        return;
+    }
+    let nobody = RunAs::lookup("backend.run_as", "nobody").unwrap();
+    assert_eq!(nobody.uid, 65534);
+    let tmp = tempfile::tempdir().unwrap();
+    // The run's user must be able to reach its run directory through the data directory.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let mut cfg = config(tmp.path(), 4000, 8192);
+    cfg.run_as = Some(nobody.clone());
+    let b = LocalBackend::new(cfg).await.unwrap();
+    let mut reaper = Reaper::default();
+    let job = command_job(
+        "as-nobody",
+        &[
+            "sh",
+            "-c",
+            "echo uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME; touch \"$HOME/made\"",
+        ],
+        "1",
+        "256m",
+    );
+    let s = b.submit(&request("u1", 1, job)).await.unwrap();
+    reaper.hold(&s.backend_ref);
+    let r = run("u1", 1);
+    assert_eq!(
+        wait_end(&b, &r, Duration::from_secs(10)).await,
+        RunStatus::Succeeded
+    );
+    let (log, _) = all_logs(&b, &r).await;
+    let gid = nobody.gid;
+    assert!(
+        log.contains(&format!("uid=65534 gid={gid} groups={gid} ")),
+        "{log}"
+    );
+    let run_dir = b.run_dir("u1", 1);
+    assert!(
+        log.contains(&format!("home={}", run_dir.display())),
+        "{log}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(run_dir.join("made")).unwrap().uid(),
+        65534
+    );
 }

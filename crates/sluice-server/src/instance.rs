@@ -46,6 +46,24 @@ impl InstanceLock {
     }
 }
 
+/// Makes the SQLite database at `url` and its journal files readable by the server's user only
+/// (mode 0600): runs started as another user (`backend.run_as`) cannot read it.
+pub fn protect(url: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(db) = sqlite_path(url) else {
+        return Ok(());
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The database file of a `sqlite://PATH[?query]` URL; none for other stores and for memory.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite://")?;
@@ -103,6 +121,15 @@ mod tests {
         );
         drop(first);
         assert!(lock(&url).unwrap().is_some());
+        // The database is the server's only.
+        let db = dir.path().join("s.db");
+        std::fs::write(&db, b"x").unwrap();
+        protect(&url).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // Other stores take no lock.
         assert!(lock("sqlite::memory:").unwrap().is_none());
         assert!(lock("postgres://u@127.0.0.1/db").unwrap().is_none());

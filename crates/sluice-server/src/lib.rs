@@ -146,6 +146,11 @@ async fn build_backend(
                 python: b.python.clone(),
                 image_spark_home: b.image_spark_home.clone(),
                 kill_grace: Duration::from_secs(b.kill_grace_secs),
+                run_as: b
+                    .run_as
+                    .as_deref()
+                    .map(|name| sluice_backend::local::RunAs::lookup("backend.run_as", name))
+                    .transpose()?,
             })
             .await?,
         )),
@@ -169,6 +174,9 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     // One server per SQLite file (held until the process ends).
     let _instance = instance::lock(&config.store_url())?;
     let state = build_state(config).await?;
+    if let Err(e) = instance::protect(&state.config.store_url()) {
+        tracing::warn!("making the SQLite database readable by the server only: {e}");
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|source| ServerError::Io {

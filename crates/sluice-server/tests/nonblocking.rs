@@ -37,6 +37,7 @@ async fn state(dir: &std::path::Path) -> AppState {
         python: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: GRACE,
+        run_as: None,
     })
     .await
     .unwrap();

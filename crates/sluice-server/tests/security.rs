@@ -35,6 +35,7 @@ async fn state_with(dir: &Path, config: Config, spark_home: Option<&Path>) -> Ap
         python: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: Duration::from_secs(2),
+        run_as: None,
     })
     .await
     .unwrap();

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::BackendError;
+
 /// The name of the single node the local backend reports.
 pub const NODE_NAME: &str = "local";
 /// Where Spark lives in the Spark images (`local:///opt/spark/...` in `SparkApplication`s).
@@ -30,6 +32,46 @@ pub struct LocalConfig {
     pub image_spark_home: String,
     /// A cancel sends SIGTERM to the run's process group, then SIGKILL after this long.
     pub kill_grace: Duration,
+    /// The user runs run as (see [`RunAs::lookup`]); `None`: the server's own user.
+    pub run_as: Option<RunAs>,
+}
+
+/// A dedicated, unprivileged user for runs: each run's process group gets its user and group
+/// ids (and no supplementary groups), its run directory is given to that user, and `HOME`
+/// points at the run directory. The server must run as root to switch users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user's name.
+    pub name: String,
+    /// Its user id.
+    pub uid: u32,
+    /// Its primary group id.
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// Looks up user `name` on this host; fails with [`BackendError::Config`] naming `key` if
+    /// there is no such user, or if this process cannot switch to it (not root, and not that
+    /// user already).
+    pub fn lookup(key: &str, name: &str) -> Result<RunAs, BackendError> {
+        let user = nix::unistd::User::from_name(name)
+            .map_err(|e| BackendError::Config(format!("{key} = {name:?}: looking it up: {e}")))?
+            .ok_or_else(|| {
+                BackendError::Config(format!("{key} = {name:?}: no such user on this host"))
+            })?;
+        let me = nix::unistd::geteuid();
+        if !me.is_root() && me != user.uid {
+            return Err(BackendError::Config(format!(
+                "{key} = {name:?}: the server runs as user id {me}, not root, and cannot \
+                 start runs as another user"
+            )));
+        }
+        Ok(RunAs {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        })
+    }
 }
 
 impl LocalConfig {
@@ -44,6 +86,7 @@ impl LocalConfig {
             python: None,
             image_spark_home: DEFAULT_IMAGE_SPARK_HOME.to_string(),
             kill_grace: DEFAULT_KILL_GRACE,
+            run_as: None,
         }
     }
 }

@@ -40,8 +40,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use self::config::venv_python;
 pub use self::config::{
-    DEFAULT_IMAGE_SPARK_HOME, DEFAULT_KILL_GRACE, LocalConfig, NODE_NAME, budget_after_reserve,
-    detect_budget, find_spark_home,
+    DEFAULT_IMAGE_SPARK_HOME, DEFAULT_KILL_GRACE, LocalConfig, NODE_NAME, RunAs,
+    budget_after_reserve, detect_budget, find_spark_home,
 };
 pub use self::os::exit_message;
 pub(crate) use self::process::Launch;

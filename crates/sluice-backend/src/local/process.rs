@@ -162,6 +162,15 @@ impl LocalBackend {
                 .await
                 .map_err(io_err(format!("creating {}", launch.cwd.display())))?;
         }
+        if let Some(user) = &self.shared.cfg.run_as {
+            // The run's user writes its run directory (exit code, Spark's scratch space).
+            for d in [dir, launch.cwd.as_path()] {
+                if d.starts_with(dir) {
+                    std::os::unix::fs::chown(d, Some(user.uid), Some(user.gid))
+                        .map_err(io_err(format!("giving {} to {}", d.display(), user.name)))?;
+                }
+            }
+        }
         let log_path = dir.join(LOG);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -185,6 +194,14 @@ impl LocalBackend {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
             .process_group(0);
+        if let Some(user) = &self.shared.cfg.run_as {
+            // std drops the supplementary groups when root switches users.
+            cmd.uid(user.uid)
+                .gid(user.gid)
+                .env("HOME", dir)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+        }
         // meta.json marks the attempt as started: written last before the spawn, and removed
         // again if the spawn fails, so that a failed start can be submitted again.
         let meta = RunMeta {

@@ -115,6 +115,7 @@ impl StandaloneBackend {
             python: cfg.python.clone(),
             image_spark_home: cfg.image_spark_home.clone(),
             kill_grace: cfg.kill_grace,
+            run_as: None,
         })
         .await?;
         let runs = cfg.data_dir.join("runs");

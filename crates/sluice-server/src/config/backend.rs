@@ -115,6 +115,10 @@ pub struct LocalConfig {
         deserialize_with = "super::duration::secs"
     )]
     pub kill_grace_secs: u64,
+    /// A dedicated unprivileged user that runs run as (the server must be root); default the
+    /// server's own user.
+    #[serde(default)]
+    pub run_as: Option<String>,
 }
 
 impl Default for LocalConfig {
@@ -126,6 +130,7 @@ impl Default for LocalConfig {
             python: None,
             image_spark_home: default_image_spark_home(),
             kill_grace_secs: default_kill_grace_secs(),
+            run_as: None,
         }
     }
 }

@@ -38,6 +38,7 @@ pub async fn local_state(
         python: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: Duration::from_secs(2),
+        run_as: None,
     })
     .await
     .unwrap();
