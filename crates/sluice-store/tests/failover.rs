@@ -623,6 +623,7 @@ async fn a_silent_change_feed_connects_again_and_asks_for_a_resync() {
             .await
             .expect("the feed comes back within 60 s")
             .expect("the feed stays open");
+        eprintln!("{:?}: {next:?}", started.elapsed());
         match next {
             StoreChange::Resync => {
                 resynced = true;

@@ -333,9 +333,8 @@ async fn supervise(
                 break;
             }
         }
-        if tx.send(StoreChange::Resync).await.is_err() {
-            return;
-        }
+        // Listen again first, then ask for the resync: a reader that reloads everything
+        // after this point misses nothing.
         listener = loop {
             match listen(&url).await {
                 Ok(l) => break l,
@@ -348,6 +347,9 @@ async fn supervise(
                 }
             }
         };
+        if tx.send(StoreChange::Resync).await.is_err() {
+            return;
+        }
     }
 }
 
