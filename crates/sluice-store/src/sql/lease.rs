@@ -271,13 +271,7 @@ impl SqlStore {
         };
         let listener = listen(&url.0).await?;
         let (tx, rx) = mpsc::channel(FEED_CAPACITY);
-        tokio::spawn(supervise(
-            listener,
-            url.0,
-            tx,
-            self.origin.clone(),
-            self.pool.clone(),
-        ));
+        tokio::spawn(supervise(listener, url.0, tx, self.origin.clone()));
         Ok(Some(rx))
     }
 }
@@ -303,7 +297,6 @@ async fn supervise(
     url: String,
     tx: mpsc::Sender<StoreChange>,
     own: Arc<str>,
-    pool: sqlx::AnyPool,
 ) {
     loop {
         let heard = Arc::new(std::sync::Mutex::new(Instant::now()));
@@ -316,14 +309,15 @@ async fn supervise(
                 }
                 _ = tokio::time::sleep(HEARTBEAT) => {}
             }
-            let beat = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(format!("h|{own}|"));
-            let _ = tokio::time::timeout(HEARTBEAT, beat.execute(&pool)).await;
             let last = match heard.lock() {
                 Ok(g) => *g,
                 Err(poisoned) => *poisoned.into_inner(),
             };
+            if last.elapsed() >= HEARTBEAT {
+                // Nothing heard lately: send ourselves a notification, on a connection of its
+                // own (dropped whole if the network is silent, so it never holds a pool slot).
+                let _ = tokio::time::timeout(HEARTBEAT, heartbeat(&url, &own)).await;
+            }
             if reader.is_finished() || last.elapsed() > HEARD_WITHIN {
                 tracing::warn!(
                     "change feed: nothing heard for {} s; connecting again",
@@ -351,6 +345,18 @@ async fn supervise(
             return;
         }
     }
+}
+
+/// Sends this store's heartbeat notification.
+async fn heartbeat(url: &str, own: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::postgres::PgConnection::connect(url).await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(format!("h|{own}|"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
 }
 
 /// Forwards notifications until aborted; every notification (a heartbeat too) counts as
