@@ -161,6 +161,12 @@ enum Cmd {
     /// and PostgreSQL over HTTP: submit rates, RSS, idle tick, submit->admitted latency,
     /// admissions/s and API latency at several queue depths (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Prints the shell completion script for bash, zsh, fish, elvish or powershell
+    /// (`source <(sluice completion bash)`; zsh: `sluice completion zsh > "${fpath[1]}/_sluice"`).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Prints, as YAML, the Kubernetes objects sluice would create for a job (the
     /// SparkApplication; in placeholders mode the placeholder pods too), without contacting a
     /// cluster or a server.
@@ -439,6 +445,17 @@ async fn run(cli: Cli) -> Result<i32> {
         print!("{}", render(file, config.as_deref(), priority.as_deref())?);
         return Ok(0);
     }
+    if let Cmd::Completion { shell } = &cli.cmd {
+        use clap::CommandFactory;
+        use std::io::Write;
+        // Into memory first: clap_complete panics on a failed write (a closed pipe).
+        let mut script = Vec::new();
+        clap_complete::generate(*shell, &mut Cli::command(), "sluice", &mut script);
+        return match std::io::stdout().write_all(&script) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+            _ => Ok(0),
+        };
+    }
     if let Cmd::Simulate(args) = cli.cmd {
         return simulate::run(args);
     }
@@ -454,7 +471,11 @@ async fn run(cli: Cli) -> Result<i32> {
     )?;
     let c = Client::new(&cli.server, token.as_deref(), cli.ca_file.as_deref())?;
     match cli.cmd {
-        Cmd::Server { .. } | Cmd::Render { .. } | Cmd::Simulate(_) | Cmd::Bench(_) => Ok(0),
+        Cmd::Server { .. }
+        | Cmd::Render { .. }
+        | Cmd::Completion { .. }
+        | Cmd::Simulate(_)
+        | Cmd::Bench(_) => Ok(0),
         Cmd::Submit {
             file,
             priority,

@@ -79,3 +79,36 @@ fn render_refuses_a_bad_job_with_the_field() {
     assert!(!ok);
     assert!(err.contains("spark.driver.memroy"), "{err}");
 }
+
+/// `sluice completion SHELL` prints a completion script that knows the verbs; an unknown shell
+/// is refused with the list of the known ones; a reader that closes the pipe early is fine.
+#[test]
+fn completion_scripts_for_each_shell() {
+    let (ok, bash, err) = sluice(&["completion", "bash"], None);
+    assert!(ok, "{err}");
+    assert!(bash.contains("_sluice()"), "{bash}");
+    for verb in ["submit", "describe", "logs", "completion", "token"] {
+        assert!(bash.contains(verb), "bash completion lacks {verb}");
+    }
+    let (ok, zsh, _) = sluice(&["completion", "zsh"], None);
+    assert!(ok && zsh.starts_with("#compdef sluice"), "{zsh}");
+    let (ok, fish, _) = sluice(&["completion", "fish"], None);
+    assert!(ok && fish.contains("complete -c sluice"), "{fish}");
+    let (ok, _, err) = sluice(&["completion", "tcsh"], None);
+    assert!(!ok);
+    assert!(
+        err.contains("invalid value 'tcsh'") && err.contains("bash"),
+        "{err}"
+    );
+    // `sluice completion bash | head -1`: the closed pipe is not a panic.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} completion bash | head -c 10 >/dev/null; echo \"${{PIPESTATUS:-x}}\"",
+            env!("CARGO_BIN_EXE_sluice")
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
