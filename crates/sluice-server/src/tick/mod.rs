@@ -74,7 +74,7 @@ pub async fn run_loop(state: AppState) {
         // After a restart, each running job's timeline says whether its run was found again.
         // After a change of leader the first reconcile does what matters (and a note per job
         // would hold up the new leader's first admissions).
-        if first && let Err(e) = startup_notes(&term, true).await {
+        if first && let Err(e) = startup_notes(&term).await {
             tracing::warn!("startup reconciliation: {e}");
         }
         first = false;
@@ -193,14 +193,10 @@ async fn roll_up(state: &AppState) {
     }
 }
 
-/// At the start of a term, write in each running job's timeline whether its run was found
-/// again: after the process started (`restarted`), or after the leader changed.
-pub async fn startup_notes(state: &AppState, restarted: bool) -> Result<(), TickError> {
-    let why = if restarted {
-        "sluice restarted"
-    } else {
-        "the leader changed"
-    };
+/// After the process started, write in each running job's timeline whether its run was found
+/// again.
+pub async fn startup_notes(state: &AppState) -> Result<(), TickError> {
+    let why = "sluice restarted";
     let active = state
         .store
         .jobs_in_states(&[JobState::Admitted, JobState::Submitted, JobState::Running])
@@ -217,7 +213,7 @@ pub async fn startup_notes(state: &AppState, restarted: bool) -> Result<(), Tick
                     rec.backend_ref.as_deref().unwrap_or("?")
                 ),
                 Ok(_) | Err(BackendError::NotFound { .. }) => {
-                    format!("{why}; the run ended while no leader watched it")
+                    format!("{why}; the run ended while sluice was down")
                 }
                 Err(e) => format!("{why}; run state unknown for now: {e}"),
             },
