@@ -74,6 +74,11 @@ impl Http {
         Ok((code, v))
     }
 
+    fn post(&self, url: &str, body: Option<String>) -> Result<(u16, Value), String> {
+        self.rt
+            .block_on(Self::call(&self.client, &self.token, "POST", url, body))
+    }
+
     fn get(&self, url: &str) -> Result<(u16, Value), String> {
         self.rt
             .block_on(Self::call(&self.client, &self.token, "GET", url, None))
@@ -412,14 +417,10 @@ fn three_replicas_survive_leader_kills_and_a_pause_with_nothing_lost_or_doubled(
     let follower = (lead + 1) % servers.len();
     let base = servers[follower].url();
     let (code, v) = http
-        .rt
-        .block_on(Http::call(
-            &http.client,
-            &http.token,
-            "POST",
+        .post(
             &format!("{base}/v1/jobs"),
             Some(job_yaml("long").replace("\"1s\"", "\"10m\"")),
-        ))
+        )
         .unwrap();
     assert_eq!(code, 201, "{v}");
     let long = v["id"].as_str().unwrap().to_string();
@@ -435,14 +436,7 @@ fn three_replicas_survive_leader_kills_and_a_pause_with_nothing_lost_or_doubled(
                cores: 1\n    memory: 512m\n  executor:\n    cores: 4\n    instances: 15\n    \
                memory: 512m\n";
     let (code, v) = http
-        .rt
-        .block_on(Http::call(
-            &http.client,
-            &http.token,
-            "POST",
-            &format!("{base}/v1/jobs"),
-            Some(big.to_string()),
-        ))
+        .post(&format!("{base}/v1/jobs"), Some(big.to_string()))
         .unwrap();
     assert_eq!(code, 201, "{v}");
     let big = v["id"].as_str().unwrap().to_string();
@@ -462,26 +456,12 @@ fn three_replicas_survive_leader_kills_and_a_pause_with_nothing_lost_or_doubled(
     assert_eq!(wait["reason_kind"], "no-room", "{wait}");
     assert_eq!(wait["position"], 1, "{wait}");
     let (code, v) = http
-        .rt
-        .block_on(Http::call(
-            &http.client,
-            &http.token,
-            "POST",
-            &format!("{base}/v1/jobs/{big}/cancel"),
-            None,
-        ))
+        .post(&format!("{base}/v1/jobs/{big}/cancel"), None)
         .unwrap();
     assert_eq!((code, v["state"].as_str()), (200, Some("cancelled")), "{v}");
 
     let (code, v) = http
-        .rt
-        .block_on(Http::call(
-            &http.client,
-            &http.token,
-            "POST",
-            &format!("{base}/v1/jobs/{long}/cancel"),
-            None,
-        ))
+        .post(&format!("{base}/v1/jobs/{long}/cancel"), None)
         .unwrap();
     assert_eq!((code, v["state"].as_str()), (200, Some("cancelled")), "{v}");
     let cancels: Vec<String> = read_ledger(&ledger)
