@@ -16,7 +16,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use sluice_server::api::tokens::{AuditView, NewTokenView, TokenView, WhoAmI};
 
-use crate::{Client, Output, print_as};
+use crate::Client;
+use crate::output::{Output, Table, print_as};
 
 /// The server's default data directory (relative to where it was started).
 const DEFAULT_DATA_DIR: &str = ".sluice";
@@ -194,29 +195,33 @@ pub async fn token(c: &Client, cmd: TokenCmd) -> Result<i32> {
         }
         TokenCmd::List { output } => {
             let all: Vec<TokenView> = c.get("/v1/tokens", &[]).await?;
-            if output != Output::Table {
+            if output == Output::Name {
+                for t in &all {
+                    println!("token/{}", t.id);
+                }
+                return Ok(0);
+            }
+            if !output.is_table() {
                 print_as(&all, output)?;
                 return Ok(0);
             }
-            println!(
-                "{:<32}  {:<20}  {:<28}  {:<8}  {:<24}",
-                "ID", "SUBJECT", "BINDINGS", "ACTIVE", "EXPIRES / REVOKED"
-            );
+            let mut table =
+                Table::new(&["ID", "SUBJECT", "BINDINGS", "ACTIVE", "EXPIRES / REVOKED"]);
             for t in all {
                 let until = t
                     .revoked_at
                     .map(|r| format!("revoked {r}"))
                     .or(t.expires_at)
                     .unwrap_or_else(|| "-".into());
-                println!(
-                    "{:<32}  {:<20}  {:<28}  {:<8}  {:<24}",
+                table.row(vec![
                     t.id,
                     t.subject,
                     t.bindings.join(","),
-                    if t.active { "yes" } else { "no" },
-                    until
-                );
+                    if t.active { "yes" } else { "no" }.to_string(),
+                    until,
+                ]);
             }
+            table.print();
             Ok(0)
         }
         TokenCmd::Revoke { id } => {
@@ -265,26 +270,38 @@ pub async fn audit(c: &Client, a: AuditArgs) -> Result<i32> {
         }
     }
     let entries: Vec<AuditView> = c.get("/v1/audit", &q).await?;
-    if a.output != Output::Table {
+    if !a.output.is_table() {
+        // Audit entries have no name of their own: -o name prints them as JSON lines too.
+        if a.output == Output::Name {
+            for e in &entries {
+                println!("{}", serde_json::to_string(e)?);
+            }
+            return Ok(0);
+        }
         print_as(&entries, a.output)?;
         return Ok(0);
     }
-    println!(
-        "{:<24}  {:<32}  {:<16}  {:<12}  {:<26}  {:<21}  DETAIL",
-        "AT", "ACTOR", "ACTION", "NAMESPACE", "TARGET", "FROM"
-    );
+    let mut t = Table::new(&[
+        "AT",
+        "ACTOR",
+        "ACTION",
+        "NAMESPACE",
+        "TARGET",
+        "FROM",
+        "DETAIL",
+    ]);
     for e in entries {
-        println!(
-            "{:<24}  {:<32}  {:<16}  {:<12}  {:<26}  {:<21}  {}",
+        t.row(vec![
             e.at,
             e.actor,
             e.action,
-            e.namespace.as_deref().unwrap_or("-"),
-            e.target.as_deref().unwrap_or("-"),
-            e.peer.as_deref().unwrap_or("-"),
-            e.detail.as_deref().unwrap_or("")
-        );
+            e.namespace.unwrap_or_else(|| "-".into()),
+            e.target.unwrap_or_else(|| "-".into()),
+            e.peer.unwrap_or_else(|| "-".into()),
+            e.detail.unwrap_or_default(),
+        ]);
     }
+    t.print();
     Ok(0)
 }
 

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use sluice_server::api::JobView;
 use sluice_server::api::{DeadLetterView, OrchView, PurgeView, RequeueView, ScheduleView};
 
-use crate::{Client, Output, print_as, print_table};
+use crate::Client;
+use crate::output::{Output, Table, print_as};
 
 /// `sluice schedule ...`.
 #[derive(Subcommand)]
@@ -204,6 +205,49 @@ fn read_file(file: &PathBuf) -> Result<String> {
     }
 }
 
+/// `schedule/NAMESPACE/NAME`: a schedule's line in `-o name`.
+pub fn schedule_name(s: &ScheduleView) -> String {
+    format!("schedule/{}/{}", s.namespace, s.name)
+}
+
+/// Schedules as a table; `wide` adds the time zone, level, missed-run policy and last run time.
+fn schedule_table(all: &[ScheduleView], wide: bool) -> Table {
+    let mut head = vec![
+        "NAMESPACE",
+        "NAME",
+        "SCHEDULE",
+        "POLICY",
+        "STATE",
+        "NEXT RUN",
+        "LAST RUN",
+    ];
+    if wide {
+        head.extend(["TIME ZONE", "LEVEL", "MISSED RUNS", "LAST RUN AT"]);
+    }
+    let mut t = Table::new(&head);
+    for s in all {
+        let mut r = vec![
+            s.namespace.clone(),
+            s.name.clone(),
+            s.schedule.clone(),
+            s.concurrency_policy.clone(),
+            if s.suspended { "suspended" } else { "active" }.to_string(),
+            s.next_runs.first().cloned().unwrap_or_else(|| "-".into()),
+            s.last_job_id.clone().unwrap_or_else(|| "-".into()),
+        ];
+        if wide {
+            r.extend([
+                s.time_zone.clone(),
+                s.level.clone(),
+                s.missed_run_policy.clone(),
+                s.last_run_at.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.row(r);
+    }
+    t
+}
+
 fn schedule_path(namespace: &str, name: &str, action: &str) -> String {
     format!("/v1/schedules/{namespace}/{name}{action}")
 }
@@ -257,22 +301,11 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd) -> Result<i32> {
                 q.push(("namespace", n));
             }
             let all: Vec<ScheduleView> = c.get("/v1/schedules", &q).await?;
-            if output == Output::Table {
-                println!(
-                    "{:<16}  {:<24}  {:<18}  {:<8}  {:<9}  {:<25}  LAST RUN",
-                    "NAMESPACE", "NAME", "SCHEDULE", "POLICY", "STATE", "NEXT RUN"
-                );
+            if output.is_table() {
+                schedule_table(&all, output == Output::Wide).print();
+            } else if output == Output::Name {
                 for s in &all {
-                    println!(
-                        "{:<16}  {:<24}  {:<18}  {:<8}  {:<9}  {:<25}  {}",
-                        s.namespace,
-                        s.name,
-                        s.schedule,
-                        s.concurrency_policy,
-                        if s.suspended { "suspended" } else { "active" },
-                        s.next_runs.first().map(String::as_str).unwrap_or("-"),
-                        s.last_job_id.as_deref().unwrap_or("-")
-                    );
+                    println!("{}", schedule_name(s));
                 }
             } else {
                 print_as(&all, output)?;
@@ -286,6 +319,10 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd) -> Result<i32> {
             let s: ScheduleView = c.get(&schedule_path(&namespace, &name, ""), &[]).await?;
             if output == Output::Table {
                 print_schedule(&s);
+            } else if output == Output::Wide {
+                schedule_table(std::slice::from_ref(&s), true).print();
+            } else if output == Output::Name {
+                println!("{}", schedule_name(&s));
             } else {
                 print_as(&s, output)?;
             }
@@ -333,23 +370,44 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd) -> Result<i32> {
     Ok(0)
 }
 
-fn print_dead_letters(all: &[DeadLetterView]) {
-    println!(
-        "{:<26}  {:<16}  {:<20}  {:>7}  {:<11}  {:<24}  REASON",
-        "ID", "NAMESPACE", "NAME", "ATTEMPT", "CLASS", "DEAD-LETTERED"
-    );
-    for d in all {
-        println!(
-            "{:<26}  {:<16}  {:<20}  {:>7}  {:<11}  {:<24}  {}",
-            d.job.id,
-            d.job.namespace,
-            d.job.name,
-            d.job.attempt,
-            d.failure_class,
-            d.dead_lettered_at,
-            d.reason
-        );
+fn print_dead_letters(all: &[DeadLetterView], wide: bool) {
+    let mut head = vec![
+        "ID",
+        "NAMESPACE",
+        "NAME",
+        ">ATTEMPT",
+        "CLASS",
+        "DEAD-LETTERED",
+        "REASON",
+    ];
+    if wide {
+        head.extend(["LEVEL", "SCHEDULE", "MESSAGE"]);
     }
+    let mut t = Table::new(&head);
+    for d in all {
+        let mut r = vec![
+            d.job.id.clone(),
+            d.job.namespace.clone(),
+            d.job.name.clone(),
+            d.job.attempt.to_string(),
+            d.failure_class.clone(),
+            d.dead_lettered_at.clone(),
+            d.reason.clone(),
+        ];
+        if wide {
+            r.extend([
+                d.job.level.clone(),
+                d.job
+                    .orchestration
+                    .as_ref()
+                    .and_then(|o| o.schedule.clone())
+                    .unwrap_or_else(|| "-".into()),
+                d.job.message.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.row(r);
+    }
+    t.print();
 }
 
 /// Prints a purge's outcome; returns the exit code.
@@ -369,7 +427,11 @@ fn print_purge(p: &PurgeView, what: &str) -> i32 {
             .collect()
     };
     if !shown.is_empty() {
-        print_table(&shown);
+        let mut t = crate::jobs::job_table(false);
+        for j in &shown {
+            t.row(crate::jobs::job_row(j, false));
+        }
+        t.print();
     }
     0
 }
@@ -385,8 +447,12 @@ pub async fn dlq(c: &Client, cmd: DlqCmd) -> Result<i32> {
             let mut q = filter.query(None);
             q.push(("limit", limit.to_string()));
             let all: Vec<DeadLetterView> = c.get("/v1/dlq", &q).await?;
-            if output == Output::Table {
-                print_dead_letters(&all);
+            if output.is_table() {
+                print_dead_letters(&all, output == Output::Wide);
+            } else if output == Output::Name {
+                for d in &all {
+                    println!("{}", crate::jobs::job_name(&d.job));
+                }
             } else {
                 print_as(&all, output)?;
             }
@@ -394,13 +460,15 @@ pub async fn dlq(c: &Client, cmd: DlqCmd) -> Result<i32> {
         }
         DlqCmd::Show { id, output } => {
             let d: DeadLetterView = c.get(&format!("/v1/dlq/{id}"), &[]).await?;
-            if output == Output::Table {
+            if output.is_table() {
                 println!(
                     "Dead-lettered: {} ({})",
                     d.dead_lettered_at, d.failure_class
                 );
                 println!("Reason:        {}", d.reason);
-                crate::describe(&d.job);
+                crate::jobs::describe(&d.job);
+            } else if output == Output::Name {
+                println!("{}", crate::jobs::job_name(&d.job));
             } else {
                 print_as(&d, output)?;
             }

@@ -7,7 +7,7 @@
 //! | `GET /v1/jobs` | list jobs, newest first, with filters and a cursor |
 //! | `GET /v1/jobs/{id}` | one job: state, demand, timeline, queue position and wait reason |
 //! | `POST /v1/jobs/{id}/cancel` | cancel a job |
-//! | `GET /v1/jobs/{id}/logs?offset=N&attempt=N` | a piece of the job's log (current or given attempt) |
+//! | `GET /v1/jobs/{id}/logs?offset=N&attempt=N` | a piece of the job's log (current or given attempt); `tail=N`, `since=D`: its end (see [`logtail`]) |
 //! | `GET /v1/queues` | per namespace and level: queued jobs and the oldest wait |
 //! | `GET /v1/cluster` | capacity, allocation per namespace, reservations, backend availability |
 //! | `POST /v1/schedules`, `GET /v1/schedules` | create (schedule YAML or a ScheduledSparkApplication), list schedules |
@@ -42,6 +42,7 @@ pub mod error;
 pub mod forward;
 pub mod history;
 pub mod jobs;
+pub mod logtail;
 pub mod schedules;
 pub mod tokens;
 pub mod views;
