@@ -155,6 +155,14 @@ enum Cmd {
     /// Schedules: create, list, get (with the next 5 run times), suspend, resume, trigger, delete.
     #[command(subcommand)]
     Schedule(orch::ScheduleCmd),
+    /// Creates or updates schedules from files, by namespace and name, as `kubectl apply`:
+    /// prints `schedule/NAMESPACE/NAME created|configured|unchanged` for each (several
+    /// documents per file, `---` between them; `-` reads standard input).
+    Apply {
+        /// The file(s).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
     /// The dead-letter queue: list, show, requeue, purge.
     #[command(subcommand)]
     Dlq(orch::DlqCmd),
@@ -467,6 +475,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Cmd::Audit(args) => access::audit(&c, args).await,
         Cmd::Whoami => access::whoami(&c).await,
         Cmd::Schedule(cmd) => orch::schedule(&c, cmd).await,
+        Cmd::Apply { files } => orch::apply(&c, &files).await,
         Cmd::Dlq(cmd) => orch::dlq(&c, cmd).await,
         Cmd::Purge(args) => orch::purge(&c, args).await,
         Cmd::Queues { output } => {

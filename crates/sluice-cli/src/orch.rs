@@ -195,6 +195,99 @@ impl Client {
     }
 }
 
+impl Client {
+    async fn put<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<T> {
+        let resp = self
+            .http
+            .put(self.url(path))
+            .header("content-type", "application/yaml")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| crate::access::unreachable(&self.base, e))?;
+        self.decode(resp).await
+    }
+}
+
+/// The answer of `PUT /v1/schedules`.
+#[derive(serde::Deserialize)]
+struct Applied {
+    result: String,
+    schedule: ScheduleView,
+}
+
+/// The documents of a YAML stream (`---` lines between them), empty ones left out.
+fn documents(text: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(String::new());
+        } else if let Some(d) = docs.last_mut() {
+            d.push_str(line);
+            d.push('\n');
+        }
+    }
+    docs.into_iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+/// Why a document is not something `apply` takes, if it is not: a job (jobs have no name
+/// that identifies them: `sluice submit` queues a new one each time).
+fn not_appliable(doc: &str) -> Option<String> {
+    let v: serde_json::Value = serde_saphyr::from_str(doc).ok()?;
+    let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if kind == "ScheduledSparkApplication" || (kind.is_empty() && v.get("schedule").is_some()) {
+        return None;
+    }
+    let what = if kind.is_empty() { "a job" } else { kind };
+    Some(format!(
+        "{what} {:?} is not a schedule: apply takes schedules (sluice's schedule document or a \
+         ScheduledSparkApplication); queue a job with `sluice submit`",
+        v.pointer("/metadata/name")
+            .or_else(|| v.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+    ))
+}
+
+/// `sluice apply -f FILE...`: each schedule of each file created, updated or left as it is,
+/// by namespace and name; a line per schedule as kubectl prints them. Every document is
+/// applied even when one fails; the exit code is 1 then.
+pub async fn apply(c: &Client, files: &[PathBuf]) -> Result<i32> {
+    let mut failed = 0;
+    for file in files {
+        let text = read_file(file)?;
+        let docs = documents(&text);
+        if docs.is_empty() {
+            anyhow::bail!("{}: no document in it", file.display());
+        }
+        for (i, doc) in docs.iter().enumerate() {
+            let whence = if docs.len() > 1 {
+                format!("{} (document {})", file.display(), i + 1)
+            } else {
+                file.display().to_string()
+            };
+            if let Some(why) = not_appliable(doc) {
+                eprintln!("sluice: {whence}: {why}");
+                failed += 1;
+                continue;
+            }
+            match c.put::<Applied>("/v1/schedules", doc.clone()).await {
+                Ok(a) => println!("{} {}", schedule_name(&a.schedule), a.result),
+                Err(e) => {
+                    eprintln!("sluice: {whence}: {e:#}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
 fn read_file(file: &PathBuf) -> Result<String> {
     if file.as_os_str() == "-" {
         let mut s = String::new();
@@ -524,6 +617,36 @@ pub async fn purge(c: &Client, a: PurgeArgs) -> Result<i32> {
     }
     let p: PurgeView = c.post("/v1/queues/purge", &q, String::new()).await?;
     Ok(print_purge(&p, "queued job(s)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_split_into_its_documents() {
+        let text = "# header\n---\nname: a\nschedule: '@hourly'\n---\n---\n# only a comment\n---\nname: b\n";
+        let docs = documents(text);
+        assert_eq!(docs, vec!["name: a\nschedule: '@hourly'\n", "name: b\n"]);
+    }
+
+    #[test]
+    fn apply_takes_schedules_not_jobs() {
+        assert_eq!(not_appliable("name: a\nschedule: '@hourly'\n"), None);
+        assert_eq!(
+            not_appliable(
+                "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: ScheduledSparkApplication\n"
+            ),
+            None
+        );
+        let e = not_appliable("name: pi\nspark: {}\n").unwrap();
+        assert!(
+            e.contains("a job \"pi\"") && e.contains("sluice submit"),
+            "{e}"
+        );
+        let e = not_appliable("kind: SparkApplication\nmetadata: {name: pi}\n").unwrap();
+        assert!(e.contains("SparkApplication \"pi\""), "{e}");
+    }
 }
 
 /// The orchestration lines of `sluice describe`.

@@ -253,3 +253,103 @@ fn reqwest_get(server: &Server, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+fn schedule_doc(name: &str, ns: &str, expr: &str) -> String {
+    format!(
+        "name: {name}\nnamespace: {ns}\nschedule: {expr:?}\ntemplate:\n  command:\n    argv: [\"true\"]\n    cpu: 100m\n    memory: 32m\n"
+    )
+}
+
+#[test]
+fn apply_creates_configures_and_leaves_unchanged() {
+    let server = Server::start(CONFIG);
+    let both = format!(
+        "{}---\n{}",
+        schedule_doc("nightly", "etl", "0 2 * * *"),
+        schedule_doc("hourly", "default", "@hourly")
+    );
+    let f = server.write("schedules.yaml", &both);
+    assert_eq!(
+        server.ok(&["apply", "-f", &f]),
+        "schedule/etl/nightly created\nschedule/default/hourly created\n"
+    );
+    let before: Value = serde_json::from_str(
+        &server.ok(&["schedule", "get", "nightly", "-n", "etl", "-o", "json"]),
+    )
+    .unwrap();
+    // The same file again: nothing to do.
+    assert_eq!(
+        server.ok(&["apply", "-f", &f]),
+        "schedule/etl/nightly unchanged\nschedule/default/hourly unchanged\n"
+    );
+    // One of them changed: configured, keeping its creation time; the other unchanged.
+    let changed = format!(
+        "{}---\n{}",
+        schedule_doc("nightly", "etl", "30 3 * * *"),
+        schedule_doc("hourly", "default", "@hourly")
+    );
+    let f2 = server.write("schedules2.yaml", &changed);
+    assert_eq!(
+        server.ok(&["apply", "-f", &f2]),
+        "schedule/etl/nightly configured\nschedule/default/hourly unchanged\n"
+    );
+    let after: Value = serde_json::from_str(
+        &server.ok(&["schedule", "get", "nightly", "-n", "etl", "-o", "json"]),
+    )
+    .unwrap();
+    assert_eq!(after["schedule"], "30 3 * * *");
+    assert_eq!(after["created_at"], before["created_at"]);
+    assert_ne!(after["next_run_at"], before["next_run_at"]);
+    assert!(
+        after["next_runs"][0].as_str().unwrap().contains("03:30:00"),
+        "{after}"
+    );
+    // Still two schedules, no duplicate.
+    let names = server.ok(&["schedule", "list", "-o", "name"]);
+    assert_eq!(names, "schedule/default/hourly\nschedule/etl/nightly\n");
+    // Standard input works too.
+    let mut child = Command::new(BIN)
+        .args(["apply", "-f", "-"])
+        .env("SLUICE_SERVER", server.url())
+        .env("SLUICE_TOKEN", server.token())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(schedule_doc("hourly", "default", "@hourly").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "schedule/default/hourly unchanged\n");
+
+    // A job is not applied: it says to submit it, and the other documents still are.
+    let mixed = format!(
+        "{}---\n{}",
+        command_job("pi", "default", "true"),
+        schedule_doc("daily", "default", "@daily")
+    );
+    let f3 = server.write("mixed.yaml", &mixed);
+    let out = server.cli(&["apply", "-f", &f3]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("sluice submit"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "schedule/default/daily created\n");
+
+    // A viewer may not apply: refused, nothing changed.
+    let viewer = server
+        .ok(&["token", "create", "-n", "etl", "-r", "viewer"])
+        .trim()
+        .to_string();
+    let out = server.cli_as(&["apply", "-f", &f], &viewer);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("403"), "{}", stderr(&out));
+    let still: Value = serde_json::from_str(
+        &server.ok(&["schedule", "get", "nightly", "-n", "etl", "-o", "json"]),
+    )
+    .unwrap();
+    assert_eq!(still["schedule"], "30 3 * * *");
+}

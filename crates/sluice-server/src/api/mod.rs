@@ -11,6 +11,7 @@
 //! | `GET /v1/queues` | per namespace and level: queued jobs and the oldest wait |
 //! | `GET /v1/cluster` | capacity, allocation per namespace, reservations, backend availability |
 //! | `POST /v1/schedules`, `GET /v1/schedules` | create (schedule YAML or a ScheduledSparkApplication), list schedules |
+//! | `PUT /v1/schedules` | apply: create or update the schedule the document names (`created`, `configured`, `unchanged`) |
 //! | `GET`/`DELETE /v1/schedules/{namespace}/{name}` | one schedule with its next 5 run times; delete it |
 //! | `POST /v1/schedules/{namespace}/{name}/{suspend,resume,trigger}` | suspend, resume, run now |
 //! | `GET /v1/dlq`, `GET /v1/dlq/{id}` | dead-lettered jobs (filters: id, namespace, schedule, label, level, older_than) |
