@@ -12,6 +12,7 @@ use sluice_server::api::{ErrorBody, JobList, JobView, QueueView};
 
 mod access;
 mod bench;
+mod explain;
 mod jobs;
 mod orch;
 mod output;
@@ -162,6 +163,13 @@ enum Cmd {
         /// The file(s).
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Describes a field of the job spec from the server's schema: type, default, allowed
+    /// values, description and sub-fields (`sluice explain spark.executor.memory`; a
+    /// SparkApplication's `spec.executor.memory` works too; no FIELD: the top level).
+    Explain {
+        /// The field's path, dot-separated.
+        field: Option<String>,
     },
     /// The dead-letter queue: list, show, requeue, purge.
     #[command(subcommand)]
@@ -476,6 +484,14 @@ async fn run(cli: Cli) -> Result<i32> {
         Cmd::Whoami => access::whoami(&c).await,
         Cmd::Schedule(cmd) => orch::schedule(&c, cmd).await,
         Cmd::Apply { files } => orch::apply(&c, &files).await,
+        Cmd::Explain { field } => {
+            let doc: serde_json::Value = c.get("/openapi.json", &[]).await?;
+            print!(
+                "{}",
+                explain::explain(&doc, field.as_deref().unwrap_or(""))?
+            );
+            Ok(0)
+        }
         Cmd::Dlq(cmd) => orch::dlq(&c, cmd).await,
         Cmd::Purge(args) => orch::purge(&c, args).await,
         Cmd::Queues { output } => {

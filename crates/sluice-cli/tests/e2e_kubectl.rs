@@ -353,3 +353,35 @@ fn apply_creates_configures_and_leaves_unchanged() {
     .unwrap();
     assert_eq!(still["schedule"], "30 3 * * *");
 }
+
+#[test]
+fn explain_reads_the_servers_schema() {
+    let server = Server::start(CONFIG);
+    let t = server.ok(&["explain", "spec.executor.memory"]);
+    assert!(t.contains("FIELD:       spark.executor.memory"), "{t}");
+    assert!(t.contains("TYPE:        string (optional)"), "{t}");
+    assert!(t.contains("spark.executor.memory"), "{t}");
+    let t = server.ok(&["explain", "retry.retryOn"]);
+    assert!(
+        t.contains("ALLOWED:     submission, application, oom, watchdog, timeout"),
+        "{t}"
+    );
+    let t = server.ok(&["explain", "retry.maxAttempts"]);
+    assert!(
+        t.contains("DEFAULT:     3") && t.contains("RANGE:       1 to 100"),
+        "{t}"
+    );
+    let t = server.ok(&["explain", "spark.type"]);
+    assert!(t.contains("ALLOWED:     Scala, Java, Python, R"), "{t}");
+    let t = server.ok(&["explain", "command"]);
+    assert!(
+        t.contains("FIELDS:") && t.contains("argv") && t.contains("workingDir"),
+        "{t}"
+    );
+    // An unknown field: refused, named, with the near ones.
+    let out = server.cli(&["explain", "spark.executor.memroy"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("unknown field `spark.executor.memroy`"), "{e}");
+    assert!(e.contains("did you mean spark.executor.memory"), "{e}");
+}

@@ -70,7 +70,9 @@ pub use views::{DemandView, EventView, JobView, OrchView, PodDemandView};
         OrchView,
         SetAside,
         WaitInfo,
-        ErrorBody
+        ErrorBody,
+        // sluice's job spec as a user writes it (`sluice explain` reads it from here).
+        sluice_core::spec::JobSpec
     ))
 )]
 pub struct ApiDoc;
