@@ -23,7 +23,7 @@ use crate::output::{Output, Table, print_as};
 const DEFAULT_DATA_DIR: &str = ".sluice";
 
 /// Reads a token file: its first line, trimmed.
-fn read_token_file(path: &Path) -> Result<String> {
+pub fn read_token_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the token file {}", path.display()))?;
     let t = text.lines().next().unwrap_or_default().trim().to_string();
@@ -107,6 +107,9 @@ pub fn find_token(
         return Ok(Some(t.to_string()));
     }
     if let Some(f) = file {
+        if let Err(e) = crate::context::check_private(f, "the token file") {
+            eprintln!("sluice: warning: {e:#}");
+        }
         return read_token_file(f).map(Some);
     }
     let candidates: Vec<PathBuf> = data_dir

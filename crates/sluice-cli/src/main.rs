@@ -12,6 +12,7 @@ use sluice_server::api::{ErrorBody, JobList, JobView, QueueView};
 
 mod access;
 mod bench;
+mod context;
 mod explain;
 mod jobs;
 mod orch;
@@ -21,20 +22,23 @@ mod watch;
 
 use output::{Output, Table, print_as};
 
+/// Where client commands go without --server, SLUICE_SERVER or a context.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7467";
+
 /// A capacity-aware job orchestrator for Apache Spark.
 #[derive(Parser)]
 #[command(name = "sluice", version, about)]
 struct Cli {
-    /// The server's URL (for client commands).
-    #[arg(
-        long,
-        global = true,
-        env = "SLUICE_SERVER",
-        default_value = "http://127.0.0.1:7467"
-    )]
-    server: String,
-    /// API token (default: SLUICE_TOKEN, then --token-file, then the server's token file:
-    /// $SLUICE_DATA_DIR/admin.token, then ./.sluice/admin.token).
+    /// The server's URL (for client commands; default: the context's, else
+    /// http://127.0.0.1:7467).
+    #[arg(long, global = true, env = "SLUICE_SERVER")]
+    server: Option<String>,
+    /// The context (server, token, CA) from the config file to use instead of the current one
+    /// (see `sluice config`).
+    #[arg(long, global = true, env = "SLUICE_CONTEXT")]
+    context: Option<String>,
+    /// API token (default: SLUICE_TOKEN, then --token-file, then the context's, then the
+    /// server's token file: $SLUICE_DATA_DIR/admin.token, then ./.sluice/admin.token).
     #[arg(long, global = true, env = "SLUICE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// File holding the API token (first line).
@@ -188,6 +192,10 @@ enum Cmd {
     Token(access::TokenCmd),
     /// The audit log: who did what, where, when, from where (admin on `*`).
     Audit(access::AuditArgs),
+    /// Contexts (server, token file, CA) in the config file, like kubeconfig's: get-contexts,
+    /// current-context, use-context, set-context, delete-context, view.
+    #[command(subcommand)]
+    Config(context::ConfigCmd),
     /// Shows the token in use: its id, subject and roles.
     Whoami,
     /// Measures a real server (this binary, release build) with the simulated backend on SQLite
@@ -366,19 +374,35 @@ async fn run(cli: Cli) -> Result<i32> {
         bench::run(args.clone()).await?;
         return Ok(0);
     }
+    if let Cmd::Config(cmd) = cli.cmd {
+        return context::run(cmd);
+    }
+    // Flags and environment variables first, then the context, then the defaults.
+    let ctx = context::select(cli.context.as_deref())?.unwrap_or_default();
+    let server = cli
+        .server
+        .clone()
+        .or(ctx.server.clone())
+        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    let ca_file = cli.ca_file.clone().or(ctx.ca_file.clone());
     let data_dir = std::env::var_os("SLUICE_DATA_DIR").map(PathBuf::from);
-    let token = access::find_token(
-        cli.token.as_deref(),
-        cli.token_file.as_deref(),
-        data_dir.as_deref(),
-    )?;
-    let c = Client::new(&cli.server, token.as_deref(), cli.ca_file.as_deref())?;
+    let given = cli.token.is_some() || cli.token_file.is_some();
+    let token = match context::context_token(&ctx)? {
+        Some(t) if !given => Some(t),
+        _ => access::find_token(
+            cli.token.as_deref(),
+            cli.token_file.as_deref(),
+            data_dir.as_deref(),
+        )?,
+    };
+    let c = Client::new(&server, token.as_deref(), ca_file.as_deref())?;
     output::set_no_headers(cli.no_headers);
     match cli.cmd {
         Cmd::Server { .. }
         | Cmd::Render { .. }
         | Cmd::Completion { .. }
         | Cmd::Simulate(_)
+        | Cmd::Config(_)
         | Cmd::Bench(_) => Ok(0),
         Cmd::Submit {
             file,
@@ -476,7 +500,7 @@ async fn run(cli: Cli) -> Result<i32> {
             if !(interval.is_finite() && interval >= 0.1) {
                 bail!("--interval = {interval}: must be at least 0.1 seconds");
             }
-            watch::top(&c, &cli.server, Duration::from_secs_f64(interval), once).await?;
+            watch::top(&c, &server, Duration::from_secs_f64(interval), once).await?;
             Ok(0)
         }
         Cmd::Token(cmd) => access::token(&c, cmd).await,

@@ -385,3 +385,149 @@ fn explain_reads_the_servers_schema() {
     assert!(e.contains("unknown field `spark.executor.memroy`"), "{e}");
     assert!(e.contains("did you mean spark.executor.memory"), "{e}");
 }
+
+/// The CLI with only `SLUICE_CONFIG` pointing at `config` (no server or token from the
+/// environment), in `dir` (so no `.sluice/admin.token` is found there).
+fn cli_with_config(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SLUICE_SERVER")
+        .env_remove("SLUICE_TOKEN")
+        .env_remove("SLUICE_TOKEN_FILE")
+        .env_remove("SLUICE_CA_FILE")
+        .env_remove("SLUICE_CONTEXT")
+        .env_remove("SLUICE_DATA_DIR")
+        .env("SLUICE_CONFIG", config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn contexts_choose_server_and_token_with_flags_and_env_first() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = Server::start(CONFIG);
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    let config = dir.join("sluice/config.yaml");
+    let token_file = dir.join("prod.token");
+    std::fs::write(&token_file, format!("{}\n", server.token())).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = |args: &[&str]| cli_with_config(dir, &config, args);
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+
+    // Without a context: the default server, no token.
+    let out = run(&["whoami"]);
+    assert!(!out.status.success());
+
+    let url = server.url();
+    let tf = token_file.display().to_string();
+    assert_eq!(
+        ok(&[
+            "config",
+            "set-context",
+            "prod",
+            "--server",
+            &url,
+            "--token-file",
+            &tf,
+            "--current"
+        ]),
+        "context \"prod\" created\n"
+    );
+    // The file is private.
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(ok(&["whoami"]).contains("admin"));
+    assert_eq!(ok(&["config", "current-context"]), "prod\n");
+
+    // A second context pointing nowhere; --context picks it for one command.
+    ok(&[
+        "config",
+        "set-context",
+        "dead",
+        "--server",
+        "http://127.0.0.1:9",
+    ]);
+    let out = run(&["--context", "dead", "whoami"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("127.0.0.1:9"), "{}", stderr(&out));
+    let list = ok(&["config", "get-contexts"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with('*') && l.contains("prod")),
+        "{list}"
+    );
+    assert!(list.contains("dead"), "{list}");
+    assert!(!list.contains(&server.token()), "never a token: {list}");
+    ok(&["config", "use-context", "dead"]);
+    assert!(!run(&["whoami"]).status.success());
+    // Flags win over the context, and so do environment variables.
+    assert!(ok(&["--server", &url, "--token-file", &tf, "whoami"]).contains("admin"));
+    let out = Command::new(BIN)
+        .args(["whoami"])
+        .current_dir(dir)
+        .env("SLUICE_CONFIG", &config)
+        .env("SLUICE_SERVER", &url)
+        .env("SLUICE_TOKEN", server.token())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // An environment variable loses to a flag: SLUICE_SERVER points nowhere, --server works.
+    let out = Command::new(BIN)
+        .args(["--context", "prod", "--server", &url, "whoami"])
+        .current_dir(dir)
+        .env("SLUICE_CONFIG", &config)
+        .env("SLUICE_SERVER", "http://127.0.0.1:9")
+        .env_remove("SLUICE_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    ok(&["config", "use-context", "prod"]);
+
+    // An unknown context is named, with the ones there are.
+    let out = run(&["--context", "nope", "get"]);
+    let e = stderr(&out);
+    assert!(
+        !out.status.success() && e.contains("\"nope\"") && e.contains("prod, dead"),
+        "{e}"
+    );
+
+    // A token file others may read is refused (and its token not shown).
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&["whoami"]);
+    let e = stderr(&out);
+    assert!(!out.status.success() && e.contains("chmod 600"), "{e}");
+    assert!(!e.contains(&server.token()), "{e}");
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // A token written in the config file: view redacts it; a readable file is refused.
+    let inline = format!(
+        "current-context: inline\ncontexts:\n  - name: inline\n    server: {url}\n    token: {}\n",
+        server.token()
+    );
+    std::fs::write(&config, inline).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(ok(&["whoami"]).contains("admin"));
+    let view = ok(&["config", "view"]);
+    assert!(
+        view.contains("REDACTED") && !view.contains(&server.token()),
+        "{view}"
+    );
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run(&["whoami"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("chmod 600"),
+        "{}",
+        stderr(&out)
+    );
+}
