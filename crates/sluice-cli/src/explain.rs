@@ -95,11 +95,12 @@ fn type_name(schemas: &Value, s: &Value) -> String {
                 .unwrap_or_else(|| "any".into())
         );
     }
-    if base == "object" && s.get("properties").is_none() {
-        if let Some(ap) = s.get("additionalProperties") {
-            let (v, _) = resolve(schemas, ap);
-            return format!("map of {}", type_name(schemas, &v));
-        }
+    if base == "object"
+        && s.get("properties").is_none()
+        && let Some(ap) = s.get("additionalProperties")
+    {
+        let (v, _) = resolve(schemas, ap);
+        return format!("map of {}", type_name(schemas, &v));
     }
     if let Some(alts) = s.get("oneOf").and_then(Value::as_array) {
         let keys: Vec<String> = alts

@@ -619,6 +619,32 @@ pub async fn purge(c: &Client, a: PurgeArgs) -> Result<i32> {
     Ok(print_purge(&p, "queued job(s)"))
 }
 
+/// The orchestration lines of `sluice describe`.
+pub fn describe_orch(o: &OrchView) {
+    if let Some(s) = &o.schedule {
+        match &o.scheduled_for {
+            Some(t) => println!("Schedule:   {s} (run for {t})"),
+            None => println!("Schedule:   {s} (triggered)"),
+        }
+    }
+    if o.max_attempts > 1 || o.attempt_in_round > 1 {
+        println!(
+            "Retries:    attempt {} of {} in this round",
+            o.attempt_in_round, o.max_attempts
+        );
+    }
+    if let Some(t) = &o.retry_at {
+        println!("Backoff:    waiting; eligible to run again at {t}");
+    }
+    if let Some(t) = &o.dead_lettered_at {
+        println!(
+            "DLQ:        dead-lettered at {t} ({}): {}",
+            o.failure_class.as_deref().unwrap_or("?"),
+            o.dead_letter_reason.as_deref().unwrap_or("")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,31 +672,5 @@ mod tests {
         );
         let e = not_appliable("kind: SparkApplication\nmetadata: {name: pi}\n").unwrap();
         assert!(e.contains("SparkApplication \"pi\""), "{e}");
-    }
-}
-
-/// The orchestration lines of `sluice describe`.
-pub fn describe_orch(o: &OrchView) {
-    if let Some(s) = &o.schedule {
-        match &o.scheduled_for {
-            Some(t) => println!("Schedule:   {s} (run for {t})"),
-            None => println!("Schedule:   {s} (triggered)"),
-        }
-    }
-    if o.max_attempts > 1 || o.attempt_in_round > 1 {
-        println!(
-            "Retries:    attempt {} of {} in this round",
-            o.attempt_in_round, o.max_attempts
-        );
-    }
-    if let Some(t) = &o.retry_at {
-        println!("Backoff:    waiting; eligible to run again at {t}");
-    }
-    if let Some(t) = &o.dead_lettered_at {
-        println!(
-            "DLQ:        dead-lettered at {t} ({}): {}",
-            o.failure_class.as_deref().unwrap_or("?"),
-            o.dead_letter_reason.as_deref().unwrap_or("")
-        );
     }
 }
