@@ -117,7 +117,7 @@ fn get_watch_prints_the_table_then_a_line_per_change() {
         &id,
         "-w",
         "--watch-timeout",
-        "6s",
+        "12s",
         "--watch-interval",
         "200ms",
     ]);
