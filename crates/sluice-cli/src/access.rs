@@ -10,6 +10,7 @@
 //!
 //! Without any, requests go without a token (a server with authentication on answers 401).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -21,6 +22,21 @@ use crate::output::{Output, Table, print_as};
 
 /// The server's default data directory (relative to where it was started).
 const DEFAULT_DATA_DIR: &str = ".sluice";
+
+/// Refuses a file that holds a secret when its group or others may read or write it.
+pub fn check_private(path: &Path, what: &str) -> Result<()> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{what} {} is open to others (mode {mode:03o}); it holds a token: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
 
 /// Reads a token file: its first line, trimmed.
 pub fn read_token_file(path: &Path) -> Result<String> {
@@ -107,7 +123,7 @@ pub fn find_token(
         return Ok(Some(t.to_string()));
     }
     if let Some(f) = file {
-        if let Err(e) = crate::context::check_private(f, "the token file") {
+        if let Err(e) = check_private(f, "the token file") {
             eprintln!("sluice: warning: {e:#}");
         }
         return read_token_file(f).map(Some);

@@ -21,7 +21,7 @@
 //! printed.
 
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -76,21 +76,6 @@ pub fn config_path() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".config/sluice/config.yaml"))
 }
 
-/// Refuses a file that holds a secret when its group or others may read or write it.
-pub fn check_private(path: &Path, what: &str) -> Result<()> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("reading {what} {}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        bail!(
-            "{what} {} is open to others (mode {mode:03o}); it holds a token: chmod 600 {}",
-            path.display(),
-            path.display()
-        );
-    }
-    Ok(())
-}
-
 /// The config file's contents (empty when there is no file).
 pub fn load(path: &Path) -> Result<ConfigFile> {
     let text = match std::fs::read_to_string(path) {
@@ -104,7 +89,7 @@ pub fn load(path: &Path) -> Result<ConfigFile> {
     let cfg: ConfigFile = serde_saphyr::from_str(&text)
         .with_context(|| format!("the config file {}", path.display()))?;
     if cfg.contexts.iter().any(|c| c.token.is_some()) {
-        check_private(path, "the config file")?;
+        crate::access::check_private(path, "the config file")?;
     }
     Ok(cfg)
 }
@@ -163,7 +148,7 @@ pub fn context_token(c: &Ctx) -> Result<Option<String>> {
         return Ok(Some(t.to_string()));
     }
     if let Some(f) = &c.token_file {
-        check_private(f, &format!("the token file of context {:?}", c.name))?;
+        crate::access::check_private(f, &format!("the token file of context {:?}", c.name))?;
         return crate::access::read_token_file(f).map(Some);
     }
     Ok(None)
@@ -264,7 +249,7 @@ pub fn run(cmd: ConfigCmd) -> Result<i32> {
                 bail!("a context needs a name");
             }
             if let Some(f) = &token_file {
-                check_private(f, "the token file")?;
+                crate::access::check_private(f, "the token file")?;
             }
             let created = !cfg.contexts.iter().any(|c| c.name == name);
             if created {
@@ -322,6 +307,7 @@ pub fn run(cmd: ConfigCmd) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_token_file_open_to_others_is_refused() {

@@ -6,10 +6,10 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use sluice_server::api::{JobList, JobView, LogsView};
+use sluice_server::api::{JobList, JobView, LogsView, OrchView};
 
 use crate::output::{Output, Table, print_as};
-use crate::{Client, age, fmt_cpu, fmt_mem, orch};
+use crate::{Client, age, fmt_cpu, fmt_mem};
 
 /// A job argument as the user may give it: `ID`, or what `-o name` prints (`job/NS/ID`,
 /// `job/ID`): the id.
@@ -226,7 +226,7 @@ pub fn describe(j: &JobView) {
     println!("State:      {}", j.state);
     println!("Attempt:    {}", j.attempt);
     if let Some(o) = &j.orchestration {
-        orch::describe_orch(o);
+        describe_orch(o);
     }
     if let Some(a) = &j.set_aside {
         println!(
@@ -296,6 +296,32 @@ pub fn describe(j: &JobView) {
                 e.message
             );
         }
+    }
+}
+
+/// The orchestration lines of `sluice describe`.
+pub fn describe_orch(o: &OrchView) {
+    if let Some(s) = &o.schedule {
+        match &o.scheduled_for {
+            Some(t) => println!("Schedule:   {s} (run for {t})"),
+            None => println!("Schedule:   {s} (triggered)"),
+        }
+    }
+    if o.max_attempts > 1 || o.attempt_in_round > 1 {
+        println!(
+            "Retries:    attempt {} of {} in this round",
+            o.attempt_in_round, o.max_attempts
+        );
+    }
+    if let Some(t) = &o.retry_at {
+        println!("Backoff:    waiting; eligible to run again at {t}");
+    }
+    if let Some(t) = &o.dead_lettered_at {
+        println!(
+            "DLQ:        dead-lettered at {t} ({}): {}",
+            o.failure_class.as_deref().unwrap_or("?"),
+            o.dead_letter_reason.as_deref().unwrap_or("")
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use sluice_server::api::JobView;
-use sluice_server::api::{DeadLetterView, OrchView, PurgeView, RequeueView, ScheduleView};
+use sluice_server::api::{DeadLetterView, PurgeView, RequeueView, ScheduleView};
 
 use crate::Client;
 use crate::output::{Output, Table, print_as};
@@ -617,32 +617,6 @@ pub async fn purge(c: &Client, a: PurgeArgs) -> Result<i32> {
     }
     let p: PurgeView = c.post("/v1/queues/purge", &q, String::new()).await?;
     Ok(print_purge(&p, "queued job(s)"))
-}
-
-/// The orchestration lines of `sluice describe`.
-pub fn describe_orch(o: &OrchView) {
-    if let Some(s) = &o.schedule {
-        match &o.scheduled_for {
-            Some(t) => println!("Schedule:   {s} (run for {t})"),
-            None => println!("Schedule:   {s} (triggered)"),
-        }
-    }
-    if o.max_attempts > 1 || o.attempt_in_round > 1 {
-        println!(
-            "Retries:    attempt {} of {} in this round",
-            o.attempt_in_round, o.max_attempts
-        );
-    }
-    if let Some(t) = &o.retry_at {
-        println!("Backoff:    waiting; eligible to run again at {t}");
-    }
-    if let Some(t) = &o.dead_lettered_at {
-        println!(
-            "DLQ:        dead-lettered at {t} ({}): {}",
-            o.failure_class.as_deref().unwrap_or("?"),
-            o.dead_letter_reason.as_deref().unwrap_or("")
-        );
-    }
 }
 
 #[cfg(test)]

@@ -383,24 +383,6 @@ pub struct JobSpec {
     pub max_queue_wait: Option<String>,
 }
 
-/// The failure classes `retry.retryOn` names (the schema's allowed values).
-#[cfg(feature = "schema")]
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum FailureClassName {
-    /// The backend refused the job.
-    Submission,
-    /// The application failed.
-    Application,
-    /// Out of memory.
-    Oom,
-    /// The watchdog killed it.
-    Watchdog,
-    /// It ran past maxRuntime.
-    Timeout,
-}
-
 /// `retry` as written in a job spec (every field optional).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -901,6 +883,11 @@ pub fn factor_field(field: &str, text: &str) -> Result<f64, SpecError> {
         )),
     }
 }
+
+#[cfg(feature = "schema")]
+mod schema;
+#[cfg(feature = "schema")]
+pub use schema::FailureClassName;
 
 #[cfg(test)]
 mod tests;
