@@ -97,7 +97,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     };
     let (inputs, runs) = inputs;
     let candidates = with_constraints(state, candidates, &snapshot).await?;
-    let (expected, ends) = expect::expected_runs(state, &runs, &active, started_at).await?;
+    let (expected, ends) = expect::expected_runs(state, &runs, &active, started_at).await;
     let running = if uses_backfill {
         expect::placed(&snapshot, &ends)
     } else {

@@ -11,7 +11,6 @@ use sluice_core::job::Demand;
 use sluice_core::queue::QueueEntry;
 use sluice_core::record::JobRecord;
 
-use super::error::TickError;
 use crate::queue::max_runtime_ms;
 use crate::state::AppState;
 
@@ -46,19 +45,28 @@ pub async fn expected_runs(
     runs: &[RunKey],
     active: &[JobRecord],
     now_ms: i64,
-) -> Result<(Vec<Option<i64>>, Vec<(Demand, i64, String)>), TickError> {
+) -> (Vec<Option<i64>>, Vec<(Demand, i64, String)>) {
     let book = &state.runtimes;
     let keys = active
         .iter()
         .map(|j| (j.namespace.as_str(), j.name.as_str()))
         .chain(runs.iter().map(|k| (&*k.namespace, &*k.name)));
-    book.refresh(
-        state.store.as_ref(),
-        keys,
-        state.config.scheduler.runtime_history_runs,
-        now_ms,
-    )
-    .await?;
+    // A history that cannot be read leaves the estimates as they were: never a reason to
+    // stop admitting.
+    if let Err(e) = book
+        .refresh(
+            state.store.as_ref(),
+            keys,
+            state.config.scheduler.runtime_history_runs,
+            now_ms,
+        )
+        .await
+    {
+        tracing::warn!(
+            "reading run-time histories: {}",
+            crate::fault::store_detail(&e)
+        );
+    }
     let expected = runs
         .iter()
         .map(|k| book.expected_ms(&k.namespace, &k.name, k.max_runtime_ms, now_ms))
@@ -78,7 +86,7 @@ pub async fn expected_runs(
             )
         })
         .collect();
-    Ok((expected, ends))
+    (expected, ends)
 }
 
 /// The jobs holding room, placed on the nodes where they most likely run
