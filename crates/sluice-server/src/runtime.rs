@@ -181,6 +181,48 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_refresh_reads_a_bounded_number_of_histories_and_keeps_them_until_they_are_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+            .await
+            .unwrap();
+        let names: Vec<String> = (0..LOOKUPS_PER_TICK + 3).map(|i| format!("j{i}")).collect();
+        let keys = || names.iter().map(|n| ("t", n.as_str()));
+        let book = RuntimeBook::new();
+        book.refresh(store.as_ref(), keys(), 20, 0).await.unwrap();
+        assert_eq!(
+            book.lock().len(),
+            LOOKUPS_PER_TICK,
+            "at most a few reads a tick"
+        );
+        book.refresh(store.as_ref(), keys(), 20, 1).await.unwrap();
+        assert_eq!(
+            book.lock().len(),
+            names.len(),
+            "the next tick reads the rest"
+        );
+        let fetched = |n: &str| book.lock()[&("t".to_string(), n.to_string())].fetched_at_ms;
+        assert_eq!(fetched("j0"), 0, "fresh entries are not read again");
+        book.refresh(store.as_ref(), keys(), 20, REFRESH_MS)
+            .await
+            .unwrap();
+        assert_eq!(fetched("j0"), REFRESH_MS, "an old entry is read again");
+        // Unused for FORGET_MS: dropped.
+        book.refresh(
+            store.as_ref(),
+            std::iter::empty(),
+            20,
+            REFRESH_MS + FORGET_MS,
+        )
+        .await
+        .unwrap();
+        assert_eq!(book.lock().len(), 0);
+        // runs = 0: no history is read.
+        book.refresh(store.as_ref(), keys(), 0, 0).await.unwrap();
+        assert_eq!(book.lock().len(), 0);
+    }
+
     #[test]
     fn expected_is_the_history_capped_by_max_runtime_else_max_runtime() {
         let book = RuntimeBook::new();
