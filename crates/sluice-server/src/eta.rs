@@ -6,7 +6,7 @@
 //! The tick only records its cycle's inputs ([`EtaBook::record`]: moves, no computing), so it
 //! never waits for an estimate. The estimate is computed when someone asks, on a blocking
 //! thread, and kept until the next recorded cycle or for [`MAX_AGE_MS`], whichever comes
-//! first; concurrent askers share one computation. The cost is bounded: the first
+//! first, but at least [`MIN_AGE_MS`]; concurrent askers share one computation. The cost is bounded: the first
 //! [`PER_NAMESPACE`] waiting jobs of each namespace, [`MAX_JOBS`] in all, and at most
 //! [`MAX_STEPS`] forward cycles. A job beyond those bounds, or one that does not start within
 //! them, has no estimate. Leaving later jobs out can only make an estimate earlier under
@@ -33,6 +33,10 @@ pub const MAX_STEPS: usize = 2000;
 /// An estimate is computed again once it is this old, even if no cycle ran since (time moves:
 /// a running job past its expected end is taken to end a margin after now), ms.
 pub const MAX_AGE_MS: i64 = 10_000;
+
+/// An estimate younger than this is kept even if cycles ran since (with backfill or aging a
+/// cycle runs at every tick): at most one computation per this long, ms.
+pub const MIN_AGE_MS: i64 = 2_000;
 
 /// What a scheduling cycle decided from, kept for the estimate.
 #[derive(Debug, Clone, Default)]
@@ -142,11 +146,11 @@ impl EtaBook {
             (r.generation, r.inputs.clone()?)
         };
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref()
-            && c.generation == generation
-            && now_ms.saturating_sub(c.computed_at_ms) < MAX_AGE_MS
-        {
-            return Some(c.starts.clone());
+        if let Some(c) = cache.as_ref() {
+            let age = now_ms.saturating_sub(c.computed_at_ms);
+            if age < MIN_AGE_MS || (c.generation == generation && age < MAX_AGE_MS) {
+                return Some(c.starts.clone());
+            }
         }
         let starts = match tokio::task::spawn_blocking(move || compute(&inputs, now_ms)).await {
             Ok(s) => Arc::new(s),

@@ -73,11 +73,20 @@ async fn the_book_bounds_the_jobs_per_namespace_and_recomputes_after_a_new_cycle
     assert!(got.contains_key("u1"));
     assert!(!got.contains_key(&format!("a{:04}", PER_NAMESPACE)));
     // Within the age bound and with no new cycle: the same estimate (shared).
-    let again = book.estimates(2_000).await.unwrap();
+    let again = book.estimates(5_000).await.unwrap();
     assert!(Arc::ptr_eq(&got, &again));
+    // A new cycle: computed again, but not more often than MIN_AGE_MS.
     book.record(inputs(vec![cand("c", "t", 0, 1000)], vec![None]));
-    let next = book.estimates(2_000).await.unwrap();
+    let soon = book.estimates(1_000 + MIN_AGE_MS - 1).await.unwrap();
+    assert!(Arc::ptr_eq(&got, &soon));
+    let next = book.estimates(1_000 + MIN_AGE_MS).await.unwrap();
     assert_eq!(next.keys().collect::<Vec<_>>(), vec!["c"]);
+    // No new cycle, but old: computed again at the new time.
+    let later = book
+        .estimates(1_000 + MIN_AGE_MS + MAX_AGE_MS)
+        .await
+        .unwrap();
+    assert!(!Arc::ptr_eq(&next, &later));
     book.clear();
-    assert!(book.estimates(3_000).await.is_none());
+    assert!(book.estimates(100_000).await.is_none());
 }
