@@ -6,10 +6,13 @@
 //! The tick only records its cycle's inputs ([`EtaBook::record`]: moves, no computing), so it
 //! never waits for an estimate. The estimate is computed when someone asks, on a blocking
 //! thread, and kept until the next recorded cycle or for [`MAX_AGE_MS`], whichever comes
-//! first, but at least [`MIN_AGE_MS`]; concurrent askers share one computation. The cost is bounded: the first
-//! [`PER_NAMESPACE`] waiting jobs of each namespace, [`MAX_JOBS`] in all, and at most
-//! [`MAX_STEPS`] forward cycles. A job beyond those bounds, or one that does not start within
-//! them, has no estimate. Leaving later jobs out can only make an estimate earlier under
+//! first, but at least [`MIN_AGE_MS`] and [`COST_FACTOR`] times what it took to compute;
+//! concurrent askers share one computation. The cost is bounded: the first [`PER_NAMESPACE`]
+//! waiting jobs of each namespace, [`MAX_JOBS`] in all, and at most [`MAX_STEPS`] forward
+//! cycles (`cargo bench -p sluice-core --bench eta`: 300 jobs on a full 200-node cluster take
+//! about 9 ms under strict and 140 ms under backfill; 1,000 take 170 ms and 3.2 s, hence the
+//! bounds). A job beyond those bounds, or one that does not start within them, has no
+//! estimate. Leaving later jobs out can only make an estimate earlier under
 //! best-effort or backfill (a left-out job might have passed it), never later.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,10 +25,10 @@ use sluice_core::cycle::{
 use sluice_core::job::{Demand, Resources};
 
 /// Most waiting jobs of one namespace that get an estimate (in queue order).
-pub const PER_NAMESPACE: usize = 100;
+pub const PER_NAMESPACE: usize = 50;
 
 /// Most waiting jobs that get an estimate in all.
-pub const MAX_JOBS: usize = 1000;
+pub const MAX_JOBS: usize = 300;
 
 /// Most forward cycles of one estimate.
 pub const MAX_STEPS: usize = 2000;
@@ -34,9 +37,13 @@ pub const MAX_STEPS: usize = 2000;
 /// a running job past its expected end is taken to end a margin after now), ms.
 pub const MAX_AGE_MS: i64 = 10_000;
 
-/// An estimate younger than this is kept even if cycles ran since (with backfill or aging a
-/// cycle runs at every tick): at most one computation per this long, ms.
+/// An estimate younger than this, or than [`COST_FACTOR`] times what it took to compute, is
+/// kept even if cycles ran since (with backfill or aging a cycle runs at every tick), ms.
 pub const MIN_AGE_MS: i64 = 2_000;
+
+/// An estimate is kept at least this many times as long as it took to compute, so that
+/// estimating takes at most a fifth of one core however often it is asked for.
+pub const COST_FACTOR: i64 = 5;
 
 /// What a scheduling cycle decided from, kept for the estimate.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +72,8 @@ pub struct EtaInputs {
 struct Cached {
     generation: u64,
     computed_at_ms: i64,
+    /// Wall-clock time the computation took, ms.
+    took_ms: i64,
     starts: Arc<HashMap<String, i64>>,
 }
 
@@ -148,10 +157,12 @@ impl EtaBook {
         let mut cache = self.cache.lock().await;
         if let Some(c) = cache.as_ref() {
             let age = now_ms.saturating_sub(c.computed_at_ms);
-            if age < MIN_AGE_MS || (c.generation == generation && age < MAX_AGE_MS) {
+            let keep = MIN_AGE_MS.max(c.took_ms.saturating_mul(COST_FACTOR));
+            if age < keep || (c.generation == generation && age < MAX_AGE_MS.max(keep)) {
                 return Some(c.starts.clone());
             }
         }
+        let started = std::time::Instant::now();
         let starts = match tokio::task::spawn_blocking(move || compute(&inputs, now_ms)).await {
             Ok(s) => Arc::new(s),
             Err(e) => {
@@ -162,6 +173,7 @@ impl EtaBook {
         *cache = Some(Cached {
             generation,
             computed_at_ms: now_ms,
+            took_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             starts: starts.clone(),
         });
         Some(starts)
