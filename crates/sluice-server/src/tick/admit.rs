@@ -2,7 +2,8 @@
 //! show yet, goes to the pure cycle ([`sluice_core::cycle::schedule`]) with the heads of each
 //! namespace's queue, read from the in-memory queue ([`crate::queue`]) rather than the store;
 //! the admissions are written queued -> admitted in one transaction, and the wait reasons and
-//! positions of the rest are kept for `describe`.
+//! positions of the rest are kept for `describe`, and its inputs for the start-time
+//! estimates ([`crate::eta`], computed only when asked).
 //!
 //! A cycle decides from the queue, the room and what each namespace holds: when none of them
 //! changed since the last cycle (no submit, cancel, requeue or admission; no timer due; the
@@ -65,7 +66,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     // Backfill and aging decide by the time too: their cycles are never skipped.
     let timed = uses_backfill || !aging.is_empty();
     // The candidates: the heads of each namespace, from memory.
-    let (candidates, inputs) = {
+    let (candidates, inputs, runs) = {
         let mut q = state.queue.lock();
         q.queue_mut().take_due(started_at);
         let inputs = CycleInputs {
@@ -93,9 +94,8 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             })
             .collect();
         let runs: Vec<RunKey> = heads.jobs.iter().map(|e| RunKey::of(e)).collect();
-        (candidates, (inputs, runs))
+        (candidates, inputs, runs)
     };
-    let (inputs, runs) = inputs;
     let candidates = with_constraints(state, candidates, &snapshot).await?;
     let (expected, ends) = expect::expected_runs(state, &runs, &active, started_at).await;
     let running = if uses_backfill {
