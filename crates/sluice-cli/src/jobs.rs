@@ -266,6 +266,9 @@ pub fn describe(j: &JobView) {
             w.position, j.namespace, w.level_position, j.level
         );
         println!("Waiting:    {}", w.reason);
+        if let Some(t) = &w.estimated_start {
+            println!("Expected:   to start at {}", expected_start(t));
+        }
     } else if j.state == "queued" {
         println!("Queue:      not yet considered by a scheduling cycle");
     }
@@ -402,5 +405,20 @@ mod tests {
         assert_eq!(job_id("jobs/team-a/01ABC"), "01ABC");
         // Not a job kind: left as it is (the server says no such job).
         assert_eq!(job_id("schedule/a/b"), "schedule/a/b");
+    }
+}
+
+/// "2026-12-03T20:15:00.000Z (in 25m)" for an estimated start; the text alone if it does not
+/// parse.
+fn expected_start(t: &str) -> String {
+    match sluice_server::time::parse_time("estimated_start", t) {
+        Ok(at) => {
+            let now = sluice_server::time::now_ms();
+            format!(
+                "{t} (in {}; if jobs run as long as expected)",
+                sluice_core::cycle::short_ms(at.saturating_sub(now))
+            )
+        }
+        Err(_) => t.to_string(),
     }
 }

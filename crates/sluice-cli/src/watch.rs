@@ -98,6 +98,16 @@ fn secs_since(rfc: &str, now: SystemTime) -> Option<f64> {
     )
 }
 
+/// Seconds from `now` until an RFC 3339 time (0 once it has passed).
+fn secs_until(rfc: &str, now: SystemTime) -> Option<f64> {
+    let t = humantime::parse_rfc3339_weak(rfc).ok()?;
+    Some(
+        t.duration_since(now)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    )
+}
+
 fn secs_between(from: &str, to: &str) -> Option<f64> {
     let a = humantime::parse_rfc3339_weak(from).ok()?;
     let b = humantime::parse_rfc3339_weak(to).ok()?;
@@ -258,17 +268,25 @@ pub fn render_top(d: &TopData, server: &str, now: SystemTime) -> String {
     }
     let _ = writeln!(
         o,
-        "{:>4}  {:<26}  {:<16}  {:<20}  {:<8}  {:>7}  REASON",
-        "POS", "ID", "NAMESPACE", "NAME", "LEVEL", "WAITED"
+        "{:>4}  {:<26}  {:<16}  {:<20}  {:<8}  {:>7}  {:>8}  REASON",
+        "POS", "ID", "NAMESPACE", "NAME", "LEVEL", "WAITED", "STARTS"
     );
     for j in queued.into_iter().take(shown) {
         let (pos, reason) = match &j.wait {
             Some(w) => (w.position.to_string(), w.reason.clone()),
             None => ("-".to_string(), "not yet considered by a cycle".to_string()),
         };
+        // The estimated start, from now ("-": no estimate).
+        let starts = j
+            .wait
+            .as_ref()
+            .and_then(|w| w.estimated_start.as_deref())
+            .and_then(|t| secs_until(t, now))
+            .map(|s| format!("in {}", fmt_secs(s)))
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             o,
-            "{:>4}  {:<26}  {:<16}  {:<20}  {:<8}  {:>7}  {}",
+            "{:>4}  {:<26}  {:<16}  {:<20}  {:<8}  {:>7}  {:>8}  {}",
             pos,
             j.id,
             clip(&j.namespace, 16),
@@ -277,6 +295,7 @@ pub fn render_top(d: &TopData, server: &str, now: SystemTime) -> String {
             secs_since(&j.enqueued_at, now)
                 .map(fmt_secs)
                 .unwrap_or_default(),
+            starts,
             clip(&reason, 100)
         );
     }
@@ -515,6 +534,7 @@ mod tests {
                 reason_kind: "no-room".into(),
                 position: 1,
                 level_position: 1,
+                estimated_start: Some("2026-01-01T00:26:00.000Z".into()),
             }),
         );
         let d = TopData {
@@ -556,6 +576,7 @@ mod tests {
         );
         let wait_line = f.lines().find(|l| l.contains("q1 ")).expect(&f);
         assert!(wait_line.contains("needs 2 cores"), "{f}");
+        assert!(wait_line.contains("in 25m00s"), "{f}");
         assert!(wait_line.trim_start().starts_with('1'), "{f}");
         assert!(f.contains("WAITING (1)"), "{f}");
         let q_line = f.lines().skip_while(|l| *l != "QUEUES").nth(2).expect(&f);
@@ -573,6 +594,7 @@ mod tests {
             reason_kind: "no-room".into(),
             position: pos,
             level_position: pos,
+            estimated_start: None,
         };
         let mut j = job("a", "queued", Some(w(2)));
         j.timeline = Some(vec![ev(

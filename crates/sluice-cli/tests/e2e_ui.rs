@@ -2,7 +2,8 @@
 //! fantoccini) against the real `sluice` server running real local command jobs.
 //!
 //! The overview, a job page, the jobs list and the history page load and show the jobs of the
-//! run; a dead-lettered job is requeued from the DLQ page and then succeeds; a running job is
+//! run; a queued job's page and the list of queued jobs show when it is expected to start; a
+//! dead-lettered job is requeued from the DLQ page and then succeeds; a running job is
 //! cancelled from its job page; a schedule is run from the schedules page. Screenshots of the
 //! pages are saved to `target/ui-screenshots/*.png`.
 //!
@@ -252,6 +253,15 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     }
     server.wait_for(&sleeper, &["running"], 60);
     wait_dead_lettered(&server, &broken);
+    // Needs the whole budget: it waits (in a namespace of its own) while the sleeper runs.
+    let waiter = server.submit(
+        &server.write(
+            "waiter.yaml",
+            "name: waiter\nnamespace: big\ncommand:\n  argv: [sh, -c, \"echo started\"]\n  \
+             cpu: \"4\"\n  memory: 128m\n",
+        ),
+        &[],
+    );
 
     let driver = Driver::start();
     let c = driver.client().await;
@@ -294,6 +304,30 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
         assert!(text.contains(needle), "job page lacks {needle:?}:\n{text}");
     }
     screenshot(&c, "job").await;
+
+    // A queued job's page and the list of waiting jobs show when it is expected to start.
+    open(&c, &server, &format!("#/job/{waiter}")).await;
+    let text = wait_text(
+        &c,
+        &[
+            "waiter",
+            "Expected start",
+            "if jobs run as long as expected",
+        ],
+    )
+    .await;
+    assert!(text.contains("Why it waits"), "{text}");
+    open(&c, &server, "#/jobs?namespace=big&state=queued").await;
+    // (The table's headers are shown in capitals.)
+    wait_text(&c, &["waiter", "EXPECTED START"]).await;
+    let eta = c
+        .find(Locator::Css("#jobs td.eta"))
+        .await
+        .expect("the expected start cell")
+        .text()
+        .await
+        .unwrap();
+    assert!(eta.starts_with("in "), "{eta:?}");
 
     // The jobs list: filtered to a namespace, every job of the run there.
     open(&c, &server, "#/jobs?namespace=web").await;

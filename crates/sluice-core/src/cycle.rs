@@ -493,19 +493,24 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
         let eligible_of = |job: &'a Candidate| job.constraints.as_ref().map(|c| &c.eligible);
 
         // Overdue heads first: the first job of a backfill namespace that has waited
-        // `max_head_wait_ms` goes before the fair-share order, oldest first, and if it does
-        // not fit it gets a hard reservation that every later start must respect, and blocks
-        // its namespace.
+        // `max_head_wait_ms`, and under any policy the first job of a namespace that aging
+        // raised (it has waited its level's bound), goes before the fair-share order, oldest
+        // first, and if it does not fit it gets a hard reservation that every later start must
+        // respect, and blocks its namespace. So an aged job, once at the head of its
+        // namespace, waits only for the room held now to free, never for later work of other
+        // namespaces.
         let mut overdue: Vec<usize> = (0..queues.len())
             .filter(|&k| {
                 let q = &queues[k];
-                let first = &cands[keys[q.start].3];
-                q.policy.policy == HeadPolicy::Backfill
-                    && !job_is_held(first)
+                let (_, sorted_level, _, index) = keys[q.start];
+                let first = &cands[index];
+                let backfill_overdue = q.policy.policy == HeadPolicy::Backfill
                     && timing
                         .backfill
                         .max_head_wait_ms
-                        .is_some_and(|max| now.saturating_sub(first.enqueued_at_ms) >= max)
+                        .is_some_and(|max| now.saturating_sub(first.enqueued_at_ms) >= max);
+                let aged = sorted_level < first.level;
+                !job_is_held(first) && (backfill_overdue || aged)
             })
             .collect();
         overdue.sort_by_key(|&k| (cands[keys[queues[k].start].3].enqueued_at_ms, k));

@@ -7,6 +7,9 @@
 //! `enqueued_at` is in the future (a retry waiting on its backoff) sits at the tail of its level
 //! and has a timer ([`JobQueue::take_due`]): the cycle is run again when it becomes eligible.
 //!
+//! Each entry also carries what its expected run time is computed from (its name and
+//! `maxRuntime`), so backfill and the start-time estimate need not read queued jobs from a store.
+//!
 //! [`JobQueue::heads`] hands the cycle the first `window` eligible jobs of each namespace; the
 //! cost of a cycle then grows with the namespaces and the window, not with the queue's length.
 //! Pure data: no clock, no I/O; the caller passes `now`.
@@ -31,6 +34,10 @@ pub struct QueueEntry {
     pub enqueued_at_ms: i64,
     /// What it needs.
     pub demand: Demand,
+    /// Its name: with the namespace, the key of its run-time history.
+    pub name: Arc<str>,
+    /// Its own bound on its run time (`maxRuntime`), ms, if it has one.
+    pub max_runtime_ms: Option<i64>,
 }
 
 type OrderKey = (usize, i64, Arc<str>);

@@ -204,6 +204,10 @@ pub struct SchedulerConfig {
     /// (ms or duration texts, `[scheduler.aging_ms] normal = "2h"`).
     #[serde(deserialize_with = "duration::ms_map")]
     pub aging_ms: BTreeMap<String, u64>,
+    /// Expected run times from history: the 90th percentile of the last this many successful
+    /// runs of jobs with the same namespace and name; 0: no history (`maxRuntime`, else
+    /// `default_runtime_ms`).
+    pub runtime_history_runs: u32,
 }
 
 impl Default for SchedulerConfig {
@@ -218,6 +222,7 @@ impl Default for SchedulerConfig {
             backfill_margin_ms: 300_000,
             backfill_max_wait_ms: 7_200_000,
             aging_ms: BTreeMap::new(),
+            runtime_history_runs: 20,
         }
     }
 }
@@ -377,6 +382,13 @@ impl Config {
         }
         if s.default_weight == 0 {
             return Err(invalid("scheduler.default_weight", 0, "must be at least 1"));
+        }
+        if s.runtime_history_runs > 1000 {
+            return Err(invalid(
+                "scheduler.runtime_history_runs",
+                s.runtime_history_runs,
+                "must be at most 1000",
+            ));
         }
         for (level, bound) in &s.aging_ms {
             if !s.levels.contains(level) {
@@ -622,6 +634,10 @@ default_level = "high"
                 "scheduler.aging_ms.urgent",
             ),
             ("[scheduler.aging_ms]\nnormal = \"2q\"", "2q"),
+            (
+                "[scheduler]\nruntime_history_runs = 5000",
+                "scheduler.runtime_history_runs",
+            ),
         ];
         for (text, want) in cases {
             let e = load_toml(text).unwrap_err().to_string();

@@ -32,6 +32,8 @@ enum Change {
         state: JobState,
         enqueued_at_ms: i64,
         demand: sluice_core::job::Demand,
+        name: String,
+        max_runtime_ms: Option<i64>,
     },
     /// The job was deleted.
     Gone(String),
@@ -46,8 +48,17 @@ impl Change {
             state: rec.state,
             enqueued_at_ms: rec.enqueued_at_ms,
             demand: rec.demand.clone(),
+            name: rec.name.clone(),
+            max_runtime_ms: max_runtime_ms(rec),
         }
     }
+}
+
+/// A job's own bound on its run time (`maxRuntime`), ms; none when it has none or its stored
+/// job does not decode.
+pub fn max_runtime_ms(rec: &JobRecord) -> Option<i64> {
+    let secs = rec.job().ok()?.max_runtime_secs?;
+    i64::try_from(secs).ok()?.checked_mul(1000)
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +125,8 @@ impl QueueBook {
                 state,
                 enqueued_at_ms,
                 demand,
+                name,
+                max_runtime_ms,
             } => {
                 if *state == JobState::Queued {
                     let entry = QueueEntry {
@@ -124,6 +137,9 @@ impl QueueBook {
                         rank: levels.rank(level).unwrap_or(levels.names.len()),
                         enqueued_at_ms: *enqueued_at_ms,
                         demand: demand.clone(),
+                        // Not interned: names are many and the interned set never shrinks.
+                        name: Arc::from(name.as_str()),
+                        max_runtime_ms: *max_runtime_ms,
                     };
                     queue.insert(entry, now_ms);
                 } else {

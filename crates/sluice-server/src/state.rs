@@ -30,6 +30,10 @@ pub struct WaitInfo {
     pub position: u32,
     /// 1-based position within its (namespace, level) queue.
     pub level_position: u32,
+    /// When it is expected to start (RFC 3339): the scheduling cycle run forward from now with
+    /// every job's expected run time (see [`crate::eta`]); none when there is no estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_start: Option<String>,
 }
 
 /// What the last cycle saw, for `describe`, `queues` and the UI.
@@ -102,6 +106,10 @@ pub struct AppState {
     pub jwks: Arc<crate::jwks::JwksCache>,
     /// Whether this replica runs the scheduler loop (always, on SQLite).
     pub leader: Arc<Leadership>,
+    /// The last cycle's inputs and the start-time estimates computed from them.
+    pub eta: Arc<crate::eta::EtaBook>,
+    /// Run-time histories (the expected run time of each job name).
+    pub runtimes: Arc<crate::runtime::RuntimeBook>,
 }
 
 impl AppState {
@@ -154,6 +162,8 @@ impl AppState {
             stopped: Arc::new(std::sync::Mutex::new(Vec::new())),
             last_inputs: Arc::new(std::sync::Mutex::new(None)),
             jwks: Arc::default(),
+            eta: Arc::default(),
+            runtimes: Arc::default(),
         }
     }
 

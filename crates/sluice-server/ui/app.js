@@ -130,6 +130,12 @@ function duration(s) {
   return Math.floor(s / 86400) + " d " + Math.round((s % 86400) / 3600) + " h";
 }
 
+// "in 25 min 0 s" (or "now") until an ISO time.
+function untilText(iso) {
+  const s = (Date.parse(iso) - Date.now()) / 1000;
+  return s <= 1 ? "now" : "in " + duration(s);
+}
+
 function time(iso) {
   if (!iso) return "";
   const d = new Date(iso);
@@ -354,11 +360,12 @@ async function jobs(seq, params) {
     <button type="button" id="clear-filters">Clear</button>
   </form>
   <div class="panel">
-  <table id="jobs"><thead><tr><th>Job</th><th>Namespace</th><th>Level</th><th>State</th><th>Created</th><th class="num">Ran for</th><th>Message</th><th>Id</th></tr></thead><tbody>
+  <table id="jobs"><thead><tr><th>Job</th><th>Namespace</th><th>Level</th><th>State</th><th>Created</th><th class="num">Ran for</th><th>Expected start</th><th>Message</th><th>Id</th></tr></thead><tbody>
   ${page.jobs.map(j => {
     const ran = j.started_at ? ((j.finished_at ? Date.parse(j.finished_at) : Date.now()) - Date.parse(j.started_at)) / 1000 : null;
-    return `<tr><td>${jobLink(j)}</td><td>${esc(j.namespace)}</td><td>${esc(j.level)}</td><td>${badge(j.state)}</td><td>${esc(time(j.created_at))}</td><td class="num">${ran == null ? "–" : duration(ran)}</td><td>${esc((j.message || "").slice(0, 90))}</td><td class="mono">${esc(j.id)}</td></tr>`;
-  }).join("") || `<tr><td colspan="8" class="muted">No job matches.</td></tr>`}
+    const eta = j.state === "queued" && j.wait && j.wait.estimated_start;
+    return `<tr><td>${jobLink(j)}</td><td>${esc(j.namespace)}</td><td>${esc(j.level)}</td><td>${badge(j.state)}</td><td>${esc(time(j.created_at))}</td><td class="num">${ran == null ? "–" : duration(ran)}</td><td class="eta" title="${eta ? esc(time(eta)) : ""}">${eta ? esc(untilText(eta)) : "–"}</td><td>${esc((j.message || "").slice(0, 90))}</td><td class="mono">${esc(j.id)}</td></tr>`;
+  }).join("") || `<tr><td colspan="9" class="muted">No job matches.</td></tr>`}
   </tbody></table>
   <div class="pager">
     ${backHref ? `<a id="prev-page" href="${backHref}">← Newer</a>` : ""}
@@ -427,7 +434,8 @@ async function jobPage(seq, id, params) {
       ${inDlq && can(j.namespace, "operator") ? `<button class="primary" id="requeue-job">Requeue</button>` : ""}
     </div></div>
     <div class="panel"><h2>Queue</h2>
-      ${j.state === "queued" && wait ? `<dl class="kv"><dt>Position</dt><dd id="queue-position">${wait.position} in namespace ${esc(j.namespace)} · ${wait.level_position} in level ${esc(j.level)}</dd></dl>
+      ${j.state === "queued" && wait ? `<dl class="kv"><dt>Position</dt><dd id="queue-position">${wait.position} in namespace ${esc(j.namespace)} · ${wait.level_position} in level ${esc(j.level)}</dd>
+        <dt>Expected start</dt><dd id="estimated-start">${wait.estimated_start ? `${esc(time(wait.estimated_start))} (${esc(untilText(wait.estimated_start))}; if jobs run as long as expected)` : "no estimate"}</dd></dl>
         <div class="reason" id="wait-reason"><b>Why it waits (${esc(wait.reason_kind)}):</b> ${esc(wait.reason)}</div>`
         : j.state === "queued" ? `<p class="muted">Waiting for the next scheduling cycle.</p>` : `<p class="muted">Not waiting (${esc(j.state)}).</p>`}
       <h2 style="margin-top:14px">Demand</h2>

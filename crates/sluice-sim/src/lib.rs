@@ -7,8 +7,9 @@
 //! models a plain Spark Operator (see [`baseline`]).
 //!
 //! Floors, bottom first: `error`, `rng` -> `trace`, `cluster` -> `model` -> `engine` ->
-//! `baseline` -> `stats` -> `generate`, `report` -> `lib`.
+//! `baseline`, `aging` -> `stats` -> `generate`, `report` -> `lib`.
 
+pub mod aging;
 pub mod baseline;
 pub mod cluster;
 pub mod engine;
@@ -125,6 +126,14 @@ pub fn compare_eta(
                 && p.is_sluice()
             {
                 s.vs_strict = Some(stats::versus(w, run, &runs[k]));
+            }
+            if p.is_sluice() && options(p, cluster, estimate_factor).aging {
+                s.aging = aging::check(
+                    w,
+                    cluster,
+                    run,
+                    w.jobs.first().map_or(0, |j| j.submit_ms) + s.makespan_ms,
+                );
             }
             s
         })

@@ -57,6 +57,16 @@ fn columns() -> Vec<Column> {
                 .as_ref()
                 .map_or("-".to_string(), |e| pct(e.within_20pct))
         }),
+        ("aged over bound", |s| {
+            s.aging.as_ref().map_or("-".to_string(), |a| {
+                format!(
+                    "{}/{} (max {} after aging)",
+                    a.over_bound,
+                    a.aged,
+                    fmt_ms(a.max_after_aging_ms)
+                )
+            })
+        }),
         ("extra wait vs strict", |s| {
             s.vs_strict
                 .as_ref()

@@ -120,6 +120,9 @@ pub struct Summary {
     /// Accuracy of the start-time estimates made at submit, when they were made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta: Option<EtaAccuracy>,
+    /// The aged jobs against their bound ([`crate::aging`]), for a policy with aging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aging: Option<crate::aging::AgingCheck>,
 }
 
 /// How close the start-time estimates made at submit came to the real starts.
@@ -326,6 +329,7 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         cycles: run.cycles,
         vs_strict: None,
         eta: eta_accuracy(w, run),
+        aging: None,
     }
 }
 

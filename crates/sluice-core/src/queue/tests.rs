@@ -21,6 +21,8 @@ fn entry(q: &mut JobQueue, id: &str, ns: &str, rank: usize, at: i64) -> QueueEnt
         rank,
         enqueued_at_ms: at,
         demand: demand(100),
+        name: Arc::from("job"),
+        max_runtime_ms: None,
     }
 }
 

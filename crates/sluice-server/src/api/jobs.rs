@@ -1,5 +1,7 @@
 //! The job endpoints: submit, list, get (describe), cancel and logs.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -26,7 +28,7 @@ use crate::guard::command::check_job;
 use crate::queue::HEAD_WINDOW;
 use crate::state::{AppState, WaitInfo};
 use crate::submitq::SubmitError;
-use crate::time::parse_time;
+use crate::time::{parse_time, rfc3339};
 use sluice_core::access::AccessRole;
 
 /// Query of `POST /v1/jobs`.
@@ -180,14 +182,26 @@ pub async fn list(
         .store
         .list_jobs(&filter, limit, q.cursor.as_deref())
         .await?;
-    let waits = st.view.read().await;
+    let mut waits: Vec<Option<WaitInfo>> = {
+        let view = st.view.read().await;
+        page.jobs
+            .iter()
+            .map(|r| view.waiting.get(&r.id).cloned())
+            .collect()
+    };
+    if waits.iter().any(Option::is_some) {
+        let starts = st.eta.estimates(st.now_ms()).await;
+        for (r, w) in page.jobs.iter().zip(&mut waits) {
+            if let Some(w) = w {
+                estimate_into(starts.as_deref(), &r.id, w);
+            }
+        }
+    }
     let jobs = page
         .jobs
         .into_iter()
-        .map(|r| {
-            let w = waits.waiting.get(&r.id).cloned();
-            view(r, w, None)
-        })
+        .zip(waits)
+        .map(|(r, w)| view(r, w, None))
         .collect();
     Ok(Json(JobList {
         jobs,
@@ -223,6 +237,10 @@ pub async fn get_job(
     let rec = load_for(&st, &caller, &id).await?;
     let events = st.store.events(&id).await?;
     let mut wait = st.view.read().await.waiting.get(&id).cloned();
+    if let Some(w) = &mut wait {
+        let starts = st.eta.estimates(st.now_ms()).await;
+        estimate_into(starts.as_deref(), &id, w);
+    }
     if wait.is_none() && rec.state == JobState::Queued {
         wait = beyond_window(&st, &rec);
     }
@@ -236,6 +254,11 @@ pub async fn get_job(
     v.orchestration = orchestration;
     v.set_aside = st.aside.get(&id);
     Ok(Json(v))
+}
+
+/// Sets a waiting job's estimated start from the estimates, if it has one.
+fn estimate_into(starts: Option<&HashMap<String, i64>>, id: &str, wait: &mut WaitInfo) {
+    wait.estimated_start = starts.and_then(|s| s.get(id)).copied().map(rfc3339);
 }
 
 /// Why a queued job that the last cycle did not consider waits: it is behind the first
@@ -257,6 +280,7 @@ fn beyond_window(st: &AppState, rec: &JobRecord) -> Option<WaitInfo> {
         reason_kind: "blocked".into(),
         position,
         level_position,
+        estimated_start: None,
     })
 }
 

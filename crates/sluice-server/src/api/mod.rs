@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | `POST /v1/jobs?priority=LEVEL` | submit a job (body: sluice job YAML/JSON or a SparkApplication) |
 //! | `GET /v1/jobs` | list jobs, newest first, with filters and a cursor |
-//! | `GET /v1/jobs/{id}` | one job: state, demand, timeline, queue position and wait reason |
+//! | `GET /v1/jobs/{id}` | one job: state, demand, timeline, queue position, wait reason and estimated start |
 //! | `POST /v1/jobs/{id}/cancel` | cancel a job |
 //! | `GET /v1/jobs/{id}/logs?offset=N&attempt=N` | a piece of the job's log (current or given attempt); `tail=N`, `since=D`: its end (see [`logtail`]) |
 //! | `GET /v1/queues` | per namespace and level: queued jobs and the oldest wait |

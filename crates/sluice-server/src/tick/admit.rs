@@ -2,7 +2,8 @@
 //! show yet, goes to the pure cycle ([`sluice_core::cycle::schedule`]) with the heads of each
 //! namespace's queue, read from the in-memory queue ([`crate::queue`]) rather than the store;
 //! the admissions are written queued -> admitted in one transaction, and the wait reasons and
-//! positions of the rest are kept for `describe`.
+//! positions of the rest are kept for `describe`, and its inputs for the start-time
+//! estimates ([`crate::eta`], computed only when asked).
 //!
 //! A cycle decides from the queue, the room and what each namespace holds: when none of them
 //! changed since the last cycle (no submit, cancel, requeue or admission; no timer due; the
@@ -17,15 +18,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use sluice_core::capacity::{Fitter, Snapshot};
 use sluice_core::cycle::{
-    Candidate, CycleInput, CycleOutput, HeadPolicy, RunningJob, Timing, place_running, schedule_at,
-    short_ms,
+    Candidate, CycleInput, CycleOutput, HeadPolicy, Timing, schedule_at, short_ms,
 };
 use sluice_core::job::{JobState, Resources};
 use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
+use super::expect::{self, RunKey};
 use super::write::isolate;
+use crate::eta::EtaInputs;
 pub use crate::queue::HEAD_WINDOW;
 use crate::state::{AppState, CycleInputs, CycleView, WaitInfo};
 
@@ -64,7 +66,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     // Backfill and aging decide by the time too: their cycles are never skipped.
     let timed = uses_backfill || !aging.is_empty();
     // The candidates: the heads of each namespace, from memory.
-    let (candidates, inputs) = {
+    let (candidates, inputs, runs) = {
         let mut q = state.queue.lock();
         q.queue_mut().take_due(started_at);
         let inputs = CycleInputs {
@@ -91,13 +93,15 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
                 constraints: None,
             })
             .collect();
-        (candidates, inputs)
+        let runs: Vec<RunKey> = heads.jobs.iter().map(|e| RunKey::of(e)).collect();
+        (candidates, inputs, runs)
     };
     let candidates = with_constraints(state, candidates, &snapshot).await?;
-    let (expected, running) = if uses_backfill {
-        backfill_inputs(state, &candidates, &active, &snapshot).await?
+    let (expected, ends) = expect::expected_runs(state, &runs, &active, started_at).await;
+    let running = if uses_backfill {
+        expect::placed(&snapshot, &ends)
     } else {
-        (Vec::new(), Vec::new())
+        Vec::new()
     };
     let out = schedule_at(
         &CycleInput {
@@ -172,6 +176,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
                 reason_kind: w.reason.kind().to_string(),
                 position: w.position,
                 level_position: w.level_position,
+                estimated_start: None,
             },
         );
     }
@@ -179,10 +184,22 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         let mut view = state.view.write().await;
         *view = CycleView {
             at_ms: now,
-            snapshot: Some(snapshot),
+            snapshot: Some(snapshot.clone()),
             waiting,
         };
     }
+    // What the start-time estimate runs forward from (computed only when someone asks).
+    state.eta.record(EtaInputs {
+        candidates,
+        expected,
+        snapshot,
+        held,
+        namespaces,
+        default_policy,
+        backfill,
+        aging,
+        running: ends,
+    });
     // After the admissions' writes: the queue's version includes them, so an unchanged queue
     // next tick means nothing new.
     let inputs = CycleInputs {
@@ -197,42 +214,6 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     };
     state.set_last_inputs(Some(inputs));
     Ok(())
-}
-
-/// What backfill needs beyond the queue: each candidate's expected run time (its `maxRuntime`,
-/// else `scheduler.default_runtime_ms`), and the jobs holding room with their expected ends
-/// (start plus the same estimate), placed on the nodes where they most likely run
-/// ([`place_running`]). The candidates' records are read from the store, only when some
-/// namespace backfills.
-async fn backfill_inputs(
-    state: &AppState,
-    candidates: &[Candidate],
-    active: &[JobRecord],
-    snapshot: &Snapshot,
-) -> Result<(Vec<Option<i64>>, Vec<RunningJob>), TickError> {
-    let runtime = |rec: &JobRecord| -> Option<i64> {
-        let secs = rec.job().ok()?.max_runtime_secs?;
-        i64::try_from(secs).ok()?.checked_mul(1000)
-    };
-    let queued = state.store.jobs_in_states(&[JobState::Queued]).await?;
-    let by_id: HashMap<&str, &JobRecord> = queued.iter().map(|j| (j.id.as_str(), j)).collect();
-    let expected = candidates
-        .iter()
-        .map(|c| by_id.get(c.id.as_str()).and_then(|r| runtime(r)))
-        .collect();
-    let default = state.config.backfill().default_runtime_ms;
-    let jobs: Vec<_> = active
-        .iter()
-        .map(|j| {
-            let start = j.started_at_ms.unwrap_or(j.updated_at_ms);
-            let end = start.saturating_add(runtime(j).unwrap_or(default));
-            (j.demand.clone(), end)
-        })
-        .collect();
-    Ok((
-        expected,
-        place_running(&snapshot.allocatable, &snapshot.nodes, &jobs),
-    ))
 }
 
 /// What `describe` adds to a waiting job's reason: its reserved start, for a backfill head

@@ -492,6 +492,56 @@ fn aging_table() {
             ..Case::default()
         },
         Case {
+            name: "an aged head is not starved by other namespaces: it holds a hard reservation",
+            nodes: vec![2],
+            running: vec![running(0, 1, 200)],
+            queued: vec![
+                Q {
+                    ns: "a",
+                    level: 1,
+                    at: 0,
+                    ..q("aged-big", 2, 10)
+                },
+                Q {
+                    ns: "b",
+                    level: 0,
+                    at: 125,
+                    ..q("b-small", 1, 10)
+                },
+            ],
+            now: 130,
+            aging: aging.clone(),
+            policies: vec![("a", HeadPolicy::Strict), ("b", HeadPolicy::Strict)],
+            want_admitted: vec![],
+            want_left: BTreeMap::from([("aged-big", "no-room"), ("b-small", "reserved")]),
+            ..Case::default()
+        },
+        Case {
+            name: "before its bound a big head is passed by another namespace's job",
+            nodes: vec![2],
+            running: vec![running(0, 1, 200)],
+            queued: vec![
+                Q {
+                    ns: "a",
+                    level: 1,
+                    at: 20,
+                    ..q("big", 2, 10)
+                },
+                Q {
+                    ns: "b",
+                    level: 0,
+                    at: 125,
+                    ..q("b-small", 1, 10)
+                },
+            ],
+            now: 130,
+            aging: aging.clone(),
+            policies: vec![("a", HeadPolicy::Strict), ("b", HeadPolicy::Strict)],
+            want_admitted: vec!["b-small"],
+            want_left: BTreeMap::from([("big", "no-room")]),
+            ..Case::default()
+        },
+        Case {
             name: "before its bound the normal job waits behind high",
             nodes: vec![1],
             queued: vec![
