@@ -21,7 +21,8 @@
 //!    victims are taken out again, last added first, while the job still fits without them,
 //!    until none can be taken out: removing any single victim left makes the job not fit. The
 //!    room of the victims is given to the job in the working copy of the free room, so later
-//!    plans in the same cycle cannot count it twice.
+//!    plans in the same cycle cannot count it twice; a job that fits in room an earlier plan
+//!    frees and leaves over takes it there without victims of its own.
 
 use std::collections::BTreeSet;
 
@@ -287,6 +288,12 @@ fn plan(
             }
             f.try_place_on(&job.demand, eligible).ok()
         };
+        // It fits in room that earlier plans of this cycle free and leave over: it needs no
+        // victim of its own (it starts once theirs are gone); later plans may not count it.
+        if let Some(placement) = fits(&[]) {
+            fitter.place_at(&job.demand, &placement);
+            continue;
+        }
         // Add victims until the job fits.
         let mut chosen: Vec<usize> = Vec::new();
         let mut fitted = false;
