@@ -17,8 +17,10 @@ use sluice_core::spec::Levels;
 mod auth;
 mod backend;
 mod duration;
+mod preemption;
 
 pub use self::auth::{AuthConfig, OidcConfig, TOKEN_FILE};
+pub use self::preemption::PreemptionConfig;
 mod security;
 
 pub use self::backend::{
@@ -204,6 +206,8 @@ pub struct SchedulerConfig {
     /// (ms or duration texts, `[scheduler.aging_ms] normal = "2h"`).
     #[serde(deserialize_with = "duration::ms_map")]
     pub aging_ms: BTreeMap<String, u64>,
+    /// `[scheduler.preemption]`: off unless `enabled_levels` names a level.
+    pub preemption: PreemptionConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -218,6 +222,7 @@ impl Default for SchedulerConfig {
             backfill_margin_ms: 300_000,
             backfill_max_wait_ms: 7_200_000,
             aging_ms: BTreeMap::new(),
+            preemption: PreemptionConfig::default(),
         }
     }
 }
@@ -394,6 +399,7 @@ impl Config {
                 ));
             }
         }
+        s.preemption.validate(&s.levels)?;
         for (ns, c) in &self.namespaces {
             if c.weight == Some(0) {
                 return Err(invalid(
