@@ -17,14 +17,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use sluice_core::capacity::{Fitter, Snapshot};
 use sluice_core::cycle::{
-    Candidate, CycleInput, CycleOutput, HeadPolicy, RunningJob, Timing, place_running, schedule_at,
-    short_ms,
+    Candidate, CycleInput, CycleOutput, HeadPolicy, PreemptionInput, RunningJob, Timing,
+    place_running, schedule_at, schedule_preempting, short_ms,
 };
 use sluice_core::job::{JobState, Resources};
 use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
+use super::preempt;
 use super::write::isolate;
 pub use crate::queue::HEAD_WINDOW;
 use crate::state::{AppState, CycleInputs, CycleView, WaitInfo};
@@ -61,8 +62,10 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     let uses_backfill = std::iter::once(&default_policy)
         .chain(namespaces.values())
         .any(|p| p.policy == HeadPolicy::Backfill);
-    // Backfill and aging decide by the time too: their cycles are never skipped.
-    let timed = uses_backfill || !aging.is_empty();
+    let preemption = &state.config.scheduler.preemption;
+    // Backfill and aging decide by the time too, and preemption by what runs and what is
+    // being stopped: their cycles are never skipped.
+    let timed = uses_backfill || !aging.is_empty() || preemption.enabled();
     // The candidates: the heads of each namespace, from memory.
     let (candidates, inputs) = {
         let mut q = state.queue.lock();
@@ -99,22 +102,36 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     } else {
         (Vec::new(), Vec::new())
     };
-    let out = schedule_at(
-        &CycleInput {
-            candidates: &candidates,
-            snapshot: &snapshot,
-            held: &held,
-            namespaces: &namespaces,
-            default_policy,
-        },
-        &Timing {
-            now_ms: started_at,
-            expected_ms: &expected,
-            running: &running,
-            backfill,
-            aging: &aging,
-        },
-    );
+    let input = CycleInput {
+        candidates: &candidates,
+        snapshot: &snapshot,
+        held: &held,
+        namespaces: &namespaces,
+        default_policy,
+    };
+    let timing = Timing {
+        now_ms: started_at,
+        expected_ms: &expected,
+        running: &running,
+        backfill,
+        aging: &aging,
+    };
+    let (out, plans, victims) = if preemption.enabled() {
+        let (victims, pending) = preempt::inputs(state, &candidates, &active, &report).await?;
+        let settings = preemption.settings(&state.config.scheduler.levels);
+        let (out, plans) = schedule_preempting(
+            &input,
+            &timing,
+            &PreemptionInput {
+                settings: &settings,
+                running: &victims,
+                pending: &pending,
+            },
+        );
+        (out, plans, victims)
+    } else {
+        (schedule_at(&input, &timing), Vec::new(), Vec::new())
+    };
     let now = state.now_ms();
     let mut writes = Vec::with_capacity(out.admitted.len());
     for adm in &out.admitted {
@@ -157,7 +174,12 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             Err(e) => isolate(state, &t.id, "recording the admission", e)?,
         }
     }
-    let notes = notes(state, &candidates, &out, started_at, &aging);
+    let mut notes = notes(state, &candidates, &out, started_at, &aging);
+    if preemption.enabled() {
+        for (i, note) in preempt::act(state, &candidates, &plans, &victims, &active).await? {
+            notes.entry(i).or_default().push_str(&note);
+        }
+    }
     let mut waiting = HashMap::with_capacity(out.waiting.len());
     for w in out.waiting {
         let c = &candidates[w.index];

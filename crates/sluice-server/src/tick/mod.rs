@@ -37,6 +37,7 @@ use crate::state::AppState;
 pub mod admit;
 pub mod error;
 pub mod orchestrate;
+pub mod preempt;
 pub mod reconcile;
 pub mod submit;
 pub mod write;
@@ -89,6 +90,7 @@ pub async fn run_loop(state: AppState) {
 fn forget(state: &AppState) {
     state.queue.reset();
     state.set_last_inputs(None);
+    state.preempting().clear();
     if let Ok(mut v) = state.view.try_write() {
         *v = crate::state::CycleView::default();
     }

@@ -1,0 +1,220 @@
+//! Preemption in the admit step (`[scheduler.preemption]`, off by default): what the pure
+//! [`sluice_core::cycle::schedule_preempting`] needs (the running jobs that may be victims, with
+//! where they most likely hold their room and how often they were preempted; the jobs that
+//! preempted earlier and wait for their room), and what the server does with its plans.
+//!
+//! A victim is stopped by a task of its own through the backend's cancel, with the configured
+//! grace ([`sluice_backend::Backend::cancel_within`]), never holding up the tick; the reconciler
+//! leaves it alone meanwhile, and once it is stopped it goes back to its queue
+//! ([`sluice_store::Store::preempt_job`]: same place, next run, no failure, no retry used), with
+//! "preempted by NS/NAME (LEVEL) to make room" in its timeline. Until then its room is still
+//! held in the backend's snapshot, so nothing can be admitted into it twice; the preemptor is
+//! *pending*: never planned again, and placed first once the room is free. A pending preemptor
+//! that still does not fit after the grace period plus [`PENDING_SLACK_MS`] is pending no more
+//! (it may preempt again).
+
+use std::collections::{HashMap, HashSet};
+
+use sluice_backend::CapacityReport;
+use sluice_core::capacity::{Fitter, NodeCapacity};
+use sluice_core::cycle::{Candidate, Preemptible, Preemption, RunningJob};
+use sluice_core::job::JobState;
+use sluice_core::record::JobRecord;
+
+use super::error::TickError;
+use super::reconcile::{QUICK_STOP, stop_in_background, write_stopped};
+use crate::fault::{store_detail, store_unavailable};
+use crate::state::{AppState, PendingPreemption, StopEnd};
+
+/// How long past the grace period a preemptor stays pending when it still does not fit.
+pub const PENDING_SLACK_MS: i64 = 120_000;
+
+/// The running jobs that may be victims this cycle, and the candidates (indices) that are
+/// pending preemptors. Nothing when no candidate may preempt.
+pub async fn inputs(
+    state: &AppState,
+    candidates: &[Candidate],
+    active: &[JobRecord],
+    report: &CapacityReport,
+) -> Result<(Vec<Preemptible>, Vec<usize>), TickError> {
+    let cfg = &state.config.scheduler.preemption;
+    let settings = cfg.settings(&state.config.scheduler.levels);
+    let now = state.now_ms();
+    let keep_ms = i64::try_from(cfg.grace_ms)
+        .unwrap_or(i64::MAX)
+        .saturating_add(PENDING_SLACK_MS);
+    let queued: HashSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+    let pending: Vec<usize> = {
+        let mut book = state.preempting();
+        book.retain(|id, p| {
+            queued.contains(id.as_str()) && now.saturating_sub(p.since_ms) <= keep_ms
+        });
+        candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| book.contains_key(&c.id))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    if !candidates
+        .iter()
+        .any(|c| settings.may_preempt(&c.namespace, c.level))
+    {
+        return Ok((Vec::new(), pending));
+    }
+    // Where the visible jobs most likely hold their room: first fit into the room held on
+    // each node (allocatable less free), in queue order (as `place_running` does for backfill).
+    let snap = &report.snapshot;
+    if snap.allocatable.len() != snap.nodes.len() {
+        return Ok((Vec::new(), pending));
+    }
+    let held: Vec<NodeCapacity> = snap
+        .allocatable
+        .iter()
+        .zip(&snap.nodes)
+        .map(|(a, f)| NodeCapacity {
+            name: String::new(),
+            cpu_milli: a.cpu_milli.saturating_sub(f.cpu_milli),
+            mem_mib: a.mem_mib.saturating_sub(f.mem_mib),
+            pods: match (a.pods, f.pods) {
+                (Some(x), Some(y)) => Some(x.saturating_sub(y)),
+                _ => None,
+            },
+        })
+        .collect();
+    let mut fitter = Fitter::new(&held);
+    let mut victims = Vec::new();
+    for j in active.iter().filter(|j| report.visible.contains(&j.id)) {
+        // Placed whatever it is, so that the others' estimates are right.
+        let Ok(placement) = fitter.try_place(&j.demand) else {
+            continue;
+        };
+        let eligible = matches!(j.state, JobState::Submitted | JobState::Running)
+            && settings.takes_part(&j.namespace)
+            && !state.is_stopping(&j.id);
+        if !eligible {
+            continue;
+        }
+        let Some(level) = state.levels.rank(&j.level) else {
+            continue;
+        };
+        let preemptions = match state.store.job_orch(&j.id).await {
+            Ok(Some(o)) => o.preemptions,
+            Ok(None) => continue,
+            Err(e) if store_unavailable(&e) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(job = %j.id, "preemption count: {}", store_detail(&e));
+                continue;
+            }
+        };
+        victims.push(Preemptible {
+            id: j.id.clone(),
+            namespace: j.namespace.clone(),
+            level,
+            started_at_ms: j.started_at_ms.unwrap_or(j.updated_at_ms),
+            pods: RunningJob::placed(0, &j.demand, &placement).pods,
+            preemptions,
+        });
+    }
+    Ok((victims, pending))
+}
+
+/// Carries out the plans: each victim is stopped in a task of its own (with the grace period)
+/// and goes back to its queue once stopped; the preemptor gets a note in its timeline and is
+/// pending. Returns, per candidate index, what `describe` adds to its wait reason.
+pub async fn act(
+    state: &AppState,
+    candidates: &[Candidate],
+    plans: &[Preemption],
+    running: &[Preemptible],
+    active: &[JobRecord],
+) -> Result<HashMap<usize, String>, TickError> {
+    let mut notes = HashMap::new();
+    let pending: Vec<(usize, usize)> = {
+        let book = state.preempting();
+        candidates
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| book.get(&c.id).map(|p| (i, p.victims.len())))
+            .collect()
+    };
+    for (i, n) in pending {
+        notes.insert(
+            i,
+            format!("; preempted {n} job(s) and waits for their room to be free"),
+        );
+    }
+    if plans.is_empty() {
+        return Ok(notes);
+    }
+    let by_id: HashMap<&str, &JobRecord> = active.iter().map(|j| (j.id.as_str(), j)).collect();
+    let grace = state.config.scheduler.preemption.grace();
+    let now = state.now_ms();
+    let mut tasks = Vec::new();
+    for plan in plans {
+        let job = &candidates[plan.index];
+        let level = state
+            .config
+            .scheduler
+            .levels
+            .get(job.level)
+            .map_or("?", String::as_str);
+        let name = match state.store.get_job(&job.id).await {
+            Ok(Some(rec)) => rec.name,
+            Ok(None) => continue,
+            Err(e) if store_unavailable(&e) => return Err(e.into()),
+            Err(_) => job.id.clone(),
+        };
+        let message = format!(
+            "preempted by {}/{name} ({level}) to make room",
+            job.namespace
+        );
+        let mut stopped = Vec::new();
+        for &k in &plan.victims {
+            let Some(rec) = running.get(k).and_then(|v| by_id.get(v.id.as_str())) else {
+                continue;
+            };
+            let rec = (*rec).clone();
+            let label = format!("{}/{} ({})", rec.namespace, rec.name, rec.id);
+            if let Some(task) =
+                stop_in_background(state, rec, StopEnd::Preempted(message.clone()), Some(grace))
+            {
+                tasks.push(task);
+                stopped.push(label);
+            }
+        }
+        if stopped.is_empty() {
+            continue;
+        }
+        let note = format!(
+            "preempting {} to make room (grace {})",
+            stopped.join(", "),
+            sluice_core::cycle::short_ms(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))
+        );
+        if let Err(e) = state.store.add_note(&job.id, now, &note).await {
+            if store_unavailable(&e) {
+                return Err(e.into());
+            }
+            tracing::warn!(job = %job.id, "preemption note: {}", store_detail(&e));
+        }
+        tracing::info!(job = %job.id, "{note}");
+        notes.insert(plan.index, format!("; {note}"));
+        state.preempting().insert(
+            job.id.clone(),
+            PendingPreemption {
+                victims: stopped,
+                since_ms: now,
+            },
+        );
+    }
+    if !tasks.is_empty() {
+        let _ = tokio::time::timeout(QUICK_STOP, async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
+    }
+    write_stopped(state).await?;
+    Ok(notes)
+}
