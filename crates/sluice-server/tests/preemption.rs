@@ -216,3 +216,113 @@ async fn without_preemption_or_outside_its_namespaces_nothing_is_stopped() {
     assert_eq!(e.state_of(&h).await, "queued");
     assert_eq!(e.state_of(&ho).await, "queued");
 }
+
+/// The local backend through the same path, with real processes: the victim ignores SIGTERM,
+/// so only the SIGKILL after the preemption's grace (1 s, not the backend's 10 s) stops it; the
+/// tick never waits for that kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_backend_preemption_kills_after_the_grace_without_blocking_the_tick() {
+    use std::time::{Duration, Instant};
+
+    use sluice_backend::local::{LocalBackend, LocalConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..common::commands_allowed()
+    };
+    config.scheduler.preemption = PreemptionConfig {
+        enabled_levels: vec!["high".into()],
+        grace_ms: 1_000,
+        ..PreemptionConfig::default()
+    };
+    config.validate().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    let backend = LocalBackend::new(LocalConfig {
+        cores_milli: 1000,
+        memory_mib: 1024,
+        data_dir: dir.path().to_path_buf(),
+        spark_home: None,
+        python: None,
+        image_spark_home: "/opt/spark".into(),
+        kill_grace: Duration::from_secs(10),
+        run_as: None,
+    })
+    .await
+    .unwrap();
+    let st = AppState::new(store, Arc::new(backend), config);
+    common::bootstrap(&st).await;
+    let r = app(st.clone());
+    let state_of = |id: String| {
+        let r = r.clone();
+        async move {
+            let (_, v) = call(&r, "GET", &format!("/v1/jobs/{id}"), "").await;
+            v
+        }
+    };
+    let stubborn = "name: stubborn\npriority: normal\ncommand: {argv: [sh, -c, \"trap '' TERM; while true; do sleep 0.1; done\"], cpu: \"1\", memory: 128m}";
+    let (status, v) = call(&r, "POST", "/v1/jobs", stubborn).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let victim = v["id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        tick(&st).await.unwrap();
+        if state_of(victim.clone()).await["state"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state_of(victim.clone()).await["state"], "running");
+    // Give the shell time to install its trap.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let urgent =
+        "name: urgent\npriority: high\ncommand: {argv: [sleep, \"30\"], cpu: \"1\", memory: 128m}";
+    let (status, v) = call(&r, "POST", "/v1/jobs", urgent).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let high = v["id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_millis(900), tick(&st))
+        .await
+        .expect("the tick must not wait for the victim's kill")
+        .unwrap();
+    // Being stopped: the reconciler leaves it alone, and the high job waits for its room.
+    assert_eq!(state_of(victim.clone()).await["state"], "running");
+    assert_eq!(state_of(high.clone()).await["state"], "queued");
+    let mut requeued_after = None;
+    while started.elapsed() < Duration::from_secs(8) {
+        tick(&st).await.unwrap();
+        if state_of(victim.clone()).await["state"] == "queued" {
+            requeued_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = requeued_after.expect("the victim was not requeued within 8 s");
+    assert!(
+        took >= Duration::from_millis(900),
+        "before the grace: {took:?}"
+    );
+    let v = state_of(victim.clone()).await;
+    assert_eq!(
+        v["message"], "preempted by default/urgent (high) to make room",
+        "{v}"
+    );
+    assert_eq!(v["orchestration"]["preemptions"], 1, "{v}");
+    // The room is free: the high job starts.
+    for _ in 0..50 {
+        tick(&st).await.unwrap();
+        if state_of(high.clone()).await["state"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state_of(high.clone()).await["state"], "running");
+    assert_eq!(state_of(victim.clone()).await["state"], "queued");
+    // Stop everything this test started (sleep ends on SIGTERM at once).
+    let (status, _) = call(&r, "POST", &format!("/v1/jobs/{high}/cancel"), "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&r, "POST", &format!("/v1/jobs/{victim}/cancel"), "").await;
+    assert_eq!(status, StatusCode::OK);
+}
