@@ -178,4 +178,40 @@ mod tests {
             assert!(e.contains("scheduler.preemption"), "{e}");
         }
     }
+
+    fn load_toml(text: &str) -> Result<super::super::Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        super::super::Config::load_with_env_prefix(Some(&p), "SLUICE_FILE_ONLY_TEST_")
+    }
+
+    #[test]
+    fn preemption_keys() {
+        let c = load_toml(
+            r#"
+[scheduler]
+levels = ["high", "normal", "low"]
+[scheduler.preemption]
+enabled_levels = ["high", "normal"]
+namespaces = ["etl"]
+grace_ms = "5s"
+max_per_job = 2
+"#,
+        )
+        .unwrap();
+        let p = &c.scheduler.preemption;
+        assert_eq!((p.grace_ms, p.max_per_job), (5_000, 2));
+        assert_eq!(
+            p.settings(&c.scheduler.levels).levels,
+            vec![true, true, false]
+        );
+        let e = load_toml("[scheduler.preemption]\nenabled_levels = [\"urgent\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scheduler.preemption.enabled_levels") && e.contains("urgent"),
+            "{e}"
+        );
+    }
 }
