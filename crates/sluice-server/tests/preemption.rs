@@ -310,6 +310,21 @@ async fn local_backend_preemption_kills_after_the_grace_without_blocking_the_tic
         "{v}"
     );
     assert_eq!(v["orchestration"]["preemptions"], 1, "{v}");
+    // While the victim was being stopped the high job was pending: planned once, nothing
+    // else stopped.
+    let h = state_of(high.clone()).await;
+    let notes = h["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|ev| {
+            ev["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("preempting ")
+        })
+        .count();
+    assert_eq!(notes, 1, "{h}");
     // The room is free: the high job starts.
     for _ in 0..50 {
         tick(&st).await.unwrap();
