@@ -141,6 +141,20 @@ async fn a_high_job_preempts_the_most_recent_normal_job_which_requeues_at_the_fr
     );
     assert!(v2["orchestration"]["failure_class"].is_null(), "{v2}");
     assert_eq!(e.state_of(&n1).await, "running");
+    let metrics = e.state.metrics.encode(None).unwrap();
+    let preempted = r#"sluice_preemptions_total{namespace="t",level="normal"} 1"#;
+    assert!(
+        metrics.lines().any(|l| l == preempted),
+        "{preempted} in\n{metrics}"
+    );
+    // Not a watchdog requeue (the series is absent or 0).
+    let watchdog = r#"sluice_watchdog_requeues_total{namespace="t",level="normal"}"#;
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with(watchdog) && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     let vh = e.get(&h).await;
     assert_eq!(vh["state"], "queued", "{vh}");
     assert!(timeline_has(&vh, "queued", "preempting t/n2"), "{vh}");

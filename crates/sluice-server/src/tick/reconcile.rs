@@ -241,7 +241,8 @@ pub async fn write_stopped(state: &AppState) -> Result<(), TickError> {
                 };
                 let written = match state.store.preempt_job(&p).await {
                     Ok(after) => {
-                        state.metrics.transitioned(p.from, &after);
+                        state.metrics.job_preempted(&after);
+                        state.aside.clear(&after.id);
                         Ok(())
                     }
                     // Ended or moved meanwhile: nothing to send back.
