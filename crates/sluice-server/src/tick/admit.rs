@@ -117,18 +117,29 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         aging: &aging,
     };
     let (out, plans, victims) = if preemption.enabled() {
-        let (victims, pending) = preempt::inputs(state, &candidates, &active, &report).await?;
         let settings = preemption.settings(&state.config.scheduler.levels);
-        let (out, plans) = schedule_preempting(
-            &input,
-            &timing,
-            &PreemptionInput {
-                settings: &settings,
-                running: &victims,
-                pending: &pending,
-            },
-        );
-        (out, plans, victims)
+        let pending = preempt::pending(state, &candidates);
+        let decide = |running: &[sluice_core::cycle::Preemptible]| {
+            schedule_preempting(
+                &input,
+                &timing,
+                &PreemptionInput {
+                    settings: &settings,
+                    running,
+                    pending: &pending,
+                },
+            )
+        };
+        // The running jobs (and their preemption counts) are read only when some job left
+        // waiting may preempt; the cycle is pure, so it decides the same admissions again.
+        let (out, plans) = decide(&[]);
+        if preempt::wanted(&settings, &candidates, &out, &pending) {
+            let victims = preempt::victims(state, &active, &report).await?;
+            let (out, plans) = decide(&victims);
+            (out, plans, victims)
+        } else {
+            (out, plans, Vec::new())
+        }
     } else {
         (schedule_at(&input, &timing), Vec::new(), Vec::new())
     };

@@ -11,13 +11,17 @@
 //! held in the backend's snapshot, so nothing can be admitted into it twice; the preemptor is
 //! *pending*: never planned again, and placed first once the room is free. A pending preemptor
 //! that still does not fit after the grace period plus [`PENDING_SLACK_MS`] is pending no more
-//! (it may preempt again).
+//! (it may preempt again). The cycle runs once without victims; the running jobs (and their
+//! preemption counts, one store read each) are read only when it leaves a job that may preempt
+//! waiting for room ([`wanted`]), and then it runs again with them.
 
 use std::collections::{HashMap, HashSet};
 
 use sluice_backend::CapacityReport;
 use sluice_core::capacity::{Fitter, NodeCapacity};
-use sluice_core::cycle::{Candidate, Preemptible, Preemption, RunningJob};
+use sluice_core::cycle::{
+    Candidate, CycleOutput, Preemptible, Preemption, PreemptionSettings, RunningJob, WaitReason,
+};
 use sluice_core::job::JobState;
 use sluice_core::record::JobRecord;
 
@@ -29,44 +33,59 @@ use crate::state::{AppState, PendingPreemption, StopEnd};
 /// How long past the grace period a preemptor stays pending when it still does not fit.
 pub const PENDING_SLACK_MS: i64 = 120_000;
 
-/// The running jobs that may be victims this cycle, and the candidates (indices) that are
-/// pending preemptors. Nothing when no candidate may preempt.
-pub async fn inputs(
-    state: &AppState,
-    candidates: &[Candidate],
-    active: &[JobRecord],
-    report: &CapacityReport,
-) -> Result<(Vec<Preemptible>, Vec<usize>), TickError> {
+/// The candidates (indices) that preempted earlier and wait for their room; preemptors no
+/// longer queued, or pending past the grace period plus [`PENDING_SLACK_MS`], are forgotten.
+pub fn pending(state: &AppState, candidates: &[Candidate]) -> Vec<usize> {
     let cfg = &state.config.scheduler.preemption;
-    let settings = cfg.settings(&state.config.scheduler.levels);
     let now = state.now_ms();
     let keep_ms = i64::try_from(cfg.grace_ms)
         .unwrap_or(i64::MAX)
         .saturating_add(PENDING_SLACK_MS);
     let queued: HashSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
-    let pending: Vec<usize> = {
-        let mut book = state.preempting();
-        book.retain(|id, p| {
-            queued.contains(id.as_str()) && now.saturating_sub(p.since_ms) <= keep_ms
-        });
-        candidates
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| book.contains_key(&c.id))
-            .map(|(i, _)| i)
-            .collect()
-    };
-    if !candidates
+    let mut book = state.preempting();
+    book.retain(|id, p| queued.contains(id.as_str()) && now.saturating_sub(p.since_ms) <= keep_ms);
+    candidates
         .iter()
-        .any(|c| settings.may_preempt(&c.namespace, c.level))
-    {
-        return Ok((Vec::new(), pending));
-    }
+        .enumerate()
+        .filter(|(_, c)| book.contains_key(&c.id))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Whether the cycle left a job waiting for room that may preempt (and is not pending): only
+/// then are the running jobs read as victims.
+pub fn wanted(
+    settings: &PreemptionSettings,
+    candidates: &[Candidate],
+    out: &CycleOutput,
+    pending: &[usize],
+) -> bool {
+    out.waiting.iter().any(|w| {
+        let c = &candidates[w.index];
+        matches!(w.reason, WaitReason::NoRoom(_))
+            && !pending.contains(&w.index)
+            && settings.may_preempt(&c.namespace, c.level)
+    })
+}
+
+/// The running jobs that may be victims this cycle: visible in the backend, submitted or
+/// running, in a namespace that takes part and not being stopped already, with where they most
+/// likely hold their room and how often they were preempted.
+pub async fn victims(
+    state: &AppState,
+    active: &[JobRecord],
+    report: &CapacityReport,
+) -> Result<Vec<Preemptible>, TickError> {
+    let settings = state
+        .config
+        .scheduler
+        .preemption
+        .settings(&state.config.scheduler.levels);
     // Where the visible jobs most likely hold their room: first fit into the room held on
     // each node (allocatable less free), in queue order (as `place_running` does for backfill).
     let snap = &report.snapshot;
     if snap.allocatable.len() != snap.nodes.len() {
-        return Ok((Vec::new(), pending));
+        return Ok(Vec::new());
     }
     let held: Vec<NodeCapacity> = snap
         .allocatable
@@ -116,7 +135,7 @@ pub async fn inputs(
             preemptions,
         });
     }
-    Ok((victims, pending))
+    Ok(victims)
 }
 
 /// Carries out the plans: each victim is stopped in a task of its own (with the grace period)
