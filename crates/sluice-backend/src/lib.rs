@@ -242,6 +242,15 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Option<sluice_core::cycle::Constraints> {
         None
     }
+    /// Where the pods of the runs holding room are, for preemption (which must know what
+    /// stopping a run frees on each node): job id to (node name, as in the capacity
+    /// snapshot, and the pod's request) per pod placed. A job missing here has its placement
+    /// estimated by the server. Must be cheap and do no I/O. Default: none.
+    async fn placements(
+        &self,
+    ) -> std::collections::BTreeMap<String, Vec<(String, sluice_core::job::Resources)>> {
+        std::collections::BTreeMap::new()
+    }
     /// What the backend saw happen to runs since the last call (a worker lost under a running
     /// application, say), for the jobs' timelines; each note is returned once. Default: none.
     async fn take_notes(&self) -> Vec<RunNote> {

@@ -357,6 +357,10 @@ async fn preemption_deletes_the_victims_application() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // The backend says where the victim's pods are (preemption frees room on those nodes).
+    let placed = state.backend.placements().await;
+    let nodes: Vec<&str> = placed[&victim].iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(nodes, vec!["a"; 3], "{placed:?}");
     // The high job needs 3 cores: only 1 is free.
     let urgent = JOB.replace("name: pi", "name: urgent\npriority: high");
     let (st, v) = call(&r, "POST", "/v1/jobs", &urgent).await;

@@ -167,6 +167,27 @@ impl Backend for KubeBackend {
         })
     }
 
+    async fn placements(
+        &self,
+    ) -> std::collections::BTreeMap<String, Vec<(String, sluice_core::job::Resources)>> {
+        let mut out: std::collections::BTreeMap<
+            String,
+            Vec<(String, sluice_core::job::Resources)>,
+        > = std::collections::BTreeMap::new();
+        for p in self.pods.state() {
+            let Some(id) = label(&p.metadata, JOB_ID_LABEL) else {
+                continue;
+            };
+            let usage = pod_usage(&p);
+            if let (Some(node), false) = (usage.node, usage.terminal) {
+                out.entry(id.to_string())
+                    .or_default()
+                    .push((node, usage.request));
+            }
+        }
+        out
+    }
+
     fn has_constraints(&self) -> bool {
         true
     }

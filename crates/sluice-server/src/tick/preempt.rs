@@ -22,7 +22,7 @@ use sluice_core::capacity::{Fitter, NodeCapacity};
 use sluice_core::cycle::{
     Candidate, CycleOutput, Preemptible, Preemption, PreemptionSettings, RunningJob, WaitReason,
 };
-use sluice_core::job::JobState;
+use sluice_core::job::{JobState, Resources};
 use sluice_core::record::JobRecord;
 
 use super::error::TickError;
@@ -81,8 +81,9 @@ pub async fn victims(
         .scheduler
         .preemption
         .settings(&state.config.scheduler.levels);
-    // Where the visible jobs most likely hold their room: first fit into the room held on
-    // each node (allocatable less free), in queue order (as `place_running` does for backfill).
+    // Where the visible jobs hold their room: as the backend says (`Backend::placements`),
+    // else most likely first fit into the room held on each node (allocatable less free), in
+    // queue order (as `place_running` does for backfill).
     let snap = &report.snapshot;
     if snap.allocatable.len() != snap.nodes.len() {
         return Ok(Vec::new());
@@ -101,12 +102,46 @@ pub async fn victims(
             },
         })
         .collect();
+    // Where the backend says the pods are (simulated, Kubernetes), by node index; the held
+    // room of those is taken first, and the others' placements are estimated in what is left.
+    let known = state.backend.placements().await;
+    let index: HashMap<&str, usize> = snap
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let exact: HashMap<&str, Vec<(usize, Resources)>> = active
+        .iter()
+        .filter_map(|j| {
+            let pods = known.get(&j.id)?;
+            let placed: Option<Vec<(usize, Resources)>> = pods
+                .iter()
+                .map(|(node, r)| Some((*index.get(node.as_str())?, *r)))
+                .collect();
+            placed.filter(|p| !p.is_empty()).map(|p| (j.id.as_str(), p))
+        })
+        .collect();
+    let mut held = held;
+    for pods in exact.values() {
+        for (i, r) in pods {
+            if let Some(n) = held.get_mut(*i) {
+                n.cpu_milli = n.cpu_milli.saturating_sub(r.cpu_milli);
+                n.mem_mib = n.mem_mib.saturating_sub(r.mem_mib);
+                n.pods = n.pods.map(|p| p.saturating_sub(1));
+            }
+        }
+    }
     let mut fitter = Fitter::new(&held);
     let mut victims = Vec::new();
     for j in active.iter().filter(|j| report.visible.contains(&j.id)) {
-        // Placed whatever it is, so that the others' estimates are right.
-        let Ok(placement) = fitter.try_place(&j.demand) else {
-            continue;
+        let pods = match exact.get(j.id.as_str()) {
+            Some(pods) => pods.clone(),
+            // Placed whatever it is, so that the others' estimates are right.
+            None => match fitter.try_place(&j.demand) {
+                Ok(placement) => RunningJob::placed(0, &j.demand, &placement).pods,
+                Err(_) => continue,
+            },
         };
         let eligible = matches!(j.state, JobState::Submitted | JobState::Running)
             && settings.takes_part(&j.namespace)
@@ -131,7 +166,7 @@ pub async fn victims(
             namespace: j.namespace.clone(),
             level,
             started_at_ms: j.started_at_ms.unwrap_or(j.updated_at_ms),
-            pods: RunningJob::placed(0, &j.demand, &placement).pods,
+            pods,
             preemptions,
         });
     }
