@@ -385,6 +385,21 @@ async fn preemption_deletes_the_victims_application() {
         fake.get("sparkapplications", "spark", &name1).is_none(),
         "the victim's SparkApplication is deleted"
     );
+    // The cluster's events say why (recorded by a task: wait for it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let evs = fake.list("events", "spark");
+        if let Some(e) = evs.iter().find(|e| e["reason"] == "Preempted") {
+            assert!(
+                e["note"].as_str().unwrap_or_default().contains("preempted"),
+                "{e}"
+            );
+            assert!(!evs.iter().any(|e| e["reason"] == "Cancelled"), "{evs:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event: {evs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Its pods still hold the room: the high job waits, nothing else is preempted.
     tick(&state).await.unwrap();
     let (_, h) = call(&r, "GET", &format!("/v1/jobs/{high}"), "").await;

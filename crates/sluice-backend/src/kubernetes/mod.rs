@@ -418,6 +418,22 @@ impl Backend for KubeBackend {
             .await
     }
 
+    /// Preemption: the application is deleted as by [`Backend::cancel`], with a `Preempted`
+    /// event (its pods get their own termination grace; `grace` is not used).
+    async fn cancel_within(
+        &self,
+        run: &RunRef,
+        _grace: std::time::Duration,
+    ) -> Result<(), BackendError> {
+        let note = format!(
+            "sluice deleted the application of job {} (attempt {}) to make room for a job of \
+             higher priority (preempted); the job goes back to its queue",
+            run.job_id, run.attempt
+        );
+        self.delete_run(run, Some((events::Reason::Preempted, &note)))
+            .await
+    }
+
     async fn logs(
         &self,
         run: &RunRef,
