@@ -224,6 +224,18 @@ pub trait Backend: Send + Sync + 'static {
     async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError>;
     /// Stops a run (a run already ended is not an error).
     async fn cancel(&self, run: &RunRef) -> Result<(), BackendError>;
+    /// Stops a run, giving it `grace` to end on its own before it is killed (preemption: the
+    /// local backend sends SIGTERM, then SIGKILL after `grace` instead of its configured kill
+    /// grace). Default: [`Backend::cancel`] (the simulated run ends at once; Kubernetes deletes
+    /// the SparkApplication and its pods get their own termination grace).
+    async fn cancel_within(
+        &self,
+        run: &RunRef,
+        grace: std::time::Duration,
+    ) -> Result<(), BackendError> {
+        let _ = grace;
+        self.cancel(run).await
+    }
     /// The Spark application id of a run, once the backend knows it (a Spark master assigns it
     /// when the driver registers, after submit). The server records it as the job's
     /// `backend_ref` when the job starts running. Default: none.
@@ -245,6 +257,15 @@ pub trait Backend: Send + Sync + 'static {
         _nodes: &[sluice_core::NodeCapacity],
     ) -> Option<sluice_core::cycle::Constraints> {
         None
+    }
+    /// Where the pods of the runs holding room are, for preemption (which must know what
+    /// stopping a run frees on each node): job id to (node name, as in the capacity
+    /// snapshot, and the pod's request) per pod placed. A job missing here has its placement
+    /// estimated by the server. Must be cheap and do no I/O. Default: none.
+    async fn placements(
+        &self,
+    ) -> std::collections::BTreeMap<String, Vec<(String, sluice_core::job::Resources)>> {
+        std::collections::BTreeMap::new()
     }
     /// What the backend saw happen to runs since the last call (a worker lost under a running
     /// application, say), for the jobs' timelines; each note is returned once. Default: none.

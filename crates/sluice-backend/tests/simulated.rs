@@ -410,3 +410,35 @@ async fn backends_sharing_a_ledger_are_one_cluster() {
         .collect();
     assert_eq!(kinds, ["submit", "refuse", "cancel"]);
 }
+
+/// `placements` says on which node each pod of a run holding room is, with the names of the
+/// capacity snapshot; a cancelled run holds nothing.
+#[tokio::test]
+async fn placements_name_the_node_of_every_pod_of_the_runs_holding_room() {
+    let (b, _clock) = backend(&config(2, "2", "8g"));
+    b.submit(&request(&b, "a", 1, spark_job("a", 1, &[])))
+        .await
+        .unwrap();
+    b.submit(&request(&b, "b", 1, spark_job("b", 1, &[])))
+        .await
+        .unwrap();
+    let cap = b.capacity().await.unwrap();
+    let names: Vec<&str> = cap.snapshot.nodes.iter().map(|n| n.name.as_str()).collect();
+    let p = b.placements().await;
+    assert_eq!(p.len(), 2, "{p:?}");
+    // a fills the first node (driver and executor), b the second.
+    let nodes_of = |id: &str| -> Vec<String> { p[id].iter().map(|(n, _)| n.clone()).collect() };
+    assert_eq!(nodes_of("a"), vec![names[0].to_string(); 2]);
+    assert_eq!(nodes_of("b"), vec![names[1].to_string(); 2]);
+    let demand = b.demand(&spark_job("a", 1, &[])).unwrap();
+    let total = p["a"]
+        .iter()
+        .fold(sluice_core::job::Resources::default(), |acc, (_, r)| {
+            acc.plus(r)
+        });
+    assert_eq!(total, demand.total());
+    b.cancel(&run("a", 1)).await.unwrap();
+    let p = b.placements().await;
+    assert!(!p.contains_key("a"), "{p:?}");
+    assert!(p.contains_key("b"));
+}

@@ -319,6 +319,12 @@ pub fn describe_orch(o: &OrchView) {
     if let Some(t) = &o.retry_at {
         println!("Backoff:    waiting; eligible to run again at {t}");
     }
+    if o.preemptions > 0 {
+        println!(
+            "Preempted:  {} time(s) for jobs of higher priority (no retry used)",
+            o.preemptions
+        );
+    }
     if let Some(t) = &o.dead_lettered_at {
         println!(
             "DLQ:        dead-lettered at {t} ({}): {}",

@@ -23,7 +23,9 @@ pub struct SimulateArgs {
     #[arg(long)]
     cluster: Option<PathBuf>,
     /// A policy to replay (repeatable): no-admission, strict, best-effort, backfill,
-    /// strict+aging, backfill+aging (aging by the cluster file's [scheduler.aging_ms]), configured.
+    /// strict+aging, backfill+aging (aging by the cluster file's [scheduler.aging_ms]),
+    /// strict+preemption (the cluster file's [scheduler.preemption], else the highest level
+    /// preempting), configured.
     /// Default: no-admission, strict, best-effort.
     #[arg(long = "policy")]
     policies: Vec<String>,

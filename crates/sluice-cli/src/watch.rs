@@ -656,6 +656,7 @@ mod tests {
             dead_lettered_at: None,
             dead_letter_reason: None,
             max_queue_wait_seconds: None,
+            preemptions: 0,
         };
         j.orchestration = Some(o.clone());
         assert!(!ended(&j));

@@ -17,6 +17,9 @@
 //!   reservation made so far in the cycle.
 //! - With aging ([`Timing::aging`]), a job that has waited the bound of its level sorts as one
 //!   level higher ([`aged_level`]).
+//! - With preemption ([`schedule_preempting`], opt-in per level and namespace), a job left
+//!   without room may stop the fewest running jobs of strictly lower priority that make it fit
+//!   ([`preempt`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -30,9 +33,13 @@ use crate::job::{Demand, Resources};
 
 pub mod backfill;
 pub mod eta;
+pub mod preempt;
 
 pub use backfill::{BackfillSettings, RunningJob, aged_level, earliest_start, place_running};
 pub use eta::estimate_starts;
+pub use preempt::{
+    Preemptible, Preemption, PreemptionInput, PreemptionSettings, schedule_preempting,
+};
 
 /// What happens behind a namespace's first job that does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -17,8 +17,10 @@ use sluice_core::spec::Levels;
 mod auth;
 mod backend;
 mod duration;
+mod preemption;
 
 pub use self::auth::{AuthConfig, OidcConfig, TOKEN_FILE};
+pub use self::preemption::PreemptionConfig;
 mod security;
 
 pub use self::backend::{
@@ -208,6 +210,8 @@ pub struct SchedulerConfig {
     /// runs of jobs with the same namespace and name; 0: no history (`maxRuntime`, else
     /// `default_runtime_ms`).
     pub runtime_history_runs: u32,
+    /// `[scheduler.preemption]`: off unless `enabled_levels` names a level.
+    pub preemption: PreemptionConfig,
 }
 
 impl Default for SchedulerConfig {
@@ -223,6 +227,7 @@ impl Default for SchedulerConfig {
             backfill_max_wait_ms: 7_200_000,
             aging_ms: BTreeMap::new(),
             runtime_history_runs: 20,
+            preemption: PreemptionConfig::default(),
         }
     }
 }
@@ -406,6 +411,7 @@ impl Config {
                 ));
             }
         }
+        s.preemption.validate(&s.levels)?;
         for (ns, c) in &self.namespaces {
             if c.weight == Some(0) {
                 return Err(invalid(
@@ -686,6 +692,8 @@ default_level = "high"
         let c = Config::load_with_env_prefix(Some(&p), "SLUICE_FILE_ONLY_TEST_").unwrap();
         assert_eq!(c.listen, DEFAULT_LISTEN);
         assert_eq!(c.namespace_policies()["analytics"].weight, 2);
+        assert!(!c.scheduler.preemption.enabled());
+        assert_eq!(c.scheduler.preemption.grace_ms, 30_000);
     }
 
     #[test]

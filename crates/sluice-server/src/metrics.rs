@@ -168,6 +168,7 @@ pub struct Metrics {
     backend_up: Family<BackendLabels, Gauge>,
     build_info: Family<BuildLabels, Gauge>,
     watchdog_requeues: Family<QueueLabels, Counter>,
+    preemptions: Family<QueueLabels, Counter>,
     tick_errors: Family<SourceLabels, Counter>,
     set_aside: Counter,
     leader: Gauge,
@@ -213,6 +214,7 @@ impl Metrics {
             backend_up: Family::default(),
             build_info: Family::default(),
             watchdog_requeues: Family::default(),
+            preemptions: Family::default(),
             tick_errors: Family::default(),
             set_aside: Counter::default(),
             leader: Gauge::default(),
@@ -330,6 +332,12 @@ impl Metrics {
             m.watchdog_requeues.clone(),
         );
         m.registry.register(
+            "preemptions",
+            "Runs stopped to make room for a job of higher priority and sent back to their \
+             queue (by the victim's namespace and level)",
+            m.preemptions.clone(),
+        );
+        m.registry.register(
             "tick_errors",
             "Submitter-loop ticks that ended early on an error, by source (store or backend)",
             m.tick_errors.clone(),
@@ -367,6 +375,7 @@ impl Metrics {
                 let _ = m.admitted.get_or_create(&q);
                 let _ = m.retries.get_or_create(&q);
                 let _ = m.watchdog_requeues.get_or_create(&q);
+                let _ = m.preemptions.get_or_create(&q);
                 let _ = m.wait.get_or_create(&q);
                 for outcome in OUTCOMES {
                     let o = ol(ns, level, outcome);
@@ -414,6 +423,14 @@ impl Metrics {
                 self.run.get_or_create(&o).observe(ms_to_secs(end - start));
             }
         }
+    }
+
+    /// A job's run was preempted and the job is back in its queue (`rec`, as written). Not a
+    /// watchdog requeue, so not [`Metrics::transitioned`].
+    pub fn job_preempted(&self, rec: &JobRecord) {
+        self.preemptions
+            .get_or_create(&ql(&rec.namespace, &rec.level))
+            .inc();
     }
 
     /// A tick ended early on an error from `source` ("store" or "backend").

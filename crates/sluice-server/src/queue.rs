@@ -14,8 +14,8 @@ use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 use sluice_core::spec::Levels;
 use sluice_store::{
     AuditEntry, AuditFilter, DeadLetter, Fire, HistoryQuery, HistorySeries, JobFilter, JobOrch,
-    JobPage, JobSet, NewToken, OrchJob, QueueStat, Requeue, RetryJob, RollUp, SetFilter, Store,
-    StoreError, TokenRecord, Transition,
+    JobPage, JobSet, NewToken, OrchJob, Preempted, QueueStat, Requeue, RetryJob, RollUp, SetFilter,
+    Store, StoreError, TokenRecord, Transition,
 };
 
 /// Most eligible jobs of one namespace that a scheduling cycle considers (its look-ahead).
@@ -392,6 +392,11 @@ impl Store for TrackedStore {
 
     async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
         let out = self.inner.retry_job(r).await;
+        self.seen(out)
+    }
+
+    async fn preempt_job(&self, p: &Preempted) -> Result<JobRecord, StoreError> {
+        let out = self.inner.preempt_job(p).await;
         self.seen(out)
     }
 

@@ -59,6 +59,25 @@ pub struct CycleInputs {
     pub held: std::collections::BTreeMap<String, sluice_core::job::Resources>,
 }
 
+/// How a job whose run a stop task stopped ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopEnd {
+    /// It fails with this message (a timeout).
+    Failed(String),
+    /// It goes back to its queue with this message, without a failure or a retry used
+    /// (preempted: [`sluice_store::Store::preempt_job`]).
+    Preempted(String),
+}
+
+/// A job that preempted others: its victims, and since when it waits for their room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPreemption {
+    /// The victims' ids.
+    pub victims: Vec<String>,
+    /// When the victims were told to stop, ms.
+    pub since_ms: i64,
+}
+
 /// Everything the HTTP handlers and the submitter loop share. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -97,9 +116,10 @@ pub struct AppState {
     /// Jobs whose run is being stopped (a user's cancel, a timeout) by a task of its own: the
     /// reconciler leaves them alone meanwhile, and no tick waits for the kill.
     pub stopping: Arc<std::sync::Mutex<HashSet<String>>>,
-    /// Runs stopped by stop tasks, with the message their jobs fail with (written by the next
-    /// tick).
-    pub stopped: Arc<std::sync::Mutex<Vec<(sluice_core::record::JobRecord, String)>>>,
+    /// Runs stopped by stop tasks, with how their jobs end (written by the next tick).
+    pub stopped: Arc<std::sync::Mutex<Vec<(sluice_core::record::JobRecord, StopEnd)>>>,
+    /// Jobs that preempted others and wait for their room (by preemptor id).
+    pub preempting: Arc<std::sync::Mutex<HashMap<String, PendingPreemption>>>,
     /// What the last cycle decided from.
     pub last_inputs: Arc<std::sync::Mutex<Option<CycleInputs>>>,
     /// The identity provider's keys fetched from `auth.oidc.jwks_url`.
@@ -160,6 +180,7 @@ impl AppState {
             last_capacity: Arc::new(std::sync::RwLock::new(None)),
             stopping: Arc::new(std::sync::Mutex::new(HashSet::new())),
             stopped: Arc::new(std::sync::Mutex::new(Vec::new())),
+            preempting: Arc::new(std::sync::Mutex::new(HashMap::new())),
             last_inputs: Arc::new(std::sync::Mutex::new(None)),
             jwks: Arc::default(),
             eta: Arc::default(),
@@ -221,16 +242,24 @@ impl AppState {
         }
     }
 
-    /// Records that a stop task stopped `rec`'s run; the next tick fails it with `message`.
-    pub fn push_stopped(&self, rec: sluice_core::record::JobRecord, message: String) {
+    /// Records that a stop task stopped `rec`'s run; the next tick ends it as `end` says.
+    pub fn push_stopped(&self, rec: sluice_core::record::JobRecord, end: StopEnd) {
         match self.stopped.lock() {
-            Ok(mut g) => g.push((rec, message)),
-            Err(poisoned) => poisoned.into_inner().push((rec, message)),
+            Ok(mut g) => g.push((rec, end)),
+            Err(poisoned) => poisoned.into_inner().push((rec, end)),
+        }
+    }
+
+    /// The jobs that preempted others and wait for their room.
+    pub fn preempting(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingPreemption>> {
+        match self.preempting.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
     /// The runs stopped since the last call.
-    pub fn take_stopped(&self) -> Vec<(sluice_core::record::JobRecord, String)> {
+    pub fn take_stopped(&self) -> Vec<(sluice_core::record::JobRecord, StopEnd)> {
         match self.stopped.lock() {
             Ok(mut g) => std::mem::take(&mut *g),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),

@@ -1,7 +1,8 @@
 //! The submitter loop with the Kubernetes backend against the fake API server of
 //! sluice-backend's tests: a job is submitted as a SparkApplication, and the deadlock watchdog
 //! kills it and sends it back to its queue as a new attempt, with its history saying why; a job
-//! no node or quota could ever take is refused at submit.
+//! no node or quota could ever take is refused at submit; a high job preempts a normal one
+//! (its SparkApplication deleted).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -278,4 +279,152 @@ spec:
     // What fits is accepted.
     let (st, v) = call(&r, "POST", "/v1/jobs", JOB).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
+}
+
+/// Preemption on Kubernetes: a high job that does not fit deletes the SparkApplication of the
+/// normal job running there, which goes back to its queue as preempted; once the operator has
+/// removed its pods, the high job is submitted.
+#[tokio::test]
+async fn preemption_deletes_the_victims_application() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "4", "32Gi", 110, json!({}), json!([])),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = KubeSettings {
+        namespaces: vec!["spark".into()],
+        ..KubeSettings::default()
+    };
+    settings.watchdog = None;
+    let backend = KubeBackend::with_client(fake.client(), settings)
+        .await
+        .unwrap();
+    backend.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    config.scheduler.preemption = sluice_server::config::PreemptionConfig {
+        enabled_levels: vec!["high".into()],
+        grace_ms: 1_000,
+        ..Default::default()
+    };
+    config.validate().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    let state = AppState::new(store, Arc::new(backend), config);
+    common::bootstrap(&state).await;
+    let r = app(state.clone());
+
+    let normal = JOB.replace("name: pi", "name: etl\npriority: normal");
+    let (st, v) = call(&r, "POST", "/v1/jobs", &normal).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let victim = v["id"].as_str().unwrap().to_string();
+    tick(&state).await.unwrap();
+    let apps = fake.list("sparkapplications", "spark");
+    assert_eq!(apps.len(), 1);
+    let app1 = apps[0].clone();
+    let name1 = app1["metadata"]["name"].as_str().unwrap().to_string();
+    // The operator runs it: driver and two executors on node a (3 of its 4 cores).
+    fake.update("sparkapplications", "spark", &name1, |a| {
+        a["status"] = json!({"applicationState": {"state": "RUNNING"}});
+    });
+    let pods: Vec<(String, &str)> = vec![
+        (format!("{name1}-driver"), "driver"),
+        (format!("{name1}-exec-1"), "executor"),
+        (format!("{name1}-exec-2"), "executor"),
+    ];
+    for (name, role) in &pods {
+        let mut l = app1["spec"][*role]["labels"].clone();
+        l["spark-role"] = json!(role);
+        fake.put(
+            "pods",
+            "spark",
+            pod(name, Some("a"), "Running", "1", "896Mi", l),
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tick(&state).await.unwrap();
+        let (_, v) = call(&r, "GET", &format!("/v1/jobs/{victim}"), "").await;
+        if v["state"] == "running" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not running: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The backend says where the victim's pods are (preemption frees room on those nodes).
+    let placed = state.backend.placements().await;
+    let nodes: Vec<&str> = placed[&victim].iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(nodes, vec!["a"; 3], "{placed:?}");
+    // The high job needs 3 cores: only 1 is free.
+    let urgent = JOB.replace("name: pi", "name: urgent\npriority: high");
+    let (st, v) = call(&r, "POST", "/v1/jobs", &urgent).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let high = v["id"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let v = loop {
+        tick(&state).await.unwrap();
+        let (_, v) = call(&r, "GET", &format!("/v1/jobs/{victim}"), "").await;
+        if v["state"] == "queued" {
+            break v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not preempted: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        v["message"], "preempted by spark/urgent (high) to make room",
+        "{v}"
+    );
+    assert_eq!(v["orchestration"]["preemptions"], 1, "{v}");
+    assert!(
+        fake.get("sparkapplications", "spark", &name1).is_none(),
+        "the victim's SparkApplication is deleted"
+    );
+    // The cluster's events say why (recorded by a task: wait for it).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let evs = fake.list("events", "spark");
+        if let Some(e) = evs.iter().find(|e| e["reason"] == "Preempted") {
+            assert!(
+                e["note"].as_str().unwrap_or_default().contains("preempted"),
+                "{e}"
+            );
+            assert!(!evs.iter().any(|e| e["reason"] == "Cancelled"), "{evs:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event: {evs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its pods still hold the room: the high job waits, nothing else is preempted.
+    tick(&state).await.unwrap();
+    let (_, h) = call(&r, "GET", &format!("/v1/jobs/{high}"), "").await;
+    assert_eq!(h["state"], "queued", "{h}");
+    assert!(fake.list("sparkapplications", "spark").is_empty());
+    // The operator removes them: the high job is submitted.
+    for (name, _) in &pods {
+        fake.remove("pods", "spark", name);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tick(&state).await.unwrap();
+        let (_, h) = call(&r, "GET", &format!("/v1/jobs/{high}"), "").await;
+        if h["state"] == "submitted" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not submitted: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let apps = fake.list("sparkapplications", "spark");
+    assert_eq!(apps.len(), 1, "{apps:?}");
+    assert!(
+        apps[0].to_string().contains(&high),
+        "the high job's: {apps:?}"
+    );
+    let (_, v) = call(&r, "GET", &format!("/v1/jobs/{victim}"), "").await;
+    assert_eq!(v["state"], "queued", "{v}");
 }

@@ -22,11 +22,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use sluice_core::NodeCapacity;
-use sluice_core::cycle::{BackfillSettings, HeadPolicy, NamespacePolicy};
+use sluice_core::cycle::{BackfillSettings, HeadPolicy, NamespacePolicy, PreemptionSettings};
 use sluice_core::job::Resources;
 use sluice_core::spec::Levels;
 
 use crate::error::{SimError, cluster_err};
+
+/// The highest level preempting the others (when there are others), at most 3 times per job.
+fn default_preemption(levels: &[String]) -> PreemptionSettings {
+    PreemptionSettings {
+        levels: (0..levels.len())
+            .map(|i| i == 0 && levels.len() > 1)
+            .collect(),
+        namespaces: None,
+        max_per_job: 3,
+    }
+}
 
 /// A group of identical nodes: `{ prefix = "node", count = 10, cpu = "16", memory = "64g" }`
 /// gives `node-0` to `node-9` (the simulated backend's format).
@@ -64,6 +75,20 @@ struct SchedulerSection {
     backfill_max_wait_ms: Option<toml::Value>,
     /// Aging: level name to the wait after which a job of that level sorts one level higher.
     aging_ms: BTreeMap<String, toml::Value>,
+    /// Preemption, as the server reads it.
+    preemption: PreemptionSection,
+}
+
+/// `[scheduler.preemption]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct PreemptionSection {
+    enabled_levels: Vec<String>,
+    namespaces: Vec<String>,
+    /// Read for compatibility with the server's file; a victim stops at once here.
+    #[allow(dead_code)]
+    grace_ms: Option<toml::Value>,
+    max_per_job: Option<u32>,
 }
 
 impl Default for SchedulerSection {
@@ -79,6 +104,7 @@ impl Default for SchedulerSection {
             backfill_margin_ms: None,
             backfill_max_wait_ms: None,
             aging_ms: BTreeMap::new(),
+            preemption: PreemptionSection::default(),
         }
     }
 }
@@ -134,6 +160,11 @@ pub struct Cluster {
     pub backfill: BackfillSettings,
     /// Aging bound per level index, ms (`[scheduler.aging_ms]`); empty: no aging.
     pub aging: Vec<Option<i64>>,
+    /// Who may preempt whom under a policy with preemption: `[scheduler.preemption]`, or, when
+    /// it enables no level, the highest level preempting the others, at most 3 times per job.
+    pub preemption: PreemptionSettings,
+    /// `[scheduler.preemption]` enables some level (the `configured` policy preempts).
+    pub preemption_configured: bool,
 }
 
 impl Cluster {
@@ -146,6 +177,8 @@ impl Cluster {
             default_policy: NamespacePolicy::default(),
             backfill: BackfillSettings::default(),
             aging: Vec::new(),
+            preemption: default_preemption(&Levels::default().names),
+            preemption_configured: false,
         }
     }
 
@@ -268,6 +301,35 @@ impl Cluster {
                 some => some,
             };
         }
+        let p = &s.preemption;
+        for l in &p.enabled_levels {
+            known("scheduler.preemption.enabled_levels".into(), l)?;
+        }
+        if p.max_per_job == Some(0) {
+            return Err(cluster_err(
+                "scheduler.preemption.max_per_job",
+                0,
+                "must be at least 1",
+            ));
+        }
+        let preemption_configured = !p.enabled_levels.is_empty();
+        let preemption = if preemption_configured {
+            PreemptionSettings {
+                levels: s
+                    .levels
+                    .iter()
+                    .map(|l| p.enabled_levels.contains(l))
+                    .collect(),
+                namespaces: (!p.namespaces.is_empty())
+                    .then(|| p.namespaces.iter().cloned().collect()),
+                max_per_job: p.max_per_job.unwrap_or(3),
+            }
+        } else {
+            PreemptionSettings {
+                max_per_job: p.max_per_job.unwrap_or(3),
+                ..default_preemption(&s.levels)
+            }
+        };
         let mut namespaces = BTreeMap::new();
         let mut namespace_defaults = BTreeMap::new();
         for (ns, c) in &file.namespaces {
@@ -304,6 +366,8 @@ impl Cluster {
             },
             backfill,
             aging,
+            preemption,
+            preemption_configured,
         })
     }
 

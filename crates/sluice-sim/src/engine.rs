@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use sluice_core::capacity::{NodeCapacity, Snapshot};
 use sluice_core::cycle::{
-    Candidate, CycleInput, HeadPolicy, NamespacePolicy, RunningJob, Timing, estimate_starts,
-    schedule_at,
+    Candidate, CycleInput, HeadPolicy, NamespacePolicy, Preemptible, PreemptionInput, RunningJob,
+    Timing, estimate_starts, schedule_at, schedule_preempting,
 };
 use sluice_core::job::{Demand, Resources, Role};
 
@@ -69,6 +69,10 @@ pub struct Options {
     /// Estimate the start of every job left waiting at its submit, by running the cycle forward
     /// ([`estimate_starts`]) from that moment with the expected run times (slower).
     pub eta: bool,
+    /// Preemption by the cluster's [`Cluster::preemption`] settings: a job left without room
+    /// may stop running jobs of lower levels ([`schedule_preempting`]); a victim stops at once
+    /// and goes back to its queue, and the cycle runs again at the same moment.
+    pub preemption: bool,
 }
 
 /// Forward cycles an estimate may run.
@@ -82,6 +86,7 @@ impl Default for Options {
             estimate_factor: 1.0,
             prune: true,
             eta: false,
+            preemption: false,
         }
     }
 }
@@ -151,14 +156,15 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
     let mut waiting = 0usize;
     let mut queue: Vec<Candidate> = Vec::new();
     let mut queue_jobs: Vec<usize> = Vec::new();
-    // Finishes: (time, job).
-    let mut finishes: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    // Finishes: (time, job, run number of the job); a preempted run's finish is stale.
+    let mut finishes: BinaryHeap<Reverse<(i64, usize, u32)>> = BinaryHeap::new();
+    let mut run_no: Vec<u32> = vec![0; w.jobs.len()];
     let mut next_submit = 0;
     let mut used = Resources::default();
 
     loop {
         let t_submit = w.jobs.get(next_submit).map(|j| j.submit_ms);
-        let t_finish = finishes.peek().map(|Reverse((t, _))| *t);
+        let t_finish = finishes.peek().map(|Reverse((t, _, _))| *t);
         let now = match (t_submit, t_finish) {
             (None, None) => break,
             (Some(a), Some(b)) => a.min(b),
@@ -166,11 +172,14 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
             (None, Some(b)) => b,
         };
         // 1. Finishes free their room.
-        while let Some(&Reverse((t, j))) = finishes.peek() {
+        while let Some(&Reverse((t, j, n))) = finishes.peek() {
             if t != now {
                 break;
             }
             finishes.pop();
+            if n != run_no[j] {
+                continue;
+            }
             let job = &w.jobs[j];
             let k = slot[j];
             if k < running.len() {
@@ -210,89 +219,180 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
             }
             next_submit += 1;
         }
-        // 3. One cycle over everything waiting (less what cannot change its decisions).
-        let bounds = Bounds::of(&snapshot.nodes);
-        queue.clear();
-        queue_jobs.clear();
-        expected.clear();
-        let mut any_fits = false;
-        for (ns, q) in queues.iter().enumerate() {
-            let mut sum = Resources::default();
-            for &(_, _, _, j) in q.iter() {
-                let job = &w.jobs[j];
-                let passes = bounds.pass(&job.demand);
-                any_fits |= passes;
-                queue.push(Candidate {
-                    id: job.id.clone(),
-                    namespace: w.namespaces[ns].clone(),
-                    level: job.level,
-                    enqueued_at_ms: job.submit_ms,
-                    demand: job.demand.clone(),
-                    constraints: None,
-                });
-                queue_jobs.push(j);
-                expected.push(Some(opts.expected_ms(job.duration_ms)));
-                if prune && strict[ns] {
-                    sum = sum.plus(&job.demand.total());
-                    if !passes || !bounds.total.covers(&sum) {
-                        break;
+        // 3. One cycle over everything waiting (less what cannot change its decisions); with
+        // preemption, again at the same moment after victims were stopped.
+        let mut pending: BTreeSet<usize> = BTreeSet::new();
+        loop {
+            let bounds = Bounds::of(&snapshot.nodes);
+            queue.clear();
+            queue_jobs.clear();
+            expected.clear();
+            let mut any_fits = false;
+            for (ns, q) in queues.iter().enumerate() {
+                let mut sum = Resources::default();
+                for &(_, _, _, j) in q.iter() {
+                    let job = &w.jobs[j];
+                    let passes = bounds.pass(&job.demand);
+                    any_fits |= passes;
+                    queue.push(Candidate {
+                        id: job.id.clone(),
+                        namespace: w.namespaces[ns].clone(),
+                        level: job.level,
+                        enqueued_at_ms: job.submit_ms,
+                        demand: job.demand.clone(),
+                        constraints: None,
+                    });
+                    queue_jobs.push(j);
+                    expected.push(Some(opts.expected_ms(job.duration_ms)));
+                    if prune && strict[ns] {
+                        sum = sum.plus(&job.demand.total());
+                        if !passes || !bounds.total.covers(&sum) {
+                            break;
+                        }
                     }
                 }
             }
-        }
-        if any_fits || (!prune && !queue.is_empty()) {
-            rec.run.cycles += 1;
-            let out = schedule_at(
-                &CycleInput {
+            if !(any_fits
+                || (!prune && !queue.is_empty())
+                || (opts.preemption && !queue.is_empty()))
+            {
+                break;
+            }
+            {
+                rec.run.cycles += 1;
+                let input = CycleInput {
                     candidates: &queue,
                     snapshot: &snapshot,
                     held: &held,
                     namespaces: &namespaces,
                     default_policy: NamespacePolicy::default(),
-                },
-                &Timing {
+                };
+                let timing = Timing {
                     now_ms: now,
                     expected_ms: &expected,
                     running: &running,
                     backfill: cluster.backfill,
                     aging,
-                },
-            );
-            for a in out.admitted {
-                let j = queue_jobs[a.index];
-                let job = &w.jobs[j];
-                for &(role, node) in &a.placement.pods {
-                    let pod = pod_of(&job.demand, role);
-                    let n = &mut snapshot.nodes[node];
-                    n.cpu_milli = n.cpu_milli.saturating_sub(pod.cpu_milli);
-                    n.mem_mib = n.mem_mib.saturating_sub(pod.mem_mib);
-                    n.pods = n.pods.map(|p| p.saturating_sub(1));
+                };
+                let (out, plans) = if opts.preemption {
+                    let victims: Vec<Preemptible> = running
+                        .iter()
+                        .zip(&running_job)
+                        .map(|(r, &j)| Preemptible {
+                            id: w.jobs[j].id.clone(),
+                            namespace: w.namespaces[w.jobs[j].ns].clone(),
+                            level: w.jobs[j].level,
+                            started_at_ms: rec.run.jobs[j].start_ms.unwrap_or(now),
+                            pods: r.pods.clone(),
+                            preemptions: rec.run.jobs[j].preempted,
+                        })
+                        .collect();
+                    let pending_at: Vec<usize> = queue_jobs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, j)| pending.contains(j))
+                        .map(|(k, _)| k)
+                        .collect();
+                    let (out, plans) = schedule_preempting(
+                        &input,
+                        &timing,
+                        &PreemptionInput {
+                            settings: &cluster.preemption,
+                            running: &victims,
+                            pending: &pending_at,
+                        },
+                    );
+                    let plans: Vec<(usize, Vec<usize>)> = plans
+                        .into_iter()
+                        .map(|p| {
+                            (
+                                queue_jobs[p.index],
+                                p.victims.iter().map(|&k| running_job[k]).collect(),
+                            )
+                        })
+                        .collect();
+                    (out, plans)
+                } else {
+                    (schedule_at(&input, &timing), Vec::new())
+                };
+                for a in out.admitted {
+                    let j = queue_jobs[a.index];
+                    let job = &w.jobs[j];
+                    for &(role, node) in &a.placement.pods {
+                        let pod = pod_of(&job.demand, role);
+                        let n = &mut snapshot.nodes[node];
+                        n.cpu_milli = n.cpu_milli.saturating_sub(pod.cpu_milli);
+                        n.mem_mib = n.mem_mib.saturating_sub(pod.mem_mib);
+                        n.pods = n.pods.map(|p| p.saturating_sub(1));
+                    }
+                    let d = job.demand.total();
+                    used = used.plus(&d);
+                    ns_held[job.ns] = ns_held[job.ns].plus(&d);
+                    if let Some(h) = held.get_mut(&w.namespaces[job.ns]) {
+                        *h = h.plus(&d);
+                    }
+                    let run = &mut rec.run.jobs[j];
+                    run.first_pod_ms = Some(now);
+                    run.start_ms = Some(now);
+                    // The cycle places all pods or none: a placement short of the demand would be
+                    // a half-started job, and is counted as one (it never happens; tests check).
+                    run.half_started = a.placement.pods.len() as u64 != job.demand.pod_count();
+                    slot[j] = running.len();
+                    let mut r = RunningJob::placed(
+                        now.saturating_add(opts.expected_ms(job.duration_ms)),
+                        &job.demand,
+                        &a.placement,
+                    );
+                    r.namespace = w.namespaces[job.ns].clone();
+                    running.push(r);
+                    running_job.push(j);
+                    run.placement = a.placement.pods;
+                    finishes.push(Reverse((now.saturating_add(job.duration_ms), j, run_no[j])));
+                    queues[job.ns].remove(&(job.level, job.submit_ms, job.seq, j));
+                    waiting -= 1;
                 }
-                let d = job.demand.total();
-                used = used.plus(&d);
-                ns_held[job.ns] = ns_held[job.ns].plus(&d);
-                if let Some(h) = held.get_mut(&w.namespaces[job.ns]) {
-                    *h = h.plus(&d);
+                if plans.is_empty() {
+                    break;
                 }
-                let run = &mut rec.run.jobs[j];
-                run.first_pod_ms = Some(now);
-                run.start_ms = Some(now);
-                // The cycle places all pods or none: a placement short of the demand would be
-                // a half-started job, and is counted as one (it never happens; tests check).
-                run.half_started = a.placement.pods.len() as u64 != job.demand.pod_count();
-                slot[j] = running.len();
-                let mut r = RunningJob::placed(
-                    now.saturating_add(opts.expected_ms(job.duration_ms)),
-                    &job.demand,
-                    &a.placement,
-                );
-                r.namespace = w.namespaces[job.ns].clone();
-                running.push(r);
-                running_job.push(j);
-                run.placement = a.placement.pods;
-                finishes.push(Reverse((now.saturating_add(job.duration_ms), j)));
-                queues[job.ns].remove(&(job.level, job.submit_ms, job.seq, j));
-                waiting -= 1;
+                // Victims stop at once: their room comes back and they go back to their queues
+                // (same place), and the cycle runs again with their preemptors first.
+                for (preemptor, victims) in plans {
+                    pending.insert(preemptor);
+                    for j in victims {
+                        let job = &w.jobs[j];
+                        let k = slot[j];
+                        if k >= running.len() {
+                            continue;
+                        }
+                        running.swap_remove(k);
+                        running_job.swap_remove(k);
+                        if let Some(&moved) = running_job.get(k) {
+                            slot[moved] = k;
+                        }
+                        slot[j] = usize::MAX;
+                        run_no[j] += 1;
+                        let run = &mut rec.run.jobs[j];
+                        for &(role, node) in &run.placement {
+                            let pod = pod_of(&job.demand, role);
+                            let n = &mut snapshot.nodes[node];
+                            n.cpu_milli += pod.cpu_milli;
+                            n.mem_mib += pod.mem_mib;
+                            n.pods = n.pods.map(|p| p + 1);
+                        }
+                        run.placement.clear();
+                        run.start_ms = None;
+                        run.first_pod_ms = None;
+                        run.preempted += 1;
+                        let d = job.demand.total();
+                        used = used.minus(&d);
+                        ns_held[job.ns] = ns_held[job.ns].minus(&d);
+                        if let Some(h) = held.get_mut(&w.namespaces[job.ns]) {
+                            *h = h.minus(&d);
+                        }
+                        queues[job.ns].insert((job.level, job.submit_ms, job.seq, j));
+                        waiting += 1;
+                    }
+                }
             }
         }
         // 4. Start-time estimates for the jobs submitted now that still wait.

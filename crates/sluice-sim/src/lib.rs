@@ -76,6 +76,7 @@ pub fn options(policy: Policy, cluster: &Cluster, estimate_factor: f64) -> engin
         estimate_factor,
         prune: true,
         eta: false,
+        preemption: policy.preemption(cluster),
     }
 }
 

@@ -33,6 +33,10 @@ pub enum Policy {
     /// `backfill` with the cluster file's aging bounds.
     #[serde(rename = "backfill+aging")]
     BackfillAging,
+    /// `strict` with preemption: the cluster file's `[scheduler.preemption]`, or, when it
+    /// enables no level, the highest level preempting the others.
+    #[serde(rename = "strict+preemption")]
+    StrictPreemption,
 }
 
 impl Policy {
@@ -40,13 +44,14 @@ impl Policy {
     pub const DEFAULT: [Policy; 3] = [Policy::NoAdmission, Policy::Strict, Policy::BestEffort];
 
     /// Every policy, in the order the help lists them.
-    pub const ALL: [Policy; 7] = [
+    pub const ALL: [Policy; 8] = [
         Policy::NoAdmission,
         Policy::Strict,
         Policy::BestEffort,
         Policy::Backfill,
         Policy::StrictAging,
         Policy::BackfillAging,
+        Policy::StrictPreemption,
         Policy::Configured,
     ];
 
@@ -60,6 +65,17 @@ impl Policy {
             Policy::Backfill => "backfill",
             Policy::StrictAging => "strict+aging",
             Policy::BackfillAging => "backfill+aging",
+            Policy::StrictPreemption => "strict+preemption",
+        }
+    }
+
+    /// Whether running jobs may be preempted: forced on for `strict+preemption`; for
+    /// `configured`, as the cluster file's `[scheduler.preemption]` says.
+    pub fn preemption(&self, cluster: &Cluster) -> bool {
+        match self {
+            Policy::StrictPreemption => true,
+            Policy::Configured => cluster.preemption_configured,
+            _ => false,
         }
     }
 
@@ -80,7 +96,7 @@ impl Policy {
             Policy::Strict => Some(HeadPolicy::Strict),
             Policy::BestEffort => Some(HeadPolicy::BestEffort),
             Policy::Backfill | Policy::BackfillAging => Some(HeadPolicy::Backfill),
-            Policy::StrictAging => Some(HeadPolicy::Strict),
+            Policy::StrictAging | Policy::StrictPreemption => Some(HeadPolicy::Strict),
             Policy::NoAdmission | Policy::Configured => None,
         }
     }
@@ -227,6 +243,10 @@ pub struct JobRun {
     /// The start estimated when it was submitted and left waiting (with `eta` on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta_ms: Option<i64>,
+    /// Times it was preempted (stopped and sent back to its queue for a job of higher
+    /// priority); its wait then runs to its last start.
+    #[serde(default)]
+    pub preempted: u32,
 }
 
 /// The cluster at one moment, from then until the next point.

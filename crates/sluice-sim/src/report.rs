@@ -38,6 +38,7 @@ fn columns() -> Vec<Column> {
         ("never ran", |s| s.never_ran.to_string()),
         ("half-started", |s| s.half_started.to_string()),
         ("restarts", |s| s.restarts.to_string()),
+        ("preempted", |s| s.preempted.to_string()),
         ("idle core-h", |s| format!("{:.1}", s.idle_core_hours)),
         ("utilisation", |s| pct(s.utilisation)),
         ("held", |s| pct(s.held_utilisation)),

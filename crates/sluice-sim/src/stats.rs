@@ -85,6 +85,9 @@ pub struct Summary {
     pub half_started: usize,
     /// Times a half-started job was killed and submitted again.
     pub restarts: u64,
+    /// Times a running job was preempted (sent back to its queue for a higher level).
+    #[serde(default)]
+    pub preempted: u64,
     /// Core-hours held by pods of half-started jobs, doing nothing.
     pub idle_core_hours: f64,
     /// Waits of every job that ran.
@@ -223,12 +226,14 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
     let mut by_ns: Vec<Vec<i64>> = vec![Vec::new(); w.namespaces.len()];
     let mut outcomes = BTreeMap::new();
     let (mut refused, mut never_ran, mut half, mut restarts) = (0, 0, 0, 0u64);
+    let mut preempted = 0u64;
     let mut idle: u128 = 0;
     let mut starvation = 0;
     for (job, r) in w.jobs.iter().zip(&run.jobs) {
         refused += usize::from(r.refused);
         half += usize::from(r.half_started);
         restarts += u64::from(r.restarts);
+        preempted += u64::from(r.preempted);
         idle += r.idle_held_cpu;
         match r.start_ms {
             Some(s) => {
@@ -300,6 +305,7 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         never_ran,
         half_started: half,
         restarts,
+        preempted,
         idle_core_hours: idle as f64 / 1000.0 / 3_600_000.0,
         waits: Waits::of(all),
         by_level: w

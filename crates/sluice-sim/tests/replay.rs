@@ -114,6 +114,29 @@ fn schedule_table() {
             ..Case::default()
         },
         Case {
+            name: "strict+preemption: a high job stops the most recent normal job, which starts again after it",
+            policy: Policy::StrictPreemption,
+            jobs: vec![
+                job("a", "x", "normal", 0, 1, 100),
+                job("b", "x", "normal", 1, 1, 100),
+                job("h", "x", "high", 5, 1, 10),
+            ],
+            want_started: vec![("a", Some(0)), ("h", Some(5)), ("b", Some(15))],
+            want_waits: vec![("h", 0), ("b", 14)],
+            ..Case::default()
+        },
+        Case {
+            name: "strict without preemption: the same high job waits",
+            jobs: vec![
+                job("a", "x", "normal", 0, 1, 100),
+                job("b", "x", "normal", 1, 1, 100),
+                job("h", "x", "high", 5, 1, 10),
+            ],
+            want_started: vec![("a", Some(0)), ("b", Some(1)), ("h", Some(100))],
+            want_waits: vec![("h", 95)],
+            ..Case::default()
+        },
+        Case {
             name: "best-effort: the small job passes the blocked head",
             policy: Policy::BestEffort,
             jobs: vec![
@@ -450,6 +473,7 @@ proptest! {
             Policy::Backfill,
             Policy::StrictAging,
             Policy::BackfillAging,
+            Policy::StrictPreemption,
             Policy::Configured,
         ] {
             let run = replay(&w, &cluster, p, BaselineConfig::default());

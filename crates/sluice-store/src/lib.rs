@@ -41,8 +41,8 @@ pub use history::{
 };
 pub use lease::{Lease, StoreChange};
 pub use orchestration::{
-    Advance, DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RequeuePlace, RetryJob,
-    ScheduledRun, SetFilter,
+    Advance, DeadLetter, Fire, JobOrch, JobSet, OrchJob, Preempted, Requeue, RequeuePlace,
+    RetryJob, ScheduledRun, SetFilter,
 };
 pub use sql::SqlStore;
 pub use store::{JobFilter, JobPage, QueueStat, Store, Transition};

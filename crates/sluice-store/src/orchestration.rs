@@ -51,6 +51,22 @@ pub struct JobOrch {
     pub dlq_at_ms: Option<i64>,
     /// Why it was dead-lettered.
     pub dlq_reason: Option<String>,
+    /// How many times it was preempted ([`crate::Store::preempt_job`]).
+    pub preemptions: u32,
+}
+
+/// A submitted or running job stopped to make room for a job of higher priority, going back
+/// to its queue ([`crate::Store::preempt_job`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preempted {
+    /// The job.
+    pub id: String,
+    /// The state it is expected in: submitted or running.
+    pub from: sluice_core::job::JobState,
+    /// When.
+    pub at_ms: i64,
+    /// The timeline message ("preempted by ...").
+    pub message: String,
 }
 
 impl JobOrch {

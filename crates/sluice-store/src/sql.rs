@@ -31,7 +31,7 @@ use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::history::{HistoryQuery, HistorySeries, RollUp, history, roll_up, roll_up_done};
 use crate::orchestration::{
-    DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RetryJob, SetFilter,
+    DeadLetter, Fire, JobOrch, JobSet, OrchJob, Preempted, Requeue, RetryJob, SetFilter,
 };
 use crate::store::{JobFilter, JobPage, QueueStat, Store, Transition};
 use crate::text::{exact, exact_labels, exact_opt};
@@ -367,6 +367,39 @@ impl Store for SqlStore {
 
     async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
         self.orch_retry_job(r).await
+    }
+
+    async fn preempt_job(&self, p: &Preempted) -> Result<JobRecord, StoreError> {
+        if !matches!(p.from, JobState::Submitted | JobState::Running) {
+            return Err(StoreError::InvalidTransition {
+                id: p.id.clone(),
+                from: p.from,
+                to: JobState::Queued,
+            });
+        }
+        let t = Transition::new(
+            p.id.clone(),
+            p.from,
+            JobState::Queued,
+            p.at_ms,
+            p.message.clone(),
+        );
+        let mut w = self.begin_write().await?;
+        w.touch(&p.id);
+        let result = async {
+            let rec = transition_in(&mut w.tx, &t).await?;
+            sqlx::query(
+                "UPDATE jobs SET preemptions = preemptions + 1, \
+                 retry_round = CASE WHEN retry_round < 1 THEN 2 ELSE retry_round + 1 END \
+                 WHERE id = $1",
+            )
+            .bind(p.id.as_str())
+            .execute(&mut *w.tx)
+            .await?;
+            Ok(rec)
+        }
+        .await;
+        w.finish(result).await
     }
 
     async fn dead_letter(&self, d: &DeadLetter) -> Result<JobRecord, StoreError> {

@@ -13,7 +13,7 @@ use crate::error::StoreError;
 use crate::history::{HistoryQuery, HistorySeries, RollUp};
 use crate::lease::{Lease, StoreChange};
 use crate::orchestration::{
-    DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RetryJob, SetFilter,
+    DeadLetter, Fire, JobOrch, JobSet, OrchJob, Preempted, Requeue, RetryJob, SetFilter,
 };
 
 /// Persistent job state. Object safe: the server holds an `Arc<dyn Store>`.
@@ -205,6 +205,16 @@ pub trait Store: Send + Sync + 'static {
     /// (new) spec's `maxQueueWait`. [`StoreError::Stale`] if the job is not in that state;
     /// [`StoreError::NotFound`] if there is no such job.
     async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError>;
+
+    /// Sends a job whose run was stopped to make room for a job of higher priority back to
+    /// `queued`, in one transaction with its timeline event: as [`Store::transition`] from
+    /// `p.from` (submitted or running) to queued (the next run is `attempt` + 1, run fields
+    /// cleared, `enqueued_at` unchanged so it keeps its place), and also `retry_round` + 1, so
+    /// the preempted run does not count against its retries, and `preemptions` + 1
+    /// ([`JobOrch::preemptions`]). No failure is recorded. [`StoreError::Conflict`] if the job is
+    /// not in `p.from`; [`StoreError::NotFound`] if there is no such job;
+    /// [`StoreError::InvalidTransition`] if `p.from` is neither submitted nor running.
+    async fn preempt_job(&self, p: &Preempted) -> Result<JobRecord, StoreError>;
 
     /// Dead-letters an unsettled failed job at attempt `d.attempt` (state stays failed; its
     /// message, the last error, is kept), with a timeline note. Errors as [`Store::retry_job`].

@@ -207,6 +207,7 @@ conformance! {
         select_and_purge,
         queue_deadline_follows_the_queue,
         queue_deadline_order_and_limit,
+        preemption_requeues_without_using_a_retry,
         nul_in_messages_is_stored_sanitized,
         nul_in_values_is_invalid_input,
         closed_store_is_unavailable,
@@ -241,8 +242,9 @@ conformance! {
 mod orch;
 use orch::{
     expire_and_requeue, fire_schedule_compare_and_set, orchestration_survives_reopen,
-    queue_deadline_backfill, queue_deadline_follows_the_queue, queue_deadline_order_and_limit,
-    retry_then_dead_letter, schedules_crud, select_and_purge,
+    preemption_requeues_without_using_a_retry, queue_deadline_backfill,
+    queue_deadline_follows_the_queue, queue_deadline_order_and_limit, retry_then_dead_letter,
+    schedules_crud, select_and_purge,
 };
 
 // Store::update_schedule (sluice apply -f).

@@ -22,6 +22,9 @@ pub enum Reason {
     DeadlockWatchdog,
     /// sluice deleted the application: a user cancelled the job or it ran past `maxRuntime`.
     Cancelled,
+    /// sluice deleted the application to make room for a job of higher priority; the job went
+    /// back to its queue.
+    Preempted,
 }
 
 impl Reason {
@@ -30,20 +33,21 @@ impl Reason {
             Reason::Admitted => "Admitted",
             Reason::DeadlockWatchdog => "DeadlockWatchdog",
             Reason::Cancelled => "Cancelled",
+            Reason::Preempted => "Preempted",
         }
     }
 
     fn action(self) -> &'static str {
         match self {
             Reason::Admitted => "Submit",
-            Reason::DeadlockWatchdog | Reason::Cancelled => "Delete",
+            Reason::DeadlockWatchdog | Reason::Cancelled | Reason::Preempted => "Delete",
         }
     }
 
     fn kind(self) -> EventType {
         match self {
             Reason::DeadlockWatchdog => EventType::Warning,
-            Reason::Admitted | Reason::Cancelled => EventType::Normal,
+            Reason::Admitted | Reason::Cancelled | Reason::Preempted => EventType::Normal,
         }
     }
 }

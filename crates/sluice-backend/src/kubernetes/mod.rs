@@ -167,6 +167,27 @@ impl Backend for KubeBackend {
         })
     }
 
+    async fn placements(
+        &self,
+    ) -> std::collections::BTreeMap<String, Vec<(String, sluice_core::job::Resources)>> {
+        let mut out: std::collections::BTreeMap<
+            String,
+            Vec<(String, sluice_core::job::Resources)>,
+        > = std::collections::BTreeMap::new();
+        for p in self.pods.state() {
+            let Some(id) = label(&p.metadata, JOB_ID_LABEL) else {
+                continue;
+            };
+            let usage = pod_usage(&p);
+            if let (Some(node), false) = (usage.node, usage.terminal) {
+                out.entry(id.to_string())
+                    .or_default()
+                    .push((node, usage.request));
+            }
+        }
+        out
+    }
+
     fn has_constraints(&self) -> bool {
         true
     }
@@ -394,6 +415,22 @@ impl Backend for KubeBackend {
             run.job_id, run.attempt
         );
         self.delete_run(run, Some((events::Reason::Cancelled, &note)))
+            .await
+    }
+
+    /// Preemption: the application is deleted as by [`Backend::cancel`], with a `Preempted`
+    /// event (its pods get their own termination grace; `grace` is not used).
+    async fn cancel_within(
+        &self,
+        run: &RunRef,
+        _grace: std::time::Duration,
+    ) -> Result<(), BackendError> {
+        let note = format!(
+            "sluice deleted the application of job {} (attempt {}) to make room for a job of \
+             higher priority (preempted); the job goes back to its queue",
+            run.job_id, run.attempt
+        );
+        self.delete_run(run, Some((events::Reason::Preempted, &note)))
             .await
     }
 

@@ -216,7 +216,16 @@ impl Backend for LocalBackend {
     }
 
     async fn cancel(&self, run: &RunRef) -> Result<(), BackendError> {
-        self.cancel_run(&run.job_id, run.attempt).await
+        self.cancel_run(&run.job_id, run.attempt, self.shared.cfg.kill_grace)
+            .await
+    }
+
+    async fn cancel_within(
+        &self,
+        run: &RunRef,
+        grace: std::time::Duration,
+    ) -> Result<(), BackendError> {
+        self.cancel_run(&run.job_id, run.attempt, grace).await
     }
 
     async fn logs(

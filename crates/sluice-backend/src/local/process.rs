@@ -316,7 +316,13 @@ impl LocalBackend {
         }
     }
 
-    pub(super) async fn cancel_run(&self, job_id: &str, attempt: u32) -> Result<(), BackendError> {
+    /// SIGTERM to the run's process group, then SIGKILL if it is still there after `grace`.
+    pub(super) async fn cancel_run(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        grace: std::time::Duration,
+    ) -> Result<(), BackendError> {
         let dir = self.existing_run_dir(job_id, attempt).await?;
         let key = (job_id.to_string(), attempt);
         let pid = match read_pid(&dir).await {
@@ -332,7 +338,7 @@ impl LocalBackend {
         let pgid = Pid::from_raw(raw);
         tracing::info!(job_id, attempt, pid, "local backend: cancelling (SIGTERM)");
         signal_group(pgid, Signal::SIGTERM)?;
-        if !wait_group_gone(pid, self.shared.cfg.kill_grace).await {
+        if !wait_group_gone(pid, grace).await {
             tracing::info!(job_id, attempt, pid, "local backend: still alive, SIGKILL");
             signal_group(pgid, Signal::SIGKILL)?;
             if !wait_group_gone(pid, AFTER_KILL_WAIT).await {

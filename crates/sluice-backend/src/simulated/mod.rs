@@ -302,6 +302,32 @@ impl Backend for SimulatedBackend {
         })
     }
 
+    async fn placements(
+        &self,
+    ) -> std::collections::BTreeMap<String, Vec<(String, sluice_core::job::Resources)>> {
+        let now = self.clock.now_ms();
+        let nodes = &self.cfg.nodes;
+        lock(&self.runs)
+            .with(|runs| {
+                let out = runs
+                    .iter()
+                    .filter(|(_, r)| r.holds_room(now))
+                    .map(|((job, _), r)| {
+                        let pods = r
+                            .placement
+                            .iter()
+                            .filter_map(|&(role, i)| {
+                                Some((nodes.get(i)?.name.clone(), r.demand.role(role)?.each()))
+                            })
+                            .collect();
+                        (job.clone(), pods)
+                    })
+                    .collect();
+                (out, Vec::new())
+            })
+            .unwrap_or_default()
+    }
+
     fn demand(&self, job: &Job) -> Result<Demand, BackendError> {
         Outcome::of(job)?;
         if let Some(v) = job.labels.get(DURATION_LABEL) {

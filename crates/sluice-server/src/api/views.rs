@@ -124,6 +124,10 @@ pub struct OrchView {
     pub dead_letter_reason: Option<String>,
     /// Its `maxQueueWait`, in seconds.
     pub max_queue_wait_seconds: Option<u64>,
+    /// How many times it was preempted (stopped and sent back to its queue to make room for
+    /// a job of higher priority; a preempted run uses no retry).
+    #[serde(default)]
+    pub preemptions: u32,
 }
 
 /// The orchestration view of a job from its record and its orchestration state, at `now`.
@@ -159,6 +163,7 @@ pub fn orch_view_of(
         dead_lettered_at: o.dlq_at_ms.map(rfc3339),
         dead_letter_reason: o.dlq_reason.clone(),
         max_queue_wait_seconds: policy.max_queue_wait_secs,
+        preemptions: o.preemptions,
     })
 }
 

@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use sluice_core::capacity::{Fitter, Snapshot};
 use sluice_core::cycle::{
-    Candidate, CycleInput, CycleOutput, HeadPolicy, Timing, schedule_at, short_ms,
+    Candidate, CycleInput, CycleOutput, HeadPolicy, PreemptionInput, Timing, schedule_at,
+    schedule_preempting, short_ms,
 };
 use sluice_core::job::{JobState, Resources};
 use sluice_core::record::JobRecord;
@@ -26,6 +27,7 @@ use sluice_store::{StoreError, Transition};
 
 use super::error::TickError;
 use super::expect::{self, RunKey};
+use super::preempt;
 use super::write::isolate;
 use crate::eta::EtaInputs;
 pub use crate::queue::HEAD_WINDOW;
@@ -63,8 +65,10 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     let uses_backfill = std::iter::once(&default_policy)
         .chain(namespaces.values())
         .any(|p| p.policy == HeadPolicy::Backfill);
-    // Backfill and aging decide by the time too: their cycles are never skipped.
-    let timed = uses_backfill || !aging.is_empty();
+    let preemption = &state.config.scheduler.preemption;
+    // Backfill and aging decide by the time too, and preemption by what runs and what is
+    // being stopped: their cycles are never skipped.
+    let timed = uses_backfill || !aging.is_empty() || preemption.enabled();
     // The candidates: the heads of each namespace, from memory.
     let (candidates, inputs, runs) = {
         let mut q = state.queue.lock();
@@ -103,22 +107,47 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     } else {
         Vec::new()
     };
-    let out = schedule_at(
-        &CycleInput {
-            candidates: &candidates,
-            snapshot: &snapshot,
-            held: &held,
-            namespaces: &namespaces,
-            default_policy,
-        },
-        &Timing {
-            now_ms: started_at,
-            expected_ms: &expected,
-            running: &running,
-            backfill,
-            aging: &aging,
-        },
-    );
+    let input = CycleInput {
+        candidates: &candidates,
+        snapshot: &snapshot,
+        held: &held,
+        namespaces: &namespaces,
+        default_policy,
+    };
+    let timing = Timing {
+        now_ms: started_at,
+        expected_ms: &expected,
+        running: &running,
+        backfill,
+        aging: &aging,
+    };
+    let (out, plans, victims) = if preemption.enabled() {
+        let settings = preemption.settings(&state.config.scheduler.levels);
+        let pending = preempt::pending(state, &candidates);
+        let decide = |running: &[sluice_core::cycle::Preemptible]| {
+            schedule_preempting(
+                &input,
+                &timing,
+                &PreemptionInput {
+                    settings: &settings,
+                    running,
+                    pending: &pending,
+                },
+            )
+        };
+        // The running jobs (and their preemption counts) are read only when some job left
+        // waiting may preempt; the cycle is pure, so it decides the same admissions again.
+        let (out, plans) = decide(&[]);
+        if preempt::wanted(&settings, &candidates, &out, &pending) {
+            let victims = preempt::victims(state, &active, &report).await?;
+            let (out, plans) = decide(&victims);
+            (out, plans, victims)
+        } else {
+            (out, plans, Vec::new())
+        }
+    } else {
+        (schedule_at(&input, &timing), Vec::new(), Vec::new())
+    };
     let now = state.now_ms();
     let mut writes = Vec::with_capacity(out.admitted.len());
     for adm in &out.admitted {
@@ -161,7 +190,12 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             Err(e) => isolate(state, &t.id, "recording the admission", e)?,
         }
     }
-    let notes = notes(state, &candidates, &out, started_at, &aging);
+    let mut notes = notes(state, &candidates, &out, started_at, &aging);
+    if preemption.enabled() {
+        for (i, note) in preempt::act(state, &candidates, &plans, &victims, &active).await? {
+            notes.entry(i).or_default().push_str(&note);
+        }
+    }
     let mut waiting = HashMap::with_capacity(out.waiting.len());
     for w in out.waiting {
         let c = &candidates[w.index];

@@ -38,6 +38,7 @@ pub mod admit;
 pub mod error;
 pub mod expect;
 pub mod orchestrate;
+pub mod preempt;
 pub mod reconcile;
 pub mod submit;
 pub mod write;
@@ -91,6 +92,7 @@ fn forget(state: &AppState) {
     state.queue.reset();
     state.set_last_inputs(None);
     state.eta.clear();
+    state.preempting().clear();
     if let Ok(mut v) = state.view.try_write() {
         *v = crate::state::CycleView::default();
     }

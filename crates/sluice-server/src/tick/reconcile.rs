@@ -5,11 +5,11 @@
 use sluice_backend::{BackendError, RunRef, RunStatus};
 use sluice_core::job::JobState;
 use sluice_core::record::JobRecord;
-use sluice_store::{StoreError, Transition};
+use sluice_store::{Preempted, StoreError, Transition};
 
 use super::error::TickError;
 use super::write::{apply, apply_all, backend_aside, held, isolate, run_ref};
-use crate::state::AppState;
+use crate::state::{AppState, StopEnd};
 
 /// Reconciles every submitted or running job with the backend.
 pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
@@ -138,7 +138,7 @@ async fn cancel_timed_out(
     let mut tasks = Vec::new();
     for (rec, limit) in timed_out {
         let message = format!("timeout: ran longer than maxRuntime ({limit} s); killed");
-        if let Some(task) = stop_in_background(state, rec, message) {
+        if let Some(task) = stop_in_background(state, rec, StopEnd::Failed(message), None) {
             tasks.push(task);
         }
     }
@@ -159,33 +159,53 @@ async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// Stops a running job's run in a task of its own (bounded by [`STOP_TIMEOUT`]); the job is
-/// failed with `message` by the tick that finds the stop done ([`write_stopped`]), and the
-/// reconciler leaves it alone meanwhile. None if a stop of this job is already under way.
+/// Stops a running job's run in a task of its own (bounded by [`STOP_TIMEOUT`]), within
+/// `grace` if given (else the backend's own kill grace); the job ends as `end` says (failed, or
+/// back to its queue when preempted) by the tick that finds the stop done ([`write_stopped`]),
+/// and the reconciler leaves it alone meanwhile. None if a stop of this job is already under
+/// way.
 pub fn stop_in_background(
     state: &AppState,
     rec: JobRecord,
-    message: String,
+    end: StopEnd,
+    grace: Option<std::time::Duration>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if !state.start_stopping(&rec.id) {
         return None;
     }
     let state = state.clone();
     Some(tokio::spawn(async move {
-        let stopped =
-            tokio::time::timeout(STOP_TIMEOUT, state.backend.cancel(&run_ref(&rec))).await;
+        let run = run_ref(&rec);
+        let what = match &end {
+            StopEnd::Failed(_) => "timeout cancel",
+            StopEnd::Preempted(_) => "preemption",
+        };
+        let cancel = async {
+            match grace {
+                Some(g) => state.backend.cancel_within(&run, g).await,
+                None => state.backend.cancel(&run).await,
+            }
+        };
+        let stopped = tokio::time::timeout(STOP_TIMEOUT, cancel).await;
         match stopped {
             Ok(Ok(())) => {
-                state.push_stopped(rec, message);
+                // A run that succeeded before it could be stopped is left to the reconciler.
+                let succeeded = matches!(&end, StopEnd::Preempted(_))
+                    && matches!(state.backend.status(&run).await, Ok(RunStatus::Succeeded));
+                if succeeded {
+                    state.done_stopping(&rec.id);
+                } else {
+                    state.push_stopped(rec, end);
+                }
             }
             Ok(Err(e)) => {
-                tracing::warn!(job = %rec.id, "timeout cancel: {e}");
+                tracing::warn!(job = %rec.id, "{what}: {e}");
                 state.done_stopping(&rec.id);
             }
             Err(_) => {
                 tracing::warn!(
                     job = %rec.id,
-                    "timeout cancel: the backend did not stop the run within {} s",
+                    "{what}: the backend did not stop the run within {} s",
                     STOP_TIMEOUT.as_secs()
                 );
                 state.done_stopping(&rec.id);
@@ -195,22 +215,46 @@ pub fn stop_in_background(
     }))
 }
 
-/// Fails each job whose run a stop task has stopped, with that task's message.
+/// Ends each job whose run a stop task has stopped: failed with the task's message (a
+/// timeout), or back to its queue without a failure (preempted).
 pub async fn write_stopped(state: &AppState) -> Result<(), TickError> {
-    for (rec, message) in state.take_stopped() {
-        let t = Transition {
-            id: rec.id.clone(),
-            from: JobState::Running,
-            to: JobState::Failed,
-            at_ms: state.now_ms(),
-            message,
-            backend_ref: None,
-            exit_code: None,
+    for (rec, end) in state.take_stopped() {
+        let (written, what) = match end {
+            StopEnd::Failed(message) => {
+                let t = Transition {
+                    id: rec.id.clone(),
+                    from: JobState::Running,
+                    to: JobState::Failed,
+                    at_ms: state.now_ms(),
+                    message,
+                    backend_ref: None,
+                    exit_code: None,
+                };
+                (apply(state, &t).await.map(|_| ()), "recording the timeout")
+            }
+            StopEnd::Preempted(message) => {
+                let p = Preempted {
+                    id: rec.id.clone(),
+                    from: rec.state,
+                    at_ms: state.now_ms(),
+                    message,
+                };
+                let written = match state.store.preempt_job(&p).await {
+                    Ok(after) => {
+                        state.metrics.job_preempted(&after);
+                        state.aside.clear(&after.id);
+                        Ok(())
+                    }
+                    // Ended or moved meanwhile: nothing to send back.
+                    Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                (written, "recording the preemption")
+            }
         };
-        let written = apply(state, &t).await;
         state.done_stopping(&rec.id);
         if let Err(e) = written {
-            isolate(state, &rec.id, "recording the timeout", e)?;
+            isolate(state, &rec.id, what, e)?;
         }
     }
     Ok(())

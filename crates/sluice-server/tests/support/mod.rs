@@ -277,6 +277,9 @@ impl Store for FaultyStore {
     async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
         self.inner.retry_job(r).await
     }
+    async fn preempt_job(&self, p: &sluice_store::Preempted) -> Result<JobRecord, StoreError> {
+        self.inner.preempt_job(p).await
+    }
     async fn dead_letter(&self, d: &DeadLetter) -> Result<JobRecord, StoreError> {
         self.inner.dead_letter(d).await
     }

@@ -25,7 +25,7 @@ use crate::error::StoreError;
 use crate::history::{HistoryQuery, HistorySeries, RollUp};
 use crate::lease::{Lease, StoreChange};
 use crate::orchestration::{
-    DeadLetter, Fire, JobOrch, JobSet, OrchJob, Requeue, RetryJob, SetFilter,
+    DeadLetter, Fire, JobOrch, JobSet, OrchJob, Preempted, Requeue, RetryJob, SetFilter,
 };
 use crate::store::{JobFilter, JobPage, QueueStat, Store, Transition};
 
@@ -302,6 +302,10 @@ impl Store for Bounded {
 
     async fn retry_job(&self, r: &RetryJob) -> Result<JobRecord, StoreError> {
         self.bound(self.inner.retry_job(r)).await
+    }
+
+    async fn preempt_job(&self, p: &Preempted) -> Result<JobRecord, StoreError> {
+        self.bound(self.inner.preempt_job(p)).await
     }
 
     async fn dead_letter(&self, d: &DeadLetter) -> Result<JobRecord, StoreError> {

@@ -26,7 +26,7 @@ use crate::text::{exact, exact_labels, exact_opt, sanitize};
 
 /// The orchestration columns, qualified with `j`.
 const J_ORCH_COLUMNS: &str = "j.schedule, j.scheduled_for, j.retry_round, j.retry_at, \
-     j.queued_at, j.queue_deadline, j.failure_class, j.dlq_at, j.dlq_reason";
+     j.queued_at, j.queue_deadline, j.failure_class, j.dlq_at, j.dlq_reason, j.preemptions";
 
 const SCHEDULE_COLUMNS: &str = "namespace, name, cron, time_zone, concurrency, missed_runs, \
      catch_up_window_secs, suspended, level, template, source, created_at, updated_at, \
@@ -52,6 +52,14 @@ fn decode_orch(row: &AnyRow, id: &str) -> Result<JobOrch, StoreError> {
         failure_class: row.try_get("failure_class")?,
         dlq_at_ms: row.try_get("dlq_at")?,
         dlq_reason: row.try_get("dlq_reason")?,
+        preemptions: {
+            let n: i64 = row.try_get("preemptions")?;
+            u32::try_from(n).map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "jobs.preemptions of job {id:?} is {n}, not a count"
+                ))
+            })?
+        },
     })
 }
 

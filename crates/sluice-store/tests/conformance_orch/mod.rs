@@ -11,8 +11,8 @@ use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::retry::POLICY_KEY;
 use sluice_core::schedule::{ConcurrencyPolicy, MissedRunPolicy, NewSchedule};
 use sluice_store::{
-    Advance, DeadLetter, Fire, JobSet, Requeue, RequeuePlace, RetryJob, ScheduledRun, SetFilter,
-    Store, StoreError, Transition, open,
+    Advance, DeadLetter, Fire, JobSet, Preempted, Requeue, RequeuePlace, RetryJob, ScheduledRun,
+    SetFilter, Store, StoreError, Transition, open,
 };
 
 use JobState::*;
@@ -1051,4 +1051,115 @@ pub async fn queue_deadline_backfill(store: Arc<dyn Store>, url: String) {
         .await
         .unwrap();
     assert_eq!(deadline(&store, "admitted").await, Some(31_000));
+}
+
+/// A preempted run goes back to its queue as the next run, keeping its place, without a
+/// failure and without using a retry; the count of preemptions goes up.
+pub async fn preemption_requeues_without_using_a_retry(store: Arc<dyn Store>) {
+    store
+        .insert_job(&new_job("p", "ns", "normal", 100, &[]))
+        .await
+        .unwrap();
+    // Attempt 1 fails and is retried: attempt 2 is the second of its round.
+    fail_run(&store, "p", 200).await;
+    store.retry_job(&retry("p", 1, 300, 300)).await.unwrap();
+    let before = store.job_orch("p").await.unwrap().unwrap();
+    assert_eq!(before.preemptions, 0);
+    assert_eq!(before.attempt_in_round(2), 2);
+    for (from, to) in [
+        (Queued, Admitted),
+        (Admitted, Submitted),
+        (Submitted, Running),
+    ] {
+        let mut t = Transition::new("p", from, to, 400, format!("{from} -> {to}"));
+        if to == Submitted {
+            t = t.with_backend_ref("4243");
+        }
+        store.transition(&t).await.unwrap();
+    }
+    let why = "preempted by ns/urgent (high) to make room";
+    let rec = store
+        .preempt_job(&Preempted {
+            id: "p".into(),
+            from: Running,
+            at_ms: 500,
+            message: why.into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(rec.state, Queued);
+    assert_eq!(rec.attempt, 3, "the next run is a run of its own");
+    assert_eq!(rec.enqueued_at_ms, 300, "keeps its place in its queue");
+    assert_eq!((rec.started_at_ms, rec.backend_ref.clone()), (None, None));
+    assert_eq!(rec.message.as_deref(), Some(why));
+    let orch = store.job_orch("p").await.unwrap().unwrap();
+    assert_eq!(orch.preemptions, 1);
+    assert_eq!(
+        orch.attempt_in_round(rec.attempt),
+        2,
+        "the preempted run does not use a retry"
+    );
+    assert_eq!(orch.failure_class, None);
+    assert!(store.unsettled_failures().await.unwrap().is_empty());
+    let ev = store.events("p").await.unwrap();
+    let last = ev.last().unwrap();
+    assert_eq!(
+        (last.from, last.to, last.at_ms, last.message.as_str()),
+        (Some(Running), Queued, 500, why)
+    );
+    // Not running any more: a conflict, nothing written.
+    assert!(matches!(
+        store
+            .preempt_job(&Preempted {
+                id: "p".into(),
+                from: Running,
+                at_ms: 600,
+                message: why.into(),
+            })
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .preempt_job(&Preempted {
+                id: "p".into(),
+                from: Queued,
+                at_ms: 600,
+                message: why.into(),
+            })
+            .await,
+        Err(StoreError::InvalidTransition { .. })
+    ));
+    assert!(matches!(
+        store
+            .preempt_job(&Preempted {
+                id: "nope".into(),
+                from: Submitted,
+                at_ms: 600,
+                message: why.into(),
+            })
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.job_orch("p").await.unwrap().unwrap().preemptions, 1);
+    // A submitted run (not seen running yet) is preempted the same way.
+    for (from, to) in [(Queued, Admitted), (Admitted, Submitted)] {
+        store
+            .transition(&Transition::new("p", from, to, 700, "again"))
+            .await
+            .unwrap();
+    }
+    let rec = store
+        .preempt_job(&Preempted {
+            id: "p".into(),
+            from: Submitted,
+            at_ms: 800,
+            message: why.into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(rec.attempt, 4);
+    let orch = store.job_orch("p").await.unwrap().unwrap();
+    assert_eq!(orch.preemptions, 2);
+    assert_eq!(orch.attempt_in_round(rec.attempt), 2);
 }
