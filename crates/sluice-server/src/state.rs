@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::leader::{Leadership, default_identity};
 use crate::metrics::Metrics;
 use crate::queue::{QueueBook, TrackedStore};
-use crate::submitq::SubmitQueue;
+use crate::submitq::{AuditQueue, SubmitQueue};
 
 /// Why a queued job waits, as the last cycle found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -87,6 +87,8 @@ pub struct AppState {
     pub queue: Arc<QueueBook>,
     /// Group commit of submits.
     pub submits: Arc<SubmitQueue>,
+    /// Group commit of audit entries.
+    pub audits: Arc<AuditQueue>,
     /// The backend's capacity as the last tick read it (what `/metrics` and `/v1/cluster`
     /// show, without asking the backend on every scrape).
     pub last_capacity: Arc<std::sync::RwLock<Option<CapacityReport>>>,
@@ -136,6 +138,7 @@ impl AppState {
         AppState {
             leader: Arc::new(leader),
             submits: Arc::new(SubmitQueue::new(store.clone())),
+            audits: Arc::new(AuditQueue::new(store.clone())),
             store,
             backend,
             config: Arc::new(config),
