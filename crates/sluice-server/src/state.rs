@@ -125,7 +125,11 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(&namespaces, &levels.names));
         let queue = Arc::new(QueueBook::new(levels.clone(), clock.clone()));
         let store: Arc<dyn Store> = Arc::new(TrackedStore::new(store, queue.clone()));
-        let leader = if config.store_url().starts_with("postgres") {
+        let postgres = config.store_url().starts_with("postgres");
+        // SQLite has one writer; PostgreSQL commits transactions in parallel (and groups its
+        // WAL flushes itself): a few batches in flight at once, within its pool of 10.
+        let (writers, audit_writers) = if postgres { (4, 2) } else { (1, 1) };
+        let leader = if postgres {
             let identity = match config.ha.identity.trim() {
                 "" => default_identity(),
                 given => given.to_string(),
@@ -137,8 +141,8 @@ impl AppState {
         };
         AppState {
             leader: Arc::new(leader),
-            submits: Arc::new(SubmitQueue::new(store.clone())),
-            audits: Arc::new(AuditQueue::new(store.clone())),
+            submits: Arc::new(SubmitQueue::new(store.clone(), writers)),
+            audits: Arc::new(AuditQueue::new(store.clone(), audit_writers)),
             store,
             backend,
             config: Arc::new(config),

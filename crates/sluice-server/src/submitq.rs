@@ -35,27 +35,34 @@ type Batch<R> = Pin<Box<dyn Future<Output = Vec<Result<R, StoreError>>> + Send>>
 type WriteFn<T, R> = Arc<dyn Fn(Arc<dyn Store>, Vec<T>) -> Batch<R> + Send + Sync>;
 type Item<T, R> = (T, oneshot::Sender<Result<R, StoreError>>);
 
-/// One group-commit writer: items of type `T` in, one `Result<R>` per item out.
+/// Group-commit writers: items of type `T` in, one `Result<R>` per item out.
 struct GroupCommit<T, R> {
     store: Arc<dyn Store>,
     write: WriteFn<T, R>,
+    writers: usize,
     tx: OnceLock<mpsc::Sender<Item<T, R>>>,
 }
 
 impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
-    fn new(store: Arc<dyn Store>, write: WriteFn<T, R>) -> Self {
+    /// `writers` tasks take batches from one channel: 1 where the database has one writer
+    /// (SQLite), a few where transactions run in parallel (PostgreSQL).
+    fn new(store: Arc<dyn Store>, write: WriteFn<T, R>, writers: usize) -> Self {
         GroupCommit {
             store,
             write,
+            writers: writers.max(1),
             tx: OnceLock::new(),
         }
     }
 
-    /// The channel to the writer task, started on the first call (on the caller's runtime).
+    /// The channel to the writer tasks, started on the first call (on the caller's runtime).
     fn sender(&self) -> &mpsc::Sender<Item<T, R>> {
         self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel(CHANNEL);
-            tokio::spawn(writer(self.store.clone(), self.write.clone(), rx));
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..self.writers {
+                tokio::spawn(writer(self.store.clone(), self.write.clone(), rx.clone()));
+            }
             tx
         })
     }
@@ -75,14 +82,19 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
 }
 
 /// Takes the waiting items, writes them in one transaction, answers each; until every
-/// sender is gone.
+/// sender is gone. Several writers share the receiver: one takes a batch while the others
+/// write theirs.
 async fn writer<T, R>(
     store: Arc<dyn Store>,
     write: WriteFn<T, R>,
-    mut rx: mpsc::Receiver<Item<T, R>>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Item<T, R>>>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let taken = rx.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if taken == 0 {
+            break;
+        }
         let (items, replies): (Vec<T>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         let results = write(store.clone(), items).await;
         for (reply, result) in replies.into_iter().zip(results) {
@@ -92,12 +104,12 @@ async fn writer<T, R>(
     }
 }
 
-/// The submit queue and its writer task.
+/// The submit queue and its writer tasks.
 pub struct SubmitQueue(GroupCommit<NewJob, JobRecord>);
 
 impl SubmitQueue {
-    /// A queue writing into `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// A queue writing into `store` with `writers` concurrent writers.
+    pub fn new(store: Arc<dyn Store>, writers: usize) -> Self {
         SubmitQueue(GroupCommit::new(
             store,
             Arc::new(
@@ -105,6 +117,7 @@ impl SubmitQueue {
                     Box::pin(async move { store.insert_jobs(&jobs).await })
                 },
             ),
+            writers,
         ))
     }
 
@@ -119,8 +132,8 @@ impl SubmitQueue {
 pub struct AuditQueue(GroupCommit<AuditEntry, ()>);
 
 impl AuditQueue {
-    /// A queue writing into `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// A queue writing into `store` with `writers` concurrent writers.
+    pub fn new(store: Arc<dyn Store>, writers: usize) -> Self {
         AuditQueue(GroupCommit::new(
             store,
             Arc::new(
@@ -128,6 +141,7 @@ impl AuditQueue {
                     Box::pin(async move { store.record_audits(&entries).await })
                 },
             ),
+            writers,
         ))
     }
 
