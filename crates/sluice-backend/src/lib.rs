@@ -176,6 +176,22 @@ pub struct LogChunk {
     pub complete: bool,
 }
 
+/// The end of a run's log (for `logs?tail=N`): at most the last `max_bytes` of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEnd {
+    /// The last bytes of the log (lossy UTF-8; the first line may be cut when `cut`).
+    pub data: String,
+    /// True when the log holds more before `data`.
+    pub cut: bool,
+    /// Offset to ask [`Backend::logs`] for next (what is written after `data`).
+    pub next_offset: u64,
+    /// True when the run has ended and `next_offset` is the end of the log.
+    pub complete: bool,
+}
+
+/// How many chunks [`Backend::log_end`]'s default reads at most (of 1 MiB each).
+const LOG_END_MAX_CHUNKS: usize = 4096;
+
 /// Where jobs run.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -242,4 +258,37 @@ pub trait Backend: Send + Sync + 'static {
         offset: u64,
         max_bytes: usize,
     ) -> Result<LogChunk, BackendError>;
+    /// The end of the run's log: its last `max_bytes` at most. The default reads the log
+    /// forward through [`Backend::logs`] keeping only the end (offsets are the backend's own,
+    /// not always byte counts); a backend that can seek in its log reads only the end.
+    async fn log_end(&self, run: &RunRef, max_bytes: usize) -> Result<LogEnd, BackendError> {
+        let mut offset = 0u64;
+        let mut data = String::new();
+        let mut cut = false;
+        let mut complete = false;
+        for _ in 0..LOG_END_MAX_CHUNKS {
+            let c = self.logs(run, offset, 1 << 20).await?;
+            let moved = c.next_offset != offset;
+            data.push_str(&c.data);
+            if data.len() > max_bytes {
+                let mut from = data.len() - max_bytes;
+                while !data.is_char_boundary(from) {
+                    from += 1;
+                }
+                data.drain(..from);
+                cut = true;
+            }
+            offset = c.next_offset;
+            complete = c.complete;
+            if c.complete || !moved {
+                break;
+            }
+        }
+        Ok(LogEnd {
+            data,
+            cut,
+            next_offset: offset,
+            complete,
+        })
+    }
 }

@@ -10,19 +10,36 @@
 //!
 //! Without any, requests go without a token (a server with authentication on answers 401).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use sluice_server::api::tokens::{AuditView, NewTokenView, TokenView, WhoAmI};
 
-use crate::{Client, Output, print_as};
+use crate::Client;
+use crate::output::{Output, Table, print_as};
 
 /// The server's default data directory (relative to where it was started).
 const DEFAULT_DATA_DIR: &str = ".sluice";
 
+/// Refuses a file that holds a secret when its group or others may read or write it.
+pub fn check_private(path: &Path, what: &str) -> Result<()> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{what} {} is open to others (mode {mode:03o}); it holds a token: chmod 600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Reads a token file: its first line, trimmed.
-fn read_token_file(path: &Path) -> Result<String> {
+pub fn read_token_file(path: &Path) -> Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the token file {}", path.display()))?;
     let t = text.lines().next().unwrap_or_default().trim().to_string();
@@ -106,6 +123,9 @@ pub fn find_token(
         return Ok(Some(t.to_string()));
     }
     if let Some(f) = file {
+        if let Err(e) = check_private(f, "the token file") {
+            eprintln!("sluice: warning: {e:#}");
+        }
         return read_token_file(f).map(Some);
     }
     let candidates: Vec<PathBuf> = data_dir
@@ -194,29 +214,33 @@ pub async fn token(c: &Client, cmd: TokenCmd) -> Result<i32> {
         }
         TokenCmd::List { output } => {
             let all: Vec<TokenView> = c.get("/v1/tokens", &[]).await?;
-            if output != Output::Table {
+            if output == Output::Name {
+                for t in &all {
+                    println!("token/{}", t.id);
+                }
+                return Ok(0);
+            }
+            if !output.is_table() {
                 print_as(&all, output)?;
                 return Ok(0);
             }
-            println!(
-                "{:<32}  {:<20}  {:<28}  {:<8}  {:<24}",
-                "ID", "SUBJECT", "BINDINGS", "ACTIVE", "EXPIRES / REVOKED"
-            );
+            let mut table =
+                Table::new(&["ID", "SUBJECT", "BINDINGS", "ACTIVE", "EXPIRES / REVOKED"]);
             for t in all {
                 let until = t
                     .revoked_at
                     .map(|r| format!("revoked {r}"))
                     .or(t.expires_at)
                     .unwrap_or_else(|| "-".into());
-                println!(
-                    "{:<32}  {:<20}  {:<28}  {:<8}  {:<24}",
+                table.row(vec![
                     t.id,
                     t.subject,
                     t.bindings.join(","),
-                    if t.active { "yes" } else { "no" },
-                    until
-                );
+                    if t.active { "yes" } else { "no" }.to_string(),
+                    until,
+                ]);
             }
+            table.print();
             Ok(0)
         }
         TokenCmd::Revoke { id } => {
@@ -265,26 +289,38 @@ pub async fn audit(c: &Client, a: AuditArgs) -> Result<i32> {
         }
     }
     let entries: Vec<AuditView> = c.get("/v1/audit", &q).await?;
-    if a.output != Output::Table {
+    if !a.output.is_table() {
+        // Audit entries have no name of their own: -o name prints them as JSON lines too.
+        if a.output == Output::Name {
+            for e in &entries {
+                println!("{}", serde_json::to_string(e)?);
+            }
+            return Ok(0);
+        }
         print_as(&entries, a.output)?;
         return Ok(0);
     }
-    println!(
-        "{:<24}  {:<32}  {:<16}  {:<12}  {:<26}  {:<21}  DETAIL",
-        "AT", "ACTOR", "ACTION", "NAMESPACE", "TARGET", "FROM"
-    );
+    let mut t = Table::new(&[
+        "AT",
+        "ACTOR",
+        "ACTION",
+        "NAMESPACE",
+        "TARGET",
+        "FROM",
+        "DETAIL",
+    ]);
     for e in entries {
-        println!(
-            "{:<24}  {:<32}  {:<16}  {:<12}  {:<26}  {:<21}  {}",
+        t.row(vec![
             e.at,
             e.actor,
             e.action,
-            e.namespace.as_deref().unwrap_or("-"),
-            e.target.as_deref().unwrap_or("-"),
-            e.peer.as_deref().unwrap_or("-"),
-            e.detail.as_deref().unwrap_or("")
-        );
+            e.namespace.unwrap_or_else(|| "-".into()),
+            e.target.unwrap_or_else(|| "-".into()),
+            e.peer.unwrap_or_else(|| "-".into()),
+            e.detail.unwrap_or_default(),
+        ]);
     }
+    t.print();
     Ok(0)
 }
 

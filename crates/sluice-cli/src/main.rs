@@ -1,35 +1,44 @@
 //! `sluice`: runs the server (`sluice server`) and talks to it over its HTTP API (every other
 //! command). The client commands use only the API.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::de::DeserializeOwned;
-use sluice_server::api::{ErrorBody, JobList, JobView, LogsView, QueueView};
+use sluice_server::api::{ErrorBody, JobList, JobView, QueueView};
 
 mod access;
 mod bench;
+mod context;
+mod explain;
+mod jobs;
 mod orch;
+mod output;
 mod simulate;
 mod watch;
+
+use output::{Output, Table, print_as};
+
+/// Where client commands go without --server, SLUICE_SERVER or a context.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7467";
 
 /// A capacity-aware job orchestrator for Apache Spark.
 #[derive(Parser)]
 #[command(name = "sluice", version, about)]
 struct Cli {
-    /// The server's URL (for client commands).
-    #[arg(
-        long,
-        global = true,
-        env = "SLUICE_SERVER",
-        default_value = "http://127.0.0.1:7467"
-    )]
-    server: String,
-    /// API token (default: SLUICE_TOKEN, then --token-file, then the server's token file:
-    /// $SLUICE_DATA_DIR/admin.token, then ./.sluice/admin.token).
+    /// The server's URL (for client commands; default: the context's, else
+    /// http://127.0.0.1:7467).
+    #[arg(long, global = true, env = "SLUICE_SERVER")]
+    server: Option<String>,
+    /// The context (server, token, CA) from the config file to use instead of the current one
+    /// (see `sluice config`).
+    #[arg(long, global = true, env = "SLUICE_CONTEXT")]
+    context: Option<String>,
+    /// API token (default: SLUICE_TOKEN, then --token-file, then the context's, then the
+    /// server's token file: $SLUICE_DATA_DIR/admin.token, then ./.sluice/admin.token).
     #[arg(long, global = true, env = "SLUICE_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// File holding the API token (first line).
@@ -38,15 +47,11 @@ struct Cli {
     /// CA certificate(s) (PEM) to trust for an https:// server, instead of the system's.
     #[arg(long, global = true, env = "SLUICE_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// Tables without their header line (get and list commands).
+    #[arg(long, global = true)]
+    no_headers: bool,
     #[command(subcommand)]
     cmd: Cmd,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Output {
-    Table,
-    Json,
-    Yaml,
 }
 
 /// The format of the server's log lines.
@@ -85,13 +90,23 @@ enum Cmd {
         #[arg(long)]
         wait: bool,
     },
-    /// Lists jobs, or shows one.
+    /// Lists jobs, or shows one (`-w`: then a line per change).
     Get {
-        /// A job id; without it, lists jobs.
+        /// A job id (or `job/NAMESPACE/ID`, as `-o name` prints); without it, lists jobs.
         id: Option<String>,
-        /// Output format.
+        /// Output format: table, wide (more columns), json, yaml, name (`job/NAMESPACE/ID`).
         #[arg(short, long, value_enum, default_value = "table")]
         output: Output,
+        /// Watch: after the list, print a line (or object) for every job that appears or
+        /// changes, until ctrl-c.
+        #[arg(short, long)]
+        watch: bool,
+        /// With -w: stop after this long (like 30s, 5m).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        watch_timeout: Option<Duration>,
+        /// With -w: how often to look at the server.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+        watch_interval: Duration,
         /// Only this namespace.
         #[arg(short, long)]
         namespace: Option<String>,
@@ -120,6 +135,13 @@ enum Cmd {
         /// The log of this attempt (default: the current one).
         #[arg(long)]
         attempt: Option<u32>,
+        /// Only the last N lines (the server reads the log from its end).
+        #[arg(long)]
+        tail: Option<u32>,
+        /// Only lines newer than this, like 30s, 5m, 1h (lines that begin with a time; see
+        /// docs/cli.md).
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Cancels a job.
     Cancel {
@@ -138,6 +160,21 @@ enum Cmd {
     /// Schedules: create, list, get (with the next 5 run times), suspend, resume, trigger, delete.
     #[command(subcommand)]
     Schedule(orch::ScheduleCmd),
+    /// Creates or updates schedules from files, by namespace and name, as `kubectl apply`:
+    /// prints `schedule/NAMESPACE/NAME created|configured|unchanged` for each (several
+    /// documents per file, `---` between them; `-` reads standard input).
+    Apply {
+        /// The file(s).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Describes a field of the job spec from the server's schema: type, default, allowed
+    /// values, description and sub-fields (`sluice explain spark.executor.memory`; a
+    /// SparkApplication's `spec.executor.memory` works too; no FIELD: the top level).
+    Explain {
+        /// The field's path, dot-separated.
+        field: Option<String>,
+    },
     /// The dead-letter queue: list, show, requeue, purge.
     #[command(subcommand)]
     Dlq(orch::DlqCmd),
@@ -155,6 +192,10 @@ enum Cmd {
     Token(access::TokenCmd),
     /// The audit log: who did what, where, when, from where (admin on `*`).
     Audit(access::AuditArgs),
+    /// Contexts (server, token file, CA) in the config file, like kubeconfig's: get-contexts,
+    /// current-context, use-context, set-context, delete-context, view.
+    #[command(subcommand)]
+    Config(context::ConfigCmd),
     /// Shows the token in use: its id, subject and roles.
     Whoami,
     /// Measures a real server (this binary, release build) with the simulated backend on SQLite
@@ -263,16 +304,6 @@ impl Client {
     }
 }
 
-fn print_as<T: serde::Serialize>(v: &T, output: Output) -> Result<()> {
-    match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
-        Output::Yaml => print!("{}", serde_saphyr::to_string(v)?),
-        // Each command prints its own table.
-        Output::Table => {}
-    }
-    Ok(())
-}
-
 fn age(rfc: &str) -> String {
     // The API's times are RFC 3339 in UTC; show how long ago.
     let Ok(t) = humantime_parse(rfc) else {
@@ -302,128 +333,8 @@ fn fmt_mem(mib: u64) -> String {
     sluice_core::quantity::format_mem(mib)
 }
 
-fn print_table(jobs: &[JobView]) {
-    println!(
-        "{:<26}  {:<16}  {:<24}  {:<8}  {:<10}  {:>5}",
-        "ID", "NAMESPACE", "NAME", "LEVEL", "STATE", "AGE"
-    );
-    for j in jobs {
-        println!(
-            "{:<26}  {:<16}  {:<24}  {:<8}  {:<10}  {:>5}",
-            j.id,
-            j.namespace,
-            j.name,
-            j.level,
-            j.state,
-            age(&j.created_at)
-        );
-    }
-}
-
-fn describe(j: &JobView) {
-    println!("Job:        {}", j.id);
-    println!("Name:       {}/{}", j.namespace, j.name);
-    println!("Level:      {}", j.level);
-    println!("State:      {}", j.state);
-    println!("Attempt:    {}", j.attempt);
-    if let Some(o) = &j.orchestration {
-        orch::describe_orch(o);
-    }
-    if let Some(a) = &j.set_aside {
-        println!(
-            "Set aside:  {} (time {}; tried again after {})",
-            a.reason,
-            a.times,
-            sluice_server::time::rfc3339(a.retry_at_ms)
-        );
-    }
-    if !j.labels.is_empty() {
-        let l: Vec<String> = j.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("Labels:     {}", l.join(", "));
-    }
-    let pods: Vec<String> = j
-        .demand
-        .pods
-        .iter()
-        .map(|p| {
-            format!(
-                "{} x {} ({} cpu, {})",
-                p.count,
-                p.role,
-                fmt_cpu(p.cpu_milli),
-                fmt_mem(p.memory_mib)
-            )
-        })
-        .collect();
-    println!(
-        "Demand:     {} cpu, {} in all: {}",
-        fmt_cpu(j.demand.total_cpu_milli),
-        fmt_mem(j.demand.total_memory_mib),
-        pods.join(" + ")
-    );
-    if let Some(w) = &j.wait {
-        println!(
-            "Queue:      position {} in namespace {} ({} in level {})",
-            w.position, j.namespace, w.level_position, j.level
-        );
-        println!("Waiting:    {}", w.reason);
-    } else if j.state == "queued" {
-        println!("Queue:      not yet considered by a scheduling cycle");
-    }
-    if let Some(r) = &j.backend_ref {
-        println!("Run:        {r}");
-    }
-    if let Some(c) = j.exit_code {
-        println!("Exit code:  {c}");
-    }
-    if let Some(m) = &j.message {
-        println!("Message:    {m}");
-    }
-    println!("Created:    {}", j.created_at);
-    if let Some(t) = &j.started_at {
-        println!("Started:    {t}");
-    }
-    if let Some(t) = &j.finished_at {
-        println!("Finished:   {t}");
-    }
-    if let Some(tl) = &j.timeline {
-        println!("Timeline:");
-        for e in tl {
-            println!(
-                "  {}  {:>9} -> {:<9}  {}",
-                e.at,
-                e.from.as_deref().unwrap_or("-"),
-                e.to,
-                e.message
-            );
-        }
-    }
-}
-
 fn is_terminal(state: &str) -> bool {
     matches!(state, "succeeded" | "failed" | "cancelled")
-}
-
-async fn follow_logs(c: &Client, id: &str, follow: bool, attempt: Option<u32>) -> Result<()> {
-    let mut offset = 0u64;
-    let mut out = std::io::stdout();
-    loop {
-        let mut query = vec![("offset", offset.to_string())];
-        if let Some(a) = attempt {
-            query.push(("attempt", a.to_string()));
-        }
-        let chunk: LogsView = c.get(&format!("/v1/jobs/{id}/logs"), &query).await?;
-        out.write_all(chunk.data.as_bytes())?;
-        out.flush()?;
-        let moved = chunk.next_offset != offset;
-        offset = chunk.next_offset;
-        if chunk.complete || (!follow && !moved) {
-            return Ok(());
-        }
-        if !moved {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
 }
 
 async fn run(cli: Cli) -> Result<i32> {
@@ -463,18 +374,35 @@ async fn run(cli: Cli) -> Result<i32> {
         bench::run(args.clone()).await?;
         return Ok(0);
     }
+    if let Cmd::Config(cmd) = cli.cmd {
+        return context::run(cmd);
+    }
+    // Flags and environment variables first, then the context, then the defaults.
+    let ctx = context::select(cli.context.as_deref())?.unwrap_or_default();
+    let server = cli
+        .server
+        .clone()
+        .or(ctx.server.clone())
+        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    let ca_file = cli.ca_file.clone().or(ctx.ca_file.clone());
     let data_dir = std::env::var_os("SLUICE_DATA_DIR").map(PathBuf::from);
-    let token = access::find_token(
-        cli.token.as_deref(),
-        cli.token_file.as_deref(),
-        data_dir.as_deref(),
-    )?;
-    let c = Client::new(&cli.server, token.as_deref(), cli.ca_file.as_deref())?;
+    let given = cli.token.is_some() || cli.token_file.is_some();
+    let token = match context::context_token(&ctx)? {
+        Some(t) if !given => Some(t),
+        _ => access::find_token(
+            cli.token.as_deref(),
+            cli.token_file.as_deref(),
+            data_dir.as_deref(),
+        )?,
+    };
+    let c = Client::new(&server, token.as_deref(), ca_file.as_deref())?;
+    output::set_no_headers(cli.no_headers);
     match cli.cmd {
         Cmd::Server { .. }
         | Cmd::Render { .. }
         | Cmd::Completion { .. }
         | Cmd::Simulate(_)
+        | Cmd::Config(_)
         | Cmd::Bench(_) => Ok(0),
         Cmd::Submit {
             file,
@@ -502,31 +430,17 @@ async fn run(cli: Cli) -> Result<i32> {
             Ok(if j.state == "succeeded" { 0 } else { 1 })
         }
         Cmd::Get {
-            id: Some(id),
+            id,
             output,
-            ..
-        } => {
-            let j: JobView = c.get(&format!("/v1/jobs/{id}"), &[]).await?;
-            if output == Output::Table {
-                print_table(std::slice::from_ref(&j));
-            } else if output == Output::Yaml {
-                // The user's document with the job's state under `status`: `sluice submit`
-                // takes it back unchanged (as `kubectl get -o yaml` output).
-                let doc = sluice_server::api::views::resubmittable(&j)?;
-                print!("{}", serde_saphyr::to_string(&doc)?);
-            } else {
-                print_as(&j, output)?;
-            }
-            Ok(0)
-        }
-        Cmd::Get {
-            id: None,
-            output,
+            watch,
+            watch_timeout,
+            watch_interval,
             namespace,
             state,
             label,
             limit,
         } => {
+            let id = id.as_deref().map(jobs::job_id);
             let mut q = vec![("limit", limit.to_string())];
             if let Some(n) = namespace {
                 q.push(("namespace", n));
@@ -537,28 +451,45 @@ async fn run(cli: Cli) -> Result<i32> {
             if let Some(l) = label {
                 q.push(("label", l));
             }
-            let page: JobList = c.get("/v1/jobs", &q).await?;
-            if output == Output::Table {
-                print_table(&page.jobs);
+            if watch {
+                let opts = jobs::WatchOpts {
+                    interval: watch_interval.max(Duration::from_millis(100)),
+                    timeout: watch_timeout,
+                };
+                jobs::watch(&c, id, &q, output, opts).await?;
+            } else if let Some(id) = id {
+                let j: JobView = c.get(&format!("/v1/jobs/{id}"), &[]).await?;
+                jobs::print_job(&j, output)?;
             } else {
-                print_as(&page.jobs, output)?;
+                let page: JobList = c.get("/v1/jobs", &q).await?;
+                jobs::print_jobs(&page.jobs, output)?;
             }
             Ok(0)
         }
         Cmd::Describe { id } => {
+            let id = jobs::job_id(&id);
             let j: JobView = c.get(&format!("/v1/jobs/{id}"), &[]).await?;
-            describe(&j);
+            jobs::describe(&j);
             Ok(0)
         }
         Cmd::Logs {
             id,
             follow,
             attempt,
+            tail,
+            since,
         } => {
-            follow_logs(&c, &id, follow, attempt).await?;
+            let opts = jobs::LogOpts {
+                follow,
+                attempt,
+                tail,
+                since,
+            };
+            jobs::logs(&c, jobs::job_id(&id), opts).await?;
             Ok(0)
         }
         Cmd::Cancel { id } => {
+            let id = jobs::job_id(&id);
             let j: JobView = c
                 .post(&format!("/v1/jobs/{id}/cancel"), &[], String::new())
                 .await?;
@@ -569,27 +500,40 @@ async fn run(cli: Cli) -> Result<i32> {
             if !(interval.is_finite() && interval >= 0.1) {
                 bail!("--interval = {interval}: must be at least 0.1 seconds");
             }
-            watch::top(&c, &cli.server, Duration::from_secs_f64(interval), once).await?;
+            watch::top(&c, &server, Duration::from_secs_f64(interval), once).await?;
             Ok(0)
         }
         Cmd::Token(cmd) => access::token(&c, cmd).await,
         Cmd::Audit(args) => access::audit(&c, args).await,
         Cmd::Whoami => access::whoami(&c).await,
         Cmd::Schedule(cmd) => orch::schedule(&c, cmd).await,
+        Cmd::Apply { files } => orch::apply(&c, &files).await,
+        Cmd::Explain { field } => {
+            let doc: serde_json::Value = c.get("/openapi.json", &[]).await?;
+            print!(
+                "{}",
+                explain::explain(&doc, field.as_deref().unwrap_or(""))?
+            );
+            Ok(0)
+        }
         Cmd::Dlq(cmd) => orch::dlq(&c, cmd).await,
         Cmd::Purge(args) => orch::purge(&c, args).await,
         Cmd::Queues { output } => {
             let qs: Vec<QueueView> = c.get("/v1/queues", &[]).await?;
-            if output == Output::Table {
-                println!(
-                    "{:<20}  {:<10}  {:>7}  {:>12}",
-                    "NAMESPACE", "LEVEL", "QUEUED", "OLDEST WAIT"
-                );
+            if output.is_table() {
+                let mut t = Table::new(&["NAMESPACE", "LEVEL", ">QUEUED", ">OLDEST WAIT"]);
                 for q in qs {
-                    println!(
-                        "{:<20}  {:<10}  {:>7}  {:>11.0}s",
-                        q.namespace, q.level, q.queued, q.oldest_wait_seconds
-                    );
+                    t.row(vec![
+                        q.namespace,
+                        q.level,
+                        q.queued.to_string(),
+                        format!("{:.0}s", q.oldest_wait_seconds),
+                    ]);
+                }
+                t.print();
+            } else if output == Output::Name {
+                for q in qs {
+                    println!("queue/{}/{}", q.namespace, q.level);
                 }
             } else {
                 print_as(&qs, output)?;

@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use sluice_server::api::JobView;
-use sluice_server::api::{DeadLetterView, OrchView, PurgeView, RequeueView, ScheduleView};
+use sluice_server::api::{DeadLetterView, PurgeView, RequeueView, ScheduleView};
 
-use crate::{Client, Output, print_as, print_table};
+use crate::Client;
+use crate::output::{Output, Table, print_as};
 
 /// `sluice schedule ...`.
 #[derive(Subcommand)]
@@ -194,6 +195,99 @@ impl Client {
     }
 }
 
+impl Client {
+    async fn put<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<T> {
+        let resp = self
+            .http
+            .put(self.url(path))
+            .header("content-type", "application/yaml")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| crate::access::unreachable(&self.base, e))?;
+        self.decode(resp).await
+    }
+}
+
+/// The answer of `PUT /v1/schedules`.
+#[derive(serde::Deserialize)]
+struct Applied {
+    result: String,
+    schedule: ScheduleView,
+}
+
+/// The documents of a YAML stream (`---` lines between them), empty ones left out.
+fn documents(text: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            docs.push(String::new());
+        } else if let Some(d) = docs.last_mut() {
+            d.push_str(line);
+            d.push('\n');
+        }
+    }
+    docs.into_iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+/// Why a document is not something `apply` takes, if it is not: a job (jobs have no name
+/// that identifies them: `sluice submit` queues a new one each time).
+fn not_appliable(doc: &str) -> Option<String> {
+    let v: serde_json::Value = serde_saphyr::from_str(doc).ok()?;
+    let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if kind == "ScheduledSparkApplication" || (kind.is_empty() && v.get("schedule").is_some()) {
+        return None;
+    }
+    let what = if kind.is_empty() { "a job" } else { kind };
+    Some(format!(
+        "{what} {:?} is not a schedule: apply takes schedules (sluice's schedule document or a \
+         ScheduledSparkApplication); queue a job with `sluice submit`",
+        v.pointer("/metadata/name")
+            .or_else(|| v.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or("")
+    ))
+}
+
+/// `sluice apply -f FILE...`: each schedule of each file created, updated or left as it is,
+/// by namespace and name; a line per schedule as kubectl prints them. Every document is
+/// applied even when one fails; the exit code is 1 then.
+pub async fn apply(c: &Client, files: &[PathBuf]) -> Result<i32> {
+    let mut failed = 0;
+    for file in files {
+        let text = read_file(file)?;
+        let docs = documents(&text);
+        if docs.is_empty() {
+            anyhow::bail!("{}: no document in it", file.display());
+        }
+        for (i, doc) in docs.iter().enumerate() {
+            let whence = if docs.len() > 1 {
+                format!("{} (document {})", file.display(), i + 1)
+            } else {
+                file.display().to_string()
+            };
+            if let Some(why) = not_appliable(doc) {
+                eprintln!("sluice: {whence}: {why}");
+                failed += 1;
+                continue;
+            }
+            match c.put::<Applied>("/v1/schedules", doc.clone()).await {
+                Ok(a) => println!("{} {}", schedule_name(&a.schedule), a.result),
+                Err(e) => {
+                    eprintln!("sluice: {whence}: {e:#}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
 fn read_file(file: &PathBuf) -> Result<String> {
     if file.as_os_str() == "-" {
         let mut s = String::new();
@@ -202,6 +296,49 @@ fn read_file(file: &PathBuf) -> Result<String> {
     } else {
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
     }
+}
+
+/// `schedule/NAMESPACE/NAME`: a schedule's line in `-o name`.
+pub fn schedule_name(s: &ScheduleView) -> String {
+    format!("schedule/{}/{}", s.namespace, s.name)
+}
+
+/// Schedules as a table; `wide` adds the time zone, level, missed-run policy and last run time.
+fn schedule_table(all: &[ScheduleView], wide: bool) -> Table {
+    let mut head = vec![
+        "NAMESPACE",
+        "NAME",
+        "SCHEDULE",
+        "POLICY",
+        "STATE",
+        "NEXT RUN",
+        "LAST RUN",
+    ];
+    if wide {
+        head.extend(["TIME ZONE", "LEVEL", "MISSED RUNS", "LAST RUN AT"]);
+    }
+    let mut t = Table::new(&head);
+    for s in all {
+        let mut r = vec![
+            s.namespace.clone(),
+            s.name.clone(),
+            s.schedule.clone(),
+            s.concurrency_policy.clone(),
+            if s.suspended { "suspended" } else { "active" }.to_string(),
+            s.next_runs.first().cloned().unwrap_or_else(|| "-".into()),
+            s.last_job_id.clone().unwrap_or_else(|| "-".into()),
+        ];
+        if wide {
+            r.extend([
+                s.time_zone.clone(),
+                s.level.clone(),
+                s.missed_run_policy.clone(),
+                s.last_run_at.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.row(r);
+    }
+    t
 }
 
 fn schedule_path(namespace: &str, name: &str, action: &str) -> String {
@@ -257,22 +394,11 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd) -> Result<i32> {
                 q.push(("namespace", n));
             }
             let all: Vec<ScheduleView> = c.get("/v1/schedules", &q).await?;
-            if output == Output::Table {
-                println!(
-                    "{:<16}  {:<24}  {:<18}  {:<8}  {:<9}  {:<25}  LAST RUN",
-                    "NAMESPACE", "NAME", "SCHEDULE", "POLICY", "STATE", "NEXT RUN"
-                );
+            if output.is_table() {
+                schedule_table(&all, output == Output::Wide).print();
+            } else if output == Output::Name {
                 for s in &all {
-                    println!(
-                        "{:<16}  {:<24}  {:<18}  {:<8}  {:<9}  {:<25}  {}",
-                        s.namespace,
-                        s.name,
-                        s.schedule,
-                        s.concurrency_policy,
-                        if s.suspended { "suspended" } else { "active" },
-                        s.next_runs.first().map(String::as_str).unwrap_or("-"),
-                        s.last_job_id.as_deref().unwrap_or("-")
-                    );
+                    println!("{}", schedule_name(s));
                 }
             } else {
                 print_as(&all, output)?;
@@ -286,6 +412,10 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd) -> Result<i32> {
             let s: ScheduleView = c.get(&schedule_path(&namespace, &name, ""), &[]).await?;
             if output == Output::Table {
                 print_schedule(&s);
+            } else if output == Output::Wide {
+                schedule_table(std::slice::from_ref(&s), true).print();
+            } else if output == Output::Name {
+                println!("{}", schedule_name(&s));
             } else {
                 print_as(&s, output)?;
             }
@@ -333,23 +463,44 @@ pub async fn schedule(c: &Client, cmd: ScheduleCmd) -> Result<i32> {
     Ok(0)
 }
 
-fn print_dead_letters(all: &[DeadLetterView]) {
-    println!(
-        "{:<26}  {:<16}  {:<20}  {:>7}  {:<11}  {:<24}  REASON",
-        "ID", "NAMESPACE", "NAME", "ATTEMPT", "CLASS", "DEAD-LETTERED"
-    );
-    for d in all {
-        println!(
-            "{:<26}  {:<16}  {:<20}  {:>7}  {:<11}  {:<24}  {}",
-            d.job.id,
-            d.job.namespace,
-            d.job.name,
-            d.job.attempt,
-            d.failure_class,
-            d.dead_lettered_at,
-            d.reason
-        );
+fn print_dead_letters(all: &[DeadLetterView], wide: bool) {
+    let mut head = vec![
+        "ID",
+        "NAMESPACE",
+        "NAME",
+        ">ATTEMPT",
+        "CLASS",
+        "DEAD-LETTERED",
+        "REASON",
+    ];
+    if wide {
+        head.extend(["LEVEL", "SCHEDULE", "MESSAGE"]);
     }
+    let mut t = Table::new(&head);
+    for d in all {
+        let mut r = vec![
+            d.job.id.clone(),
+            d.job.namespace.clone(),
+            d.job.name.clone(),
+            d.job.attempt.to_string(),
+            d.failure_class.clone(),
+            d.dead_lettered_at.clone(),
+            d.reason.clone(),
+        ];
+        if wide {
+            r.extend([
+                d.job.level.clone(),
+                d.job
+                    .orchestration
+                    .as_ref()
+                    .and_then(|o| o.schedule.clone())
+                    .unwrap_or_else(|| "-".into()),
+                d.job.message.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        t.row(r);
+    }
+    t.print();
 }
 
 /// Prints a purge's outcome; returns the exit code.
@@ -369,7 +520,11 @@ fn print_purge(p: &PurgeView, what: &str) -> i32 {
             .collect()
     };
     if !shown.is_empty() {
-        print_table(&shown);
+        let mut t = crate::jobs::job_table(false);
+        for j in &shown {
+            t.row(crate::jobs::job_row(j, false));
+        }
+        t.print();
     }
     0
 }
@@ -385,8 +540,12 @@ pub async fn dlq(c: &Client, cmd: DlqCmd) -> Result<i32> {
             let mut q = filter.query(None);
             q.push(("limit", limit.to_string()));
             let all: Vec<DeadLetterView> = c.get("/v1/dlq", &q).await?;
-            if output == Output::Table {
-                print_dead_letters(&all);
+            if output.is_table() {
+                print_dead_letters(&all, output == Output::Wide);
+            } else if output == Output::Name {
+                for d in &all {
+                    println!("{}", crate::jobs::job_name(&d.job));
+                }
             } else {
                 print_as(&all, output)?;
             }
@@ -394,13 +553,15 @@ pub async fn dlq(c: &Client, cmd: DlqCmd) -> Result<i32> {
         }
         DlqCmd::Show { id, output } => {
             let d: DeadLetterView = c.get(&format!("/v1/dlq/{id}"), &[]).await?;
-            if output == Output::Table {
+            if output.is_table() {
                 println!(
                     "Dead-lettered: {} ({})",
                     d.dead_lettered_at, d.failure_class
                 );
                 println!("Reason:        {}", d.reason);
-                crate::describe(&d.job);
+                crate::jobs::describe(&d.job);
+            } else if output == Output::Name {
+                println!("{}", crate::jobs::job_name(&d.job));
             } else {
                 print_as(&d, output)?;
             }
@@ -458,28 +619,32 @@ pub async fn purge(c: &Client, a: PurgeArgs) -> Result<i32> {
     Ok(print_purge(&p, "queued job(s)"))
 }
 
-/// The orchestration lines of `sluice describe`.
-pub fn describe_orch(o: &OrchView) {
-    if let Some(s) = &o.schedule {
-        match &o.scheduled_for {
-            Some(t) => println!("Schedule:   {s} (run for {t})"),
-            None => println!("Schedule:   {s} (triggered)"),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_split_into_its_documents() {
+        let text = "# header\n---\nname: a\nschedule: '@hourly'\n---\n---\n# only a comment\n---\nname: b\n";
+        let docs = documents(text);
+        assert_eq!(docs, vec!["name: a\nschedule: '@hourly'\n", "name: b\n"]);
     }
-    if o.max_attempts > 1 || o.attempt_in_round > 1 {
-        println!(
-            "Retries:    attempt {} of {} in this round",
-            o.attempt_in_round, o.max_attempts
+
+    #[test]
+    fn apply_takes_schedules_not_jobs() {
+        assert_eq!(not_appliable("name: a\nschedule: '@hourly'\n"), None);
+        assert_eq!(
+            not_appliable(
+                "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: ScheduledSparkApplication\n"
+            ),
+            None
         );
-    }
-    if let Some(t) = &o.retry_at {
-        println!("Backoff:    waiting; eligible to run again at {t}");
-    }
-    if let Some(t) = &o.dead_lettered_at {
-        println!(
-            "DLQ:        dead-lettered at {t} ({}): {}",
-            o.failure_class.as_deref().unwrap_or("?"),
-            o.dead_letter_reason.as_deref().unwrap_or("")
+        let e = not_appliable("name: pi\nspark: {}\n").unwrap();
+        assert!(
+            e.contains("a job \"pi\"") && e.contains("sluice submit"),
+            "{e}"
         );
+        let e = not_appliable("kind: SparkApplication\nmetadata: {name: pi}\n").unwrap();
+        assert!(e.contains("SparkApplication \"pi\""), "{e}");
     }
 }

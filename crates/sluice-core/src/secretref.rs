@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Where the value of a secret environment variable comes from (exactly one key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum SecretRef {
     /// A file on the sluice server (absolute path), read when the run starts; a final line
     /// break is dropped. Allowed only under `security.secrets.files`.

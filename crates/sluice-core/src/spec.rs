@@ -89,6 +89,7 @@ impl SpecError {
 /// A scalar kept as text: YAML `10`, `true` and `"10"` all read as a string.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
 #[serde(transparent)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Text(pub String);
 
 impl<'de> Deserialize<'de> for Text {
@@ -137,6 +138,7 @@ impl fmt::Display for Text {
 
 /// The language of a Spark application, as the operator's `spec.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum AppType {
     /// A Scala application (JVM).
     Scala,
@@ -158,6 +160,7 @@ impl AppType {
 /// Driver settings (a subset of the operator's `DriverSpec`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DriverSpec {
     /// Whole cores for the driver (`spark.driver.cores`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,6 +179,7 @@ pub struct DriverSpec {
 /// Executor settings (a subset of the operator's `ExecutorSpec`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ExecutorSpec {
     /// Whole cores per executor (`spark.executor.cores`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,6 +201,7 @@ pub struct ExecutorSpec {
 /// Dynamic allocation settings (the operator's `DynamicAllocation`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DynamicAllocation {
     /// Whether dynamic allocation is on.
     #[serde(default)]
@@ -221,6 +226,7 @@ pub struct DynamicAllocation {
 /// Dependencies (the operator's `Dependencies`), passed to spark-submit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Deps {
     /// `--jars`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -248,6 +254,7 @@ pub struct Deps {
 /// A Spark application: the fields of the operator's `SparkApplicationSpec` that sluice uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct SparkSpec {
     /// Scala, Java, Python or R. In sluice's own spec it may be left out: a `.py` file means
     /// Python, `.R` means R, anything else Scala.
@@ -317,6 +324,7 @@ impl SparkSpec {
 /// A plain command job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CommandSpec {
     /// Program and arguments; no shell is involved.
     #[serde(default)]
@@ -329,9 +337,11 @@ pub struct CommandSpec {
     pub secret_env: BTreeMap<String, SecretRef>,
     /// CPU to reserve: cores ("2", "0.5") or millicores ("500m"); default 1.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<String>, default = "1"))]
     pub cpu: Option<Text>,
     /// Memory to reserve, like "512m"; default 1g.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<String>, default = "1g"))]
     pub memory: Option<Text>,
     /// Working directory; default the backend's run directory.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -341,12 +351,14 @@ pub struct CommandSpec {
 /// sluice's own job spec, as a user writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct JobSpec {
     /// Job name (required).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Namespace; default "default".
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(default = "default"))]
     pub namespace: Option<String>,
     /// Priority level; default the namespace's default level.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -374,9 +386,11 @@ pub struct JobSpec {
 /// `retry` as written in a job spec (every field optional).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct RetrySpec {
     /// Attempts in all, the first included (default 3).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(default = 3, minimum = 1, maximum = 100))]
     pub max_attempts: Option<i64>,
     /// Backoff between attempts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -384,9 +398,11 @@ pub struct RetrySpec {
     /// Jitter as a fraction of the delay, 0 to 1 (default 0.1): the delay is spread over
     /// `delay x (1 +- jitter)`, deterministically per job and attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<f64>, default = 0.1, minimum = 0, maximum = 1))]
     pub jitter: Option<Text>,
     /// Failure classes to retry (default all of them).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<Vec<FailureClassName>>))]
     pub retry_on: Option<Vec<String>>,
     /// On an OOM failure, multiply the job's memory by this factor (> 1) for the next attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -399,15 +415,19 @@ pub struct RetrySpec {
 /// `retry.backoff` as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct BackoffSpec {
     /// Delay before the first retry (default 10s). `250ms`, `10s`, `1m`, ...
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(default = "10s"))]
     pub initial: Option<String>,
     /// Longest delay (default 10m).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(default = "10m"))]
     pub max: Option<String>,
     /// Growth factor per retry, at least 1 (default 2).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<f64>, default = 2, minimum = 1))]
     pub factor: Option<Text>,
 }
 
@@ -863,6 +883,11 @@ pub fn factor_field(field: &str, text: &str) -> Result<f64, SpecError> {
         )),
     }
 }
+
+#[cfg(feature = "schema")]
+mod schema;
+#[cfg(feature = "schema")]
+pub use schema::FailureClassName;
 
 #[cfg(test)]
 mod tests;

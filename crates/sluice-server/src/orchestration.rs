@@ -56,12 +56,25 @@ fn levels_opts(state: &AppState) -> ParseOptions<'_> {
 }
 
 /// Parses and validates a schedule document and stores it, next fire time computed from
-/// `now_ms` (none when created suspended). The template must fit the empty backend.
+/// `now_ms`.
 pub async fn create_schedule(
     state: &AppState,
     text: &str,
     now_ms: i64,
 ) -> Result<ScheduleRecord, OrchError> {
+    let new = prepare_schedule(state, text, now_ms).await?;
+    let rec = state.store.create_schedule(&new).await?;
+    state.wake.notify_one();
+    Ok(rec)
+}
+
+/// A schedule document parsed, checked (command jobs allowed, could ever fit) and made ready to
+/// store, next fire time computed from `now_ms`.
+async fn prepare_schedule(
+    state: &AppState,
+    text: &str,
+    now_ms: i64,
+) -> Result<NewSchedule, OrchError> {
     let sched = parse_schedule(text, levels_opts(state), now_ms)?;
     check_job(
         &state.config.security,
@@ -93,26 +106,90 @@ pub async fn create_schedule(
                 sched.namespace, sched.name
             ))
         })?;
-    let rec = state
-        .store
-        .create_schedule(&NewSchedule {
-            namespace: sched.namespace.clone(),
-            name: sched.name.clone(),
-            cron: sched.cron.clone(),
-            time_zone: sched.time_zone.clone(),
-            concurrency: sched.concurrency,
-            missed_runs: sched.missed_runs,
-            catch_up_window_secs: sched.catch_up_window_secs,
-            suspended: sched.suspend,
-            level: sched.template.level.clone(),
-            template,
-            source: text.to_string(),
-            created_at_ms: now_ms,
-            next_fire_at_ms: next,
-        })
-        .await?;
+    Ok(NewSchedule {
+        namespace: sched.namespace.clone(),
+        name: sched.name.clone(),
+        cron: sched.cron.clone(),
+        time_zone: sched.time_zone.clone(),
+        concurrency: sched.concurrency,
+        missed_runs: sched.missed_runs,
+        catch_up_window_secs: sched.catch_up_window_secs,
+        suspended: sched.suspend,
+        level: sched.template.level.clone(),
+        template,
+        source: text.to_string(),
+        created_at_ms: now_ms,
+        next_fire_at_ms: next,
+    })
+}
+
+/// What [`apply_schedule`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// There was no such schedule: created.
+    Created,
+    /// The schedule differed: its definition replaced.
+    Configured,
+    /// The schedule was already so: nothing written.
+    Unchanged,
+}
+
+impl Applied {
+    /// `created`, `configured` or `unchanged` (kubectl's words).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Created => "created",
+            Applied::Configured => "configured",
+            Applied::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Whether a stored schedule already is what `new` describes (its document included).
+fn same_definition(old: &ScheduleRecord, new: &NewSchedule) -> bool {
+    old.cron == new.cron
+        && old.time_zone == new.time_zone
+        && old.concurrency == new.concurrency
+        && old.missed_runs == new.missed_runs
+        && old.catch_up_window_secs == new.catch_up_window_secs
+        && old.suspended == new.suspended
+        && old.level == new.level
+        && old.template == new.template
+        && old.source == new.source
+}
+
+/// `sluice apply -f`: creates the schedule the document names, or replaces the definition of
+/// the one that exists (its history stays), or leaves it when it is already so. The next fire
+/// time is kept unless the expression, zone or suspension changed (then it is computed again
+/// from `now_ms`, anchored at the schedule's creation).
+pub async fn apply_schedule(
+    state: &AppState,
+    text: &str,
+    now_ms: i64,
+) -> Result<(Applied, ScheduleRecord), OrchError> {
+    let mut new = prepare_schedule(state, text, now_ms).await?;
+    let Some(old) = state.store.get_schedule(&new.namespace, &new.name).await? else {
+        // One created meanwhile by another request wins: this one is refused as a duplicate.
+        let rec = state.store.create_schedule(&new).await?;
+        state.wake.notify_one();
+        return Ok((Applied::Created, rec));
+    };
+    if same_definition(&old, &new) {
+        return Ok((Applied::Unchanged, old));
+    }
+    let timing_same =
+        old.cron == new.cron && old.time_zone == new.time_zone && old.suspended == new.suspended;
+    new.next_fire_at_ms = if timing_same {
+        old.next_fire_at_ms
+    } else if new.suspended {
+        None
+    } else {
+        sluice_core::schedule::Cadence::new(&new.cron, &new.time_zone, old.created_at_ms, "")?
+            .next_after(now_ms)
+    };
+    let rec = state.store.update_schedule(&new, now_ms).await?;
     state.wake.notify_one();
-    Ok(rec)
+    Ok((Applied::Configured, rec))
 }
 
 /// Suspends (no fire times) or resumes (next fire time from `now_ms`; fire times passed while

@@ -339,6 +339,14 @@ impl Store for TrackedStore {
         self.inner.due_schedules(now_ms).await
     }
 
+    async fn update_schedule(
+        &self,
+        s: &NewSchedule,
+        at_ms: i64,
+    ) -> Result<ScheduleRecord, StoreError> {
+        self.inner.update_schedule(s, at_ms).await
+    }
+
     async fn set_schedule_suspended(
         &self,
         namespace: &str,

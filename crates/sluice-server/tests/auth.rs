@@ -378,9 +378,20 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
                     "{what} shows a job of b"
                 );
             }
-            ("POST", "/v1/schedules") => {
-                let (s, v) = as_(r, &a, "POST", "/v1/schedules", &schedule("sneak", "b")).await;
+            ("POST" | "PUT", "/v1/schedules") => {
+                let (s, v) =
+                    as_(r, &a, rule.method, "/v1/schedules", &schedule("sneak", "b")).await;
                 assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {v}");
+                // Nor over one of b that exists.
+                let (s, v) = as_(
+                    r,
+                    &a,
+                    rule.method,
+                    "/v1/schedules",
+                    &schedule("nightly", "b"),
+                )
+                .await;
+                assert!(s == StatusCode::FORBIDDEN, "{what}: {s} {v}");
             }
             ("GET", "/v1/schedules") => {
                 for uri in ["/v1/schedules", "/v1/schedules?namespace=b"] {

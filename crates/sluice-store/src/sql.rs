@@ -44,6 +44,7 @@ mod liveness;
 mod orch;
 mod pool;
 mod rows;
+mod schedule_update;
 mod tokens;
 
 use jobs::{add_note_in, insert_job_in, transition_in};
@@ -326,6 +327,14 @@ impl Store for SqlStore {
             message,
         )
         .await
+    }
+
+    async fn update_schedule(
+        &self,
+        s: &NewSchedule,
+        at_ms: i64,
+    ) -> Result<ScheduleRecord, StoreError> {
+        self.orch_update_schedule(s, at_ms).await
     }
 
     async fn delete_schedule(&self, namespace: &str, name: &str) -> Result<bool, StoreError> {

@@ -162,6 +162,16 @@ pub trait Store: Send + Sync + 'static {
         message: &str,
     ) -> Result<ScheduleRecord, StoreError>;
 
+    /// Replaces a schedule's definition (expression, time zone, policies, suspended, level,
+    /// template, source) and its next fire time with those of `s`, as of `at_ms` (its
+    /// `updated_at`); its creation time, last fire, last run and last message stay
+    /// (`s.created_at_ms` is not used). [`StoreError::NoSchedule`] if there is no such schedule.
+    async fn update_schedule(
+        &self,
+        s: &NewSchedule,
+        at_ms: i64,
+    ) -> Result<ScheduleRecord, StoreError>;
+
     /// Deletes a schedule; its runs stay (with their link). False if there was none.
     async fn delete_schedule(&self, namespace: &str, name: &str) -> Result<bool, StoreError>;
 

@@ -200,6 +200,7 @@ conformance! {
         history_percentiles,
         history_bad_queries,
         schedules_crud,
+        update_schedule_keeps_its_history,
         fire_schedule_compare_and_set,
         retry_then_dead_letter,
         expire_and_requeue,
@@ -244,6 +245,11 @@ use orch::{
     queue_deadline_backfill, queue_deadline_follows_the_queue, queue_deadline_order_and_limit,
     retry_then_dead_letter, schedules_crud, select_and_purge,
 };
+
+// Store::update_schedule (sluice apply -f).
+#[path = "conformance_update/mod.rs"]
+mod update;
+use update::update_schedule_keeps_its_history;
 
 // Batched writes (group commit): Store::insert_jobs and Store::transitions.
 #[path = "conformance_batch/mod.rs"]

@@ -51,7 +51,8 @@ use self::state::Shared;
 use crate::fsutil::{io_err, valid_job_id};
 pub use crate::spark_submit::{map_local_path, spark_submit_argv};
 use crate::{
-    Backend, BackendError, CapacityReport, LogChunk, RunRef, RunStatus, SubmitRequest, Submitted,
+    Backend, BackendError, CapacityReport, LogChunk, LogEnd, RunRef, RunStatus, SubmitRequest,
+    Submitted,
 };
 
 impl LocalBackend {
@@ -226,6 +227,28 @@ impl Backend for LocalBackend {
     ) -> Result<LogChunk, BackendError> {
         self.read_log(&run.job_id, run.attempt, offset, max_bytes)
             .await
+    }
+
+    /// Only the end of the file is read.
+    async fn log_end(&self, run: &RunRef, max_bytes: usize) -> Result<LogEnd, BackendError> {
+        let dir = self.existing_run_dir(&run.job_id, run.attempt).await?;
+        let len = match tokio::fs::metadata(dir.join(LOG)).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == ErrorKind::NotFound => 0,
+            Err(e) => return Err(io_err(format!("reading {}", dir.join(LOG).display()))(e)),
+        };
+        let start = len.saturating_sub(max_bytes as u64);
+        let c = self
+            .read_log(&run.job_id, run.attempt, start, max_bytes)
+            .await?;
+        // A start inside a UTF-8 character reads as a replacement character: the caller drops
+        // the cut first line anyway.
+        Ok(LogEnd {
+            data: c.data,
+            cut: start > 0,
+            next_offset: c.next_offset,
+            complete: c.complete,
+        })
     }
 }
 

@@ -302,7 +302,18 @@ pub struct LogsQuery {
     /// Which attempt's log (default: the current one); an earlier attempt of a retried or
     /// requeued job keeps its own log.
     pub attempt: Option<u32>,
+    /// Only the last N lines of the log (read from its end; `offset` is then ignored and
+    /// `next_offset` is the end, to follow from).
+    pub tail: Option<u32>,
+    /// Only lines newer than this duration (`30s`, `5m`, `1h`), by the time each line begins
+    /// with; with `tail`, the last N of those. At most 1 MiB is returned, the newest.
+    pub since: Option<String>,
 }
+
+/// The largest window of a log's end `tail`/`since` read (the newest part wins).
+const TAIL_WINDOW_MAX: usize = 16 << 20;
+/// The most `tail`/`since` return.
+const TAIL_ANSWER_MAX: usize = 1 << 20;
 
 /// A piece of a log.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -318,6 +329,10 @@ pub struct LogsView {
     /// The attempt whose log this is.
     #[serde(default)]
     pub attempt: u32,
+    /// With `since`: whether the log's lines had times to select by (false: none did, and
+    /// the log is returned whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_applied: Option<bool>,
 }
 
 /// Read a job's log (stdout and stderr of the run), of its current attempt or of an earlier one.
@@ -330,7 +345,20 @@ pub async fn logs(
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<LogsView>, ApiError> {
     let rec = load_for(&st, &caller, &id).await?;
-    let offset = q.offset.unwrap_or(0);
+    let since_ms = match q.since.as_deref() {
+        Some(text) => {
+            let d = sluice_core::duration::parse("since", text)
+                .map_err(|e| ApiError::BadRequest(format!("query parameter {e}")))?;
+            Some(st.now_ms() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2))
+        }
+        None => None,
+    };
+    let cut = super::logtail::Cut {
+        tail: q.tail,
+        since_ms,
+    };
+    let tailing = cut.tail.is_some() || cut.since_ms.is_some();
+    let offset = if tailing { 0 } else { q.offset.unwrap_or(0) };
     let max = q.max_bytes.unwrap_or(65536).clamp(1, 1 << 20);
     let attempt = q.attempt.unwrap_or(rec.attempt);
     if attempt == 0 || attempt > rec.attempt {
@@ -349,6 +377,7 @@ pub async fn logs(
         complete: ended,
         state: rec.state.to_string(),
         attempt,
+        since_applied: None,
     };
     let never_ran = current
         && (matches!(rec.state, JobState::Queued | JobState::Admitted)
@@ -365,6 +394,11 @@ pub async fn logs(
             None
         },
     };
+    if tailing {
+        return log_end(&st, &run, &cut, ended, &rec.state.to_string(), attempt)
+            .await
+            .map(Json);
+    }
     match st.backend.logs(&run, offset, max).await {
         Ok(chunk) => Ok(Json(LogsView {
             data: chunk.data,
@@ -375,9 +409,57 @@ pub async fn logs(
             complete: ended && (chunk.complete || chunk.next_offset == offset),
             state: rec.state.to_string(),
             attempt,
+            since_applied: None,
         })),
         Err(BackendError::NotFound { .. }) => Ok(Json(empty())),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The end of a run's log cut to `cut`: windows of its end, each four times the last, until
+/// one holds what was asked for (or [`TAIL_WINDOW_MAX`]).
+async fn log_end(
+    st: &AppState,
+    run: &RunRef,
+    cut: &super::logtail::Cut,
+    ended: bool,
+    state: &str,
+    attempt: u32,
+) -> Result<LogsView, ApiError> {
+    let mut window = 256 << 10;
+    loop {
+        let end = match st.backend.log_end(run, window).await {
+            Ok(end) => end,
+            Err(BackendError::NotFound { .. }) => sluice_backend::LogEnd {
+                data: String::new(),
+                cut: false,
+                next_offset: 0,
+                complete: true,
+            },
+            Err(e) => return Err(e.into()),
+        };
+        let sel = super::logtail::select(&end.data, end.cut, cut);
+        if sel.enough || !end.cut || window >= TAIL_WINDOW_MAX {
+            let mut text = sel.text;
+            if text.len() > TAIL_ANSWER_MAX {
+                // The newest part, from a line's start.
+                let from = text.len() - TAIL_ANSWER_MAX;
+                let start = text[from..]
+                    .find('\n')
+                    .map(|i| from + i + 1)
+                    .unwrap_or(text.len());
+                text.drain(..start);
+            }
+            return Ok(LogsView {
+                data: text,
+                next_offset: end.next_offset,
+                complete: ended && end.complete,
+                state: state.to_string(),
+                attempt,
+                since_applied: sel.since_applied,
+            });
+        }
+        window *= 4;
     }
 }
 

@@ -7,10 +7,11 @@
 //! | `GET /v1/jobs` | list jobs, newest first, with filters and a cursor |
 //! | `GET /v1/jobs/{id}` | one job: state, demand, timeline, queue position and wait reason |
 //! | `POST /v1/jobs/{id}/cancel` | cancel a job |
-//! | `GET /v1/jobs/{id}/logs?offset=N&attempt=N` | a piece of the job's log (current or given attempt) |
+//! | `GET /v1/jobs/{id}/logs?offset=N&attempt=N` | a piece of the job's log (current or given attempt); `tail=N`, `since=D`: its end (see [`logtail`]) |
 //! | `GET /v1/queues` | per namespace and level: queued jobs and the oldest wait |
 //! | `GET /v1/cluster` | capacity, allocation per namespace, reservations, backend availability |
 //! | `POST /v1/schedules`, `GET /v1/schedules` | create (schedule YAML or a ScheduledSparkApplication), list schedules |
+//! | `PUT /v1/schedules` | apply: create or update the schedule the document names (`created`, `configured`, `unchanged`) |
 //! | `GET`/`DELETE /v1/schedules/{namespace}/{name}` | one schedule with its next 5 run times; delete it |
 //! | `POST /v1/schedules/{namespace}/{name}/{suspend,resume,trigger}` | suspend, resume, run now |
 //! | `GET /v1/dlq`, `GET /v1/dlq/{id}` | dead-lettered jobs (filters: id, namespace, schedule, label, level, older_than) |
@@ -42,6 +43,7 @@ pub mod error;
 pub mod forward;
 pub mod history;
 pub mod jobs;
+pub mod logtail;
 pub mod schedules;
 pub mod tokens;
 pub mod views;
@@ -68,7 +70,9 @@ pub use views::{DemandView, EventView, JobView, OrchView, PodDemandView};
         OrchView,
         SetAside,
         WaitInfo,
-        ErrorBody
+        ErrorBody,
+        // sluice's job spec as a user writes it (`sluice explain` reads it from here).
+        sluice_core::spec::JobSpec
     ))
 )]
 pub struct ApiDoc;

@@ -134,6 +134,61 @@ pub async fn create_schedule(
     ))
 }
 
+/// The answer of `PUT /v1/schedules` (apply).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ApplyView {
+    /// What was done: `created`, `configured` or `unchanged`.
+    pub result: String,
+    /// The schedule as it is now.
+    pub schedule: ScheduleView,
+}
+
+/// Apply a schedule document (as `kubectl apply`): create the schedule it names, or replace
+/// the definition of the one that exists (its runs, last run and creation time stay), or
+/// nothing when it already is so. Idempotent by namespace and name.
+#[utoipa::path(put, path = "/v1/schedules",
+    request_body(content = String, description = "sluice schedule or ScheduledSparkApplication, YAML or JSON", content_type = "application/yaml"),
+    responses((status = 201, body = ApplyView), (status = 200, body = ApplyView), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn apply_schedule(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<ApplyView>), ApiError> {
+    let text = body_text(&body, st.config.api.max_body_bytes)?;
+    let opts = sluice_core::spec::ParseOptions {
+        priority: None,
+        levels: &st.levels,
+    };
+    // The namespace is in the document; one that does not parse is refused below.
+    if let Ok(s) = sluice_core::schedule::parse_schedule(text, opts, st.now_ms()) {
+        caller.require(&s.namespace, AccessRole::Submitter)?;
+    }
+    let (applied, rec) = orchestration::apply_schedule(&st, text, st.now_ms()).await?;
+    if applied != orchestration::Applied::Unchanged {
+        audit(
+            &st,
+            &caller,
+            "schedule.apply",
+            Some(&rec.namespace),
+            Some(&rec.name),
+            Some(format!("{}; schedule {:?}", applied.as_str(), rec.cron)),
+        )
+        .await;
+    }
+    let status = if applied == orchestration::Applied::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(ApplyView {
+            result: applied.as_str().to_string(),
+            schedule: schedule_view(rec, NEXT_RUNS, Vec::new()),
+        }),
+    ))
+}
+
 /// Query of `GET /v1/schedules`.
 #[derive(Debug, Deserialize, IntoParams, Default)]
 pub struct ScheduleListQuery {
@@ -330,6 +385,7 @@ pub async fn trigger(
 #[openapi(
     paths(
         create_schedule,
+        apply_schedule,
         list_schedules,
         get_schedule,
         delete_schedule,
@@ -337,14 +393,19 @@ pub async fn trigger(
         resume,
         trigger
     ),
-    components(schemas(ScheduleView))
+    components(schemas(ScheduleView, ApplyView))
 )]
 pub struct SchedulesApiDoc;
 
 /// The routes of the schedule endpoints.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/schedules", post(create_schedule).get(list_schedules))
+        .route(
+            "/v1/schedules",
+            post(create_schedule)
+                .put(apply_schedule)
+                .get(list_schedules),
+        )
         .route(
             "/v1/schedules/{namespace}/{name}",
             get(get_schedule).delete(delete_schedule),

@@ -65,6 +65,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/openapi.json", Public),
     // Schedules.
     rule("POST", "/v1/schedules", Role(Submitter)),
+    rule("PUT", "/v1/schedules", Role(Submitter)),
     rule("GET", "/v1/schedules", Role(Viewer)),
     rule("GET", "/v1/schedules/{namespace}/{name}", Role(Viewer)),
     rule(

@@ -232,6 +232,13 @@ impl Store for FaultyStore {
     async fn due_schedules(&self, now_ms: i64) -> Result<Vec<ScheduleRecord>, StoreError> {
         self.inner.due_schedules(now_ms).await
     }
+    async fn update_schedule(
+        &self,
+        s: &NewSchedule,
+        at_ms: i64,
+    ) -> Result<ScheduleRecord, StoreError> {
+        self.inner.update_schedule(s, at_ms).await
+    }
     async fn set_schedule_suspended(
         &self,
         namespace: &str,

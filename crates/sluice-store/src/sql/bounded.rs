@@ -243,6 +243,14 @@ impl Store for Bounded {
         self.bound(self.inner.due_schedules(now_ms)).await
     }
 
+    async fn update_schedule(
+        &self,
+        s: &NewSchedule,
+        at_ms: i64,
+    ) -> Result<ScheduleRecord, StoreError> {
+        self.bound(self.inner.update_schedule(s, at_ms)).await
+    }
+
     async fn set_schedule_suspended(
         &self,
         namespace: &str,

@@ -158,15 +158,15 @@ async fn schedule_missing_or(
     })
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(super) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn encode_error(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+pub(super) fn encode_error(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what} does not encode: {e}"))
 }
 
-async fn get_schedule_in(
+pub(super) async fn get_schedule_in(
     conn: &mut AnyConnection,
     namespace: &str,
     name: &str,
