@@ -49,7 +49,22 @@ pub struct JobQueue {
     jobs: HashMap<Arc<str>, QueueEntry>,
     order: BTreeMap<Arc<str>, BTreeSet<OrderKey>>,
     timers: BTreeSet<(i64, Arc<str>)>,
+    /// Jobs waiting per (namespace, level, rank), kept with every insert and remove.
+    counts: BTreeMap<(Arc<str>, Arc<str>, usize), u64>,
     version: u64,
+}
+
+/// The waiting jobs of one namespace and level ([`JobQueue::stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelStat {
+    /// Namespace.
+    pub namespace: Arc<str>,
+    /// Priority level name.
+    pub level: Arc<str>,
+    /// How many jobs wait (eligible or not).
+    pub queued: u64,
+    /// The oldest `enqueued_at` among them.
+    pub oldest_enqueued_at_ms: i64,
 }
 
 /// What [`JobQueue::heads`] returns.
@@ -110,6 +125,10 @@ impl JobQueue {
         if entry.enqueued_at_ms > now_ms {
             self.timers.insert((entry.enqueued_at_ms, entry.id.clone()));
         }
+        *self
+            .counts
+            .entry((entry.namespace.clone(), entry.level.clone(), entry.rank))
+            .or_default() += 1;
         self.jobs.insert(entry.id.clone(), entry);
         self.version = self.version.wrapping_add(1);
     }
@@ -126,6 +145,13 @@ impl JobQueue {
         }
         self.timers
             .remove(&(entry.enqueued_at_ms, entry.id.clone()));
+        let level_key = (entry.namespace.clone(), entry.level.clone(), entry.rank);
+        if let Some(n) = self.counts.get_mut(&level_key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.counts.remove(&level_key);
+            }
+        }
         self.version = self.version.wrapping_add(1);
         Some(entry)
     }
@@ -208,6 +234,40 @@ impl JobQueue {
             }
         }
         None
+    }
+
+    /// How many jobs wait per namespace and level, and the oldest `enqueued_at` of each, in
+    /// (namespace, level) name order: what the store's queue statistics say, without a scan.
+    /// Costs the number of (namespace, level) pairs (plus, for levels unknown to the
+    /// configuration, which share the last rank, the entries of the others skipped).
+    pub fn stats(&self) -> Vec<LevelStat> {
+        let mut out: Vec<LevelStat> = Vec::with_capacity(self.counts.len());
+        for ((namespace, level, rank), &queued) in &self.counts {
+            // The first entry of the level at this rank in queue order is its oldest (order is
+            // rank, then enqueued_at).
+            let Some(oldest) = self.order.get(namespace).and_then(|set| {
+                set.range((*rank, i64::MIN, Arc::from(""))..)
+                    .take_while(|(r, _, _)| r == rank)
+                    .find(|(_, _, id)| self.jobs.get(id).is_some_and(|e| e.level == *level))
+                    .map(|(_, enq, _)| *enq)
+            }) else {
+                continue;
+            };
+            // Keys are in (namespace, level, rank) order: one level's ranks are neighbours.
+            match out.last_mut() {
+                Some(last) if last.namespace == *namespace && last.level == *level => {
+                    last.queued += queued;
+                    last.oldest_enqueued_at_ms = last.oldest_enqueued_at_ms.min(oldest);
+                }
+                _ => out.push(LevelStat {
+                    namespace: namespace.clone(),
+                    level: level.clone(),
+                    queued,
+                    oldest_enqueued_at_ms: oldest,
+                }),
+            }
+        }
+        out
     }
 
     /// Every waiting job, in no particular order.

@@ -208,6 +208,27 @@ impl QueueBook {
         Ok(())
     }
 
+    /// The queue's statistics per namespace and level, as [`Store::queue_stats`] gives them,
+    /// from memory; none until the queue is loaded.
+    pub fn stats(&self) -> Option<Vec<QueueStat>> {
+        let b = self.lock();
+        if !b.0.loaded {
+            return None;
+        }
+        Some(
+            b.0.queue
+                .stats()
+                .into_iter()
+                .map(|s| QueueStat {
+                    namespace: s.namespace.to_string(),
+                    level: s.level.to_string(),
+                    queued: s.queued,
+                    oldest_enqueued_at_ms: s.oldest_enqueued_at_ms,
+                })
+                .collect(),
+        )
+    }
+
     /// Forgets the queue; the next tick loads it again from the store.
     pub fn reset(&self) {
         let mut b = self.lock();
@@ -296,7 +317,11 @@ impl Store for TrackedStore {
     }
 
     async fn queue_stats(&self) -> Result<Vec<QueueStat>, StoreError> {
-        self.inner.queue_stats().await
+        // The loaded queue holds exactly the queued jobs: no scan of the store.
+        match self.book.stats() {
+            Some(stats) => Ok(stats),
+            None => self.inner.queue_stats().await,
+        }
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistorySeries>, StoreError> {
@@ -488,6 +513,10 @@ impl Store for TrackedStore {
     }
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.inner.record_audit(entry).await
+    }
+
+    async fn record_audits(&self, entries: &[AuditEntry]) -> Vec<Result<(), StoreError>> {
+        self.inner.record_audits(entries).await
     }
     async fn audit_log(
         &self,

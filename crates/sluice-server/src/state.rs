@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::leader::{Leadership, default_identity};
 use crate::metrics::Metrics;
 use crate::queue::{QueueBook, TrackedStore};
-use crate::submitq::SubmitQueue;
+use crate::submitq::{AuditQueue, SubmitQueue};
 
 /// Why a queued job waits, as the last cycle found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -110,6 +110,8 @@ pub struct AppState {
     pub queue: Arc<QueueBook>,
     /// Group commit of submits.
     pub submits: Arc<SubmitQueue>,
+    /// Group commit of audit entries.
+    pub audits: Arc<AuditQueue>,
     /// The backend's capacity as the last tick read it (what `/metrics` and `/v1/cluster`
     /// show, without asking the backend on every scrape).
     pub last_capacity: Arc<std::sync::RwLock<Option<CapacityReport>>>,
@@ -151,7 +153,11 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(&namespaces, &levels.names));
         let queue = Arc::new(QueueBook::new(levels.clone(), clock.clone()));
         let store: Arc<dyn Store> = Arc::new(TrackedStore::new(store, queue.clone()));
-        let leader = if config.store_url().starts_with("postgres") {
+        let postgres = config.store_url().starts_with("postgres");
+        // SQLite has one writer; PostgreSQL commits transactions in parallel (and groups its
+        // WAL flushes itself): a few batches in flight at once, within its pool of 10.
+        let (writers, audit_writers) = if postgres { (4, 2) } else { (1, 1) };
+        let leader = if postgres {
             let identity = match config.ha.identity.trim() {
                 "" => default_identity(),
                 given => given.to_string(),
@@ -163,7 +169,8 @@ impl AppState {
         };
         AppState {
             leader: Arc::new(leader),
-            submits: Arc::new(SubmitQueue::new(store.clone())),
+            submits: Arc::new(SubmitQueue::new(store.clone(), writers)),
+            audits: Arc::new(AuditQueue::new(store.clone(), audit_writers)),
             store,
             backend,
             config: Arc::new(config),

@@ -1,27 +1,29 @@
-//! Group commit of submits: each submit hands its new job to one writer task and waits for its
-//! answer; the writer takes every job waiting at that moment (up to [`MAX_BATCH`]), inserts
-//! them in one transaction ([`Store::insert_jobs`]) and then answers each submitter, so the
-//! `201` is sent only after the commit that made the job durable. Under load the batches grow
-//! by themselves (what queued up during one commit is the next batch); alone, a submit is its
-//! own batch and waits for nothing.
+//! Group commit of submits and of audit entries: each caller hands its item to one writer
+//! task and waits for its answer; the writer takes every item waiting at that moment (up to
+//! [`MAX_BATCH`]), writes them in one transaction ([`Store::insert_jobs`],
+//! [`Store::record_audits`]) and then answers each caller, so a submit's `201` is sent only
+//! after the commit that made the job durable. Under load the batches grow by themselves
+//! (what queued up during one commit is the next batch); alone, an item is its own batch and
+//! waits for nothing.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use sluice_core::record::{JobRecord, NewJob};
+use sluice_store::AuditEntry;
 use sluice_store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
-/// Most jobs inserted in one transaction.
+/// Most items written in one transaction.
 pub const MAX_BATCH: usize = 512;
-/// Submits waiting for the writer at most; more wait for room in the channel.
+/// Items waiting for the writer at most; more wait for room in the channel.
 const CHANNEL: usize = 4096;
 
-type Reply = oneshot::Sender<Result<JobRecord, StoreError>>;
-
-/// Why a submit was not inserted.
+/// Why an item was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    /// The store refused or failed the insert.
+    /// The store refused or failed the write.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The writer task is gone (the server is stopping).
@@ -29,35 +31,47 @@ pub enum SubmitError {
     Stopped,
 }
 
-/// The submit queue and its writer task (started on the first submit, on the caller's
-/// runtime).
-pub struct SubmitQueue {
+type Batch<R> = Pin<Box<dyn Future<Output = Vec<Result<R, StoreError>>> + Send>>;
+type WriteFn<T, R> = Arc<dyn Fn(Arc<dyn Store>, Vec<T>) -> Batch<R> + Send + Sync>;
+type Item<T, R> = (T, oneshot::Sender<Result<R, StoreError>>);
+
+/// Group-commit writers: items of type `T` in, one `Result<R>` per item out.
+struct GroupCommit<T, R> {
     store: Arc<dyn Store>,
-    tx: OnceLock<mpsc::Sender<(NewJob, Reply)>>,
+    write: WriteFn<T, R>,
+    writers: usize,
+    tx: OnceLock<mpsc::Sender<Item<T, R>>>,
 }
 
-impl SubmitQueue {
-    /// A queue writing into `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        SubmitQueue {
+impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
+    /// `writers` tasks take batches from one channel: 1 where the database has one writer
+    /// (SQLite), a few where transactions run in parallel (PostgreSQL).
+    fn new(store: Arc<dyn Store>, write: WriteFn<T, R>, writers: usize) -> Self {
+        GroupCommit {
             store,
+            write,
+            writers: writers.max(1),
             tx: OnceLock::new(),
         }
     }
 
-    fn sender(&self) -> &mpsc::Sender<(NewJob, Reply)> {
+    /// The channel to the writer tasks, started on the first call (on the caller's runtime).
+    fn sender(&self) -> &mpsc::Sender<Item<T, R>> {
         self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel(CHANNEL);
-            tokio::spawn(writer(self.store.clone(), rx));
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..self.writers {
+                tokio::spawn(writer(self.store.clone(), self.write.clone(), rx.clone()));
+            }
             tx
         })
     }
 
-    /// Inserts `job` (in a batch with the other submits waiting now) and returns its record
-    /// once the batch has been committed.
-    pub async fn insert(&self, job: NewJob) -> Result<JobRecord, SubmitError> {
+    /// Writes `item` (in a batch with the others waiting now); its result once the batch has
+    /// been committed.
+    async fn write(&self, item: T) -> Result<R, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        if self.sender().send((job, reply)).await.is_err() {
+        if self.sender().send((item, reply)).await.is_err() {
             return Err(SubmitError::Stopped);
         }
         match answer.await {
@@ -67,17 +81,72 @@ impl SubmitQueue {
     }
 }
 
-/// Takes the waiting submits, inserts them in one transaction, answers each; until every
-/// sender is gone.
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(NewJob, Reply)>) {
+/// Takes the waiting items, writes them in one transaction, answers each; until every
+/// sender is gone. Several writers share the receiver: one takes a batch while the others
+/// write theirs.
+async fn writer<T, R>(
+    store: Arc<dyn Store>,
+    write: WriteFn<T, R>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Item<T, R>>>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (jobs, replies): (Vec<NewJob>, Vec<Reply>) =
-            std::mem::take(&mut batch).into_iter().unzip();
-        let results = store.insert_jobs(&jobs).await;
+    loop {
+        let taken = rx.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+        if taken == 0 {
+            break;
+        }
+        let (items, replies): (Vec<T>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
+        let results = write(store.clone(), items).await;
         for (reply, result) in replies.into_iter().zip(results) {
-            // A submitter that went away (its client disconnected) needs no answer.
+            // A caller that went away (its client disconnected) needs no answer.
             let _ = reply.send(result);
         }
+    }
+}
+
+/// The submit queue and its writer tasks.
+pub struct SubmitQueue(GroupCommit<NewJob, JobRecord>);
+
+impl SubmitQueue {
+    /// A queue writing into `store` with `writers` concurrent writers.
+    pub fn new(store: Arc<dyn Store>, writers: usize) -> Self {
+        SubmitQueue(GroupCommit::new(
+            store,
+            Arc::new(
+                |store: Arc<dyn Store>, jobs: Vec<NewJob>| -> Batch<JobRecord> {
+                    Box::pin(async move { store.insert_jobs(&jobs).await })
+                },
+            ),
+            writers,
+        ))
+    }
+
+    /// Inserts `job` (in a batch with the other submits waiting now) and returns its record
+    /// once the batch has been committed.
+    pub async fn insert(&self, job: NewJob) -> Result<JobRecord, SubmitError> {
+        self.0.write(job).await
+    }
+}
+
+/// The audit log's writer: entries of concurrent requests are appended in one transaction.
+pub struct AuditQueue(GroupCommit<AuditEntry, ()>);
+
+impl AuditQueue {
+    /// A queue writing into `store` with `writers` concurrent writers.
+    pub fn new(store: Arc<dyn Store>, writers: usize) -> Self {
+        AuditQueue(GroupCommit::new(
+            store,
+            Arc::new(
+                |store: Arc<dyn Store>, entries: Vec<AuditEntry>| -> Batch<()> {
+                    Box::pin(async move { store.record_audits(&entries).await })
+                },
+            ),
+            writers,
+        ))
+    }
+
+    /// Appends `entry` (with the others waiting now); returns once it is committed.
+    pub async fn record(&self, entry: AuditEntry) -> Result<(), SubmitError> {
+        self.0.write(entry).await
     }
 }

@@ -168,6 +168,15 @@ async fn memory_queue_equals_the_store_after_a_restart() {
     mem_ids.sort();
     assert_eq!(mem_ids, in_store, "the memory queue follows the store");
     assert!(!in_memory.is_empty());
+    // The queue statistics (/v1/queues, /metrics) come from memory and equal the store's.
+    let from_memory = st.queue.stats().expect("loaded");
+    assert_eq!(st.store.queue_stats().await.unwrap(), from_memory);
+    let direct = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    assert_eq!(direct.queue_stats().await.unwrap(), from_memory);
+    assert!(from_memory.len() >= 2, "{from_memory:?}");
+    direct.close().await;
 
     // A restart: a new server over the same database loads the same queue.
     st.store.close().await;

@@ -455,6 +455,10 @@ impl Store for SqlStore {
         self.record_audit_sql(entry).await
     }
 
+    async fn record_audits(&self, entries: &[AuditEntry]) -> Vec<Result<(), StoreError>> {
+        self.record_audits_sql(entries).await
+    }
+
     async fn audit_log(
         &self,
         filter: &AuditFilter,

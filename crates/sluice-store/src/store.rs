@@ -276,6 +276,18 @@ pub trait Store: Send + Sync + 'static {
     /// as transition messages are; ids, actors, actions, namespaces and targets are exact.
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
 
+    /// Appends each entry as [`Store::record_audit`] does, all in one transaction where the
+    /// database allows (group commit): one result per entry, in order, each as it would be
+    /// alone. Every entry written is durable when this returns. Default: one
+    /// [`Store::record_audit`] after another.
+    async fn record_audits(&self, entries: &[AuditEntry]) -> Vec<Result<(), StoreError>> {
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            out.push(self.record_audit(entry).await);
+        }
+        out
+    }
+
     /// Audit entries matching `filter`, newest first (time, then id, descending), at most
     /// `limit` (0 is taken as 1).
     async fn audit_log(

@@ -214,6 +214,7 @@ conformance! {
         tokens_round_trip_and_revoke,
         lists_and_selections_keep_to_the_namespaces_given,
         audit_log_filters_and_retention,
+        audit_batch,
         insert_jobs_batch,
         insert_jobs_concurrent_batches,
         transitions_batch,
@@ -276,8 +277,9 @@ use text::{
 #[path = "conformance_auth/mod.rs"]
 mod auth;
 use auth::{
-    audit_log_filters_and_retention, lists_and_selections_keep_to_the_namespaces_given,
-    tokens_are_stored_as_given_hashes, tokens_round_trip_and_revoke,
+    audit_batch, audit_log_filters_and_retention,
+    lists_and_selections_keep_to_the_namespaces_given, tokens_are_stored_as_given_hashes,
+    tokens_round_trip_and_revoke,
 };
 
 // Replicas: the leader's lease, fenced writes and the change feed.

@@ -58,6 +58,20 @@ impl Submitted {
     }
 }
 
+/// An HTTP client that sends `token` as its bearer token, keeping up to `idle` connections.
+pub fn client(token: &str, idle: usize) -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .context("the server's token is not a header value")?;
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .pool_max_idle_per_host(idle)
+        .timeout(Duration::from_secs(120))
+        .build()?)
+}
+
 /// Posts one job; its id.
 pub async fn submit_one(http: &reqwest::Client, base: &str, body: String) -> Result<String> {
     let r = http
@@ -83,6 +97,7 @@ pub async fn submit_one(http: &reqwest::Client, base: &str, body: String) -> Res
 /// `i`-th job's document made by `doc(i)`; keeps up to `keep` ids.
 pub async fn submit_many(
     base: &str,
+    token: &str,
     n: usize,
     clients: usize,
     keep: usize,
@@ -95,10 +110,7 @@ pub async fn submit_many(
         let next = next.clone();
         let doc = doc.clone();
         let base = base.to_string();
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(1)
-            .timeout(Duration::from_secs(120))
-            .build()?;
+        let http = client(token, 1)?;
         tasks.spawn(async move {
             let mut ok = 0usize;
             let mut failed = 0usize;

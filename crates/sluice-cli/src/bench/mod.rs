@@ -236,8 +236,13 @@ fn rfc_ms(s: &str) -> Option<i64> {
 
 /// Probes: `n` jobs that fit, sent open loop at `rate`/s; submit -> admitted latencies in ms,
 /// and how many were not admitted within 60 s.
-async fn probe(base: &str, n: usize, rate: f64, tag: &str) -> Result<(Vec<f64>, usize)> {
-    let http = reqwest::Client::new();
+async fn probe(
+    http: &reqwest::Client,
+    base: &str,
+    n: usize,
+    rate: f64,
+    tag: &str,
+) -> Result<(Vec<f64>, usize)> {
     let gap = Duration::from_secs_f64(1.0 / rate.max(0.1));
     let mut tasks = tokio::task::JoinSet::new();
     let start = Instant::now();
@@ -264,11 +269,11 @@ async fn probe(base: &str, n: usize, rate: f64, tag: &str) -> Result<(Vec<f64>, 
     while let Some(j) = tasks.join_next().await {
         sent.push(j??);
     }
-    let _ = wait_drained(&http, base, "probe", Duration::from_secs(60)).await?;
+    let _ = wait_drained(http, base, "probe", Duration::from_secs(60)).await?;
     let mut lat = Vec::new();
     let mut missing = 0;
     for (id, t0) in sent {
-        let tl: Timeline = get_json(&http, base, &format!("/v1/jobs/{id}")).await?;
+        let tl: Timeline = get_json(http, base, &format!("/v1/jobs/{id}")).await?;
         let admitted = tl
             .timeline
             .unwrap_or_default()
@@ -312,11 +317,13 @@ async fn drive(
     deadline: Instant,
 ) -> Result<(Vec<Row>, Option<String>)> {
     let base = server.base.as_str();
-    let http = reqwest::Client::new();
+    let token = server.token.as_str();
+    let http = server.client()?;
     let name = kind.name();
     // The cluster: one 33-core filler per node.
     let filler = submit_many(
         base,
+        token,
         args.nodes as usize,
         16,
         0,
@@ -370,7 +377,7 @@ async fn drive(
         }
         if depth > queued {
             eprintln!("bench [{name}]: filling the queue to {depth}");
-            let fill = submit_many(base, depth - queued, 64, 200, deep.clone()).await?;
+            let fill = submit_many(base, token, depth - queued, 64, 200, deep.clone()).await?;
             queued += fill.ok;
             eprintln!(
                 "bench [{name}]: filled {} in {:.1} s ({:.0}/s, {} failed)",
@@ -387,7 +394,7 @@ async fn drive(
         };
         if depth > 0 {
             for &c in &args.clients {
-                let s = submit_many(base, args.submits, c, 50, deep.clone()).await?;
+                let s = submit_many(base, token, args.submits, c, 50, deep.clone()).await?;
                 queued += s.ok;
                 eprintln!(
                     "bench [{name}]: depth {depth}: {c} clients: {:.0} submits/s ({} failed{})",
@@ -408,7 +415,8 @@ async fn drive(
             "bench [{name}]: depth {}: idle tick {:?} ms, RSS {:.0} MiB",
             row.depth, row.idle_tick_ms, row.rss_mib
         );
-        let (lat, missing) = probe(base, args.probes, args.probe_rate, &step.to_string()).await?;
+        let (lat, missing) =
+            probe(&http, base, args.probes, args.probe_rate, &step.to_string()).await?;
         (row.probe_p50, row.probe_p99) = p50_99(&lat);
         row.probe_missing = missing;
         row.probes = args.probes;
@@ -422,6 +430,7 @@ async fn drive(
             submit_one(&http, base, job("blocker", &ns, "high", "64", "1g", "10h")).await?;
         let b = submit_many(
             base,
+            token,
             args.burst,
             64,
             0,

@@ -101,6 +101,8 @@ pub struct Server {
     pub base: String,
     /// The server's log file.
     pub log: PathBuf,
+    /// The admin token the server made for itself at its first start (its token file).
+    pub token: String,
 }
 
 /// The configuration of the server under test: the simulated backend with `nodes` nodes of 64
@@ -113,7 +115,8 @@ fn config_text(data_dir: &Path, store_url: Option<&str>, nodes: u32, interval_ms
     format!(
         "data_dir = \"{}\"\n{store}\n[backend]\nkind = \"simulated\"\nseed = 42\nstart_delay = \"0s\"\n\
          nodes = [ {{ prefix = \"node\", count = {nodes}, cpu = \"64\", memory = \"256g\" }} ]\n\
-         duration = {{ dist = \"fixed\", value = \"1h\" }}\n\n[scheduler]\ninterval_ms = {interval_ms}\n",
+         duration = {{ dist = \"fixed\", value = \"1h\" }}\n\n[scheduler]\ninterval_ms = {interval_ms}\n\n\
+         [security.command_jobs]\nnamespaces = [\"*\"]\n",
         data_dir.display()
     )
 }
@@ -166,6 +169,7 @@ impl Server {
             pid,
             base: format!("http://127.0.0.1:{port}"),
             log,
+            token: String::new(),
         };
         let http = reqwest::Client::new();
         let started = Instant::now();
@@ -173,6 +177,11 @@ impl Server {
             if let Ok(r) = http.get(format!("{}/healthz", server.base)).send().await
                 && r.status().is_success()
             {
+                let file = dir.join("data").join(sluice_server::config::TOKEN_FILE);
+                server.token = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading the server's token {}", file.display()))?
+                    .trim()
+                    .to_string();
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {
@@ -187,6 +196,11 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// An HTTP client that sends the server's admin token.
+    pub fn client(&self) -> Result<reqwest::Client> {
+        super::load::client(&self.token, 64)
     }
 
     /// The process id.

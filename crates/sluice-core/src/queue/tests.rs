@@ -117,6 +117,20 @@ proptest! {
             }
         }
         prop_assert_eq!(q.len(), model.len());
+        // Counts and oldest per (namespace, level) as a scan of the model gives them.
+        let mut want: BTreeMap<(String, String), (u64, i64)> = BTreeMap::new();
+        for (ns, rank, at) in model.values() {
+            let level = if *rank == 0 { "high" } else { "normal" }.to_string();
+            let e = want.entry((ns.clone(), level)).or_insert((0, i64::MAX));
+            e.0 += 1;
+            e.1 = e.1.min(*at);
+        }
+        let got: BTreeMap<(String, String), (u64, i64)> = q
+            .stats()
+            .into_iter()
+            .map(|s| ((s.namespace.to_string(), s.level.to_string()), (s.queued, s.oldest_enqueued_at_ms)))
+            .collect();
+        prop_assert_eq!(got, want);
         // The model's order: by namespace, then (rank, enqueued_at, id), eligible only.
         let mut sorted: Vec<(&String, &(String, usize, i64))> = model.iter().collect();
         sorted.sort_by(|a, b| (&a.1.0, a.1.1, a.1.2, a.0).cmp(&(&b.1.0, b.1.1, b.1.2, b.0)));

@@ -125,10 +125,11 @@ pub async fn audit(
         detail,
         peer: caller.peer.clone(),
     };
-    if let Err(e) = state.store.record_audit(&entry).await {
+    let (actor, action) = (entry.actor.clone(), entry.action.clone());
+    if let Err(e) = state.audits.record(entry).await {
         tracing::error!(
-            actor = %entry.actor,
-            action = %entry.action,
+            actor = %actor,
+            action = %action,
             "recording the audit entry failed: {e}"
         );
     }

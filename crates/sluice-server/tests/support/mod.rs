@@ -322,6 +322,10 @@ impl Store for FaultyStore {
     async fn record_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.inner.record_audit(entry).await
     }
+
+    async fn record_audits(&self, entries: &[AuditEntry]) -> Vec<Result<(), StoreError>> {
+        self.inner.record_audits(entries).await
+    }
     async fn audit_log(
         &self,
         filter: &AuditFilter,

@@ -363,6 +363,11 @@ impl Store for Bounded {
         self.bound(self.inner.record_audit(entry)).await
     }
 
+    async fn record_audits(&self, entries: &[AuditEntry]) -> Vec<Result<(), StoreError>> {
+        self.bound_batch(entries.len(), self.inner.record_audits(entries))
+            .await
+    }
+
     async fn audit_log(
         &self,
         filter: &AuditFilter,

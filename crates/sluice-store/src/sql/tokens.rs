@@ -144,40 +144,43 @@ impl SqlStore {
     }
 
     pub(super) async fn record_audit_sql(&self, e: &AuditEntry) -> Result<(), StoreError> {
-        exact("id", &e.id)?;
-        exact("actor", &e.actor)?;
-        exact("action", &e.action)?;
-        exact_opt("namespace", e.namespace.as_ref())?;
-        exact_opt("target", e.target.as_ref())?;
-        // Free text for people: control characters become U+FFFD rather than fail the write.
-        let subject = crate::text::sanitize(&e.subject).into_owned();
-        let detail = e
-            .detail
-            .as_deref()
-            .map(|d| crate::text::sanitize(d).into_owned());
-        let peer = e
-            .peer
-            .as_deref()
-            .map(|p| crate::text::sanitize(p).into_owned());
+        check_audit(e)?;
         let mut w = self.begin_write().await?;
-        let sql = format!(
-            "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        );
-        let result = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&e.id)
-            .bind(e.at_ms)
-            .bind(&e.actor)
-            .bind(subject)
-            .bind(&e.action)
-            .bind(e.namespace.as_deref())
-            .bind(e.target.as_deref())
-            .bind(detail)
-            .bind(peer)
-            .execute(&mut *w.tx)
-            .await
-            .map(|_| ())
-            .map_err(StoreError::from);
+        let result = insert_audit_in(&mut w.tx, e).await;
         w.finish(result).await
+    }
+
+    /// The entries in one transaction (group commit); an entry with bad input gets its error
+    /// and the others go on. If the transaction fails, each entry is written again alone so
+    /// that each gets the answer it would have had alone.
+    pub(super) async fn record_audits_sql(
+        &self,
+        entries: &[AuditEntry],
+    ) -> Vec<Result<(), StoreError>> {
+        let checked: Vec<Result<(), StoreError>> = entries.iter().map(check_audit).collect();
+        if checked.iter().all(Result::is_err) {
+            return checked;
+        }
+        if let Ok(mut w) = self.begin_write().await {
+            let mut ok = true;
+            for (e, c) in entries.iter().zip(&checked) {
+                if c.is_ok() && insert_audit_in(&mut w.tx, e).await.is_err() {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok && w.finish(Ok(())).await.is_ok() {
+                return checked;
+            }
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for (e, c) in entries.iter().zip(checked) {
+            out.push(match c {
+                Ok(()) => self.record_audit_sql(e).await,
+                Err(err) => Err(err),
+            });
+        }
+        out
     }
 
     pub(super) async fn audit_log_sql(
@@ -229,4 +232,44 @@ impl SqlStore {
             .map_err(StoreError::from);
         w.finish(result).await
     }
+}
+
+/// The exact fields of an audit entry, checked before any write.
+fn check_audit(e: &AuditEntry) -> Result<(), StoreError> {
+    exact("id", &e.id)?;
+    exact("actor", &e.actor)?;
+    exact("action", &e.action)?;
+    exact_opt("namespace", e.namespace.as_ref())?;
+    exact_opt("target", e.target.as_ref())
+}
+
+/// Inserts one (checked) audit entry inside the caller's transaction. Free text for people:
+/// control characters become U+FFFD rather than fail the write.
+async fn insert_audit_in(conn: &mut sqlx::AnyConnection, e: &AuditEntry) -> Result<(), StoreError> {
+    let subject = crate::text::sanitize(&e.subject).into_owned();
+    let detail = e
+        .detail
+        .as_deref()
+        .map(|d| crate::text::sanitize(d).into_owned());
+    let peer = e
+        .peer
+        .as_deref()
+        .map(|p| crate::text::sanitize(p).into_owned());
+    let sql = format!(
+        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&e.id)
+        .bind(e.at_ms)
+        .bind(&e.actor)
+        .bind(subject)
+        .bind(&e.action)
+        .bind(e.namespace.as_deref())
+        .bind(e.target.as_deref())
+        .bind(detail)
+        .bind(peer)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(StoreError::from)
 }

@@ -261,3 +261,41 @@ pub async fn audit_log_filters_and_retention(store: Arc<dyn Store>) {
     assert_eq!(by(AuditFilter::default()).await, ["05", "04", "03"]);
     assert_eq!(store.purge_audit(3_000).await.unwrap(), 0);
 }
+
+/// `record_audits` (group commit): every good entry is written, a bad one gets its own error
+/// and does not stop the others; a duplicate id fails only its entry.
+pub async fn audit_batch(store: Arc<dyn Store>) {
+    let mut bad = entry("b2", 2_000, "tok-a", "job.submit", Some("a\0"));
+    bad.detail = None;
+    let batch = [
+        entry("b1", 1_000, "tok-a", "job.submit", Some("a")),
+        bad,
+        entry("b3", 3_000, "tok-b", "job.cancel", Some("b")),
+    ];
+    let results = store.record_audits(&batch).await;
+    assert_eq!(results.len(), 3);
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(StoreError::InvalidInput { .. })),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    // A second batch repeating an id: the repeat fails alone, the new entry is written.
+    let again = [
+        entry("b4", 4_000, "tok-a", "job.submit", Some("a")),
+        entry("b1", 5_000, "tok-a", "job.submit", Some("a")),
+    ];
+    let results = store.record_audits(&again).await;
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(results[1].is_err(), "a repeated id is refused");
+    assert!(store.record_audits(&[]).await.is_empty());
+    let ids: Vec<String> = store
+        .audit_log(&AuditFilter::default(), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["b4", "b3", "b1"]);
+}

@@ -1,0 +1,64 @@
+//! `sluice bench` end to end at a tiny size: it starts its own server (SQLite, simulated
+//! backend), authenticates with the token the server made, submits, probes, releases a burst
+//! and prints its table. Catches a bench that no longer talks to the server it measures (it
+//! broke silently once when authentication became the default). Figures are not checked: this
+//! is a debug build on a shared machine; BENCHMARKS.md has the release figures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+#[test]
+fn bench_runs_against_its_own_server_and_prints_a_row_per_depth() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "bench",
+            "--stores",
+            "sqlite",
+            "--depths",
+            "40",
+            "--clients",
+            "4",
+            "--submits",
+            "20",
+            "--probes",
+            "3",
+            "--burst",
+            "10",
+            "--api-samples",
+            "3",
+            "--nodes",
+            "4",
+            "--namespaces",
+            "2",
+            "--interval-ms",
+            "100",
+            "--max-minutes",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("### SQLite"), "{stdout}");
+    // One row for the free-capacity case and one for the depth asked for; each row's cells
+    // after the depth are figures (submits/s, RSS, ...), not dashes only.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    let deep = rows[1];
+    let cells: Vec<&str> = deep.split('|').map(str::trim).collect();
+    let depth: usize = cells[1].parse().unwrap();
+    assert!(depth >= 40, "{deep}");
+    let rate: f64 = cells[2]
+        .parse()
+        .unwrap_or_else(|_| panic!("submits/s in {deep}"));
+    assert!(rate > 0.0, "{deep}");
+    assert!(
+        !stderr.contains("failed)") || stderr.contains(", 0 failed"),
+        "{stderr}"
+    );
+}
