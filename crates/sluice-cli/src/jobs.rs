@@ -399,21 +399,6 @@ pub async fn logs(c: &Client, id: &str, o: LogOpts) -> Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_job_is_named_as_get_o_name_prints_it() {
-        assert_eq!(job_id("01ABC"), "01ABC");
-        assert_eq!(job_id("job/01ABC"), "01ABC");
-        assert_eq!(job_id("job/team-a/01ABC"), "01ABC");
-        assert_eq!(job_id("jobs/team-a/01ABC"), "01ABC");
-        // Not a job kind: left as it is (the server says no such job).
-        assert_eq!(job_id("schedule/a/b"), "schedule/a/b");
-    }
-}
-
 /// "2026-12-03T20:15:00.000Z (in 25m)" for an estimated start; the text alone if it does not
 /// parse.
 fn expected_start(t: &str) -> String {
@@ -426,5 +411,20 @@ fn expected_start(t: &str) -> String {
             )
         }
         Err(_) => t.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_named_as_get_o_name_prints_it() {
+        assert_eq!(job_id("01ABC"), "01ABC");
+        assert_eq!(job_id("job/01ABC"), "01ABC");
+        assert_eq!(job_id("job/team-a/01ABC"), "01ABC");
+        assert_eq!(job_id("jobs/team-a/01ABC"), "01ABC");
+        // Not a job kind: left as it is (the server says no such job).
+        assert_eq!(job_id("schedule/a/b"), "schedule/a/b");
     }
 }

@@ -5,6 +5,7 @@
 //! (on the first tick, [`QueueBook::ensure_loaded`]); writes made while it loads are replayed
 //! on top, so a restart rebuilds the same queue.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sluice_core::job::{JobEvent, JobState};
@@ -34,6 +35,9 @@ enum Change {
         demand: sluice_core::job::Demand,
         name: String,
         max_runtime_ms: Option<i64>,
+        /// The whole record, for a job that holds room (admitted, submitted, running): the
+        /// active set keeps it.
+        record: Option<Arc<JobRecord>>,
     },
     /// The job was deleted.
     Gone(String),
@@ -50,6 +54,42 @@ impl Change {
             demand: rec.demand.clone(),
             name: rec.name.clone(),
             max_runtime_ms: max_runtime_ms(rec),
+            record: JobState::ACTIVE
+                .contains(&rec.state)
+                .then(|| Arc::new(rec.clone())),
+        }
+    }
+}
+
+/// How long the active set in memory is trusted before it is read again from the store: a
+/// bound on any drift (a write this process did not see), not the way it is kept current.
+pub const ACTIVE_RESYNC_MS: i64 = 10_000;
+
+/// The jobs that hold room (admitted, submitted, running), kept by the same writes as the
+/// queue, so that the tick's steps need not read them from the store every tick.
+#[derive(Debug, Default)]
+struct Active {
+    jobs: HashMap<String, Arc<JobRecord>>,
+    /// When it was last read whole from the store; none: not read since the queue loaded.
+    synced_at_ms: Option<i64>,
+    /// A read from the store is under way: writes are also kept to be replayed on it.
+    loading: bool,
+    pending: Vec<Change>,
+}
+
+impl Active {
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Job {
+                id,
+                record: Some(rec),
+                ..
+            } => {
+                self.jobs.insert(id.clone(), rec.clone());
+            }
+            Change::Job { id, .. } | Change::Gone(id) => {
+                self.jobs.remove(id);
+            }
         }
     }
 }
@@ -67,6 +107,9 @@ struct Book {
     loaded: bool,
     loading: bool,
     pending: Vec<Change>,
+    active: Active,
+    /// Bumped by every reset: a read of the active set started before one is dropped.
+    epoch: u64,
 }
 
 /// The queue and its loading state, shared by the store wrapper and the tick.
@@ -74,6 +117,8 @@ pub struct QueueBook {
     levels: Arc<Levels>,
     clock: Arc<dyn sluice_backend::clock::Clock>,
     book: Mutex<Book>,
+    /// One read of the active set at a time.
+    resync: tokio::sync::Mutex<()>,
 }
 
 /// The queue, locked (see [`QueueBook::lock`]).
@@ -103,6 +148,7 @@ impl QueueBook {
             levels,
             clock,
             book: Mutex::new(Book::default()),
+            resync: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -127,6 +173,7 @@ impl QueueBook {
                 demand,
                 name,
                 max_runtime_ms,
+                ..
             } => {
                 if *state == JobState::Queued {
                     let entry = QueueEntry {
@@ -156,12 +203,80 @@ impl QueueBook {
         let now = self.clock.now_ms();
         let mut b = self.lock();
         let b = &mut b.0;
+        if b.active.synced_at_ms.is_some() {
+            b.active.apply(&change);
+        }
+        if b.active.loading {
+            b.active.pending.push(change.clone());
+        }
         if b.loaded {
             Self::apply_to(&self.levels, &mut b.queue, &change, now);
         } else if b.loading {
             b.pending.push(change);
         }
         // Not loaded and not loading: the load will read this write from the store.
+    }
+
+    /// The active jobs in `states` (a subset of [`JobState::ACTIVE`]) as the store would list
+    /// them (by `enqueued_at`, then id), from memory while the queue is loaded; none when it
+    /// is not (a follower, or before the first tick). The set is read whole from the store
+    /// when it is older than [`ACTIVE_RESYNC_MS`]; writes made during that read are replayed
+    /// on it, as for the queue.
+    pub async fn active_in(
+        &self,
+        store: &dyn Store,
+        states: &[JobState],
+    ) -> Option<Result<Vec<JobRecord>, StoreError>> {
+        let now = self.clock.now_ms();
+        let fresh = {
+            let b = self.lock();
+            if !b.0.loaded {
+                return None;
+            }
+            b.0.active
+                .synced_at_ms
+                .is_some_and(|t| (0..ACTIVE_RESYNC_MS).contains(&now.saturating_sub(t)))
+        };
+        if !fresh {
+            let _one = self.resync.lock().await;
+            let epoch = {
+                let mut b = self.lock();
+                b.0.active.loading = true;
+                b.0.active.pending.clear();
+                b.0.epoch
+            };
+            let read = store.jobs_in_states(&JobState::ACTIVE).await;
+            let mut b = self.lock();
+            let b = &mut b.0;
+            b.active.loading = false;
+            let pending = std::mem::take(&mut b.active.pending);
+            let read = match read {
+                Ok(read) => read,
+                Err(e) => return Some(Err(e)),
+            };
+            if b.epoch != epoch || !b.loaded {
+                // Reset meanwhile (leadership changed): this read is not ours to keep.
+                return None;
+            }
+            b.active.jobs = read
+                .into_iter()
+                .map(|rec| (rec.id.clone(), Arc::new(rec)))
+                .collect();
+            for change in &pending {
+                b.active.apply(change);
+            }
+            b.active.synced_at_ms = Some(now);
+        }
+        let b = self.lock();
+        let mut out: Vec<JobRecord> =
+            b.0.active
+                .jobs
+                .values()
+                .filter(|r| states.contains(&r.state))
+                .map(|r| JobRecord::clone(r))
+                .collect();
+        out.sort_by(|a, b| (a.enqueued_at_ms, &a.id).cmp(&(b.enqueued_at_ms, &b.id)));
+        Some(Ok(out))
     }
 
     /// Records what a write returned.
@@ -236,6 +351,8 @@ impl QueueBook {
         b.0.loading = false;
         b.0.pending.clear();
         b.0.queue = JobQueue::new();
+        b.0.active = Active::default();
+        b.0.epoch = b.0.epoch.wrapping_add(1);
     }
 }
 
@@ -295,6 +412,14 @@ impl Store for TrackedStore {
     }
 
     async fn jobs_in_states(&self, states: &[JobState]) -> Result<Vec<JobRecord>, StoreError> {
+        // The jobs holding room, from memory while the queue is loaded (the leader's tick
+        // reads them in every step).
+        if !states.is_empty()
+            && states.iter().all(|s| JobState::ACTIVE.contains(s))
+            && let Some(r) = self.book.active_in(self.inner.as_ref(), states).await
+        {
+            return r;
+        }
         self.inner.jobs_in_states(states).await
     }
 

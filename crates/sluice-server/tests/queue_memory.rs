@@ -176,6 +176,30 @@ async fn memory_queue_equals_the_store_after_a_restart() {
         .unwrap();
     assert_eq!(direct.queue_stats().await.unwrap(), from_memory);
     assert!(from_memory.len() >= 2, "{from_memory:?}");
+    // The jobs holding room come from memory too (the tick reads them in every step), and
+    // equal the store's, in the store's order.
+    let ids = |v: Vec<sluice_core::record::JobRecord>| {
+        v.into_iter()
+            .map(|j| (j.id, j.state, j.attempt))
+            .collect::<Vec<_>>()
+    };
+    for states in [
+        &JobState::ACTIVE[..],
+        &[JobState::Submitted, JobState::Running][..],
+        &[JobState::Admitted][..],
+    ] {
+        let mem = st.queue.active_in(direct.as_ref(), states).await;
+        let mem = ids(mem.expect("the queue is loaded").unwrap());
+        assert_eq!(ids(st.store.jobs_in_states(states).await.unwrap()), mem);
+        assert_eq!(ids(direct.jobs_in_states(states).await.unwrap()), mem);
+    }
+    assert!(
+        !st.store
+            .jobs_in_states(&JobState::ACTIVE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     direct.close().await;
 
     // A restart: a new server over the same database loads the same queue.
