@@ -45,6 +45,7 @@ mod orch;
 mod pool;
 mod rows;
 mod tokens;
+mod usage;
 
 use jobs::{add_note_in, insert_job_in, transition_in};
 pub use pool::SqlStore;
@@ -462,6 +463,18 @@ impl Store for SqlStore {
 
     async fn request_stop(&self, id: &str) -> Result<bool, StoreError> {
         self.request_stop_sql(id).await
+    }
+
+    async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError> {
+        self.put_usage_sql(record).await
+    }
+
+    async fn usage(
+        &self,
+        filter: &crate::usage::UsageFilter,
+        limit: u32,
+    ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError> {
+        self.usage_sql(filter, limit).await
     }
 
     async fn close(&self) {

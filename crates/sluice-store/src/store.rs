@@ -306,6 +306,18 @@ pub trait Store: Send + Sync + 'static {
     /// False where there is no feed.
     async fn request_stop(&self, id: &str) -> Result<bool, StoreError>;
 
+    /// Records what a run held and used (once per run; recording the same job attempt again
+    /// replaces it). A write: fenced like the others.
+    async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError>;
+
+    /// The usage records of runs that ended in the filter's range, oldest end first, at most
+    /// `limit` (0 is taken as 1).
+    async fn usage(
+        &self,
+        filter: &crate::usage::UsageFilter,
+        limit: u32,
+    ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError>;
+
     /// Closes the connections (waiting for operations in flight). Calls made afterwards fail.
     async fn close(&self);
 }

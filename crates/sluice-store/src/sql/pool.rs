@@ -60,6 +60,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_leases.sql"),
         include_str!("../../migrations/postgres/0007_leases.sql"),
     ),
+    (
+        8,
+        "usage",
+        include_str!("../../migrations/sqlite/0008_usage.sql"),
+        include_str!("../../migrations/postgres/0008_usage.sql"),
+    ),
 ];
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).
