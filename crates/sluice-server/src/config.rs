@@ -16,9 +16,11 @@ use sluice_core::spec::Levels;
 
 mod auth;
 mod backend;
+mod cost;
 mod duration;
 
 pub use self::auth::{AuthConfig, OidcConfig, TOKEN_FILE};
+pub use self::cost::{CostConfig, PriceOverride};
 mod security;
 
 pub use self::backend::{
@@ -110,6 +112,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[ha]`: leader election among replicas on PostgreSQL.
     pub ha: HaConfig,
+    /// `[cost]`: prices and right-sizing advice.
+    pub cost: CostConfig,
 }
 
 /// `[ha]`: several replicas on one PostgreSQL database elect one leader, which alone runs the
@@ -161,6 +165,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
             ha: HaConfig::default(),
+            cost: CostConfig::default(),
         }
     }
 }
@@ -425,6 +430,7 @@ impl Config {
         self.security.validate()?;
         self.limits.validate()?;
         self.tls.validate()?;
+        self.cost.validate()?;
         Ok(())
     }
 

@@ -71,6 +71,14 @@ struct NamespaceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UsageLabels {
+    namespace: String,
+    kind: String,
+}
+
+type FloatCounter = Counter<f64, AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActiveLabels {
     namespace: String,
     state: String,
@@ -151,6 +159,9 @@ pub struct Metrics {
     admitted: Family<QueueLabels, Counter>,
     finished: Family<OutcomeLabels, Counter>,
     retries: Family<QueueLabels, Counter>,
+    cost: Family<NamespaceLabels, FloatCounter>,
+    core_hours: Family<UsageLabels, FloatCounter>,
+    gib_hours: Family<UsageLabels, FloatCounter>,
     wait: HistogramFamily<QueueLabels>,
     run: HistogramFamily<OutcomeLabels>,
     cycle: Histogram,
@@ -196,6 +207,9 @@ impl Metrics {
             admitted: Family::default(),
             finished: Family::default(),
             retries: Family::default(),
+            cost: Family::default(),
+            core_hours: Family::default(),
+            gib_hours: Family::default(),
             wait: Family::new_with_constructor(wait_histogram as fn() -> Histogram),
             run: Family::new_with_constructor(run_histogram as fn() -> Histogram),
             cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -255,6 +269,21 @@ impl Metrics {
             "job_retries",
             "Job attempts started again after a failure",
             m.retries.clone(),
+        );
+        m.registry.register(
+            "cost",
+            "Price of what ended runs held ([cost] prices), by namespace",
+            m.cost.clone(),
+        );
+        m.registry.register(
+            "core_hours",
+            "Core-hours of ended runs: held (what sluice reserved) and used (measured CPU time)",
+            m.core_hours.clone(),
+        );
+        m.registry.register(
+            "gib_hours",
+            "GiB-hours of ended runs: held (what sluice reserved) and used (measured peaks)",
+            m.gib_hours.clone(),
         );
         m.registry.register(
             "job_run_seconds",
@@ -366,6 +395,7 @@ impl Metrics {
                 let _ = m.submitted.get_or_create(&q);
                 let _ = m.admitted.get_or_create(&q);
                 let _ = m.retries.get_or_create(&q);
+                let _ = m.cost.get_or_create(&nl(ns));
                 let _ = m.watchdog_requeues.get_or_create(&q);
                 let _ = m.wait.get_or_create(&q);
                 for outcome in OUTCOMES {
@@ -376,6 +406,30 @@ impl Metrics {
             }
         }
         m
+    }
+
+    /// A run's usage was recorded: its cost, and the core- and GiB-hours it held and used
+    /// (used only when measured).
+    pub fn run_usage(&self, namespace: &str, e: &sluice_core::cost::Efficiency, measured: bool) {
+        self.cost.get_or_create(&nl(namespace)).inc_by(e.cost);
+        let ul = |kind: &str| UsageLabels {
+            namespace: namespace.to_string(),
+            kind: kind.to_string(),
+        };
+        self.core_hours
+            .get_or_create(&ul("held"))
+            .inc_by(e.held_core_hours);
+        self.gib_hours
+            .get_or_create(&ul("held"))
+            .inc_by(e.held_gib_hours);
+        if measured {
+            self.core_hours
+                .get_or_create(&ul("used"))
+                .inc_by(e.used_core_hours);
+            self.gib_hours
+                .get_or_create(&ul("used"))
+                .inc_by(e.used_gib_hours);
+        }
     }
 
     /// A job was accepted and queued.

@@ -39,6 +39,7 @@ pub mod error;
 pub mod orchestrate;
 pub mod reconcile;
 pub mod submit;
+pub mod usage;
 pub mod write;
 
 pub use error::TickError;
