@@ -676,6 +676,8 @@ default_level = "high"
         let c = Config::load_with_env_prefix(Some(&p), "SLUICE_FILE_ONLY_TEST_").unwrap();
         assert_eq!(c.listen, DEFAULT_LISTEN);
         assert_eq!(c.namespace_policies()["analytics"].weight, 2);
+        assert_eq!(c.cost.prices("analytics").core_hour, 0.03);
+        assert_eq!(c.cost.prices("other").gib_hour, 0.005);
     }
 
     #[test]
