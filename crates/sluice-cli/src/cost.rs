@@ -2,8 +2,9 @@
 //! advice (see docs/cost.md).
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use sluice_core::cost::advice::{AdviceStatus, spark_mem};
+use sluice_server::api::advice::AppliedView;
 use sluice_server::api::cost::{AdviceView, CostView, RunCostView};
 
 use crate::{Client, Output, print_as};
@@ -77,7 +78,10 @@ pub struct CostArgs {
 
 /// `sluice advise`.
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AdviseArgs {
+    #[command(subcommand)]
+    cmd: Option<AdviseCmd>,
     /// Advise per job name (default) or per schedule.
     #[arg(long, default_value = "job", value_parser = ["job", "schedule"])]
     by: String,
@@ -86,6 +90,28 @@ pub struct AdviseArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
+}
+
+/// `sluice advise apply`.
+#[derive(Subcommand)]
+pub enum AdviseCmd {
+    /// Applies a schedule's advice to it (its next runs ask for the advised driver and executor
+    /// memory and executor cores); nothing is changed otherwise.
+    Apply {
+        /// The schedule's namespace.
+        namespace: String,
+        /// The schedule.
+        schedule: String,
+        /// Runs that ended at or after this time (RFC 3339); default the server's window.
+        #[arg(long)]
+        from: Option<String>,
+        /// Runs that ended before this time (RFC 3339); default now.
+        #[arg(long)]
+        to: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Output,
+    },
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -180,6 +206,35 @@ pub async fn cost(c: &Client, a: CostArgs) -> Result<i32> {
 
 /// Runs `sluice advise`.
 pub async fn advise(c: &Client, a: AdviseArgs) -> Result<i32> {
+    if let Some(AdviseCmd::Apply {
+        namespace,
+        schedule,
+        from,
+        to,
+        output,
+    }) = a.cmd
+    {
+        let mut q = Vec::new();
+        for (k, v) in [("from", from), ("to", to)] {
+            if let Some(v) = v {
+                q.push((k, v));
+            }
+        }
+        let path = format!(
+            "/v1/advice/{}/{}/apply",
+            urlencoding(&namespace),
+            urlencoding(&schedule)
+        );
+        let v: AppliedView = c.post(&path, &q, String::new()).await?;
+        if output != Output::Table {
+            print_as(&v, output)?;
+        } else if v.changed.is_empty() {
+            println!("schedule {namespace}/{schedule} already has the advice");
+        } else {
+            println!("schedule {namespace}/{schedule}: {}", v.changed.join(", "));
+        }
+        return Ok(0);
+    }
     let v: AdviceView = c.get("/v1/advice", &a.window.query(&a.by)).await?;
     if a.output != Output::Table {
         print_as(&v, a.output)?;
@@ -237,4 +292,16 @@ pub async fn advise(c: &Client, a: AdviseArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// A path segment with every byte but unreserved ones percent-encoded.
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

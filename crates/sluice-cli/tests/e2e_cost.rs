@@ -158,4 +158,9 @@ fn an_over_provisioned_spark_job_is_advised_down_with_a_saving() {
         serde_json::from_str(&server.ok(&["cost", "--by", "namespace", "-o", "json"])).unwrap();
     assert_eq!(v["groups"][0]["namespace"], "analytics", "{v}");
     assert_eq!(v["groups"][0]["runs"], 2, "{v}");
+    // Advice is applied to schedules only, on request: a schedule that does not exist is named.
+    let out = server.cli(&["advise", "apply", "analytics", "nope"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope") && err.contains("404"), "{err}");
 }

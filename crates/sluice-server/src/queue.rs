@@ -432,6 +432,19 @@ impl Store for TrackedStore {
     async fn request_stop(&self, id: &str) -> Result<bool, StoreError> {
         self.inner.request_stop(id).await
     }
+    async fn set_schedule_template(
+        &self,
+        namespace: &str,
+        name: &str,
+        template: &serde_json::Value,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<sluice_core::schedule::ScheduleRecord, StoreError> {
+        self.inner
+            .set_schedule_template(namespace, name, template, at_ms, message)
+            .await
+    }
+
     async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError> {
         self.inner.put_usage(record).await
     }

@@ -492,6 +492,13 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
                 let (_, v) = as_(r, &e.admin, "GET", rule.path, "").await;
                 assert!(has_ns(list(&v), key, "b"), "the admin sees b: {v}");
             }
+            ("POST", "/v1/advice/{namespace}/{schedule}/apply") => {
+                let (s, v) = as_(r, &a, "POST", "/v1/advice/b/nightly/apply", "").await;
+                not_found(s, &v, &what);
+                // A's own (missing) schedule: 404 too, not a 403.
+                let (s, v) = as_(r, &a, "POST", "/v1/advice/a/nightly/apply", "").await;
+                not_found(s, &v, &what);
+            }
             ("GET", "/v1/whoami") => {
                 let (s, v) = as_(r, &a, "GET", "/v1/whoami", "").await;
                 assert_eq!(s, StatusCode::OK);

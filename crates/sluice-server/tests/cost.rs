@@ -165,3 +165,115 @@ async fn runs_are_priced_and_advised_and_an_oom_job_is_never_advised_down() {
         "{text}"
     );
 }
+
+/// A schedule of a Spark job asking for 2 executors of 2g and using a tenth of it.
+fn sized_schedule() -> String {
+    "name: sized\nnamespace: t\nschedule: \"@every 1h\"\nconcurrencyPolicy: Allow\ntemplate:\n  \
+     labels:\n    sluice.io/sim-used: \"0.1\"\n    sluice.io/sim-duration: 10m\n  spark:\n    \
+     type: Scala\n    mainClass: Main\n    mainApplicationFile: /a.jar\n    driver:\n      \
+     cores: 1\n      memory: 1g\n    executor:\n      cores: 2\n      instances: 2\n      \
+     memory: 2g\n"
+        .to_string()
+}
+
+#[tokio::test]
+async fn advice_is_applied_to_a_schedule_on_request_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, clock) = env(&dir).await;
+    let r = app(state.clone());
+    let (s, v) = call(&r, "POST", "/v1/schedules", &sized_schedule()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // No runs yet: nothing to apply.
+    let (s, v) = call(&r, "POST", "/v1/advice/t/sized/apply", "").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("advice needs 3"),
+        "{v}"
+    );
+    for _ in 0..3 {
+        let (s, v) = call(&r, "POST", "/v1/schedules/t/sized/trigger", "").await;
+        assert!(s.is_success(), "{v}");
+    }
+    tick(&state).await.unwrap();
+    clock.advance(30_000);
+    tick(&state).await.unwrap();
+    clock.advance(11 * 60_000);
+    tick(&state).await.unwrap();
+    let mut waited = 0;
+    while usage_count(&state).await < 3 {
+        assert!(waited < 100, "usage not recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    // Advice alone changes nothing.
+    let (s, v) = call(&r, "GET", "/v1/advice?by=schedule", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["advice"][0]["key"], "sized", "{v}");
+    let before = state
+        .store
+        .get_schedule("t", "sized")
+        .await
+        .unwrap()
+        .unwrap();
+    let executor =
+        |t: &serde_json::Value| sluice_core::stored::StoredJob::decode(t).unwrap().job.kind;
+    let memory = |k: sluice_core::spec::JobKind| match k {
+        sluice_core::spec::JobKind::Spark { spec, .. } => (
+            spec.executor.memory.map(|t| t.0),
+            spec.driver.memory.map(|t| t.0),
+            spec.executor.cores,
+        ),
+        _ => panic!("not spark"),
+    };
+    assert_eq!(
+        memory(executor(&before.template)),
+        (Some("2g".into()), Some("1g".into()), Some(2))
+    );
+
+    let (s, v) = call(&r, "POST", "/v1/advice/t/sized/apply", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rec = &v["advice"]["recommended"];
+    let want_exec = rec["executor_heap_mib"].as_u64().unwrap();
+    assert!(want_exec < 2048, "{v}");
+    assert!(!v["changed"].as_array().unwrap().is_empty(), "{v}");
+    let after = state
+        .store
+        .get_schedule("t", "sized")
+        .await
+        .unwrap()
+        .unwrap();
+    let (exec, driver, cores) = memory(executor(&after.template));
+    assert_eq!(exec, Some(sluice_core::cost::advice::spark_mem(want_exec)));
+    assert_eq!(
+        driver,
+        Some(sluice_core::cost::advice::spark_mem(
+            rec["driver_heap_mib"].as_u64().unwrap()
+        ))
+    );
+    assert_eq!(cores, Some(rec["executor_cores"].as_i64().unwrap()));
+    assert!(
+        after
+            .last_message
+            .as_deref()
+            .unwrap()
+            .contains("right-sizing advice applied"),
+        "{:?}",
+        after.last_message
+    );
+    // The next run asks for less.
+    let (s, j) = call(&r, "POST", "/v1/schedules/t/sized/trigger", "").await;
+    assert!(s.is_success(), "{j}");
+    let id = j["id"].as_str().unwrap();
+    let job = state.store.get_job(id).await.unwrap().unwrap();
+    let exec_pod = job
+        .demand
+        .pods
+        .iter()
+        .find(|p| p.role == sluice_core::job::Role::Executor)
+        .unwrap();
+    assert!(exec_pod.mem_mib < 2048, "{exec_pod:?}");
+    // Applying again changes nothing more.
+    let (s, v) = call(&r, "POST", "/v1/advice/t/sized/apply", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["changed"].as_array().unwrap().is_empty(), "{v}");
+}

@@ -465,6 +465,18 @@ impl Store for SqlStore {
         self.request_stop_sql(id).await
     }
 
+    async fn set_schedule_template(
+        &self,
+        namespace: &str,
+        name: &str,
+        template: &serde_json::Value,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<sluice_core::schedule::ScheduleRecord, StoreError> {
+        self.set_schedule_template_sql(namespace, name, template, at_ms, message)
+            .await
+    }
+
     async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError> {
         self.put_usage_sql(record).await
     }

@@ -220,6 +220,7 @@ conformance! {
         concurrent_acquisitions_have_one_winner,
         fenced_store_writes_nothing_after_a_takeover,
         usage_records_round_trip_and_filter,
+        schedule_template_is_replaced_on_request,
     ],
     store_and_url: [
         change_feed_reports_other_writers,
@@ -239,7 +240,7 @@ conformance! {
 // Usage records (cost intelligence).
 #[path = "conformance_usage/mod.rs"]
 mod usage;
-use usage::usage_records_round_trip_and_filter;
+use usage::{schedule_template_is_replaced_on_request, usage_records_round_trip_and_filter};
 
 // Orchestration checks (schedules, retries, dead-letter queue, purge) live in their own file.
 #[path = "conformance_orch/mod.rs"]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{GroupBy, MIB, Outcome, Prices, UsageRecord, efficiency};
 use crate::sizing::SparkShape;
+use crate::spec::{SparkSpec, Text};
 
 /// Memory is advised in steps of this many MiB.
 pub const STEP_MIB: u64 = 128;
@@ -170,7 +171,12 @@ pub fn advise(
         warnings: Vec::new(),
     };
     let Some(current) = current else {
-        a.status = AdviceStatus::NotSpark;
+        // No runs at all is too few runs; runs without a Spark shape are not Spark.
+        a.status = if runs.is_empty() {
+            AdviceStatus::NotEnoughRuns
+        } else {
+            AdviceStatus::NotSpark
+        };
         return a;
     };
     let ooms: Vec<String> = runs
@@ -293,6 +299,42 @@ pub fn advise(
         Confidence::Medium
     };
     a
+}
+
+/// Sets the advised driver and executor memory and executor cores in `spec` (the spec's own
+/// fields, which win over its `sparkConf`); returns what changed, for people (empty: nothing).
+pub fn apply_to(spec: &mut SparkSpec, rec: &SparkShape) -> Vec<String> {
+    let mut changed = Vec::new();
+    let mem = |slot: &mut Option<Text>, mib: u64, what: &str, changed: &mut Vec<String>| {
+        let want = spark_mem(mib);
+        if slot.as_ref().map(|t| t.0.as_str()) != Some(want.as_str()) {
+            let was = slot.as_ref().map_or("default".to_string(), |t| t.0.clone());
+            changed.push(format!("{what} {was} -> {want}"));
+            *slot = Some(Text(want));
+        }
+    };
+    mem(
+        &mut spec.driver.memory,
+        rec.driver_heap_mib,
+        "driver.memory",
+        &mut changed,
+    );
+    mem(
+        &mut spec.executor.memory,
+        rec.executor_heap_mib,
+        "executor.memory",
+        &mut changed,
+    );
+    let cores = i64::try_from(rec.executor_cores).unwrap_or(i64::MAX);
+    if spec.executor.cores != Some(cores) {
+        let was = spec
+            .executor
+            .cores
+            .map_or("default".to_string(), |c| c.to_string());
+        changed.push(format!("executor.cores {was} -> {cores}"));
+        spec.executor.cores = Some(cores);
+    }
+    changed
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! | `POST /v1/dlq/requeue`, `POST /v1/dlq/purge` | requeue (tail or front) or delete dead letters by filter |
 //! | `POST /v1/queues/purge` | delete queued jobs by filter (`dry_run=true` lists them) |
 //! | `GET /v1/history?from=&to=&step=&namespace=&level=` | time series from the store (see [`history`]) |
-//! | `GET /v1/cost`, `/v1/cost/runs`, `/v1/advice` | requested vs used, cost, right-sizing advice (see [`cost`]) |
+//! | `GET /v1/cost`, `/v1/cost/runs`, `/v1/advice`; `POST /v1/advice/{namespace}/{schedule}/apply` | requested vs used, cost, right-sizing advice, applied to a schedule on request (see [`cost`]) |
 //! | `GET /`, `/ui/*` | the web UI (see [`crate::ui`]) |
 //! | `GET /healthz` | liveness, backend availability |
 //! | `GET /livez` | liveness (the process answers) |
@@ -37,6 +37,7 @@ use utoipa::OpenApi;
 use crate::aside::SetAside;
 use crate::state::{AppState, WaitInfo};
 
+pub mod advice;
 pub mod cluster;
 pub mod cost;
 pub mod dlq;

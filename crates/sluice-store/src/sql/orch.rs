@@ -166,7 +166,7 @@ fn encode_error(what: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what} does not encode: {e}"))
 }
 
-async fn get_schedule_in(
+pub(super) async fn get_schedule_in(
     conn: &mut AnyConnection,
     namespace: &str,
     name: &str,

@@ -6,10 +6,52 @@ use sqlx::Row;
 use super::pool::SqlStore;
 use super::rows::DynQuery;
 use crate::error::StoreError;
-use crate::text::exact;
+use crate::text::{exact, sanitize};
 use crate::usage::UsageFilter;
 
 impl SqlStore {
+    /// Replaces a schedule's template (right-sizing advice applied on request).
+    pub(super) async fn set_schedule_template_sql(
+        &self,
+        namespace: &str,
+        name: &str,
+        template: &serde_json::Value,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<sluice_core::schedule::ScheduleRecord, StoreError> {
+        exact("namespace", namespace)?;
+        exact("name", name)?;
+        let template = serde_json::to_string(template)
+            .map_err(|e| StoreError::Corrupt(format!("the schedule's template: {e}")))?;
+        let message = sanitize(message);
+        let mut w = self.begin_write().await?;
+        let result = async {
+            let done = sqlx::query(
+                "UPDATE schedules SET template = $3, updated_at = $4, last_message = $5 \
+                 WHERE namespace = $1 AND name = $2",
+            )
+            .bind(namespace)
+            .bind(name)
+            .bind(&template)
+            .bind(at_ms)
+            .bind(message.as_ref())
+            .execute(&mut *w.tx)
+            .await?;
+            let missing = || StoreError::NoSchedule {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            };
+            if done.rows_affected() == 0 {
+                return Err(missing());
+            }
+            super::orch::get_schedule_in(&mut w.tx, namespace, name)
+                .await?
+                .ok_or_else(missing)
+        }
+        .await;
+        w.finish(result).await
+    }
+
     pub(super) async fn put_usage_sql(&self, r: &UsageRecord) -> Result<(), StoreError> {
         exact("job_id", &r.job_id)?;
         exact("namespace", &r.namespace)?;

@@ -141,3 +141,38 @@ pub async fn usage_records_round_trip_and_filter(store: Arc<dyn Store>) {
         other => panic!("expected InvalidInput, got {other:?}"),
     }
 }
+
+pub async fn schedule_template_is_replaced_on_request(store: Arc<dyn Store>) {
+    let made = store
+        .create_schedule(&crate::orch::schedule("a", "nightly", Some(5_000), false))
+        .await
+        .unwrap();
+    let template =
+        serde_json::json!({"name": "nightly", "kind": {"type": "command", "argv": ["false"]}});
+    let got = store
+        .set_schedule_template("a", "nightly", &template, 9_000, "advice applied\0!")
+        .await
+        .unwrap();
+    assert_eq!(got.template, template);
+    assert_eq!(got.updated_at_ms, 9_000);
+    assert_eq!(got.last_message.as_deref(), Some("advice applied\u{FFFD}!"));
+    // Everything else is kept.
+    assert_eq!(
+        (got.cron, got.next_fire_at_ms, got.source, got.created_at_ms),
+        (
+            made.cron,
+            made.next_fire_at_ms,
+            made.source,
+            made.created_at_ms
+        )
+    );
+    let again = store.get_schedule("a", "nightly").await.unwrap().unwrap();
+    assert_eq!(again.template, template);
+    match store
+        .set_schedule_template("a", "missing", &template, 9_000, "x")
+        .await
+    {
+        Err(StoreError::NoSchedule { .. }) => {}
+        other => panic!("expected NoSchedule, got {other:?}"),
+    }
+}

@@ -216,6 +216,46 @@ fn a_command_job_gets_no_spark_advice() {
     }
     let a = advise("ns", "etl", GroupBy::Job, &rs, &cfg(5), &PRICES, MONTH_MS);
     assert_eq!(a.status, AdviceStatus::NotSpark);
+    let none = advise("ns", "etl", GroupBy::Job, &[], &cfg(5), &PRICES, MONTH_MS);
+    assert_eq!(none.status, AdviceStatus::NotEnoughRuns);
+}
+
+#[test]
+fn applying_advice_sets_the_specs_own_fields() {
+    use crate::sizing::spark_shape;
+    let mut spec = SparkSpec::default();
+    spec.executor.memory = Some(crate::spec::Text("2g".into()));
+    spec.spark_conf
+        .insert("spark.driver.memory".into(), crate::spec::Text("4g".into()));
+    let rec = SparkShape {
+        driver_heap_mib: 512,
+        executor_heap_mib: 768,
+        executor_cores: 1,
+        executors: 2,
+    };
+    let changed = apply_to(&mut spec, &rec);
+    assert_eq!(
+        changed,
+        [
+            "driver.memory default -> 512m",
+            "executor.memory 2g -> 768m",
+            "executor.cores default -> 1"
+        ]
+    );
+    // The spec's fields win over its sparkConf: the shape Spark will get is the advice.
+    let got = spark_shape(&spec, "spark").unwrap();
+    assert_eq!(
+        (
+            got.driver_heap_mib,
+            got.executor_heap_mib,
+            got.executor_cores
+        ),
+        (512, 768, 1)
+    );
+    assert!(
+        apply_to(&mut spec, &rec).is_empty(),
+        "applied twice: nothing changes"
+    );
 }
 
 proptest! {
