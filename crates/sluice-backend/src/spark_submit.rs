@@ -89,10 +89,13 @@ pub(crate) struct SubmitArgs {
 pub(crate) const EVENT_LOG_OWN_CONF: [&str; 2] = ["spark.eventLog.enabled", "spark.eventLog.dir"];
 
 /// Conf set with an event log unless the job sets it: the process tree's memory (RSS) and the
-/// per-stage peaks of every executor go into the log.
-const EVENT_LOG_DEFAULTS: [(&str, &str); 2] = [
+/// per-stage peaks of every executor go into the log, and executors sample their memory every
+/// half second (Spark's default samples only at heartbeats, every 10 s, which a short run may
+/// never reach: its log then has no memory peaks at all).
+const EVENT_LOG_DEFAULTS: [(&str, &str); 3] = [
     ("spark.executor.processTreeMetrics.enabled", "true"),
     ("spark.eventLog.logStageExecutorMetrics", "true"),
+    ("spark.executor.metrics.pollingInterval", "500ms"),
 ];
 
 impl SubmitArgs {

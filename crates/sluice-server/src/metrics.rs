@@ -396,6 +396,14 @@ impl Metrics {
                 let _ = m.admitted.get_or_create(&q);
                 let _ = m.retries.get_or_create(&q);
                 let _ = m.cost.get_or_create(&nl(ns));
+                for kind in ["held", "used"] {
+                    let u = UsageLabels {
+                        namespace: ns.clone(),
+                        kind: kind.to_string(),
+                    };
+                    let _ = m.core_hours.get_or_create(&u);
+                    let _ = m.gib_hours.get_or_create(&u);
+                }
                 let _ = m.watchdog_requeues.get_or_create(&q);
                 let _ = m.wait.get_or_create(&q);
                 for outcome in OUTCOMES {

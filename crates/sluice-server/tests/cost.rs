@@ -151,6 +151,28 @@ async fn runs_are_priced_and_advised_and_an_oom_job_is_never_advised_down() {
         "{oomy}"
     );
 
+    // And in the history, by the bucket of each run's end.
+    clock.advance(60_000);
+    let (s, v) = call(&r, "GET", "/v1/history", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let series = v["cost"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{v}");
+    assert_eq!(series[0]["namespace"], "t");
+    let sum = |k: &str| -> f64 {
+        series[0][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum("runs"), 6.0, "{v}");
+    assert!(
+        (sum("held_core_hours") - 6.0 * 5.0 * 11.0 / 60.0).abs() < 1e-6,
+        "{v}"
+    );
+    assert!(sum("cost") > 0.0 && sum("used_core_hours") > 0.0, "{v}");
+
     // The cost of every run is in the metrics.
     let (s, _, text) = raw(&r, "GET", "/metrics", "").await;
     assert_eq!(s, StatusCode::OK);

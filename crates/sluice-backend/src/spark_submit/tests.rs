@@ -185,6 +185,7 @@ fn a_logged_run_writes_its_event_log_where_sluice_reads_it() {
     assert_eq!(has("spark.executor.processTreeMetrics.enabled=false"), 1);
     assert_eq!(has("spark.executor.processTreeMetrics.enabled=true"), 0);
     assert_eq!(has("spark.eventLog.logStageExecutorMetrics=true"), 1);
+    assert_eq!(has("spark.executor.metrics.pollingInterval=500ms"), 1);
     // Without a log, none of it.
     let plain = spark_submit_argv(Path::new("/sh"), "/opt/spark", &job).unwrap();
     assert!(!plain.iter().any(|a| a == "spark.eventLog.enabled=true"));

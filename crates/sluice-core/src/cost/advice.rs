@@ -184,11 +184,23 @@ pub fn advise(
         .filter(|r| r.outcome == Outcome::Oom)
         .map(|r| run_name(r))
         .collect();
-    let measured: Vec<&UsageRecord> = runs
-        .iter()
-        .copied()
-        .filter(|r| r.measured.is_some() && r.requested.spark.is_some())
-        .collect();
+    // A run counts when its executors' memory was measured: a log without memory peaks (a
+    // run too short for Spark to sample them) must not pass for a run that used nothing.
+    let mut measured: Vec<&UsageRecord> = Vec::new();
+    for r in runs.iter().copied() {
+        let Some(m) = &r.measured else { continue };
+        if r.requested.spark.is_none() {
+            continue;
+        }
+        if m.executor.is_some_and(|x| x.heap_need() > 0) {
+            measured.push(r);
+        } else {
+            a.warnings.push(format!(
+                "run {} has no memory peaks in its event log: not counted",
+                run_name(r)
+            ));
+        }
+    }
     let mut complete = true;
     let mut exec_peaks = Vec::new();
     for r in &measured {

@@ -209,6 +209,21 @@ fn confidence_table() {
 }
 
 #[test]
+fn runs_without_memory_peaks_do_not_count() {
+    let mut rs = runs(5, &[400], 360.0);
+    rs[4].measured = Some(measured(0, 0, 360.0));
+    let a = advise("ns", "etl", GroupBy::Job, &rs, &cfg(5), &PRICES, MONTH_MS);
+    assert_eq!(a.status, AdviceStatus::NotEnoughRuns, "{a:?}");
+    assert!(
+        a.warnings
+            .iter()
+            .any(|w| w.contains("job4/1 has no memory peaks")),
+        "{:?}",
+        a.warnings
+    );
+}
+
+#[test]
 fn a_command_job_gets_no_spark_advice() {
     let mut rs = runs(5, &[400], 360.0);
     for r in &mut rs {
