@@ -160,8 +160,8 @@ pub struct Metrics {
     finished: Family<OutcomeLabels, Counter>,
     retries: Family<QueueLabels, Counter>,
     cost: Family<NamespaceLabels, FloatCounter>,
-    core_hours: Family<UsageLabels, FloatCounter>,
-    gib_hours: Family<UsageLabels, FloatCounter>,
+    cpu_seconds: Family<UsageLabels, FloatCounter>,
+    memory_byte_seconds: Family<UsageLabels, FloatCounter>,
     wait: HistogramFamily<QueueLabels>,
     run: HistogramFamily<OutcomeLabels>,
     cycle: Histogram,
@@ -208,8 +208,8 @@ impl Metrics {
             finished: Family::default(),
             retries: Family::default(),
             cost: Family::default(),
-            core_hours: Family::default(),
-            gib_hours: Family::default(),
+            cpu_seconds: Family::default(),
+            memory_byte_seconds: Family::default(),
             wait: Family::new_with_constructor(wait_histogram as fn() -> Histogram),
             run: Family::new_with_constructor(run_histogram as fn() -> Histogram),
             cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -276,14 +276,15 @@ impl Metrics {
             m.cost.clone(),
         );
         m.registry.register(
-            "core_hours",
-            "Core-hours of ended runs: held (what sluice reserved) and used (measured CPU time)",
-            m.core_hours.clone(),
+            "cpu_seconds",
+            "Core-seconds of ended runs: held (what sluice reserved) and used (measured CPU time)",
+            m.cpu_seconds.clone(),
         );
         m.registry.register(
-            "gib_hours",
-            "GiB-hours of ended runs: held (what sluice reserved) and used (measured peaks)",
-            m.gib_hours.clone(),
+            "memory_byte_seconds",
+            "Byte-seconds of memory of ended runs: held (what sluice reserved) and used \
+             (measured peaks x lifetimes)",
+            m.memory_byte_seconds.clone(),
         );
         m.registry.register(
             "job_run_seconds",
@@ -401,8 +402,8 @@ impl Metrics {
                         namespace: ns.clone(),
                         kind: kind.to_string(),
                     };
-                    let _ = m.core_hours.get_or_create(&u);
-                    let _ = m.gib_hours.get_or_create(&u);
+                    let _ = m.cpu_seconds.get_or_create(&u);
+                    let _ = m.memory_byte_seconds.get_or_create(&u);
                 }
                 let _ = m.watchdog_requeues.get_or_create(&q);
                 let _ = m.wait.get_or_create(&q);
@@ -416,27 +417,26 @@ impl Metrics {
         m
     }
 
-    /// A run's usage was recorded: its cost, and the core- and GiB-hours it held and used
-    /// (used only when measured).
+    /// A run's usage was recorded: its cost, and the CPU and memory it held and used (used
+    /// only when measured), in base units (core-seconds, byte-seconds).
     pub fn run_usage(&self, namespace: &str, e: &sluice_core::cost::Efficiency, measured: bool) {
+        const GIB_SECONDS: f64 = 3600.0 * (1u64 << 30) as f64;
         self.cost.get_or_create(&nl(namespace)).inc_by(e.cost);
         let ul = |kind: &str| UsageLabels {
             namespace: namespace.to_string(),
             kind: kind.to_string(),
         };
-        self.core_hours
-            .get_or_create(&ul("held"))
-            .inc_by(e.held_core_hours);
-        self.gib_hours
-            .get_or_create(&ul("held"))
-            .inc_by(e.held_gib_hours);
+        let mut add = |kind: &str, core_hours: f64, gib_hours: f64| {
+            self.cpu_seconds
+                .get_or_create(&ul(kind))
+                .inc_by(core_hours * 3600.0);
+            self.memory_byte_seconds
+                .get_or_create(&ul(kind))
+                .inc_by(gib_hours * GIB_SECONDS);
+        };
+        add("held", e.held_core_hours, e.held_gib_hours);
         if measured {
-            self.core_hours
-                .get_or_create(&ul("used"))
-                .inc_by(e.used_core_hours);
-            self.gib_hours
-                .get_or_create(&ul("used"))
-                .inc_by(e.used_gib_hours);
+            add("used", e.used_core_hours, e.used_gib_hours);
         }
     }
 

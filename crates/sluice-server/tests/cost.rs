@@ -183,7 +183,7 @@ async fn runs_are_priced_and_advised_and_an_oom_job_is_never_advised_down() {
     let total: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(total > 0.0, "{line}");
     assert!(
-        text.contains("sluice_core_hours_total{namespace=\"t\",kind=\"used\"}"),
+        text.contains("sluice_cpu_seconds_total{namespace=\"t\",kind=\"used\"}"),
         "{text}"
     );
 }
