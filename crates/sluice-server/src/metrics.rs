@@ -426,7 +426,7 @@ impl Metrics {
             namespace: namespace.to_string(),
             kind: kind.to_string(),
         };
-        let mut add = |kind: &str, core_hours: f64, gib_hours: f64| {
+        let add = |kind: &str, core_hours: f64, gib_hours: f64| {
             self.cpu_seconds
                 .get_or_create(&ul(kind))
                 .inc_by(core_hours * 3600.0);
