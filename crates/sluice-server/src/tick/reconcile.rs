@@ -227,8 +227,21 @@ pub async fn write_stopped(state: &AppState) -> Result<(), TickError> {
         };
         let written = apply(state, &t).await;
         state.done_stopping(&rec.id);
-        if let Err(e) = written {
-            isolate(state, &rec.id, "recording the timeout", e)?;
+        match written {
+            // What the stopped run held and used is recorded like any ended run's.
+            Ok(_) => {
+                record_in_background(
+                    state,
+                    vec![Ended {
+                        at_ms: t.at_ms,
+                        succeeded: false,
+                        message: t.message.clone(),
+                        exit_code: None,
+                        rec,
+                    }],
+                );
+            }
+            Err(e) => isolate(state, &rec.id, "recording the timeout", e)?,
         }
     }
     Ok(())
