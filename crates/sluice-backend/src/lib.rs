@@ -272,6 +272,18 @@ pub trait Backend: Send + Sync + 'static {
     async fn take_notes(&self) -> Vec<RunNote> {
         Vec::new()
     }
+    /// What an ended run used, measured where this backend can (the run's Spark event log, its
+    /// process tree's resource usage); `end_ms` stands for the end of what the log leaves
+    /// open. Called once the run has ended, off the scheduling loop; reading a large log takes
+    /// a while, so implementations parse on a blocking thread. `Ok(None)`: nothing measured.
+    /// Default: nothing.
+    async fn usage(
+        &self,
+        _run: &RunRef,
+        _end_ms: i64,
+    ) -> Result<Option<sluice_core::cost::Measured>, BackendError> {
+        Ok(None)
+    }
     /// Up to `max_bytes` of the run's log from `offset`.
     async fn logs(
         &self,

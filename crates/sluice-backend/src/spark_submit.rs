@@ -80,9 +80,45 @@ pub(crate) struct SubmitArgs {
     pub(crate) own_conf: &'static [&'static str],
     /// Conf passed after the job's own when the job does not set the key.
     pub(crate) defaults: Vec<(String, String)>,
+    /// Where Spark writes the run's event log (see [`SubmitArgs::with_event_log`]).
+    pub(crate) event_log: Option<String>,
 }
 
+/// Conf keys sluice sets itself when it keeps a run's event log; the job's values for them are
+/// not passed on.
+pub(crate) const EVENT_LOG_OWN_CONF: [&str; 2] = ["spark.eventLog.enabled", "spark.eventLog.dir"];
+
+/// Conf set with an event log unless the job sets it: the process tree's memory (RSS) and the
+/// per-stage peaks of every executor go into the log, and executors sample their memory every
+/// half second (Spark's default samples only at heartbeats, every 10 s, which a short run may
+/// never reach: its log then has no memory peaks at all).
+const EVENT_LOG_DEFAULTS: [(&str, &str); 3] = [
+    ("spark.executor.processTreeMetrics.enabled", "true"),
+    ("spark.eventLog.logStageExecutorMetrics", "true"),
+    ("spark.executor.metrics.pollingInterval", "500ms"),
+];
+
 impl SubmitArgs {
+    /// The same, with Spark's event log on and written into `dir` (which must exist):
+    /// `spark.eventLog.enabled=true`, `spark.eventLog.dir=file://<dir>` (the job's values for
+    /// these are dropped), and process-tree and stage executor metrics unless the job sets
+    /// them. sluice reads the log when the run ends (what the run used).
+    pub(crate) fn with_event_log(mut self, dir: &Path) -> Result<SubmitArgs, BackendError> {
+        let dir = dir.to_str().ok_or_else(|| {
+            BackendError::Config(format!(
+                "the event log directory {} is not valid UTF-8",
+                dir.display()
+            ))
+        })?;
+        self.event_log = Some(format!("file://{dir}"));
+        self.defaults.extend(
+            EVENT_LOG_DEFAULTS
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string())),
+        );
+        Ok(self)
+    }
+
     /// Local mode: `--master local[N]` (N = [`local_threads`]), the driver heap, loopback driver
     /// host and bind address and a disabled UI unless the job sets them.
     pub(crate) fn local(spec: &SparkSpec) -> Result<SubmitArgs, BackendError> {
@@ -96,6 +132,7 @@ impl SubmitArgs {
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
+            event_log: None,
         })
     }
 
@@ -130,6 +167,7 @@ impl SubmitArgs {
             ],
             own_conf: &STANDALONE_OWN_CONF,
             defaults,
+            event_log: None,
         })
     }
 }
@@ -147,6 +185,18 @@ pub fn spark_submit_argv(
     job: &Job,
 ) -> Result<Vec<String>, BackendError> {
     let args = SubmitArgs::local(spark_spec(job)?)?;
+    spark_submit_command(spark_home, image_spark_home, job, &args)
+}
+
+/// [`spark_submit_argv`] with the event log written into `event_log_dir`
+/// ([`SubmitArgs::with_event_log`]).
+pub fn spark_submit_argv_logged(
+    spark_home: &Path,
+    image_spark_home: &str,
+    job: &Job,
+    event_log_dir: &Path,
+) -> Result<Vec<String>, BackendError> {
+    let args = SubmitArgs::local(spark_spec(job)?)?.with_event_log(event_log_dir)?;
     spark_submit_command(spark_home, image_spark_home, job, &args)
 }
 
@@ -179,8 +229,15 @@ pub(crate) fn spark_submit_command(
         argv.push("--conf".into());
         argv.push(format!("{k}={v}"));
     }
+    if let Some(dir) = &args.event_log {
+        argv.push("--conf".into());
+        argv.push("spark.eventLog.enabled=true".into());
+        argv.push("--conf".into());
+        argv.push(format!("spark.eventLog.dir={dir}"));
+    }
     for (k, v) in &spec.spark_conf {
-        if !args.own_conf.contains(&k.as_str()) {
+        let logged = args.event_log.is_some() && EVENT_LOG_OWN_CONF.contains(&k.as_str());
+        if !args.own_conf.contains(&k.as_str()) && !logged {
             argv.push("--conf".into());
             argv.push(format!("{k}={v}"));
         }

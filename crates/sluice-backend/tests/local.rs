@@ -646,3 +646,44 @@ async fn runs_start_as_the_configured_unprivileged_user() {
         65534
     );
 }
+
+#[tokio::test]
+async fn a_command_run_reports_its_peak_memory_and_cpu_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = LocalBackend::new(config(tmp.path(), 4000, 4096))
+        .await
+        .unwrap();
+    let mut reaper = Reaper::default();
+    // A child of the command (python, waited for by sh) holds 150 MiB and spins for 0.4 s of
+    // CPU: the wrapper's usage includes its descendants'.
+    let script = "import time\nx = bytearray(150 * 1024 * 1024)\nfor i in range(0, len(x), 4096): x[i] = 1\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n";
+    let job = command_job(
+        "hungry",
+        &["sh", "-c", "python3 -c \"$0\"; true", script],
+        "1",
+        "512m",
+    );
+    let sub = b.submit(&request("u1", 1, job)).await.unwrap();
+    reaper.hold(&sub.backend_ref);
+    let r = run("u1", 1);
+    assert_eq!(
+        wait_end(&b, &r, Duration::from_secs(30)).await,
+        RunStatus::Succeeded
+    );
+    let m = b.usage(&r, 0).await.unwrap().expect("measured");
+    assert_eq!(m.source, "process");
+    let p = m.process.expect("process usage");
+    assert!(
+        p.peak_rss_bytes >= 150 << 20,
+        "peak RSS {} below the 150 MiB it touched",
+        p.peak_rss_bytes
+    );
+    assert!(p.peak_rss_bytes < 512 << 20, "{}", p.peak_rss_bytes);
+    assert!(p.cpu_seconds >= 0.4, "cpu {}", p.cpu_seconds);
+    assert!(m.driver.is_none(), "no event log for a command");
+    // A run the backend never had: not found.
+    assert!(matches!(
+        b.usage(&run("nope", 1), 0).await,
+        Err(BackendError::NotFound { .. })
+    ));
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sluice_backend::clock::ManualClock;
 use sluice_backend::simulated::{
     DURATION_LABEL, DurationConfig, NodeGroup, OUTCOME_LABEL, SimulatedBackend, SimulatedConfig,
+    USED_LABEL,
 };
 use sluice_backend::{Backend, BackendError, RunRef, RunStatus, SubmitRequest};
 use sluice_core::document::parse_job;
@@ -441,4 +442,42 @@ async fn placements_name_the_node_of_every_pod_of_the_runs_holding_room() {
     let p = b.placements().await;
     assert!(!p.contains_key("a"), "{p:?}");
     assert!(p.contains_key("b"));
+}
+
+#[tokio::test]
+async fn an_ended_run_reports_synthetic_usage_from_its_label() {
+    let (b, clock) = backend(&config(1, "8", "16g"));
+    let job = spark_job("light", 2, &[(USED_LABEL, "0.25"), (DURATION_LABEL, "10m")]);
+    b.submit(&request(&b, "u", 1, job)).await.unwrap();
+    let oom = spark_job(
+        "heavy",
+        1,
+        &[(OUTCOME_LABEL, "oom"), (DURATION_LABEL, "10m")],
+    );
+    b.submit(&request(&b, "o", 1, oom)).await.unwrap();
+    clock.advance(60_000);
+    assert_eq!(
+        b.usage(&run("u", 1), 0).await.unwrap(),
+        None,
+        "still running"
+    );
+    clock.advance(600_000);
+    let m = b.usage(&run("u", 1), 0).await.unwrap().expect("measured");
+    assert_eq!(m.source, "simulated");
+    // 512m + 384m overhead per pod, a quarter of it.
+    assert_eq!(m.executor.unwrap().heap, 224 << 20);
+    assert_eq!(m.driver.unwrap().heap, 224 << 20);
+    assert_eq!(m.executors_used, 2);
+    assert_eq!(m.executor_seconds, 1200.0);
+    // 3 cores for 600 s, a quarter busy.
+    assert_eq!(m.task_cpu_seconds, 450.0);
+    let o = b.usage(&run("o", 1), 0).await.unwrap().expect("measured");
+    assert_eq!(
+        o.executor.unwrap().heap,
+        896 << 20,
+        "an oom run used it all"
+    );
+    let bad = spark_job("bad", 1, &[(USED_LABEL, "1.5")]);
+    let err = b.demand(&bad).unwrap_err().to_string();
+    assert!(err.contains(USED_LABEL) && err.contains("1.5"), "{err}");
 }

@@ -13,6 +13,7 @@ use sluice_server::api::{ErrorBody, JobList, JobView, QueueView};
 mod access;
 mod bench;
 mod context;
+mod cost;
 mod explain;
 mod jobs;
 mod orch;
@@ -198,6 +199,11 @@ enum Cmd {
     Config(context::ConfigCmd),
     /// Shows the token in use: its id, subject and roles.
     Whoami,
+    /// What runs held and used, and what it cost: per job, schedule, namespace, day or run
+    /// (docs/cost.md).
+    Cost(cost::CostArgs),
+    /// Right-sizing advice per job or schedule from its measured runs (docs/cost.md).
+    Advise(cost::AdviseArgs),
     /// Measures a real server (this binary, release build) with the simulated backend on SQLite
     /// and PostgreSQL over HTTP: submit rates, RSS, idle tick, submit->admitted latency,
     /// admissions/s and API latency at several queue depths (see BENCHMARKS.md).
@@ -506,6 +512,8 @@ async fn run(cli: Cli) -> Result<i32> {
         Cmd::Token(cmd) => access::token(&c, cmd).await,
         Cmd::Audit(args) => access::audit(&c, args).await,
         Cmd::Whoami => access::whoami(&c).await,
+        Cmd::Cost(args) => cost::cost(&c, args).await,
+        Cmd::Advise(args) => cost::advise(&c, args).await,
         Cmd::Schedule(cmd) => orch::schedule(&c, cmd).await,
         Cmd::Apply { files } => orch::apply(&c, &files).await,
         Cmd::Explain { field } => {

@@ -17,11 +17,13 @@
 //! - [`stored`]: the stored job (job, policy, the user's document), encoded and decoded once.
 //! - [`record`]: the job record the store hands out, its stored job decoded once.
 //! - [`usage`]: what a Spark run used, read from Spark's own event log (streaming, pure).
+//! - [`cost`]: requested vs used per run, efficiency, cost and right-sizing advice.
 //! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
 //! - [`access`]: roles (viewer < submitter < operator < admin) bound to namespaces or `*`.
 
 pub mod access;
 pub mod capacity;
+pub mod cost;
 pub mod cycle;
 pub mod document;
 pub mod duration;

@@ -316,6 +316,44 @@ fn checked(d: Demand, p: &str, count: u32) -> Result<Demand, SpecError> {
     }
 }
 
+/// What a Spark job asks for per JVM, in Spark's own terms: the right-sizing advice
+/// ([`crate::cost`]) is given in these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct SparkShape {
+    /// `spark.driver.memory` (MiB).
+    pub driver_heap_mib: u64,
+    /// `spark.executor.memory` (MiB).
+    pub executor_heap_mib: u64,
+    /// `spark.executor.cores`.
+    pub executor_cores: u64,
+    /// Executors the job needs before it can make progress ([`executor_count`]).
+    pub executors: u64,
+}
+
+/// The [`SparkShape`] of a Spark spec (`p`: the field prefix of error messages).
+pub fn spark_shape(s: &SparkSpec, p: &str) -> Result<SparkShape, SpecError> {
+    let driver = RoleInput {
+        role: "driver",
+        cores: s.driver.cores,
+        core_request: s.driver.core_request.as_ref(),
+        memory: s.driver.memory.as_ref(),
+        memory_overhead: s.driver.memory_overhead.as_ref(),
+    };
+    let executor = RoleInput {
+        role: "executor",
+        cores: s.executor.cores,
+        core_request: s.executor.core_request.as_ref(),
+        memory: s.executor.memory.as_ref(),
+        memory_overhead: s.executor.memory_overhead.as_ref(),
+    };
+    Ok(SparkShape {
+        driver_heap_mib: heap_mib(s, p, &driver)?,
+        executor_heap_mib: heap_mib(s, p, &executor)?,
+        executor_cores: cores(s, p, &executor)?,
+        executors: executor_count(s, p)?,
+    })
+}
+
 /// The N of `local[N]` for running the job on one machine: executors x executor cores (at least 1).
 pub fn local_threads(s: &SparkSpec) -> Result<u64, SpecError> {
     let executor = RoleInput {

@@ -16,10 +16,12 @@ use sluice_core::spec::Levels;
 
 mod auth;
 mod backend;
+mod cost;
 mod duration;
 mod preemption;
 
 pub use self::auth::{AuthConfig, OidcConfig, TOKEN_FILE};
+pub use self::cost::{CostConfig, PriceOverride};
 pub use self::preemption::PreemptionConfig;
 mod security;
 
@@ -112,6 +114,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[ha]`: leader election among replicas on PostgreSQL.
     pub ha: HaConfig,
+    /// `[cost]`: prices and right-sizing advice.
+    pub cost: CostConfig,
 }
 
 /// `[ha]`: several replicas on one PostgreSQL database elect one leader, which alone runs the
@@ -163,6 +167,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             tls: TlsConfig::default(),
             ha: HaConfig::default(),
+            cost: CostConfig::default(),
         }
     }
 }
@@ -443,6 +448,7 @@ impl Config {
         self.security.validate()?;
         self.limits.validate()?;
         self.tls.validate()?;
+        self.cost.validate()?;
         Ok(())
     }
 
@@ -694,6 +700,8 @@ default_level = "high"
         assert_eq!(c.namespace_policies()["analytics"].weight, 2);
         assert!(!c.scheduler.preemption.enabled());
         assert_eq!(c.scheduler.preemption.grace_ms, 30_000);
+        assert_eq!(c.cost.prices("analytics").core_hour, 0.03);
+        assert_eq!(c.cost.prices("other").gib_hour, 0.005);
     }
 
     #[test]

@@ -71,6 +71,14 @@ struct NamespaceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UsageLabels {
+    namespace: String,
+    kind: String,
+}
+
+type FloatCounter = Counter<f64, AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActiveLabels {
     namespace: String,
     state: String,
@@ -151,6 +159,9 @@ pub struct Metrics {
     admitted: Family<QueueLabels, Counter>,
     finished: Family<OutcomeLabels, Counter>,
     retries: Family<QueueLabels, Counter>,
+    cost: Family<NamespaceLabels, FloatCounter>,
+    cpu_seconds: Family<UsageLabels, FloatCounter>,
+    memory_byte_seconds: Family<UsageLabels, FloatCounter>,
     wait: HistogramFamily<QueueLabels>,
     run: HistogramFamily<OutcomeLabels>,
     cycle: Histogram,
@@ -197,6 +208,9 @@ impl Metrics {
             admitted: Family::default(),
             finished: Family::default(),
             retries: Family::default(),
+            cost: Family::default(),
+            cpu_seconds: Family::default(),
+            memory_byte_seconds: Family::default(),
             wait: Family::new_with_constructor(wait_histogram as fn() -> Histogram),
             run: Family::new_with_constructor(run_histogram as fn() -> Histogram),
             cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
@@ -257,6 +271,22 @@ impl Metrics {
             "job_retries",
             "Job attempts started again after a failure",
             m.retries.clone(),
+        );
+        m.registry.register(
+            "cost",
+            "Price of what ended runs held ([cost] prices), by namespace",
+            m.cost.clone(),
+        );
+        m.registry.register(
+            "cpu_seconds",
+            "Core-seconds of ended runs: held (what sluice reserved) and used (measured CPU time)",
+            m.cpu_seconds.clone(),
+        );
+        m.registry.register(
+            "memory_byte_seconds",
+            "Byte-seconds of memory of ended runs: held (what sluice reserved) and used \
+             (measured peaks x lifetimes)",
+            m.memory_byte_seconds.clone(),
         );
         m.registry.register(
             "job_run_seconds",
@@ -374,6 +404,15 @@ impl Metrics {
                 let _ = m.submitted.get_or_create(&q);
                 let _ = m.admitted.get_or_create(&q);
                 let _ = m.retries.get_or_create(&q);
+                let _ = m.cost.get_or_create(&nl(ns));
+                for kind in ["held", "used"] {
+                    let u = UsageLabels {
+                        namespace: ns.clone(),
+                        kind: kind.to_string(),
+                    };
+                    let _ = m.cpu_seconds.get_or_create(&u);
+                    let _ = m.memory_byte_seconds.get_or_create(&u);
+                }
                 let _ = m.watchdog_requeues.get_or_create(&q);
                 let _ = m.preemptions.get_or_create(&q);
                 let _ = m.wait.get_or_create(&q);
@@ -385,6 +424,29 @@ impl Metrics {
             }
         }
         m
+    }
+
+    /// A run's usage was recorded: its cost, and the CPU and memory it held and used (used
+    /// only when measured), in base units (core-seconds, byte-seconds).
+    pub fn run_usage(&self, namespace: &str, e: &sluice_core::cost::Efficiency, measured: bool) {
+        const GIB_SECONDS: f64 = 3600.0 * (1u64 << 30) as f64;
+        self.cost.get_or_create(&nl(namespace)).inc_by(e.cost);
+        let ul = |kind: &str| UsageLabels {
+            namespace: namespace.to_string(),
+            kind: kind.to_string(),
+        };
+        let add = |kind: &str, core_hours: f64, gib_hours: f64| {
+            self.cpu_seconds
+                .get_or_create(&ul(kind))
+                .inc_by(core_hours * 3600.0);
+            self.memory_byte_seconds
+                .get_or_create(&ul(kind))
+                .inc_by(gib_hours * GIB_SECONDS);
+        };
+        add("held", e.held_core_hours, e.held_gib_hours);
+        if measured {
+            add("used", e.used_core_hours, e.used_gib_hours);
+        }
     }
 
     /// A job was accepted and queued.

@@ -611,6 +611,29 @@ impl Store for TrackedStore {
     async fn request_stop(&self, id: &str) -> Result<bool, StoreError> {
         self.inner.request_stop(id).await
     }
+    async fn set_schedule_template(
+        &self,
+        namespace: &str,
+        name: &str,
+        template: &serde_json::Value,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<sluice_core::schedule::ScheduleRecord, StoreError> {
+        self.inner
+            .set_schedule_template(namespace, name, template, at_ms, message)
+            .await
+    }
+
+    async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError> {
+        self.inner.put_usage(record).await
+    }
+    async fn usage(
+        &self,
+        filter: &sluice_store::UsageFilter,
+        limit: u32,
+    ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError> {
+        self.inner.usage(filter, limit).await
+    }
     /// The fenced store, still keeping this book current.
     fn fenced(&self, lease: &sluice_store::Lease) -> Arc<dyn Store> {
         Arc::new(TrackedStore::new(

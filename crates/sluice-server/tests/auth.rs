@@ -251,6 +251,27 @@ async fn a_route_without_a_rule_is_refused_even_to_the_admin() {
     assert_eq!(s, StatusCode::OK);
 }
 
+/// A run of namespace `ns` that ended a minute before `now`, as the reconciler records it.
+fn usage_in(ns: &str, now: i64) -> sluice_core::cost::UsageRecord {
+    sluice_core::cost::UsageRecord {
+        job_id: format!("usage-{ns}"),
+        attempt: 1,
+        namespace: ns.into(),
+        name: format!("etl-{ns}"),
+        schedule: None,
+        started_at_ms: now - 120_000,
+        ended_at_ms: now - 60_000,
+        outcome: sluice_core::cost::Outcome::Succeeded,
+        requested: sluice_core::cost::Requested {
+            cpu_milli: 1000,
+            mem_mib: 1024,
+            spark: None,
+        },
+        measured: None,
+        note: None,
+    }
+}
+
 fn has_ns(list: &Value, key: &str, ns: &str) -> bool {
     list.as_array()
         .unwrap()
@@ -281,6 +302,10 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let own_a = submit(&e, "own-a", "a").await;
+    for ns in ["a", "b"] {
+        let u = usage_in(ns, e.state.now_ms());
+        e.state.store.put_usage(&u).await.unwrap();
+    }
     let jobs_of = |ns: &'static str| {
         let st = e.state.clone();
         async move {
@@ -461,6 +486,29 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
                 assert!(!has_ns(&v["series"], "/namespace", "b"), "{v}");
                 let (_, v) = as_(r, &e.admin, "GET", "/v1/history", "").await;
                 assert!(has_ns(&v["series"], "/namespace", "b"), "{v}");
+            }
+            ("GET", "/v1/cost" | "/v1/cost/runs" | "/v1/advice") => {
+                let (list, key): (fn(&Value) -> &Value, &str) = match rule.path {
+                    "/v1/cost" => (|v| &v["groups"], "/namespace"),
+                    "/v1/cost/runs" => (|v| v, "/run/namespace"),
+                    _ => (|v| &v["advice"], "/namespace"),
+                };
+                for uri in [rule.path.to_string(), format!("{}?namespace=b", rule.path)] {
+                    let (s, v) = as_(r, &a, "GET", &uri, "").await;
+                    assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+                    assert!(!has_ns(list(&v), key, "b"), "{uri}: {v}");
+                }
+                let (_, v) = as_(r, &a, "GET", rule.path, "").await;
+                assert!(has_ns(list(&v), key, "a"), "{what}: {v}");
+                let (_, v) = as_(r, &e.admin, "GET", rule.path, "").await;
+                assert!(has_ns(list(&v), key, "b"), "the admin sees b: {v}");
+            }
+            ("POST", "/v1/advice/{namespace}/{schedule}/apply") => {
+                let (s, v) = as_(r, &a, "POST", "/v1/advice/b/nightly/apply", "").await;
+                not_found(s, &v, &what);
+                // A's own (missing) schedule: 404 too, not a 403.
+                let (s, v) = as_(r, &a, "POST", "/v1/advice/a/nightly/apply", "").await;
+                not_found(s, &v, &what);
             }
             ("GET", "/v1/whoami") => {
                 let (s, v) = as_(r, &a, "GET", "/v1/whoami", "").await;

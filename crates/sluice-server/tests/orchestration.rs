@@ -688,4 +688,27 @@ async fn runs_past_max_runtime_are_killed_and_fail_with_timeout() {
             "process {pid} of {id} still exists"
         );
     }
+    // What each stopped run held and used is recorded too (off the tick, shortly after).
+    let all = sluice_store::UsageFilter {
+        from_ms: 0,
+        to_ms: i64::MAX,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = st.store.usage(&all, 100).await.unwrap();
+        if runs.len() == 2 {
+            for r in &runs {
+                assert!(ids.contains(&r.job_id), "{r:?}");
+                assert_eq!(r.outcome, sluice_core::cost::Outcome::Failed, "{r:?}");
+                assert!(r.ended_at_ms > r.started_at_ms, "{r:?}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "usage of the stopped runs: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

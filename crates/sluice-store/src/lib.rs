@@ -14,7 +14,7 @@
 //!
 //! Layout, each file importing only the ones below it: `dialect` (SQLite or PostgreSQL) and
 //! `error` ([`StoreError`]) at the bottom; `orchestration` (its types) and `text` (what may be
-//! stored as text); `history` (its types, range scans, rollups); `auth` (token and audit types); `lease` (leader leases and the change feed); `store` (the [`Store`] trait and
+//! stored as text); `history` (its types, range scans, rollups); `auth` (token and audit types); `usage` (usage record queries); `lease` (leader leases and the change feed); `store` (the [`Store`] trait and
 //! its job types); `sql` (the [`SqlStore`] implementation: pool, row codecs, job statements,
 //! orchestration queries); and this file, which re-exports them and opens a store.
 
@@ -31,6 +31,7 @@ mod orchestration;
 mod sql;
 mod store;
 mod text;
+mod usage;
 
 pub use auth::{AuditEntry, AuditFilter, NewToken, TokenRecord};
 pub use dialect::Dialect;
@@ -46,6 +47,7 @@ pub use orchestration::{
 };
 pub use sql::SqlStore;
 pub use store::{JobFilter, JobPage, QueueStat, Store, Transition};
+pub use usage::UsageFilter;
 
 /// Opens a store from a URL and brings its schema up to date.
 ///

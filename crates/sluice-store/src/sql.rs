@@ -46,6 +46,7 @@ mod pool;
 mod rows;
 mod schedule_update;
 mod tokens;
+mod usage;
 
 use jobs::{add_note_in, insert_job_in, transition_in};
 pub use pool::SqlStore;
@@ -508,6 +509,30 @@ impl Store for SqlStore {
 
     async fn request_stop(&self, id: &str) -> Result<bool, StoreError> {
         self.request_stop_sql(id).await
+    }
+
+    async fn set_schedule_template(
+        &self,
+        namespace: &str,
+        name: &str,
+        template: &serde_json::Value,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<sluice_core::schedule::ScheduleRecord, StoreError> {
+        self.set_schedule_template_sql(namespace, name, template, at_ms, message)
+            .await
+    }
+
+    async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError> {
+        self.put_usage_sql(record).await
+    }
+
+    async fn usage(
+        &self,
+        filter: &crate::usage::UsageFilter,
+        limit: u32,
+    ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError> {
+        self.usage_sql(filter, limit).await
     }
 
     async fn close(&self) {

@@ -338,6 +338,30 @@ pub trait Store: Send + Sync + 'static {
     /// False where there is no feed.
     async fn request_stop(&self, id: &str) -> Result<bool, StoreError>;
 
+    /// Replaces a schedule's template (the job every run is made from) and sets `message` as
+    /// its last message: right-sizing advice applied on request. [`StoreError::NoSchedule`] if
+    /// there is no such schedule.
+    async fn set_schedule_template(
+        &self,
+        namespace: &str,
+        name: &str,
+        template: &serde_json::Value,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<sluice_core::schedule::ScheduleRecord, StoreError>;
+
+    /// Records what a run held and used (once per run; recording the same job attempt again
+    /// replaces it). A write: fenced like the others.
+    async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError>;
+
+    /// The usage records of runs that ended in the filter's range, oldest end first, at most
+    /// `limit` (0 is taken as 1).
+    async fn usage(
+        &self,
+        filter: &crate::usage::UsageFilter,
+        limit: u32,
+    ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError>;
+
     /// Closes the connections (waiting for operations in flight). Calls made afterwards fail.
     async fn close(&self);
 }

@@ -222,6 +222,8 @@ conformance! {
         expired_lease_goes_to_another_holder,
         concurrent_acquisitions_have_one_winner,
         fenced_store_writes_nothing_after_a_takeover,
+        usage_records_round_trip_and_filter,
+        schedule_template_is_replaced_on_request,
     ],
     store_and_url: [
         change_feed_reports_other_writers,
@@ -237,6 +239,11 @@ conformance! {
         tokens_are_stored_as_given_hashes,
     ],
 }
+
+// Usage records (cost intelligence).
+#[path = "conformance_usage/mod.rs"]
+mod usage;
+use usage::{schedule_template_is_replaced_on_request, usage_records_round_trip_and_filter};
 
 // Orchestration checks (schedules, retries, dead-letter queue, purge) live in their own file.
 #[path = "conformance_orch/mod.rs"]

@@ -15,7 +15,9 @@
 //!   the run outlives the server);
 //! - `exit_code`: written by a small `sh` wrapper around the command when it ends, even if sluice
 //!   is not running then;
-//! - `killed_by`: the signal that killed the wrapper itself, written by sluice when it sees that.
+//! - `killed_by`: the signal that killed the wrapper itself, written by sluice when it sees that;
+//! - `eventlog/`: Spark's event log of a Spark run (`spark.eventLog.dir`), read when it ends;
+//! - `rusage.json`: the process tree's peak RSS and CPU time, written when sluice reaps it.
 //!
 //! The wrapper's command line carries the run directory, which is how a restarted server
 //! recognises the runs still alive ([`LocalBackend::new`] re-attaches them) and tells them apart
@@ -25,9 +27,11 @@ mod config;
 mod os;
 mod process;
 mod rundir;
+mod rusage;
 mod state;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
@@ -45,6 +49,7 @@ pub use self::config::{
 };
 pub use self::os::exit_message;
 pub(crate) use self::process::Launch;
+pub(crate) use self::rundir::EVENT_LOG;
 use self::rundir::{LOG, META, read_pid, utf8_keep};
 pub use self::state::LocalBackend;
 use self::state::Shared;
@@ -258,6 +263,14 @@ impl Backend for LocalBackend {
             next_offset: c.next_offset,
             complete: c.complete,
         })
+    }
+
+    async fn usage(
+        &self,
+        run: &RunRef,
+        end_ms: i64,
+    ) -> Result<Option<sluice_core::cost::Measured>, BackendError> {
+        self.run_usage(&run.job_id, run.attempt, end_ms).await
     }
 }
 

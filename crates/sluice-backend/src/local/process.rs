@@ -14,12 +14,13 @@ use tokio::sync::watch;
 
 use super::os::{is_our_run, signal_group, wait_group_gone};
 use super::rundir::{
-    EXIT_CODE, KILLED_BY, LOG, META, PID, RunMeta, alive_unfinished, ended_status, read_pid,
+    EVENT_LOG, EXIT_CODE, KILLED_BY, LOG, META, PID, RUSAGE, RunMeta, alive_unfinished,
+    ended_status, read_pid,
 };
 use super::state::{LiveRun, LocalBackend, RunKey, Shared};
 use crate::fsutil::{io_err, now_ms, write_atomic};
 use crate::secrets::resolve_here;
-use crate::spark_submit::spark_submit_argv;
+use crate::spark_submit::spark_submit_argv_logged;
 use crate::{BackendError, RunStatus, SubmitRequest};
 
 /// The wrapper run by `/bin/sh -c SCRIPT <run dir> <argv...>`. It records the command's exit code
@@ -89,7 +90,13 @@ impl LocalBackend {
                             .into(),
                     )
                 })?;
-                let argv = spark_submit_argv(home, &self.shared.cfg.image_spark_home, &req.job)?;
+                let event_log = dir.join(EVENT_LOG);
+                let argv = spark_submit_argv_logged(
+                    home,
+                    &self.shared.cfg.image_spark_home,
+                    &req.job,
+                    &event_log,
+                )?;
                 let mut env = vec![
                     (
                         "SPARK_HOME".to_string(),
@@ -110,6 +117,7 @@ impl LocalBackend {
                     argv,
                     env,
                     cwd: dir.to_path_buf(),
+                    event_log: Some(event_log),
                 })
             }
             JobKind::Command(c) => {
@@ -143,7 +151,12 @@ impl LocalBackend {
                     .collect();
                 // Secrets are read now, from this host, and go only into the run's environment.
                 env.extend(resolve_here("command.secretEnv", &c.secret_env)?);
-                Ok(Launch { argv, env, cwd })
+                Ok(Launch {
+                    argv,
+                    env,
+                    cwd,
+                    event_log: None,
+                })
             }
         }
     }
@@ -157,14 +170,18 @@ impl LocalBackend {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(io_err(format!("creating {}", dir.display())))?;
-        if launch.cwd.starts_with(dir) {
-            tokio::fs::create_dir_all(&launch.cwd)
+        // Spark refuses to start without its event log directory.
+        let inside = [Some(&launch.cwd), launch.event_log.as_ref()];
+        for d in inside.into_iter().flatten().filter(|d| d.starts_with(dir)) {
+            tokio::fs::create_dir_all(d)
                 .await
-                .map_err(io_err(format!("creating {}", launch.cwd.display())))?;
+                .map_err(io_err(format!("creating {}", d.display())))?;
         }
         if let Some(user) = &self.shared.cfg.run_as {
-            // The run's user writes its run directory (exit code, Spark's scratch space).
-            for d in [dir, launch.cwd.as_path()] {
+            // The run's user writes its run directory (exit code, Spark's scratch space and
+            // event log).
+            let log_dir = launch.event_log.as_deref().unwrap_or(dir);
+            for d in [dir, launch.cwd.as_path(), log_dir] {
                 if d.starts_with(dir) {
                     std::os::unix::fs::chown(d, Some(user.uid), Some(user.gid))
                         .map_err(io_err(format!("giving {} to {}", d.display(), user.name)))?;
@@ -364,6 +381,9 @@ pub(crate) struct Launch {
     pub(crate) env: Vec<(String, String)>,
     /// Working directory.
     pub(crate) cwd: PathBuf,
+    /// Where Spark writes the run's event log (inside the run directory; created before the
+    /// start), none for a command.
+    pub(crate) event_log: Option<PathBuf>,
 }
 
 /// Reaps the child, records how it ended when the wrapper could not, and drops the run from
@@ -375,6 +395,16 @@ pub(super) async fn wait_child(
     mut child: tokio::process::Child,
     tx: watch::Sender<bool>,
 ) {
+    // What the process tree used, read before the child is reaped (afterwards it is gone).
+    if let Some(pid) = child.id() {
+        let usage = tokio::task::spawn_blocking(move || super::rusage::wait_usage(pid)).await;
+        if let Ok(Some(u)) = usage
+            && let Ok(json) = serde_json::to_vec(&u)
+            && let Err(e) = write_atomic(&dir.join(RUSAGE), &json).await
+        {
+            tracing::warn!(error = %e, "local backend: could not record a run's usage");
+        }
+    }
     match child.wait().await {
         Ok(status) => {
             let has_code = tokio::fs::try_exists(dir.join(EXIT_CODE))

@@ -15,6 +15,10 @@ pub(super) const PID: &str = "pid";
 pub(super) const LOG: &str = "output.log";
 pub(super) const EXIT_CODE: &str = "exit_code";
 pub(super) const KILLED_BY: &str = "killed_by";
+/// What the run's process tree used (peak RSS, CPU time), written when sluice reaps it.
+pub(super) const RUSAGE: &str = "rusage.json";
+/// Spark's event log of the run (a directory).
+pub(crate) const EVENT_LOG: &str = "eventlog";
 
 /// What `meta.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]

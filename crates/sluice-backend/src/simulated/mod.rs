@@ -57,6 +57,29 @@ pub const KIND: &str = "simulated";
 pub const DURATION_LABEL: &str = "sluice.io/sim-duration";
 /// The label that sets how a job ends: `succeed`, `fail`, `oom` or `deadlock`.
 pub const OUTCOME_LABEL: &str = "sluice.io/sim-outcome";
+/// The label that sets the fraction of its memory and CPU a run uses (`0.25`; default
+/// [`DEFAULT_USED`]; an `oom` run uses all its memory): the synthetic usage
+/// [`Backend::usage`] reports.
+pub const USED_LABEL: &str = "sluice.io/sim-used";
+/// The fraction of its request a simulated run uses without [`USED_LABEL`].
+pub const DEFAULT_USED: f64 = 0.5;
+
+/// The fraction of [`USED_LABEL`], checked.
+fn used_fraction(job: &Job) -> Result<f64, BackendError> {
+    match job.labels.get(USED_LABEL) {
+        None => Ok(DEFAULT_USED),
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| (0.0..=1.0).contains(f))
+            .ok_or_else(|| {
+                BackendError::Rejected(format!(
+                    "labels.{USED_LABEL} = {v:?}: expected a fraction from 0 to 1 (like 0.25)"
+                ))
+            }),
+    }
+}
 
 /// How a simulated run ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -114,6 +137,46 @@ pub struct Run {
     pub outcome: Outcome,
     /// When it was cancelled, if it was before it ended.
     pub cancelled_ms: Option<i64>,
+    /// The fraction of its memory and CPU it uses ([`USED_LABEL`]).
+    #[serde(default = "default_used")]
+    pub used: f64,
+}
+
+fn default_used() -> f64 {
+    DEFAULT_USED
+}
+
+impl Run {
+    /// The synthetic usage of a run that ended: each JVM's heap peaks at `used` of its pod's
+    /// memory (all of it for an OOM), the CPU is busy `used` of the time held.
+    fn measured(&self) -> Option<sluice_core::cost::Measured> {
+        use sluice_core::cost::{JvmPeaks, MIB, Measured};
+        let end = self.over_ms();
+        let secs = end.saturating_sub(self.start_ms).max(0) as f64 / 1000.0;
+        let used = if self.outcome == Outcome::Oom {
+            1.0
+        } else {
+            self.used
+        };
+        let peaks = |role: Role| {
+            self.demand.role(role).map(|p| JvmPeaks {
+                heap: (p.mem_mib as f64 * used) as u64 * MIB,
+                ..JvmPeaks::default()
+            })
+        };
+        let executors = self.demand.role(Role::Executor).map_or(0, |p| p.count);
+        let cpu = self.demand.total().cpu_milli as f64 / 1000.0;
+        Some(Measured {
+            source: "simulated".into(),
+            complete: true,
+            driver: peaks(Role::Driver).or_else(|| peaks(Role::Task)),
+            executor: peaks(Role::Executor),
+            executors_used: executors,
+            executor_seconds: f64::from(executors) * secs,
+            task_cpu_seconds: cpu * secs * used,
+            ..Measured::default()
+        })
+    }
 }
 
 impl Run {
@@ -330,6 +393,7 @@ impl Backend for SimulatedBackend {
 
     fn demand(&self, job: &Job) -> Result<Demand, BackendError> {
         Outcome::of(job)?;
+        used_fraction(job)?;
         if let Some(v) = job.labels.get(DURATION_LABEL) {
             duration_ms(&format!("labels.{DURATION_LABEL}"), v, false)
                 .map_err(|e| BackendError::Rejected(e.to_string()))?;
@@ -345,6 +409,7 @@ impl Backend for SimulatedBackend {
             o => o,
         };
         let duration = self.duration_ms(&req.job_id, req.attempt, &req.job)?;
+        let used = used_fraction(&req.job)?;
         let now = self.clock.now_ms();
         let key = (req.job_id.clone(), req.attempt);
         let by = std::process::id();
@@ -381,6 +446,7 @@ impl Backend for SimulatedBackend {
                             end_ms,
                             outcome,
                             cancelled_ms: None,
+                            used,
                         },
                     };
                     (Ok(false), vec![entry])
@@ -404,6 +470,18 @@ impl Backend for SimulatedBackend {
 
     async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError> {
         Ok(self.find(run)?.status(self.clock.now_ms()))
+    }
+
+    async fn usage(
+        &self,
+        run: &RunRef,
+        _end_ms: i64,
+    ) -> Result<Option<sluice_core::cost::Measured>, BackendError> {
+        let r = self.find(run)?;
+        Ok(r.status(self.clock.now_ms())
+            .is_final()
+            .then(|| r.measured())
+            .flatten())
     }
 
     async fn cancel(&self, run: &RunRef) -> Result<(), BackendError> {

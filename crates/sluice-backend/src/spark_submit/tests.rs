@@ -157,3 +157,36 @@ fn command_jobs_have_no_spark_submit_argv() {
         Err(BackendError::Rejected(_))
     ));
 }
+
+#[test]
+fn a_logged_run_writes_its_event_log_where_sluice_reads_it() {
+    let mut spec = SparkSpec {
+        main_application_file: Some("/app/pi.py".into()),
+        ..SparkSpec::default()
+    };
+    for (k, v) in [
+        ("spark.eventLog.dir", "hdfs://elsewhere/logs"),
+        ("spark.eventLog.enabled", "false"),
+        ("spark.executor.processTreeMetrics.enabled", "false"),
+    ] {
+        spec.spark_conf.insert(k.into(), Text(v.into()));
+    }
+    let job = spark_job(spec);
+    let dir = Path::new("/data/runs/j1/1/eventlog");
+    let argv = spark_submit_argv_logged(Path::new("/sh"), "/opt/spark", &job, dir).unwrap();
+    let confs = pairs(&argv, "--conf");
+    let has = |c: &str| confs.iter().filter(|x| x.as_str() == c).count();
+    assert_eq!(has("spark.eventLog.enabled=true"), 1);
+    assert_eq!(has("spark.eventLog.dir=file:///data/runs/j1/1/eventlog"), 1);
+    // The job's own log settings would hide the log from sluice: dropped.
+    assert_eq!(has("spark.eventLog.enabled=false"), 0);
+    assert_eq!(has("spark.eventLog.dir=hdfs://elsewhere/logs"), 0);
+    // Metrics the job chose are kept; the others are on.
+    assert_eq!(has("spark.executor.processTreeMetrics.enabled=false"), 1);
+    assert_eq!(has("spark.executor.processTreeMetrics.enabled=true"), 0);
+    assert_eq!(has("spark.eventLog.logStageExecutorMetrics=true"), 1);
+    assert_eq!(has("spark.executor.metrics.pollingInterval=500ms"), 1);
+    // Without a log, none of it.
+    let plain = spark_submit_argv(Path::new("/sh"), "/opt/spark", &job).unwrap();
+    assert!(!plain.iter().any(|a| a == "spark.eventLog.enabled=true"));
+}

@@ -33,6 +33,25 @@ pub fn client_argv(
     spark_submit_command(spark_home, &cfg.image_spark_home, job, &args)
 }
 
+/// [`client_argv`] with the event log written into `event_log_dir` (the driver runs here, so
+/// sluice reads the log when the run ends).
+pub(crate) fn client_argv_logged(
+    cfg: &StandaloneConfig,
+    spark_home: &Path,
+    job: &Job,
+    demand: &Demand,
+    event_log_dir: &Path,
+) -> Result<Vec<String>, BackendError> {
+    let args = SubmitArgs::standalone_client(
+        spark_spec(job)?,
+        &cfg.master_url,
+        cfg.driver_host.as_deref(),
+        executors_of(demand)?,
+    )?
+    .with_event_log(event_log_dir)?;
+    spark_submit_command(spark_home, &cfg.image_spark_home, job, &args)
+}
+
 impl StandaloneBackend {
     pub(super) async fn submit_client(
         &self,
@@ -45,7 +64,11 @@ impl StandaloneBackend {
                     .into(),
             )
         })?;
-        let argv = client_argv(&self.cfg, home, &req.job, &req.demand)?;
+        let event_log = self
+            .drivers
+            .run_dir(&req.job_id, req.attempt)
+            .join(crate::local::EVENT_LOG);
+        let argv = client_argv_logged(&self.cfg, home, &req.job, &req.demand, &event_log)?;
         let (count, cores, _) = executors_of(&req.demand)?;
         let driver_mib = local_driver_mib(&req.job)?;
         let key = (req.job_id.clone(), req.attempt);
@@ -112,6 +135,7 @@ impl StandaloneBackend {
                     argv,
                     env,
                     cwd: dir.to_path_buf(),
+                    event_log: Some(event_log),
                 })
             })
             .await;

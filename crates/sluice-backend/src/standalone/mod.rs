@@ -215,4 +215,17 @@ impl Backend for StandaloneBackend {
             self.drivers.logs(run, offset, max_bytes).await
         }
     }
+
+    /// Client mode: the driver ran here, with its event log in its run directory. Cluster
+    /// mode: the driver ran on a worker; nothing measured.
+    async fn usage(
+        &self,
+        run: &RunRef,
+        end_ms: i64,
+    ) -> Result<Option<sluice_core::cost::Measured>, BackendError> {
+        match self.record(&run.job_id, run.attempt).await {
+            Some(rec) if !rec.is_cluster() => self.drivers.usage(run, end_ms).await,
+            _ => Ok(None),
+        }
+    }
 }

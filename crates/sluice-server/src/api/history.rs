@@ -3,15 +3,15 @@
 //!
 //! | method and path | what |
 //! | --- | --- |
-//! | `GET /v1/history?from=&to=&step=&namespace=&level=` | queue length, wait-time percentiles, jobs finished by outcome, jobs / CPU / memory held, per bucket |
+//! | `GET /v1/history?from=&to=&step=&namespace=&level=` | queue length, wait-time percentiles, jobs finished by outcome, jobs / CPU / memory held, per bucket; per namespace, the cost and the held and used core- and GiB-hours of the runs that ended in each bucket |
 //!
 //! Per-job timelines are on `GET /v1/jobs/{id}` (`timeline`).
 //!
 //! The series come from the store, not from Prometheus: they cover the whole history the store
 //! keeps, and each query reads only the index entries of its range. A job that was retried or
 //! requeued counts for its latest pass through the queue (its earlier attempts are in its
-//! timeline). Resource *usage* is not recorded (the local backend does not measure it): the
-//! resource series are what admitted jobs requested and held.
+//! timeline). The resource series are what admitted jobs requested and held; what runs *used*
+//! (measured, see `docs/cost.md`) is in `cost`, by the bucket of each run's end.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -107,6 +107,26 @@ pub struct SeriesView {
     pub memory_requested_avg_bytes: Vec<f64>,
 }
 
+/// What the runs of one namespace that ended in each bucket held, used and cost (see
+/// `docs/cost.md`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct CostSeriesView {
+    /// Namespace.
+    pub namespace: String,
+    /// Runs that ended in each bucket.
+    pub runs: Vec<u64>,
+    /// Their cost, at the namespace's `[cost]` prices.
+    pub cost: Vec<f64>,
+    /// Core-hours they held.
+    pub held_core_hours: Vec<f64>,
+    /// Core-hours they used (measured runs).
+    pub used_core_hours: Vec<f64>,
+    /// GiB-hours they held.
+    pub held_gib_hours: Vec<f64>,
+    /// GiB-hours they used (measured runs).
+    pub used_gib_hours: Vec<f64>,
+}
+
 /// The answer of `GET /v1/history`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct HistoryView {
@@ -121,6 +141,56 @@ pub struct HistoryView {
     /// Per namespace and level with anything in the range (or waiting or holding resources at
     /// its start), sorted by namespace, then level.
     pub series: Vec<SeriesView>,
+    /// Per namespace with runs that ended in the range: what they held, used and cost, by the
+    /// bucket of their end (from the usage records).
+    pub cost: Vec<CostSeriesView>,
+}
+
+/// The cost series of the range, per namespace the caller sees (`level` does not apply: runs
+/// are priced per namespace).
+async fn cost_series(
+    st: &AppState,
+    caller: &Caller,
+    q: &HistoryQuery,
+    n: usize,
+) -> Result<Vec<CostSeriesView>, ApiError> {
+    let f = sluice_store::UsageFilter {
+        from_ms: q.from_ms,
+        to_ms: q.from_ms + q.step_ms * n as i64,
+        namespace: q.namespace.clone(),
+        namespace_in: caller.namespace_in(sluice_core::access::AccessRole::Viewer),
+        name: None,
+        schedule: None,
+    };
+    let runs = st.store.usage(&f, super::cost::MAX_RUNS).await?;
+    let mut by_ns: BTreeMap<String, CostSeriesView> = BTreeMap::new();
+    for r in &runs {
+        let Ok(i) = usize::try_from((r.ended_at_ms - q.from_ms) / q.step_ms) else {
+            continue;
+        };
+        if i >= n {
+            continue;
+        }
+        let e = sluice_core::cost::efficiency(r, &st.config.cost.prices(&r.namespace));
+        let s = by_ns
+            .entry(r.namespace.clone())
+            .or_insert_with(|| CostSeriesView {
+                namespace: r.namespace.clone(),
+                runs: vec![0; n],
+                cost: vec![0.0; n],
+                held_core_hours: vec![0.0; n],
+                used_core_hours: vec![0.0; n],
+                held_gib_hours: vec![0.0; n],
+                used_gib_hours: vec![0.0; n],
+            });
+        s.runs[i] += 1;
+        s.cost[i] += e.cost;
+        s.held_core_hours[i] += e.held_core_hours;
+        s.used_core_hours[i] += e.used_core_hours;
+        s.held_gib_hours[i] += e.held_gib_hours;
+        s.used_gib_hours[i] += e.used_gib_hours;
+    }
+    Ok(by_ns.into_values().collect())
 }
 
 fn parse_step(v: &str) -> Result<i64, ApiError> {
@@ -239,18 +309,23 @@ pub async fn history(
     let buckets: Vec<String> = (0..n)
         .map(|i| rfc3339(q.from_ms + q.step_ms * i as i64))
         .collect();
+    let cost = cost_series(&st, &caller, &q, n).await?;
     Ok(Json(HistoryView {
         from: rfc3339(q.from_ms),
         to: rfc3339(q.from_ms + q.step_ms * n as i64),
         step_seconds: q.step_ms as f64 / 1000.0,
         buckets,
         series: series.into_iter().map(series_view).collect(),
+        cost,
     }))
 }
 
 /// The OpenAPI document of the history API (merged into `/openapi.json`).
 #[derive(OpenApi)]
-#[openapi(paths(history), components(schemas(HistoryView, SeriesView)))]
+#[openapi(
+    paths(history),
+    components(schemas(HistoryView, SeriesView, CostSeriesView))
+)]
 pub struct HistoryApiDoc;
 
 /// The routes of this module.

@@ -18,6 +18,7 @@
 //! | `POST /v1/dlq/requeue`, `POST /v1/dlq/purge` | requeue (tail or front) or delete dead letters by filter |
 //! | `POST /v1/queues/purge` | delete queued jobs by filter (`dry_run=true` lists them) |
 //! | `GET /v1/history?from=&to=&step=&namespace=&level=` | time series from the store (see [`history`]) |
+//! | `GET /v1/cost`, `/v1/cost/runs`, `/v1/advice`; `POST /v1/advice/{namespace}/{schedule}/apply` | requested vs used, cost, right-sizing advice, applied to a schedule on request (see [`cost`]) |
 //! | `GET /`, `/ui/*` | the web UI (see [`crate::ui`]) |
 //! | `GET /healthz` | liveness, backend availability |
 //! | `GET /livez` | liveness (the process answers) |
@@ -37,7 +38,9 @@ use utoipa::OpenApi;
 use crate::aside::SetAside;
 use crate::state::{AppState, WaitInfo};
 
+pub mod advice;
 pub mod cluster;
+pub mod cost;
 pub mod dlq;
 pub mod error;
 pub mod forward;
@@ -85,6 +88,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge_from(schedules::SchedulesApiDoc::openapi())
         .merge_from(dlq::DlqApiDoc::openapi())
         .merge_from(history::HistoryApiDoc::openapi())
+        .merge_from(cost::CostApiDoc::openapi())
         .merge_from(tokens::TokensApiDoc::openapi())
 }
 
@@ -101,6 +105,7 @@ pub fn routes() -> Router<AppState> {
         .merge(schedules::routes())
         .merge(dlq::routes())
         .merge(history::routes())
+        .merge(cost::routes())
         .merge(tokens::routes())
         .merge(crate::ui::routes())
 }

@@ -96,6 +96,15 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/v1/queues/purge", Role(Operator)),
     // History.
     rule("GET", "/v1/history", Role(Viewer)),
+    // Cost intelligence (each handler reads only the caller's namespaces).
+    rule("GET", "/v1/cost", Role(Viewer)),
+    rule("GET", "/v1/cost/runs", Role(Viewer)),
+    rule("GET", "/v1/advice", Role(Viewer)),
+    rule(
+        "POST",
+        "/v1/advice/{namespace}/{schedule}/apply",
+        Role(Submitter),
+    ),
     // The web UI's files (its data comes from the API above, with the user's token).
     rule("GET", "/", Public),
     rule("GET", "/ui/app.js", Public),

@@ -41,6 +41,7 @@ pub mod orchestrate;
 pub mod preempt;
 pub mod reconcile;
 pub mod submit;
+pub mod usage;
 pub mod write;
 
 pub use error::TickError;

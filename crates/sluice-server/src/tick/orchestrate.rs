@@ -272,7 +272,7 @@ async fn fire_one(state: &AppState, s: &ScheduleRecord, now_ms: i64) -> Result<(
 
 /// Whether the run's log mentions `java.lang.OutOfMemoryError` (read through
 /// `Backend::logs`, at most [`OOM_LOG_SCAN_BYTES`]).
-async fn log_has_oom(state: &AppState, rec: &JobRecord) -> bool {
+pub(crate) async fn log_has_oom(state: &AppState, rec: &JobRecord) -> bool {
     let run = RunRef {
         job_id: rec.id.clone(),
         attempt: rec.attempt,

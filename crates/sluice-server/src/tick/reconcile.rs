@@ -8,6 +8,7 @@ use sluice_core::record::JobRecord;
 use sluice_store::{Preempted, StoreError, Transition};
 
 use super::error::TickError;
+use super::usage::{Ended, record_in_background};
 use super::write::{apply, apply_all, backend_aside, held, isolate, run_ref};
 use crate::state::{AppState, StopEnd};
 
@@ -26,6 +27,8 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
     // Every change this step finds, written together in one transaction at the end (with
     // what was being recorded, for the log of a write that fails).
     let mut writes: Vec<(Transition, String)> = Vec::new();
+    // Runs that ended: their usage is recorded off the tick once their end is written.
+    let mut ended_runs: Vec<Ended> = Vec::new();
     for rec in active {
         // A job being stopped by a task of its own (a user's cancel, a timeout) is left to
         // that task.
@@ -48,6 +51,20 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
             }
         };
         let now = state.now_ms();
+        if status.is_final() {
+            let (succeeded, message, exit_code) = match &status {
+                RunStatus::Failed { exit_code, message } => (false, message.clone(), *exit_code),
+                RunStatus::Lost { message } => (false, format!("lost: {message}"), None),
+                _ => (true, String::new(), Some(0)),
+            };
+            ended_runs.push(Ended {
+                rec: rec.clone(),
+                at_ms: now,
+                succeeded,
+                message,
+                exit_code,
+            });
+        }
         // The Spark application id, recorded as the job's backend_ref when it starts running.
         let mut app_ref = None;
         // The run started and ended between two looks (as opposed to lost or requeued).
@@ -120,6 +137,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
         writes.push((t, format!("recording the move to {to}")));
     }
     apply_all(state, writes).await?;
+    record_in_background(state, ended_runs);
     cancel_timed_out(state, timed_out).await?;
     // What the status calls just saw (the operator's state, say) goes in now.
     record_backend_notes(state).await?;
@@ -219,7 +237,7 @@ pub fn stop_in_background(
 /// timeout), or back to its queue without a failure (preempted).
 pub async fn write_stopped(state: &AppState) -> Result<(), TickError> {
     for (rec, end) in state.take_stopped() {
-        let (written, what) = match end {
+        let (written, what, ended) = match end {
             StopEnd::Failed(message) => {
                 let t = Transition {
                     id: rec.id.clone(),
@@ -230,7 +248,18 @@ pub async fn write_stopped(state: &AppState) -> Result<(), TickError> {
                     backend_ref: None,
                     exit_code: None,
                 };
-                (apply(state, &t).await.map(|_| ()), "recording the timeout")
+                let ended = Ended {
+                    at_ms: t.at_ms,
+                    succeeded: false,
+                    message: t.message.clone(),
+                    exit_code: None,
+                    rec: rec.clone(),
+                };
+                (
+                    apply(state, &t).await.map(|_| ()),
+                    "recording the timeout",
+                    Some(ended),
+                )
             }
             StopEnd::Preempted(message) => {
                 let p = Preempted {
@@ -249,12 +278,19 @@ pub async fn write_stopped(state: &AppState) -> Result<(), TickError> {
                     Err(StoreError::Conflict { .. } | StoreError::NotFound(_)) => Ok(()),
                     Err(e) => Err(e),
                 };
-                (written, "recording the preemption")
+                (written, "recording the preemption", None)
             }
         };
         state.done_stopping(&rec.id);
-        if let Err(e) = written {
-            isolate(state, &rec.id, what, e)?;
+        match written {
+            // What a run stopped for its maxRuntime held and used is recorded like any ended
+            // run's.
+            Ok(()) => {
+                if let Some(e) = ended {
+                    record_in_background(state, vec![e]);
+                }
+            }
+            Err(e) => isolate(state, &rec.id, what, e)?,
         }
     }
     Ok(())

@@ -419,6 +419,33 @@ impl Store for Bounded {
         self.bound(self.inner.request_stop(id)).await
     }
 
+    async fn set_schedule_template(
+        &self,
+        namespace: &str,
+        name: &str,
+        template: &serde_json::Value,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<sluice_core::schedule::ScheduleRecord, StoreError> {
+        self.bound(
+            self.inner
+                .set_schedule_template(namespace, name, template, at_ms, message),
+        )
+        .await
+    }
+
+    async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError> {
+        self.bound(self.inner.put_usage(record)).await
+    }
+
+    async fn usage(
+        &self,
+        filter: &crate::usage::UsageFilter,
+        limit: u32,
+    ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError> {
+        self.bound(self.inner.usage(filter, limit)).await
+    }
+
     async fn close(&self) {
         // Closing waits for the connections in use; one stuck on a silent socket must not hold
         // a shutdown forever.

@@ -66,6 +66,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_preemption.sql"),
         include_str!("../../migrations/postgres/0008_preemption.sql"),
     ),
+    (
+        9,
+        "usage",
+        include_str!("../../migrations/sqlite/0009_usage.sql"),
+        include_str!("../../migrations/postgres/0009_usage.sql"),
+    ),
 ];
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).

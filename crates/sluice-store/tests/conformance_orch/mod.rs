@@ -44,7 +44,7 @@ fn new_job(id: &str, ns: &str, level: &str, at: i64, labels: &[(&str, &str)]) ->
     }
 }
 
-fn schedule(ns: &str, name: &str, next: Option<i64>, suspended: bool) -> NewSchedule {
+pub(crate) fn schedule(ns: &str, name: &str, next: Option<i64>, suspended: bool) -> NewSchedule {
     NewSchedule {
         namespace: ns.into(),
         name: name.into(),
