@@ -155,3 +155,44 @@ fn sqlite_overlay_runs_exactly_one_replica() {
     assert!(of_kind(&docs, "PodDisruptionBudget").is_empty());
     check_probes(overlay, deployment);
 }
+
+/// The generated component `deploy/components/namespaces` is what `sluice render rbac` prints
+/// for the namespaces of the ConfigMap's `backend.namespaces`, so regenerating it is the way to
+/// add a namespace, and the file cannot drift from the permissions the backend uses.
+#[test]
+fn namespaces_component_is_the_rendered_rbac_of_the_configured_namespaces() {
+    use sluice_backend::kubernetes::render::namespace_rbac;
+    let docs = kustomize("deploy/overlays/sqlite");
+    let config = of_kind(&docs, "ConfigMap")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "sluice-config")
+        .expect("the ConfigMap sluice-config")["data"]["sluice.toml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // `namespaces = ["a", "b"]` of [backend], without a TOML parser in this crate's tests.
+    let line = config
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("namespaces"))
+        .expect("backend.namespaces in the ConfigMap");
+    let inner = line.split_once('[').unwrap().1.split_once(']').unwrap().0;
+    let namespaces: Vec<String> = inner
+        .split(',')
+        .map(|n| n.trim().trim_matches('"').to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert!(!namespaces.is_empty());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file =
+        std::fs::read_to_string(root.join("deploy/components/namespaces/rbac.yaml")).unwrap();
+    let committed: Vec<Value> = serde_saphyr::from_multiple(&file).unwrap();
+    let rendered = namespace_rbac(&namespaces, "sluice-system/sluice").unwrap();
+    assert_eq!(
+        committed,
+        rendered,
+        "deploy/components/namespaces/rbac.yaml is stale: regenerate it with \
+         `sluice render rbac --namespaces {}`",
+        namespaces.join(",")
+    );
+}

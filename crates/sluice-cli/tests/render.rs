@@ -112,3 +112,101 @@ fn completion_scripts_for_each_shell() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `sluice render rbac --namespaces a,b`: one Role and one RoleBinding per namespace, each Role
+/// granting exactly the namespaced permissions the Kubernetes backend uses (`PERMISSIONS`, what
+/// the deploy test checks the overlays against), bound to sluice's ServiceAccount.
+#[test]
+fn render_rbac_gives_each_namespace_its_role_and_binding() {
+    use sluice_backend::kubernetes::PERMISSIONS;
+    let (ok, out, err) = sluice(&["render", "rbac", "--namespaces", "team-a,team-b"], None);
+    assert!(ok, "{err}");
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(docs.len(), 4, "{out}");
+    let want: std::collections::BTreeSet<(String, String, String)> = PERMISSIONS
+        .iter()
+        .filter(|p| !p.3)
+        .map(|p| (p.0.to_string(), p.1.to_string(), p.2.to_string()))
+        .collect();
+    for ns in ["team-a", "team-b"] {
+        let of = |kind: &str| -> Vec<&Value> {
+            docs.iter()
+                .filter(|d| d["kind"] == kind && d["metadata"]["namespace"] == ns)
+                .collect()
+        };
+        let roles = of("Role");
+        let bindings = of("RoleBinding");
+        assert_eq!((roles.len(), bindings.len()), (1, 1), "{ns}:\n{out}");
+        let (role, binding) = (roles[0], bindings[0]);
+        assert_eq!(role["apiVersion"], "rbac.authorization.k8s.io/v1");
+        let mut granted = std::collections::BTreeSet::new();
+        for rule in role["rules"].as_array().unwrap() {
+            for g in rule["apiGroups"].as_array().unwrap() {
+                for r in rule["resources"].as_array().unwrap() {
+                    for v in rule["verbs"].as_array().unwrap() {
+                        let new = granted.insert((
+                            g.as_str().unwrap().to_string(),
+                            r.as_str().unwrap().to_string(),
+                            v.as_str().unwrap().to_string(),
+                        ));
+                        assert!(new, "{ns}: {v} {g}/{r} granted twice");
+                    }
+                }
+            }
+        }
+        assert_eq!(granted, want, "{ns}");
+        assert_eq!(binding["roleRef"]["kind"], "Role");
+        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+        let subjects = binding["subjects"].as_array().unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0]["kind"], "ServiceAccount");
+        assert_eq!(subjects[0]["name"], "sluice");
+        assert_eq!(subjects[0]["namespace"], "sluice-system");
+    }
+}
+
+/// `sluice render rbac --config FILE` takes the namespaces from `backend.namespaces`.
+#[test]
+fn render_rbac_reads_the_namespaces_of_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sluice.toml");
+    std::fs::write(
+        &cfg,
+        "[backend]\nkind = \"kubernetes\"\nnamespaces = [\"etl\", \"ml\", \"adhoc\"]\n",
+    )
+    .unwrap();
+    let (ok, out, err) = sluice(&["render", "rbac"], Some(&cfg));
+    assert!(ok, "{err}");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&out).unwrap();
+    let roles: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Role")
+        .map(|d| &d["metadata"]["namespace"])
+        .collect();
+    assert_eq!(roles, ["etl", "ml", "adhoc"], "{out}");
+    // A configuration whose backend manages no namespaces is refused.
+    std::fs::write(&cfg, "[backend]\nkind = \"local\"\n").unwrap();
+    let (ok, _, err) = sluice(&["render", "rbac"], Some(&cfg));
+    assert!(!ok);
+    assert!(err.contains("not \"kubernetes\""), "{err}");
+}
+
+/// Names that are not DNS-1123 labels are refused, naming the value; so is no namespace at all.
+#[test]
+fn render_rbac_refuses_bad_namespace_names() {
+    let long = "a".repeat(64);
+    for bad in ["Team-A", "team_b", "-team", "team-", "a.b", long.as_str()] {
+        let list = format!("ok,{bad}");
+        let (ok, out, err) = sluice(&["render", "rbac", "--namespaces", &list], None);
+        assert!(!ok, "{bad} accepted:\n{out}");
+        assert!(err.contains(&format!("\"{bad}\"")), "{bad}: {err}");
+        assert!(out.is_empty(), "nothing printed for {bad}: {out}");
+    }
+    let (ok, _, err) = sluice(&["render", "rbac", "--namespaces", "a,a"], None);
+    assert!(!ok);
+    assert!(err.contains("\"a\" is given twice"), "{err}");
+    let (ok, _, err) = sluice(&["render", "rbac"], None);
+    assert!(!ok);
+    assert!(err.contains("--namespaces"), "{err}");
+}

@@ -6,7 +6,8 @@
 //!   mapping of the operator's `applicationState` to a [`RunStatus`].
 //! - [`objects`]: Kubernetes objects to and from the plain structs of [`sluice_core::pods`];
 //!   dry-run and placeholder pods.
-//! - [`render`]: the objects sluice would create for a job, as YAML, offline.
+//! - [`render`]: the objects sluice would create for a job, as YAML, offline; and the Role and
+//!   RoleBinding each managed namespace needs (`sluice render rbac`), from [`PERMISSIONS`].
 //!
 //! Capacity comes from kube-runtime reflectors (watches) on nodes and pods (cluster-wide: every
 //! pod takes node room) and on ResourceQuotas and sluice's SparkApplications in the managed
