@@ -130,3 +130,16 @@ pub async fn apply(
     }
     Ok(Json(AppliedView { advice, changed }))
 }
+
+/// The OpenAPI document of the apply route (merged into `/openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(apply), components(schemas(AppliedView)))]
+pub struct AdviceApiDoc;
+
+/// The routes of this module.
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new().route(
+        "/v1/advice/{namespace}/{schedule}/apply",
+        axum::routing::post(apply),
+    )
+}

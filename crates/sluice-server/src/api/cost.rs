@@ -6,7 +6,7 @@
 //! | `GET /v1/cost?by=job\|schedule\|namespace\|day&namespace=&name=&schedule=&from=&to=` | sums per group: held and used core- and GiB-hours, utilisation, cost, waste |
 //! | `GET /v1/cost/runs?namespace=&name=&schedule=&from=&to=&limit=` | each run: what it held and used, its efficiency and cost |
 //! | `GET /v1/advice?by=job\|schedule&namespace=&name=&schedule=&from=&to=` | right-sizing advice per job or schedule |
-//! | `POST /v1/advice/{namespace}/{schedule}/apply?from=&to=` | the schedule's advice applied to its template (see [`super::advice`]) |
+//! | `POST /v1/advice/{namespace}/{schedule}/apply?from=&to=` | the schedule's advice applied to its template (`advice.rs`) |
 //!
 //! Only the caller's namespaces (any role) are read. The window defaults to the last
 //! `cost.window_days` days.
@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sluice_core::access::AccessRole;
@@ -235,8 +235,8 @@ pub async fn advice(
 /// The OpenAPI document of the cost API (merged into `/openapi.json`).
 #[derive(OpenApi)]
 #[openapi(
-    paths(cost, runs, advice, super::advice::apply),
-    components(schemas(CostView, RunCostView, AdviceView, super::advice::AppliedView))
+    paths(cost, runs, advice),
+    components(schemas(CostView, RunCostView, AdviceView))
 )]
 pub struct CostApiDoc;
 
@@ -246,8 +246,4 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/cost", get(cost))
         .route("/v1/cost/runs", get(runs))
         .route("/v1/advice", get(advice))
-        .route(
-            "/v1/advice/{namespace}/{schedule}/apply",
-            post(super::advice::apply),
-        )
 }

@@ -89,6 +89,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge_from(dlq::DlqApiDoc::openapi())
         .merge_from(history::HistoryApiDoc::openapi())
         .merge_from(cost::CostApiDoc::openapi())
+        .merge_from(advice::AdviceApiDoc::openapi())
         .merge_from(tokens::TokensApiDoc::openapi())
 }
 
@@ -106,6 +107,7 @@ pub fn routes() -> Router<AppState> {
         .merge(dlq::routes())
         .merge(history::routes())
         .merge(cost::routes())
+        .merge(advice::routes())
         .merge(tokens::routes())
         .merge(crate::ui::routes())
 }
