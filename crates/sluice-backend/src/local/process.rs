@@ -293,7 +293,7 @@ impl LocalBackend {
         let dir = self.existing_run_dir(job_id, attempt).await?;
         let key = (job_id.to_string(), attempt);
         if let Some(s) = ended_status(&dir).await {
-            self.shared.forget(&key);
+            self.shared.forget_ended(&key);
             return Ok(s);
         }
         let pid = match read_pid(&dir).await {
@@ -345,7 +345,7 @@ impl LocalBackend {
         let pid = match read_pid(&dir).await {
             Some(pid) if ended_status(&dir).await.is_none() && is_our_run(pid, &dir) => pid,
             _ => {
-                self.shared.forget(&key);
+                self.shared.forget_ended(&key);
                 return Ok(());
             }
         };

@@ -50,6 +50,15 @@ impl Shared {
         self.live().remove(key);
     }
 
+    /// Forgets a run seen to have ended, unless a waiter task of ours still reaps it: that
+    /// task records its usage first and forgets it then (so `usage` can wait for it).
+    pub(super) fn forget_ended(&self, key: &RunKey) {
+        let mut live = self.live();
+        if live.get(key).is_some_and(|r| r.ended.is_none()) {
+            live.remove(key);
+        }
+    }
+
     /// Drops re-attached runs whose process is gone. Runs with a child handle leave through
     /// their waiter task.
     pub(super) fn prune(&self) {
