@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{app, call, raw};
 use sluice_backend::clock::ManualClock;
-use sluice_backend::simulated::{NodeGroup, SimulatedBackend, SimulatedConfig};
-use sluice_core::spec::Text;
 use sluice_server::AppState;
 use sluice_server::config::Config;
 use sluice_server::tick::tick;
@@ -22,32 +19,11 @@ use sluice_store::UsageFilter;
 const T0: i64 = 1_800_000_000_000;
 
 async fn env(dir: &tempfile::TempDir) -> (AppState, ManualClock) {
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
     config.cost.advice_min_runs = 3;
     config.cost.core_hour_price = 0.1;
     config.cost.gib_hour_price = 0.01;
-    config.validate().unwrap();
-    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let clock = ManualClock::new(T0);
-    let sim = SimulatedConfig {
-        nodes: vec![NodeGroup {
-            prefix: "n".into(),
-            count: 4,
-            cpu: Text("8".into()),
-            memory: Text("32g".into()),
-            pods: None,
-        }],
-        ..SimulatedConfig::default()
-    };
-    let backend = SimulatedBackend::new(&sim, Arc::new(clock.clone())).unwrap();
-    let state = AppState::with_clock(store, Arc::new(backend), config, Arc::new(clock.clone()));
-    common::bootstrap(&state).await;
-    (state, clock)
+    common::simulated_state(dir.path(), config, ("n", 4, "8", "32g"), T0).await
 }
 
 /// A Spark job of 2 executors of 2g that uses `used` of it and ends as `outcome`.

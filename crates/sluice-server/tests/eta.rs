@@ -6,17 +6,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::StatusCode;
 use common::{app, call};
 use serde_json::Value;
 use sluice_backend::clock::ManualClock;
-use sluice_backend::simulated::{NodeGroup, SimulatedBackend, SimulatedConfig};
-use sluice_core::spec::Text;
 use sluice_server::AppState;
-use sluice_server::config::Config;
 use sluice_server::tick::tick;
 use sluice_server::time::parse_time;
 
@@ -33,28 +28,8 @@ struct Env {
 /// One node of 2 cores and 8 GiB.
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..common::commands_allowed()
-    };
-    config.validate().unwrap();
-    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let clock = ManualClock::new(T0);
-    let sim = SimulatedConfig {
-        nodes: vec![NodeGroup {
-            prefix: "n".into(),
-            count: 1,
-            cpu: Text("2".into()),
-            memory: Text("8g".into()),
-            pods: None,
-        }],
-        ..SimulatedConfig::default()
-    };
-    let backend = SimulatedBackend::new(&sim, Arc::new(clock.clone())).unwrap();
-    let state = AppState::with_clock(store, Arc::new(backend), config, Arc::new(clock.clone()));
-    common::bootstrap(&state).await;
+    let config = common::commands_allowed();
+    let (state, clock) = common::simulated_state(dir.path(), config, ("n", 1, "2", "8g"), T0).await;
     Env {
         router: app(state.clone()),
         state,

@@ -15,8 +15,6 @@ use axum::http::StatusCode;
 use common::{app, call};
 use serde_json::Value;
 use sluice_backend::clock::ManualClock;
-use sluice_backend::simulated::{NodeGroup, SimulatedBackend, SimulatedConfig};
-use sluice_core::spec::Text;
 use sluice_server::AppState;
 use sluice_server::config::{Config, PreemptionConfig};
 use sluice_server::tick::tick;
@@ -35,10 +33,7 @@ struct Env {
 /// One node of 2 cpu; preemption by `high` when `on`, at most once per job.
 async fn env(on: bool) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..common::commands_allowed()
-    };
+    let mut config = common::commands_allowed();
     if on {
         config.scheduler.preemption = PreemptionConfig {
             enabled_levels: vec!["high".into()],
@@ -47,24 +42,7 @@ async fn env(on: bool) -> Env {
             max_per_job: 1,
         };
     }
-    config.validate().unwrap();
-    let store = sluice_store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let clock = ManualClock::new(T0);
-    let sim = SimulatedConfig {
-        nodes: vec![NodeGroup {
-            prefix: "g".into(),
-            count: 1,
-            cpu: Text("2".into()),
-            memory: Text("8g".into()),
-            pods: None,
-        }],
-        ..SimulatedConfig::default()
-    };
-    let backend = SimulatedBackend::new(&sim, Arc::new(clock.clone())).unwrap();
-    let state = AppState::with_clock(store, Arc::new(backend), config, Arc::new(clock.clone()));
-    common::bootstrap(&state).await;
+    let (state, clock) = common::simulated_state(dir.path(), config, ("g", 1, "2", "8g"), T0).await;
     let router = app(state.clone());
     Env {
         state,

@@ -17,6 +17,38 @@ use sluice_server::AppState;
 use sluice_server::config::Config;
 use tower::ServiceExt;
 
+/// Server state over `dir` on a driven clock starting at `t0`: `config` with
+/// `data_dir = dir` (validated), a SQLite store in `dir/s.db` and the simulated backend with
+/// `count` nodes named `prefix-N` of `cpu` and `memory`; bootstrapped (an admin token).
+pub async fn simulated_state(
+    dir: &Path,
+    mut config: Config,
+    (prefix, count, cpu, memory): (&str, u32, &str, &str),
+    t0: i64,
+) -> (AppState, sluice_backend::clock::ManualClock) {
+    use sluice_backend::simulated::{NodeGroup, SimulatedBackend, SimulatedConfig};
+    config.data_dir = dir.to_path_buf();
+    config.validate().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}", dir.join("s.db").display()))
+        .await
+        .unwrap();
+    let clock = sluice_backend::clock::ManualClock::new(t0);
+    let sim = SimulatedConfig {
+        nodes: vec![NodeGroup {
+            prefix: prefix.into(),
+            count,
+            cpu: sluice_core::spec::Text(cpu.into()),
+            memory: sluice_core::spec::Text(memory.into()),
+            pods: None,
+        }],
+        ..SimulatedConfig::default()
+    };
+    let backend = SimulatedBackend::new(&sim, Arc::new(clock.clone())).unwrap();
+    let state = AppState::with_clock(store, Arc::new(backend), config, Arc::new(clock.clone()));
+    bootstrap(&state).await;
+    (state, clock)
+}
+
 /// Server state over `dir`: `config` with `data_dir = dir` (validated), a SQLite store in
 /// `dir/s.db` and a local backend with the given budget.
 pub async fn local_state(
