@@ -106,7 +106,9 @@ pub struct Server {
 }
 
 /// The configuration of the server under test: the simulated backend with `nodes` nodes of 64
-/// cores and 256 GiB, no start delay, runs of an hour unless a job says otherwise.
+/// cores and 256 GiB, no start delay, runs of an hour unless a job says otherwise; command
+/// jobs allowed (the simulated backend runs nothing) and no per-client rate limit (the bench
+/// is one client, the admin token, at thousands of requests a second).
 fn config_text(data_dir: &Path, store_url: Option<&str>, nodes: u32, interval_ms: u64) -> String {
     let store = match store_url {
         Some(u) => format!("[store]\nurl = \"{u}\"\n"),
@@ -116,7 +118,7 @@ fn config_text(data_dir: &Path, store_url: Option<&str>, nodes: u32, interval_ms
         "data_dir = \"{}\"\n{store}\n[backend]\nkind = \"simulated\"\nseed = 42\nstart_delay = \"0s\"\n\
          nodes = [ {{ prefix = \"node\", count = {nodes}, cpu = \"64\", memory = \"256g\" }} ]\n\
          duration = {{ dist = \"fixed\", value = \"1h\" }}\n\n[scheduler]\ninterval_ms = {interval_ms}\n\n\
-         [security.command_jobs]\nnamespaces = [\"*\"]\n",
+         [security.command_jobs]\nnamespaces = [\"*\"]\n\n[limits]\nrate_per_sec = 0\n",
         data_dir.display()
     )
 }
