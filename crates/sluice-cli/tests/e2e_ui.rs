@@ -336,7 +336,9 @@ async fn the_ui_shows_the_run_and_acts_on_it() {
     screenshot(&c, "jobs").await;
     // Pages of two, newest first: broken and count, then hello-ui; and back.
     open(&c, &server, "#/jobs?namespace=web&limit=2").await;
-    let text = wait_text(&c, &["broken", "count", "page 1"]).await;
+    // The footer names the page's size: the unpaged list above says "page 1" too, and may
+    // still be on screen.
+    let text = wait_text(&c, &["broken", "count", "page 1 · 2 job(s)"]).await;
     assert!(!text.contains("hello-ui"), "{text}");
     click(&c, "#next-page").await;
     let text = wait_text(&c, &["hello-ui", "page 2"]).await;
