@@ -189,23 +189,27 @@ pub(super) async fn get_schedule_in(
     row.as_ref().map(decode_schedule).transpose()
 }
 
+/// A schedule's exact fields checked, and its template encoded (create and update).
+pub(super) fn checked_template(s: &NewSchedule) -> Result<String, StoreError> {
+    for (field, value) in [
+        ("namespace", &s.namespace),
+        ("name", &s.name),
+        ("cron", &s.cron),
+        ("time_zone", &s.time_zone),
+        ("level", &s.level),
+        ("source", &s.source),
+    ] {
+        exact(field, value)?;
+    }
+    serde_json::to_string(&s.template).map_err(encode_error("the schedule's template"))
+}
+
 impl SqlStore {
     pub(super) async fn orch_create_schedule(
         &self,
         s: &NewSchedule,
     ) -> Result<ScheduleRecord, StoreError> {
-        for (field, value) in [
-            ("namespace", &s.namespace),
-            ("name", &s.name),
-            ("cron", &s.cron),
-            ("time_zone", &s.time_zone),
-            ("level", &s.level),
-            ("source", &s.source),
-        ] {
-            exact(field, value)?;
-        }
-        let template =
-            serde_json::to_string(&s.template).map_err(encode_error("the schedule's template"))?;
+        let template = checked_template(s)?;
         let mut w = self.begin_write().await?;
         let result = async {
             let done = sqlx::query(

@@ -3,10 +3,9 @@
 
 use sluice_core::schedule::{NewSchedule, ScheduleRecord};
 
-use super::orch::{encode_error, get_schedule_in, to_i64};
+use super::orch::{checked_template, get_schedule_in, to_i64};
 use super::pool::SqlStore;
 use crate::error::StoreError;
-use crate::text::exact;
 
 impl SqlStore {
     pub(super) async fn orch_update_schedule(
@@ -14,18 +13,7 @@ impl SqlStore {
         s: &NewSchedule,
         at_ms: i64,
     ) -> Result<ScheduleRecord, StoreError> {
-        for (field, value) in [
-            ("namespace", &s.namespace),
-            ("name", &s.name),
-            ("cron", &s.cron),
-            ("time_zone", &s.time_zone),
-            ("level", &s.level),
-            ("source", &s.source),
-        ] {
-            exact(field, value)?;
-        }
-        let template =
-            serde_json::to_string(&s.template).map_err(encode_error("the schedule's template"))?;
+        let template = checked_template(s)?;
         let mut w = self.begin_write().await?;
         let result = async {
             let done = sqlx::query(
