@@ -98,6 +98,20 @@ fn schedule_view(s: ScheduleRecord, next_runs: usize, active: Vec<String>) -> Sc
     }
 }
 
+/// The caller must be a submitter in the namespace the schedule document names. The namespace
+/// is in the document, so it is read first; a document that does not parse is refused by the
+/// create or apply that follows, with nothing stored.
+fn require_submitter_on(st: &AppState, caller: &Caller, text: &str) -> Result<(), ApiError> {
+    let opts = sluice_core::spec::ParseOptions {
+        priority: None,
+        levels: &st.levels,
+    };
+    if let Ok(s) = sluice_core::schedule::parse_schedule(text, opts, st.now_ms()) {
+        caller.require(&s.namespace, AccessRole::Submitter)?;
+    }
+    Ok(())
+}
+
 /// Create a schedule from sluice's schedule document or a Spark Operator
 /// `ScheduledSparkApplication` (YAML or JSON).
 #[utoipa::path(post, path = "/v1/schedules",
@@ -109,15 +123,7 @@ pub async fn create_schedule(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ScheduleView>), ApiError> {
     let text = body_text(&body, st.config.api.max_body_bytes)?;
-    // The namespace is in the document: read it first (a document that does not parse is
-    // refused by create_schedule below, with nothing stored).
-    let opts = sluice_core::spec::ParseOptions {
-        priority: None,
-        levels: &st.levels,
-    };
-    if let Ok(s) = sluice_core::schedule::parse_schedule(text, opts, st.now_ms()) {
-        caller.require(&s.namespace, AccessRole::Submitter)?;
-    }
+    require_submitter_on(&st, &caller, text)?;
     let rec = orchestration::create_schedule(&st, text, st.now_ms()).await?;
     audit(
         &st,
@@ -155,14 +161,7 @@ pub async fn apply_schedule(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<ApplyView>), ApiError> {
     let text = body_text(&body, st.config.api.max_body_bytes)?;
-    let opts = sluice_core::spec::ParseOptions {
-        priority: None,
-        levels: &st.levels,
-    };
-    // The namespace is in the document; one that does not parse is refused below.
-    if let Ok(s) = sluice_core::schedule::parse_schedule(text, opts, st.now_ms()) {
-        caller.require(&s.namespace, AccessRole::Submitter)?;
-    }
+    require_submitter_on(&st, &caller, text)?;
     let (applied, rec) = orchestration::apply_schedule(&st, text, st.now_ms()).await?;
     if applied != orchestration::Applied::Unchanged {
         audit(
