@@ -494,10 +494,20 @@ fn top_once_and_submit_wait_show_queues_progress_and_outcome() {
         .expect("sluice submit --wait");
 
     // Meanwhile `top --once` shows the running blocker and the waiting job with its reason.
+    // One frame is four concurrent requests (queues, cluster, active and queued jobs): the
+    // queues may be read just before the submit lands and the job list just after, so wait
+    // for a frame in which both have it.
+    let in_queues = |f: &str| {
+        f.lines()
+            .skip_while(|l| *l != "QUEUES")
+            .skip(2)
+            .take_while(|l| !l.is_empty())
+            .any(|l| l.starts_with("default") && l.contains("normal"))
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     let frame = loop {
         let f = server.ok(&["top", "--once"]);
-        if f.contains("follow-me") && f.contains("needs") {
+        if f.contains("follow-me") && f.contains("needs") && in_queues(&f) {
             break f;
         }
         assert!(
@@ -522,18 +532,6 @@ fn top_once_and_submit_wait_show_queues_progress_and_outcome() {
         .expect("waiting line");
     assert!(waiting.trim_start().starts_with("1 "), "{frame}");
     assert!(frame.contains("WAITING (1)"), "{frame}");
-    let queues: Vec<&str> = frame
-        .lines()
-        .skip_while(|l| *l != "QUEUES")
-        .skip(2)
-        .take_while(|l| !l.is_empty())
-        .collect();
-    assert!(
-        queues
-            .iter()
-            .any(|l| l.starts_with("default") && l.contains("normal")),
-        "{frame}"
-    );
     assert!(
         !frame.contains("\x1b["),
         "--once must not draw escape codes"
