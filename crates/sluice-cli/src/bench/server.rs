@@ -154,7 +154,12 @@ impl Server {
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)
-            .env("SLUICE_LOG", "warn")
+            // The server's log level: warnings unless `SLUICE_BENCH_LOG` says otherwise (e.g.
+            // `sluice_server=debug` to see each tick's steps in the kept log).
+            .env(
+                "SLUICE_LOG",
+                std::env::var("SLUICE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .kill_on_drop(true);
         // The server must read only the bench's configuration.
         for (k, _) in std::env::vars() {

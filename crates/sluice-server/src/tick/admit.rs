@@ -234,12 +234,10 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         aging,
         running: ends,
     });
-    // After the admissions' writes: the queue's version includes them, so an unchanged queue
-    // next tick means nothing new.
-    let inputs = CycleInputs {
-        queue_version: state.queue.lock().queue().version(),
-        ..inputs
-    };
+    // The queue's version as the cycle read it, not as it is now: a submit or cancel that
+    // landed while the cycle ran (after its heads were taken) changed the queue without this
+    // cycle seeing it, so the next tick must run a cycle. (Reading the version here made the
+    // next ticks skip, leaving a released burst queued until the room next changed.)
     let inputs = if out.admitted.is_empty() {
         inputs
     } else {
