@@ -62,3 +62,45 @@ fn bench_runs_against_its_own_server_and_prints_a_row_per_depth() {
         "{stderr}"
     );
 }
+
+/// `--finished`: finished jobs written straight into a fresh store (SQLite and PostgreSQL), read
+/// back through the API of a restarted server, and a latency table per store.
+#[test]
+fn bench_seeds_finished_jobs_and_times_the_api_over_them() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "bench",
+            "--stores",
+            "sqlite,postgres",
+            "--depths",
+            "--finished",
+            "300",
+            "--api-samples",
+            "3",
+            "--nodes",
+            "2",
+            "--interval-ms",
+            "100",
+            "--max-minutes",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for store in ["SQLite", "PostgreSQL"] {
+        let head = format!("### {store}: API latency with 301 jobs in the store");
+        let table = stdout
+            .split(&head)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {head:?} in\n{stdout}"));
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("| 301 |"))
+            .unwrap_or_else(|| panic!("no row for 301 jobs in\n{table}"));
+        assert!(!row.contains("NaN"), "{row}");
+    }
+    // No depth tables were asked for.
+    assert!(!stdout.contains("(2 nodes, interval"), "{stdout}");
+}

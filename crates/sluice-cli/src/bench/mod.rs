@@ -22,6 +22,7 @@
 //! Every process it starts is stopped by its PID; `--max-minutes` bounds the whole run (depths
 //! not reached in time are reported as such).
 
+mod finished;
 mod load;
 mod server;
 
@@ -45,8 +46,9 @@ pub struct BenchArgs {
     /// Stores to measure, comma-separated: sqlite, postgres.
     #[arg(long, default_value = "sqlite,postgres", value_delimiter = ',')]
     pub stores: Vec<String>,
-    /// Queue depths to measure at, comma-separated, increasing.
-    #[arg(long, default_value = "1000,10000,100000", value_delimiter = ',')]
+    /// Queue depths to measure at, comma-separated, increasing (`--depths` alone: none, for a
+    /// run of `--finished` only).
+    #[arg(long, default_value = "1000,10000,100000", value_delimiter = ',', num_args = 0..)]
     pub depths: Vec<usize>,
     /// Concurrent clients for the submit rates, comma-separated.
     #[arg(long, default_value = "16,64", value_delimiter = ',')]
@@ -83,6 +85,10 @@ pub struct BenchArgs {
     /// for a before/after comparison driven by the same bench.
     #[arg(long)]
     pub server_bin: Option<std::path::PathBuf>,
+    /// Finished jobs written straight into a fresh store (copies of one submitted job) before
+    /// the list, get and history latency is measured over it (0: skip that part).
+    #[arg(long, default_value_t = 0)]
+    pub finished: u64,
     /// The whole run stops after this many minutes (what was measured is printed).
     #[arg(long, default_value_t = 30.0)]
     pub max_minutes: f64,
@@ -125,10 +131,56 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             "postgres" | "postgresql" => StoreKind::Postgres,
             other => bail!("--stores: {other:?} is not sqlite or postgres"),
         };
-        let rows = run_store(&args, &exe, kind, deadline).await?;
-        print_rows(&args, kind, &rows.0, &rows.1);
+        if !args.depths.is_empty() {
+            let rows = run_store(&args, &exe, kind, deadline).await?;
+            print_rows(&args, kind, &rows.0, &rows.1);
+        }
+        if args.finished > 0 {
+            if Instant::now() > deadline {
+                println!(
+                    "\n{}: stopped by --max-minutes before --finished",
+                    kind.name()
+                );
+                continue;
+            }
+            let row = run_finished(&args, &exe, kind).await?;
+            finished::print(kind, &row);
+        }
     }
     Ok(())
+}
+
+/// The `--finished` part on a fresh store of `kind` (see [`finished`]).
+async fn run_finished(
+    args: &BenchArgs,
+    exe: &std::path::Path,
+    kind: StoreKind,
+) -> Result<finished::FinishedRow> {
+    let dir = tempfile::Builder::new()
+        .prefix("sluice-bench-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let db = match kind {
+        StoreKind::Sqlite => None,
+        StoreKind::Postgres => Some(Database::create(&args.postgres_url).await?),
+    };
+    let r = finished::measure(
+        exe,
+        dir.path(),
+        kind,
+        db.as_ref().map(|d| d.url.as_str()),
+        args.nodes,
+        args.interval_ms,
+        args.finished,
+        args.api_samples,
+    )
+    .await;
+    if let Some(db) = db
+        && let Err(e) = db.drop_now().await
+    {
+        eprintln!("bench: {e:#}");
+    }
+    r
 }
 
 async fn run_store(
