@@ -24,6 +24,7 @@
 
 mod finished;
 mod load;
+mod prefect;
 mod server;
 
 use std::sync::Arc;
@@ -89,6 +90,13 @@ pub struct BenchArgs {
     /// the list, get and history latency is measured over it (0: skip that part).
     #[arg(long, default_value_t = 0)]
     pub finished: u64,
+    /// Prefect's bench script (`../shared/bench/prefect/run.sh`): the same workload is run on
+    /// a fresh sluice server per store and on Prefect, and a ratio table printed.
+    #[arg(long)]
+    pub prefect: Option<std::path::PathBuf>,
+    /// Runs in the workload compared with Prefect.
+    #[arg(long, default_value_t = 1000)]
+    pub prefect_runs: usize,
     /// The whole run stops after this many minutes (what was measured is printed).
     #[arg(long, default_value_t = 30.0)]
     pub max_minutes: f64,
@@ -125,12 +133,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         None => std::env::current_exe().context("finding this binary")?,
     };
     let deadline = Instant::now() + Duration::from_secs_f64(args.max_minutes.max(0.1) * 60.0);
-    for s in &args.stores {
-        let kind = match s.trim() {
-            "sqlite" => StoreKind::Sqlite,
-            "postgres" | "postgresql" => StoreKind::Postgres,
-            other => bail!("--stores: {other:?} is not sqlite or postgres"),
-        };
+    let exe_path = exe.as_path();
+    let (nodes, interval_ms) = (args.nodes, args.interval_ms);
+    for kind in kinds(&args)? {
         if !args.depths.is_empty() {
             let rows = run_store(&args, &exe, kind, deadline).await?;
             print_rows(&args, kind, &rows.0, &rows.1);
@@ -143,19 +148,73 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 );
                 continue;
             }
-            let row = run_finished(&args, &exe, kind).await?;
+            let (n, samples) = (args.finished, args.api_samples);
+            let row = in_fresh_store(&args, kind, |dir, db| async move {
+                finished::measure(
+                    exe_path,
+                    &dir,
+                    kind,
+                    db.as_deref(),
+                    nodes,
+                    interval_ms,
+                    n,
+                    samples,
+                )
+                .await
+            })
+            .await?;
             finished::print(kind, &row);
         }
+    }
+    if let Some(script) = &args.prefect {
+        let mut rows = Vec::new();
+        for kind in kinds(&args)? {
+            let runs = args.prefect_runs;
+            let same = in_fresh_store(&args, kind, |dir, db| async move {
+                prefect::sluice(
+                    exe_path,
+                    &dir,
+                    kind,
+                    db.as_deref(),
+                    nodes,
+                    interval_ms,
+                    runs,
+                )
+                .await
+            })
+            .await?;
+            rows.push(same);
+        }
+        eprintln!(
+            "bench [Prefect]: {} {} (installs Prefect on first use)",
+            script.display(),
+            args.prefect_runs
+        );
+        let p = prefect::prefect(script, args.prefect_runs).await?;
+        prefect::print(&rows, Some(&p));
     }
     Ok(())
 }
 
-/// The `--finished` part on a fresh store of `kind` (see [`finished`]).
-async fn run_finished(
-    args: &BenchArgs,
-    exe: &std::path::Path,
-    kind: StoreKind,
-) -> Result<finished::FinishedRow> {
+/// The stores of `--stores`.
+fn kinds(args: &BenchArgs) -> Result<Vec<StoreKind>> {
+    args.stores
+        .iter()
+        .map(|s| match s.trim() {
+            "sqlite" => Ok(StoreKind::Sqlite),
+            "postgres" | "postgresql" => Ok(StoreKind::Postgres),
+            other => bail!("--stores: {other:?} is not sqlite or postgres"),
+        })
+        .collect()
+}
+
+/// Runs `f` with a fresh temporary directory and, on PostgreSQL, a fresh database (its URL),
+/// dropped afterwards.
+async fn in_fresh_store<T, F, Fut>(args: &BenchArgs, kind: StoreKind, f: F) -> Result<T>
+where
+    F: FnOnce(std::path::PathBuf, Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     let dir = tempfile::Builder::new()
         .prefix("sluice-bench-")
         .tempdir()
@@ -164,17 +223,7 @@ async fn run_finished(
         StoreKind::Sqlite => None,
         StoreKind::Postgres => Some(Database::create(&args.postgres_url).await?),
     };
-    let r = finished::measure(
-        exe,
-        dir.path(),
-        kind,
-        db.as_ref().map(|d| d.url.as_str()),
-        args.nodes,
-        args.interval_ms,
-        args.finished,
-        args.api_samples,
-    )
-    .await;
+    let r = f(dir.path().to_path_buf(), db.as_ref().map(|d| d.url.clone())).await;
     if let Some(db) = db
         && let Err(e) = db.drop_now().await
     {
@@ -269,6 +318,7 @@ async fn wait_drained(
     }
 }
 
+/// One row of a job's timeline as the API returns it.
 #[derive(Deserialize)]
 struct Event {
     at: String,
@@ -362,21 +412,13 @@ fn p50_99(xs: &[f64]) -> (f64, f64) {
     (percentile(xs, 50.0), percentile(xs, 99.0))
 }
 
-async fn drive(
-    args: &BenchArgs,
-    server: &Server,
-    kind: StoreKind,
-    deadline: Instant,
-) -> Result<(Vec<Row>, Option<String>)> {
-    let base = server.base.as_str();
-    let token = server.token.as_str();
-    let http = server.client()?;
-    let name = kind.name();
-    // The cluster: one 33-core filler per node.
+/// The cluster the bench measures on: one 33-core filler job per node (namespace `filler`,
+/// running for 10 h), so that a 64-core blocker cannot start now; waits until all are admitted.
+async fn fill_cluster(http: &reqwest::Client, base: &str, token: &str, nodes: u32) -> Result<()> {
     let filler = submit_many(
         base,
         token,
-        args.nodes as usize,
+        nodes as usize,
         16,
         0,
         Arc::new(|i| job(&format!("filler-{i}"), "filler", "high", "33", "16g", "10h")),
@@ -388,12 +430,26 @@ async fn drive(
             filler.first_error.unwrap_or_default()
         );
     }
-    if wait_drained(&http, base, "filler", Duration::from_secs(120))
+    if wait_drained(http, base, "filler", Duration::from_secs(120))
         .await?
         .is_none()
     {
         bail!("the filler jobs were not all admitted within 120 s");
     }
+    Ok(())
+}
+
+async fn drive(
+    args: &BenchArgs,
+    server: &Server,
+    kind: StoreKind,
+    deadline: Instant,
+) -> Result<(Vec<Row>, Option<String>)> {
+    let base = server.base.as_str();
+    let token = server.token.as_str();
+    let http = server.client()?;
+    let name = kind.name();
+    fill_cluster(&http, base, token, args.nodes).await?;
     // One blocker at the head of each deep namespace.
     let nss = args.namespaces.max(1);
     for i in 0..nss {
