@@ -147,7 +147,7 @@ export function runBars(opts) {
   const bw = Math.max(2, Math.min(40, slot * 0.7));
   const plotH = H - T - B;
   runs.forEach((r, i) => {
-    const h = Math.max(3, (plotH * secs(r)) / max);
+    const h = Math.max(8, (plotH * secs(r)) / max);
     const x = L + slot * i + (slot - bw) / 2;
     const color = STATE_COLOR[r.state] || "#98a2b3";
     const tip = `${r.state}, created ${new Date(r.created_at).toLocaleString()}${r.started_at ? ", ran " + duration(secs(r)) : ""}`;

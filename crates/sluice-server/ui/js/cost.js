@@ -17,7 +17,7 @@ const DAY = 86400000;
 function percent(v) { return v == null ? "–" : (100 * v).toFixed(0) + "%"; }
 
 // One bar per UTC day of the window, a stack per namespace.
-function costByDay(view, money) {
+function costByDay(view) {
   const from = Date.parse(view.from), to = Date.parse(view.to);
   const days = [];
   for (let t = Math.floor(from / DAY) * DAY; t < to; t += DAY) days.push(t);
@@ -30,7 +30,7 @@ function costByDay(view, money) {
     byNs.set(g.namespace, vals);
   }
   const series = [...byNs.entries()].map(([name, values], i) => ({ name, values, color: PALETTE[i % PALETTE.length] }));
-  return chart({ id: "ns-cost", title: `Cost per namespace per day (${view.currency})`, times: days, kind: "bar", series, fmt: money });
+  return chart({ id: "ns-cost", title: `Cost per namespace per day (${view.currency})`, times: days, kind: "bar", series, fmt: num });
 }
 
 // One job's runs: core-hours and GiB-hours held next to those used, and its advice.
@@ -102,7 +102,7 @@ export async function costPage(seq, params) {
     <button class="primary" type="submit">Show</button>
     <span class="muted">${esc(time(byJob.from))} – ${esc(time(byJob.to))} · cost ${esc(money(total.cost))}, of it idle ${esc(money(total.waste))}</span>
   </form>
-  <div class="grid cols-2">
+  <div class="grid">
     <div class="panel"><h2>Top wasters: held and not used</h2>
       <table id="wasters"><thead><tr><th>Job</th><th>Namespace</th><th class="num">Runs</th><th class="num">Core-h held / used</th><th class="num">CPU use</th><th class="num">GiB-h held / used</th><th class="num">Memory use</th><th class="num">Cost</th><th class="num">Waste</th></tr></thead><tbody>
       ${wasters.slice(0, TOP).map(g => {
@@ -114,7 +114,7 @@ export async function costPage(seq, params) {
       }).join("") || `<tr><td colspan="9" class="muted">No run ended in this range.</td></tr>`}
       </tbody></table>
       <p class="muted">Held: what sluice reserved for the run, for as long as it ran; used: what it measured. See docs/cost.md.</p></div>
-    <div class="panel">${costByDay(byDay, money)}</div>
+    <div class="panel">${costByDay(byDay)}</div>
   </div>
   ${jobHtml}`;
   document.getElementById("cost-filters").addEventListener("submit", ev => {
