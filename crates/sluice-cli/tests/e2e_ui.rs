@@ -7,167 +7,21 @@
 //! cancelled from its job page; a schedule is run from the schedules page. Screenshots of the
 //! pages are saved to `target/ui-screenshots/*.png`.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (scripts/test.sh installs them). chromedriver
-//! runs on a free loopback port in its own process group, which is killed when the test ends.
+//! Needs Debian's `chromium` and `chromium-driver` (scripts/test.sh installs them); the harness
+//! is `tests/common/browser.rs`. The additions of issues 17 and 18 are tested in
+//! `e2e_ui_overview.rs`, `e2e_ui_schedule.rs` and `e2e_ui_cost.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Server;
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{Value, json};
+use common::browser::{Driver, click, open, screenshot, wait_text};
+use fantoccini::Locator;
 
 const CONFIG: &str = "[backend]\nkind = \"local\"\ncores = 4\nmemory = \"4g\"\n[scheduler]\ninterval_ms = 100\n[security.command_jobs]\nnamespaces = [\"*\"]\n";
-
-/// chromedriver on a free port, in its own process group (Chromium runs inside it).
-struct Driver {
-    child: Option<Child>,
-    port: u16,
-    _profile: tempfile::TempDir,
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(cmd))
-            .find(|p| p.is_file())
-    })
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let chromedriver = which("chromedriver").unwrap_or_else(|| {
-            panic!(
-                "chromedriver is not installed: the browser tests need Debian's chromium and \
-                 chromium-driver (apt-get install chromium chromium-driver; scripts/test.sh does)"
-            )
-        });
-        let port = common::free_port();
-        let mut cmd = Command::new(chromedriver);
-        cmd.arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().expect("start chromedriver");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver {
-            child: Some(child),
-            port,
-            _profile: tempfile::tempdir().expect("profile dir"),
-        }
-    }
-
-    async fn client(&self) -> Client {
-        let chromium = which("chromium").expect("chromium is not installed");
-        let profile = self._profile.path().display().to_string();
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--window-size=1440,1000",
-            &format!("--user-data-dir={profile}"),
-        ];
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": chromium, "args": args },
-        });
-        let caps = match caps {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        };
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("connect to chromedriver")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let pgid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = c.wait();
-        }
-    }
-}
-
-fn screenshots_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
-    std::fs::create_dir_all(&dir).expect("create target/ui-screenshots");
-    dir
-}
-
-async fn screenshot(c: &Client, name: &str) {
-    let png = c.screenshot().await.expect("screenshot");
-    let path = screenshots_dir().join(format!("{name}.png"));
-    std::fs::write(&path, png).expect("write screenshot");
-    eprintln!("screenshot: {}", path.display());
-}
-
-/// The text of the page's main element.
-async fn page_text(c: &Client) -> String {
-    match c.find(Locator::Css("#app")).await {
-        Ok(e) => e.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-/// Waits until the page's main text contains every needle (at most 30 s).
-async fn wait_text(c: &Client, needles: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = page_text(c).await;
-        if needles.iter().all(|n| text.contains(n)) {
-            return text;
-        }
-        if Instant::now() > deadline {
-            panic!("the page never showed {needles:?}; it shows:\n{text}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Clicks the element `css` is for. Pages refresh themselves every few seconds, which can
-/// replace an element between finding and clicking it: then it is found again (up to 5 times).
-async fn click(c: &Client, css: &str) {
-    let mut last = String::new();
-    for _ in 0..5 {
-        match c.find(Locator::Css(css)).await {
-            Ok(e) => match e.click().await {
-                Ok(()) => return,
-                Err(err) => last = err.to_string(),
-            },
-            Err(err) => last = err.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    panic!("cannot click {css}: {last}\n{}", page_text(c).await);
-}
-
-async fn open(c: &Client, server: &Server, hash: &str) {
-    c.goto(&format!("{}/{hash}", server.url()))
-        .await
-        .unwrap_or_else(|e| panic!("open {hash}: {e}"));
-}
 
 fn job_yaml(name: &str, ns: &str, extra: &str, script: &str) -> String {
     format!(

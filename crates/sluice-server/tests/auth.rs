@@ -173,6 +173,7 @@ fn concrete(path: &str) -> String {
     path.replace("{id}", "nope")
         .replace("{namespace}", "default")
         .replace("{name}", "nope")
+        .replace("{file}", "main.js")
 }
 
 #[tokio::test]
@@ -394,9 +395,9 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
                     "{what} shows a job of b"
                 );
             }
-            ("GET", "/healthz" | "/openapi.json" | "/" | "/ui/app.js" | "/ui/style.css") => {
+            ("GET", "/healthz" | "/openapi.json" | "/" | "/ui/js/{file}" | "/ui/style.css") => {
                 assert_eq!(rule.access, Access::Public);
-                let (s, v) = as_(r, &a, "GET", rule.path, "").await;
+                let (s, v) = as_(r, &a, "GET", &concrete(rule.path), "").await;
                 assert_eq!(s, StatusCode::OK);
                 assert!(
                     !v.to_string().contains(&queued_b),
@@ -509,6 +510,20 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
                 // A's own (missing) schedule: 404 too, not a 403.
                 let (s, v) = as_(r, &a, "POST", "/v1/advice/a/nightly/apply", "").await;
                 not_found(s, &v, &what);
+            }
+            ("GET", "/v1/choices") => {
+                // B has a queue, a schedule and history: the admin is offered it, A is not
+                // (A is offered its own namespace, which its token names).
+                let (s, v) = as_(r, &a, "GET", "/v1/choices", "").await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                assert_eq!(v["namespaces"], json!(["a"]), "{v}");
+                assert!(!has_ns(&v["schedules"], "/namespace", "b"), "{v}");
+                let (_, v) = as_(r, &e.admin, "GET", "/v1/choices", "").await;
+                assert!(
+                    v["namespaces"].as_array().unwrap().contains(&json!("b")),
+                    "{v}"
+                );
+                assert!(has_ns(&v["schedules"], "/namespace", "b"), "{v}");
             }
             ("GET", "/v1/whoami") => {
                 let (s, v) = as_(r, &a, "GET", "/v1/whoami", "").await;

@@ -200,23 +200,49 @@ async fn ui_is_served_from_the_binary() {
     let (status, ctype, html) = raw(&e.router, "GET", "/", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(ctype.starts_with("text/html"), "{ctype}");
-    assert!(html.contains("<script src=\"/ui/app.js\">"), "{html}");
-    let (status, ctype, js) = raw(&e.router, "GET", "/ui/app.js", "").await;
+    assert!(
+        html.contains("<script type=\"module\" src=\"/ui/js/main.js\">"),
+        "{html}"
+    );
+    let (status, ctype, main) = raw(&e.router, "GET", "/ui/js/main.js", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(ctype.starts_with("text/javascript"), "{ctype}");
+    // Every module main.js imports (and they import) is served, and together they use the API.
+    let mut js = String::new();
+    let mut todo = vec![("main.js".to_string(), main)];
+    let mut seen = vec!["main.js".to_string()];
+    while let Some((name, text)) = todo.pop() {
+        for line in text.lines().filter(|l| l.starts_with("import ")) {
+            let file = line.split("\"./").nth(1).unwrap().trim_end_matches("\";");
+            if seen.iter().any(|s| s == file) {
+                continue;
+            }
+            let (status, _, body) = raw(&e.router, "GET", &format!("/ui/js/{file}"), "").await;
+            assert_eq!(status, StatusCode::OK, "{file}, imported by {name}");
+            seen.push(file.to_string());
+            todo.push((file.to_string(), body));
+        }
+        js.push_str(&text);
+    }
+    assert!(seen.len() >= 10, "{seen:?}");
     for endpoint in [
         "/v1/history",
         "/v1/cluster",
         "/v1/dlq/requeue",
         "/v1/schedules",
+        "/v1/choices",
+        "/v1/cost/runs",
+        "/v1/advice",
     ] {
-        assert!(js.contains(endpoint), "app.js does not use {endpoint}");
+        assert!(js.contains(endpoint), "the UI does not use {endpoint}");
     }
     let (status, ctype, _) = raw(&e.router, "GET", "/ui/style.css", "").await;
     assert_eq!(status, StatusCode::OK);
     assert!(ctype.starts_with("text/css"), "{ctype}");
-    let (status, _, _) = raw(&e.router, "GET", "/ui/nope.js", "").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    for nope in ["/ui/nope.js", "/ui/js/nope.js", "/ui/js/..%2Fstyle.css"] {
+        let (status, _, _) = raw(&e.router, "GET", nope, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{nope}");
+    }
     // The history API is in the OpenAPI document.
     let (_, doc) = call(&e.router, "GET", "/openapi.json", "").await;
     assert!(doc["paths"]["/v1/history"]["get"].is_object(), "{doc}");
@@ -295,4 +321,48 @@ async fn tick_rolls_up_closed_hours() {
     assert!(r.done && r.rows == 0, "{r:?}");
     assert!(r.rolled_until_hour >= Some(start / HOUR + 4), "{r:?}");
     assert_eq!(store.history(&q).await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn choices_offer_the_configured_levels_and_the_known_namespaces() {
+    let e = env().await;
+    let (status, v) = call(&e.router, "GET", "/v1/choices", "").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["levels"], serde_json::json!(["high", "normal"]), "{v}");
+    assert_eq!(v["default_level"], "normal", "{v}");
+    assert_eq!(
+        v["states"],
+        serde_json::json!([
+            "queued",
+            "admitted",
+            "submitted",
+            "running",
+            "succeeded",
+            "failed",
+            "cancelled"
+        ]),
+        "{v}"
+    );
+    assert!(
+        !v["namespaces"].as_array().unwrap().contains(&"etl".into()),
+        "{v}"
+    );
+    // A job that ran and ended: its namespace is still offered (from the history).
+    let (status, j) = call(
+        &e.router,
+        "POST",
+        "/v1/jobs",
+        &job("once", "etl", "[\"true\"]"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{j}");
+    let id = j["id"].as_str().unwrap().to_string();
+    run_to_end(&e, &[id]).await;
+    let (_, q) = call(&e.router, "GET", "/v1/queues", "").await;
+    assert_eq!(q, serde_json::json!([]), "nothing is queued: {q}");
+    let (_, v) = call(&e.router, "GET", "/v1/choices", "").await;
+    assert!(
+        v["namespaces"].as_array().unwrap().contains(&"etl".into()),
+        "{v}"
+    );
 }

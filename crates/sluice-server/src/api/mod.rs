@@ -19,6 +19,7 @@
 //! | `POST /v1/queues/purge` | delete queued jobs by filter (`dry_run=true` lists them) |
 //! | `GET /v1/history?from=&to=&step=&namespace=&level=` | time series from the store (see [`history`]) |
 //! | `GET /v1/cost`, `/v1/cost/runs`, `/v1/advice`; `POST /v1/advice/{namespace}/{schedule}/apply` | requested vs used, cost, right-sizing advice, applied to a schedule on request (see [`cost`]) |
+//! | `GET /v1/choices` | what pick-lists offer: levels, states, and the caller's namespaces and schedules (see [`choices`]) |
 //! | `GET /`, `/ui/*` | the web UI (see [`crate::ui`]) |
 //! | `GET /healthz` | liveness, backend availability |
 //! | `GET /livez` | liveness (the process answers) |
@@ -39,6 +40,7 @@ use crate::aside::SetAside;
 use crate::state::{AppState, WaitInfo};
 
 pub mod advice;
+pub mod choices;
 pub mod cluster;
 pub mod cost;
 pub mod dlq;
@@ -90,6 +92,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge_from(history::HistoryApiDoc::openapi())
         .merge_from(cost::CostApiDoc::openapi())
         .merge_from(advice::AdviceApiDoc::openapi())
+        .merge_from(choices::ChoicesApiDoc::openapi())
         .merge_from(tokens::TokensApiDoc::openapi())
 }
 
@@ -108,6 +111,7 @@ pub fn routes() -> Router<AppState> {
         .merge(history::routes())
         .merge(cost::routes())
         .merge(advice::routes())
+        .merge(choices::routes())
         .merge(tokens::routes())
         .merge(crate::ui::routes())
 }

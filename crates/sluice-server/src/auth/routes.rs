@@ -105,9 +105,11 @@ pub const ROUTES: &[RouteRule] = &[
         "/v1/advice/{namespace}/{schedule}/apply",
         Role(Submitter),
     ),
+    // What the pick-lists offer (narrowed to the caller's namespaces).
+    rule("GET", "/v1/choices", Role(Viewer)),
     // The web UI's files (its data comes from the API above, with the user's token).
     rule("GET", "/", Public),
-    rule("GET", "/ui/app.js", Public),
+    rule("GET", "/ui/js/{file}", Public),
     rule("GET", "/ui/style.css", Public),
     // Who am I; tokens; the audit log.
     rule("GET", "/v1/whoami", Authenticated),
