@@ -11,7 +11,7 @@ command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 # Prometheus and promtool for the metrics end-to-end test.
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
-# Headless Chromium and chromedriver for the web UI's browser tests (crates/sluice-cli/tests/e2e_ui.rs).
+# Headless Chromium and chromedriver for the web UI's browser tests (crates/sluice-cli/tests/e2e_ui*.rs).
 { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || need_apt+=(chromium chromium-driver)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
