@@ -104,3 +104,54 @@ fn bench_seeds_finished_jobs_and_times_the_api_over_them() {
     // No depth tables were asked for.
     assert!(!stdout.contains("(2 nodes, interval"), "{stdout}");
 }
+
+/// `--prefect SCRIPT`: the same workload on a fresh sluice server, the script's JSON line read
+/// (here a stand-in script printing a fixed line and exiting 143 as run.sh's exit trap makes
+/// it; the real run.sh installs Prefect with pip and takes minutes, see BENCHMARKS.md), and the
+/// ratio of each figure computed from both.
+#[test]
+fn bench_compares_the_same_workload_with_prefects_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env bash\n[ \"$1\" = 40 ] || exit 2\n\
+         echo '{\"system\": \"prefect\", \"n\": 40, \"submit_per_s\": 2.0, \"dispatch_per_s\": 4.0, \
+         \"priority_ok\": true, \"server_rss_mb\": 250.0, \"prefect_version\": \"3.9.1\"}'\nexit 143\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["bench", "--stores", "sqlite", "--depths", "--prefect"])
+        .arg(&script)
+        .args([
+            "--prefect-runs",
+            "40",
+            "--nodes",
+            "2",
+            "--interval-ms",
+            "100",
+            "--max-minutes",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let cells = |prefix: &str| -> Vec<String> {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?} in\n{stdout}"));
+        line.split('|').map(|c| c.trim().to_string()).collect()
+    };
+    let sluice = cells("| sluice (SQLite) | ");
+    let creates: f64 = sluice[2].parse().unwrap();
+    let handouts: f64 = sluice[3].parse().unwrap();
+    assert!(creates > 0.0 && handouts > 0.0, "{sluice:?}");
+    assert_eq!(sluice[4], "yes", "high runs are admitted first: {sluice:?}");
+    assert_eq!(cells("| Prefect 3.9.1 | ")[2], "2.0");
+    let ratio = cells("| sluice (SQLite) / Prefect 3.9.1 | ");
+    assert_eq!(ratio[2], format!("x{:.0}", creates / 2.0), "{ratio:?}");
+    assert_eq!(ratio[3], format!("x{:.0}", handouts / 4.0), "{ratio:?}");
+}

@@ -19,6 +19,10 @@
 //!   until the last of them leaves the queue is taken;
 //! - list, get and history latency (sequential requests).
 //!
+//! Two more parts, each on a fresh store: `--finished N` (list, get and history latency over N
+//! finished jobs written straight into the store: [`finished`]) and `--prefect SCRIPT` (the
+//! workload of Prefect's bench script on sluice and on Prefect, with the ratios: [`prefect`]).
+//!
 //! Every process it starts is stopped by its PID; `--max-minutes` bounds the whole run (depths
 //! not reached in time are reported as such).
 
