@@ -326,10 +326,11 @@ fn declared(params: &BTreeMap<String, String>) -> String {
     }
 }
 
-/// A logical date as the placeholder `{{ logicalDate }}` writes it: RFC 3339, UTC, seconds.
+/// A logical date as the placeholder `{{ logicalDate }}` writes it: RFC 3339, UTC, with
+/// milliseconds only when there are any (`2026-01-02T03:04:05Z`, `...05.250Z`).
 pub fn logical_date(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| ms.to_string())
 }
 

@@ -481,8 +481,19 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
                 let uri = rule.path.replace("{id}", &run_b);
                 let (s, v) = as_(r, &a, rule.method, &uri, "").await;
                 not_found(s, &v, &what);
-                let (s, v) = as_(r, &e.admin, "GET", &format!("/v1/workflow-runs/{run_b}"), "").await;
-                assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("running")), "{v}");
+                let (s, v) = as_(
+                    r,
+                    &e.admin,
+                    "GET",
+                    &format!("/v1/workflow-runs/{run_b}"),
+                    "",
+                )
+                .await;
+                assert_eq!(
+                    (s, v["state"].as_str()),
+                    (StatusCode::OK, Some("running")),
+                    "{v}"
+                );
             }
             ("GET", "/v1/dlq") => {
                 for uri in [

@@ -147,7 +147,8 @@ pub struct RunView {
     pub trigger: String,
     /// The parameters of this run.
     pub parameters: BTreeMap<String, String>,
-    /// The logical date (RFC 3339): the schedule's fire time or the run's creation.
+    /// The logical date (RFC 3339, as `{{ logicalDate }}` writes it): the schedule's fire
+    /// time or the run's creation.
     pub logical_date: String,
     /// Created (RFC 3339).
     pub created_at: String,
@@ -201,7 +202,7 @@ pub async fn run_view(st: &AppState, run: WorkflowRunRecord) -> Result<RunView, 
         attempt: run.attempt,
         trigger: run.trigger,
         parameters: run.parameters,
-        logical_date: rfc3339(run.logical_date_ms),
+        logical_date: sluice_core::workflow::logical_date(run.logical_date_ms),
         created_at: rfc3339(run.created_at_ms),
         finished_at: run.finished_at_ms.map(rfc3339),
         message: run.message,
