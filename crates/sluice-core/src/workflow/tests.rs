@@ -246,3 +246,17 @@ fn placeholders_substitute_exactly() {
         }
     }
 }
+
+#[test]
+fn the_example_pipeline_parses() {
+    let levels = Levels::default();
+    let text = include_str!("../../../../examples/workflows/nightly-pipeline.yaml");
+    let wf = parse_workflow(text, opts(&levels)).expect("the example is valid");
+    assert_eq!(wf.steps.len(), 6);
+    assert!(wf.schedule.as_ref().is_some_and(|s| s.suspend));
+    let jobs = wf
+        .render_all(&wf.parameters, 0, None, opts(&levels))
+        .expect("renders");
+    assert!(matches!(jobs[1].job.kind, JobKind::Spark { .. }));
+    assert_eq!(jobs[3].job.level, "high");
+}
