@@ -352,7 +352,7 @@ pub fn advance(dag: &Dag, status: &[StepStatus], cancelling: bool) -> Decision {
         }
     }
     if now.iter().all(|s| s.is_terminal()) {
-        let any = |want: StepStatus| now.iter().any(|s| *s == want);
+        let any = |want: StepStatus| now.contains(&want);
         d.outcome = Some(if cancelling && any(StepStatus::Cancelled) {
             RunOutcome::Cancelled
         } else if any(StepStatus::Failed) || any(StepStatus::Cancelled) {

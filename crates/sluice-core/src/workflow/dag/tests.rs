@@ -34,7 +34,8 @@ fn diamond() -> Dag {
 #[test]
 fn bad_dags_are_refused_naming_the_steps() {
     use Trigger::AllSucceeded as A;
-    let cases: Vec<(Vec<(&str, &[&str], Trigger)>, DagError)> = vec![
+    type Rows<'a> = Vec<(&'a str, &'a [&'a str], Trigger)>;
+    let cases: Vec<(Rows, DagError)> = vec![
         (
             vec![("a", &[], A), ("a", &[], A)],
             DagError::Duplicate("a".into()),
@@ -260,7 +261,7 @@ proptest! {
         let mut status = vec![Waiting; n];
         let mut ended_once = vec![0u32; n];
         let mut cancelling = false;
-        for round in 0..40 {
+        for (round, pick) in picks.iter().enumerate() {
             if cancel_at == Some(round) {
                 cancelling = true;
             }
@@ -302,7 +303,7 @@ proptest! {
             }
             // One active step ends (succeeded, failed or cancelled).
             let active: Vec<usize> = (0..n).filter(|&i| status[i] == Active).collect();
-            if let Some(&i) = active.get(picks[round] % active.len().max(1)) {
+            if let Some(&i) = active.get(pick % active.len().max(1)) {
                 status[i] = match outcomes[i] { 0 => Failed, 1 if cancelling => Cancelled, _ => Succeeded };
                 ended_once[i] += 1;
             } else {
