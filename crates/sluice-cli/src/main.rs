@@ -20,6 +20,7 @@ mod orch;
 mod output;
 mod simulate;
 mod watch;
+mod workflow;
 
 use output::{Output, Table, print_as};
 
@@ -161,7 +162,11 @@ enum Cmd {
     /// Schedules: create, list, get (with the next 5 run times), suspend, resume, trigger, delete.
     #[command(subcommand)]
     Schedule(orch::ScheduleCmd),
-    /// Creates or updates schedules from files, by namespace and name, as `kubectl apply`:
+    /// Workflows: run (a file or a name, with --param), get, describe (the DAG with each
+    /// step's state), cancel, rerun (from the failed steps).
+    #[command(subcommand)]
+    Workflow(workflow::WorkflowCmd),
+    /// Creates or updates schedules and workflows from files, by namespace and name, as `kubectl apply`:
     /// prints `schedule/NAMESPACE/NAME created|configured|unchanged` for each (several
     /// documents per file, `---` between them; `-` reads standard input).
     Apply {
@@ -559,6 +564,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Cmd::Advise(args) => cost::advise(&c, args).await,
         Cmd::Schedule(cmd) => orch::schedule(&c, cmd).await,
         Cmd::Apply { files } => orch::apply(&c, &files).await,
+        Cmd::Workflow(cmd) => workflow::workflow(&c, cmd).await,
         Cmd::Explain { field } => {
             let doc: serde_json::Value = c.get("/openapi.json", &[]).await?;
             print!(

@@ -196,7 +196,7 @@ impl Client {
 }
 
 impl Client {
-    async fn put<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<T> {
+    pub(crate) async fn put<T: DeserializeOwned>(&self, path: &str, body: String) -> Result<T> {
         let resp = self
             .http
             .put(self.url(path))
@@ -240,13 +240,16 @@ fn documents(text: &str) -> Vec<String> {
 fn not_appliable(doc: &str) -> Option<String> {
     let v: serde_json::Value = serde_saphyr::from_str(doc).ok()?;
     let kind = v.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-    if kind == "ScheduledSparkApplication" || (kind.is_empty() && v.get("schedule").is_some()) {
+    if kind == "ScheduledSparkApplication"
+        || kind == "Workflow"
+        || (kind.is_empty() && v.get("schedule").is_some())
+    {
         return None;
     }
     let what = if kind.is_empty() { "a job" } else { kind };
     Some(format!(
-        "{what} {:?} is not a schedule: apply takes schedules (sluice's schedule document or a \
-         ScheduledSparkApplication); queue a job with `sluice submit`",
+        "{what} {:?} is not a schedule or a workflow: apply takes schedules (sluice's schedule \
+         document or a ScheduledSparkApplication) and workflows; queue a job with `sluice submit`",
         v.pointer("/metadata/name")
             .or_else(|| v.get("name"))
             .and_then(|n| n.as_str())
@@ -254,7 +257,13 @@ fn not_appliable(doc: &str) -> Option<String> {
     ))
 }
 
-/// `sluice apply -f FILE...`: each schedule of each file created, updated or left as it is,
+fn is_workflow(doc: &str) -> bool {
+    serde_saphyr::from_str::<serde_json::Value>(doc)
+        .ok()
+        .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("Workflow"))
+}
+
+/// `sluice apply -f FILE...`: each schedule (or workflow) of each file created, updated or left as it is,
 /// by namespace and name; a line per schedule as kubectl prints them. Every document is
 /// applied even when one fails; the exit code is 1 then.
 pub async fn apply(c: &Client, files: &[PathBuf]) -> Result<i32> {
@@ -276,6 +285,19 @@ pub async fn apply(c: &Client, files: &[PathBuf]) -> Result<i32> {
                 failed += 1;
                 continue;
             }
+            if is_workflow(doc) {
+                match crate::workflow::apply_doc(c, doc.clone()).await {
+                    Ok(a) => println!(
+                        "workflow/{}/{} {}",
+                        a.workflow.namespace, a.workflow.name, a.result
+                    ),
+                    Err(e) => {
+                        eprintln!("sluice: {whence}: {e:#}");
+                        failed += 1;
+                    }
+                }
+                continue;
+            }
             match c.put::<Applied>("/v1/schedules", doc.clone()).await {
                 Ok(a) => println!("{} {}", schedule_name(&a.schedule), a.result),
                 Err(e) => {
@@ -288,7 +310,7 @@ pub async fn apply(c: &Client, files: &[PathBuf]) -> Result<i32> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-fn read_file(file: &PathBuf) -> Result<String> {
+pub(crate) fn read_file(file: &PathBuf) -> Result<String> {
     if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -637,6 +659,10 @@ mod tests {
             not_appliable(
                 "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: ScheduledSparkApplication\n"
             ),
+            None
+        );
+        assert_eq!(
+            not_appliable("apiVersion: sluice.io/v1\nkind: Workflow\nmetadata: {name: w}\n"),
             None
         );
         let e = not_appliable("name: pi\nspark: {}\n").unwrap();

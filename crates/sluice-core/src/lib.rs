@@ -19,6 +19,8 @@
 //! - [`usage`]: what a Spark run used, read from Spark's own event log (streaming, pure).
 //! - [`cost`]: requested vs used per run, efficiency, cost and right-sizing advice.
 //! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
+//! - [`workflow`]: workflow documents (steps of any job kind with dependsOn, triggers,
+//!   parameters), the DAG and its state machine.
 //! - [`access`]: roles (viewer < submitter < operator < admin) bound to namespaces or `*`.
 
 pub mod access;
@@ -40,6 +42,7 @@ pub mod sizing;
 pub mod spec;
 pub mod stored;
 pub mod usage;
+pub mod workflow;
 
 pub use capacity::{NodeCapacity, Snapshot};
 pub use job::{Demand, JobState, PodDemand, Resources, Role};

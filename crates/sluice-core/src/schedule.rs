@@ -433,7 +433,7 @@ struct ScheduleDoc {
     template: Option<serde_json::Value>,
 }
 
-fn prefixed(e: SpecError, from: &str, to: &str) -> SpecError {
+pub(crate) fn prefixed(e: SpecError, from: &str, to: &str) -> SpecError {
     let fix = |f: String| -> String {
         if from.is_empty() {
             if f.is_empty() {

@@ -43,6 +43,7 @@ pub mod time;
 pub mod tls;
 pub mod transport;
 pub mod ui;
+pub mod workflows;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -85,6 +85,12 @@ struct ActiveLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkflowLabels {
+    namespace: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabels {
     backend: String,
 }
@@ -185,6 +191,8 @@ pub struct Metrics {
     leader: Gauge,
     leader_changes: Counter,
     last_tick: FloatGauge,
+    workflow_runs: Family<WorkflowLabels, Counter>,
+    workflow_running: Family<NamespaceLabels, Gauge>,
     /// Serialises "set the state gauges, then encode" between concurrent scrapes.
     scrape: std::sync::Mutex<()>,
 }
@@ -234,6 +242,8 @@ impl Metrics {
             leader: Gauge::default(),
             leader_changes: Counter::default(),
             last_tick: FloatGauge::default(),
+            workflow_runs: Family::default(),
+            workflow_running: Family::default(),
             scrape: std::sync::Mutex::new(()),
             registry: Registry::with_prefix("sluice"),
         };
@@ -300,6 +310,16 @@ impl Metrics {
         );
         m.registry
             .register("dlq_jobs", "Jobs in the dead-letter queue", m.dlq.clone());
+        m.registry.register(
+            "workflow_runs",
+            "Workflow runs that ended, by namespace and outcome (succeeded, failed, cancelled)",
+            m.workflow_runs.clone(),
+        );
+        m.registry.register(
+            "workflow_runs_running",
+            "Workflow runs not ended yet (steps waiting or running), by namespace",
+            m.workflow_running.clone(),
+        );
         m.registry.register(
             "cluster_capacity_cpu_cores",
             "CPU the backend can allocate in all, in cores",
@@ -446,6 +466,28 @@ impl Metrics {
         add("held", e.held_core_hours, e.held_gib_hours);
         if measured {
             add("used", e.used_core_hours, e.used_gib_hours);
+        }
+    }
+
+    /// A workflow run ended with `outcome` (succeeded, failed, cancelled).
+    pub fn workflow_finished(&self, namespace: &str, outcome: &str) {
+        self.workflow_runs
+            .get_or_create(&WorkflowLabels {
+                namespace: namespace.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// The workflow runs not ended, per namespace (namespaces not given are set to 0).
+    pub fn set_workflows_running(&self, running: &std::collections::BTreeMap<String, i64>) {
+        for ns in &self.known_namespaces {
+            if !running.contains_key(ns) {
+                self.workflow_running.get_or_create(&nl(ns)).set(0);
+            }
+        }
+        for (ns, n) in running {
+            self.workflow_running.get_or_create(&nl(ns)).set(*n);
         }
     }
 

@@ -46,6 +46,9 @@ pub enum OrchError {
     /// Encoding JSON failed (a bug).
     #[error("encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The object is not in a state that allows the operation (409).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 fn levels_opts(state: &AppState) -> ParseOptions<'_> {

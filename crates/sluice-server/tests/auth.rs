@@ -126,6 +126,13 @@ fn schedule(name: &str, ns: &str) -> String {
     )
 }
 
+/// A workflow of one command step.
+fn workflow(name: &str, ns: &str) -> String {
+    format!(
+        "apiVersion: sluice.io/v1\nkind: Workflow\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  steps:\n    - name: only\n      job: {{command: {{argv: [\"true\"], cpu: 100m, memory: 32m}}}}\n"
+    )
+}
+
 /// Submits as admin; returns the id.
 async fn submit(e: &Env, name: &str, ns: &str) -> String {
     let (s, v) = as_(&e.router, &e.admin, "POST", "/v1/jobs", &job(name, ns)).await;
@@ -302,6 +309,11 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = as_(r, &e.admin, "PUT", "/v1/workflows", &workflow("pipe", "b")).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = as_(r, &e.admin, "POST", "/v1/workflows/b/pipe/runs", "").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let run_b = v["id"].as_str().unwrap().to_string();
     let own_a = submit(&e, "own-a", "a").await;
     for ns in ["a", "b"] {
         let u = usage_in(ns, e.state.now_ms());
@@ -439,6 +451,50 @@ async fn a_namespace_a_token_cannot_reach_namespace_b_on_any_route() {
                 let uri = rule.path.replace("{namespace}/{name}", "b/nightly");
                 let (s, v) = as_(r, &a, "POST", &uri, "").await;
                 not_found(s, &v, &what);
+            }
+            ("PUT", "/v1/workflows") => {
+                for doc in [workflow("sneak", "b"), workflow("pipe", "b")] {
+                    let (s, v) = as_(r, &a, "PUT", "/v1/workflows", &doc).await;
+                    assert_eq!(s, StatusCode::FORBIDDEN, "{what}: {v}");
+                }
+            }
+            ("GET", "/v1/workflows" | "/v1/workflow-runs") => {
+                for uri in [rule.path.to_string(), format!("{}?namespace=b", rule.path)] {
+                    let (s, v) = as_(r, &a, "GET", &uri, "").await;
+                    assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+                    assert!(!has_ns(&v, "/namespace", "b"), "{uri}: {v}");
+                }
+                let (_, v) = as_(r, &e.admin, "GET", rule.path, "").await;
+                assert!(has_ns(&v, "/namespace", "b"), "the admin sees b: {v}");
+            }
+            ("GET", "/v1/workflows/{namespace}/{name}")
+            | ("POST", "/v1/workflows/{namespace}/{name}/runs") => {
+                let uri = rule.path.replace("{namespace}/{name}", "b/pipe");
+                let (s, v) = as_(r, &a, rule.method, &uri, "").await;
+                not_found(s, &v, &what);
+            }
+            (
+                "GET" | "POST",
+                "/v1/workflow-runs/{id}"
+                | "/v1/workflow-runs/{id}/cancel"
+                | "/v1/workflow-runs/{id}/rerun",
+            ) => {
+                let uri = rule.path.replace("{id}", &run_b);
+                let (s, v) = as_(r, &a, rule.method, &uri, "").await;
+                not_found(s, &v, &what);
+                let (s, v) = as_(
+                    r,
+                    &e.admin,
+                    "GET",
+                    &format!("/v1/workflow-runs/{run_b}"),
+                    "",
+                )
+                .await;
+                assert_eq!(
+                    (s, v["state"].as_str()),
+                    (StatusCode::OK, Some("running")),
+                    "{v}"
+                );
             }
             ("GET", "/v1/dlq") => {
                 for uri in [

@@ -90,6 +90,19 @@ pub enum StoreError {
         name: String,
     },
 
+    /// No workflow has this namespace and name.
+    #[error("no workflow {namespace}/{name}")]
+    NoWorkflow {
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+    },
+
+    /// No workflow run has this id.
+    #[error("no workflow run with id {0:?}")]
+    NoWorkflowRun(String),
+
     /// A compare-and-set on a schedule or on a job's orchestration state lost: it changed
     /// meanwhile. The message names the object and what was expected.
     #[error("{0}: it was changed by someone else in the meantime")]

@@ -32,6 +32,7 @@ mod sql;
 mod store;
 mod text;
 mod usage;
+mod workflow;
 
 pub use auth::{AuditEntry, AuditFilter, NewToken, TokenRecord};
 pub use dialect::Dialect;
@@ -48,6 +49,10 @@ pub use orchestration::{
 pub use sql::SqlStore;
 pub use store::{JobFilter, JobPage, QueueStat, Store, Transition};
 pub use usage::UsageFilter;
+pub use workflow::{
+    NewStep, NewWorkflow, NewWorkflowRun, RunFilter, RunUpdate, StepChange, StepRecord,
+    WorkflowAdvance, WorkflowApplied, WorkflowFire, WorkflowRecord, WorkflowRunRecord,
+};
 
 /// Opens a store from a URL and brings its schema up to date.
 ///

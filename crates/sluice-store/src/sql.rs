@@ -47,6 +47,7 @@ mod rows;
 mod schedule_update;
 mod tokens;
 mod usage;
+mod workflow;
 
 use jobs::{add_note_in, insert_job_in, transition_in};
 pub use pool::SqlStore;
@@ -533,6 +534,70 @@ impl Store for SqlStore {
         limit: u32,
     ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError> {
         self.usage_sql(filter, limit).await
+    }
+
+    async fn apply_workflow(
+        &self,
+        w: &crate::workflow::NewWorkflow,
+    ) -> Result<
+        (
+            crate::workflow::WorkflowApplied,
+            crate::workflow::WorkflowRecord,
+        ),
+        StoreError,
+    > {
+        self.apply_workflow_sql(w).await
+    }
+
+    async fn get_workflow(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<crate::workflow::WorkflowRecord>, StoreError> {
+        self.get_workflow_sql(namespace, name).await
+    }
+
+    async fn list_workflows(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<crate::workflow::WorkflowRecord>, StoreError> {
+        self.list_workflows_sql(namespace).await
+    }
+
+    async fn due_workflows(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<crate::workflow::WorkflowRecord>, StoreError> {
+        self.due_workflows_sql(now_ms).await
+    }
+
+    async fn fire_workflow(
+        &self,
+        f: &crate::workflow::WorkflowFire,
+    ) -> Result<Option<crate::workflow::WorkflowRunRecord>, StoreError> {
+        self.fire_workflow_sql(f).await
+    }
+
+    async fn get_workflow_run(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::workflow::WorkflowRunRecord>, StoreError> {
+        self.get_workflow_run_sql(id).await
+    }
+
+    async fn list_workflow_runs(
+        &self,
+        filter: &crate::workflow::RunFilter,
+        limit: u32,
+    ) -> Result<Vec<crate::workflow::WorkflowRunRecord>, StoreError> {
+        self.list_workflow_runs_sql(filter, limit).await
+    }
+
+    async fn update_workflow_run(
+        &self,
+        u: &crate::workflow::RunUpdate,
+    ) -> Result<(crate::workflow::WorkflowRunRecord, Vec<JobRecord>), StoreError> {
+        self.update_workflow_run_sql(u).await
     }
 
     async fn close(&self) {

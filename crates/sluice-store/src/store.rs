@@ -15,6 +15,10 @@ use crate::lease::{Lease, StoreChange};
 use crate::orchestration::{
     DeadLetter, Fire, JobOrch, JobSet, OrchJob, Preempted, Requeue, RetryJob, SetFilter,
 };
+use crate::workflow::{
+    NewWorkflow, RunFilter, RunUpdate, WorkflowApplied, WorkflowFire, WorkflowRecord,
+    WorkflowRunRecord,
+};
 
 /// Persistent job state. Object safe: the server holds an `Arc<dyn Store>`.
 ///
@@ -361,6 +365,63 @@ pub trait Store: Send + Sync + 'static {
         filter: &crate::usage::UsageFilter,
         limit: u32,
     ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError>;
+
+    // --- Workflows: definitions, runs and their steps. ---
+
+    /// Creates the workflow `w` names, or replaces its definition if its document differs
+    /// (its creation time, runs and last fire stay; the next fire time too unless the
+    /// schedule's expression, zone or suspension changed), or does nothing when it is the same.
+    async fn apply_workflow(
+        &self,
+        w: &NewWorkflow,
+    ) -> Result<(WorkflowApplied, WorkflowRecord), StoreError>;
+
+    /// The workflow with this namespace and name, if any.
+    async fn get_workflow(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<WorkflowRecord>, StoreError>;
+
+    /// Workflows, of one namespace or all, by namespace then name.
+    async fn list_workflows(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<WorkflowRecord>, StoreError>;
+
+    /// Workflows whose next fire time is at or before `now_ms`, earliest first.
+    async fn due_workflows(&self, now_ms: i64) -> Result<Vec<WorkflowRecord>, StoreError>;
+
+    /// One start of a workflow, in one transaction: with `advance`, moves the next fire time
+    /// if it still is the expected one (else [`StoreError::Stale`], nothing written); inserts
+    /// the run, if any, with its steps waiting (attempt 1, version 1) and records it as the
+    /// last fire; sets the last message. [`StoreError::NoWorkflow`] if there is no such
+    /// workflow. Returns the run.
+    async fn fire_workflow(
+        &self,
+        f: &WorkflowFire,
+    ) -> Result<Option<WorkflowRunRecord>, StoreError>;
+
+    /// The run with this id, with its steps, if any.
+    async fn get_workflow_run(&self, id: &str) -> Result<Option<WorkflowRunRecord>, StoreError>;
+
+    /// Runs matching `filter`, newest first, with their steps, at most `limit` (0 is taken as
+    /// 1). Runs are never removed with their jobs: they are the workflows' history.
+    async fn list_workflow_runs(
+        &self,
+        filter: &RunFilter,
+        limit: u32,
+    ) -> Result<Vec<WorkflowRunRecord>, StoreError>;
+
+    /// One write of a run, in one transaction, if its version still is `u.expected_version`
+    /// (else [`StoreError::Stale`], nothing written): each step change (a start inserts its
+    /// job queued, as [`Store::insert_job`]), then the run's state, cancel request, attempt
+    /// and message; the version grows by one. [`StoreError::NoWorkflowRun`] if there is no
+    /// such run. Returns the run as written and the jobs inserted.
+    async fn update_workflow_run(
+        &self,
+        u: &RunUpdate,
+    ) -> Result<(WorkflowRunRecord, Vec<JobRecord>), StoreError>;
 
     /// Closes the connections (waiting for operations in flight). Calls made afterwards fail.
     async fn close(&self);

@@ -224,6 +224,9 @@ conformance! {
         fenced_store_writes_nothing_after_a_takeover,
         usage_records_round_trip_and_filter,
         schedule_template_is_replaced_on_request,
+        workflows_apply_idempotently,
+        workflow_runs_and_steps,
+        workflow_fire_compare_and_set,
     ],
     store_and_url: [
         change_feed_reports_other_writers,
@@ -244,6 +247,13 @@ conformance! {
 #[path = "conformance_usage/mod.rs"]
 mod usage;
 use usage::{schedule_template_is_replaced_on_request, usage_records_round_trip_and_filter};
+
+// Workflows: definitions, runs and steps.
+#[path = "conformance_workflow/mod.rs"]
+mod workflow;
+use workflow::{
+    workflow_fire_compare_and_set, workflow_runs_and_steps, workflows_apply_idempotently,
+};
 
 // Orchestration checks (schedules, retries, dead-letter queue, purge) live in their own file.
 #[path = "conformance_orch/mod.rs"]
@@ -431,7 +441,7 @@ fn demand() -> Demand {
     }
 }
 
-fn job(id: &str, namespace: &str, level: &str, created_at_ms: i64) -> NewJob {
+pub(crate) fn job(id: &str, namespace: &str, level: &str, created_at_ms: i64) -> NewJob {
     NewJob {
         id: id.to_string(),
         namespace: namespace.to_string(),

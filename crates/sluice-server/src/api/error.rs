@@ -109,9 +109,10 @@ impl From<StoreError> for ApiError {
         }
         match e {
             StoreError::NotFound(id) => ApiError::NotFound(format!("no job with id {id:?}")),
-            e @ (StoreError::NoSchedule { .. } | StoreError::NoToken(_)) => {
-                ApiError::NotFound(e.to_string())
-            }
+            e @ (StoreError::NoSchedule { .. }
+            | StoreError::NoToken(_)
+            | StoreError::NoWorkflow { .. }
+            | StoreError::NoWorkflowRun(_)) => ApiError::NotFound(e.to_string()),
             e @ (StoreError::DuplicateSchedule { .. }
             | StoreError::Duplicate(_)
             | StoreError::DuplicateToken(_)
@@ -154,6 +155,7 @@ impl From<OrchError> for ApiError {
             OrchError::Store(e) => ApiError::from(e),
             OrchError::Backend(e) => ApiError::from(e),
             OrchError::Encode(e) => ApiError::Internal(format!("encoding: {e}")),
+            OrchError::Conflict(m) => ApiError::Conflict(m),
         }
     }
 }

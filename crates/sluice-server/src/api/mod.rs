@@ -20,6 +20,10 @@
 //! | `GET /v1/history?from=&to=&step=&namespace=&level=` | time series from the store (see [`history`]) |
 //! | `GET /v1/cost`, `/v1/cost/runs`, `/v1/advice`; `POST /v1/advice/{namespace}/{schedule}/apply` | requested vs used, cost, right-sizing advice, applied to a schedule on request (see [`cost`]) |
 //! | `GET /v1/choices` | what pick-lists offer: levels, states, and the caller's namespaces and schedules (see [`choices`]) |
+//! | `PUT /v1/workflows`, `GET /v1/workflows`, `GET /v1/workflows/{namespace}/{name}` | apply (a Workflow document), list, get workflows |
+//! | `POST /v1/workflows/{namespace}/{name}/runs` | start a run (parameter overrides) |
+//! | `GET /v1/workflow-runs`, `GET /v1/workflow-runs/{id}` | workflow runs with their steps' states and jobs |
+//! | `POST /v1/workflow-runs/{id}/{cancel,rerun}` | cancel a run; rerun a failed one from its failed steps |
 //! | `GET /`, `/ui/*` | the web UI (see [`crate::ui`]) |
 //! | `GET /healthz` | liveness, backend availability |
 //! | `GET /livez` | liveness (the process answers) |
@@ -52,6 +56,7 @@ pub mod logtail;
 pub mod schedules;
 pub mod tokens;
 pub mod views;
+pub mod workflows;
 
 pub use cluster::{Health, QueueView};
 pub use dlq::{DeadLetterView, PurgeView, RequeueView};
@@ -94,6 +99,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge_from(advice::AdviceApiDoc::openapi())
         .merge_from(choices::ChoicesApiDoc::openapi())
         .merge_from(tokens::TokensApiDoc::openapi())
+        .merge_from(workflows::WorkflowsApiDoc::openapi())
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
@@ -113,6 +119,7 @@ pub fn routes() -> Router<AppState> {
         .merge(advice::routes())
         .merge(choices::routes())
         .merge(tokens::routes())
+        .merge(workflows::routes())
         .merge(crate::ui::routes())
 }
 

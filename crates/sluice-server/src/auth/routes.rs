@@ -63,6 +63,19 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/readyz", Public),
     rule("GET", "/metrics", Metrics),
     rule("GET", "/openapi.json", Public),
+    // Workflows.
+    rule("PUT", "/v1/workflows", Role(Submitter)),
+    rule("GET", "/v1/workflows", Role(Viewer)),
+    rule("GET", "/v1/workflows/{namespace}/{name}", Role(Viewer)),
+    rule(
+        "POST",
+        "/v1/workflows/{namespace}/{name}/runs",
+        Role(Submitter),
+    ),
+    rule("GET", "/v1/workflow-runs", Role(Viewer)),
+    rule("GET", "/v1/workflow-runs/{id}", Role(Viewer)),
+    rule("POST", "/v1/workflow-runs/{id}/cancel", Role(Submitter)),
+    rule("POST", "/v1/workflow-runs/{id}/rerun", Role(Submitter)),
     // Schedules.
     rule("POST", "/v1/schedules", Role(Submitter)),
     rule("PUT", "/v1/schedules", Role(Submitter)),

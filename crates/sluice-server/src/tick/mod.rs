@@ -42,6 +42,7 @@ pub mod preempt;
 pub mod reconcile;
 pub mod submit;
 pub mod usage;
+pub mod workflows;
 pub mod write;
 
 pub use error::TickError;

@@ -58,6 +58,7 @@ pub async fn run(state: &AppState, now_ms: i64) -> Result<(), TickError> {
     fire_schedules(state, now_ms).await?;
     settle_failures(state, now_ms).await?;
     expire_queued(state, now_ms).await?;
+    super::workflows::run(state, now_ms).await?;
     Ok(())
 }
 

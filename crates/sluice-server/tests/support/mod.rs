@@ -392,6 +392,64 @@ impl Store for FaultyStore {
     fn fenced(&self, lease: &sluice_store::Lease) -> std::sync::Arc<dyn Store> {
         self.inner.fenced(lease)
     }
+    async fn apply_workflow(
+        &self,
+        w: &sluice_store::NewWorkflow,
+    ) -> Result<(sluice_store::WorkflowApplied, sluice_store::WorkflowRecord), StoreError> {
+        self.inner.apply_workflow(w).await
+    }
+
+    async fn get_workflow(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<sluice_store::WorkflowRecord>, StoreError> {
+        self.inner.get_workflow(namespace, name).await
+    }
+
+    async fn list_workflows(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<sluice_store::WorkflowRecord>, StoreError> {
+        self.inner.list_workflows(namespace).await
+    }
+
+    async fn due_workflows(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<sluice_store::WorkflowRecord>, StoreError> {
+        self.inner.due_workflows(now_ms).await
+    }
+
+    async fn fire_workflow(
+        &self,
+        f: &sluice_store::WorkflowFire,
+    ) -> Result<Option<sluice_store::WorkflowRunRecord>, StoreError> {
+        self.inner.fire_workflow(f).await
+    }
+
+    async fn get_workflow_run(
+        &self,
+        id: &str,
+    ) -> Result<Option<sluice_store::WorkflowRunRecord>, StoreError> {
+        self.inner.get_workflow_run(id).await
+    }
+
+    async fn list_workflow_runs(
+        &self,
+        filter: &sluice_store::RunFilter,
+        limit: u32,
+    ) -> Result<Vec<sluice_store::WorkflowRunRecord>, StoreError> {
+        self.inner.list_workflow_runs(filter, limit).await
+    }
+
+    async fn update_workflow_run(
+        &self,
+        u: &sluice_store::RunUpdate,
+    ) -> Result<(sluice_store::WorkflowRunRecord, Vec<JobRecord>), StoreError> {
+        self.inner.update_workflow_run(u).await
+    }
+
     async fn close(&self) {
         self.inner.close().await
     }

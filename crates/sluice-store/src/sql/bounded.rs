@@ -446,6 +446,71 @@ impl Store for Bounded {
         self.bound(self.inner.usage(filter, limit)).await
     }
 
+    async fn apply_workflow(
+        &self,
+        w: &crate::workflow::NewWorkflow,
+    ) -> Result<
+        (
+            crate::workflow::WorkflowApplied,
+            crate::workflow::WorkflowRecord,
+        ),
+        StoreError,
+    > {
+        self.bound(self.inner.apply_workflow(w)).await
+    }
+
+    async fn get_workflow(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<crate::workflow::WorkflowRecord>, StoreError> {
+        self.bound(self.inner.get_workflow(namespace, name)).await
+    }
+
+    async fn list_workflows(
+        &self,
+        namespace: Option<&str>,
+    ) -> Result<Vec<crate::workflow::WorkflowRecord>, StoreError> {
+        self.bound(self.inner.list_workflows(namespace)).await
+    }
+
+    async fn due_workflows(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<crate::workflow::WorkflowRecord>, StoreError> {
+        self.bound(self.inner.due_workflows(now_ms)).await
+    }
+
+    async fn fire_workflow(
+        &self,
+        f: &crate::workflow::WorkflowFire,
+    ) -> Result<Option<crate::workflow::WorkflowRunRecord>, StoreError> {
+        self.bound(self.inner.fire_workflow(f)).await
+    }
+
+    async fn get_workflow_run(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::workflow::WorkflowRunRecord>, StoreError> {
+        self.bound(self.inner.get_workflow_run(id)).await
+    }
+
+    async fn list_workflow_runs(
+        &self,
+        filter: &crate::workflow::RunFilter,
+        limit: u32,
+    ) -> Result<Vec<crate::workflow::WorkflowRunRecord>, StoreError> {
+        self.bound(self.inner.list_workflow_runs(filter, limit))
+            .await
+    }
+
+    async fn update_workflow_run(
+        &self,
+        u: &crate::workflow::RunUpdate,
+    ) -> Result<(crate::workflow::WorkflowRunRecord, Vec<JobRecord>), StoreError> {
+        self.bound(self.inner.update_workflow_run(u)).await
+    }
+
     async fn close(&self) {
         // Closing waits for the connections in use; one stuck on a silent socket must not hold
         // a shutdown forever.

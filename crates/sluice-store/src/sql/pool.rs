@@ -72,6 +72,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0009_usage.sql"),
         include_str!("../../migrations/postgres/0009_usage.sql"),
     ),
+    (
+        11,
+        "workflows",
+        include_str!("../../migrations/sqlite/0011_workflows.sql"),
+        include_str!("../../migrations/postgres/0011_workflows.sql"),
+    ),
 ];
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).
