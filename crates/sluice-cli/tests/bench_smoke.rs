@@ -61,6 +61,17 @@ fn bench_runs_against_its_own_server_and_prints_a_row_per_depth() {
         !stderr.contains("failed)") || stderr.contains(", 0 failed"),
         "{stderr}"
     );
+    // The HTTP ceiling: both rates are figures above 0.
+    let ceiling = stdout
+        .lines()
+        .find(|l| l.starts_with("HTTP ceiling on this machine (4 clients"))
+        .unwrap_or_else(|| panic!("no ceiling line in\n{stdout}"));
+    let rates: Vec<f64> = ceiling
+        .split_whitespace()
+        .filter_map(|w| w.strip_suffix("/s")?.parse().ok())
+        .collect();
+    assert_eq!(rates.len(), 2, "{ceiling}");
+    assert!(rates.iter().all(|r| *r > 0.0), "{ceiling}");
 }
 
 /// `--finished`: finished jobs written straight into a fresh store (SQLite and PostgreSQL), read

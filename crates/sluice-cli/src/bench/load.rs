@@ -242,3 +242,38 @@ pub fn cycle_sum_count(metrics: &str) -> (f64, f64) {
     }
     (sum, count)
 }
+
+/// Requests per second of `GET path` from `clients` concurrent clients (each with its own
+/// connection) for `span`: what this machine's HTTP stack (server and bench clients on the same
+/// cores) serves at most, the ceiling of any other rate the bench measures.
+pub async fn get_rate(
+    base: &str,
+    token: &str,
+    path: &str,
+    clients: usize,
+    span: Duration,
+) -> Result<f64> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients.max(1) {
+        let http = client(token, 1)?;
+        let url = format!("{base}{path}");
+        tasks.spawn(async move {
+            let mut ok = 0usize;
+            while started.elapsed() < span {
+                let r = http.get(&url).send().await?;
+                if !r.status().is_success() {
+                    bail!("GET {url}: HTTP {}", r.status());
+                }
+                r.bytes().await?;
+                ok += 1;
+            }
+            Ok::<usize, anyhow::Error>(ok)
+        });
+    }
+    let mut total = 0usize;
+    while let Some(joined) = tasks.join_next().await {
+        total += joined.context("a reading client")??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}

@@ -40,8 +40,8 @@ use serde::Deserialize;
 use sluice_server::api::QueueView;
 
 use self::load::{
-    cycle_sum_count, get_json, get_text, job, percentile, submit_many, submit_one, time_gets,
-    wall_ms,
+    cycle_sum_count, get_json, get_rate, get_text, job, percentile, submit_many, submit_one,
+    time_gets, wall_ms,
 };
 use self::server::{Database, Server, StoreKind};
 
@@ -123,6 +123,9 @@ struct Row {
     list_filtered_ms: (f64, f64),
     get_ms: (f64, f64),
     history_ms: (f64, f64),
+    /// Requests/s of `GET /livez` (no authentication, no store) and `GET /v1/whoami` (the
+    /// token looked up in the store) with the most clients: the HTTP ceiling (first row only).
+    ceiling: Option<(usize, f64, f64)>,
 }
 
 /// Runs the bench; prints progress on stderr and the tables on stdout.
@@ -504,6 +507,16 @@ async fn drive(
             depth: queued,
             ..Row::default()
         };
+        if depth == 0 {
+            let c = args.clients.iter().copied().max().unwrap_or(64);
+            let span = Duration::from_secs(3);
+            let livez = get_rate(base, token, "/livez", c, span).await?;
+            let whoami = get_rate(base, token, "/v1/whoami", c, span).await?;
+            eprintln!(
+                "bench [{name}]: ceiling with {c} clients: GET /livez {livez:.0}/s, GET /v1/whoami {whoami:.0}/s"
+            );
+            row.ceiling = Some((c, livez, whoami));
+        }
         if depth > 0 {
             for &c in &args.clients {
                 let s = submit_many(base, token, args.submits, c, 50, deep.clone()).await?;
@@ -660,6 +673,14 @@ fn print_rows(args: &BenchArgs, kind: StoreKind, rows: &[Row], stopped: &Option<
             r.get_ms.1,
             r.history_ms.0,
             r.history_ms.1,
+        );
+    }
+    for (c, livez, whoami) in rows.iter().filter_map(|r| r.ceiling) {
+        println!();
+        println!(
+            "HTTP ceiling on this machine ({c} clients, server and bench on the same cores): \
+             GET /livez {livez:.0}/s (no authentication, no store), GET /v1/whoami {whoami:.0}/s \
+             (token looked up in the store)."
         );
     }
     if let Some(s) = stopped {
