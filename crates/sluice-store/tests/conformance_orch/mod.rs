@@ -1023,7 +1023,7 @@ pub async fn queue_deadline_backfill(store: Arc<dyn Store>, url: String) {
     } else {
         include_str!("../../migrations/postgres/0005_queue_deadline.sql")
     };
-    let statements = crate::backfill_statements(migration);
+    let statements = crate::history::backfill_statements(migration);
     assert_eq!(statements.len(), 2, "{statements:?}");
     for sql in statements {
         crate::raw_sql(&url, &sql).await;
