@@ -93,8 +93,10 @@ export async function workflowRunPage(seq, id) {
   const wfFilter = "#/workflows" + qs({ workflow: r.namespace + "/" + r.workflow });
   app.innerHTML = `<h1 id="page-title">Workflow ${esc(r.namespace)}/${esc(r.workflow)} ${badge(r.state)}${r.cancelRequested && r.state === "running" ? " " + badge("cancelling", "cancelled") : ""}</h1>
   <div id="action-result"></div>
-  <div class="grid cols-2">
-    <div class="panel"><h2>Run</h2><dl class="kv">
+  <div class="panel"><h2>Graph</h2>
+    <div class="dag">${dagSvg(r.steps)}</div>${dagLegend()}
+    <p class="muted">A box links to its step's job.</p></div>
+  <div class="panel" style="margin-top:16px"><h2>Run</h2><dl class="kv">
       <dt>Id</dt><dd class="mono" id="run-id">${esc(r.id)}</dd>
       <dt>Workflow</dt><dd><a href="${wfFilter}" id="workflow-runs-link">${esc(r.namespace)}/${esc(r.workflow)}</a> (its runs)</dd>
       <dt>Attempt</dt><dd id="run-attempt">${r.attempt}</dd>
@@ -107,10 +109,6 @@ export async function workflowRunPage(seq, id) {
       <dt>Message</dt><dd id="run-message">${esc(r.message || "–")}</dd>
     </dl>
     <div class="actions" style="margin-top:12px">${actions(r)}</div></div>
-    <div class="panel"><h2>Graph</h2>
-      <div class="dag">${dagSvg(r.steps)}</div>${dagLegend()}
-      <p class="muted">A box links to its step's job.</p></div>
-  </div>
   <div class="panel" style="margin-top:16px"><h2>Steps</h2>
     <table id="run-steps"><thead><tr><th>Step</th><th>State</th><th>After</th><th>Trigger</th><th>Job</th><th class="num">Attempt</th><th>Earlier jobs</th><th>Message</th></tr></thead><tbody>
     ${r.steps.map(s => `<tr data-step="${esc(s.name)}"><td><b>${esc(s.name)}</b></td><td>${badge(stepState(s))}</td>
