@@ -8,10 +8,10 @@
 //! | `/ui/style.css` | its style |
 //!
 //! The pages (overview with the waiting jobs, jobs, job, history, schedules and a schedule's
-//! runs, dead letters, cost) are drawn in the browser from the JSON API: `/v1/cluster`,
-//! `/v1/queues`, `/v1/jobs` (and a job's log, followed with `tail` then `offset`),
-//! `/v1/history`, `/v1/schedules`, `/v1/dlq`, `/v1/cost`, `/v1/cost/runs`, `/v1/advice`, and
-//! `/v1/choices` for the pick-lists. Every call carries the token the user signed in with.
+//! runs, workflow runs and a run's DAG, dead letters, cost) are drawn in the browser from the
+//! JSON API: `/v1/cluster`, `/v1/queues`, `/v1/jobs` (and a job's log, followed with `tail` then
+//! `offset`), `/v1/history`, `/v1/schedules`, `/v1/workflows`, `/v1/workflow-runs`, `/v1/dlq`,
+//! `/v1/cost`, `/v1/cost/runs`, `/v1/advice`, and `/v1/choices` for the pick-lists. Every call carries the token the user signed in with.
 
 use axum::Router;
 use axum::extract::Path;
@@ -38,6 +38,8 @@ const MODULES: &[(&str, &str)] = &[
     ("schedules.js", include_str!("../ui/js/schedules.js")),
     ("dlq.js", include_str!("../ui/js/dlq.js")),
     ("cost.js", include_str!("../ui/js/cost.js")),
+    ("dag.js", include_str!("../ui/js/dag.js")),
+    ("workflows.js", include_str!("../ui/js/workflows.js")),
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -64,6 +64,8 @@ export async function jobPage(seq, id, params) {
   const wait = j.wait;
   const events = j.timeline || [];
   const attempts = events.filter(e => e.to === "admitted").length;
+  // The workflow run a step's job belongs to (the label the run puts on it).
+  const wfRun = (j.labels || {})["sluice.io/workflow-run"];
   app.innerHTML = `<h1 id="page-title">${esc(j.name)} ${badge(j.state)} ${inDlq ? badge("dead letter", "dlq") : ""}</h1>
   <div id="action-result"></div>
   <div class="grid cols-2">
@@ -79,6 +81,7 @@ export async function jobPage(seq, id, params) {
       <dt>Exit code</dt><dd>${j.exit_code == null ? "–" : esc(j.exit_code)}</dd>
       <dt>Backend ref</dt><dd class="mono">${esc(j.backend_ref || "–")}</dd>
       <dt>Message</dt><dd>${esc(j.message || "–")}</dd>
+      ${wfRun ? `<dt>Workflow run</dt><dd><a class="mono" id="job-workflow-run" href="#/workflow-run/${encodeURIComponent(wfRun)}">${esc(wfRun)}</a> (step ${esc((j.labels || {})["sluice.io/workflow-step"] || "?")})</dd>` : ""}
       ${o && o.schedule ? `<dt>Schedule</dt><dd>${esc(o.schedule)}</dd>` : ""}
       ${o && o.retry_at ? `<dt>Retry at</dt><dd>${esc(time(o.retry_at))}</dd>` : ""}
       ${o && o.failure_class ? `<dt>Failure class</dt><dd>${esc(o.failure_class)}</dd>` : ""}

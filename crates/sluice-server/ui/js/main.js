@@ -11,6 +11,7 @@ import { jobs } from "./jobs.js";
 import { overview } from "./overview.js";
 import { schedulePage, schedules } from "./schedules.js";
 import { app, ctx, notice, route } from "./util.js";
+import { workflowRunPage, workflowRuns } from "./workflows.js";
 
 const statusEl = document.getElementById("status");
 
@@ -31,6 +32,8 @@ async function render() {
     else if (parts[0] === "history") await historyPage(seq, params);
     else if (parts[0] === "schedules") await schedules(seq);
     else if (parts[0] === "schedule" && parts[1] && parts[2]) await schedulePage(seq, decodeURIComponent(parts[1]), decodeURIComponent(parts[2]));
+    else if (parts[0] === "workflows") await workflowRuns(seq, params);
+    else if (parts[0] === "workflow-run" && parts[1]) await workflowRunPage(seq, decodeURIComponent(parts[1]));
     else if (parts[0] === "dlq") await dlq(seq, params);
     else if (parts[0] === "cost") await costPage(seq, params);
     else app.innerHTML = `<h1>Not found</h1>${notice("No page " + location.hash)}`;
