@@ -11,7 +11,6 @@ use sluice_core::cost::{Outcome, Requested, UsageRecord, efficiency};
 use sluice_core::record::JobRecord;
 use sluice_core::retry::{FailureClass, FailureFacts, classify};
 use sluice_core::sizing::spark_shape;
-use sluice_core::spec::JobKind;
 use tokio::sync::Semaphore;
 
 use super::orchestrate::log_has_oom;
@@ -118,19 +117,10 @@ pub async fn usage_record(state: &AppState, e: &Ended) -> UsageRecord {
             None
         }
     };
-    let spark = rec.job().ok().and_then(|j| match &j.kind {
-        JobKind::Spark {
-            spec, application, ..
-        } => spark_shape(
-            spec,
-            if application.is_some() {
-                "spec"
-            } else {
-                "spark"
-            },
-        )
-        .ok(),
-        JobKind::Command(_) => None,
+    let spark = rec.job().ok().and_then(|j| {
+        j.kind
+            .spark_spec()
+            .and_then(|spec| spark_shape(&spec, j.kind.section()).ok())
     });
     UsageRecord {
         job_id: rec.id.clone(),
