@@ -3,8 +3,8 @@
 # tests and examples/dbt run against it). Prints the path of its `dbt` executable. Idempotent;
 # safe to run concurrently (flock).
 set -euo pipefail
-DBT_CORE_SPEC="${SLUICE_DBT_CORE_SPEC:-dbt-core>=1.10,<2}"
-DBT_DUCKDB_VERSION="${SLUICE_DBT_DUCKDB_VERSION:-1.11.1}"
+DBT_CORE_SPEC="${SLUICE_DBT_CORE_SPEC:-dbt-core==1.10.15}"
+DBT_DUCKDB_VERSION="${SLUICE_DBT_DUCKDB_VERSION:-1.10.0}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SLUICE_DBT_VENV:-$root/.venv-dbt}"
 mkdir -p "$(dirname "$venv")"

@@ -72,6 +72,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0009_usage.sql"),
         include_str!("../../migrations/postgres/0009_usage.sql"),
     ),
+    (
+        10,
+        "run results",
+        include_str!("../../migrations/sqlite/0010_run_results.sql"),
+        include_str!("../../migrations/postgres/0010_run_results.sql"),
+    ),
 ];
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).
