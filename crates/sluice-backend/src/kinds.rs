@@ -43,8 +43,8 @@ pub fn sql_statements(q: &SparkSqlSpec) -> Result<Vec<String>, BackendError> {
             ));
         }
     };
-    let statements = split_statements(&text)
-        .map_err(|e| BackendError::Rejected(format!("{field}: {e}")))?;
+    let statements =
+        split_statements(&text).map_err(|e| BackendError::Rejected(format!("{field}: {e}")))?;
     if statements.is_empty() {
         return Err(BackendError::Rejected(format!(
             "{field} has no statement (only white space and comments)"
@@ -97,7 +97,13 @@ pub fn with_python_env(
     if p.requirements.is_empty() {
         return Ok(command
             .into_iter()
-            .map(|a| if a == "@python" { python.to_string() } else { a })
+            .map(|a| {
+                if a == "@python" {
+                    python.to_string()
+                } else {
+                    a
+                }
+            })
             .collect());
     }
     let mut argv = vec![
@@ -149,9 +155,9 @@ pub async fn read_result(dir: &Path) -> Result<Option<RunResult>, BackendError> 
 }
 
 fn utf8(p: &Path) -> Result<String, BackendError> {
-    p.to_str().map(str::to_string).ok_or_else(|| {
-        BackendError::Config(format!("the path {} is not valid UTF-8", p.display()))
-    })
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| BackendError::Config(format!("the path {} is not valid UTF-8", p.display())))
 }
 
 /// The venvs directory under a data directory.

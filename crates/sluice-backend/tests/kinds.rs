@@ -166,7 +166,12 @@ async fn spark_sql_runs_every_statement_and_names_a_failing_one() {
         serde_json::from_slice(&std::fs::read(dir.join("sluice_statements.json")).unwrap())
             .unwrap();
     assert_eq!(stmts.len(), 3);
-    assert!(std::fs::read_dir(dir.join("eventlog")).unwrap().next().is_some());
+    assert!(
+        std::fs::read_dir(dir.join("eventlog"))
+            .unwrap()
+            .next()
+            .is_some()
+    );
 
     // A .sql file whose second statement fails: the run fails and the log names statement 2.
     let sql = tmp.path().join("bad.sql");
@@ -185,7 +190,13 @@ async fn spark_sql_runs_every_statement_and_names_a_failing_one() {
     );
     let (status, log) = run_to_end(&b, &mut reaper, &bad, Duration::from_secs(180)).await;
     assert!(
-        matches!(status, RunStatus::Failed { exit_code: Some(1), .. }),
+        matches!(
+            status,
+            RunStatus::Failed {
+                exit_code: Some(1),
+                ..
+            }
+        ),
         "{status:?}\n{log}"
     );
     assert!(log.contains("sluice-sql: statement 1/3: 1 rows"), "{log}");
@@ -225,14 +236,21 @@ async fn python_requirements_go_into_one_cached_virtual_env() {
     )
     .await;
     assert_eq!(status, RunStatus::Succeeded, "{log}");
-    assert!(log.contains("sluice: making the virtual environment"), "{log}");
+    assert!(
+        log.contains("sluice: making the virtual environment"),
+        "{log}"
+    );
     assert!(log.contains("six 1.17.0 from"), "{log}");
     assert!(log.contains("args ['a', 'b c'] hej"), "{log}");
     let venvs: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("venvs"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(venvs.len(), 1, "one environment, no temporary left: {venvs:?}");
+    assert_eq!(
+        venvs.len(),
+        1,
+        "one environment, no temporary left: {venvs:?}"
+    );
     let venv = venvs[0].to_string_lossy().into_owned();
     assert!(log.contains(&format!("prefix {venv}")), "{log}");
 
@@ -245,9 +263,15 @@ async fn python_requirements_go_into_one_cached_virtual_env() {
     )
     .await;
     assert_eq!(status, RunStatus::Succeeded, "{log}");
-    assert!(log.contains(&format!("sluice: using the virtual environment {venv}")), "{log}");
+    assert!(
+        log.contains(&format!("sluice: using the virtual environment {venv}")),
+        "{log}"
+    );
     assert!(!log.contains("making the virtual environment"), "{log}");
-    assert_eq!(std::fs::read_dir(tmp.path().join("venvs")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("venvs")).unwrap().count(),
+        1
+    );
 
     // A failing script fails the job with its exit code.
     std::fs::write(&script, "import sys\nsys.exit(3)\n").unwrap();

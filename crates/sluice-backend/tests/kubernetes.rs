@@ -265,8 +265,14 @@ fn spark_sql_and_python_render_as_spark_applications_and_other_kinds_are_refused
     let (sql, demand) = parse(&format!(
         "name: report\nnamespace: {NS}\nsparkSql:\n  sql: \"SELECT 1;\\nSELECT 'a;b'\"\n"
     ));
-    let app = build_app(&sql, "01jz8m3v9q7x2kd4h6n8p0r2s4", 1, &demand, &Default::default())
-        .unwrap();
+    let app = build_app(
+        &sql,
+        "01jz8m3v9q7x2kd4h6n8p0r2s4",
+        1,
+        &demand,
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(app["spec"]["type"], "Python");
     assert_eq!(
         app["spec"]["mainApplicationFile"],
@@ -279,9 +285,18 @@ fn spark_sql_and_python_render_as_spark_applications_and_other_kinds_are_refused
     let (py, demand) = parse(&format!(
         "name: etl\nnamespace: {NS}\npython:\n  file: local:///opt/app/etl.py\n  spark: true\n"
     ));
-    let app = build_app(&py, "01jz8m3v9q7x2kd4h6n8p0r2s4", 1, &demand, &Default::default())
-        .unwrap();
-    assert_eq!(app["spec"]["mainApplicationFile"], "local:///opt/app/etl.py");
+    let app = build_app(
+        &py,
+        "01jz8m3v9q7x2kd4h6n8p0r2s4",
+        1,
+        &demand,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        app["spec"]["mainApplicationFile"],
+        "local:///opt/app/etl.py"
+    );
     let refused = [
         (
             format!("name: d\nnamespace: {NS}\ndbt: {{projectDir: /srv/shop}}\n"),
@@ -304,9 +319,15 @@ fn spark_sql_and_python_render_as_spark_applications_and_other_kinds_are_refused
     ];
     for (doc, want) in refused {
         let (job, demand) = parse(&doc);
-        let e = build_app(&job, "01jz8m3v9q7x2kd4h6n8p0r2s4", 1, &demand, &Default::default())
-            .unwrap_err()
-            .to_string();
+        let e = build_app(
+            &job,
+            "01jz8m3v9q7x2kd4h6n8p0r2s4",
+            1,
+            &demand,
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains(want), "{doc}: {e}");
     }
 }

@@ -48,13 +48,16 @@ fn copy_dir(from: &Path, to: &Path) {
 fn spark_sql_python_and_dbt_jobs_run_through_the_server() {
     let (home, python) = pyspark();
     let dbt = dbt();
+    // A dbt job's project directory is held to the command privilege's working directories.
+    let projects = tempfile::tempdir().unwrap();
     let server = Server::start(&format!(
         "[backend]\nkind = \"local\"\ncores = 4\nmemory = \"6g\"\nspark_home = \"{}\"\n\
          python = \"{}\"\ndbt = \"{}\"\n[scheduler]\ninterval_ms = 200\n\
-         [security.command_jobs]\nnamespaces = [\"data\"]\n",
+         [security.command_jobs]\nnamespaces = [\"data\"]\nworking_dirs = [\"{}\"]\n",
         home.display(),
         python.display(),
-        dbt.display()
+        dbt.display(),
+        projects.path().display()
     ));
 
     let sql = server.submit(
@@ -68,10 +71,7 @@ fn spark_sql_python_and_dbt_jobs_run_through_the_server() {
         &[],
     );
 
-    let script = server.write(
-        "hello.py",
-        "import six\nprint('six is', six.__version__)\n",
-    );
+    let script = server.write("hello.py", "import six\nprint('six is', six.__version__)\n");
     let py = server.submit(
         &server.write(
             "py.yaml",
@@ -83,7 +83,7 @@ fn spark_sql_python_and_dbt_jobs_run_through_the_server() {
         &[],
     );
 
-    let project = server.dir.path().join("shop");
+    let project = projects.path().join("shop");
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/dbt/shop"),
         &project,

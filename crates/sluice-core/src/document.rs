@@ -18,10 +18,11 @@ use crate::retry::{JobPolicy, from_restart_policy};
 use crate::safety;
 use crate::sizing::{command_demand, job_kind_demand, spark_demand};
 use crate::spec::{
-    CommandSpec, Controls, DbtSpec, Job, JobKind, JobSpec, PythonSpec, SparkSqlSpec, MAX_QUEUE_WAIT_KEY, MAX_RUNTIME_KEY, PRIORITY_LABEL,
-    ParseOptions, SparkSpec, SpecError, Text, check_document_text, check_labels, check_text,
-    decode, namespace_of, parse_duration_secs, required_name, validate_command, validate_dbt, validate_python,
-    validate_spark, validate_spark_sql,
+    CommandSpec, Controls, DbtSpec, Job, JobKind, JobSpec, MAX_QUEUE_WAIT_KEY, MAX_RUNTIME_KEY,
+    PRIORITY_LABEL, ParseOptions, PythonSpec, SparkSpec, SparkSqlSpec, SpecError, Text,
+    check_document_text, check_labels, check_text, decode, namespace_of, parse_duration_secs,
+    required_name, validate_command, validate_dbt, validate_python, validate_spark,
+    validate_spark_sql,
 };
 use crate::stored::StoredJob;
 
@@ -176,7 +177,13 @@ pub(crate) fn parse_own(
         .as_deref()
         .map(|t| parse_duration_secs("maxRuntime", t))
         .transpose()?;
-    let kind = own_kind(spec.spark, spec.spark_sql, spec.python, spec.dbt, spec.command)?;
+    let kind = own_kind(
+        spec.spark,
+        spec.spark_sql,
+        spec.python,
+        spec.dbt,
+        spec.command,
+    )?;
     Ok((
         Job {
             namespace,

@@ -191,7 +191,10 @@ mod tests {
     fn the_failure_summary_names_every_failed_node() {
         let r = parse_dbt_run_results(SAMPLE).unwrap();
         let s = r.failure_summary().unwrap();
-        assert!(s.starts_with("dbt: model.shop.broken error: Catalog Error"), "{s}");
+        assert!(
+            s.starts_with("dbt: model.shop.broken error: Catalog Error"),
+            "{s}"
+        );
         assert!(s.contains("test.shop.not_null_orders_id fail"), "{s}");
         assert!(!s.contains("seed.shop.raw_orders"), "{s}");
         assert!(!s.contains('\n'), "{s}");

@@ -31,8 +31,8 @@ pub use kinds::{
     SparkSqlSpec,
 };
 pub(crate) use kinds::{validate_dbt, validate_python, validate_spark_sql};
-pub use spark::{AppType, Deps, DriverSpec, DynamicAllocation, ExecutorSpec, SparkSpec};
 pub(crate) use spark::validate_spark;
+pub use spark::{AppType, Deps, DriverSpec, DynamicAllocation, ExecutorSpec, SparkSpec};
 pub use sql::{SqlSplitError, split_statements};
 
 /// The label (on a `SparkApplication`) that names sluice's priority level.

@@ -179,7 +179,10 @@ pub fn build_app(
     let (spec, application) = match &job.kind {
         JobKind::Spark {
             spec, application, ..
-        } => (std::borrow::Cow::Borrowed(spec.as_ref()), application.as_ref()),
+        } => (
+            std::borrow::Cow::Borrowed(spec.as_ref()),
+            application.as_ref(),
+        ),
         JobKind::SparkSql(q) => (std::borrow::Cow::Owned(sql_app_spec(q, defaults)?), None),
         JobKind::Python(p) if p.spark && !p.requirements.is_empty() => {
             return Err(BackendError::Rejected(

@@ -96,7 +96,8 @@ impl LocalBackend {
                     l.env.retain(|(k, _)| k != "PYSPARK_PYTHON");
                     l.env.push(("PYSPARK_PYTHON".into(), i.clone()));
                 }
-                l.env.extend(p.env.iter().map(|(k, v)| (k.clone(), v.0.clone())));
+                l.env
+                    .extend(p.env.iter().map(|(k, v)| (k.clone(), v.0.clone())));
                 if let Some(w) = &p.working_dir {
                     l.cwd = working_dir("python.workingDir", w, dir)?;
                 }

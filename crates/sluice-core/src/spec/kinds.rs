@@ -376,7 +376,11 @@ pub(crate) fn validate_python(p: &PythonSpec) -> Result<(), SpecError> {
     }
     plain_arg("python.file", file)?;
     for (i, a) in p.args.iter().enumerate() {
-        check_text(&format!("python.args[{i}]"), a.as_str(), Controls::Whitespace)?;
+        check_text(
+            &format!("python.args[{i}]"),
+            a.as_str(),
+            Controls::Whitespace,
+        )?;
     }
     for (i, r) in p.requirements.iter().enumerate() {
         plain_arg(&format!("python.requirements[{i}]"), r)?;

@@ -193,7 +193,6 @@ impl SparkSpec {
     }
 }
 
-
 pub(crate) fn positive(field: &str, v: Option<i64>) -> Result<(), SpecError> {
     match v {
         Some(n) if n <= 0 => Err(SpecError::bad(field, n, "must be greater than zero")),

@@ -152,14 +152,20 @@ mod tests {
             ("select \"x;y\" ; select 2", &["select \"x;y\"", "select 2"]),
             ("select `we;ird` from t", &["select `we;ird` from t"]),
             ("select 'it''s; ok'", &["select 'it''s; ok'"]),
-            ("select 'it\\'s; ok'; select 3", &["select 'it\\'s; ok'", "select 3"]),
+            (
+                "select 'it\\'s; ok'; select 3",
+                &["select 'it\\'s; ok'", "select 3"],
+            ),
             (
                 "-- a comment; not a split\nselect 1; -- trailing; comment\n",
                 &["-- a comment; not a split\nselect 1"],
             ),
             (
                 "/* block; /* nested; */ still; */ select 1; select /* ; */ 2",
-                &["/* block; /* nested; */ still; */ select 1", "select /* ; */ 2"],
+                &[
+                    "/* block; /* nested; */ still; */ select 1",
+                    "select /* ; */ 2",
+                ],
             ),
         ];
         for (sql, want) in cases {
@@ -200,6 +206,9 @@ mod tests {
 
     #[test]
     fn a_dash_or_slash_alone_is_code() {
-        assert_eq!(split("select 4 - 1 / 2; select 5"), ["select 4 - 1 / 2", "select 5"]);
+        assert_eq!(
+            split("select 4 - 1 / 2; select 5"),
+            ["select 4 - 1 / 2", "select 5"]
+        );
     }
 }

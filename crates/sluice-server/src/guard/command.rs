@@ -143,9 +143,7 @@ pub fn check_command_job(
             vec![("command.workingDir", c.working_dir.as_deref())],
         ),
         JobKind::Python(p) => (
-            p.interpreter
-                .as_deref()
-                .map(|i| ("python.interpreter", i)),
+            p.interpreter.as_deref().map(|i| ("python.interpreter", i)),
             &p.env,
             vec![("python.workingDir", p.working_dir.as_deref())],
         ),

@@ -532,7 +532,10 @@ impl SqlStore {
                 if !gone.is_empty() {
                     let mut q = DynQuery::default();
                     let ps: Vec<String> = gone.iter().map(|i| q.text(i.as_str())).collect();
-                    q.sql = format!("DELETE FROM run_results WHERE job_id IN ({})", ps.join(", "));
+                    q.sql = format!(
+                        "DELETE FROM run_results WHERE job_id IN ({})",
+                        ps.join(", ")
+                    );
                     q.build().execute(&mut *w.tx).await?;
                 }
                 deleted.extend(gone);

@@ -148,9 +148,8 @@ impl SqlStore {
         result: &RunResult,
     ) -> Result<(), StoreError> {
         exact("job_id", job_id)?;
-        let detail = serde_json::to_string(result).map_err(|e| {
-            StoreError::Corrupt(format!("encoding the result of {job_id}: {e}"))
-        })?;
+        let detail = serde_json::to_string(result)
+            .map_err(|e| StoreError::Corrupt(format!("encoding the result of {job_id}: {e}")))?;
         // JSON escapes every control character of a tool's messages: the text is storable.
         let mut w = self.begin_write().await?;
         let result = async {
@@ -192,9 +191,7 @@ impl SqlStore {
                     ))
                 })?;
                 let attempt = u32::try_from(attempt).map_err(|_| {
-                    StoreError::Corrupt(format!(
-                        "run_results.attempt of job {job_id:?}: {attempt}"
-                    ))
+                    StoreError::Corrupt(format!("run_results.attempt of job {job_id:?}: {attempt}"))
                 })?;
                 Ok((attempt, r))
             })

@@ -37,7 +37,12 @@ pub async fn run_results_round_trip_and_go_with_their_job(store: Arc<dyn Store>)
     assert!(store.run_results("r1").await.unwrap().is_empty());
     let failed = dbt(&[
         ("seed.shop.raw", "success", Some("INSERT 3"), Some(3)),
-        ("model.shop.bad", "error", Some("Catalog Error: no\ttable"), None),
+        (
+            "model.shop.bad",
+            "error",
+            Some("Catalog Error: no\ttable"),
+            None,
+        ),
     ]);
     let ok = dbt(&[("model.shop.orders", "success", Some("OK"), Some(2))]);
     store.put_run_result("r1", 2, 2_000, &ok).await.unwrap();

@@ -142,7 +142,10 @@ fn python_with_spark_is_sized_as_spark() {
 #[test]
 fn python_field_errors_name_the_field_and_value() {
     let cases = [
-        ("name: p\npython: {args: [x]}", "missing field `python.file`"),
+        (
+            "name: p\npython: {args: [x]}",
+            "missing field `python.file`",
+        ),
         (
             "name: p\npython: {file: /a.py, executor: {instances: 1}}",
             "field `python.executor` = \"set\" needs `spark: true`",
@@ -223,7 +226,10 @@ fn dbt_parses_with_defaults_and_builds_its_arguments() {
 #[test]
 fn dbt_field_errors_name_the_field_and_value() {
     let cases = [
-        ("name: d\ndbt: {command: run}", "missing field `dbt.projectDir`"),
+        (
+            "name: d\ndbt: {command: run}",
+            "missing field `dbt.projectDir`",
+        ),
         (
             "name: d\ndbt: {projectDir: shop}",
             "field `dbt.projectDir` = \"shop\" must be an absolute path",
@@ -269,7 +275,11 @@ fn an_oom_raise_grows_each_kind_memory() {
     assert_eq!(r.demand.role(Role::Task).unwrap().mem_mib, 1536);
     let py = parse("name: p\npython: {file: /a.py, spark: true}").unwrap();
     let r = raise_memory(&py, 2.0, Some(1536)).unwrap().unwrap();
-    assert!(r.change.starts_with("driver memory 1 GiB -> "), "{}", r.change);
+    assert!(
+        r.change.starts_with("driver memory 1 GiB -> "),
+        "{}",
+        r.change
+    );
     assert_eq!(r.demand.role(Role::Executor).unwrap().mem_mib, 1536 + 614);
 }
 
