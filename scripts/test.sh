@@ -28,6 +28,7 @@ psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1 \
   || psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null
 
 echo "== pyspark: $(scripts/ensure-pyspark.sh)"
+echo "== dbt: $(scripts/ensure-dbt.sh)"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -19,6 +19,7 @@ use sluice_core::spec::Job;
 pub mod clock;
 pub mod eventlog;
 mod fsutil;
+pub mod kinds;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
@@ -282,6 +283,14 @@ pub trait Backend: Send + Sync + 'static {
         _run: &RunRef,
         _end_ms: i64,
     ) -> Result<Option<sluice_core::cost::Measured>, BackendError> {
+        Ok(None)
+    }
+    /// What the run produced beyond its exit code (a dbt run's nodes, from its
+    /// `run_results.json`), read once the run has ended. `Ok(None)`: no result. Default: none.
+    async fn result(
+        &self,
+        _run: &RunRef,
+    ) -> Result<Option<sluice_core::run_result::RunResult>, BackendError> {
         Ok(None)
     }
     /// Up to `max_bytes` of the run's log from `offset`.

@@ -7,10 +7,11 @@
 //! sets itself ([`LOCAL_OWN_CONF`], [`STANDALONE_OWN_CONF`]); the job's values for those are
 //! not passed on.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use sluice_core::sizing::{driver_heap_mib, local_threads};
-use sluice_core::spec::{Deps, Job, JobKind, SparkSpec};
+use sluice_core::spec::{Deps, Job, SparkSpec};
 
 use crate::BackendError;
 
@@ -59,15 +60,17 @@ pub fn map_local_path(path: &str, spark_home: &Path, image_spark_home: &str) -> 
     stripped.to_string()
 }
 
-/// The Spark spec of a job, or `Rejected` for a command job.
-pub(crate) fn spark_spec(job: &Job) -> Result<&SparkSpec, BackendError> {
-    match &job.kind {
-        JobKind::Spark { spec, .. } => Ok(spec.as_ref()),
-        JobKind::Command(_) => Err(BackendError::Rejected(format!(
-            "job {} is not a Spark application",
-            job.name
-        ))),
-    }
+/// The Spark application a job runs as ([`sluice_core::spec::JobKind::spark_spec`]: a Spark
+/// job, a `sparkSql` job's runner, a `python` job with Spark), or `Rejected` for a job Spark
+/// does not run.
+pub(crate) fn spark_spec(job: &Job) -> Result<Cow<'_, SparkSpec>, BackendError> {
+    job.kind.spark_spec().ok_or_else(|| {
+        BackendError::Rejected(format!(
+            "job {} is a {} job, not run by Spark",
+            job.name,
+            job.kind.section()
+        ))
+    })
 }
 
 /// What varies between `spark-submit` command lines: see [`spark_submit_command`].
@@ -184,7 +187,8 @@ pub fn spark_submit_argv(
     image_spark_home: &str,
     job: &Job,
 ) -> Result<Vec<String>, BackendError> {
-    let args = SubmitArgs::local(spark_spec(job)?)?;
+    let spec = spark_spec(job)?;
+    let args = SubmitArgs::local(&spec)?;
     spark_submit_command(spark_home, image_spark_home, job, &args)
 }
 
@@ -196,7 +200,8 @@ pub fn spark_submit_argv_logged(
     job: &Job,
     event_log_dir: &Path,
 ) -> Result<Vec<String>, BackendError> {
-    let args = SubmitArgs::local(spark_spec(job)?)?.with_event_log(event_log_dir)?;
+    let spec = spark_spec(job)?;
+    let args = SubmitArgs::local(&spec)?.with_event_log(event_log_dir)?;
     spark_submit_command(spark_home, image_spark_home, job, &args)
 }
 
@@ -260,7 +265,7 @@ pub(crate) fn spark_submit_command(
             }
         }
     }
-    let file = main_file(job, spec)?;
+    let file = main_file(job, &spec)?;
     argv.push(map(file));
     argv.extend(spec.arguments.iter().map(|a| a.0.clone()));
     Ok(argv)

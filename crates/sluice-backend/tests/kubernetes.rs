@@ -261,6 +261,78 @@ fn check_against_crd(v: &jsonschema::Validator, name: &str, app: &Value) {
 }
 
 #[test]
+fn spark_sql_and_python_render_as_spark_applications_and_other_kinds_are_refused() {
+    let (sql, demand) = parse(&format!(
+        "name: report\nnamespace: {NS}\nsparkSql:\n  sql: \"SELECT 1;\\nSELECT 'a;b'\"\n"
+    ));
+    let app = build_app(
+        &sql,
+        "01jz8m3v9q7x2kd4h6n8p0r2s4",
+        1,
+        &demand,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(app["spec"]["type"], "Python");
+    assert_eq!(
+        app["spec"]["mainApplicationFile"],
+        "local:///opt/sluice/sluice_sql_runner.py"
+    );
+    assert_eq!(app["spec"]["arguments"][0], "--statements-json");
+    let statements: Vec<String> =
+        serde_json::from_str(app["spec"]["arguments"][1].as_str().unwrap()).unwrap();
+    assert_eq!(statements, ["SELECT 1", "SELECT 'a;b'"]);
+    let (py, demand) = parse(&format!(
+        "name: etl\nnamespace: {NS}\npython:\n  file: local:///opt/app/etl.py\n  spark: true\n"
+    ));
+    let app = build_app(
+        &py,
+        "01jz8m3v9q7x2kd4h6n8p0r2s4",
+        1,
+        &demand,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        app["spec"]["mainApplicationFile"],
+        "local:///opt/app/etl.py"
+    );
+    let refused = [
+        (
+            format!("name: d\nnamespace: {NS}\ndbt: {{projectDir: /srv/shop}}\n"),
+            "a `dbt` job is one process on a host",
+        ),
+        (
+            format!("name: p\nnamespace: {NS}\npython: {{file: /a.py}}\n"),
+            "a `python` job is one process on a host",
+        ),
+        (
+            format!(
+                "name: p\nnamespace: {NS}\npython: {{file: /a.py, spark: true, requirements: [six]}}\n"
+            ),
+            "python.requirements",
+        ),
+        (
+            format!("name: q\nnamespace: {NS}\nsparkSql: {{file: /srv/q.sql}}\n"),
+            "sparkSql.file \"/srv/q.sql\"",
+        ),
+    ];
+    for (doc, want) in refused {
+        let (job, demand) = parse(&doc);
+        let e = build_app(
+            &job,
+            "01jz8m3v9q7x2kd4h6n8p0r2s4",
+            1,
+            &demand,
+            &Default::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(want), "{doc}: {e}");
+    }
+}
+
+#[test]
 fn generated_spark_applications_validate_against_the_crd() {
     let v = crd_validator();
     let mut jobs: Vec<(String, String)> = vec![
@@ -329,6 +401,22 @@ fn generated_spark_applications_validate_against_the_crd() {
         format!(
             "name: labelled\nnamespace: {NS}\nlabels: {{team: data, \"odd:key\": x, ok: \"{}\"}}\nspark:\n{PI}",
             "v".repeat(80)
+        ),
+    ));
+    // The job kinds Spark runs: sparkSql (the runner in the image, the statements as its
+    // argument) and python with spark: true.
+    jobs.push((
+        "sparkSql".into(),
+        format!(
+            "name: report\nnamespace: {NS}\nsparkSql:\n  sql: \"SELECT 1; SELECT ';' AS semi\"\n  \
+             sparkConf: {{spark.sql.shuffle.partitions: 4}}\n  executor: {{instances: 2, memory: 1g}}\n"
+        ),
+    ));
+    jobs.push((
+        "python with spark".into(),
+        format!(
+            "name: etl\nnamespace: {NS}\npython:\n  file: local:///opt/app/etl.py\n  args: [x]\n  \
+             spark: true\n  driver: {{memory: 1g}}\n"
         ),
     ));
     for (name, text) in &jobs {

@@ -54,6 +54,7 @@ fn config(dir: &Path, cores_milli: u64, memory_mib: u64) -> LocalConfig {
         data_dir: dir.to_path_buf(),
         spark_home: None,
         python: None,
+        dbt: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: Duration::from_secs(2),
         run_as: None,

@@ -288,6 +288,9 @@ pub fn describe(j: &JobView) {
     if let Some(t) = &j.finished_at {
         println!("Finished:   {t}");
     }
+    if let Some(results) = &j.results {
+        describe_results(results);
+    }
     if let Some(tl) = &j.timeline {
         println!("Timeline:");
         for e in tl {
@@ -299,6 +302,48 @@ pub fn describe(j: &JobView) {
                 e.message
             );
         }
+    }
+}
+
+/// The results of a job's runs in `sluice describe`: a dbt run's nodes, one line each.
+pub fn describe_results(results: &[sluice_server::api::RunResultView]) {
+    use sluice_core::run_result::RunResult;
+    for r in results {
+        match &r.result {
+            RunResult::Dbt(d) => {
+                let failed = d.nodes.iter().filter(|n| n.failed()).count();
+                println!(
+                    "Result:     attempt {}: dbt, {} nodes, {} failed{}",
+                    r.attempt,
+                    d.nodes.len(),
+                    failed,
+                    d.elapsed_secs
+                        .map(|s| format!(", {s:.1}s"))
+                        .unwrap_or_default()
+                );
+                for n in &d.nodes {
+                    let rows = n
+                        .rows_affected
+                        .map(|r| format!(" rows={r}"))
+                        .unwrap_or_default();
+                    let message = n.message.as_deref().map(one_line).unwrap_or_default();
+                    println!(
+                        "  {:<8} {:<50} {:>6.2}s{rows}  {message}",
+                        n.status, n.unique_id, n.execution_secs
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A message on one line, at most 120 characters.
+fn one_line(m: &str) -> String {
+    let joined = m.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() > 120 {
+        format!("{}...", joined.chars().take(120).collect::<String>())
+    } else {
+        joined
     }
 }
 

@@ -499,6 +499,7 @@ mod tests {
             timeline: None,
             orchestration: None,
             set_aside: None,
+            results: None,
         }
     }
 

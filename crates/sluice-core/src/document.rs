@@ -16,11 +16,13 @@ use serde::Deserialize;
 
 use crate::retry::{JobPolicy, from_restart_policy};
 use crate::safety;
-use crate::sizing::{command_demand, spark_demand};
+use crate::sizing::{command_demand, job_kind_demand, spark_demand};
 use crate::spec::{
-    Controls, Job, JobKind, JobSpec, MAX_QUEUE_WAIT_KEY, MAX_RUNTIME_KEY, PRIORITY_LABEL,
-    ParseOptions, SparkSpec, SpecError, Text, check_document_text, check_labels, check_text,
-    decode, namespace_of, parse_duration_secs, required_name, validate_command, validate_spark,
+    CommandSpec, Controls, DbtSpec, Job, JobKind, JobSpec, MAX_QUEUE_WAIT_KEY, MAX_RUNTIME_KEY,
+    PRIORITY_LABEL, ParseOptions, PythonSpec, SparkSpec, SparkSqlSpec, SpecError, Text,
+    check_document_text, check_labels, check_text, decode, namespace_of, parse_duration_secs,
+    required_name, validate_command, validate_dbt, validate_python, validate_spark,
+    validate_spark_sql,
 };
 use crate::stored::StoredJob;
 
@@ -175,39 +177,13 @@ pub(crate) fn parse_own(
         .as_deref()
         .map(|t| parse_duration_secs("maxRuntime", t))
         .transpose()?;
-    let kind = match (spec.spark, spec.command) {
-        (Some(_), Some(_)) => {
-            return Err(SpecError::bad(
-                "spark/command",
-                "both",
-                "give exactly one of `spark` and `command`",
-            ));
-        }
-        (None, None) => {
-            return Err(SpecError::Missing {
-                field: "spark".into(),
-                hint: "a job needs a `spark` section (a Spark application) or a `command` section"
-                    .into(),
-            });
-        }
-        (Some(s), None) => {
-            validate_spark(&s, "spark")?;
-            safety::check_spark(&s, "spark")?;
-            // Sizing checks every quantity and names the field on error.
-            spark_demand(&s, "spark")?;
-            JobKind::Spark {
-                spec: Box::new(s),
-                application: None,
-                source: None,
-            }
-        }
-        (None, Some(c)) => {
-            validate_command(&c)?;
-            safety::check_command(&c)?;
-            command_demand(&c)?;
-            JobKind::Command(c)
-        }
-    };
+    let kind = own_kind(
+        spec.spark,
+        spec.spark_sql,
+        spec.python,
+        spec.dbt,
+        spec.command,
+    )?;
     Ok((
         Job {
             namespace,
@@ -219,6 +195,80 @@ pub(crate) fn parse_own(
         },
         policy,
     ))
+}
+
+/// The one kind section of sluice's own spec, validated, checked for safety and sized.
+fn own_kind(
+    spark: Option<SparkSpec>,
+    spark_sql: Option<SparkSqlSpec>,
+    python: Option<PythonSpec>,
+    dbt: Option<DbtSpec>,
+    command: Option<CommandSpec>,
+) -> Result<JobKind, SpecError> {
+    let given: Vec<&str> = [
+        ("spark", spark.is_some()),
+        ("sparkSql", spark_sql.is_some()),
+        ("python", python.is_some()),
+        ("dbt", dbt.is_some()),
+        ("command", command.is_some()),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(name, _)| *name)
+    .collect();
+    if given.len() > 1 {
+        return Err(SpecError::bad(
+            given.join("/"),
+            "all given",
+            "give exactly one of `spark`, `sparkSql`, `python`, `dbt` and `command`",
+        ));
+    }
+    if let Some(s) = spark {
+        validate_spark(&s, "spark")?;
+        safety::check_spark(&s, "spark")?;
+        // Sizing checks every quantity and names the field on error.
+        spark_demand(&s, "spark")?;
+        return Ok(JobKind::Spark {
+            spec: Box::new(s),
+            application: None,
+            source: None,
+        });
+    }
+    if let Some(q) = spark_sql {
+        validate_spark_sql(&q)?;
+        safety::check_spark(&q.to_spark(), "sparkSql")?;
+        let kind = JobKind::SparkSql(Box::new(q));
+        job_kind_demand(&kind)?;
+        return Ok(kind);
+    }
+    if let Some(p) = python {
+        validate_python(&p)?;
+        safety::check_python(&p)?;
+        let kind = JobKind::Python(Box::new(p));
+        job_kind_demand(&kind)?;
+        return Ok(kind);
+    }
+    if let Some(d) = dbt {
+        validate_dbt(&d)?;
+        safety::check_process("dbt", &d.env, &d.secret_env, None)?;
+        let kind = JobKind::Dbt(Box::new(d));
+        job_kind_demand(&kind)?;
+        return Ok(kind);
+    }
+    match command {
+        Some(c) => {
+            validate_command(&c)?;
+            safety::check_command(&c)?;
+            command_demand(&c)?;
+            Ok(JobKind::Command(c))
+        }
+        None => Err(SpecError::Missing {
+            field: "spark".into(),
+            hint: "a job needs one kind section: `spark` (a Spark application), `sparkSql`, \
+                   `python`, `dbt` or `command`"
+                .into(),
+        }),
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -16,6 +16,7 @@
 //! - [`retry`]: failure classes, retry policies, backoff with deterministic jitter, OOM raises.
 //! - [`stored`]: the stored job (job, policy, the user's document), encoded and decoded once.
 //! - [`record`]: the job record the store hands out, its stored job decoded once.
+//! - [`run_result`]: what a run produced beyond its exit code (a dbt run's nodes).
 //! - [`usage`]: what a Spark run used, read from Spark's own event log (streaming, pure).
 //! - [`cost`]: requested vs used per run, efficiency, cost and right-sizing advice.
 //! - [`pods`]: Kubernetes scheduling rules (pod requests, taints, selectors, node room, quotas).
@@ -35,6 +36,7 @@ pub mod quantity;
 pub mod queue;
 pub mod record;
 pub mod retry;
+pub mod run_result;
 pub mod safety;
 pub mod schedule;
 pub mod secretref;

@@ -439,6 +439,65 @@ fn mib(n: u64) -> Text {
     Text(format!("{n}m"))
 }
 
+/// Raises a process's `memory` (at `p.memory`) by `factor`, capped, noting the change.
+fn raise_process(
+    p: &str,
+    memory: &mut Option<Text>,
+    factor: f64,
+    cap_mib: Option<u64>,
+    changes: &mut Vec<String>,
+) -> Result<(), SpecError> {
+    let cur = match memory {
+        Some(t) => mem_field(&format!("{p}.memory"), t.as_str())?,
+        None => crate::sizing::DEFAULT_MEMORY_MIB,
+    };
+    let new = raise(cur, factor, cap_mib);
+    if new > cur {
+        *memory = Some(mib(new));
+        changes.push(format!(
+            "memory {} -> {}",
+            crate::quantity::format_mem(cur),
+            crate::quantity::format_mem(new)
+        ));
+    }
+    Ok(())
+}
+
+/// Raises the driver's and executors' heap of a job run by Spark (its section `p`) by
+/// `factor`, capped: their `memory` fields, and the `spark.{driver,executor}.memory` conf
+/// when set.
+fn raise_roles(
+    p: &str,
+    memories: [&mut Option<Text>; 2],
+    conf: &mut BTreeMap<String, Text>,
+    factor: f64,
+    cap_mib: Option<u64>,
+    changes: &mut Vec<String>,
+) -> Result<(), SpecError> {
+    for (role, memory) in ["driver", "executor"].into_iter().zip(memories) {
+        let conf_key = format!("spark.{role}.memory");
+        let cur = match (&*memory, conf.get(&conf_key)) {
+            (Some(t), _) => mem_field(&format!("{p}.{role}.memory"), t.as_str())?,
+            (None, Some(v)) => mem_field(&format!("{p}.sparkConf[{conf_key}]"), v.as_str())?,
+            (None, None) => crate::sizing::DEFAULT_MEMORY_MIB,
+        };
+        let new = raise(cur, factor, cap_mib);
+        if new <= cur {
+            continue;
+        }
+        *memory = Some(mib(new));
+        if conf.contains_key(&conf_key) {
+            conf.insert(conf_key, mib(new));
+        }
+        changes.push(format!(
+            "{role} memory {} -> {}",
+            crate::quantity::format_mem(cur),
+            crate::quantity::format_mem(new)
+        ));
+    }
+    Ok(())
+}
+
 /// Raises the memory of a job by `factor`, each process capped at `cap_mib` (never lowered):
 /// a command's `memory`; a Spark job's driver and executor heap (`driver.memory`,
 /// `executor.memory`, and the `spark.{driver,executor}.memory` conf when set, and in a kept
@@ -452,19 +511,35 @@ pub fn raise_memory(
     let mut changes = Vec::new();
     match &mut out.kind {
         JobKind::Command(c) => {
-            let cur = match &c.memory {
-                Some(t) => mem_field("command.memory", t.as_str())?,
-                None => crate::sizing::DEFAULT_MEMORY_MIB,
-            };
-            let new = raise(cur, factor, cap_mib);
-            if new > cur {
-                c.memory = Some(mib(new));
-                changes.push(format!(
-                    "memory {} -> {}",
-                    crate::quantity::format_mem(cur),
-                    crate::quantity::format_mem(new)
-                ));
-            }
+            raise_process("command", &mut c.memory, factor, cap_mib, &mut changes)?;
+        }
+        JobKind::Dbt(d) => raise_process("dbt", &mut d.memory, factor, cap_mib, &mut changes)?,
+        JobKind::Python(p) if !p.spark => {
+            raise_process("python", &mut p.memory, factor, cap_mib, &mut changes)?;
+        }
+        JobKind::Python(p) => {
+            let p = p.as_mut();
+            let driver = &mut p.driver.get_or_insert_with(Default::default).memory;
+            let executor = &mut p.executor.get_or_insert_with(Default::default).memory;
+            raise_roles(
+                "python",
+                [driver, executor],
+                &mut p.spark_conf,
+                factor,
+                cap_mib,
+                &mut changes,
+            )?;
+        }
+        JobKind::SparkSql(q) => {
+            let q = q.as_mut();
+            raise_roles(
+                "sparkSql",
+                [&mut q.driver.memory, &mut q.executor.memory],
+                &mut q.spark_conf,
+                factor,
+                cap_mib,
+                &mut changes,
+            )?;
         }
         JobKind::Spark {
             spec, application, ..

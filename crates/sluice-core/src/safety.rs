@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use crate::secretref::SecretRef;
-use crate::spec::{CommandSpec, SparkSpec, SpecError};
+use crate::spec::{CommandSpec, PythonSpec, SparkSpec, SpecError, Text};
 
 /// Environment variables a job may never set: the dynamic loader's (`LD_*`, `DYLD_*`: a
 /// library preloaded into every process the run starts), the shell's start-up and parsing
@@ -164,13 +164,25 @@ pub fn check_secret_env(
 
 /// The safety checks of a command job (see the module's documentation).
 pub fn check_command(c: &CommandSpec) -> Result<(), SpecError> {
-    for k in c.env.keys() {
-        check_env_name(&format!("command.env.{k}"), k)?;
+    check_process("command", &c.env, &c.secret_env, c.working_dir.as_deref())
+}
+
+/// The safety checks of a process a job starts on the host (a command, a `python` job, a
+/// `dbt` job; `p` is its section): its environment's names, its secret references and its
+/// working directory.
+pub fn check_process(
+    p: &str,
+    env: &BTreeMap<String, Text>,
+    secret_env: &BTreeMap<String, SecretRef>,
+    working_dir: Option<&str>,
+) -> Result<(), SpecError> {
+    for k in env.keys() {
+        check_env_name(&format!("{p}.env.{k}"), k)?;
     }
-    let env: Vec<&String> = c.env.keys().collect();
-    check_secret_env("command.secretEnv", &c.secret_env, &env, false)?;
-    if let Some(w) = &c.working_dir {
-        let field = "command.workingDir";
+    let names: Vec<&String> = env.keys().collect();
+    check_secret_env(&format!("{p}.secretEnv"), secret_env, &names, false)?;
+    if let Some(w) = working_dir {
+        let field = format!("{p}.workingDir");
         if w.trim().is_empty() {
             return Err(SpecError::bad(field, w, "is empty"));
         }
@@ -189,6 +201,19 @@ pub fn check_command(c: &CommandSpec) -> Result<(), SpecError> {
                 "may not contain `..` (a relative working directory is inside the run directory)",
             ));
         }
+    }
+    Ok(())
+}
+
+/// The safety checks of a `python` job: those of a process, no `..` in its file, and those of
+/// a Spark application when it runs with Spark.
+pub fn check_python(py: &PythonSpec) -> Result<(), SpecError> {
+    check_process("python", &py.env, &py.secret_env, py.working_dir.as_deref())?;
+    if let Some(f) = &py.file {
+        check_path("python.file", f)?;
+    }
+    if let Some(s) = py.to_spark() {
+        check_spark(&s, "python")?;
     }
     Ok(())
 }

@@ -34,29 +34,45 @@ pub const DEFAULT_COMMAND_CPU_MILLI: u64 = 1000;
 
 /// The demand of a validated job.
 pub fn job_demand(job: &Job) -> Result<Demand, SpecError> {
-    match &job.kind {
-        JobKind::Spark {
-            spec, application, ..
-        } => spark_demand(
-            spec,
-            if application.is_some() {
-                "spec"
-            } else {
-                "spark"
-            },
-        ),
+    job_kind_demand(&job.kind)
+}
+
+/// The demand of a job's work: a Spark application (a Spark job, a `sparkSql` job, a `python`
+/// job with Spark) by Spark's rules, one process (a command, a `python` job without Spark, a
+/// `dbt` job) by its `cpu` and `memory`.
+pub fn job_kind_demand(kind: &JobKind) -> Result<Demand, SpecError> {
+    match kind {
         JobKind::Command(c) => command_demand(c),
+        JobKind::Python(p) if !p.spark => {
+            process_demand("python", p.cpu.as_ref(), p.memory.as_ref())
+        }
+        JobKind::Dbt(d) => process_demand("dbt", d.cpu.as_ref(), d.memory.as_ref()),
+        other => match other.spark_spec() {
+            Some(spec) => spark_demand(&spec, other.section()),
+            // invariant: every kind other than the ones above is run by Spark.
+            None => process_demand(other.section(), None, None),
+        },
     }
 }
 
 /// The demand of a command job: one task.
 pub fn command_demand(c: &CommandSpec) -> Result<Demand, SpecError> {
-    let cpu_milli = match &c.cpu {
-        Some(t) => cpu_field("command.cpu", t.as_str())?,
+    process_demand("command", c.cpu.as_ref(), c.memory.as_ref())
+}
+
+/// The demand of one process (`p` is the path of its section): `cpu` (default 1 core) and
+/// `memory` (default 1g) as one task.
+pub fn process_demand(
+    p: &str,
+    cpu: Option<&Text>,
+    memory: Option<&Text>,
+) -> Result<Demand, SpecError> {
+    let cpu_milli = match cpu {
+        Some(t) => cpu_field(&format!("{p}.cpu"), t.as_str())?,
         None => DEFAULT_COMMAND_CPU_MILLI,
     };
-    let mem_mib = match &c.memory {
-        Some(t) => mem_field("command.memory", t.as_str())?,
+    let mem_mib = match memory {
+        Some(t) => mem_field(&format!("{p}.memory"), t.as_str())?,
         None => DEFAULT_MEMORY_MIB,
     };
     Ok(Demand {

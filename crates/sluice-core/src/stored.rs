@@ -146,6 +146,9 @@ pub fn rebuild_document(job: &Job, policy: &JobPolicy) -> Result<String, StoredJ
         } => return serde_json::to_string_pretty(app).map_err(enc),
         JobKind::Spark { spec, .. } => ("spark", serde_json::to_value(spec).map_err(enc)?),
         JobKind::Command(c) => ("command", serde_json::to_value(c).map_err(enc)?),
+        JobKind::SparkSql(q) => ("sparkSql", serde_json::to_value(q).map_err(enc)?),
+        JobKind::Python(p) => ("python", serde_json::to_value(p).map_err(enc)?),
+        JobKind::Dbt(d) => ("dbt", serde_json::to_value(d).map_err(enc)?),
     };
     let mut doc = Map::new();
     doc.insert("name".into(), job.name.clone().into());

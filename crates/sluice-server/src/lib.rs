@@ -147,6 +147,7 @@ async fn build_backend(
                 data_dir: config.data_dir.clone(),
                 spark_home: b.spark_home.clone(),
                 python: b.python.clone(),
+                dbt: b.dbt.clone(),
                 image_spark_home: b.image_spark_home.clone(),
                 kill_grace: Duration::from_secs(b.kill_grace_secs),
                 run_as: b

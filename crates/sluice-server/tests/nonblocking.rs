@@ -35,6 +35,7 @@ async fn state(dir: &std::path::Path) -> AppState {
         data_dir: dir.to_path_buf(),
         spark_home: None,
         python: None,
+        dbt: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: GRACE,
         run_as: None,

@@ -238,6 +238,7 @@ async fn local_backend_preemption_kills_after_the_grace_without_blocking_the_tic
         data_dir: dir.path().to_path_buf(),
         spark_home: None,
         python: None,
+        dbt: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: Duration::from_secs(10),
         run_as: None,

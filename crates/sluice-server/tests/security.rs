@@ -33,6 +33,7 @@ async fn state_with(dir: &Path, config: Config, spark_home: Option<&Path>) -> Ap
         data_dir: dir.to_path_buf(),
         spark_home: spark_home.map(Path::to_path_buf),
         python: None,
+        dbt: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: Duration::from_secs(2),
         run_as: None,

@@ -528,6 +528,24 @@ impl Store for SqlStore {
         self.put_usage_sql(record).await
     }
 
+    async fn put_run_result(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        at_ms: i64,
+        result: &sluice_core::run_result::RunResult,
+    ) -> Result<(), StoreError> {
+        self.put_run_result_sql(job_id, attempt, at_ms, result)
+            .await
+    }
+
+    async fn run_results(
+        &self,
+        job_id: &str,
+    ) -> Result<Vec<(u32, sluice_core::run_result::RunResult)>, StoreError> {
+        self.run_results_sql(job_id).await
+    }
+
     async fn usage(
         &self,
         filter: &crate::usage::UsageFilter,

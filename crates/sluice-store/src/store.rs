@@ -366,6 +366,22 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<sluice_core::cost::UsageRecord>, StoreError>;
 
+    /// Records what a run produced (a dbt run's nodes), once per run; recording the same job
+    /// attempt again replaces it. A write: fenced like the others.
+    async fn put_run_result(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        at_ms: i64,
+        result: &sluice_core::run_result::RunResult,
+    ) -> Result<(), StoreError>;
+
+    /// The results of a job's runs, by attempt (oldest first).
+    async fn run_results(
+        &self,
+        job_id: &str,
+    ) -> Result<Vec<(u32, sluice_core::run_result::RunResult)>, StoreError>;
+
     // --- Workflows: definitions, runs and their steps. ---
 
     /// Creates the workflow `w` names, or replaces its definition if its document differs

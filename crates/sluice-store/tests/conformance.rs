@@ -223,6 +223,7 @@ conformance! {
         concurrent_acquisitions_have_one_winner,
         fenced_store_writes_nothing_after_a_takeover,
         usage_records_round_trip_and_filter,
+        run_results_round_trip_and_go_with_their_job,
         schedule_template_is_replaced_on_request,
         workflows_apply_idempotently,
         workflow_runs_and_steps,
@@ -257,6 +258,11 @@ use history::{
     history_backfill, history_bad_queries, history_percentiles, history_series,
     history_series_hourly,
 };
+
+// Run results (job kinds: a dbt run's nodes).
+#[path = "conformance_results/mod.rs"]
+mod results;
+use results::run_results_round_trip_and_go_with_their_job;
 
 // Usage records (cost intelligence).
 #[path = "conformance_usage/mod.rs"]

@@ -61,7 +61,13 @@ pub struct AppDefaults {
     pub spark_version: String,
     /// Service account of the driver pod (it creates the executors).
     pub service_account: Option<String>,
+    /// Where sluice's SQL runner is in the image, for `sparkSql` jobs (the image must hold
+    /// `crates/sluice-backend/src/kinds/sql_runner.py` there; see docs/job-spec.md).
+    pub sql_runner: String,
 }
+
+/// The default place of sluice's SQL runner in a Spark image.
+pub const DEFAULT_SQL_RUNNER: &str = "local:///opt/sluice/sluice_sql_runner.py";
 
 impl Default for AppDefaults {
     fn default() -> Self {
@@ -69,6 +75,7 @@ impl Default for AppDefaults {
             image: "docker.io/apache/spark:4.0.4".into(),
             spark_version: "4.0.4".into(),
             service_account: Some("spark-operator-spark".into()),
+            sql_runner: DEFAULT_SQL_RUNNER.into(),
         }
     }
 }
@@ -169,15 +176,33 @@ pub fn build_app(
     demand: &Demand,
     defaults: &AppDefaults,
 ) -> Result<Value, BackendError> {
-    let JobKind::Spark {
-        spec, application, ..
-    } = &job.kind
-    else {
-        return Err(BackendError::Rejected(
-            "the kubernetes backend runs Spark applications only; a `command` job needs the \
-             local backend"
-                .into(),
-        ));
+    let (spec, application) = match &job.kind {
+        JobKind::Spark {
+            spec, application, ..
+        } => (
+            std::borrow::Cow::Borrowed(spec.as_ref()),
+            application.as_ref(),
+        ),
+        JobKind::SparkSql(q) => (std::borrow::Cow::Owned(sql_app_spec(q, defaults)?), None),
+        JobKind::Python(p) if p.spark && !p.requirements.is_empty() => {
+            return Err(BackendError::Rejected(
+                "python.requirements: the kubernetes backend cannot install requirements into \
+                 the Spark image; build them into the image (and give python.interpreter if \
+                 needed), or run the job on the local backend"
+                    .into(),
+            ));
+        }
+        kind => match kind.spark_spec() {
+            Some(spec) => (spec, None),
+            None => {
+                return Err(BackendError::Rejected(format!(
+                    "the kubernetes backend runs Spark applications only (spark, sparkSql, \
+                     python with spark: true); a `{}` job is one process on a host and needs \
+                     the local backend",
+                    kind.section()
+                )));
+            }
+        },
     };
     let labels = job_labels(job, job_id, attempt);
     let name = app_name(&job.name, job_id, attempt);
@@ -233,7 +258,7 @@ pub fn build_app(
             }
             app
         }
-        None => own_app(spec, defaults),
+        None => own_app(&spec, defaults),
     };
     add_secret_env(&mut app, &spec.secret_env)?;
     let pod_labels: BTreeMap<String, String> = [
@@ -268,6 +293,34 @@ pub fn build_app(
         &[(DEMAND_ANNOTATION.to_string(), demand_json)].into(),
     );
     Ok(app)
+}
+
+/// The Spark application of a `sparkSql` job on Kubernetes: the runner at
+/// [`AppDefaults::sql_runner`] in the image, with the statements as its argument (JSON). The
+/// statements must be in the job: a `file` on the sluice host is not in the image.
+fn sql_app_spec(
+    q: &sluice_core::spec::SparkSqlSpec,
+    defaults: &AppDefaults,
+) -> Result<SparkSpec, BackendError> {
+    let Some(statements) = q
+        .statements()
+        .map_err(|e| BackendError::Rejected(e.to_string()))?
+    else {
+        return Err(BackendError::Rejected(format!(
+            "sparkSql.file {:?}: a file on the sluice host is not in the Spark image; give the \
+             statements as sparkSql.sql for the kubernetes backend",
+            q.file.as_deref().unwrap_or("")
+        )));
+    };
+    let json = serde_json::to_string(&statements)
+        .map_err(|e| BackendError::Config(format!("encoding the statements: {e}")))?;
+    let mut spec = q.to_spark();
+    spec.main_application_file = Some(defaults.sql_runner.clone());
+    spec.arguments = vec![
+        sluice_core::spec::Text("--statements-json".into()),
+        sluice_core::spec::Text(json),
+    ];
+    Ok(spec)
 }
 
 /// `secretEnv` of a Spark job: each a Kubernetes Secret's key, added to the driver's and the

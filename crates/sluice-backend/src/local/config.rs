@@ -27,6 +27,9 @@ pub struct LocalConfig {
     /// `PYSPARK_PYTHON` for Python applications. `None`: the venv's python when Spark comes from
     /// pyspark installed in a venv, else Spark's default.
     pub python: Option<PathBuf>,
+    /// The `dbt` executable of `dbt` jobs. `None`: `dbt` next to the python of Spark's venv
+    /// when there is one, else `dbt` on the `PATH`.
+    pub dbt: Option<PathBuf>,
     /// Spark's home inside the Spark images: an application path under it (like
     /// `local:///opt/spark/examples/src/main/python/pi.py`) is mapped to the local Spark home.
     pub image_spark_home: String,
@@ -84,6 +87,7 @@ impl LocalConfig {
             data_dir: data_dir.into(),
             spark_home: None,
             python: None,
+            dbt: None,
             image_spark_home: DEFAULT_IMAGE_SPARK_HOME.to_string(),
             kill_grace: DEFAULT_KILL_GRACE,
             run_as: None,

@@ -265,6 +265,14 @@ impl Backend for LocalBackend {
         })
     }
 
+    async fn result(
+        &self,
+        run: &RunRef,
+    ) -> Result<Option<sluice_core::run_result::RunResult>, BackendError> {
+        let dir = self.existing_run_dir(&run.job_id, run.attempt).await?;
+        crate::kinds::read_result(&dir).await
+    }
+
     async fn usage(
         &self,
         run: &RunRef,

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use sluice_core::spec::JobKind;
+use std::collections::BTreeMap;
+
+use sluice_core::secretref::SecretRef;
+use sluice_core::spec::{JobKind, PythonSpec, Text};
 use tokio::sync::watch;
 
 use super::os::{is_our_run, signal_group, wait_group_gone};
@@ -19,6 +22,9 @@ use super::rundir::{
 };
 use super::state::{LiveRun, LocalBackend, RunKey, Shared};
 use crate::fsutil::{io_err, now_ms, write_atomic};
+use crate::kinds::{
+    RunFile, dbt_argv, python_command, run_files, venvs_dir, with_python_env, write_run_files,
+};
 use crate::secrets::resolve_here;
 use crate::spark_submit::spark_submit_argv_logged;
 use crate::{BackendError, RunStatus, SubmitRequest};
@@ -75,50 +81,57 @@ impl LocalBackend {
         Ok(())
     }
 
-    /// Builds the program, arguments, environment and working directory of a run.
+    /// Builds the program, arguments, environment, working directory and files of a run.
     pub(super) fn command_for(
         &self,
         req: &SubmitRequest,
         dir: &Path,
     ) -> Result<Launch, BackendError> {
-        match &req.job.kind {
-            JobKind::Spark { .. } => {
-                let home = self.shared.spark_home.as_deref().ok_or_else(|| {
-                    BackendError::Config(
-                        "spark-submit not found: run scripts/ensure-pyspark.sh (it installs \
-                         pyspark into .venv) or set [backend] spark_home (or $SPARK_HOME)"
-                            .into(),
-                    )
-                })?;
-                let event_log = dir.join(EVENT_LOG);
-                let argv = spark_submit_argv_logged(
-                    home,
-                    &self.shared.cfg.image_spark_home,
-                    &req.job,
-                    &event_log,
-                )?;
-                let mut env = vec![
-                    (
-                        "SPARK_HOME".to_string(),
-                        home.to_string_lossy().into_owned(),
-                    ),
-                    ("SPARK_LOCAL_IP".to_string(), "127.0.0.1".to_string()),
-                ];
-                if let Some(py) = &self.shared.python {
-                    env.push((
-                        "PYSPARK_PYTHON".to_string(),
-                        py.to_string_lossy().into_owned(),
-                    ));
+        let files = run_files(&req.job)?;
+        let mut launch = match &req.job.kind {
+            JobKind::Spark { .. } | JobKind::SparkSql(_) => self.spark_launch(req, dir)?,
+            JobKind::Python(p) if p.spark => {
+                let mut l = self.spark_launch(req, dir)?;
+                if let Some(i) = &p.interpreter {
+                    l.env.retain(|(k, _)| k != "PYSPARK_PYTHON");
+                    l.env.push(("PYSPARK_PYTHON".into(), i.clone()));
                 }
-                if let JobKind::Spark { spec, .. } = &req.job.kind {
-                    env.extend(resolve_here("spark.secretEnv", &spec.secret_env)?);
+                l.env
+                    .extend(p.env.iter().map(|(k, v)| (k.clone(), v.0.clone())));
+                if let Some(w) = &p.working_dir {
+                    l.cwd = working_dir("python.workingDir", w, dir)?;
                 }
-                Ok(Launch {
+                let python = self.python_of(p);
+                l.argv = with_python_env(p, &python, dir, &self.venvs(), l.argv)?;
+                l
+            }
+            JobKind::Python(p) => {
+                let python = self.python_of(p);
+                let argv = with_python_env(p, &python, dir, &self.venvs(), python_command(p))?;
+                process_launch(
                     argv,
-                    env,
-                    cwd: dir.to_path_buf(),
-                    event_log: Some(event_log),
-                })
+                    &p.env,
+                    ("python.secretEnv", &p.secret_env),
+                    p.working_dir.as_deref().map(|w| ("python.workingDir", w)),
+                    dir,
+                )?
+            }
+            JobKind::Dbt(d) => {
+                let dbt = self.dbt_executable();
+                let argv = dbt_argv(d, &dbt, dir)?;
+                let mut l = process_launch(
+                    argv,
+                    &d.env,
+                    ("dbt.secretEnv", &d.secret_env),
+                    d.project_dir.as_deref().map(|w| ("dbt.projectDir", w)),
+                    dir,
+                )?;
+                // dbt's own log goes into the run directory, not the project.
+                l.env.push((
+                    "DBT_LOG_PATH".into(),
+                    dir.join("dbt-logs").to_string_lossy().into_owned(),
+                ));
+                l
             }
             JobKind::Command(c) => {
                 let argv: Vec<String> = c.argv.iter().map(|a| a.0.clone()).collect();
@@ -128,37 +141,90 @@ impl LocalBackend {
                         req.job.name
                     )));
                 }
-                let cwd = match &c.working_dir {
-                    // A relative working directory is inside the run directory (the parser
-                    // refuses `..`); it is created with the run directory.
-                    Some(w) if !Path::new(w).is_absolute() => dir.join(w),
-                    Some(w) => {
-                        let w = PathBuf::from(w);
-                        if !w.is_dir() {
-                            return Err(BackendError::Rejected(format!(
-                                "command.workingDir {} is not a directory",
-                                w.display()
-                            )));
-                        }
-                        w
-                    }
-                    None => dir.to_path_buf(),
-                };
-                let mut env: Vec<(String, String)> = c
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.0.clone()))
-                    .collect();
-                // Secrets are read now, from this host, and go only into the run's environment.
-                env.extend(resolve_here("command.secretEnv", &c.secret_env)?);
-                Ok(Launch {
+                process_launch(
                     argv,
-                    env,
-                    cwd,
-                    event_log: None,
-                })
+                    &c.env,
+                    ("command.secretEnv", &c.secret_env),
+                    c.working_dir.as_deref().map(|w| ("command.workingDir", w)),
+                    dir,
+                )?
             }
+        };
+        launch.files = files;
+        Ok(launch)
+    }
+
+    /// A run of `spark-submit` in local mode for a job run by Spark.
+    fn spark_launch(&self, req: &SubmitRequest, dir: &Path) -> Result<Launch, BackendError> {
+        let home = self.shared.spark_home.as_deref().ok_or_else(|| {
+            BackendError::Config(
+                "spark-submit not found: run scripts/ensure-pyspark.sh (it installs \
+                 pyspark into .venv) or set [backend] spark_home (or $SPARK_HOME)"
+                    .into(),
+            )
+        })?;
+        let event_log = dir.join(EVENT_LOG);
+        let argv = spark_submit_argv_logged(
+            home,
+            &self.shared.cfg.image_spark_home,
+            &req.job,
+            &event_log,
+        )?;
+        let mut env = vec![
+            (
+                "SPARK_HOME".to_string(),
+                home.to_string_lossy().into_owned(),
+            ),
+            ("SPARK_LOCAL_IP".to_string(), "127.0.0.1".to_string()),
+        ];
+        if let Some(py) = &self.shared.python {
+            env.push((
+                "PYSPARK_PYTHON".to_string(),
+                py.to_string_lossy().into_owned(),
+            ));
         }
+        if let Some(spec) = req.job.kind.spark_spec() {
+            let field = format!("{}.secretEnv", req.job.kind.section());
+            env.extend(resolve_here(&field, &spec.secret_env)?);
+        }
+        Ok(Launch {
+            argv,
+            env,
+            cwd: dir.to_path_buf(),
+            event_log: Some(event_log),
+            files: Vec::new(),
+        })
+    }
+
+    /// The Python a `python` job runs with (or makes its environment from): its
+    /// `interpreter`, else the backend's python, else `python3` on the `PATH`.
+    fn python_of(&self, p: &PythonSpec) -> String {
+        p.interpreter.clone().unwrap_or_else(|| {
+            self.shared
+                .python
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "python3".into())
+        })
+    }
+
+    /// Where the virtual environments of `python` jobs are kept.
+    fn venvs(&self) -> PathBuf {
+        venvs_dir(&self.shared.cfg.data_dir)
+    }
+
+    /// The `dbt` executable: configured, else next to the backend's python, else `dbt`.
+    fn dbt_executable(&self) -> String {
+        if let Some(d) = &self.shared.cfg.dbt {
+            return d.to_string_lossy().into_owned();
+        }
+        if let Some(py) = &self.shared.python
+            && let Some(bin) = py.parent()
+            && bin.join("dbt").is_file()
+        {
+            return bin.join("dbt").to_string_lossy().into_owned();
+        }
+        "dbt".into()
     }
 
     pub(super) async fn start(
@@ -188,6 +254,7 @@ impl LocalBackend {
                 }
             }
         }
+        write_run_files(dir, &launch.files).await?;
         let log_path = dir.join(LOG);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -384,6 +451,51 @@ pub(crate) struct Launch {
     /// Where Spark writes the run's event log (inside the run directory; created before the
     /// start), none for a command.
     pub(crate) event_log: Option<PathBuf>,
+    /// Files written into the run directory before the start (a `sparkSql` job's runner and
+    /// statements, the Python environment bootstrap).
+    pub(crate) files: Vec<RunFile>,
+}
+
+/// The working directory of a process: a relative one is inside the run directory (the parser
+/// refuses `..`; it is created with the run directory), an absolute one must exist.
+fn working_dir(field: &str, w: &str, dir: &Path) -> Result<PathBuf, BackendError> {
+    if !Path::new(w).is_absolute() {
+        return Ok(dir.join(w));
+    }
+    let w = PathBuf::from(w);
+    if !w.is_dir() {
+        return Err(BackendError::Rejected(format!(
+            "{field} {} is not a directory",
+            w.display()
+        )));
+    }
+    Ok(w)
+}
+
+/// A run of one process (a command, a `python` job without Spark, a `dbt` job): `argv` with
+/// the job's environment, its secrets (read now, from this host, into the run's environment
+/// only) and its working directory (default the run directory).
+fn process_launch(
+    argv: Vec<String>,
+    env: &BTreeMap<String, Text>,
+    (secret_field, secret_env): (&str, &BTreeMap<String, SecretRef>),
+    work: Option<(&str, &str)>,
+    dir: &Path,
+) -> Result<Launch, BackendError> {
+    let cwd = match work {
+        Some((field, w)) => working_dir(field, w, dir)?,
+        None => dir.to_path_buf(),
+    };
+    let mut env: Vec<(String, String)> =
+        env.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+    env.extend(resolve_here(secret_field, secret_env)?);
+    Ok(Launch {
+        argv,
+        env,
+        cwd,
+        event_log: None,
+        files: Vec::new(),
+    })
 }
 
 /// Reaps the child, records how it ended when the wrapper could not, and drops the run from

@@ -50,8 +50,29 @@ pub(super) async fn alive_unfinished(dir: &Path) -> Option<(RunMeta, u32)> {
     is_our_run(pid, dir).then_some((meta, pid))
 }
 
-/// How a run ended, from the files it left; `None` while no end is recorded.
+/// How a run ended, from the files it left; `None` while no end is recorded. A failed run that
+/// left a result naming what failed (a dbt run's failed nodes) says so in its message.
 pub(super) async fn ended_status(dir: &Path) -> Option<RunStatus> {
+    match ended_status_of_process(dir).await? {
+        RunStatus::Failed { exit_code, message } => {
+            let failed = match crate::kinds::read_result(dir).await {
+                Ok(Some(r)) => r.failure_summary(),
+                _ => None,
+            };
+            Some(RunStatus::Failed {
+                exit_code,
+                message: match failed {
+                    Some(f) => format!("{message}; {f}"),
+                    None => message,
+                },
+            })
+        }
+        other => Some(other),
+    }
+}
+
+/// How a run's process ended, from its exit code or signal files.
+async fn ended_status_of_process(dir: &Path) -> Option<RunStatus> {
     if let Ok(text) = tokio::fs::read_to_string(dir.join(EXIT_CODE)).await {
         return Some(match text.trim().parse::<i32>() {
             Ok(0) => RunStatus::Succeeded,

@@ -24,8 +24,9 @@ pub fn client_argv(
     job: &Job,
     demand: &Demand,
 ) -> Result<Vec<String>, BackendError> {
+    let spec = spark_spec(job)?;
     let args = SubmitArgs::standalone_client(
-        spark_spec(job)?,
+        &spec,
         &cfg.master_url,
         cfg.driver_host.as_deref(),
         executors_of(demand)?,
@@ -42,8 +43,9 @@ pub(crate) fn client_argv_logged(
     demand: &Demand,
     event_log_dir: &Path,
 ) -> Result<Vec<String>, BackendError> {
+    let spec = spark_spec(job)?;
     let args = SubmitArgs::standalone_client(
-        spark_spec(job)?,
+        &spec,
         &cfg.master_url,
         cfg.driver_host.as_deref(),
         executors_of(demand)?,
@@ -122,12 +124,17 @@ impl StandaloneBackend {
         if let Some(h) = &self.cfg.driver_host {
             env.push(("SPARK_LOCAL_IP".to_string(), h.clone()));
         }
-        if let sluice_core::spec::JobKind::Spark { spec, .. } = &req.job.kind {
-            env.extend(crate::secrets::resolve_here(
-                "spark.secretEnv",
-                &spec.secret_env,
-            )?);
+        if let Some(spec) = req.job.kind.spark_spec() {
+            let field = format!("{}.secretEnv", req.job.kind.section());
+            env.extend(crate::secrets::resolve_here(&field, &spec.secret_env)?);
         }
+        if let sluice_core::spec::JobKind::Python(p) = &req.job.kind
+            && let Some(i) = &p.interpreter
+        {
+            env.retain(|(k, _)| k != "PYSPARK_PYTHON");
+            env.push(("PYSPARK_PYTHON".into(), i.clone()));
+        }
+        let files = crate::kinds::run_files(&req.job)?;
         let result = self
             .drivers
             .submit_with(&local_req, |dir| {
@@ -136,6 +143,7 @@ impl StandaloneBackend {
                     env,
                     cwd: dir.to_path_buf(),
                     event_log: Some(event_log),
+                    files,
                 })
             })
             .await;

@@ -52,7 +52,7 @@ pub fn create_request(
                 job.name
             ))
         })?;
-    let file = main_file(job, spec)?;
+    let file = main_file(job, &spec)?;
     if let Some(k) = spec.secret_env.keys().next() {
         return Err(BackendError::Rejected(format!(
             "spark.secretEnv.{k}: secrets cannot be passed to a cluster-mode driver (the REST \

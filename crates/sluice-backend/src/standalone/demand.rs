@@ -21,15 +21,10 @@ pub(super) fn executors_of(demand: &Demand) -> Result<(u64, u64, u64), BackendEr
     Ok((u64::from(e.count), cores, e.mem_mib))
 }
 
-/// Where a job's fields are named in messages: `spec` for a SparkApplication, else `spark`.
+/// Where a job's fields are named in messages: `spec` for a SparkApplication, else its
+/// kind's section (`spark`, `sparkSql`, `python`).
 pub(super) fn prefix(job: &Job) -> &'static str {
-    match &job.kind {
-        JobKind::Spark {
-            application: Some(_),
-            ..
-        } => "spec",
-        _ => "spark",
-    }
+    job.kind.section()
 }
 
 /// The memory a client-mode driver takes on this host: heap and overhead, as Spark sizes a
@@ -41,14 +36,22 @@ pub(super) fn local_driver_mib(job: &Job) -> Result<u64, BackendError> {
 
 /// Checks that the job can run in `mode` and returns its standalone demand.
 pub(super) fn standalone_job_demand(job: &Job, mode: DeployMode) -> Result<Demand, BackendError> {
-    let spec = match &job.kind {
-        JobKind::Spark { spec, .. } => spec.as_ref(),
-        JobKind::Command(_) => {
-            return Err(BackendError::Rejected(
-                "it is a command job; the spark-standalone backend runs Spark applications only"
-                    .into(),
-            ));
-        }
+    if let JobKind::Python(p) = &job.kind
+        && !p.requirements.is_empty()
+    {
+        return Err(BackendError::Rejected(
+            "it is a python job with requirements; its virtual environment would exist on the \
+             sluice host only, not on the workers that run its executors (install them on the \
+             workers and give `interpreter`, or run it on the local backend)"
+                .into(),
+        ));
+    }
+    let Some(spec) = job.kind.spark_spec() else {
+        return Err(BackendError::Rejected(format!(
+            "it is a {} job (one process on a host); the spark-standalone backend runs Spark \
+             applications only (spark, sparkSql, python with spark: true)",
+            job.kind.section()
+        )));
     };
     if mode == DeployMode::Cluster {
         let t = spec.app_type();
@@ -70,5 +73,5 @@ pub(super) fn standalone_job_demand(job: &Job, mode: DeployMode) -> Result<Deman
             )));
         }
     }
-    standalone_demand(spec, prefix(job), mode).map_err(|e| BackendError::Rejected(e.to_string()))
+    standalone_demand(&spec, prefix(job), mode).map_err(|e| BackendError::Rejected(e.to_string()))
 }

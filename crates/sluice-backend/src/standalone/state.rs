@@ -113,6 +113,7 @@ impl StandaloneBackend {
             data_dir: cfg.data_dir.clone(),
             spark_home: cfg.spark_home.clone(),
             python: cfg.python.clone(),
+            dbt: None,
             image_spark_home: cfg.image_spark_home.clone(),
             kill_grace: cfg.kill_grace,
             run_as: None,

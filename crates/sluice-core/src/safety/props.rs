@@ -51,6 +51,27 @@ fn check_accepted(job: &Job) {
                 assert!(!k.contains('=') && !k.starts_with('-'), "conf {k:?}");
             }
         }
+        JobKind::Python(p) => {
+            for k in p.env.keys() {
+                assert!(refused_env(k).is_none(), "env {k:?}");
+            }
+            if let Some(f) = &p.file {
+                assert!(!f.trim_start().starts_with('-'), "file {f:?}");
+            }
+        }
+        JobKind::Dbt(d) => {
+            for k in d.env.keys() {
+                assert!(refused_env(k).is_none(), "env {k:?}");
+            }
+            for s in d.select.iter().chain(&d.exclude) {
+                assert!(!s.trim_start().starts_with('-'), "selector {s:?}");
+            }
+        }
+        JobKind::SparkSql(q) => {
+            for k in q.spark_conf.keys() {
+                assert!(!k.contains('=') && !k.starts_with('-'), "conf {k:?}");
+            }
+        }
     }
 }
 

@@ -100,9 +100,11 @@ pub async fn apply(
     let mut job = stored.job;
     let changed = match &mut job.kind {
         JobKind::Spark { spec, .. } => apply_to(spec, &recommended),
-        JobKind::Command(_) => {
+        other => {
             return Err(ApiError::Conflict(format!(
-                "schedule {namespace}/{schedule} runs a command, not a Spark job"
+                "schedule {namespace}/{schedule} runs a `{}` job; right-sizing advice applies \
+                 to Spark applications (`spark`) only",
+                other.section()
             )));
         }
     };

@@ -20,7 +20,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody, body_text, refused};
 use super::forward::leader_wait;
-use super::views::{JobView, orch_view, view};
+use super::views::{JobView, RunResultView, orch_view, view};
 use crate::admission;
 use crate::auth::{Caller, audit};
 use crate::cancel::{CancelError, cancel_job};
@@ -250,9 +250,18 @@ pub async fn get_job(
         wait = leader_wait(&st, auth, &id).await;
     }
     let orchestration = orch_view(&st, &rec).await?;
+    let results = st.store.run_results(&id).await?;
     let mut v = view(rec, wait, Some(events));
     v.orchestration = orchestration;
     v.set_aside = st.aside.get(&id);
+    if !results.is_empty() {
+        v.results = Some(
+            results
+                .into_iter()
+                .map(|(attempt, result)| RunResultView { attempt, result })
+                .collect(),
+        );
+    }
     Ok(Json(v))
 }
 

@@ -63,7 +63,7 @@ pub use dlq::{DeadLetterView, PurgeView, RequeueView};
 pub use error::{ApiError, ErrorBody};
 pub use jobs::{JobList, LogsView};
 pub use schedules::ScheduleView;
-pub use views::{DemandView, EventView, JobView, OrchView, PodDemandView};
+pub use views::{DemandView, EventView, JobView, OrchView, PodDemandView, RunResultView};
 
 /// The OpenAPI document of this API (the shared schemas; each module adds its paths).
 #[derive(OpenApi)]

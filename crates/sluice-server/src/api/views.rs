@@ -100,6 +100,18 @@ pub struct JobView {
     /// and when it tries again (only on GET /v1/jobs/{id}).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set_aside: Option<SetAside>,
+    /// What its runs produced, by attempt: a dbt run's nodes (only on GET /v1/jobs/{id}).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<RunResultView>>,
+}
+
+/// What one run (attempt) of a job produced.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct RunResultView {
+    /// The attempt.
+    pub attempt: u32,
+    /// Its result.
+    pub result: sluice_core::run_result::RunResult,
 }
 
 /// A job's schedule, retries and dead-letter state.
@@ -224,6 +236,7 @@ pub fn view(rec: JobRecord, wait: Option<WaitInfo>, timeline: Option<Vec<JobEven
         }),
         orchestration: None,
         set_aside: None,
+        results: None,
         id: rec.id,
         namespace: rec.namespace,
         name: rec.name,

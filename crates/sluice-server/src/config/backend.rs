@@ -106,6 +106,10 @@ pub struct LocalConfig {
     /// spark-submit.
     #[serde(default)]
     pub python: Option<PathBuf>,
+    /// The `dbt` executable of `dbt` jobs; default `dbt` next to `python` (or the venv's
+    /// python next to spark-submit), else `dbt` on the PATH.
+    #[serde(default)]
+    pub dbt: Option<PathBuf>,
     /// The SPARK_HOME inside Spark images, mapped to `spark_home` for `local://` paths.
     #[serde(default = "default_image_spark_home")]
     pub image_spark_home: String,
@@ -128,6 +132,7 @@ impl Default for LocalConfig {
             memory: None,
             spark_home: None,
             python: None,
+            dbt: None,
             image_spark_home: default_image_spark_home(),
             kill_grace_secs: default_kill_grace_secs(),
             run_as: None,
@@ -211,6 +216,9 @@ pub struct KubernetesConfig {
     /// The driver's service account for jobs in sluice's own spec. Default
     /// spark-operator-spark (the Spark Operator chart's).
     pub spark_service_account: Option<String>,
+    /// Where sluice's SQL runner is in the Spark image, for `sparkSql` jobs. Default
+    /// local:///opt/sluice/sluice_sql_runner.py.
+    pub sql_runner: Option<String>,
 }
 
 /// True for `scheme` followed by a host (`spark://host:7077`, `http://host:8080/`).
@@ -407,6 +415,16 @@ impl KubernetesConfig {
         }
         if let Some(sa) = &self.spark_service_account {
             app.service_account = (!sa.is_empty()).then(|| sa.clone());
+        }
+        if let Some(r) = &self.sql_runner {
+            if r.trim().is_empty() || r.trim_start().starts_with('-') {
+                return Err(invalid(
+                    "sql_runner",
+                    r,
+                    "must be the runner's path or URL in the Spark image",
+                ));
+            }
+            app.sql_runner = r.clone();
         }
         Ok(KubeBackendSettings {
             credentials,

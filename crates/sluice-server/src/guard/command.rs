@@ -51,10 +51,14 @@ pub fn check_secret_refs(
     job: &Job,
     what: &str,
 ) -> Result<(), CommandRefused> {
-    let (prefix, refs) = match &job.kind {
-        JobKind::Command(c) => ("command.secretEnv", &c.secret_env),
-        JobKind::Spark { spec, .. } => ("spark.secretEnv", &spec.secret_env),
+    let refs = match &job.kind {
+        JobKind::Command(c) => &c.secret_env,
+        JobKind::Spark { spec, .. } => &spec.secret_env,
+        JobKind::SparkSql(q) => &q.secret_env,
+        JobKind::Python(p) => &p.secret_env,
+        JobKind::Dbt(d) => &d.secret_env,
     };
+    let prefix = format!("{}.secretEnv", job.kind.section());
     let allowed = &security.secrets;
     for (k, r) in refs {
         match r {
@@ -96,69 +100,99 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// Refuses `job` when it is a command the configuration (and `grant`) does not allow; a Spark
-/// job passes. `what` names the document in messages ("job ns/name").
+/// Refuses `job` when it runs a program on the host (a command, a `python` or a `dbt` job) that
+/// the configuration (and `grant`) does not allow; a job run by Spark (`spark`, `sparkSql`)
+/// passes. A `python` job's `interpreter` is its program; a `dbt` job's is the server's
+/// configured dbt, and its project and profiles directories are held to the working
+/// directories. `what` names the document in messages ("job ns/name").
 pub fn check_command_job(
     security: &SecurityConfig,
     job: &Job,
     grant: &dyn CommandGrant,
     what: &str,
 ) -> Result<(), CommandRefused> {
-    let JobKind::Command(c) = &job.kind else {
+    if !job.kind.runs_host_code() {
         return Ok(());
-    };
+    }
+    let section = job.kind.section();
     let ns = job.namespace.as_str();
     let Some(policy) = &security.command_jobs else {
         return Err(CommandRefused(format!(
-            "field `command`: {what} is a command job (an argv run on the sluice host); command \
-             jobs are refused unless the server's configuration allows them \
-             ([security.command_jobs], see docs/security.md)"
+            "field `{section}`: {what} is a {section} job (a program run on the sluice host); \
+             command, python and dbt jobs are refused unless the server's configuration allows \
+             them ([security.command_jobs], see docs/security.md)"
         )));
     };
     if !policy.namespaces.iter().any(|n| n == "*" || n == ns) {
         return Err(CommandRefused(format!(
-            "field `command`: {what}: command jobs are not allowed in namespace {ns:?} \
-             (security.command_jobs.namespaces)"
+            "field `{section}`: {what}: command, python and dbt jobs are not allowed in \
+             namespace {ns:?} (security.command_jobs.namespaces)"
         )));
     }
     if !grant.may_run_commands(ns) {
         return Err(CommandRefused(format!(
-            "field `command`: {what}: the caller may not run command jobs in namespace {ns:?}"
+            "field `{section}`: {what}: the caller may not run command, python or dbt jobs in \
+             namespace {ns:?}"
         )));
     }
-    let program = c.argv.first().map(|a| a.as_str()).unwrap_or("");
+    // The program the job chooses, its environment and its directory, as the policy sees them.
+    let (program, env, dirs) = match &job.kind {
+        JobKind::Command(c) => (
+            c.argv.first().map(|a| ("command.argv[0]", a.as_str())),
+            &c.env,
+            vec![("command.workingDir", c.working_dir.as_deref())],
+        ),
+        JobKind::Python(p) => (
+            p.interpreter.as_deref().map(|i| ("python.interpreter", i)),
+            &p.env,
+            vec![("python.workingDir", p.working_dir.as_deref())],
+        ),
+        JobKind::Dbt(d) => (
+            None,
+            &d.env,
+            vec![
+                ("dbt.projectDir", d.project_dir.as_deref()),
+                ("dbt.profilesDir", d.profiles_dir.as_deref()),
+            ],
+        ),
+        _ => return Ok(()),
+    };
     if let Some(allowed) = &policy.executables {
-        if !allowed.iter().any(|e| e == program) {
+        if let Some((field, program)) = program
+            && !allowed.iter().any(|e| e == program)
+        {
             return Err(CommandRefused(format!(
-                "field `command.argv[0]` = {program:?}: {what}: the program is not one of \
+                "field `{field}` = {program:?}: {what}: the program is not one of \
                  security.command_jobs.executables ({})",
                 allowed.join(", ")
             )));
         }
-        if let Some(k) = c.env.keys().find(|k| k.eq_ignore_ascii_case("PATH")) {
+        if let Some(k) = env.keys().find(|k| k.eq_ignore_ascii_case("PATH")) {
             return Err(CommandRefused(format!(
-                "field `command.env.{k}`: {what}: a job may not set PATH when \
+                "field `{section}.env.{k}`: {what}: a job may not set PATH when \
                  security.command_jobs.executables is set (it would choose the program)"
             )));
         }
     }
-    if let Some(w) = &c.working_dir
-        && Path::new(w).is_absolute()
-        && !policy
-            .working_dirs
-            .iter()
-            .any(|d| within(Path::new(w), Path::new(d)))
-    {
-        return Err(CommandRefused(format!(
-            "field `command.workingDir` = {w:?}: {what}: an absolute working directory must be \
-             under one of security.command_jobs.working_dirs ({}); a relative one is inside the \
-             run directory",
-            if policy.working_dirs.is_empty() {
-                "none configured".to_string()
-            } else {
-                policy.working_dirs.join(", ")
-            }
-        )));
+    for (field, dir) in dirs {
+        if let Some(w) = dir
+            && Path::new(w).is_absolute()
+            && !policy
+                .working_dirs
+                .iter()
+                .any(|d| within(Path::new(w), Path::new(d)))
+        {
+            return Err(CommandRefused(format!(
+                "field `{field}` = {w:?}: {what}: an absolute directory must be under one of \
+                 security.command_jobs.working_dirs ({}); a relative one is inside the run \
+                 directory",
+                if policy.working_dirs.is_empty() {
+                    "none configured".to_string()
+                } else {
+                    policy.working_dirs.join(", ")
+                }
+            )));
+        }
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! After a run ends: what it held and used is recorded, one [`UsageRecord`] per run (see
-//! `docs/cost.md`). Off the tick: the reconciler hands each ended run to a task of its own,
+//! After a run ends: what it produced (a dbt run's nodes, [`sluice_backend::Backend::result`])
+//! and what it held and used are recorded, one [`UsageRecord`] per run (see `docs/cost.md`). Off the tick: the reconciler hands each ended run to a task of its own,
 //! which asks the backend ([`sluice_backend::Backend::usage`]: the run's Spark event log,
 //! parsed on a blocking thread, and its process's usage) and writes the record; at most
 //! [`PARALLEL`] such tasks read at once, so a burst of ended runs never floods the host.
@@ -11,7 +11,6 @@ use sluice_core::cost::{Outcome, Requested, UsageRecord, efficiency};
 use sluice_core::record::JobRecord;
 use sluice_core::retry::{FailureClass, FailureFacts, classify};
 use sluice_core::sizing::spark_shape;
-use sluice_core::spec::JobKind;
 use tokio::sync::Semaphore;
 
 use super::orchestrate::log_has_oom;
@@ -58,6 +57,7 @@ pub fn record_in_background(
                 let Ok(_slot) = slots().acquire_owned().await else {
                     return;
                 };
+                record_result(&state, &e).await;
                 let r = usage_record(&state, &e).await;
                 let e2 = efficiency(&r, &state.config.cost.prices(&r.namespace));
                 state
@@ -69,6 +69,29 @@ pub fn record_in_background(
             })
         })
         .collect()
+}
+
+/// Records what an ended run produced (a dbt run's nodes), if it left anything.
+async fn record_result(state: &AppState, e: &Ended) {
+    let run = run_ref(&e.rec);
+    match tokio::time::timeout(READ_TIMEOUT, state.backend.result(&run)).await {
+        Ok(Ok(Some(result))) => {
+            if let Err(err) = state
+                .store
+                .put_run_result(&e.rec.id, e.rec.attempt, e.at_ms, &result)
+                .await
+            {
+                tracing::warn!(job = %e.rec.id, attempt = e.rec.attempt, "recording the run's result: {err}");
+            }
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(job = %e.rec.id, attempt = e.rec.attempt, "reading the run's result: {err}");
+        }
+        Err(_) => {
+            tracing::warn!(job = %e.rec.id, attempt = e.rec.attempt, "the run's result was not read in time");
+        }
+    }
 }
 
 /// The record of one ended run.
@@ -118,19 +141,10 @@ pub async fn usage_record(state: &AppState, e: &Ended) -> UsageRecord {
             None
         }
     };
-    let spark = rec.job().ok().and_then(|j| match &j.kind {
-        JobKind::Spark {
-            spec, application, ..
-        } => spark_shape(
-            spec,
-            if application.is_some() {
-                "spec"
-            } else {
-                "spark"
-            },
-        )
-        .ok(),
-        JobKind::Command(_) => None,
+    let spark = rec.job().ok().and_then(|j| {
+        j.kind
+            .spark_spec()
+            .and_then(|spec| spark_shape(&spec, j.kind.section()).ok())
     });
     UsageRecord {
         job_id: rec.id.clone(),

@@ -68,6 +68,7 @@ pub async fn local_state(
         data_dir: dir.to_path_buf(),
         spark_home: None,
         python: None,
+        dbt: None,
         image_spark_home: "/opt/spark".into(),
         kill_grace: Duration::from_secs(2),
         run_as: None,

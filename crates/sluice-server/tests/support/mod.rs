@@ -381,6 +381,25 @@ impl Store for FaultyStore {
     async fn put_usage(&self, record: &sluice_core::cost::UsageRecord) -> Result<(), StoreError> {
         self.inner.put_usage(record).await
     }
+
+    async fn put_run_result(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        at_ms: i64,
+        result: &sluice_core::run_result::RunResult,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .put_run_result(job_id, attempt, at_ms, result)
+            .await
+    }
+
+    async fn run_results(
+        &self,
+        job_id: &str,
+    ) -> Result<Vec<(u32, sluice_core::run_result::RunResult)>, StoreError> {
+        self.inner.run_results(job_id).await
+    }
     async fn usage(
         &self,
         filter: &sluice_store::UsageFilter,

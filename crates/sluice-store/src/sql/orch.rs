@@ -524,9 +524,21 @@ impl SqlStore {
                     ps.join(", "),
                     cond.replace("j.", "")
                 );
+                let mut gone = Vec::new();
                 for row in q.build().fetch_all(&mut *w.tx).await? {
-                    deleted.push(row.try_get::<String, _>("id")?);
+                    gone.push(row.try_get::<String, _>("id")?);
                 }
+                // A purged job's run results go with it.
+                if !gone.is_empty() {
+                    let mut q = DynQuery::default();
+                    let ps: Vec<String> = gone.iter().map(|i| q.text(i.as_str())).collect();
+                    q.sql = format!(
+                        "DELETE FROM run_results WHERE job_id IN ({})",
+                        ps.join(", ")
+                    );
+                    q.build().execute(&mut *w.tx).await?;
+                }
+                deleted.extend(gone);
             }
             Ok(deleted)
         }

@@ -73,6 +73,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0009_usage.sql"),
     ),
     (
+        10,
+        "run results",
+        include_str!("../../migrations/sqlite/0010_run_results.sql"),
+        include_str!("../../migrations/postgres/0010_run_results.sql"),
+    ),
+    (
         11,
         "workflows",
         include_str!("../../migrations/sqlite/0011_workflows.sql"),

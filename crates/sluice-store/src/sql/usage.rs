@@ -1,6 +1,8 @@
-//! Usage records over [`SqlStore`]: one row per run in `run_usage`, the record as JSON.
+//! Usage records over [`SqlStore`]: one row per run in `run_usage`, the record as JSON; and
+//! run results (a dbt run's nodes), one row per run in `run_results`.
 
 use sluice_core::cost::UsageRecord;
+use sluice_core::run_result::RunResult;
 use sqlx::Row;
 
 use super::pool::SqlStore;
@@ -134,6 +136,64 @@ impl SqlStore {
                         "run_usage.detail of job {id:?} attempt {attempt}: {e}"
                     ))
                 })
+            })
+            .collect()
+    }
+
+    pub(super) async fn put_run_result_sql(
+        &self,
+        job_id: &str,
+        attempt: u32,
+        at_ms: i64,
+        result: &RunResult,
+    ) -> Result<(), StoreError> {
+        exact("job_id", job_id)?;
+        let detail = serde_json::to_string(result)
+            .map_err(|e| StoreError::Corrupt(format!("encoding the result of {job_id}: {e}")))?;
+        // JSON escapes every control character of a tool's messages: the text is storable.
+        let mut w = self.begin_write().await?;
+        let result = async {
+            sqlx::query(
+                "INSERT INTO run_results (job_id, attempt, created_at, detail) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, attempt) DO UPDATE SET \
+                 created_at = excluded.created_at, detail = excluded.detail",
+            )
+            .bind(job_id)
+            .bind(i64::from(attempt))
+            .bind(at_ms)
+            .bind(&detail)
+            .execute(&mut *w.tx)
+            .await?;
+            Ok(())
+        }
+        .await;
+        w.finish(result).await
+    }
+
+    pub(super) async fn run_results_sql(
+        &self,
+        job_id: &str,
+    ) -> Result<Vec<(u32, RunResult)>, StoreError> {
+        exact("job_id", job_id)?;
+        let rows = sqlx::query(
+            "SELECT attempt, detail FROM run_results WHERE job_id = $1 ORDER BY attempt",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let attempt: i64 = row.try_get("attempt")?;
+                let detail: String = row.try_get("detail")?;
+                let r = serde_json::from_str(&detail).map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "run_results.detail of job {job_id:?} attempt {attempt}: {e}"
+                    ))
+                })?;
+                let attempt = u32::try_from(attempt).map_err(|_| {
+                    StoreError::Corrupt(format!("run_results.attempt of job {job_id:?}: {attempt}"))
+                })?;
+                Ok((attempt, r))
             })
             .collect()
     }
