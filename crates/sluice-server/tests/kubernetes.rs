@@ -487,7 +487,13 @@ async fn held_jobs_get_a_waiting_event_when_their_reason_changes() {
     let (st, v) = call(&r, "POST", "/v1/jobs", JOB).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let first = v["id"].as_str().unwrap().to_string();
-    let (st, v) = call(&r, "POST", "/v1/jobs", &JOB.replace("name: pi", "name: etl")).await;
+    let (st, v) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        &JOB.replace("name: pi", "name: etl"),
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let second = v["id"].as_str().unwrap().to_string();
 
@@ -511,9 +517,15 @@ async fn held_jobs_get_a_waiting_event_when_their_reason_changes() {
     assert_eq!(e1["reportingController"], "sluice");
     assert_eq!(e1["metadata"]["namespace"], "spark");
     assert_eq!(e1["regarding"]["kind"], "SparkApplication");
-    assert_eq!(e1["regarding"]["apiVersion"], "sparkoperator.k8s.io/v1beta2");
+    assert_eq!(
+        e1["regarding"]["apiVersion"],
+        "sparkoperator.k8s.io/v1beta2"
+    );
     assert_eq!(e1["regarding"]["namespace"], "spark");
-    assert!(e1["regarding"].get("uid").is_none(), "not created yet: {e1}");
+    assert!(
+        e1["regarding"].get("uid").is_none(),
+        "not created yet: {e1}"
+    );
     let note = e1["note"].as_str().unwrap();
     let reason = v1["wait"]["reason"].as_str().unwrap();
     assert_eq!(
@@ -550,14 +562,22 @@ async fn held_jobs_get_a_waiting_event_when_their_reason_changes() {
             assert_eq!(v["wait"]["reason_kind"], "no-room", "{v}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "room unchanged: {v}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "room unchanged: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for _ in 0..3 {
         tick(&state).await.unwrap();
     }
     state.held.settled().await;
-    assert_eq!(waiting_events(&fake).len(), 2, "{:?}", waiting_events(&fake));
+    assert_eq!(
+        waiting_events(&fake).len(),
+        2,
+        "{:?}",
+        waiting_events(&fake)
+    );
     let posts = fake
         .requests()
         .iter()
