@@ -156,6 +156,24 @@ pub struct RunNote {
     pub message: String,
 }
 
+/// A job sluice holds back, as the last scheduling cycle left it: what
+/// [`Backend::note_waiting`] is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The job.
+    pub job_id: String,
+    /// The attempt it will run as.
+    pub attempt: u32,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Why it waits, as `describe` shows it.
+    pub reason: String,
+    /// Its 1-based position among the waiting jobs of its namespace.
+    pub position: u32,
+}
+
 impl RunStatus {
     /// True for the states a run does not leave (succeeded, failed, lost).
     pub fn is_final(&self) -> bool {
@@ -268,6 +286,17 @@ pub trait Backend: Send + Sync + 'static {
     ) -> std::collections::BTreeMap<String, Vec<(String, sluice_core::job::Resources)>> {
         std::collections::BTreeMap::new()
     }
+    /// Whether [`Backend::note_waiting`] does anything (the server then tells it, off the
+    /// tick, which jobs wait and why). Default: false.
+    fn notes_waiting(&self) -> bool {
+        false
+    }
+    /// Shows the users of the backend's own tools why sluice holds these jobs back (on
+    /// Kubernetes: a `Waiting` Event each, for `kubectl get events`). The server calls it from
+    /// a task of its own, never the tick, with only the jobs that started waiting or whose
+    /// reason changed, a bounded number per call. Best effort: failures are the backend's to
+    /// log. Default: nothing.
+    async fn note_waiting(&self, _held: &[Held]) {}
     /// What the backend saw happen to runs since the last call (a worker lost under a running
     /// application, say), for the jobs' timelines; each note is returned once. Default: none.
     async fn take_notes(&self) -> Vec<RunNote> {

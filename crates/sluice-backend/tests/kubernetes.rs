@@ -14,11 +14,12 @@ use std::time::Duration;
 use kube_fake::{FakeApi, node, pod};
 use serde_json::{Value, json};
 use sluice_backend::kubernetes::app::{
-    self, ATTEMPT_LABEL, JOB_ID_LABEL, PLACEHOLDER_LABEL, build_app, is_label_key, is_label_value,
+    self, ATTEMPT_LABEL, JOB_ID_LABEL, PLACEHOLDER_LABEL, app_name, build_app, is_label_key,
+    is_label_value,
 };
 use sluice_backend::kubernetes::render::{render_job, to_yaml};
 use sluice_backend::kubernetes::{CapacityMode, KubeBackend, KubeSettings};
-use sluice_backend::{Backend, BackendError, RunRef, RunStatus, SubmitRequest};
+use sluice_backend::{Backend, BackendError, Held, RunRef, RunStatus, SubmitRequest};
 use sluice_core::capacity::NodeCapacity;
 use sluice_core::cycle::{Candidate, CycleInput, NamespacePolicy, WaitReason, schedule};
 use sluice_core::document::parse_job;
@@ -1292,6 +1293,32 @@ async fn placeholders_submit_when_all_are_scheduled() {
     let before = fake.requests().len();
     let s = b.submit(&req).await.unwrap();
     assert!(!s.already_existed);
+    // kubectl users see the placeholders come and go on the application.
+    let app = s.backend_ref.split('/').nth(1).unwrap().to_string();
+    let on_app = |reason: &str| -> Vec<Value> {
+        fake.list("events", NS)
+            .into_iter()
+            .filter(|e| e["regarding"]["name"] == app.as_str() && e["reason"] == reason)
+            .collect()
+    };
+    eventually("placeholder events written", || async {
+        !on_app("PlaceholdersCreated").is_empty() && !on_app("PlaceholdersRemoved").is_empty()
+    })
+    .await;
+    let created = on_app("PlaceholdersCreated");
+    assert_eq!(created.len(), 1, "created once: {created:?}");
+    assert_eq!(created[0]["type"], "Normal");
+    let note = created[0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("sluice created 3 placeholder pod(s) for job p1 (attempt 1)"),
+        "{note}"
+    );
+    let removed = &on_app("PlaceholdersRemoved")[0];
+    assert_eq!(
+        removed["note"],
+        "sluice deleted the 3 placeholder pod(s) of job p1 (attempt 1): the application was \
+         created and holds the room now"
+    );
     assert!(
         placeholders(&fake).is_empty(),
         "deleted once the application is submitted"
@@ -1407,6 +1434,23 @@ async fn placeholder_timeout_releases_and_orphans_are_removed() {
     }
     assert!(placeholders(&fake).is_empty(), "released");
     assert!(fake.list("sparkapplications", NS).is_empty());
+    // The server sends the job back to its queue: a warning on the application it would have
+    // been says why.
+    let app = app_name("pi", "t1", 1);
+    let requeued = || {
+        fake.list("events", NS)
+            .into_iter()
+            .find(|e| e["reason"] == "Requeued" && e["regarding"]["name"] == app.as_str())
+    };
+    eventually("Requeued event written", || async { requeued().is_some() }).await;
+    let e = requeued().unwrap();
+    assert_eq!(e["type"], "Warning");
+    let note = e["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("sluice sent job t1 (attempt 1) back to its queue"),
+        "{note}"
+    );
+    assert!(note.contains("2 of 3 pods not scheduled"), "{note}");
     eventually("nothing held for the requeued job", || async {
         !b.capacity().await.unwrap().visible.contains("t1")
     })
@@ -2307,4 +2351,45 @@ async fn cluster_checks(creds: &sluice_backend::kubernetes::Credentials, ns: &st
 
 async fn free(b: &KubeBackend) -> sluice_core::Resources {
     b.capacity().await.unwrap().snapshot.nodes[0].room()
+}
+
+/// A held job's `Waiting` event regards the SparkApplication it will become (no uid: it does
+/// not exist yet), in the job's namespace; none is written where sluice manages nothing.
+#[tokio::test]
+async fn note_waiting_writes_a_waiting_event_per_held_job_in_managed_namespaces() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "8", "32Gi", 110, no_labels(), json!([])),
+    );
+    let b = backend(&fake, |_| {}).await;
+    assert!(b.notes_waiting());
+    let held = |id: &str, ns: &str| Held {
+        job_id: id.into(),
+        attempt: 2,
+        namespace: ns.into(),
+        name: "nightly.etl".into(),
+        reason: "needs 3 cores, 2048 MiB in 3 pods".into(),
+        position: 4,
+    };
+    b.note_waiting(&[held("h1", NS), held("h2", "elsewhere")])
+        .await;
+    let evs = fake.list("events", NS);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    let e = &evs[0];
+    assert_eq!(e["reason"], "Waiting");
+    assert_eq!(e["type"], "Normal");
+    assert_eq!(
+        e["regarding"],
+        json!({"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+               "namespace": NS, "name": app_name("nightly.etl", "h1", 2)})
+    );
+    assert_eq!(
+        e["note"],
+        "held by sluice: needs 3 cores, 2048 MiB in 3 pods; position 4 in the queue of \
+         namespace spark (job h1, attempt 2)"
+    );
+    assert!(e["eventTime"].is_string(), "{e}");
+    assert!(fake.list("events", "elsewhere").is_empty());
 }

@@ -38,6 +38,8 @@ pub struct QueueEntry {
     pub name: Arc<str>,
     /// Its own bound on its run time (`maxRuntime`), ms, if it has one.
     pub max_runtime_ms: Option<i64>,
+    /// The attempt it will run as (from 1; a requeued or retried job waits as its next one).
+    pub attempt: u32,
 }
 
 type OrderKey = (usize, i64, Arc<str>);

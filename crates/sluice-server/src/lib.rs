@@ -27,6 +27,7 @@ pub mod config;
 pub mod eta;
 pub mod fault;
 pub mod guard;
+pub mod held;
 pub mod instance;
 pub mod jwks;
 pub mod leader;

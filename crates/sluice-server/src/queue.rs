@@ -35,6 +35,7 @@ enum Change {
         demand: sluice_core::job::Demand,
         name: String,
         max_runtime_ms: Option<i64>,
+        attempt: u32,
         /// The whole record, for a job that holds room (admitted, submitted, running): the
         /// active set keeps it.
         record: Option<Arc<JobRecord>>,
@@ -54,6 +55,7 @@ impl Change {
             demand: rec.demand.clone(),
             name: rec.name.clone(),
             max_runtime_ms: max_runtime_ms(rec),
+            attempt: rec.attempt,
             record: JobState::ACTIVE
                 .contains(&rec.state)
                 .then(|| Arc::new(rec.clone())),
@@ -173,6 +175,7 @@ impl QueueBook {
                 demand,
                 name,
                 max_runtime_ms,
+                attempt,
                 ..
             } => {
                 if *state == JobState::Queued {
@@ -187,6 +190,7 @@ impl QueueBook {
                         // Not interned: names are many and the interned set never shrinks.
                         name: Arc::from(name.as_str()),
                         max_runtime_ms: *max_runtime_ms,
+                        attempt: *attempt,
                     };
                     queue.insert(entry, now_ms);
                 } else {

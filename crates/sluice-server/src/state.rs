@@ -132,6 +132,8 @@ pub struct AppState {
     pub eta: Arc<crate::eta::EtaBook>,
     /// Run-time histories (the expected run time of each job name).
     pub runtimes: Arc<crate::runtime::RuntimeBook>,
+    /// Which jobs wait and why, handed to the backend off the tick (see [`crate::held`]).
+    pub held: Arc<crate::held::HeldNotices>,
 }
 
 impl AppState {
@@ -192,6 +194,7 @@ impl AppState {
             jwks: Arc::default(),
             eta: Arc::default(),
             runtimes: Arc::default(),
+            held: Arc::default(),
         }
     }
 

@@ -428,3 +428,200 @@ async fn preemption_deletes_the_victims_application() {
     let (_, v) = call(&r, "GET", &format!("/v1/jobs/{victim}"), "").await;
     assert_eq!(v["state"], "queued", "{v}");
 }
+
+/// The Waiting events in namespace "spark", oldest first (as the fake stores them: by name,
+/// which ends with the time in hex; sorted by eventTime to be sure).
+fn waiting_events(fake: &FakeApi) -> Vec<Value> {
+    let mut evs: Vec<Value> = fake
+        .list("events", "spark")
+        .into_iter()
+        .filter(|e| e["reason"] == "Waiting")
+        .collect();
+    evs.sort_by(|a, b| {
+        a["eventTime"]
+            .as_str()
+            .unwrap_or_default()
+            .cmp(b["eventTime"].as_str().unwrap_or_default())
+    });
+    evs
+}
+
+/// Ticks until job `id`'s wait reason is of `kind` (the backend's watches are asynchronous).
+async fn tick_until_waiting(state: &AppState, r: &axum::Router, id: &str, kind: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tick(state).await.unwrap();
+        let (_, v) = call(r, "GET", &format!("/v1/jobs/{id}"), "").await;
+        if v["wait"]["reason_kind"] == kind {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not waiting ({kind}): {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A job sluice holds back has no SparkApplication: kubectl users see why in a `Waiting` event
+/// regarding the application it will become. One per job when it starts waiting, none while
+/// its reason stays the same (even as the free room it names moves), a new one when the reason
+/// changes; the application finally created has the name the events gave.
+#[tokio::test]
+async fn held_jobs_get_a_waiting_event_when_their_reason_changes() {
+    let fake = FakeApi::start().await;
+    fake.put(
+        "nodes",
+        "",
+        node("a", "4", "32Gi", 110, json!({}), json!([])),
+    );
+    // Something else runs there: 2 of the 4 cores are taken, each job needs 3.
+    fake.put(
+        "pods",
+        "other",
+        pod("web", Some("a"), "Running", "2", "1Gi", json!({})),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = server(&fake, &dir, None).await;
+    let r = app(state.clone());
+    let (st, v) = call(&r, "POST", "/v1/jobs", JOB).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let first = v["id"].as_str().unwrap().to_string();
+    let (st, v) = call(
+        &r,
+        "POST",
+        "/v1/jobs",
+        &JOB.replace("name: pi", "name: etl"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let second = v["id"].as_str().unwrap().to_string();
+
+    let v1 = tick_until_waiting(&state, &r, &first, "no-room").await;
+    let v2 = tick_until_waiting(&state, &r, &second, "blocked").await;
+    state.held.settled().await;
+    let evs = waiting_events(&fake);
+    assert_eq!(evs.len(), 2, "one per held job: {evs:?}");
+    let app_of = |name: &str, id: &str| sluice_backend::kubernetes::app::app_name(name, id, 1);
+    let of = |app: &str| -> Vec<Value> {
+        evs.iter()
+            .filter(|e| e["regarding"]["name"] == app)
+            .cloned()
+            .collect()
+    };
+    let e1 = of(&app_of("pi", &first));
+    assert_eq!(e1.len(), 1, "{evs:?}");
+    let e1 = &e1[0];
+    assert_eq!(e1["type"], "Normal");
+    assert_eq!(e1["action"], "Hold");
+    assert_eq!(e1["reportingController"], "sluice");
+    assert_eq!(e1["metadata"]["namespace"], "spark");
+    assert_eq!(e1["regarding"]["kind"], "SparkApplication");
+    assert_eq!(
+        e1["regarding"]["apiVersion"],
+        "sparkoperator.k8s.io/v1beta2"
+    );
+    assert_eq!(e1["regarding"]["namespace"], "spark");
+    assert!(
+        e1["regarding"].get("uid").is_none(),
+        "not created yet: {e1}"
+    );
+    let note = e1["note"].as_str().unwrap();
+    let reason = v1["wait"]["reason"].as_str().unwrap();
+    assert_eq!(
+        note,
+        format!(
+            "held by sluice: {reason}; position 1 in the queue of namespace spark (job {first}, attempt 1)"
+        )
+    );
+    let e2 = of(&app_of("etl", &second));
+    assert_eq!(e2.len(), 1, "{evs:?}");
+    let note = e2[0]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(&format!(
+            "held by sluice: {}; position 2",
+            v2["wait"]["reason"].as_str().unwrap()
+        )),
+        "{note}"
+    );
+    assert!(note.contains(&format!("behind job {first}")), "{note}");
+
+    // The free room moves (so the cycle runs again and the reasons' text changes), but not
+    // why they wait: no new event over several ticks.
+    fake.put(
+        "pods",
+        "other",
+        pod("cron", Some("a"), "Running", "500m", "256Mi", json!({})),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tick(&state).await.unwrap();
+        let (_, v) = call(&r, "GET", &format!("/v1/jobs/{first}"), "").await;
+        let now = v["wait"]["reason"].as_str().unwrap_or_default().to_string();
+        if now != reason {
+            assert_eq!(v["wait"]["reason_kind"], "no-room", "{v}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "room unchanged: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        tick(&state).await.unwrap();
+    }
+    state.held.settled().await;
+    assert_eq!(
+        waiting_events(&fake).len(),
+        2,
+        "{:?}",
+        waiting_events(&fake)
+    );
+    let posts = fake
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST /apis/events.k8s.io/v1/namespaces/spark/events"))
+        .count();
+    assert_eq!(posts, 2, "no event written but the two");
+
+    // The first is cancelled: the second is now the head, held for room, not behind a job.
+    let (st, v) = call(&r, "POST", &format!("/v1/jobs/{first}/cancel"), "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let v2 = tick_until_waiting(&state, &r, &second, "no-room").await;
+    state.held.settled().await;
+    let evs = waiting_events(&fake);
+    assert_eq!(evs.len(), 3, "{evs:?}");
+    let last = evs
+        .iter()
+        .filter(|e| e["regarding"]["name"] == app_of("etl", &second).as_str())
+        .find(|e| !e["note"].as_str().unwrap().contains("behind job"))
+        .unwrap_or_else(|| panic!("no new Waiting event: {evs:?}"));
+    assert_eq!(
+        last["note"].as_str().unwrap(),
+        format!(
+            "held by sluice: {}; position 1 in the queue of namespace spark (job {second}, attempt 1)",
+            v2["wait"]["reason"].as_str().unwrap()
+        )
+    );
+
+    // The room frees: the job is submitted as the application its events named.
+    fake.remove("pods", "other", "web");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tick(&state).await.unwrap();
+        let (_, v) = call(&r, "GET", &format!("/v1/jobs/{second}"), "").await;
+        if v["state"] == "submitted" {
+            assert_eq!(
+                v["backend_ref"],
+                format!("spark/{}", app_of("etl", &second)),
+                "{v}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not submitted: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    state.held.settled().await;
+    assert_eq!(waiting_events(&fake).len(), 3, "nothing waits any more");
+}

@@ -59,7 +59,7 @@ use sluice_core::pods::{
 use sluice_core::record::JobRecord;
 use sluice_core::spec::Job;
 
-use self::app::{AppState, JOB_ID_LABEL, build_app, map_state};
+use self::app::{AppState, JOB_ID_LABEL, app_name, build_app, map_state};
 use self::calls::{api_code, call_error};
 use self::objects::{
     bound_pods_by_role, label, node_info, placement_of, pod_role, pod_terminal, pod_usage,
@@ -73,8 +73,8 @@ pub use self::state::KubeBackend;
 use self::state::{View, app_demand, created_pods_by_role};
 use crate::fsutil::lock;
 use crate::{
-    Backend, BackendError, CapacityReport, LogChunk, RunNote, RunRef, RunStatus, SubmitRequest,
-    Submitted,
+    Backend, BackendError, CapacityReport, Held, LogChunk, RunNote, RunRef, RunStatus,
+    SubmitRequest, Submitted,
 };
 
 /// The job id [`Backend::never_runs`] builds a job's application with (only its placement and
@@ -284,92 +284,43 @@ impl Backend for KubeBackend {
     }
 
     async fn submit(&self, req: &SubmitRequest) -> Result<Submitted, BackendError> {
-        let ns = req.job.namespace.clone();
-        if !self.managed(&ns) {
-            return Err(BackendError::Rejected(format!(
-                "namespace {ns} is not managed by sluice (backend.namespaces = [{}])",
-                self.settings.namespaces.join(", ")
-            )));
-        }
-        let app = build_app(
-            &req.job,
-            &req.job_id,
-            req.attempt,
-            &req.demand,
-            &self.settings.app,
-        )?;
-        let name = app
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let backend_ref = format!("{ns}/{name}");
-        let ours =
-            |o: &DynamicObject| label(&o.metadata, JOB_ID_LABEL) == Some(req.job_id.as_str());
-        // Already there (a crash after the create): never a second run, nor placeholders for it;
-        // those a crash left between the create and their deletion go now.
-        if let Some(existing) = self.get_app(&ns, &name).await? {
-            if !ours(&existing) {
-                return Err(BackendError::Rejected(format!(
-                    "a SparkApplication {backend_ref} exists and belongs to another job"
-                )));
-            }
-            if self.settings.mode == CapacityMode::Placeholders {
-                self.delete_placeholders_of(&ns, &req.job_id).await;
-            }
-            return Ok(Submitted {
-                backend_ref,
-                already_existed: true,
-            });
-        }
-        let placeholders = match self.settings.mode {
-            CapacityMode::Snapshot => None,
-            CapacityMode::DryRun => {
-                self.dry_run(&app, req).await?;
-                None
-            }
-            CapacityMode::Placeholders => {
-                self.track(req, &app);
-                match self.placeholders(&app, req).await {
-                    Ok(pods) => Some(pods),
-                    Err(e) => {
-                        if !matches!(e, BackendError::NotYet(_)) {
-                            lock(&self.inflight).remove(&req.job_id);
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-        };
-        // With placeholders, the application is created while they still hold the room; they
-        // are deleted after, so that nothing can take the room in between (the driver, of
-        // higher priority, may preempt them meanwhile).
-        let result = self.create_app(&app, &ns, &name, &req.job_id).await;
-        match &result {
-            Ok(sub) => {
-                self.track(req, &app);
-                if !sub.already_existed {
-                    self.events.on_app(
-                        &ns,
-                        &name,
-                        None,
-                        events::Reason::Admitted,
-                        admitted_note(req, self.settings.mode),
-                    );
-                }
-            }
-            // The job stays admitted and submit is called again: placeholders are kept for it.
-            Err(BackendError::Unavailable(_)) if placeholders.is_some() => {}
-            Err(_) => {
-                lock(&self.inflight).remove(&req.job_id);
-            }
-        }
-        if let Some(pods) = placeholders
-            && !matches!(result, Err(BackendError::Unavailable(_)))
-        {
-            self.delete_pods(&self.pods_api(&ns), &pods).await;
+        let result = self.submit_app(req).await;
+        if let Err(BackendError::NoRoom(why)) = &result {
+            // The server sends the job back to its queue.
+            self.events.on_app(
+                &req.job.namespace,
+                &app_name(&req.job.name, &req.job_id, req.attempt),
+                None,
+                events::Reason::Requeued,
+                format!(
+                    "sluice sent job {} (attempt {}) back to its queue: the cluster turned it \
+                     away for want of room: {why}",
+                    req.job_id, req.attempt
+                ),
+            );
         }
         result
+    }
+
+    fn notes_waiting(&self) -> bool {
+        true
+    }
+
+    async fn note_waiting(&self, held: &[Held]) {
+        for h in held {
+            // sluice may write events only where it manages applications.
+            if !self.managed(&h.namespace) {
+                continue;
+            }
+            let app = app_name(&h.name, &h.job_id, h.attempt);
+            if let Err(e) = self
+                .events
+                .waiting(&h.namespace, &app, &waiting_note(h))
+                .await
+            {
+                tracing::debug!(job = %h.job_id, "Waiting event on SparkApplication {}/{app} not written: {e}", h.namespace);
+            }
+        }
     }
 
     async fn status(&self, run: &RunRef) -> Result<RunStatus, BackendError> {
@@ -479,6 +430,122 @@ impl Backend for KubeBackend {
             complete: ended && end == bytes.len(),
         })
     }
+}
+
+impl KubeBackend {
+    /// [`Backend::submit`], but for the `Requeued` event of a refusal for want of room.
+    async fn submit_app(&self, req: &SubmitRequest) -> Result<Submitted, BackendError> {
+        let ns = req.job.namespace.clone();
+        if !self.managed(&ns) {
+            return Err(BackendError::Rejected(format!(
+                "namespace {ns} is not managed by sluice (backend.namespaces = [{}])",
+                self.settings.namespaces.join(", ")
+            )));
+        }
+        let app = build_app(
+            &req.job,
+            &req.job_id,
+            req.attempt,
+            &req.demand,
+            &self.settings.app,
+        )?;
+        let name = app
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let backend_ref = format!("{ns}/{name}");
+        let ours =
+            |o: &DynamicObject| label(&o.metadata, JOB_ID_LABEL) == Some(req.job_id.as_str());
+        // Already there (a crash after the create): never a second run, nor placeholders for it;
+        // those a crash left between the create and their deletion go now.
+        if let Some(existing) = self.get_app(&ns, &name).await? {
+            if !ours(&existing) {
+                return Err(BackendError::Rejected(format!(
+                    "a SparkApplication {backend_ref} exists and belongs to another job"
+                )));
+            }
+            if self.settings.mode == CapacityMode::Placeholders {
+                self.delete_placeholders_of(&ns, &req.job_id).await;
+            }
+            return Ok(Submitted {
+                backend_ref,
+                already_existed: true,
+            });
+        }
+        let placeholders = match self.settings.mode {
+            CapacityMode::Snapshot => None,
+            CapacityMode::DryRun => {
+                self.dry_run(&app, req).await?;
+                None
+            }
+            CapacityMode::Placeholders => {
+                self.track(req, &app);
+                match self.placeholders(&app, req).await {
+                    Ok(pods) => Some(pods),
+                    Err(e) => {
+                        if !matches!(e, BackendError::NotYet(_)) {
+                            lock(&self.inflight).remove(&req.job_id);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        // With placeholders, the application is created while they still hold the room; they
+        // are deleted after, so that nothing can take the room in between (the driver, of
+        // higher priority, may preempt them meanwhile).
+        let result = self.create_app(&app, &ns, &name, &req.job_id).await;
+        match &result {
+            Ok(sub) => {
+                self.track(req, &app);
+                if !sub.already_existed {
+                    self.events.on_app(
+                        &ns,
+                        &name,
+                        None,
+                        events::Reason::Admitted,
+                        admitted_note(req, self.settings.mode),
+                    );
+                }
+            }
+            // The job stays admitted and submit is called again: placeholders are kept for it.
+            Err(BackendError::Unavailable(_)) if placeholders.is_some() => {}
+            Err(_) => {
+                lock(&self.inflight).remove(&req.job_id);
+            }
+        }
+        if let Some(pods) = placeholders
+            && !matches!(result, Err(BackendError::Unavailable(_)))
+        {
+            self.delete_pods(&self.pods_api(&ns), &pods).await;
+            let why = match &result {
+                Ok(_) => "the application was created and holds the room now".to_string(),
+                Err(e) => format!("released: the application could not be created: {e}"),
+            };
+            self.events.on_app(
+                &ns,
+                &name,
+                None,
+                events::Reason::PlaceholdersRemoved,
+                format!(
+                    "sluice deleted the {} placeholder pod(s) of job {} (attempt {}): {why}",
+                    pods.len(),
+                    req.job_id,
+                    req.attempt
+                ),
+            );
+        }
+        result
+    }
+}
+
+/// The message of a held job's `Waiting` event: why it waits, as `describe` says, and where.
+fn waiting_note(h: &Held) -> String {
+    format!(
+        "held by sluice: {}; position {} in the queue of namespace {} (job {}, attempt {})",
+        h.reason, h.position, h.namespace, h.job_id, h.attempt
+    )
 }
 
 /// The message of the `Admitted` event: the job, its attempt and what was fitted.

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::app::{ATTEMPT_LABEL, JOB_ID_LABEL, MANAGED_BY, MANAGED_BY_LABEL, PLACEHOLDER_LABEL};
 use super::calls::{api_code, api_message, call_error, is_quota_refusal};
+use super::events::Reason;
 use super::objects::{PodKind, created_at, job_pods, label, pod_node};
 use super::settings::CapacityMode;
 use super::state::{InflightMap, KubeBackend, elapsed_ms, labels_selector};
@@ -144,6 +145,21 @@ impl KubeBackend {
                     }
                 })?;
             }
+            self.events.on_app(
+                ns,
+                app.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                None,
+                Reason::PlaceholdersCreated,
+                format!(
+                    "sluice created {want} placeholder pod(s) for job {} (attempt {}) to hold its \
+                     room; the application is created once all are scheduled (within {} s)",
+                    req.job_id,
+                    req.attempt,
+                    self.settings.placeholder_timeout.as_secs()
+                ),
+            );
             return Err(BackendError::NotYet(format!(
                 "{want} placeholder pods created; waiting for them to be scheduled"
             )));

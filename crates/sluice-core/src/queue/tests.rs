@@ -23,6 +23,7 @@ fn entry(q: &mut JobQueue, id: &str, ns: &str, rank: usize, at: i64) -> QueueEnt
         demand: demand(100),
         name: Arc::from("job"),
         max_runtime_ms: None,
+        attempt: 1,
     }
 }
 

@@ -30,8 +30,10 @@ use super::expect::{self, RunKey};
 use super::preempt;
 use super::write::isolate;
 use crate::eta::EtaInputs;
+use crate::held::{Waiting, reason_key};
 pub use crate::queue::HEAD_WINDOW;
 use crate::state::{AppState, CycleInputs, CycleView, WaitInfo};
+use sluice_backend::Held;
 
 /// Runs one scheduling cycle and writes its admissions.
 pub async fn admit(state: &AppState) -> Result<(), TickError> {
@@ -98,8 +100,10 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             })
             .collect();
         let runs: Vec<RunKey> = heads.jobs.iter().map(|e| RunKey::of(e)).collect();
-        (candidates, inputs, runs)
+        let attempts: Vec<u32> = heads.jobs.iter().map(|e| e.attempt).collect();
+        (candidates, inputs, (runs, attempts))
     };
+    let (runs, attempts) = runs;
     let candidates = with_constraints(state, candidates, &snapshot).await?;
     let (expected, ends) = expect::expected_runs(state, &runs, &active, started_at).await;
     let running = if uses_backfill {
@@ -197,11 +201,30 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         }
     }
     let mut waiting = HashMap::with_capacity(out.waiting.len());
+    // An unreachable backend could not show it anyway.
+    let tell = state.backend.notes_waiting() && snapshot.available;
+    let mut told = Vec::new();
     for w in out.waiting {
         let c = &candidates[w.index];
         let mut reason = w.reason.to_string();
         if let Some(note) = notes.get(&w.index) {
             reason.push_str(note);
+        }
+        if tell {
+            told.push(Waiting {
+                held: Held {
+                    job_id: c.id.clone(),
+                    attempt: attempts.get(w.index).copied().unwrap_or(1),
+                    namespace: c.namespace.clone(),
+                    name: runs
+                        .get(w.index)
+                        .map(|r| r.name.to_string())
+                        .unwrap_or_default(),
+                    reason: reason.clone(),
+                    position: w.position,
+                },
+                key: reason_key(&w.reason),
+            });
         }
         waiting.insert(
             c.id.clone(),
@@ -213,6 +236,10 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
                 estimated_start: None,
             },
         );
+    }
+    if tell {
+        // Off the tick: a task of its own tells the backend what changed (crate::held).
+        state.held.publish(&state.backend, told);
     }
     {
         let mut view = state.view.write().await;
