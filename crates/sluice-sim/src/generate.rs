@@ -349,4 +349,66 @@ mod tests {
         let err = GenConfig::default().for_load(&c, 0.0).unwrap_err();
         assert!(err.to_string().contains("`load`"), "{err}");
     }
+
+    #[test]
+    fn the_nightly_rhythm_puts_the_batch_and_the_huge_jobs_in_the_window() {
+        let cluster = Cluster::parse(
+            "nodes = [{ prefix = \"n\", count = 24, cpu = \"16\", memory = \"64g\" }]\n",
+        )
+        .unwrap();
+        let window = crate::window::BatchWindow::NIGHTLY;
+        let rhythm = Rhythm::nightly(&cluster, window, Loads::default()).unwrap();
+        let cfg = GenConfig {
+            jobs: 4000,
+            seed: 5,
+            rhythm: Some(rhythm.clone()),
+            ..GenConfig::default()
+        };
+        let jobs = generate(&cfg).unwrap();
+        assert_eq!(jobs.len(), 4000);
+        assert!(jobs.windows(2).all(|p| p[0].submit_ms <= p[1].submit_ms));
+        let huge: Vec<&TraceJob> = jobs
+            .iter()
+            .filter(|j| j.name.contains("-nightly-"))
+            .collect();
+        assert!(!huge.is_empty());
+        let cpu = cluster.total().cpu_milli as f64;
+        for j in &huge {
+            assert!(window.contains(j.submit_ms), "{}", j.name);
+            assert_eq!(j.namespace, "etl");
+            let share = f64::from(j.executors) * j.executor.cpu_milli as f64 / cpu;
+            assert!(
+                (HUGE_MIN - 0.02..=HUGE_MAX + 0.02).contains(&share),
+                "{share}"
+            );
+        }
+        // Offered CPU-time per hour: the window's is above the cluster, the day's below it.
+        let work = |j: &TraceJob| {
+            (j.driver.cpu_milli + u64::from(j.executors) * j.executor.cpu_milli) as f64
+                * j.duration_ms as f64
+        };
+        let inside: f64 = jobs
+            .iter()
+            .filter(|j| window.contains(j.submit_ms))
+            .map(work)
+            .sum();
+        let all: f64 = jobs.iter().map(work).sum();
+        let span = jobs.last().unwrap().submit_ms;
+        let open = window.overlap(0, span) as f64;
+        let (load_in, load_out) = (
+            inside / open / cpu,
+            (all - inside) / (span as f64 - open) / cpu,
+        );
+        assert!(load_in > 1.0 && load_out < 0.8, "{load_in} vs {load_out}");
+        let err = Rhythm::nightly(
+            &cluster,
+            window,
+            Loads {
+                batch: 0.0,
+                ..Loads::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`batch_load`"), "{err}");
+    }
 }
