@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use sluice_sim::generate::{GenConfig, generate};
-use sluice_sim::{BaselineConfig, Cluster, Policy, Workload, report, trace};
+use sluice_sim::generate::{GenConfig, Loads, Rhythm, generate};
+use sluice_sim::window::BatchWindow;
+use sluice_sim::{BaselineConfig, Cluster, Compare, Policy, Workload, report, trace};
 
 /// `sluice simulate`.
 #[derive(Args)]
@@ -47,6 +48,10 @@ pub struct SimulateArgs {
     /// No-admission baseline: how many times a job that gave up is submitted again.
     #[arg(long, default_value_t = 3)]
     restarts: u32,
+    /// Also report utilisation over this daily batch window, FROM-TO in times of day from
+    /// the trace's time 0 (e.g. 0h-6h, 22h-6h).
+    #[arg(long)]
+    window: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +78,23 @@ enum SimCmd {
         /// Share of jobs at the first (highest) level.
         #[arg(long, default_value_t = 0.15)]
         high_share: f64,
+        /// A daily rhythm (needs --cluster): a quiet day and a nightly batch window above the
+        /// cluster's capacity, with jobs close to its size (docs/scheduling.md); --load is then
+        /// not used, --day-load, --night-load and --batch-load are.
+        #[arg(long)]
+        nightly: bool,
+        /// With --nightly: the batch window, FROM-TO in times of day.
+        #[arg(long, default_value = "0h-6h")]
+        window: String,
+        /// With --nightly: offered load of the background outside the window.
+        #[arg(long, default_value_t = 0.5)]
+        day_load: f64,
+        /// With --nightly: offered load of the background inside the window.
+        #[arg(long, default_value_t = 0.1)]
+        night_load: f64,
+        /// With --nightly: offered load of the batch inside the window.
+        #[arg(long, default_value_t = 1.3)]
+        batch_load: f64,
     },
 }
 
@@ -93,6 +115,11 @@ pub fn run(args: SimulateArgs) -> Result<i32> {
         load,
         mean_gap,
         high_share,
+        nightly,
+        window,
+        day_load,
+        night_load,
+        batch_load,
     }) = args.cmd
     {
         let mut cfg = GenConfig {
@@ -102,8 +129,21 @@ pub fn run(args: SimulateArgs) -> Result<i32> {
             high_share,
             ..GenConfig::default()
         };
-        if let Some(c) = cluster {
-            cfg = cfg.for_load(&load_cluster(&c)?, load)?;
+        match (cluster, nightly) {
+            (Some(c), nightly) => {
+                let c = load_cluster(&c)?;
+                cfg = cfg.for_load(&c, load)?;
+                if nightly {
+                    let loads = Loads {
+                        day: day_load,
+                        night: night_load,
+                        batch: batch_load,
+                    };
+                    cfg.rhythm = Some(Rhythm::nightly(&c, BatchWindow::parse(&window)?, loads)?);
+                }
+            }
+            (None, true) => bail!("--nightly needs --cluster FILE (huge jobs are sized on it)"),
+            (None, false) => {}
         }
         print!("{}", trace::write_csv(&generate(&cfg)?));
         return Ok(0);
@@ -136,13 +176,17 @@ pub fn run(args: SimulateArgs) -> Result<i32> {
             args.estimate_factor
         );
     }
-    let summaries = sluice_sim::compare_eta(
+    let window = args.window.as_deref().map(BatchWindow::parse).transpose()?;
+    let summaries = sluice_sim::compare_with(
         &workload,
         &cluster,
         &policies,
-        baseline,
-        args.estimate_factor,
-        args.eta,
+        &Compare {
+            baseline,
+            estimate_factor: args.estimate_factor,
+            eta: args.eta,
+            window,
+        },
     );
     let elapsed = started.elapsed();
     let text = report::text(&summaries);

@@ -15,6 +15,13 @@
 //! - **Namespaces**: drawn by weight from `namespaces` (default etl 40%, ml 30%, adhoc 20%,
 //!   reports 10%).
 //! - **Outcomes**: failed 3%, oom 1%, else succeeded.
+//!
+//! With a [`Rhythm`] ([`nightly`]) the arrivals follow a day: a quiet day and a nightly batch
+//! window above the cluster's capacity, with jobs close to the cluster's size.
+
+mod nightly;
+
+pub use nightly::{HUGE_MAX, HUGE_MIN, Loads, Rhythm};
 
 use sluice_core::job::Resources;
 
@@ -93,6 +100,8 @@ pub struct GenConfig {
     pub levels: (String, String),
     /// Namespaces and their probabilities.
     pub namespaces: Vec<(String, f64)>,
+    /// A daily rhythm (nightly batch window); `None`: one Poisson stream at `mean_gap_ms`.
+    pub rhythm: Option<Rhythm>,
 }
 
 impl Default for GenConfig {
@@ -109,20 +118,24 @@ impl Default for GenConfig {
                 ("adhoc".into(), 0.2),
                 ("reports".into(), 0.1),
             ],
+            rhythm: None,
         }
     }
+}
+
+/// Expected CPU-time of one job of the class, in millicore-milliseconds.
+fn class_cpu_ms(c: &SizeClass) -> f64 {
+    let execs = f64::from(c.min_executors + c.max_executors) / 2.0;
+    let cpu = c.driver.cpu_milli as f64 + execs * c.executor.cpu_milli as f64;
+    let mean_ms = c.median_ms * (c.sigma * c.sigma / 2.0).exp();
+    cpu * mean_ms
 }
 
 /// Expected CPU-time of one generated job, in millicore-milliseconds.
 pub fn expected_cpu_ms_per_job() -> f64 {
     CLASSES
         .iter()
-        .map(|c| {
-            let execs = f64::from(c.min_executors + c.max_executors) / 2.0;
-            let cpu = c.driver.cpu_milli as f64 + execs * c.executor.cpu_milli as f64;
-            let mean_ms = c.median_ms * (c.sigma * c.sigma / 2.0).exp();
-            c.probability * cpu * mean_ms
-        })
+        .map(|c| c.probability * class_cpu_ms(c))
         .sum()
 }
 
@@ -185,6 +198,9 @@ fn bad(key: &str, value: impl ToString, message: &str) -> SimError {
 /// Generates a trace.
 pub fn generate(cfg: &GenConfig) -> Result<Vec<TraceJob>, SimError> {
     cfg.check()?;
+    if let Some(r) = &cfg.rhythm {
+        return nightly::generate(cfg, r);
+    }
     let mut rng = SplitMix64::new(cfg.seed);
     let class_p: Vec<f64> = CLASSES.iter().map(|c| c.probability).collect();
     let ns_p: Vec<f64> = cfg.namespaces.iter().map(|(_, p)| *p).collect();
@@ -195,38 +211,70 @@ pub fn generate(cfg: &GenConfig) -> Result<Vec<TraceJob>, SimError> {
             t += rng.next_exp(cfg.mean_gap_ms);
         }
         let c = &CLASSES[rng.pick(&class_p)];
-        let executors = rng.range(u64::from(c.min_executors), u64::from(c.max_executors));
-        let secs = (rng.next_lognormal(c.median_ms, c.sigma) / 1000.0)
-            .round()
-            .max(1.0);
-        let ns = &cfg.namespaces[rng.pick(&ns_p)].0;
-        let level = if rng.next_open01() < cfg.high_share {
-            &cfg.levels.0
-        } else {
-            &cfg.levels.1
-        };
-        let o = rng.next_open01();
-        let outcome = if o < 0.03 {
-            Outcome::Failed
-        } else if o < 0.04 {
-            Outcome::Oom
-        } else {
-            Outcome::Succeeded
-        };
-        jobs.push(TraceJob {
-            line: i as u64 + 2,
-            submit_ms: t.round() as i64,
-            namespace: ns.clone(),
-            level: Some(level.clone()),
-            name: format!("{}-{}-{i}", ns, c.name),
-            driver: c.driver,
-            executor: c.executor,
-            executors: u32::try_from(executors).unwrap_or(c.max_executors),
-            duration_ms: secs as i64 * 1000,
-            outcome,
-        });
+        jobs.push(job(
+            cfg,
+            &mut rng,
+            i,
+            t,
+            c,
+            Namespace::Drawn(&ns_p),
+            cfg.high_share,
+        ));
     }
     Ok(jobs)
+}
+
+/// A job's namespace: drawn from the configured ones by these probabilities, or given.
+enum Namespace<'a> {
+    Drawn(&'a [f64]),
+    Given(&'a str),
+}
+
+/// The `i`th job of the trace, submitted at `t` ms, of class `c`, at the first level with
+/// probability `high_share`: its executor count, duration, namespace, level and outcome are
+/// drawn here, in that order (the order of the draws is what keeps a seed's trace the same).
+fn job(
+    cfg: &GenConfig,
+    rng: &mut SplitMix64,
+    i: usize,
+    t: f64,
+    c: &SizeClass,
+    ns: Namespace<'_>,
+    high_share: f64,
+) -> TraceJob {
+    let executors = rng.range(u64::from(c.min_executors), u64::from(c.max_executors));
+    let secs = (rng.next_lognormal(c.median_ms, c.sigma) / 1000.0)
+        .round()
+        .max(1.0);
+    let ns = match ns {
+        Namespace::Drawn(p) => cfg.namespaces[rng.pick(p)].0.as_str(),
+        Namespace::Given(ns) => ns,
+    };
+    let level = if rng.next_open01() < high_share {
+        &cfg.levels.0
+    } else {
+        &cfg.levels.1
+    };
+    let o = rng.next_open01();
+    let outcome = if o < 0.03 {
+        Outcome::Failed
+    } else if o < 0.04 {
+        Outcome::Oom
+    } else {
+        Outcome::Succeeded
+    };
+    TraceJob {
+        line: i as u64 + 2,
+        submit_ms: t.round() as i64,
+        namespace: ns.to_string(),
+        level: Some(level.clone()),
+        name: format!("{}-{}-{i}", ns, c.name),
+        driver: c.driver,
+        executor: c.executor,
+        executors: u32::try_from(executors).unwrap_or(c.max_executors),
+        duration_ms: secs as i64 * 1000,
+        outcome,
+    }
 }
 
 #[cfg(test)]
@@ -300,5 +348,67 @@ mod tests {
         let c = Cluster::of_nodes(vec![sluice_core::NodeCapacity::new("n", 1000, 1024, None)]);
         let err = GenConfig::default().for_load(&c, 0.0).unwrap_err();
         assert!(err.to_string().contains("`load`"), "{err}");
+    }
+
+    #[test]
+    fn the_nightly_rhythm_puts_the_batch_and_the_huge_jobs_in_the_window() {
+        let cluster = Cluster::parse(
+            "nodes = [{ prefix = \"n\", count = 24, cpu = \"16\", memory = \"64g\" }]\n",
+        )
+        .unwrap();
+        let window = crate::window::BatchWindow::NIGHTLY;
+        let rhythm = Rhythm::nightly(&cluster, window, Loads::default()).unwrap();
+        let cfg = GenConfig {
+            jobs: 4000,
+            seed: 5,
+            rhythm: Some(rhythm.clone()),
+            ..GenConfig::default()
+        };
+        let jobs = generate(&cfg).unwrap();
+        assert_eq!(jobs.len(), 4000);
+        assert!(jobs.windows(2).all(|p| p[0].submit_ms <= p[1].submit_ms));
+        let huge: Vec<&TraceJob> = jobs
+            .iter()
+            .filter(|j| j.name.contains("-nightly-"))
+            .collect();
+        assert!(!huge.is_empty());
+        let cpu = cluster.total().cpu_milli as f64;
+        for j in &huge {
+            assert!(window.contains(j.submit_ms), "{}", j.name);
+            assert_eq!(j.namespace, "etl");
+            let share = f64::from(j.executors) * j.executor.cpu_milli as f64 / cpu;
+            assert!(
+                (HUGE_MIN - 0.02..=HUGE_MAX + 0.02).contains(&share),
+                "{share}"
+            );
+        }
+        // Offered CPU-time per hour: the window's is above the cluster, the day's below it.
+        let work = |j: &TraceJob| {
+            (j.driver.cpu_milli + u64::from(j.executors) * j.executor.cpu_milli) as f64
+                * j.duration_ms as f64
+        };
+        let inside: f64 = jobs
+            .iter()
+            .filter(|j| window.contains(j.submit_ms))
+            .map(work)
+            .sum();
+        let all: f64 = jobs.iter().map(work).sum();
+        let span = jobs.last().unwrap().submit_ms;
+        let open = window.overlap(0, span) as f64;
+        let (load_in, load_out) = (
+            inside / open / cpu,
+            (all - inside) / (span as f64 - open) / cpu,
+        );
+        assert!(load_in > 1.0 && load_out < 0.8, "{load_in} vs {load_out}");
+        let err = Rhythm::nightly(
+            &cluster,
+            window,
+            Loads {
+                batch: 0.0,
+                ..Loads::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`batch_load`"), "{err}");
     }
 }

@@ -6,7 +6,7 @@
 //! [`sluice_core::cycle::schedule`] (see [`engine`]); the "no admission control" baseline
 //! models a plain Spark Operator (see [`baseline`]).
 //!
-//! Floors, bottom first: `error`, `rng` -> `trace`, `cluster` -> `model` -> `engine` ->
+//! Floors, bottom first: `error`, `rng`, `window` -> `trace`, `cluster` -> `model` -> `engine` ->
 //! `baseline`, `aging` -> `stats` -> `generate`, `report` -> `lib`.
 
 pub mod aging;
@@ -20,6 +20,7 @@ pub mod report;
 pub mod rng;
 pub mod stats;
 pub mod trace;
+pub mod window;
 
 pub use baseline::BaselineConfig;
 pub use cluster::Cluster;
@@ -113,6 +114,57 @@ pub fn compare_eta(
     estimate_factor: f64,
     eta: bool,
 ) -> Vec<Summary> {
+    compare_with(
+        w,
+        cluster,
+        policies,
+        &Compare {
+            baseline,
+            estimate_factor,
+            eta,
+            window: None,
+        },
+    )
+}
+
+/// How [`compare_with`] replays and what it measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compare {
+    /// The no-admission baseline's settings.
+    pub baseline: BaselineConfig,
+    /// Backfill's estimates: each job expected to run its duration times this.
+    pub estimate_factor: f64,
+    /// Estimate start times at submit and measure their accuracy.
+    pub eta: bool,
+    /// Also measure utilisation over this daily batch window
+    /// ([`Summary::window_utilisation`]).
+    pub window: Option<window::BatchWindow>,
+}
+
+impl Default for Compare {
+    fn default() -> Self {
+        Compare {
+            baseline: BaselineConfig::default(),
+            estimate_factor: 1.0,
+            eta: false,
+            window: None,
+        }
+    }
+}
+
+/// Replays each policy and summarises it, as [`Compare`] says.
+pub fn compare_with(
+    w: &Workload,
+    cluster: &Cluster,
+    policies: &[Policy],
+    how: &Compare,
+) -> Vec<Summary> {
+    let Compare {
+        baseline,
+        estimate_factor,
+        eta,
+        window,
+    } = *how;
     let runs: Vec<Run> = policies
         .iter()
         .map(|&p| replay_eta(w, cluster, p, baseline, estimate_factor, eta))
@@ -123,6 +175,8 @@ pub fn compare_eta(
         .zip(&runs)
         .map(|(&p, run)| {
             let mut s = stats::summarise(p, w, cluster, run);
+            s.window_utilisation = window
+                .and_then(|win| stats::window_utilisation(w, cluster, run, &win, s.makespan_ms));
             if let Some(k) = strict
                 && p.is_sluice()
             {

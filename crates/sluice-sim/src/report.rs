@@ -43,6 +43,9 @@ fn columns() -> Vec<Column> {
         ("utilisation", |s| pct(s.utilisation)),
         ("held", |s| pct(s.held_utilisation)),
         ("util. when waiting", |s| pct(s.contended_utilisation)),
+        ("util. in window", |s| {
+            s.window_utilisation.map_or("-".to_string(), pct)
+        }),
         ("wait p50", |s| fmt_ms(s.waits.p50_ms)),
         ("wait p95", |s| fmt_ms(s.waits.p95_ms)),
         ("wait max", |s| fmt_ms(s.waits.max_ms)),
@@ -196,7 +199,10 @@ pub fn html(title: &str, summaries: &[Summary]) -> String {
     out.push_str(
         "<p><b>half-started</b>: jobs that held some pods while others could not be placed. \
          <b>utilisation</b>: mean dominant share of the cluster held by jobs whose every pod \
-         runs; <b>held</b>: by any pod, half-started ones included. <b>starvation</b>: the \
+         runs, from the first submit to the makespan's end; <b>util. when waiting</b>: the same \
+         over the time some job was waiting; <b>util. in window</b>: over the hours of the \
+         daily batch window (<code>--window</code>) within the makespan. <b>held</b>: by any \
+         pod, half-started ones included. <b>starvation</b>: the \
          longest wait of a job that fit the empty cluster. See docs/scheduling.md.</p>",
     );
     let names: Vec<String> = summaries.iter().map(|s| s.policy.to_string()).collect();

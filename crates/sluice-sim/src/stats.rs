@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
 use crate::model::{Policy, Run, Workload, dominant};
+use crate::window::BatchWindow;
 
 /// Wait times of a set of jobs (submit to start), by nearest rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -109,6 +110,11 @@ pub struct Summary {
     /// 1: how much of the room a backlog leaves idle.
     #[serde(default)]
     pub contended_utilisation: f64,
+    /// Mean dominant share of the cluster doing work over the batch window's hours between the
+    /// first submit and the makespan's end, 0 to 1, when a window was given
+    /// ([`window_utilisation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_utilisation: Option<f64>,
     /// Share against weight per namespace.
     pub shares: Vec<Share>,
     /// Runs by outcome.
@@ -329,6 +335,7 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         } else {
             0.0
         },
+        window_utilisation: None,
         shares,
         outcomes,
         series,
@@ -337,6 +344,29 @@ pub fn summarise(policy: Policy, w: &Workload, cluster: &Cluster, run: &Run) -> 
         eta: eta_accuracy(w, run),
         aging: None,
     }
+}
+
+/// Mean dominant share of the cluster doing work over the hours of `window` (trace time 0 is
+/// the start of day 0) from the first submit to the makespan's end; `None` if that span has
+/// none of the window's hours.
+pub fn window_utilisation(
+    w: &Workload,
+    cluster: &Cluster,
+    run: &Run,
+    window: &BatchWindow,
+    makespan_ms: i64,
+) -> Option<f64> {
+    let t0 = w.jobs.first().map_or(0, |j| j.submit_ms);
+    let t_end = t0.saturating_add(makespan_ms);
+    let total = cluster.total();
+    let (mut busy, mut inside) = (0.0, 0i64);
+    for (i, u) in run.usage.iter().enumerate() {
+        let next = run.usage.get(i + 1).map_or(t_end, |n| n.at_ms).min(t_end);
+        let dt = window.overlap(u.at_ms.max(t0), next);
+        busy += dominant(&u.busy, &total) * dt as f64;
+        inside += dt;
+    }
+    (inside > 0).then(|| busy / inside as f64)
 }
 
 /// Time-weighted means over [`BUCKETS`] equal buckets from `t0` to `t_end`.
