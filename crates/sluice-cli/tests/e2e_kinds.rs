@@ -7,42 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, pyspark};
-
-/// dbt from scripts/ensure-dbt.sh (installed on first use).
-fn dbt() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/ensure-dbt.sh"))
-        .output()
-        .expect("run scripts/ensure-dbt.sh");
-    assert!(
-        out.status.success(),
-        "ensure-dbt failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap();
-        if name == "logs" || name == "target" {
-            continue;
-        }
-        if p.is_dir() {
-            copy_dir(&p, &to.join(name));
-        } else {
-            std::fs::copy(&p, to.join(name)).unwrap();
-        }
-    }
-}
+use common::{Server, copy_dir, dbt, pyspark};
 
 #[test]
 fn spark_sql_python_and_dbt_jobs_run_through_the_server() {
