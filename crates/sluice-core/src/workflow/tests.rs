@@ -260,3 +260,47 @@ fn the_example_pipeline_parses() {
     assert!(matches!(jobs[1].job.kind, JobKind::Spark { .. }));
     assert_eq!(jobs[3].job.level, "high");
 }
+
+#[test]
+fn the_shop_daily_pipeline_parses_with_its_real_kinds() {
+    let levels = Levels::default();
+    let text = include_str!("../../../../examples/workflows/shop-daily.yaml");
+    let wf = parse_workflow(text, opts(&levels)).expect("the example is valid");
+    let mut params = wf.parameters.clone();
+    params.insert("day".into(), "2026-01-02".into());
+    let jobs = wf
+        .render_all(&params, 0, None, opts(&levels))
+        .expect("renders");
+    let kinds: Vec<(&str, &str)> = jobs
+        .iter()
+        .map(|j| (j.job.name.as_str(), j.job.kind.section()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("shop-daily-extract", "sparkSql"),
+            ("shop-daily-report", "python"),
+            ("shop-daily-model", "dbt"),
+            ("shop-daily-publish", "python"),
+        ]
+    );
+    match &jobs[2].job.kind {
+        JobKind::Dbt(d) => {
+            assert_eq!(d.vars["day"].as_str(), "2026-01-02");
+            assert_eq!(
+                d.project_dir.as_deref(),
+                Some("/opt/sluice/examples/workflows/shop-daily/dbt")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match &jobs[0].job.kind {
+        JobKind::SparkSql(q) => assert!(
+            q.sql
+                .as_deref()
+                .is_some_and(|s| s.contains("'/var/lib/sluice/warehouse/orders/day=2026-01-02'")),
+            "{q:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
