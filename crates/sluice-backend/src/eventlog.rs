@@ -10,6 +10,12 @@ use std::path::{Path, PathBuf};
 
 use sluice_core::usage::{RunUsage, UsageParser};
 
+mod shared;
+#[cfg(test)]
+mod tests;
+
+pub use self::shared::{SharedEventLog, SharedLogError, SharedReadError};
+
 /// Why an event log could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {

@@ -70,6 +70,9 @@ pub enum BackendError {
     /// keep the job admitted and call submit again later.
     #[error("submission under way: {0}")]
     NotYet(String),
+    /// What the run used could not be measured; says why (its event log is missing, say).
+    #[error("not measured: {0}")]
+    Unmeasured(String),
 }
 
 /// What the backend sees now.

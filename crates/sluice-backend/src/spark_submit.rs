@@ -95,7 +95,7 @@ pub(crate) const EVENT_LOG_OWN_CONF: [&str; 2] = ["spark.eventLog.enabled", "spa
 /// per-stage peaks of every executor go into the log, and executors sample their memory every
 /// half second (Spark's default samples only at heartbeats, every 10 s, which a short run may
 /// never reach: its log then has no memory peaks at all).
-const EVENT_LOG_DEFAULTS: [(&str, &str); 3] = [
+pub(crate) const EVENT_LOG_DEFAULTS: [(&str, &str); 3] = [
     ("spark.executor.processTreeMetrics.enabled", "true"),
     ("spark.eventLog.logStageExecutorMetrics", "true"),
     ("spark.executor.metrics.pollingInterval", "500ms"),

@@ -434,6 +434,41 @@ fn generated_spark_applications_validate_against_the_crd() {
             check_against_crd(&v, name, &app);
         }
     }
+    // With a shared event-log location every application logs there (unless its sparkConf says
+    // otherwise), and still validates.
+    let logged = app::AppDefaults {
+        event_log: Some(
+            sluice_backend::eventlog::SharedEventLog::new(
+                "s3a://bucket/spark-events",
+                Some(std::path::Path::new("/mnt/events")),
+            )
+            .unwrap(),
+        ),
+        ..Default::default()
+    };
+    for (name, text) in &jobs {
+        let (job, demand) = parse(text);
+        let app = build_app(&job, "01jz8m3v9q7x2kd4h6n8p0r2s4", 1, &demand, &logged).unwrap();
+        check_against_crd(&v, &format!("{name}, event log"), &app);
+        let conf = &app["spec"]["sparkConf"];
+        assert_eq!(conf["spark.eventLog.enabled"], "true", "{name}: {conf}");
+        assert_eq!(
+            conf["spark.eventLog.dir"], "s3a://bucket/spark-events",
+            "{name}"
+        );
+        assert_eq!(
+            conf["spark.executor.processTreeMetrics.enabled"], "true",
+            "{name}"
+        );
+        assert_eq!(
+            conf["spark.eventLog.logStageExecutorMetrics"], "true",
+            "{name}"
+        );
+        assert_eq!(
+            conf["spark.executor.metrics.pollingInterval"], "500ms",
+            "{name}"
+        );
+    }
     // A secret is a reference in the driver's and executors' env, never a value; a file or an
     // environment variable of the server cannot be used here.
     let (job, demand) = parse(&spark_job(

@@ -358,3 +358,75 @@ async fn bad_configuration_is_refused() {
     let e = StandaloneBackend::new(c).await.unwrap_err().to_string();
     assert!(e.contains("master_url"), "{e}");
 }
+
+/// Cluster mode with a shared event-log directory: the create request carries the event-log
+/// conf, and a run's usage is read from `<mount>/<application id>` (a real Spark 4 log, the
+/// rolling zstd fixture, placed under the id the master gave the run's application).
+#[tokio::test]
+async fn cluster_mode_usage_comes_from_the_shared_event_log_directory() {
+    use sluice_backend::eventlog::{SharedEventLog, read};
+    let dir = tempfile::tempdir().unwrap();
+    let events = tempfile::tempdir().unwrap();
+    let (port, fake) = fake_master().await;
+    let mut c = config(dir.path(), port, port, DeployMode::Cluster);
+    c.event_log =
+        Some(SharedEventLog::new("file:///shared/spark-events", Some(events.path())).unwrap());
+    let b = StandaloneBackend::new(c).await.unwrap();
+    let j = job(JVM_JOB);
+    let demand = b.demand(&j).unwrap();
+    let req = SubmitRequest {
+        job_id: "j1".into(),
+        attempt: 1,
+        job: j,
+        demand,
+    };
+    b.submit(&req).await.unwrap();
+    {
+        let f = fake.lock().unwrap();
+        let props = &f.creates[0]["sparkProperties"];
+        assert_eq!(props["spark.eventLog.enabled"], "true");
+        assert_eq!(props["spark.eventLog.dir"], "file:///shared/spark-events");
+        assert_eq!(props["spark.executor.processTreeMetrics.enabled"], "true");
+    }
+    // A run whose application id the master reported, with its log in the directory.
+    let app_id = "app-20261127053732-0000";
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/eventlog/eventlog_v2_local-1796308632235");
+    let dst = events.path().join(format!("eventlog_v2_{app_id}"));
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    let end_ms = 1_796_308_700_000;
+    let expected = sluice_core::cost::Measured::from_event_log(&read(&src).unwrap(), end_ms);
+    for (job_id, id) in [("j3", app_id), ("j4", "app-20261127053732-0009")] {
+        let run_dir = b.run_dir(job_id, 1);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let record = serde_json::json!({
+            "job_id": job_id, "attempt": 1, "mode": "cluster", "submitted_ms": 1795757852000u64,
+            "cores_max": 1, "main_class": "SluicePi", "driver_id": "driver-20261127053732-0001",
+            "app_id": id,
+        });
+        std::fs::write(run_dir.join("standalone.json"), record.to_string()).unwrap();
+    }
+    let run = |id: &str| RunRef {
+        job_id: id.into(),
+        attempt: 1,
+        backend_ref: None,
+    };
+    let measured = b
+        .usage(&run("j3"), end_ms)
+        .await
+        .unwrap()
+        .expect("measured");
+    assert_eq!(measured, expected);
+    assert!(measured.complete && measured.task_cpu_seconds > 0.0);
+    // Its log is not there: not measured, and why.
+    match b.usage(&run("j4"), end_ms).await {
+        Err(BackendError::Unmeasured(why)) => {
+            assert!(why.contains("app-20261127053732-0009"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

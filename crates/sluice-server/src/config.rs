@@ -859,6 +859,9 @@ deploy_mode = "cluster"
         let k = c.kube_settings().unwrap();
         assert_eq!(k.credentials, KubeCredentials::Infer);
         assert_eq!(k.settings.mode, KubeCapacityMode::Snapshot);
+        let share = k.settings.app.event_log.as_ref().unwrap();
+        assert_eq!(share.dir, "file:///spark-events");
+        assert_eq!(share.mount, Path::new("/mnt/spark-events"));
         // The configuration deploy/ puts in the cluster is valid too.
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base/configmap.yaml");
         let cm: serde_json::Value =

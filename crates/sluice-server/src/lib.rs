@@ -131,6 +131,7 @@ async fn build_backend(
             sc.python = b.python.clone();
             sc.image_spark_home = b.image_spark_home.clone();
             sc.kill_grace = Duration::from_secs(b.kill_grace_secs);
+            sc.event_log = b.event_log().map_err(config::ConfigError::from)?;
             Ok(Arc::new(StandaloneBackend::new(sc).await?))
         }
         BackendConfig::Kubernetes(k) => {

@@ -64,6 +64,9 @@ pub struct AppDefaults {
     /// Where sluice's SQL runner is in the image, for `sparkSql` jobs (the image must hold
     /// `crates/sluice-backend/src/kinds/sql_runner.py` there; see docs/job-spec.md).
     pub sql_runner: String,
+    /// The shared event-log location every application (sluice-spec or the user's own) logs
+    /// into, unless its `sparkConf` says otherwise; `None`: event logging is left to the job.
+    pub event_log: Option<crate::eventlog::SharedEventLog>,
 }
 
 /// The default place of sluice's SQL runner in a Spark image.
@@ -76,6 +79,7 @@ impl Default for AppDefaults {
             spark_version: "4.0.4".into(),
             service_account: Some("spark-operator-spark".into()),
             sql_runner: DEFAULT_SQL_RUNNER.into(),
+            event_log: None,
         }
     }
 }
@@ -271,6 +275,13 @@ pub fn build_app(
         let spec_v = child(&mut app, "spec");
         for role in ["driver", "executor"] {
             merge_labels(child(child(spec_v, role), "labels"), &pod_labels);
+        }
+    }
+    if let Some(share) = &defaults.event_log {
+        // Each key only where the job does not set it (its own `spark.eventLog.dir` wins).
+        let conf = obj(child(child(&mut app, "spec"), "sparkConf"));
+        for (k, v) in share.conf() {
+            conf.entry(k).or_insert(Value::String(v));
         }
     }
     let m = obj(&mut app);

@@ -40,6 +40,7 @@ mod placeholders;
 pub mod render;
 mod settings;
 mod state;
+mod usage;
 mod watch;
 mod watchdog;
 
@@ -384,6 +385,16 @@ impl Backend for KubeBackend {
         );
         self.delete_run(run, Some((events::Reason::Preempted, &note)))
             .await
+    }
+
+    /// From the shared event-log directory (`event_log_dir`), by the application id the
+    /// operator reports (`status.sparkApplicationId`); nothing without that setting.
+    async fn usage(
+        &self,
+        run: &RunRef,
+        end_ms: i64,
+    ) -> Result<Option<sluice_core::cost::Measured>, BackendError> {
+        self.run_usage(run, end_ms).await
     }
 
     async fn logs(

@@ -102,6 +102,12 @@ pub fn create_request(
     props
         .entry("spark.driver.supervise".into())
         .or_insert("false".into());
+    // The shared event-log location, where the job does not say otherwise.
+    if let Some(share) = &cfg.event_log {
+        for (k, v) in share.conf() {
+            props.entry(k).or_insert(v);
+        }
+    }
     Ok(serde_json::json!({
         "action": "CreateSubmissionRequest",
         "clientSparkVersion": CLIENT_SPARK_VERSION,

@@ -54,6 +54,10 @@ pub struct StandaloneConfig {
     pub kill_grace: Duration,
     /// Timeout of one HTTP request to the master or a worker.
     pub request_timeout: Duration,
+    /// Cluster mode: the shared event-log location cluster-mode drivers log into (unless the
+    /// job sets `spark.eventLog.*`) and where sluice reads what the run used; `None`: not
+    /// measured.
+    pub event_log: Option<crate::eventlog::SharedEventLog>,
 }
 
 impl StandaloneConfig {
@@ -78,6 +82,7 @@ impl StandaloneConfig {
             image_spark_home: local.image_spark_home,
             kill_grace: local.kill_grace,
             request_timeout: Duration::from_secs(5),
+            event_log: None,
         }
     }
 }

@@ -217,15 +217,36 @@ impl Backend for StandaloneBackend {
     }
 
     /// Client mode: the driver ran here, with its event log in its run directory. Cluster
-    /// mode: the driver ran on a worker; nothing measured.
+    /// mode: the driver ran on a worker and logged into the shared event-log directory
+    /// (`event_log_dir`), read by the application id the master gave it; without that
+    /// setting, nothing measured.
     async fn usage(
         &self,
         run: &RunRef,
         end_ms: i64,
     ) -> Result<Option<sluice_core::cost::Measured>, BackendError> {
-        match self.record(&run.job_id, run.attempt).await {
-            Some(rec) if !rec.is_cluster() => self.drivers.usage(run, end_ms).await,
-            _ => Ok(None),
+        let Some(rec) = self.record(&run.job_id, run.attempt).await else {
+            return Ok(None);
+        };
+        if !rec.is_cluster() {
+            return self.drivers.usage(run, end_ms).await;
         }
+        let Some(share) = &self.cfg.event_log else {
+            return Ok(None);
+        };
+        let app_id = match rec.app_id.clone() {
+            Some(id) => Some(id),
+            None => {
+                let state = self.recent_state().await;
+                self.discover_app_id(&rec, state.as_deref()).await
+            }
+        };
+        let Some(app_id) = app_id else {
+            return Err(BackendError::Unmeasured(format!(
+                "the application id of job {} (attempt {}) is not known (its driver never                  registered an application, or logs above INFO)",
+                run.job_id, run.attempt
+            )));
+        };
+        share.measure_async(&app_id, end_ms).await.map(Some)
     }
 }

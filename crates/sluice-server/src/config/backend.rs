@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sluice_core::sizing::DeployMode;
 use sluice_core::spec::{Text, cpu_field, mem_field};
 
+use sluice_backend::eventlog::SharedEventLog;
 pub use sluice_backend::kubernetes::{
     CapacityMode as KubeCapacityMode, Credentials as KubeCredentials, KubeSettings,
 };
@@ -181,6 +182,15 @@ pub struct StandaloneConfig {
         deserialize_with = "super::duration::secs"
     )]
     pub kill_grace_secs: u64,
+    /// Cluster mode: `spark.eventLog.dir` for the drivers (a directory every worker can write,
+    /// `file:///shared/spark-events`, `hdfs://...`), where sluice reads what each run used;
+    /// default: cluster-mode runs are not measured.
+    #[serde(default)]
+    pub event_log_dir: Option<String>,
+    /// Where sluice reads `event_log_dir` on its host; default the same path for a `file:`
+    /// URI (required for other schemes).
+    #[serde(default)]
+    pub event_log_mount: Option<PathBuf>,
 }
 
 /// `kind = "kubernetes"`.
@@ -219,6 +229,32 @@ pub struct KubernetesConfig {
     /// Where sluice's SQL runner is in the Spark image, for `sparkSql` jobs. Default
     /// local:///opt/sluice/sluice_sql_runner.py.
     pub sql_runner: Option<String>,
+    /// `spark.eventLog.dir` for every application (a shared volume or object store the
+    /// drivers can write, `file:///spark-events` on a PVC, `s3a://bucket/events`), where
+    /// sluice reads what each run used; default: runs are not measured.
+    pub event_log_dir: Option<String>,
+    /// Where sluice reads `event_log_dir` (the same PVC mounted in sluice's pod, say);
+    /// default the same path for a `file:` URI (required for other schemes).
+    pub event_log_mount: Option<PathBuf>,
+}
+
+/// The shared event-log location from `event_log_dir` and `event_log_mount`; `None` without
+/// `event_log_dir`.
+pub fn shared_event_log(
+    dir: &Option<String>,
+    mount: &Option<PathBuf>,
+) -> Result<Option<SharedEventLog>, BackendKeyError> {
+    match (dir, mount) {
+        (None, None) => Ok(None),
+        (None, Some(m)) => Err(invalid(
+            "event_log_mount",
+            m.display(),
+            "needs event_log_dir (the directory the drivers write their event logs to)",
+        )),
+        (Some(d), m) => SharedEventLog::new(d, m.as_deref())
+            .map(Some)
+            .map_err(|e| invalid(e.key, e.value, e.message)),
+    }
 }
 
 /// True for `scheme` followed by a host (`spark://host:7077`, `http://host:8080/`).
@@ -327,6 +363,11 @@ impl StandaloneConfig {
         ))
     }
 
+    /// The shared event-log location of cluster-mode runs (`event_log_dir`, `event_log_mount`).
+    pub fn event_log(&self) -> Result<Option<SharedEventLog>, BackendKeyError> {
+        shared_event_log(&self.event_log_dir, &self.event_log_mount)
+    }
+
     fn validate(&self) -> Result<(), BackendKeyError> {
         self.urls()?;
         let mode = self.deploy_mode()?;
@@ -348,6 +389,7 @@ impl StandaloneConfig {
         {
             return Err(invalid("driver_host", h, "is not a host name or address"));
         }
+        self.event_log()?;
         Ok(())
     }
 }
@@ -426,6 +468,7 @@ impl KubernetesConfig {
             }
             app.sql_runner = r.clone();
         }
+        app.event_log = shared_event_log(&self.event_log_dir, &self.event_log_mount)?;
         Ok(KubeBackendSettings {
             credentials,
             settings: KubeSettings {

@@ -102,6 +102,11 @@ pub async fn usage_record(state: &AppState, e: &Ended) -> UsageRecord {
     let measured =
         match tokio::time::timeout(READ_TIMEOUT, state.backend.usage(&run, e.at_ms)).await {
             Ok(Ok(m)) => m,
+            // The backend says why nothing was measured (no event log for the run, say).
+            Ok(Err(sluice_backend::BackendError::Unmeasured(why))) => {
+                note = Some(why);
+                None
+            }
             Ok(Err(err)) => {
                 note = Some(format!("usage not read: {err}"));
                 None

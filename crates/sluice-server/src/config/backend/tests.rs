@@ -144,3 +144,47 @@ fn simulated_keys_are_checked_naming_the_key() {
         .to_string();
     assert!(e.contains("backend.kind") && e.contains("simulated"), "{e}");
 }
+
+#[test]
+fn shared_event_log_keys_are_checked_naming_the_key() {
+    let k = "[backend]\nkind = \"kubernetes\"\n";
+    let s = "[backend]\nkind = \"spark-standalone\"\nmaster_url = \"spark://m:7077\"\n\
+             web_url = \"http://m:8080\"\nrest_url = \"http://m:6066\"\ndeploy_mode = \"cluster\"\n";
+    let c = load_toml(&format!("{s}event_log_dir = \"file:///shared/ev\"\n")).unwrap();
+    let BackendConfig::SparkStandalone(sc) = &c.backend else {
+        panic!("{:?}", c.backend)
+    };
+    let share = sc.event_log().unwrap().unwrap();
+    assert_eq!(share.mount, Path::new("/shared/ev"));
+    for (base, extra, key, value) in [
+        (
+            k,
+            "event_log_dir = \"s3a://b/ev\"",
+            "backend.event_log_mount",
+            "",
+        ),
+        (
+            k,
+            "event_log_mount = \"/mnt/ev\"",
+            "backend.event_log_mount",
+            "/mnt/ev",
+        ),
+        (
+            k,
+            "event_log_dir = \"rel/ev\"",
+            "backend.event_log_dir",
+            "rel/ev",
+        ),
+        (
+            s,
+            "event_log_dir = \"file:///x\"\nevent_log_mount = \"rel\"",
+            "backend.event_log_mount",
+            "rel",
+        ),
+    ] {
+        let e = load_toml(&format!("{base}{extra}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&format!("`{key}` = {value:?}")), "{extra}: {e}");
+    }
+}
