@@ -15,6 +15,7 @@ mod bench;
 mod context;
 mod cost;
 mod explain;
+mod input;
 mod jobs;
 mod orch;
 mod output;

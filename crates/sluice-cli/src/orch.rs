@@ -1,16 +1,16 @@
 //! `sluice schedule ...`, `sluice dlq ...` and `sluice purge`: schedules, the dead-letter queue
 //! and purging queued jobs, over the API's `/v1/schedules`, `/v1/dlq` and `/v1/queues/purge`.
 
-use std::io::Read;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use sluice_server::api::JobView;
 use sluice_server::api::{DeadLetterView, PurgeView, RequeueView, ScheduleView};
 
 use crate::Client;
+use crate::input::read_file;
 use crate::output::{Output, Table, print_as};
 
 /// `sluice schedule ...`.
@@ -308,16 +308,6 @@ pub async fn apply(c: &Client, files: &[PathBuf]) -> Result<i32> {
         }
     }
     Ok(if failed > 0 { 1 } else { 0 })
-}
-
-pub(crate) fn read_file(file: &PathBuf) -> Result<String> {
-    if file.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
-        Ok(s)
-    } else {
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
-    }
 }
 
 /// `schedule/NAMESPACE/NAME`: a schedule's line in `-o name`.

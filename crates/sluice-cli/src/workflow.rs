@@ -249,7 +249,7 @@ pub async fn workflow(c: &Client, cmd: WorkflowCmd) -> Result<i32> {
         } => {
             let params = parse_params(&params)?;
             let (ns, name) = if looks_like_file(&target) {
-                let doc = crate::orch::read_file(&PathBuf::from(&target))?;
+                let doc = crate::input::read_file(&PathBuf::from(&target))?;
                 let a = apply_doc(c, doc).await?;
                 eprintln!(
                     "workflow/{}/{} {}",

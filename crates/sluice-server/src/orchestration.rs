@@ -58,6 +58,13 @@ fn levels_opts(state: &AppState) -> ParseOptions<'_> {
     }
 }
 
+/// How late a fire time (of a schedule or a scheduled workflow) may be seen and still count as
+/// on time (not missed): a minute, or four scheduling intervals if that is longer.
+pub fn on_time_ms(state: &AppState) -> i64 {
+    let interval = i64::try_from(state.config.scheduler.interval_ms).unwrap_or(i64::MAX);
+    interval.saturating_mul(4).max(60_000)
+}
+
 /// Parses and validates a schedule document and stores it, next fire time computed from
 /// `now_ms`.
 pub async fn create_schedule(

@@ -62,13 +62,6 @@ pub async fn run(state: &AppState, now_ms: i64) -> Result<(), TickError> {
     Ok(())
 }
 
-/// How late a fire time may be seen and still count as on time (not missed): a minute, or four
-/// scheduling intervals if that is longer.
-pub fn on_time_ms(state: &AppState) -> i64 {
-    let interval = i64::try_from(state.config.scheduler.interval_ms).unwrap_or(i64::MAX);
-    interval.saturating_mul(4).max(60_000)
-}
-
 /// The runs of a schedule still active (queued, admitted, submitted or running).
 async fn active_runs(state: &AppState, s: &ScheduleRecord) -> Result<Vec<JobRecord>, StoreError> {
     let mut out = Vec::new();
@@ -167,7 +160,7 @@ async fn fire_one(state: &AppState, s: &ScheduleRecord, now_ms: i64) -> Result<(
         window,
         next,
         now_ms,
-        on_time_ms(state),
+        crate::orchestration::on_time_ms(state),
     );
     let mut parts = Vec::new();
     let mut run = None;

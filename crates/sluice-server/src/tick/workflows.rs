@@ -91,7 +91,7 @@ async fn fire_one(state: &AppState, w: &WorkflowRecord, now_ms: i64) -> Result<(
         0,
         next,
         now_ms,
-        super::orchestrate::on_time_ms(state),
+        crate::orchestration::on_time_ms(state),
     );
     let mut run = None;
     let mut message = String::from("no run");
