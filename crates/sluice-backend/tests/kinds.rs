@@ -5,28 +5,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod reaper;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use reaper::Reaper;
 use sluice_backend::local::{LocalBackend, LocalConfig, find_spark_home};
 use sluice_backend::{Backend, RunRef, RunStatus, SubmitRequest};
 use sluice_core::document::parse_job;
 use sluice_core::run_result::RunResult;
 use sluice_core::sizing::job_demand;
 use sluice_core::spec::{Levels, ParseOptions};
-
-#[derive(Default)]
-struct Reaper(Vec<i32>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for pgid in &self.0 {
-            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
-        }
-    }
-}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -103,9 +93,7 @@ async fn run_to_end(
     limit: Duration,
 ) -> (RunStatus, String) {
     let s = b.submit(req).await.unwrap();
-    if let Ok(pid) = s.backend_ref.parse() {
-        reaper.0.push(pid);
-    }
+    reaper.hold(&s.backend_ref);
     let r = run(&req.job_id);
     let deadline = Instant::now() + limit;
     let status = loop {
@@ -137,7 +125,7 @@ async fn spark_sql_runs_every_statement_and_names_a_failing_one() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let b = backend(tmp.path()).await;
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let ok = request(
         "sql-ok",
         "name: report\n\
@@ -213,7 +201,7 @@ async fn python_requirements_go_into_one_cached_virtual_env() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let b = backend(tmp.path()).await;
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let script = tmp.path().join("hello.py");
     std::fs::write(
         &script,
@@ -299,7 +287,7 @@ async fn python_with_spark_runs_through_spark_submit() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let b = backend(tmp.path()).await;
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let script = tmp.path().join("count.py");
     std::fs::write(
         &script,
@@ -360,7 +348,7 @@ async fn dbt_build_results_are_read_and_a_failing_model_is_named() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let b = backend(&tmp.path().join("data")).await;
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let project = tmp.path().join("shop");
     copy_project(&project);
     let doc = format!(

@@ -3,38 +3,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod reaper;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use reaper::Reaper;
 use sluice_backend::local::{LocalBackend, LocalConfig, find_spark_home};
 use sluice_backend::{Backend, BackendError, RunRef, RunStatus, SubmitRequest};
 use sluice_core::document::parse_job;
 use sluice_core::job::{Demand, Resources};
 use sluice_core::sizing::job_demand;
 use sluice_core::spec::{CommandSpec, Job, JobKind, Levels, ParseOptions, Text};
-
-/// Kills the process groups it holds when dropped.
-#[derive(Default)]
-struct Reaper(Vec<i32>);
-
-impl Reaper {
-    fn hold(&mut self, backend_ref: &str) {
-        if let Ok(pid) = backend_ref.parse::<i32>() {
-            self.0.push(pid);
-        }
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for pgid in &self.0 {
-            let _ = killpg(Pid::from_raw(*pgid), Signal::SIGKILL);
-        }
-    }
-}
 
 /// Alive and not a zombie.
 fn alive(pid: i32) -> bool {
@@ -136,7 +119,7 @@ async fn command_succeeds_with_its_output_env_and_run_dir() {
     let b = LocalBackend::new(config(tmp.path(), 4000, 8192))
         .await
         .unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let job = command_job(
         "ok",
         &[
@@ -173,7 +156,7 @@ async fn command_fails_with_its_exit_code() {
     let b = LocalBackend::new(config(tmp.path(), 4000, 8192))
         .await
         .unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let s = b
         .submit(&request(
             "j3",
@@ -237,7 +220,7 @@ async fn cancel_kills_the_whole_process_group() {
     let b = LocalBackend::new(config(tmp.path(), 4000, 8192))
         .await
         .unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let job = command_job(
         "long",
         &["sh", "-c", "sleep 60 & echo child=$!; sleep 60; wait"],
@@ -292,7 +275,7 @@ async fn cancel_escalates_to_sigkill() {
     let mut cfg = config(tmp.path(), 4000, 8192);
     cfg.kill_grace = Duration::from_millis(500);
     let b = LocalBackend::new(cfg).await.unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     // The command ignores SIGTERM (and so does the sleep it runs, which inherits that).
     let job = command_job(
         "stubborn",
@@ -323,7 +306,7 @@ async fn capacity_is_held_while_running_and_given_back() {
     let b = LocalBackend::new(config(tmp.path(), 4000, 8192))
         .await
         .unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let report = b.capacity().await.unwrap();
     assert!(report.snapshot.available);
     assert_eq!(report.snapshot.nodes.len(), 1);
@@ -373,7 +356,7 @@ async fn submitting_the_same_attempt_twice_starts_one_run() {
     let b = LocalBackend::new(config(tmp.path(), 4000, 8192))
         .await
         .unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let req = request(
         "twice",
         1,
@@ -414,7 +397,7 @@ async fn no_room_refuses_to_start() {
     let b = LocalBackend::new(config(tmp.path(), 2000, 4096))
         .await
         .unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     // Larger than the whole budget.
     let huge = request("huge", 1, command_job("huge", &["true"], "3", "1g"));
     assert!(matches!(
@@ -449,7 +432,7 @@ async fn no_room_refuses_to_start() {
 #[tokio::test]
 async fn a_restarted_backend_reattaches_live_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let req = request(
         "re",
         1,
@@ -486,7 +469,7 @@ async fn a_restarted_backend_reattaches_live_runs() {
 #[tokio::test]
 async fn a_run_killed_while_sluice_was_down_is_lost() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let req = request("gone", 1, command_job("gone", &["sleep", "60"], "1", "1g"));
     let pid: i32 = {
         let b = LocalBackend::new(config(tmp.path(), 4000, 8192))
@@ -557,7 +540,7 @@ async fn spark_pi_runs_in_local_mode() {
     let mut cfg = config(tmp.path(), 4000, 8192);
     cfg.spark_home = Some(home);
     let b = LocalBackend::new(cfg).await.unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let levels = Levels::default();
     // The application path is the one of the Spark images; it is mapped to the local Spark home.
     let job = parse_job(
@@ -612,7 +595,7 @@ async fn runs_start_as_the_configured_unprivileged_user() {
     let mut cfg = config(tmp.path(), 4000, 8192);
     cfg.run_as = Some(nobody.clone());
     let b = LocalBackend::new(cfg).await.unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     let job = command_job(
         "as-nobody",
         &[
@@ -654,7 +637,7 @@ async fn a_command_run_reports_its_peak_memory_and_cpu_time() {
     let b = LocalBackend::new(config(tmp.path(), 4000, 4096))
         .await
         .unwrap();
-    let mut reaper = Reaper::default();
+    let mut reaper = Reaper::new(tmp.path());
     // A child of the command (python, waited for by sh) holds 150 MiB and spins for 0.4 s of
     // CPU: the wrapper's usage includes its descendants'.
     let script = "import time\nx = bytearray(150 * 1024 * 1024)\nfor i in range(0, len(x), 4096): x[i] = 1\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass\n";

@@ -383,7 +383,12 @@ impl LocalBackend {
         if is_our_run(pid, &dir) {
             return Ok(RunStatus::Running);
         }
-        self.wait_for_waiter(&key).await;
+        if !self.wait_for_waiter(&key).await {
+            // Our waiter is still recording how the run ended (a loaded machine: it reads the
+            // usage, reaps the child and writes a file): it is ending, ask again later rather
+            // than calling it lost.
+            return Ok(RunStatus::Running);
+        }
         self.shared.forget(&key);
         Ok(ended_status(&dir).await.unwrap_or_else(|| RunStatus::Lost {
             message: "the process is gone and left no exit code (it was killed while sluice \
@@ -393,10 +398,15 @@ impl LocalBackend {
     }
 
     /// When we hold the child of a run, waits (bounded) until its waiter has recorded its end.
-    pub(super) async fn wait_for_waiter(&self, key: &RunKey) {
+    /// False when the waiter is still at work after [`WAITER_WAIT`]; true when it is done or
+    /// there is none (a re-attached run, or the waiter already finished and left).
+    pub(super) async fn wait_for_waiter(&self, key: &RunKey) -> bool {
         let rx = self.shared.live().get(key).and_then(|r| r.ended.clone());
-        if let Some(mut rx) = rx {
-            let _ = tokio::time::timeout(WAITER_WAIT, rx.wait_for(|done| *done)).await;
+        match rx {
+            Some(mut rx) => tokio::time::timeout(WAITER_WAIT, rx.wait_for(|done| *done))
+                .await
+                .is_ok(),
+            None => true,
         }
     }
 
@@ -434,7 +444,8 @@ impl LocalBackend {
                 );
             }
         }
-        self.wait_for_waiter(&key).await;
+        // Bounded: a cancel does not wait for ever on a waiter that is slow to record the end.
+        let _ = self.wait_for_waiter(&key).await;
         self.shared.forget(&key);
         Ok(())
     }
