@@ -163,6 +163,13 @@ fn bench_compares_the_same_workload_with_prefects_figures() {
     assert_eq!(sluice[4], "yes", "high runs are admitted first: {sluice:?}");
     assert_eq!(cells("| Prefect 3.9.1 | ")[2], "2.0");
     let ratio = cells("| sluice (SQLite) / Prefect 3.9.1 | ");
-    assert_eq!(ratio[2], format!("x{:.0}", creates / 2.0), "{ratio:?}");
-    assert_eq!(ratio[3], format!("x{:.0}", handouts / 4.0), "{ratio:?}");
+    // The ratio is computed from the unrounded figures and printed whole; the figures above are
+    // printed to one decimal, so they can land on the other side of a half.
+    let times = |cell: &str| -> f64 {
+        cell.strip_prefix('x')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a ratio: {cell:?} in {ratio:?}"))
+    };
+    assert!((times(&ratio[2]) - creates / 2.0).abs() <= 0.6, "{ratio:?}");
+    assert!((times(&ratio[3]) - handouts / 4.0).abs() <= 0.6, "{ratio:?}");
 }
