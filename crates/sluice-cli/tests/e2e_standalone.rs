@@ -14,8 +14,9 @@
 //!    drains;
 //! 3. cluster mode (REST API): a Python job is refused at submit; a JVM job (a small SparkPi
 //!    compiled here with javac against pyspark's jars, since pip's pyspark ships no examples
-//!    jar) runs on the worker and succeeds, its output read back through the worker; another is
-//!    cancelled through the REST kill endpoint;
+//!    jar) runs on the worker and succeeds, its output read back through the worker, and its
+//!    usage is read from the event log its driver wrote into the shared `event_log_dir`;
+//!    another is cancelled through the REST kill endpoint, and its usage recorded as cancelled;
 //! 4. client mode again: the worker is killed while an application runs: the loss shows in
 //!    the job's timeline, a new worker joins, and Spark finishes the job.
 //!
@@ -345,11 +346,15 @@ public final class SluicePi {
   public static void main(String[] args) throws Exception {
     int slices = args.length > 0 ? Integer.parseInt(args[0]) : 2;
     long sleepMs = args.length > 1 ? Long.parseLong(args[1]) : 0;
+    long taskMs = args.length > 2 ? Long.parseLong(args[2]) : 0;
     int n = 100000 * slices;
     JavaSparkContext sc = new JavaSparkContext(new SparkConf().setAppName("SluicePi"));
     List<Integer> l = new ArrayList<>(n);
     for (int i = 0; i < n; i++) l.add(i);
-    long count = sc.parallelize(l, slices).filter(i -> {
+    long count = sc.parallelize(l, slices).mapPartitions(it -> {
+      Thread.sleep(taskMs);
+      return it;
+    }).filter(i -> {
       double x = Math.random() * 2 - 1, y = Math.random() * 2 - 1;
       return x * x + y * y <= 1;
     }).count();
@@ -390,6 +395,80 @@ public final class SluicePi {
         String::from_utf8_lossy(&out.stderr)
     );
     jar
+}
+
+/// The usage record of job `id`'s run (`sluice cost --by run -o json`), once written.
+fn wait_usage(server: &Server, id: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let out = server.ok(&["cost", "--by", "run", "-o", "json"]);
+        let runs: Vec<Value> = serde_json::from_str(&out).expect("cost -o json");
+        if let Some(r) = runs.into_iter().find(|r| r["run"]["job_id"] == id) {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no usage recorded for {id}: {out}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A cluster-mode run's usage is measured from the event log its driver wrote on the worker
+/// into the shared directory `events`, under its application id `app`; what sluice stored is
+/// what that log says.
+fn assert_cluster_run_measured(server: &Server, id: &str, app: &str, events: &Path) {
+    let r = wait_usage(server, id, 60);
+    let m = &r["run"]["measured"];
+    assert!(!m.is_null(), "not measured: {r}");
+    assert_eq!(m["source"], "eventlog", "{r}");
+    assert_eq!(m["complete"], true, "{r}");
+    assert_eq!(r["run"]["outcome"], "succeeded", "{r}");
+    let log = std::fs::read_dir(events)
+        .expect("the events directory")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(app) || n == format!("eventlog_v2_{app}"))
+        })
+        .unwrap_or_else(|| {
+            let names: Vec<_> = std::fs::read_dir(events)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            panic!("no event log of {app} in {}: {names:?}", events.display())
+        });
+    let u = sluice_backend::eventlog::read(&log).expect("parse the event log");
+    assert!(u.complete, "{}: not complete", log.display());
+    assert_eq!(u.app_id.as_deref(), Some(app));
+    // One executor of the worker, which ran the job's 4 tasks.
+    let workers: Vec<_> = u.workers().collect();
+    assert_eq!(workers.len(), 1, "{:?}", u.executors.keys());
+    let (_, x) = workers[0];
+    assert_eq!(x.tasks, 4, "{x:?}");
+    assert!(x.run_time_ms > 0 && x.cpu_time_ns > 0, "{x:?}");
+    assert!(
+        x.peaks.jvm_heap > 0,
+        "executor heap peak: {x:?}\nstored: {r}"
+    );
+    assert_eq!(m["executors_used"], 1, "{r}");
+    assert!(m["executor_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(m["task_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(m["task_cpu_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert_eq!(m["executor"]["heap"], x.peaks.jvm_heap, "{r}");
+    let driver = u.executors.get("driver").map_or(0, |d| d.peaks.jvm_heap);
+    assert_eq!(m["driver"]["heap"].as_u64().unwrap_or(0), driver, "{r}");
+    let e = &r["efficiency"];
+    let util = e["cpu_utilisation"].as_f64().unwrap();
+    assert!(util > 0.0 && util <= 1.0, "{r}");
+    let headroom = e["executor_headroom"].as_f64().unwrap();
+    assert!(headroom > 0.0 && headroom < 1.0, "{r}");
+    assert!(e["cost"].as_f64().unwrap() > 0.0, "{r}");
 }
 
 fn jvm_job(name: &str, jar: &Path, args: &[&str]) -> String {
@@ -543,7 +622,15 @@ fn standalone_cluster_end_to_end() {
     eprintln!("[{:?}] phases 1 and 2 done", t0.elapsed());
 
     // ---- 3. cluster mode through the REST API ----
-    let server = Server::start(&cluster.backend_config(&python, "cluster"));
+    // With a shared event-log directory (here the worker is on this host, so a local one),
+    // which the drivers on the worker write and sluice reads by application id.
+    let events = cluster.dir.path().join("events");
+    std::fs::create_dir_all(&events).expect("mkdir events");
+    let server = Server::start(&cluster.backend_config(&python, "cluster").replacen(
+        "[backend]\n",
+        &format!("[backend]\nevent_log_dir = \"{}\"\n", events.display()),
+        1,
+    ));
     let py = server.write(
         "py.yaml",
         &format!(
@@ -564,7 +651,12 @@ fn standalone_cluster_end_to_end() {
         "{err}"
     );
     let jar = build_pi_jar(&home, server.dir.path());
-    let e = server.submit(&server.write("e.yaml", &jvm_job("jpi", &jar, &["4"])), &[]);
+    // Each task lasts 0.7 s, so that the executor's memory is sampled during it (every
+    // 500 ms, the polling interval sluice sets) and its peaks are in the task ends.
+    let e = server.submit(
+        &server.write("e.yaml", &jvm_job("jpi", &jar, &["4", "0", "700"])),
+        &[],
+    );
     assert_succeeded_with_pi(&server, &e, 150);
     let je = server.job(&e);
     assert!(
@@ -579,6 +671,7 @@ fn standalone_cluster_end_to_end() {
         desc.contains("driver-"),
         "the driver id is in the timeline:\n{desc}"
     );
+    assert_cluster_run_measured(&server, &e, je["backend_ref"].as_str().unwrap(), &events);
     // A long one is cancelled through the REST kill endpoint; the master reports it killed.
     let f = server.submit(
         &server.write("f.yaml", &jvm_job("jpi-long", &jar, &["2", "600000"])),
@@ -621,6 +714,13 @@ fn standalone_cluster_end_to_end() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    // The cancelled run is recorded too, with what it held until it was killed.
+    let rf = wait_usage(&server, &f, 60);
+    assert_eq!(rf["run"]["outcome"], "cancelled", "{rf}");
+    assert!(
+        rf["efficiency"]["held_core_hours"].as_f64().unwrap() > 0.0,
+        "{rf}"
+    );
     drop(server);
     eprintln!("[{:?}] phase 3 done", t0.elapsed());
 

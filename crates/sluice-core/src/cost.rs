@@ -215,23 +215,32 @@ pub enum Outcome {
     Failed,
     /// Failed by running out of memory.
     Oom,
+    /// Stopped by a user's cancel (or a schedule's `Replace`) while it ran: what it held and
+    /// used until it was killed.
+    Cancelled,
 }
 
 impl Outcome {
-    /// `succeeded`, `failed` or `oom`.
+    /// `succeeded`, `failed`, `oom` or `cancelled`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
             Outcome::Oom => "oom",
+            Outcome::Cancelled => "cancelled",
         }
     }
 
     /// The outcome named `s`, if any.
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Succeeded, Outcome::Failed, Outcome::Oom]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        [
+            Outcome::Succeeded,
+            Outcome::Failed,
+            Outcome::Oom,
+            Outcome::Cancelled,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
     }
 }
 

@@ -6,6 +6,9 @@
 //! stopped between two ticks, so no tick records the killed run's end as a failure). On a
 //! replica that does not lead, the stop is asked of the leader through the store's change
 //! feed, and the cancel waits (at most [`FORWARD_WAIT`]) for the job to end.
+//!
+//! A stopped run's usage (what it held until it was killed, what it used) is recorded by the
+//! replica that stopped it, off the request ([`crate::tick::usage`]).
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
 use crate::state::AppState;
+use crate::tick::usage::{Ended, record_in_background};
 
 /// How long a cancel made on a follower waits for the leader to stop the run.
 pub const FORWARD_WAIT: Duration = Duration::from_secs(15);
@@ -136,6 +140,12 @@ pub async fn cancel_job(
         match written {
             Ok(after) => {
                 st.metrics.transitioned(t.from, &after);
+                // The killed run held its room until now: what it held and used is recorded
+                // like any ended run's, as cancelled.
+                if running {
+                    let ended = Ended::cancelled(rec, t.at_ms, t.message.clone());
+                    record_in_background(st, vec![ended]);
+                }
                 st.wake.notify_one();
                 return Ok((t.from, after));
             }

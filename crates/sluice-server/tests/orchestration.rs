@@ -258,6 +258,35 @@ async fn forbid_skips_and_replace_cancels_a_still_running_run() {
     let router = app(st.clone());
     let (status, _) = call(&router, "POST", &format!("/v1/jobs/{}/cancel", f1.id), "").await;
     assert_eq!(status, StatusCode::OK);
+    // Both stopped runs, the replaced one and the user's cancel, are recorded as cancelled
+    // (off the tick and the request, shortly after), each with what its process used.
+    let all = sluice_store::UsageFilter {
+        from_ms: 0,
+        to_ms: i64::MAX,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = st.store.usage(&all, 100).await.unwrap();
+        let ids: Vec<&str> = runs.iter().map(|r| r.job_id.as_str()).collect();
+        if ids.contains(&r1.id.as_str()) && ids.contains(&f1.id.as_str()) {
+            for r in &runs {
+                assert_eq!(r.outcome, sluice_core::cost::Outcome::Cancelled, "{r:?}");
+                assert!(r.ended_at_ms > r.started_at_ms, "{r:?}");
+                assert!(
+                    r.measured.as_ref().is_some_and(|m| m.process.is_some()),
+                    "{r:?}"
+                );
+            }
+            assert_eq!(runs.len(), 2, "{runs:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "usage of the cancelled runs: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn nix_gone(pid: i32) -> bool {

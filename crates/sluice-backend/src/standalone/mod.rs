@@ -243,7 +243,8 @@ impl Backend for StandaloneBackend {
         };
         let Some(app_id) = app_id else {
             return Err(BackendError::Unmeasured(format!(
-                "the application id of job {} (attempt {}) is not known (its driver never                  registered an application, or logs above INFO)",
+                "the application id of job {} (attempt {}) is not known (its driver never \
+                 registered an application, or logs above INFO)",
                 run.job_id, run.attempt
             )));
         };

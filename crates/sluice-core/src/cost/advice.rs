@@ -3,7 +3,8 @@
 //! Memory: the largest heap need of any run (heap used or on-heap execution memory, whichever
 //! is larger) times the safety factor, rounded up to [`STEP_MIB`] and to at least
 //! [`MIN_HEAP_MIB`]; so never below what any run used. A group with a run that ran out of
-//! memory is never advised down. Cores: advised down only when the busiest run used less than
+//! memory is never advised down. A cancelled run is not counted (it stopped before doing all
+//! its work), but its peaks are a floor of the advice. Cores: advised down only when the busiest run used less than
 //! half of the CPU it held.
 
 use serde::{Deserialize, Serialize};
@@ -190,6 +191,15 @@ pub fn advise(
     for r in runs.iter().copied() {
         let Some(m) = &r.measured else { continue };
         if r.requested.spark.is_none() {
+            continue;
+        }
+        // A cancelled run was stopped before it did all its work: it does not count, but what
+        // it used is a floor of the advice all the same.
+        if r.outcome == Outcome::Cancelled {
+            let d = m.driver.map(|d| mib_up(d.heap_need())).unwrap_or(0);
+            let x = m.executor.map(|x| mib_up(x.heap_need())).unwrap_or(0);
+            a.driver_peak_mib = a.driver_peak_mib.max(d);
+            a.executor_peak_mib = a.executor_peak_mib.max(x);
             continue;
         }
         if m.executor.is_some_and(|x| x.heap_need() > 0) {

@@ -37,6 +37,7 @@ use crate::state::AppState;
 pub mod admit;
 pub mod error;
 pub mod expect;
+pub mod oomlog;
 pub mod orchestrate;
 pub mod preempt;
 pub mod reconcile;

@@ -38,6 +38,8 @@ use sluice_store::{
 };
 
 use super::error::TickError;
+use super::oomlog::log_has_oom;
+use super::usage::{Ended, record_in_background};
 use super::write::isolate;
 use crate::admission;
 use crate::fault::{store_detail, store_unavailable};
@@ -45,8 +47,6 @@ use crate::orchestration::{OrchError, run_of};
 use crate::state::AppState;
 use crate::time::rfc3339;
 
-/// Most bytes of a run's log searched for `java.lang.OutOfMemoryError`.
-pub const OOM_LOG_SCAN_BYTES: u64 = 16 << 20;
 /// Most queued jobs expired per tick (any others past their deadline expire in the next ticks).
 pub const TTL_EXPIRE_LIMIT: u32 = 100_000;
 /// Queued jobs past their deadline read from the store at a time.
@@ -110,7 +110,14 @@ async fn cancel_job(state: &AppState, rec: &JobRecord, message: &str, now_ms: i6
         message,
     );
     match state.store.transition(&t).await {
-        Ok(after) => state.metrics.transitioned(t.from, &after),
+        Ok(after) => {
+            state.metrics.transitioned(t.from, &after);
+            // A stopped run's usage is recorded as a user's cancel's is.
+            if matches!(rec.state, JobState::Submitted | JobState::Running) {
+                let ended = Ended::cancelled(rec.clone(), t.at_ms, t.message.clone());
+                record_in_background(state, vec![ended]);
+            }
+        }
         Err(e) => tracing::info!(job = %rec.id, "not cancelled for Replace: {e}"),
     }
 }
@@ -262,43 +269,6 @@ async fn fire_one(state: &AppState, s: &ScheduleRecord, now_ms: i64) -> Result<(
         state.metrics.job_submitted(&ns, &level);
     }
     Ok(())
-}
-
-/// Whether the run's log mentions `java.lang.OutOfMemoryError` (read through
-/// `Backend::logs`, at most [`OOM_LOG_SCAN_BYTES`]).
-pub(crate) async fn log_has_oom(state: &AppState, rec: &JobRecord) -> bool {
-    let run = RunRef {
-        job_id: rec.id.clone(),
-        attempt: rec.attempt,
-        backend_ref: rec.backend_ref.clone(),
-    };
-    let mut offset = 0u64;
-    let mut carry = String::new();
-    while offset < OOM_LOG_SCAN_BYTES {
-        let chunk = match state.backend.logs(&run, offset, 1 << 20).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(job = %rec.id, "log scan: {e}");
-                return false;
-            }
-        };
-        let text = format!("{carry}{}", chunk.data);
-        if text.contains(JAVA_OOM) {
-            return true;
-        }
-        if chunk.next_offset <= offset {
-            return false;
-        }
-        offset = chunk.next_offset;
-        // Keep the end of this chunk, in case the marker spans two chunks.
-        let keep = text.len().saturating_sub(JAVA_OOM.len());
-        carry = text
-            .char_indices()
-            .find(|(i, _)| *i >= keep)
-            .map(|(i, _)| text[i..].to_string())
-            .unwrap_or_default();
-    }
-    false
 }
 
 fn fmt_delay(ms: u64) -> String {

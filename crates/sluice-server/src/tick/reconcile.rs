@@ -61,6 +61,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 rec: rec.clone(),
                 at_ms: now,
                 succeeded,
+                cancelled: false,
                 message,
                 exit_code,
             });
@@ -251,6 +252,7 @@ pub async fn write_stopped(state: &AppState) -> Result<(), TickError> {
                 let ended = Ended {
                     at_ms: t.at_ms,
                     succeeded: false,
+                    cancelled: false,
                     message: t.message.clone(),
                     exit_code: None,
                     rec: rec.clone(),

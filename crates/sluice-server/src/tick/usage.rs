@@ -1,5 +1,8 @@
 //! After a run ends: what it produced (a dbt run's nodes, [`sluice_backend::Backend::result`])
-//! and what it held and used are recorded, one [`UsageRecord`] per run (see `docs/cost.md`). Off the tick: the reconciler hands each ended run to a task of its own,
+//! and what it held and used are recorded, one [`UsageRecord`] per run (see `docs/cost.md`):
+//! runs that ended by themselves, runs stopped for their `maxRuntime`, and runs stopped by a
+//! cancel (a user's, or a schedule's `Replace`). Off the tick: whoever wrote the end hands
+//! each ended run to a task of its own,
 //! which asks the backend ([`sluice_backend::Backend::usage`]: the run's Spark event log,
 //! parsed on a blocking thread, and its process's usage) and writes the record; at most
 //! [`PARALLEL`] such tasks read at once, so a burst of ended runs never floods the host.
@@ -13,7 +16,7 @@ use sluice_core::retry::{FailureClass, FailureFacts, classify};
 use sluice_core::sizing::spark_shape;
 use tokio::sync::Semaphore;
 
-use super::orchestrate::log_has_oom;
+use super::oomlog::log_has_oom;
 use super::write::run_ref;
 use crate::state::AppState;
 
@@ -38,10 +41,27 @@ pub struct Ended {
     pub at_ms: i64,
     /// True for a success.
     pub succeeded: bool,
+    /// True for a run stopped by a cancel (a user's, or a schedule's `Replace`): it held its
+    /// room until it was killed, and used what its process and event log show up to then.
+    pub cancelled: bool,
     /// The message of the failure.
     pub message: String,
     /// Its exit code.
     pub exit_code: Option<i32>,
+}
+
+impl Ended {
+    /// A run of `rec` stopped by a cancel whose end was written at `at_ms` with `message`.
+    pub fn cancelled(rec: JobRecord, at_ms: i64, message: String) -> Ended {
+        Ended {
+            rec,
+            at_ms,
+            succeeded: false,
+            cancelled: true,
+            message,
+            exit_code: None,
+        }
+    }
 }
 
 /// Records each ended run's usage in a task of its own; returns the tasks (tests wait on them).
@@ -127,6 +147,8 @@ pub async fn usage_record(state: &AppState, e: &Ended) -> UsageRecord {
     }
     let outcome = if e.succeeded {
         Outcome::Succeeded
+    } else if e.cancelled {
+        Outcome::Cancelled
     } else {
         let facts = FailureFacts {
             message: &e.message,

@@ -146,6 +146,44 @@ fn a_job_that_ran_out_of_memory_is_never_advised_down() {
 }
 
 #[test]
+fn a_cancelled_run_does_not_count_but_its_peak_is_a_floor() {
+    // Five runs peaking at 400 MiB and a sixth, cancelled, that had reached 1500 MiB.
+    let mut rs = runs(6, &[400], 360.0);
+    rs[5].outcome = Outcome::Cancelled;
+    rs[5].measured = Some(measured(300, 1500, 10.0));
+    let a = advise("ns", "etl", GroupBy::Job, &rs, &cfg(5), &PRICES, MONTH_MS);
+    let rec = a.recommended.expect("advice");
+    assert_eq!(a.based_on.len(), 5, "{:?}", a.based_on);
+    assert!(
+        !a.based_on.contains(&"job5/1".to_string()),
+        "{:?}",
+        a.based_on
+    );
+    assert_eq!(a.executor_peak_mib, 1500);
+    assert!(rec.executor_heap_mib >= 1500, "{rec:?}");
+    // Alone, the cancelled run is not enough.
+    let mut rs = runs(5, &[400], 360.0);
+    rs[4].outcome = Outcome::Cancelled;
+    let a = advise("ns", "etl", GroupBy::Job, &rs, &cfg(5), &PRICES, MONTH_MS);
+    assert_eq!(a.status, AdviceStatus::NotEnoughRuns, "{a:?}");
+}
+
+#[test]
+fn outcomes_round_trip_by_name() {
+    for o in [
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::Oom,
+        Outcome::Cancelled,
+    ] {
+        assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        let json = serde_json::to_string(&o).unwrap();
+        assert_eq!(json, format!("\"{}\"", o.as_str()));
+    }
+    assert_eq!(Outcome::parse("killed"), None);
+}
+
+#[test]
 fn runs_near_their_limit_are_advised_up_with_a_warning() {
     let rs = runs(5, &[1950], 360.0);
     let a = advise("ns", "etl", GroupBy::Job, &rs, &cfg(5), &PRICES, MONTH_MS);
