@@ -534,7 +534,9 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                 !job_is_held(first) && (backfill_overdue || aged)
             })
             .collect();
-        overdue.sort_by_key(|&k| (cands[keys[queues[k].start].3].enqueued_at_ms, k));
+        // In fair-share order among themselves, as strict would take them: the lowest share
+        // first, so one namespace's stream of overdue heads does not hold the others' back.
+        overdue.sort_by_key(|&k| turn(&queues[k], k).0);
         for k in overdue {
             let q = &mut queues[k];
             let pos = q.next;
