@@ -515,9 +515,10 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
 
         // Overdue heads first: the first job of a backfill namespace that has waited
         // `max_head_wait_ms`, and under any policy the first job of a namespace that aging
-        // raised (it has waited its level's bound), goes before the fair-share order, oldest
-        // first, and if it does not fit it gets a hard reservation that every later start must
-        // respect, and blocks its namespace. So an aged job, once at the head of its
+        // raised (it has waited its level's bound), goes before the other jobs (the overdue
+        // heads in fair-share order), and if it does not fit it gets a hard reservation that
+        // every later start must respect unless its maxRuntime ends it before the reserved
+        // start, and blocks its namespace. So an aged job, once at the head of its
         // namespace, waits only for the room held now to free, never for later work of other
         // namespaces.
         let mut overdue: Vec<usize> = (0..queues.len())
