@@ -133,6 +133,7 @@ fn bench_eta(c: &mut Criterion) {
             let timing = Timing {
                 now_ms: 0,
                 expected_ms: &w.expected,
+                max_runtime_ms: &[],
                 running: &w.running,
                 backfill: BackfillSettings::default(),
                 aging: &[],

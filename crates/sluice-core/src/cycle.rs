@@ -166,6 +166,10 @@ pub struct Timing<'a> {
     /// Expected run time of each candidate, ms, by index into [`CycleInput::candidates`];
     /// missing or `None`: [`BackfillSettings::default_runtime_ms`].
     pub expected_ms: &'a [Option<i64>],
+    /// Each candidate's `maxRuntime`, ms, by index into [`CycleInput::candidates`] (the
+    /// watchdog stops it there): a job certain to end before an overdue head's reserved start
+    /// may pass that reservation. Missing or `None`: no bound.
+    pub max_runtime_ms: &'a [Option<i64>],
     /// The jobs that hold room now, with their expected ends (node indices into
     /// [`Snapshot::nodes`]).
     pub running: &'a [RunningJob],
@@ -354,8 +358,9 @@ struct Shadow {
     /// Free room at `start_ms` once the head is placed; `None` when no start could be found
     /// any more (nothing may pass the head then).
     room: Option<Fitter>,
-    /// The head has waited `max_head_wait_ms`: every job, not only those passing a blocked
-    /// head, must fit beside this reservation, whenever it is expected to end.
+    /// The head is overdue: every job, not only those passing a blocked head, must fit beside
+    /// this reservation, whenever it is expected to end, unless its `maxRuntime` ends it
+    /// before `start_ms`.
     hard: bool,
 }
 
@@ -405,6 +410,15 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
             .flatten()
             .unwrap_or(timing.backfill.default_runtime_ms)
             .max(0)
+    };
+    // The latest a job admitted now can hold room: `maxRuntime` plus the margin (the watchdog
+    // stops it within a tick of it), whatever anyone estimated.
+    let certain_end = |index: usize| -> Option<i64> {
+        let max = timing.max_runtime_ms.get(index).copied().flatten()?;
+        Some(
+            now.saturating_add(max.max(0))
+                .saturating_add(timing.backfill.overrun_margin_ms.max(0)),
+        )
     };
 
     // Number the namespaces in name order, so that the sort below compares integers.
@@ -501,9 +515,10 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
 
         // Overdue heads first: the first job of a backfill namespace that has waited
         // `max_head_wait_ms`, and under any policy the first job of a namespace that aging
-        // raised (it has waited its level's bound), goes before the fair-share order, oldest
-        // first, and if it does not fit it gets a hard reservation that every later start must
-        // respect, and blocks its namespace. So an aged job, once at the head of its
+        // raised (it has waited its level's bound), goes before the other jobs (the overdue
+        // heads in fair-share order), and if it does not fit it gets a hard reservation that
+        // every later start must respect unless its maxRuntime ends it before the reserved
+        // start, and blocks its namespace. So an aged job, once at the head of its
         // namespace, waits only for the room held now to free, never for later work of other
         // namespaces.
         let mut overdue: Vec<usize> = (0..queues.len())
@@ -520,7 +535,9 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                 !job_is_held(first) && (backfill_overdue || aged)
             })
             .collect();
-        overdue.sort_by_key(|&k| (cands[keys[queues[k].start].3].enqueued_at_ms, k));
+        // In fair-share order among themselves, as strict would take them: the lowest share
+        // first, so one namespace's stream of overdue heads does not hold the others' back.
+        overdue.sort_by_key(|&k| turn(&queues[k], k).0);
         for k in overdue {
             let q = &mut queues[k];
             let pos = q.next;
@@ -533,7 +550,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                 &mut shadows,
                 job,
                 eligible_of(job),
-                end_ms,
+                (end_ms, certain_end(index)),
                 true,
             ) {
                 Ok(placement) => {
@@ -595,7 +612,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                     &mut shadows,
                     job,
                     eligible_of(job),
-                    end_ms,
+                    (end_ms, certain_end(index)),
                     !passing,
                 ),
             };
@@ -764,15 +781,17 @@ fn job_is_held(job: &Candidate) -> bool {
 }
 
 /// Places a job: it must fit now and, on the same nodes, the room left at every reserved start
-/// it outlasts (`end_ms` after it): every reservation for a job that passes a blocked backfill
-/// head, only the hard ones (`hard_only`) for the others. On success the room is taken from
+/// it may outlast: every reservation for a job that passes a blocked backfill head, only the
+/// hard ones (`hard_only`) for the others. `ends` is when it is expected to end and when it
+/// certainly ends (`maxRuntime`); a soft reservation is outlasted past the expected end, a
+/// hard one past the certain end (always, without one). On success the room is taken from
 /// `fitter` and from those shadows.
 fn backfill_place(
     fitter: &mut Fitter,
     shadows: &mut [Shadow],
     job: &Candidate,
     eligible: Option<&Eligible>,
-    end_ms: i64,
+    (end_ms, certain_end_ms): (i64, Option<i64>),
     hard_only: bool,
 ) -> Result<Placement, Outcome> {
     let demand = &job.demand;
@@ -784,9 +803,12 @@ fn backfill_place(
     }
     let outlasted: Vec<usize> = (0..shadows.len())
         .filter(|&k| !hard_only || shadows[k].hard)
-        // A hard reservation does not trust estimates: a job must fit beside it even if it is
-        // expected to end before it.
-        .filter(|&k| shadows[k].hard || shadows[k].room.is_none() || end_ms > shadows[k].start_ms)
+        // A hard reservation does not trust estimates: a job must fit beside it unless its
+        // maxRuntime ends it before the reserved start.
+        .filter(|&k| match &shadows[k] {
+            sh if sh.hard => sh.room.is_none() || certain_end_ms.is_none_or(|c| c > sh.start_ms),
+            sh => sh.room.is_none() || end_ms > sh.start_ms,
+        })
         .collect();
     if outlasted.is_empty() {
         return Ok(first);

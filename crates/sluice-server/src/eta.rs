@@ -52,6 +52,8 @@ pub struct EtaInputs {
     pub candidates: Vec<Candidate>,
     /// Their expected run times, ms, by index (`None`: the default).
     pub expected: Vec<Option<i64>>,
+    /// Their `maxRuntime`, ms, by index (`None`: none).
+    pub max_runtime: Vec<Option<i64>>,
     /// The room after reservations.
     pub snapshot: Snapshot,
     /// What each namespace holds.
@@ -195,6 +197,7 @@ pub fn compute(inputs: &EtaInputs, now_ms: i64) -> HashMap<String, i64> {
         &Timing {
             now_ms,
             expected_ms: &inputs.expected,
+            max_runtime_ms: &inputs.max_runtime,
             running: &running,
             backfill: inputs.backfill,
             aging: &inputs.aging,

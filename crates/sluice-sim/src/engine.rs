@@ -30,7 +30,7 @@ use sluice_core::cycle::{
 use sluice_core::job::{Demand, Resources, Role};
 
 use crate::cluster::Cluster;
-use crate::model::{Recorder, Run, UsagePoint, Workload};
+use crate::model::{Recorder, Run, SimJob, UsagePoint, Workload};
 
 /// Replays the workload under sluice's cycle. `head` forces one head-of-line policy on every
 /// namespace; `None` keeps each namespace's policy from the cluster file. Weights always come
@@ -92,12 +92,14 @@ impl Default for Options {
 }
 
 impl Options {
-    /// A job's expected run time under these options, ms.
-    pub fn expected_ms(&self, duration_ms: i64) -> i64 {
+    /// A job's expected run time under these options, ms: its run time times the factor, at
+    /// most its `maxRuntime` (as the server caps its history's estimate).
+    pub fn expected_ms(&self, job: &SimJob) -> i64 {
         let f = self.estimate_factor.max(0.0);
-        ((duration_ms as f64) * f)
+        let ms = ((job.duration_ms as f64) * f)
             .round()
-            .clamp(0.0, i64::MAX as f64) as i64
+            .clamp(0.0, i64::MAX as f64) as i64;
+        job.max_runtime_ms.map_or(ms, |max| ms.min(max))
     }
 }
 
@@ -149,6 +151,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
     let mut running_job: Vec<usize> = Vec::new();
     let mut slot: Vec<usize> = vec![usize::MAX; w.jobs.len()];
     let mut expected: Vec<Option<i64>> = Vec::new();
+    let mut max_runtime: Vec<Option<i64>> = Vec::new();
     // Waiting jobs per namespace, in queue order: (level, submit time, trace index) is the
     // cycle's (level, enqueued_at, id) order, since ids are the zero-padded trace index.
     let mut queues: Vec<BTreeSet<(usize, i64, usize, usize)>> =
@@ -227,6 +230,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
             queue.clear();
             queue_jobs.clear();
             expected.clear();
+            max_runtime.clear();
             let mut any_fits = false;
             for (ns, q) in queues.iter().enumerate() {
                 let mut sum = Resources::default();
@@ -243,7 +247,8 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
                         constraints: None,
                     });
                     queue_jobs.push(j);
-                    expected.push(Some(opts.expected_ms(job.duration_ms)));
+                    expected.push(Some(opts.expected_ms(job)));
+                    max_runtime.push(job.max_runtime_ms);
                     if prune && strict[ns] {
                         sum = sum.plus(&job.demand.total());
                         if !passes || !bounds.total.covers(&sum) {
@@ -270,6 +275,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
                 let timing = Timing {
                     now_ms: now,
                     expected_ms: &expected,
+                    max_runtime_ms: &max_runtime,
                     running: &running,
                     backfill: cluster.backfill,
                     aging,
@@ -339,7 +345,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
                     run.half_started = a.placement.pods.len() as u64 != job.demand.pod_count();
                     slot[j] = running.len();
                     let mut r = RunningJob::placed(
-                        now.saturating_add(opts.expected_ms(job.duration_ms)),
+                        now.saturating_add(opts.expected_ms(job)),
                         &job.demand,
                         &a.placement,
                     );
@@ -403,6 +409,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
             let mut cands = Vec::with_capacity(waiting);
             let mut jobs = Vec::with_capacity(waiting);
             let mut exp = Vec::with_capacity(waiting);
+            let mut max = Vec::with_capacity(waiting);
             for (ns, q) in queues.iter().enumerate() {
                 for &(_, _, _, j) in q.iter() {
                     let job = &w.jobs[j];
@@ -415,7 +422,8 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
                         constraints: None,
                     });
                     jobs.push(j);
-                    exp.push(Some(opts.expected_ms(job.duration_ms)));
+                    exp.push(Some(opts.expected_ms(job)));
+                    max.push(job.max_runtime_ms);
                 }
             }
             let eta = estimate_starts(
@@ -429,6 +437,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
                 &Timing {
                     now_ms: now,
                     expected_ms: &exp,
+                    max_runtime_ms: &max,
                     running: &running,
                     backfill: cluster.backfill,
                     aging,

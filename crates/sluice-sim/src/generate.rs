@@ -274,6 +274,7 @@ fn job(
         executors: u32::try_from(executors).unwrap_or(c.max_executors),
         duration_ms: secs as i64 * 1000,
         outcome,
+        max_runtime_ms: None,
     }
 }
 

@@ -140,8 +140,11 @@ pub struct SimJob {
     pub level: usize,
     /// Submit time, ms.
     pub submit_ms: i64,
-    /// Run time once all pods run, ms.
+    /// Run time once all pods run, ms: the trace's, cut to its `maxRuntime` (the watchdog stops
+    /// the run there).
     pub duration_ms: i64,
+    /// Its `maxRuntime`, ms (`None`: no bound).
+    pub max_runtime_ms: Option<i64>,
     /// Pods needed at once.
     pub demand: Demand,
     /// How the run ends.
@@ -204,7 +207,10 @@ impl Workload {
                 ns: namespaces.binary_search(&t.namespace).unwrap_or(0),
                 level,
                 submit_ms: t.submit_ms,
-                duration_ms: t.duration_ms,
+                duration_ms: t
+                    .max_runtime_ms
+                    .map_or(t.duration_ms, |max| t.duration_ms.min(max)),
+                max_runtime_ms: t.max_runtime_ms,
                 demand,
                 outcome: t.outcome,
                 fits_empty: fits,

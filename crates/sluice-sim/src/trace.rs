@@ -13,6 +13,7 @@
 //! | `executors` | how many executors the job needs at once | `8` |
 //! | `duration` | how long the job runs once all its pods run | `10m` |
 //! | `outcome` | optional: `succeeded` (default), `failed` or `oom`; counted in the report | `failed` |
+//! | `max_runtime` | optional: the job's `maxRuntime`; the watchdog stops a run there (its run time is cut to it) | `30m` |
 //!
 //! In JSON lines, times and quantities may also be numbers (seconds, cores, MiB, a count).
 
@@ -24,7 +25,7 @@ use sluice_core::job::{Demand, PodDemand, Resources, Role};
 use crate::error::{SimError, trace_err};
 
 /// The fields of a trace line, in CSV column order.
-pub const FIELDS: [&str; 11] = [
+pub const FIELDS: [&str; 12] = [
     "submit",
     "namespace",
     "level",
@@ -36,7 +37,11 @@ pub const FIELDS: [&str; 11] = [
     "executors",
     "duration",
     "outcome",
+    "max_runtime",
 ];
+
+/// The fields a trace may leave out.
+const OPTIONAL: [&str; 3] = ["level", "outcome", "max_runtime"];
 
 /// Most executors one job may ask for.
 pub const MAX_EXECUTORS: u32 = 10_000;
@@ -88,6 +93,8 @@ pub struct TraceJob {
     pub duration_ms: i64,
     /// How the run ends.
     pub outcome: Outcome,
+    /// Its `maxRuntime`, ms: the watchdog stops the run there. `None`: no bound.
+    pub max_runtime_ms: Option<i64>,
 }
 
 impl TraceJob {
@@ -120,8 +127,8 @@ pub fn parse(text: &str) -> Result<Vec<TraceJob>, SimError> {
     }
 }
 
-/// Reads a CSV trace with a header line naming the columns (any order; `level` and `outcome`
-/// may be left out). Unknown columns are refused.
+/// Reads a CSV trace with a header line naming the columns (any order; `level`, `outcome` and
+/// `max_runtime` may be left out). Unknown columns are refused.
 pub fn parse_csv(text: &str) -> Result<Vec<TraceJob>, SimError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -154,7 +161,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<TraceJob>, SimError> {
         }
     }
     for f in FIELDS {
-        if !column.contains_key(f) && f != "level" && f != "outcome" {
+        if !column.contains_key(f) && !OPTIONAL.contains(&f) {
             return Err(trace_err(1, f, "", "missing column"));
         }
     }
@@ -290,6 +297,13 @@ fn job_from(line: u64, fields: &BTreeMap<&str, String>) -> Result<TraceJob, SimE
             ));
         }
     };
+    let max_runtime_ms = match get("max_runtime") {
+        "" => None,
+        v => match time("max_runtime")? {
+            0 => return Err(trace_err(line, "max_runtime", v, "must be above 0")),
+            ms => Some(ms),
+        },
+    };
     Ok(TraceJob {
         line,
         submit_ms,
@@ -301,6 +315,7 @@ fn job_from(line: u64, fields: &BTreeMap<&str, String>) -> Result<TraceJob, SimE
         executors,
         duration_ms,
         outcome,
+        max_runtime_ms,
     })
 }
 
@@ -328,9 +343,16 @@ fn time_ms(text: &str) -> Result<u64, String> {
         .map_err(|e| e.problem())
 }
 
-/// Writes jobs as a CSV trace (header first), in the form [`parse_csv`] reads.
+/// Writes jobs as a CSV trace (header first), in the form [`parse_csv`] reads; the
+/// `max_runtime` column only when some job has one.
 pub fn write_csv(jobs: &[TraceJob]) -> String {
-    let mut out = FIELDS.join(",");
+    let with_max = jobs.iter().any(|j| j.max_runtime_ms.is_some());
+    let columns = if with_max {
+        &FIELDS[..]
+    } else {
+        &FIELDS[..FIELDS.len() - 1]
+    };
+    let mut out = columns.join(",");
     out.push('\n');
     for j in jobs {
         let fields = [
@@ -345,8 +367,12 @@ pub fn write_csv(jobs: &[TraceJob]) -> String {
             j.executors.to_string(),
             time_text(j.duration_ms),
             j.outcome.as_str().to_string(),
+            j.max_runtime_ms.map(time_text).unwrap_or_default(),
         ];
-        let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        let quoted: Vec<String> = fields[..columns.len()]
+            .iter()
+            .map(|f| csv_field(f))
+            .collect();
         out.push_str(&quoted.join(","));
         out.push('\n');
     }

@@ -295,34 +295,37 @@ fn extra_by_namespace(w: &Workload, a: &sluice_sim::Run, b: &sluice_sim::Run) ->
 }
 
 #[test]
-fn on_the_nightly_sample_the_batch_namespace_keeps_the_bound_and_the_others_do_not() {
+fn on_the_nightly_sample_backfill_keeps_the_bound_for_every_namespace() {
     let (cluster, w) = nightly();
     let bound = bound_ms(&cluster, &w);
     let b = BaselineConfig::default();
-    let etl = w.namespaces.iter().position(|n| n == "etl").unwrap();
     let strict = sluice_sim::replay(&w, &cluster, Policy::Strict, b);
-    for factor in [1.0, 0.5, 2.0] {
+    let best = sluice_sim::replay(&w, &cluster, Policy::BestEffort, b);
+    let best_worst = extra_by_namespace(&w, &best, &strict)
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    // Best-effort, with no reservation, is the contrast: it goes beyond the bound.
+    assert!(
+        best_worst > bound,
+        "best-effort {best_worst} within {bound}"
+    );
+    for factor in [1.0, 2.0, 0.5] {
         let backfill = sluice_sim::replay_estimated(&w, &cluster, Policy::Backfill, b, factor);
         let extra = extra_by_namespace(&w, &backfill, &strict);
-        // The batch's own namespace, whose overdue heads hold hard reservations, stays
-        // within the documented bound ...
-        assert!(
-            extra[etl] <= bound,
-            "x{factor}: etl {} > {bound}",
-            extra[etl]
-        );
-        // ... but jobs of the other namespaces, held back by those reservations, wait past it
-        // (docs/scheduling.md, "On the nightly sample").
         let worst = extra.iter().max().copied().unwrap_or(0);
-        assert!(worst > bound, "x{factor}: {extra:?} within {bound}");
-        let best = sluice_sim::replay(&w, &cluster, Policy::BestEffort, b);
-        let best_worst = extra_by_namespace(&w, &best, &strict)
-            .into_iter()
-            .max()
-            .unwrap_or(0);
-        assert!(
-            worst < best_worst,
-            "x{factor}: {worst} vs best-effort {best_worst}"
-        );
+        if factor >= 1.0 {
+            // Every namespace, not only the batch's: overdue heads go in fair-share order
+            // and pass what their maxRuntime ends in time (docs/scheduling.md, "On the
+            // nightly sample").
+            assert!(worst <= bound, "x{factor}: {extra:?} past {bound}");
+        } else {
+            // Estimates half the real run times: a little past it (documented), still far
+            // below best-effort.
+            assert!(
+                worst < best_worst,
+                "x{factor}: {worst} vs best-effort {best_worst}"
+            );
+        }
     }
 }

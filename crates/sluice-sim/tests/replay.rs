@@ -31,6 +31,7 @@ fn job(name: &str, ns: &str, level: &str, at: i64, execs: u32, secs: i64) -> Tra
         executors: execs,
         duration_ms: secs * S,
         outcome: Outcome::Succeeded,
+        max_runtime_ms: None,
     }
 }
 
@@ -413,8 +414,9 @@ fn arb_job() -> impl Strategy<Value = TraceJob> {
         1u64..5,
         1u64..9,
         0i64..40,
+        prop::option::of(1i64..40),
     )
-        .prop_map(|(at, ns, level, dc, dm, n, ec, em, secs)| TraceJob {
+        .prop_map(|(at, ns, level, dc, dm, n, ec, em, secs, max)| TraceJob {
             line: 0,
             submit_ms: at * S,
             namespace: ["x", "y", "z"][ns].into(),
@@ -425,6 +427,7 @@ fn arb_job() -> impl Strategy<Value = TraceJob> {
             executors: n,
             duration_ms: secs * S,
             outcome: Outcome::Succeeded,
+            max_runtime_ms: max.map(|m| m * S),
         })
 }
 

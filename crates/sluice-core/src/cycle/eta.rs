@@ -51,6 +51,10 @@ pub fn estimate_starts(
             .iter()
             .map(|&i| timing.expected_ms.get(i).copied().flatten())
             .collect();
+        let max_runtime: Vec<Option<i64>> = left
+            .iter()
+            .map(|&i| timing.max_runtime_ms.get(i).copied().flatten())
+            .collect();
         let out = schedule_at(
             &CycleInput {
                 candidates: &cands,
@@ -61,6 +65,7 @@ pub fn estimate_starts(
             &Timing {
                 now_ms: t,
                 expected_ms: &expected,
+                max_runtime_ms: &max_runtime,
                 running: &running,
                 ..*timing
             },

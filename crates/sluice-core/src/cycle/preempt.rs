@@ -151,6 +151,10 @@ pub fn schedule_preempting(
         .iter()
         .map(|&i| timing.expected_ms.get(i).copied().flatten())
         .collect();
+    let max_runtime: Vec<Option<i64>> = map
+        .iter()
+        .map(|&i| timing.max_runtime_ms.get(i).copied().flatten())
+        .collect();
     let snapshot = Snapshot {
         available: input.snapshot.available,
         nodes: fitter.nodes().to_vec(),
@@ -182,6 +186,7 @@ pub fn schedule_preempting(
         },
         &Timing {
             expected_ms: &expected,
+            max_runtime_ms: &max_runtime,
             running: &running,
             ..*timing
         },

@@ -118,9 +118,11 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         namespaces: &namespaces,
         default_policy,
     };
+    let max_runtime: Vec<Option<i64>> = runs.iter().map(|k| k.max_runtime_ms).collect();
     let timing = Timing {
         now_ms: started_at,
         expected_ms: &expected,
+        max_runtime_ms: &max_runtime,
         running: &running,
         backfill,
         aging: &aging,
@@ -253,6 +255,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     state.eta.record(EtaInputs {
         candidates,
         expected,
+        max_runtime,
         snapshot,
         held,
         namespaces,

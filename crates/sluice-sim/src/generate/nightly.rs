@@ -13,6 +13,11 @@
 //!   make `huge_min`..`huge_max` of the cluster's CPU (uniform), and runs a log-normal time of
 //!   median 45 min, sigma 0.5. A batch job is at the first level with probability
 //!   `batch_high_share`.
+//!
+//! Every job has a `maxRuntime` of [`MAX_RUNTIME_FACTOR`] times its class's median run time
+//! (small 12 min, medium 40 min, large 2 h, nightly 3 h): what a team sets once it knows its
+//! jobs' typical run time. With the log-normal run times about 1% of small and medium jobs and
+//! 0.3% of large and nightly ones run past it and are stopped there.
 
 use sluice_core::job::Resources;
 
@@ -65,6 +70,9 @@ impl Default for Loads {
         }
     }
 }
+
+/// A job's `maxRuntime` is this many times its class's median run time.
+pub const MAX_RUNTIME_FACTOR: f64 = 4.0;
 
 /// Huge jobs take from this share of the cluster's CPU...
 pub const HUGE_MIN: f64 = 0.25;
@@ -200,7 +208,9 @@ pub(super) fn generate(cfg: &GenConfig, r: &Rhythm) -> Result<Vec<TraceJob>, Sim
         if !t.is_finite() {
             break;
         }
-        jobs.push(super::job(cfg, &mut rng, i, t, c, ns, high));
+        let mut job = super::job(cfg, &mut rng, i, t, c, ns, high);
+        job.max_runtime_ms = Some((MAX_RUNTIME_FACTOR * c.median_ms).round() as i64);
+        jobs.push(job);
     }
     Ok(jobs)
 }

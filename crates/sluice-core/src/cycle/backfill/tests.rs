@@ -50,6 +50,8 @@ struct Q {
     at: i64,
     cores: u64,
     run: i64,
+    /// Its `maxRuntime`, minutes.
+    max: Option<i64>,
 }
 
 fn q(id: &'static str, cores: u64, run: i64) -> Q {
@@ -60,6 +62,7 @@ fn q(id: &'static str, cores: u64, run: i64) -> Q {
         at: 0,
         cores,
         run,
+        max: None,
     }
 }
 
@@ -142,6 +145,7 @@ fn run_case(c: &Case) -> (Vec<Candidate>, CycleOutput) {
         })
         .collect();
     let expected: Vec<Option<i64>> = c.queued.iter().map(|j| Some(j.run * MIN)).collect();
+    let max_runtime: Vec<Option<i64>> = c.queued.iter().map(|j| j.max.map(|m| m * MIN)).collect();
     let namespaces: BTreeMap<String, NamespacePolicy> = c
         .policies
         .iter()
@@ -170,6 +174,7 @@ fn run_case(c: &Case) -> (Vec<Candidate>, CycleOutput) {
         &Timing {
             now_ms: c.now * MIN,
             expected_ms: &expected,
+            max_runtime_ms: &max_runtime,
             running: &c.running,
             backfill: c.settings,
             aging: &c.aging,
@@ -332,6 +337,139 @@ fn backfill_table() {
             want_left: BTreeMap::from([("a-head", "no-room")]),
             want_reserved: vec![("a-head", 200)],
             want_nodes: vec![("c-long", 1)],
+            ..Case::default()
+        },
+        Case {
+            name: "a job whose maxRuntime ends it before an overdue head's reserved start passes",
+            nodes: vec![4],
+            running: vec![running(0, 3, 200)],
+            queued: vec![
+                Q {
+                    ns: "a",
+                    ..q("a-head", 4, 30)
+                },
+                Q {
+                    ns: "c",
+                    at: 100,
+                    max: Some(60),
+                    ..q("c-bounded", 1, 50)
+                },
+            ],
+            policies: vec![("c", HeadPolicy::Strict)],
+            now: 121,
+            // 121 + 60 + the 5-minute margin = 186, before the reserved start at 200.
+            want_admitted: vec!["c-bounded"],
+            want_left: BTreeMap::from([("a-head", "no-room")]),
+            want_reserved: vec![("a-head", 200)],
+            ..Case::default()
+        },
+        Case {
+            name: "a maxRuntime ending it exactly at an overdue head's reserved start passes",
+            nodes: vec![4],
+            running: vec![running(0, 3, 200)],
+            queued: vec![
+                Q {
+                    ns: "a",
+                    ..q("a-head", 4, 30)
+                },
+                Q {
+                    ns: "c",
+                    at: 100,
+                    max: Some(74),
+                    ..q("c-bounded", 1, 50)
+                },
+            ],
+            now: 121,
+            want_admitted: vec!["c-bounded"],
+            want_left: BTreeMap::from([("a-head", "no-room")]),
+            want_reserved: vec![("a-head", 200)],
+            ..Case::default()
+        },
+        Case {
+            name: "a maxRuntime ending it after an overdue head's reserved start does not pass",
+            nodes: vec![4],
+            running: vec![running(0, 3, 200)],
+            queued: vec![
+                Q {
+                    ns: "a",
+                    ..q("a-head", 4, 30)
+                },
+                Q {
+                    ns: "c",
+                    at: 100,
+                    // Expected to end at 171, but only its maxRuntime is certain: 121 + 75 + 5.
+                    max: Some(75),
+                    ..q("c-bounded", 1, 50)
+                },
+            ],
+            policies: vec![("c", HeadPolicy::Strict)],
+            now: 121,
+            want_left: BTreeMap::from([
+                ("a-head", "no-room"),
+                (
+                    "c-bounded",
+                    "would delay job a-head at the head of namespace a",
+                ),
+            ]),
+            want_reserved: vec![("a-head", 200)],
+            ..Case::default()
+        },
+        Case {
+            name: "an overdue head's own namespace still waits behind it, maxRuntime or not",
+            nodes: vec![4],
+            running: vec![running(0, 3, 200)],
+            queued: vec![
+                q("head", 4, 30),
+                Q {
+                    at: 1,
+                    max: Some(10),
+                    ..q("short", 1, 5)
+                },
+            ],
+            now: 121,
+            want_left: BTreeMap::from([("head", "no-room"), ("short", "blocked")]),
+            want_reserved: vec![("head", 200)],
+            ..Case::default()
+        },
+        Case {
+            name: "an aged head's hard reservation passes a job its maxRuntime ends in time",
+            nodes: vec![5],
+            running: vec![running(0, 3, 200)],
+            queued: vec![
+                Q {
+                    ns: "a",
+                    level: 1,
+                    ..q("a-aged", 5, 30)
+                },
+                Q {
+                    ns: "b",
+                    at: 100,
+                    max: Some(20),
+                    ..q("b-bounded", 1, 20)
+                },
+                Q {
+                    ns: "c",
+                    at: 100,
+                    ..q("c-unbounded", 1, 20)
+                },
+            ],
+            policies: vec![
+                ("a", HeadPolicy::Strict),
+                ("b", HeadPolicy::Strict),
+                ("c", HeadPolicy::Strict),
+            ],
+            settings: BackfillSettings {
+                max_head_wait_ms: None,
+                ..Case::default().settings
+            },
+            aging: vec![None, Some(60 * MIN)],
+            now: 121,
+            want_admitted: vec!["b-bounded"],
+            want_left: BTreeMap::from([
+                ("a-aged", "no-room"),
+                ("c-unbounded", "would delay job a-aged"),
+            ]),
+            want_reserved: vec![("a-aged", 200)],
             ..Case::default()
         },
         Case {
@@ -651,6 +789,7 @@ proptest! {
             &Timing {
                 now_ms: 0,
                 expected_ms: &expected,
+                max_runtime_ms: &[],
                 running: &run,
                 backfill: BackfillSettings { max_head_wait_ms: None, ..BackfillSettings::default() },
                 aging: &[],
@@ -716,8 +855,8 @@ fn running_jobs_are_placed_in_the_held_room() {
 struct Mixed {
     nodes: Vec<u64>,
     running: Vec<(u64, i64)>,
-    /// (namespace, level, enqueued minute, cores, run minutes)
-    queued: Vec<(usize, usize, i64, u64, i64)>,
+    /// (namespace, level, enqueued minute, cores, run minutes, maxRuntime beyond the run)
+    queued: Vec<(usize, usize, i64, u64, i64, Option<i64>)>,
     policies: Vec<HeadPolicy>,
     max_wait: Option<i64>,
     now: i64,
@@ -732,7 +871,17 @@ fn arb_mixed() -> impl Strategy<Value = Mixed> {
     (
         prop::collection::vec(2u64..9, 1..5),
         prop::collection::vec((1u64..5, 1i64..80), 0..12),
-        prop::collection::vec((0usize..3, 0usize..2, 0i64..60, 1u64..9, 1i64..60), 1..16),
+        prop::collection::vec(
+            (
+                0usize..3,
+                0usize..2,
+                0i64..60,
+                1u64..9,
+                1i64..60,
+                prop::option::of(0i64..40),
+            ),
+            1..16,
+        ),
         prop::collection::vec(policy, 3),
         prop::option::of(0i64..60),
         0i64..60,
@@ -768,7 +917,7 @@ proptest! {
         let snapshot = Snapshot { available: true, nodes: fitter.nodes().to_vec(), allocatable: alloc };
         let names = ["a", "b", "c"];
         let cands: Vec<Candidate> = m.queued.iter().enumerate()
-            .map(|(i, (ns, level, at, cores, _))| Candidate {
+            .map(|(i, (ns, level, at, cores, _, _))| Candidate {
                 id: format!("j{i:02}"),
                 namespace: names[*ns].into(),
                 level: *level,
@@ -777,6 +926,8 @@ proptest! {
                 constraints: None,
             }).collect();
         let expected: Vec<Option<i64>> = m.queued.iter().map(|q| Some(q.4 * MIN)).collect();
+        let max_runtime: Vec<Option<i64>> =
+            m.queued.iter().map(|q| q.5.map(|extra| (q.4 + extra) * MIN)).collect();
         let namespaces: BTreeMap<String, NamespacePolicy> = names.iter().zip(&m.policies)
             .map(|(n, p)| (n.to_string(), NamespacePolicy { weight: 1, policy: *p })).collect();
         let held = BTreeMap::new();
@@ -792,6 +943,7 @@ proptest! {
             &Timing {
                 now_ms: now,
                 expected_ms: &expected,
+                max_runtime_ms: &max_runtime,
                 running: &run,
                 backfill: BackfillSettings {
                     default_runtime_ms: 60 * MIN,
@@ -834,6 +986,40 @@ proptest! {
             prop_assert!(
                 Fitter::new(&at).try_place(&cands[r.index].demand).is_ok(),
                 "head {} does not fit at its reserved start {}: {:?}",
+                cands[r.index].id, r.start_ms, out
+            );
+        }
+        // An overdue head's (hard) reservation trusts no estimate of what passed it: it holds
+        // even if every job admitted after it was made runs to its maxRuntime (and the margin),
+        // or for ever without one. The overdue heads admitted before it (older, or as old and
+        // of an earlier namespace) are what it was computed from, at their expected ends.
+        let Some(max_wait) = m.max_wait.map(|w| w * MIN) else { return Ok(()) };
+        let first = |ns: usize| (0..cands.len()).filter(|&i| m.queued[i].0 == ns)
+            .min_by_key(|&i| (m.queued[i].1, m.queued[i].2, i));
+        let overdue = |i: usize| m.policies[m.queued[i].0] == HeadPolicy::Backfill
+            && now - cands[i].enqueued_at_ms >= max_wait
+            && first(m.queued[i].0) == Some(i);
+        for r in out.reservations.iter().filter(|r| overdue(r.index)) {
+            let key = |i: usize| (cands[i].enqueued_at_ms, m.queued[i].0);
+            let mut at = after.clone();
+            let mut back = |pods: &[(usize, Resources)]| for (n, p) in pods {
+                at[*n].cpu_milli += p.cpu_milli;
+                at[*n].mem_mib += p.mem_mib;
+            };
+            for e in &ends[..run.len()] {
+                if e.end_ms <= r.start_ms { back(&e.pods); }
+            }
+            for (a, e) in out.admitted.iter().zip(&ends[run.len()..]) {
+                let end = if overdue(a.index) && key(a.index) < key(r.index) {
+                    Some(e.end_ms)
+                } else {
+                    max_runtime[a.index].map(|m| now + m + 5 * MIN)
+                };
+                if end.is_some_and(|t| t <= r.start_ms) { back(&e.pods); }
+            }
+            prop_assert!(
+                Fitter::new(&at).try_place(&cands[r.index].demand).is_ok(),
+                "overdue head {} does not fit at {} once what passed it runs to its maxRuntime: {:?}",
                 cands[r.index].id, r.start_ms, out
             );
         }

@@ -137,6 +137,7 @@ fn estimate_table() {
             &Timing {
                 now_ms: c.now * MIN,
                 expected_ms: &expected,
+                max_runtime_ms: &[],
                 running: &running,
                 backfill: BackfillSettings {
                     overrun_margin_ms: 5 * MIN,
