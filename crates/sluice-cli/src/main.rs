@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::de::DeserializeOwned;
-use sluice_server::api::{ErrorBody, JobList, JobView, QueueView};
+use sluice_api::{ErrorBody, JobList, JobView, QueueView};
 
 mod access;
 mod bench;
@@ -373,6 +373,16 @@ fn fmt_cpu(milli: u64) -> String {
 
 fn fmt_mem(mib: u64) -> String {
     sluice_core::quantity::format_mem(mib)
+}
+
+/// Milliseconds since the Unix epoch from the system clock (the client's; the server has its
+/// own).
+fn now_ms() -> i64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 fn is_terminal(state: &str) -> bool {
