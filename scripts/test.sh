@@ -34,6 +34,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The client-only CLI (no sluice-server, axum or sqlx: crates/sluice-cli/tests/client_only.rs)
+# must compile too; about half a minute the first time, seconds once cached.
+echo "== cargo clippy -p sluice --no-default-features (client only)"
+cargo clippy -p sluice --no-default-features --all-targets --locked -- -D warnings
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use sluice_server::api::tokens::{AuditView, NewTokenView, TokenView, WhoAmI};
+use sluice_api::tokens::{AuditView, NewTokenView, TokenView, WhoAmI};
 
 use crate::Client;
 use crate::output::{Output, Table, print_as};
@@ -129,9 +129,9 @@ pub fn find_token(
         return read_token_file(f).map(Some);
     }
     let candidates: Vec<PathBuf> = data_dir
-        .map(|d| d.join(sluice_server::config::TOKEN_FILE))
+        .map(|d| d.join(sluice_api::TOKEN_FILE))
         .into_iter()
-        .chain([Path::new(DEFAULT_DATA_DIR).join(sluice_server::config::TOKEN_FILE)])
+        .chain([Path::new(DEFAULT_DATA_DIR).join(sluice_api::TOKEN_FILE)])
         .collect();
     for p in candidates {
         if p.is_file() {

@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
+use sluice_api::AppliedView;
+use sluice_api::cost::{AdviceView, CostView, RunCostView};
 use sluice_core::cost::advice::{AdviceStatus, spark_mem};
-use sluice_server::api::advice::AppliedView;
-use sluice_server::api::cost::{AdviceView, CostView, RunCostView};
 
 use crate::{Client, Output, print_as};
 

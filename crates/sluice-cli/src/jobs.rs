@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use sluice_server::api::{JobList, JobView, LogsView, OrchView};
+use sluice_api::{JobList, JobView, LogsView, OrchView};
 
 use crate::output::{Output, Table, print_as};
 use crate::{Client, age, fmt_cpu, fmt_mem};
@@ -107,7 +107,7 @@ pub fn print_jobs(jobs: &[JobView], output: Output) -> Result<()> {
 pub fn print_job(j: &JobView, output: Output) -> Result<()> {
     match output {
         Output::Yaml => {
-            let doc = sluice_server::api::views::resubmittable(j)?;
+            let doc = sluice_api::resubmittable(j)?;
             print!("{}", serde_saphyr::to_string(&doc)?);
         }
         Output::Json => print_as(j, output)?,
@@ -233,7 +233,7 @@ pub fn describe(j: &JobView) {
             "Set aside:  {} (time {}; tried again after {})",
             a.reason,
             a.times,
-            sluice_server::time::rfc3339(a.retry_at_ms)
+            sluice_api::time::rfc3339(a.retry_at_ms)
         );
     }
     if !j.labels.is_empty() {
@@ -306,7 +306,7 @@ pub fn describe(j: &JobView) {
 }
 
 /// The results of a job's runs in `sluice describe`: a dbt run's nodes, one line each.
-pub fn describe_results(results: &[sluice_server::api::RunResultView]) {
+pub fn describe_results(results: &[sluice_api::RunResultView]) {
     use sluice_core::run_result::RunResult;
     for r in results {
         match &r.result {
@@ -447,9 +447,9 @@ pub async fn logs(c: &Client, id: &str, o: LogOpts) -> Result<()> {
 /// "2026-12-03T20:15:00.000Z (in 25m)" for an estimated start; the text alone if it does not
 /// parse.
 fn expected_start(t: &str) -> String {
-    match sluice_server::time::parse_time("estimated_start", t) {
+    match sluice_api::time::parse_time("estimated_start", t) {
         Ok(at) => {
-            let now = sluice_server::time::now_ms();
+            let now = crate::now_ms();
             format!(
                 "{t} (in {}; if jobs run as long as expected)",
                 sluice_core::cycle::short_ms(at.saturating_sub(now))

@@ -1,5 +1,6 @@
 //! `sluice`: runs the server (`sluice server`) and talks to it over its HTTP API (every other
-//! command). The client commands use only the API.
+//! command). The client commands use only the API and its wire types (`sluice_api`); built
+//! without the `server` feature, `sluice` is that client alone (no `server`, `bench`, `render`).
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -8,9 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::de::DeserializeOwned;
-use sluice_server::api::{ErrorBody, JobList, JobView, QueueView};
+use sluice_api::{ErrorBody, JobList, JobView, QueueView};
 
 mod access;
+#[cfg(feature = "server")]
 mod bench;
 mod context;
 mod cost;
@@ -213,6 +215,7 @@ enum Cmd {
     /// Measures a real server (this binary, release build) with the simulated backend on SQLite
     /// and PostgreSQL over HTTP: submit rates, RSS, idle tick, submit->admitted latency,
     /// admissions/s and API latency at several queue depths (see BENCHMARKS.md).
+    #[cfg(feature = "server")]
     Bench(bench::BenchArgs),
     /// Prints the shell completion script for bash, zsh, fish, elvish or powershell
     /// (`source <(sluice completion bash)`; zsh: `sluice completion zsh > "${fpath[1]}/_sluice"`).
@@ -375,11 +378,31 @@ fn fmt_mem(mib: u64) -> String {
     sluice_core::quantity::format_mem(mib)
 }
 
+/// Milliseconds since the Unix epoch from the system clock (the client's; the server has its
+/// own).
+fn now_ms() -> i64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// The error of a command this `sluice` was built without.
+#[cfg(not(feature = "server"))]
+fn without_server(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`sluice {what}`: this sluice was built without the server feature (a client only); \
+         build it with `cargo build -p sluice --features server`, or use a full sluice"
+    )
+}
+
 fn is_terminal(state: &str) -> bool {
     matches!(state, "succeeded" | "failed" | "cancelled")
 }
 
 async fn run(cli: Cli) -> Result<i32> {
+    #[cfg(feature = "server")]
     if let Cmd::Server { config, listen, .. } = cli.cmd {
         let mut cfg = sluice_server::Config::load(config.as_deref())?;
         if let Some(l) = listen {
@@ -389,6 +412,15 @@ async fn run(cli: Cli) -> Result<i32> {
         sluice_server::serve(cfg).await?;
         return Ok(0);
     }
+    #[cfg(not(feature = "server"))]
+    if let Cmd::Server { .. } = cli.cmd {
+        return Err(without_server("server"));
+    }
+    #[cfg(not(feature = "server"))]
+    if let Cmd::Render { .. } = cli.cmd {
+        return Err(without_server("render"));
+    }
+    #[cfg(feature = "server")]
     if let Cmd::Render {
         what,
         file,
@@ -425,6 +457,7 @@ async fn run(cli: Cli) -> Result<i32> {
     if let Cmd::Simulate(args) = cli.cmd {
         return simulate::run(args);
     }
+    #[cfg(feature = "server")]
     if let Cmd::Bench(args) = &cli.cmd {
         bench::run(args.clone()).await?;
         return Ok(0);
@@ -457,8 +490,9 @@ async fn run(cli: Cli) -> Result<i32> {
         | Cmd::Render { .. }
         | Cmd::Completion { .. }
         | Cmd::Simulate(_)
-        | Cmd::Config(_)
-        | Cmd::Bench(_) => Ok(0),
+        | Cmd::Config(_) => Ok(0),
+        #[cfg(feature = "server")]
+        Cmd::Bench(_) => Ok(0),
         Cmd::Submit {
             file,
             priority,
@@ -602,6 +636,7 @@ async fn run(cli: Cli) -> Result<i32> {
 }
 
 /// `sluice render`: the objects of attempt 1 of the job, offline.
+#[cfg(feature = "server")]
 fn render(
     file: &std::path::Path,
     config: Option<&std::path::Path>,
@@ -632,6 +667,7 @@ fn render(
 
 /// `sluice render rbac`: the per-namespace Role and RoleBinding, from the namespaces given or
 /// the configuration's `backend.namespaces`.
+#[cfg(feature = "server")]
 fn render_rbac(
     namespaces: &[String],
     config: Option<&std::path::Path>,
@@ -681,8 +717,9 @@ fn init_logging(format: LogFormat) {
 
 fn main() {
     let cli = Cli::parse();
-    // ring for every TLS client and server of this process (reqwest takes it from here).
-    sluice_backend::install_crypto_provider();
+    // ring for every TLS client and server of this process (reqwest takes it from here), as
+    // `sluice_backend::install_crypto_provider` does; installed once, before any client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     init_logging(match &cli.cmd {
         Cmd::Server { log_format, .. } => *log_format,
         _ => LogFormat::Text,

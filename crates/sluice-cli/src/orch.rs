@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
-use sluice_server::api::JobView;
-use sluice_server::api::{DeadLetterView, PurgeView, RequeueView, ScheduleView};
+use sluice_api::JobView;
+use sluice_api::{DeadLetterView, PurgeView, RequeueView, ScheduleView};
 
 use crate::Client;
 use crate::input::read_file;

@@ -10,8 +10,8 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
-use sluice_server::api::{JobList, JobView, QueueView};
-use sluice_server::cluster::ClusterView;
+use sluice_api::cluster::ClusterView;
+use sluice_api::{JobList, JobView, QueueView};
 
 use crate::{Client, fmt_cpu, fmt_mem, is_terminal};
 
@@ -467,10 +467,10 @@ pub async fn follow(c: &Client, id: &str) -> Result<JobView> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_server::api::OrchView;
-    use sluice_server::api::{DemandView, EventView};
-    use sluice_server::cluster::NamespaceUsage;
-    use sluice_server::state::WaitInfo;
+    use sluice_api::OrchView;
+    use sluice_api::WaitInfo;
+    use sluice_api::cluster::NamespaceUsage;
+    use sluice_api::{DemandView, EventView};
 
     fn job(id: &str, state: &str, wait: Option<WaitInfo>) -> JobView {
         JobView {

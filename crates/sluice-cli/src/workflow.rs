@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use sluice_server::api::workflows::{RunView, StepView, WorkflowApplyView};
+use sluice_api::workflows::{RunView, StepView, WorkflowApplyView};
 
 use crate::Client;
 use crate::output::{Output, Table, print_as};

@@ -4,6 +4,8 @@
 //! broke silently once when authentication became the default). Figures are not checked: this
 //! is a debug build on a shared machine; BENCHMARKS.md has the release figures.
 
+// It runs `sluice bench`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;

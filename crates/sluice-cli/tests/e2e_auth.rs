@@ -3,6 +3,8 @@
 //! revoke`, a namespace token refused outside its namespace, a revoked token refused at once,
 //! `sluice audit` and `sluice whoami`.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

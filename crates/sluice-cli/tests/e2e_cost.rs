@@ -5,6 +5,8 @@
 //! for and above the peak measured, with a saving. The event logs Spark wrote here are parsed
 //! again by the test itself (the parser on real, fresh logs).
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -2,6 +2,8 @@
 //! simulated backend with one node of 2 cores, a job taking it for an hour (`maxRuntime: 1h`),
 //! and a second one queued behind it.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -12,6 +12,8 @@
 //! Bounded: about a minute, loopback only; every server is stopped by PID and the database
 //! dropped.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

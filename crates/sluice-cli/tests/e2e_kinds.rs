@@ -3,6 +3,8 @@
 //! its cached virtual environment, and a `dbt` build of examples/dbt/shop (real dbt-duckdb);
 //! each succeeds, and the dbt job's nodes are in `describe` and in the job's JSON.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

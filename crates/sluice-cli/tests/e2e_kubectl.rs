@@ -2,6 +2,8 @@
 //! `--no-headers`, elastic tables, `get -w`, `logs --tail/--since`, `apply -f`, `explain` and
 //! `--context` profiles.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -4,6 +4,8 @@
 //! must return data through Prometheus's HTTP API, and `promtool check metrics` must be clean
 //! on sluice's /metrics. Also: `sluice top --once` and `sluice submit --wait` output.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -2,6 +2,8 @@
 //! server and as the CLI, real local command jobs. Backoffs are a second or two (spec values);
 //! nothing here asserts how long anything took.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -8,6 +8,8 @@
 //! file is missing fails in its dbt step, skips the final step, and a rerun once the file is
 //! there resumes from the dbt step. A cycle in the same document is refused at apply.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

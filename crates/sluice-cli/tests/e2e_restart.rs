@@ -2,6 +2,8 @@
 //! every job: the running one re-attached (not started twice) and finished, one whose process
 //! died while sluice was down marked failed with a clear reason, the queued ones run.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -3,6 +3,8 @@
 //! executor of 1 core). A normal job runs; a second normal job and then a high job wait; the
 //! high job runs before the older normal one; all succeed and print "Pi is roughly".
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -23,6 +23,8 @@
 //! Every process started here (master, worker, sluice servers, drivers) is killed by PID or
 //! process group when the test ends, pass or fail.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -3,6 +3,8 @@
 //! `--ca-file` or `SLUICE_CA_FILE`; without the CA it fails with a message about the
 //! certificate and how to give the CA.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -11,6 +11,8 @@
 //! is `tests/common/browser.rs`. The additions of issues 17 and 18 are tested in
 //! `e2e_ui_overview.rs`, `e2e_ui_schedule.rs` and `e2e_ui_cost.rs`.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -5,6 +5,8 @@
 //! next to those used (the figures of `GET /v1/cost/runs`); picking another job or a namespace
 //! from the pick-lists redraws the page for it.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

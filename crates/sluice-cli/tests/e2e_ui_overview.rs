@@ -10,6 +10,8 @@
 //!   lines written after the page opened;
 //! - the timeline shows the time between its rows ("waited 3.4 s").
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -4,6 +4,8 @@
 //! shown in the schedule's own time zone (09:00 in Tokyo, not the browser's 05:30); the jobs
 //! list's schedule pick-list narrows the list to the schedule's runs.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

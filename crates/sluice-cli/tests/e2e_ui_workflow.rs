@@ -5,6 +5,8 @@
 //! page runs the failed step again (running, its dependant waiting) until the run succeeds. The
 //! list filters runs by workflow and state; a viewer sees the DAG but no Rerun button.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -4,6 +4,8 @@
 //! rerun resumes from it; a cycle is refused naming the steps; a schedule fires a workflow;
 //! cancel cancels queued and running steps. Nothing asserts how long anything took.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

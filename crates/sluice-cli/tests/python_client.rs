@@ -3,6 +3,8 @@
 //! a token in `SLUICE_TOKEN`. They
 //! also check every route and field the client uses against the server's `/openapi.json`.
 
+// It runs `sluice server`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

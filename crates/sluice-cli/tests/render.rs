@@ -1,5 +1,7 @@
 //! `sluice render`: the real binary prints the Kubernetes objects of a job as YAML, offline.
 
+// It runs `sluice render`: built with the `server` feature only.
+#![cfg(feature = "server")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;

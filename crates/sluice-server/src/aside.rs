@@ -6,27 +6,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+pub use sluice_api::SetAside;
 
 /// The first back-off of a job set aside, in milliseconds; it doubles each time, up to
 /// [`MAX_BACKOFF_MS`].
 pub const FIRST_BACKOFF_MS: i64 = 5_000;
 /// The longest back-off of a job set aside, in milliseconds.
 pub const MAX_BACKOFF_MS: i64 = 300_000;
-
-/// Why and until when a job is set aside.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct SetAside {
-    /// What failed, for people.
-    pub reason: String,
-    /// When it was (last) set aside, in epoch milliseconds.
-    pub at_ms: i64,
-    /// When the tick tries it again, in epoch milliseconds.
-    pub retry_at_ms: i64,
-    /// How many times in a row it was set aside.
-    pub times: u32,
-}
 
 /// The jobs set aside, by id.
 #[derive(Debug, Default)]

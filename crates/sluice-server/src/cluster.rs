@@ -3,49 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+pub use sluice_api::cluster::{ClusterView, NamespaceUsage};
 use sluice_backend::{Backend, CapacityReport};
 use sluice_core::job::{JobState, Resources};
 use sluice_store::{Store, StoreError};
-use utoipa::ToSchema;
-
-/// What one namespace holds now.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct NamespaceUsage {
-    /// Namespace.
-    pub namespace: String,
-    /// CPU requested by its admitted, submitted and running jobs, in millicores.
-    pub cpu_milli: u64,
-    /// Memory requested by those jobs, in MiB.
-    pub memory_mib: u64,
-    /// Jobs admitted, not yet submitted.
-    pub admitted: u64,
-    /// Jobs submitted, not yet seen running.
-    pub submitted: u64,
-    /// Jobs running.
-    pub running: u64,
-}
-
-/// The cluster now: capacity, what is taken, and by which namespace.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct ClusterView {
-    /// Backend kind.
-    pub backend: String,
-    /// Whether the backend answered its capacity check.
-    pub backend_available: bool,
-    /// CPU the backend can allocate in all, in millicores.
-    pub capacity_cpu_milli: u64,
-    /// Memory the backend can allocate in all, in MiB.
-    pub capacity_memory_mib: u64,
-    /// CPU in use or reserved: what the backend counts as used plus the reservations, in millicores.
-    pub allocated_cpu_milli: u64,
-    /// Memory in use or reserved, in MiB.
-    pub allocated_memory_mib: u64,
-    /// Jobs admitted but not yet seen by the backend, whose room sluice holds.
-    pub reservations: u64,
-    /// Each namespace with admitted, submitted or running jobs, by name.
-    pub namespaces: Vec<NamespaceUsage>,
-}
 
 /// Reads the cluster view: the backend's capacity as `report` gives it (the last tick's; none
 /// if it could not be read) and the store's active jobs.

@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
 use sluice_backend::clock::{Clock, SystemClock};
 use sluice_backend::{Backend, CapacityReport};
 use sluice_core::capacity::Snapshot;
@@ -18,23 +17,7 @@ use crate::leader::{Leadership, default_identity};
 use crate::metrics::Metrics;
 use crate::queue::{QueueBook, TrackedStore};
 use crate::submitq::{AuditQueue, SubmitQueue};
-
-/// Why a queued job waits, as the last cycle found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WaitInfo {
-    /// The reason, for people.
-    pub reason: String,
-    /// The kind of reason: "no-room", "blocked" or "backend-unavailable".
-    pub reason_kind: String,
-    /// 1-based position among the waiting jobs of its namespace (all levels, in queue order).
-    pub position: u32,
-    /// 1-based position within its (namespace, level) queue.
-    pub level_position: u32,
-    /// When it is expected to start (RFC 3339): the scheduling cycle run forward from now with
-    /// every job's expected run time (see [`crate::eta`]); none when there is no estimate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub estimated_start: Option<String>,
-}
+pub use sluice_api::WaitInfo;
 
 /// What the last cycle saw, for `describe`, `queues` and the UI.
 #[derive(Debug, Clone, Default)]

@@ -6,30 +6,19 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde::{Deserialize, Serialize};
 use sluice_core::access::AccessRole;
 use sluice_core::cost::GroupBy;
-use sluice_core::cost::advice::{Advice, AdviceStatus, advise, apply_to};
+use sluice_core::cost::advice::{AdviceStatus, advise, apply_to};
 use sluice_core::spec::JobKind;
 use sluice_core::stored::StoredJob;
 use sluice_store::StoreError;
-use utoipa::ToSchema;
 
 use super::cost::{CostParams, MAX_RUNS, filter};
 use super::error::{ApiError, ErrorBody, refused};
 use crate::admission;
 use crate::auth::{Caller, audit};
 use crate::state::AppState;
-
-/// The answer of `POST /v1/advice/{namespace}/{schedule}/apply`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AppliedView {
-    /// The advice applied.
-    #[schema(value_type = Object)]
-    pub advice: Advice,
-    /// What changed in the schedule's template (empty: it already had the advice).
-    pub changed: Vec<String>,
-}
+pub use sluice_api::AppliedView;
 
 /// Applies the schedule's right-sizing advice to its template.
 #[utoipa::path(post, path = "/v1/advice/{namespace}/{schedule}/apply",

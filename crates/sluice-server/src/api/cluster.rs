@@ -16,21 +16,7 @@ use crate::cluster::{ClusterView, NamespaceUsage, cluster_view};
 use crate::metrics::{CONTENT_TYPE, StateNow};
 use crate::state::AppState;
 use crate::time::rfc3339;
-
-/// One queue: a namespace and a level.
-#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct QueueView {
-    /// Namespace.
-    pub namespace: String,
-    /// Priority level.
-    pub level: String,
-    /// Jobs waiting.
-    pub queued: u64,
-    /// When the oldest waiting job entered the queue (RFC 3339).
-    pub oldest_enqueued_at: String,
-    /// How long the oldest has waited, in seconds.
-    pub oldest_wait_seconds: f64,
-}
+pub use sluice_api::QueueView;
 
 /// Queues by namespace and level.
 #[utoipa::path(get, path = "/v1/queues", responses((status = 200, body = [QueueView])))]

@@ -16,17 +16,18 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sluice_core::access::AccessRole;
-use sluice_core::cost::advice::{Advice, advise};
-use sluice_core::cost::{Aggregate, Efficiency, GroupBy, UsageRecord, aggregate, efficiency};
+use sluice_core::cost::advice::advise;
+use sluice_core::cost::{GroupBy, UsageRecord, aggregate, efficiency};
 use sluice_store::UsageFilter;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi};
 
 use super::error::{ApiError, ErrorBody};
 use crate::auth::Caller;
 use crate::state::AppState;
 use crate::time::{parse_time, rfc3339};
+pub use sluice_api::cost::{AdviceView, CostView, RunCostView};
 
 /// The most runs one answer reads.
 pub const MAX_RUNS: u32 = 100_000;
@@ -48,47 +49,6 @@ pub struct CostParams {
     pub to: Option<String>,
     /// `/v1/cost/runs`: at most this many runs (default 1000), the newest.
     pub limit: Option<u32>,
-}
-
-/// The answer of `GET /v1/cost`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct CostView {
-    /// What the prices are in.
-    pub currency: String,
-    /// The window's start (RFC 3339).
-    pub from: String,
-    /// Its end.
-    pub to: String,
-    /// What runs are summed by.
-    pub by: String,
-    /// One per group, by namespace then key.
-    #[schema(value_type = Vec<Object>)]
-    pub groups: Vec<Aggregate>,
-}
-
-/// One run in `GET /v1/cost/runs`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RunCostView {
-    /// What it held and used.
-    #[schema(value_type = Object)]
-    pub run: UsageRecord,
-    /// Its efficiency and cost.
-    #[schema(value_type = Object)]
-    pub efficiency: Efficiency,
-}
-
-/// The answer of `GET /v1/advice`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AdviceView {
-    /// What the prices are in.
-    pub currency: String,
-    /// Measured runs needed before advice.
-    pub min_runs: usize,
-    /// The safety factor.
-    pub safety_factor: f64,
-    /// One per job or schedule, by namespace then key.
-    #[schema(value_type = Vec<Object>)]
-    pub advice: Vec<Advice>,
 }
 
 fn group_by(v: Option<&str>, allowed: &[GroupBy]) -> Result<GroupBy, ApiError> {

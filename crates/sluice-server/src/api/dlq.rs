@@ -5,16 +5,17 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sluice_store::{JobSet, OrchJob, RequeuePlace, SetFilter};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi};
 
 use super::error::{ApiError, ErrorBody};
-use super::views::{JobView, orch_view_of, view};
+use super::views::{orch_view_of, view};
 use crate::auth::{Caller, audit};
 use crate::orchestration;
 use crate::state::AppState;
 use crate::time::{parse_duration, rfc3339};
+pub use sluice_api::orch::{DeadLetterView, PurgeView, RequeueView};
 use sluice_core::access::AccessRole;
 
 /// Which dead-lettered or queued jobs a DLQ or purge request selects. Without any filter,
@@ -125,21 +126,6 @@ impl SelectQuery {
     }
 }
 
-/// A dead-lettered job.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct DeadLetterView {
-    /// The job (its message is the last error).
-    pub job: JobView,
-    /// When it entered the DLQ (RFC 3339).
-    pub dead_lettered_at: String,
-    /// Why: the attempt limit, a class that is not retried, or "expired in queue".
-    pub reason: String,
-    /// The failure class of the last attempt (or `expired`).
-    pub failure_class: String,
-    /// The schedule that started it, if any.
-    pub schedule: Option<String>,
-}
-
 fn dead_letter_view(
     j: OrchJob,
     timeline: Option<Vec<sluice_core::job::JobEvent>>,
@@ -198,13 +184,6 @@ pub async fn get_dlq(
     Ok(Json(dead_letter_view(j, Some(events), st.now_ms())?))
 }
 
-/// What a requeue did.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct RequeueView {
-    /// The jobs put back in their queues, in the order they were requeued.
-    pub requeued: Vec<JobView>,
-}
-
 /// Requeue dead-lettered jobs (by id or filter) to the tail of their level, or the front with
 /// `front=true`, keeping their history; each begins a new round of retries. Refuses without a
 /// filter unless `all=true`.
@@ -243,17 +222,6 @@ pub async fn requeue(
     Ok(Json(RequeueView {
         requeued: done.into_iter().map(|r| view(r, None, None)).collect(),
     }))
-}
-
-/// What a purge removed, or would remove.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct PurgeView {
-    /// True when nothing was deleted (a dry run).
-    pub dry_run: bool,
-    /// The jobs the filter selected.
-    pub selected: Vec<JobView>,
-    /// The ids deleted (empty on a dry run).
-    pub purged: Vec<String>,
 }
 
 async fn purge_set(

@@ -6,16 +6,15 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use sluice_backend::BackendError;
 use sluice_store::StoreError;
-use utoipa::ToSchema;
 
 use crate::admission::Refusal;
 use crate::fault::{store_detail, store_unavailable};
 use crate::guard::command::CommandRefused;
 use crate::orchestration::OrchError;
 use crate::time::ParamError;
+pub use sluice_api::ErrorBody;
 
 /// An API error: a status and a message that names the field and value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -49,13 +48,6 @@ pub enum ApiError {
     /// request from another site or host, a command job where command jobs are not allowed.
     #[error("{0}")]
     Forbidden(String),
-}
-
-/// The JSON body of every error.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    pub error: String,
 }
 
 impl IntoResponse for ApiError {

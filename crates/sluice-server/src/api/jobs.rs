@@ -9,14 +9,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sluice_backend::{BackendError, RunRef};
 use sluice_core::document::parse_stored;
 use sluice_core::job::JobState;
 use sluice_core::record::{JobRecord, NewJob};
 use sluice_core::spec::ParseOptions;
 use sluice_store::JobFilter;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use super::error::{ApiError, ErrorBody, body_text, refused};
 use super::forward::leader_wait;
@@ -29,6 +29,7 @@ use crate::queue::HEAD_WINDOW;
 use crate::state::{AppState, WaitInfo};
 use crate::submitq::SubmitError;
 use crate::time::{parse_time, rfc3339};
+pub use sluice_api::jobs::{JobList, LogsView};
 use sluice_core::access::AccessRole;
 
 /// Query of `POST /v1/jobs`.
@@ -118,15 +119,6 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-/// A page of jobs.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct JobList {
-    /// Jobs, newest first.
-    pub jobs: Vec<JobView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
 }
 
 /// List jobs.
@@ -347,26 +339,6 @@ pub struct LogsQuery {
 const TAIL_WINDOW_MAX: usize = 16 << 20;
 /// The most `tail`/`since` return.
 const TAIL_ANSWER_MAX: usize = 1 << 20;
-
-/// A piece of a log.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LogsView {
-    /// The text.
-    pub data: String,
-    /// Offset to ask for next.
-    pub next_offset: u64,
-    /// True when the job has ended and the whole log was read.
-    pub complete: bool,
-    /// The job's state.
-    pub state: String,
-    /// The attempt whose log this is.
-    #[serde(default)]
-    pub attempt: u32,
-    /// With `since`: whether the log's lines had times to select by (false: none did, and
-    /// the log is returned whole).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since_applied: Option<bool>,
-}
 
 /// Read a job's log (stdout and stderr of the run), of its current attempt or of an earlier one.
 #[utoipa::path(get, path = "/v1/jobs/{id}/logs", params(("id" = String, Path, description = "job id"), LogsQuery),

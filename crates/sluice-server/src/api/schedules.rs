@@ -19,51 +19,11 @@ use crate::auth::{Caller, audit};
 use crate::orchestration;
 use crate::state::AppState;
 use crate::time::rfc3339;
+pub use sluice_api::ScheduleView;
 use sluice_core::access::AccessRole;
 
 /// How many upcoming run times `GET /v1/schedules/{namespace}/{name}` shows.
 pub const NEXT_RUNS: usize = 5;
-
-/// A schedule as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct ScheduleView {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// The expression (cron with 5 or 6 fields, @hourly, @every 10m, ...).
-    pub schedule: String,
-    /// IANA time zone the expression is read in.
-    pub time_zone: String,
-    /// Allow, Forbid or Replace.
-    pub concurrency_policy: String,
-    /// Skip or RunOnce.
-    pub missed_run_policy: String,
-    /// How old a missed run may be and still be caught up (RunOnce), in seconds.
-    pub catch_up_window_seconds: u64,
-    /// Whether it is suspended.
-    pub suspended: bool,
-    /// Priority level of its runs.
-    pub level: String,
-    /// The next fire time (RFC 3339, UTC).
-    pub next_run_at: Option<String>,
-    /// The next fire times in the schedule's time zone (RFC 3339 with offset); on
-    /// `GET /v1/schedules/{namespace}/{name}` the next five.
-    pub next_runs: Vec<String>,
-    /// When a run was last started (RFC 3339).
-    pub last_run_at: Option<String>,
-    /// The last run started.
-    pub last_job_id: Option<String>,
-    /// What the last check did.
-    pub last_message: Option<String>,
-    /// Runs still active (queued, admitted, submitted, running); on GET of one schedule.
-    pub active_runs: Vec<String>,
-    /// Created (RFC 3339).
-    pub created_at: String,
-    /// The job every run is made from (its stored form).
-    #[schema(value_type = Object)]
-    pub template: serde_json::Value,
-}
 
 fn schedule_view(s: ScheduleRecord, next_runs: usize, active: Vec<String>) -> ScheduleView {
     let runs = match (s.next_fire_at_ms, s.cadence()) {

@@ -24,21 +24,7 @@ use crate::auth::token::{TokenError, create_token};
 use crate::auth::{Caller, audit};
 use crate::state::AppState;
 use crate::time::{parse_duration, parse_time, rfc3339};
-
-/// The caller as the server sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct WhoAmI {
-    /// The token id (`anonymous` with authentication off).
-    pub actor: String,
-    /// The token's subject.
-    pub subject: String,
-    /// Its roles: `NAMESPACE=ROLE`, `*` for every namespace.
-    pub bindings: Vec<String>,
-    /// Admin on `*` (tokens, the audit log).
-    pub admin: bool,
-    /// Whether the server checks tokens (false: authentication off, loopback only).
-    pub auth_enabled: bool,
-}
+pub use sluice_api::tokens::{AuditView, NewTokenView, TokenView, WhoAmI};
 
 /// The caller's identity and roles (the UI uses it to show only what the token may do).
 #[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
@@ -55,27 +41,6 @@ pub async fn whoami(State(st): State<AppState>, caller: Caller) -> Json<WhoAmI> 
         subject: caller.subject,
         auth_enabled: st.config.auth.enabled,
     })
-}
-
-/// A token as listed: never its secret, nor its hash.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct TokenView {
-    /// Its id.
-    pub id: String,
-    /// Who or what it is for.
-    pub subject: String,
-    /// `NAMESPACE=ROLE`, `*` for every namespace.
-    pub bindings: Vec<String>,
-    /// Made at (RFC 3339).
-    pub created_at: String,
-    /// The token that made it.
-    pub created_by: Option<String>,
-    /// Stops working at (RFC 3339), if ever.
-    pub expires_at: Option<String>,
-    /// Revoked at (RFC 3339), if it was.
-    pub revoked_at: Option<String>,
-    /// Neither revoked nor expired now.
-    pub active: bool,
 }
 
 fn token_view(t: TokenRecord, now: i64) -> TokenView {
@@ -101,15 +66,6 @@ pub struct NewTokenRequest {
     pub bindings: Vec<String>,
     /// How long it works, like `30d` or `12h`; absent: until revoked.
     pub expires: Option<String>,
-}
-
-/// A new token: its secret is shown here only.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct NewTokenView {
-    /// The token to send as `Authorization: Bearer TOKEN`. Not stored: keep it now.
-    pub token: String,
-    /// What is stored of it.
-    pub info: TokenView,
 }
 
 impl From<TokenError> for ApiError {
@@ -242,29 +198,6 @@ pub struct AuditQuery {
     pub until: Option<String>,
     /// Most entries, 1-10000 (default 100).
     pub limit: Option<u32>,
-}
-
-/// One audit entry.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
-pub struct AuditView {
-    /// Its id.
-    pub id: String,
-    /// When (RFC 3339).
-    pub at: String,
-    /// Who: a token id, or `anonymous`.
-    pub actor: String,
-    /// The actor's subject.
-    pub subject: String,
-    /// What.
-    pub action: String,
-    /// The namespace acted in.
-    pub namespace: Option<String>,
-    /// The job, schedule or token acted on.
-    pub target: Option<String>,
-    /// More, for people.
-    pub detail: Option<String>,
-    /// From where (the peer address).
-    pub peer: Option<String>,
 }
 
 fn audit_view(e: AuditEntry) -> AuditView {

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The file, in the data directory, where a fresh server writes its admin token.
-pub const TOKEN_FILE: &str = "admin.token";
+// The file, in the data directory, where a fresh server writes its admin token (the client
+// looks for it there too).
+pub use sluice_api::TOKEN_FILE;
 
 /// `[auth]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
