@@ -173,5 +173,8 @@ fn bench_compares_the_same_workload_with_prefects_figures() {
             .unwrap_or_else(|| panic!("not a ratio: {cell:?} in {ratio:?}"))
     };
     assert!((times(&ratio[2]) - creates / 2.0).abs() <= 0.6, "{ratio:?}");
-    assert!((times(&ratio[3]) - handouts / 4.0).abs() <= 0.6, "{ratio:?}");
+    assert!(
+        (times(&ratio[3]) - handouts / 4.0).abs() <= 0.6,
+        "{ratio:?}"
+    );
 }
