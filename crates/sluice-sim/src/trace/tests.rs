@@ -86,3 +86,24 @@ fn bad_lines_name_line_and_field() {
         assert!(err.contains(want), "{text:?}: got {err}, want {want}");
     }
 }
+
+#[test]
+fn max_runtime_is_read_written_and_checked() {
+    let header = "submit,namespace,name,driver_cpu,driver_memory,executor_cpu,executor_memory,executors,duration,max_runtime\n";
+    let jobs = parse(&format!(
+        "{header}0,etl,a,1,2g,1,1g,1,10m,40m\n1,etl,b,1,2g,1,1g,1,10m,\n"
+    ))
+    .unwrap();
+    assert_eq!(jobs[0].max_runtime_ms, Some(2_400_000));
+    assert_eq!(jobs[1].max_runtime_ms, None);
+    assert_eq!(parse(&write_csv(&jobs)).unwrap(), jobs);
+    for (value, want) in [
+        ("0", "field `max_runtime` = \"0\": must be above 0"),
+        ("soon", "field `max_runtime` = \"soon\""),
+    ] {
+        let err = parse(&format!("{header}0,etl,a,1,2g,1,1g,1,10m,{value}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{value}: got {err}, want {want}");
+    }
+}
