@@ -260,6 +260,28 @@ async fn forbid_skips_and_replace_cancels_a_still_running_run() {
     assert_eq!(status, StatusCode::OK);
     // Both stopped runs, the replaced one and the user's cancel, are recorded as cancelled
     // (off the tick and the request, shortly after), each with what its process used.
+    let runs = usage_when(st, "usage of the cancelled runs", |runs| {
+        let ids: Vec<&str> = runs.iter().map(|r| r.job_id.as_str()).collect();
+        ids.contains(&r1.id.as_str()) && ids.contains(&f1.id.as_str())
+    })
+    .await;
+    for r in &runs {
+        assert_eq!(r.outcome, sluice_core::cost::Outcome::Cancelled, "{r:?}");
+        assert!(r.ended_at_ms > r.started_at_ms, "{r:?}");
+        assert!(
+            r.measured.as_ref().is_some_and(|m| m.process.is_some()),
+            "{r:?}"
+        );
+    }
+    assert_eq!(runs.len(), 2, "{runs:?}");
+}
+
+/// The usage records in the store once `done` holds of them (polled, at most 30 s).
+async fn usage_when(
+    st: &AppState,
+    what: &str,
+    done: impl Fn(&[sluice_core::cost::UsageRecord]) -> bool,
+) -> Vec<sluice_core::cost::UsageRecord> {
     let all = sluice_store::UsageFilter {
         from_ms: 0,
         to_ms: i64::MAX,
@@ -268,23 +290,10 @@ async fn forbid_skips_and_replace_cancels_a_still_running_run() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let runs = st.store.usage(&all, 100).await.unwrap();
-        let ids: Vec<&str> = runs.iter().map(|r| r.job_id.as_str()).collect();
-        if ids.contains(&r1.id.as_str()) && ids.contains(&f1.id.as_str()) {
-            for r in &runs {
-                assert_eq!(r.outcome, sluice_core::cost::Outcome::Cancelled, "{r:?}");
-                assert!(r.ended_at_ms > r.started_at_ms, "{r:?}");
-                assert!(
-                    r.measured.as_ref().is_some_and(|m| m.process.is_some()),
-                    "{r:?}"
-                );
-            }
-            assert_eq!(runs.len(), 2, "{runs:?}");
-            break;
+        if done(&runs) {
+            return runs;
         }
-        assert!(
-            Instant::now() < deadline,
-            "usage of the cancelled runs: {runs:?}"
-        );
+        assert!(Instant::now() < deadline, "{what}: {runs:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -718,26 +727,10 @@ async fn runs_past_max_runtime_are_killed_and_fail_with_timeout() {
         );
     }
     // What each stopped run held and used is recorded too (off the tick, shortly after).
-    let all = sluice_store::UsageFilter {
-        from_ms: 0,
-        to_ms: i64::MAX,
-        ..Default::default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let runs = st.store.usage(&all, 100).await.unwrap();
-        if runs.len() == 2 {
-            for r in &runs {
-                assert!(ids.contains(&r.job_id), "{r:?}");
-                assert_eq!(r.outcome, sluice_core::cost::Outcome::Failed, "{r:?}");
-                assert!(r.ended_at_ms > r.started_at_ms, "{r:?}");
-            }
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "usage of the stopped runs: {runs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let runs = usage_when(st, "usage of the stopped runs", |runs| runs.len() == 2).await;
+    for r in &runs {
+        assert!(ids.contains(&r.job_id), "{r:?}");
+        assert_eq!(r.outcome, sluice_core::cost::Outcome::Failed, "{r:?}");
+        assert!(r.ended_at_ms > r.started_at_ms, "{r:?}");
     }
 }
