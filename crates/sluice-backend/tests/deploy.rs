@@ -6,23 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::Value;
+mod kustomize;
 
-/// `kubectl kustomize DIR` of the repository.
-fn kustomize(dir: &str) -> Vec<Value> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(root.join(dir))
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl kustomize {dir}: {e} (kubectl must be installed)"));
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {dir}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap()
-}
+use kustomize::kustomize;
+use serde_json::Value;
 
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"] == kind).collect()

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod kube_fake;
+mod kustomize;
 
 #[path = "kubernetes/capacity.rs"]
 mod capacity;
