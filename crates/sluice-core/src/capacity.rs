@@ -233,6 +233,13 @@ impl Fitter {
         self.bounds.total
     }
 
+    /// False when the quick bounds already rule the demand out (a pod larger than the most
+    /// free CPU or memory of any node with a pod slot, more pods than free slots, or more than
+    /// the free room in all): it cannot be placed on this room, nor on less.
+    pub fn could_fit(&self, demand: &Demand) -> bool {
+        self.quick_reject(demand).is_none()
+    }
+
     /// Room of the node with the most free CPU (ties: most memory) among nodes with a pod slot.
     pub fn largest_free(&self) -> Resources {
         self.bounds.largest

@@ -34,12 +34,14 @@ use crate::job::{Demand, Resources};
 pub mod backfill;
 pub mod eta;
 pub mod preempt;
+pub mod prune;
 
 pub use backfill::{BackfillSettings, RunningJob, aged_level, earliest_start, place_running};
 pub use eta::estimate_starts;
 pub use preempt::{
     Preemptible, Preemption, PreemptionInput, PreemptionSettings, schedule_preempting,
 };
+pub use prune::strict_cut;
 
 /// What happens behind a namespace's first job that does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -238,6 +238,42 @@ impl JobQueue {
         None
     }
 
+    /// [`JobQueue::position`] of each of `ids` that waits and is eligible at `now_ms`, walking
+    /// each of their namespaces once (for a page of the jobs list, not per job).
+    pub fn positions(&self, ids: &[&str], now_ms: i64) -> HashMap<Arc<str>, (u32, u32)> {
+        let mut wanted: BTreeMap<&Arc<str>, HashSet<&str>> = BTreeMap::new();
+        for id in ids {
+            if let Some(e) = self.jobs.get(*id)
+                && e.enqueued_at_ms <= now_ms
+            {
+                wanted.entry(&e.namespace).or_default().insert(&*e.id);
+            }
+        }
+        let mut out = HashMap::new();
+        for (ns, mut left) in wanted {
+            let Some(set) = self.order.get(ns) else {
+                continue;
+            };
+            let mut all = 0u32;
+            let mut per_rank: HashMap<usize, u32> = HashMap::new();
+            for (rank, enq, id) in set {
+                if *enq > now_ms {
+                    continue;
+                }
+                all = all.saturating_add(1);
+                let level = per_rank.entry(*rank).or_default();
+                *level = level.saturating_add(1);
+                if left.remove(&**id) {
+                    out.insert(id.clone(), (all, *level));
+                    if left.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// How many jobs wait per namespace and level, and the oldest `enqueued_at` of each, in
     /// (namespace, level) name order: what the store's queue statistics say, without a scan.
     /// Costs the number of (namespace, level) pairs (plus, for levels unknown to the

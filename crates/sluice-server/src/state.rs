@@ -26,8 +26,22 @@ pub struct CycleView {
     pub at_ms: i64,
     /// The backend's snapshot after reservations.
     pub snapshot: Option<Snapshot>,
-    /// Why each queued job waits, by job id.
+    /// Why each queued job the cycle saw waits, by job id.
     pub waiting: HashMap<String, WaitInfo>,
+    /// The strict namespaces whose queue the cycle saw only up to a job that could not be
+    /// admitted ([`sluice_core::cycle::strict_cut`]), by namespace: every job queued behind
+    /// that job waits for the reason kept here (its position comes from the queue when asked).
+    pub behind: HashMap<Arc<str>, Behind>,
+}
+
+/// Where a cycle cut a strict namespace's queue, and why the jobs after it wait.
+#[derive(Debug, Clone)]
+pub struct Behind {
+    /// The queue order key (level rank, enqueued time, id) of the last job the cycle saw:
+    /// the jobs that sort after it wait for `reason`.
+    pub after: (usize, i64, Arc<str>),
+    /// "behind job X at the head of namespace N, which does not fit (strict FIFO)".
+    pub reason: String,
 }
 
 /// What a scheduling cycle decided from; when the next tick finds the same, the cycle would

@@ -484,3 +484,80 @@ async fn the_tick_on_a_simulated_cluster() {
         run(case).await;
     }
 }
+
+/// A strict queue behind a head that cannot fit is handed to the cycle only up to that head
+/// (`sluice_core::cycle::strict_cut`): the cycle's view holds the head alone, and every job
+/// behind it still says, in the list and in `describe`, whom it waits behind and where it is.
+#[tokio::test]
+async fn a_strict_queue_is_cut_at_a_head_that_cannot_fit() {
+    let case = Case {
+        name: "cut",
+        nodes: &[(1, "4")],
+        policy: HeadPolicy::Strict,
+        normal_ages_after_ms: None,
+        steps: Vec::new(),
+    };
+    let e = env(&case).await;
+    let r = app(e.state.clone());
+    let submit = |name: &'static str, cpu: &'static str, extra: &'static str| {
+        let r = r.clone();
+        async move {
+            let (st, v) = call(&r, "POST", "/v1/jobs", &job_yaml(name, cpu, extra)).await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let _filler = submit("filler", "3", "priority: high\n").await;
+    tick(&e.state).await.unwrap();
+    let head = submit("head", "4", "").await;
+    let mut behind = Vec::new();
+    for name in ["s1", "s2", "s3", "s4", "s5"] {
+        behind.push(submit(name, "500m", "").await);
+    }
+    let urgent = submit("urgent", "4", "priority: high\n").await;
+    e.clock.advance(SEC);
+    tick(&e.state).await.unwrap();
+    {
+        let view = e.state.view.read().await;
+        let seen: Vec<&String> = view.waiting.keys().collect();
+        assert_eq!(
+            seen,
+            vec![&urgent],
+            "the cycle saw only the first job that cannot fit"
+        );
+        assert!(view.behind.contains_key("t"));
+    }
+    // The list: every job behind, with its reason and position (the urgent job first).
+    let (st, v) = call(&r, "GET", "/v1/jobs?namespace=t&state=queued&limit=100", "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let jobs = v["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 7, "{v}");
+    for j in jobs {
+        let id = j["id"].as_str().unwrap();
+        let wait = &j["wait"];
+        if id == urgent {
+            assert_eq!(wait["reason_kind"], "no-room", "{j}");
+            assert_eq!(wait["position"], 1, "{j}");
+            continue;
+        }
+        assert_eq!(wait["reason_kind"], "blocked", "{j}");
+        assert!(
+            wait["reason"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("behind job {urgent} at the head of namespace t")),
+            "{j}"
+        );
+        let at = if id == head {
+            0
+        } else {
+            1 + behind.iter().position(|b| b == id).unwrap()
+        };
+        assert_eq!(wait["position"], 2 + at as u64, "{j}");
+        assert_eq!(wait["level_position"], 1 + at as u64, "{j}");
+    }
+    // `describe` says the same for one of them.
+    let (_, v) = call(&r, "GET", &format!("/v1/jobs/{}", behind[2]), "").await;
+    assert_eq!(v["wait"]["position"], 5, "{v}");
+    assert_eq!(v["wait"]["reason_kind"], "blocked", "{v}");
+}

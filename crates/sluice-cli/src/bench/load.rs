@@ -32,6 +32,21 @@ pub fn job(
     )
 }
 
+/// CPU time (user + system) a process has used so far, µs, from `/proc/PID/stat` (`"self"`
+/// for this process). The kernel counts it in ticks of `USER_HZ`, which Linux fixes at 100 for
+/// what it reports to user space, so the resolution is 10 ms. None off Linux or for a process
+/// that is gone.
+pub fn cpu_us(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2, the command name, is in parentheses and may hold spaces: count after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 (utime) and 15 (stime) of proc(5); `rest` starts at field 3.
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some((user + system).saturating_mul(10_000))
+}
+
 #[derive(Deserialize)]
 struct Created {
     id: String,

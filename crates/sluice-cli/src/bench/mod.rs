@@ -40,8 +40,8 @@ use serde::Deserialize;
 use sluice_server::api::QueueView;
 
 use self::load::{
-    cycle_sum_count, get_json, get_rate, get_text, job, percentile, submit_many, submit_one,
-    time_gets, wall_ms,
+    cpu_us, cycle_sum_count, get_json, get_rate, get_text, job, percentile, submit_many,
+    submit_one, time_gets, wall_ms,
 };
 use self::server::{Database, Server, StoreKind};
 
@@ -111,6 +111,8 @@ pub struct BenchArgs {
 struct Row {
     depth: usize,
     submit_rates: Vec<(usize, f64, usize)>,
+    /// CPU per created job during each submit run, µs: (clients, server, this bench process).
+    submit_cpu: Vec<(usize, f64, f64)>,
     rss_mib: f64,
     hwm_mib: f64,
     idle_tick_ms: Option<f64>,
@@ -519,7 +521,20 @@ async fn drive(
         }
         if depth > 0 {
             for &c in &args.clients {
+                let pid = server.pid().to_string();
+                let before = (cpu_us(&pid), cpu_us("self"));
                 let s = submit_many(base, token, args.submits, c, 50, deep.clone()).await?;
+                let after = (cpu_us(&pid), cpu_us("self"));
+                if let ((Some(s0), Some(b0)), (Some(s1), Some(b1))) = (before, after)
+                    && s.ok > 0
+                {
+                    let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / s.ok as f64;
+                    let (server_us, bench_us) = (per(s0, s1), per(b0, b1));
+                    eprintln!(
+                        "bench [{name}]: depth {depth}: {c} clients: CPU per submit: server {server_us:.0} µs, bench {bench_us:.0} µs"
+                    );
+                    row.submit_cpu.push((c, server_us, bench_us));
+                }
                 queued += s.ok;
                 eprintln!(
                     "bench [{name}]: depth {depth}: {c} clients: {:.0} submits/s ({} failed{})",
@@ -608,6 +623,43 @@ async fn drive(
     Ok((rows, stopped))
 }
 
+/// CPU per submit, and the submit rate CPU alone allows when the server and this bench share
+/// the machine's cores (the ceiling no server change below that CPU cost can pass).
+fn print_cpu(rows: &[Row]) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let mut lines = Vec::new();
+    for r in rows {
+        for &(c, server_us, bench_us) in &r.submit_cpu {
+            let total = server_us + bench_us;
+            let ceiling = if total > 0.0 {
+                format!("{:.0}", cores * 1e6 / total)
+            } else {
+                "-".to_string()
+            };
+            lines.push(format!(
+                "| {} | {c} | {server_us:.0} | {bench_us:.0} | {ceiling} |",
+                r.depth
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "CPU per submit (user + system from /proc/PID/stat, 10 ms resolution; PostgreSQL's own \
+         processes not counted) and the submits/s that {cores:.0} cores allow at that cost:"
+    );
+    println!();
+    println!(
+        "| queued | clients | server µs/submit | bench µs/submit | CPU-bound ceiling submits/s |"
+    );
+    println!("|---|---|---|---|---|");
+    for l in lines {
+        println!("{l}");
+    }
+}
+
 fn print_rows(args: &BenchArgs, kind: StoreKind, rows: &[Row], stopped: &Option<String>) {
     let clients: Vec<String> = args
         .clients
@@ -675,6 +727,7 @@ fn print_rows(args: &BenchArgs, kind: StoreKind, rows: &[Row], stopped: &Option<
             r.history_ms.1,
         );
     }
+    print_cpu(rows);
     for (c, livez, whoami) in rows.iter().filter_map(|r| r.ceiling) {
         println!();
         println!(

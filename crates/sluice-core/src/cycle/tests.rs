@@ -803,3 +803,5 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+mod prune;

@@ -167,5 +167,15 @@ proptest! {
             };
             prop_assert_eq!(q.position(id, now), pos);
         }
+        // Several at once, one walk per namespace: the same positions.
+        let ids: Vec<&str> = model.keys().map(String::as_str).collect();
+        let all = q.positions(&ids, now);
+        for id in &ids {
+            prop_assert_eq!(all.get(*id).copied(), q.position(id, now));
+        }
+        let some = q.positions(&ids[ids.len() / 2..], now);
+        for id in &ids[ids.len() / 2..] {
+            prop_assert_eq!(some.get(*id).copied(), q.position(id, now));
+        }
     }
 }

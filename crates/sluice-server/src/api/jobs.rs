@@ -21,11 +21,11 @@ use utoipa::OpenApi;
 use super::error::{ApiError, ErrorBody, body_text, refused};
 use super::forward::leader_wait;
 use super::views::{JobView, RunResultView, orch_view, view};
+use super::waits::waits;
 use crate::admission;
 use crate::auth::{Caller, audit};
 use crate::cancel::{CancelError, cancel_job};
 use crate::guard::command::check_job;
-use crate::queue::HEAD_WINDOW;
 use crate::state::{AppState, WaitInfo};
 use crate::submitq::SubmitError;
 use crate::time::{parse_time, rfc3339};
@@ -174,12 +174,9 @@ pub async fn list(
         .store
         .list_jobs(&filter, limit, q.cursor.as_deref())
         .await?;
-    let mut waits: Vec<Option<WaitInfo>> = {
-        let view = st.view.read().await;
-        page.jobs
-            .iter()
-            .map(|r| view.waiting.get(&r.id).cloned())
-            .collect()
+    let mut waits = {
+        let recs: Vec<&JobRecord> = page.jobs.iter().collect();
+        waits(&st, &recs).await
     };
     if waits.iter().any(Option::is_some) {
         let starts = st.eta.estimates(st.now_ms()).await;
@@ -228,13 +225,10 @@ pub async fn get_job(
 ) -> Result<Json<JobView>, ApiError> {
     let rec = load_for(&st, &caller, &id).await?;
     let events = st.store.events(&id).await?;
-    let mut wait = st.view.read().await.waiting.get(&id).cloned();
+    let mut wait = waits(&st, &[&rec]).await.pop().flatten();
     if let Some(w) = &mut wait {
         let starts = st.eta.estimates(st.now_ms()).await;
         estimate_into(starts.as_deref(), &id, w);
-    }
-    if wait.is_none() && rec.state == JobState::Queued {
-        wait = beyond_window(&st, &rec);
     }
     if wait.is_none() && rec.state == JobState::Queued {
         // On a follower: the leader's cycle knows why.
@@ -260,29 +254,6 @@ pub async fn get_job(
 /// Sets a waiting job's estimated start from the estimates, if it has one.
 fn estimate_into(starts: Option<&HashMap<String, i64>>, id: &str, wait: &mut WaitInfo) {
     wait.estimated_start = starts.and_then(|s| s.get(id)).copied().map(rfc3339);
-}
-
-/// Why a queued job that the last cycle did not consider waits: it is behind the first
-/// [`HEAD_WINDOW`] eligible jobs of its namespace (its position from the in-memory queue).
-fn beyond_window(st: &AppState, rec: &JobRecord) -> Option<WaitInfo> {
-    let q = st.queue.lock();
-    if !q.loaded() {
-        return None;
-    }
-    let (position, level_position) = q.queue().position(&rec.id, st.now_ms())?;
-    if (position as usize) <= HEAD_WINDOW {
-        return None;
-    }
-    Some(WaitInfo {
-        reason: format!(
-            "behind the first {HEAD_WINDOW} jobs of namespace {}, which scheduling cycles consider first",
-            rec.namespace
-        ),
-        reason_kind: "blocked".into(),
-        position,
-        level_position,
-        estimated_start: None,
-    })
 }
 
 /// Cancel a job: a queued job leaves its queue; a running one is stopped.

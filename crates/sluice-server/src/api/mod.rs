@@ -56,6 +56,7 @@ pub mod logtail;
 pub mod schedules;
 pub mod tokens;
 pub mod views;
+pub mod waits;
 pub mod workflows;
 
 pub use cluster::{Health, QueueView};

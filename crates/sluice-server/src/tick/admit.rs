@@ -15,13 +15,15 @@
 //! and the next tick looks further.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use sluice_core::capacity::{Fitter, Snapshot};
 use sluice_core::cycle::{
-    Candidate, CycleInput, CycleOutput, HeadPolicy, PreemptionInput, Timing, schedule_at,
-    schedule_preempting, short_ms,
+    Candidate, CycleInput, CycleOutput, HeadPolicy, PreemptionInput, Timing, WaitReason,
+    schedule_at, schedule_preempting, short_ms, strict_cut,
 };
 use sluice_core::job::{JobState, Resources};
+use sluice_core::queue::QueueEntry;
 use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
@@ -29,10 +31,10 @@ use super::error::TickError;
 use super::expect::{self, RunKey};
 use super::preempt;
 use super::write::isolate;
-use crate::eta::EtaInputs;
+use crate::eta::{self, EtaInputs};
 use crate::held::{Waiting, reason_key};
 pub use crate::queue::HEAD_WINDOW;
-use crate::state::{AppState, CycleInputs, CycleView, WaitInfo};
+use crate::state::{AppState, Behind, CycleInputs, CycleView, WaitInfo};
 use sluice_backend::Held;
 
 /// Runs one scheduling cycle and writes its admissions.
@@ -71,8 +73,14 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     // Backfill and aging decide by the time too, and preemption by what runs and what is
     // being stopped: their cycles are never skipped.
     let timed = uses_backfill || !aging.is_empty() || preemption.enabled();
+    // An unreachable backend could not show it anyway.
+    let tell = state.backend.notes_waiting() && snapshot.available;
+    // Strict queues are handed to the cycle only up to a job it certainly leaves waiting
+    // (`strict_cut`): not with aging or preemption (they reorder a queue or grow the room),
+    // nor when the backend is told about every waiting job (Kubernetes events).
+    let prune = snapshot.available && aging.is_empty() && !preemption.enabled() && !tell;
     // The candidates: the heads of each namespace, from memory.
-    let (candidates, inputs, runs) = {
+    let (all, in_cycle, attempts, inputs, runs, cuts) = {
         let mut q = state.queue.lock();
         q.queue_mut().take_due(started_at);
         let inputs = CycleInputs {
@@ -87,10 +95,12 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         let heads = q.queue().heads(started_at, HEAD_WINDOW, |id| {
             state.aside.is_held(id, started_at)
         });
-        let candidates: Vec<Candidate> = heads
-            .jobs
+        let (entries, cuts) = pick(&heads.jobs, prune, &fitter, |ns| {
+            namespaces.get(ns).copied().unwrap_or(default_policy).policy
+        });
+        let all: Vec<Candidate> = entries
             .iter()
-            .map(|e| Candidate {
+            .map(|&(e, _)| Candidate {
                 id: e.id.to_string(),
                 namespace: e.namespace.to_string(),
                 level: e.rank,
@@ -99,13 +109,36 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
                 constraints: None,
             })
             .collect();
-        let runs: Vec<RunKey> = heads.jobs.iter().map(|e| RunKey::of(e)).collect();
-        let attempts: Vec<u32> = heads.jobs.iter().map(|e| e.attempt).collect();
-        (candidates, inputs, (runs, attempts))
+        let in_cycle: Vec<bool> = entries.iter().map(|&(_, c)| c).collect();
+        let attempts: Vec<u32> = entries.iter().map(|(e, _)| e.attempt).collect();
+        let runs: Vec<RunKey> = entries.iter().map(|(e, _)| RunKey::of(e)).collect();
+        (all, in_cycle, attempts, inputs, runs, cuts)
     };
-    let (runs, attempts) = runs;
-    let candidates = with_constraints(state, candidates, &snapshot).await?;
-    let (expected, ends) = expect::expected_runs(state, &runs, &active, started_at).await;
+    let all = with_constraints(state, all, &snapshot).await?;
+    let (all_expected, ends) = expect::expected_runs(state, &runs, &active, started_at).await;
+    let all_max_runtime: Vec<Option<i64>> = runs.iter().map(|k| k.max_runtime_ms).collect();
+    // The cycle's own lists: the jobs it sees (all of them unless a strict queue was cut
+    // with jobs after the cut kept for the start-time estimates).
+    let split = in_cycle.iter().any(|c| !c);
+    let only = |v: &[Option<i64>]| -> Vec<Option<i64>> {
+        v.iter()
+            .zip(&in_cycle)
+            .filter(|(_, c)| **c)
+            .map(|(x, _)| *x)
+            .collect()
+    };
+    let (candidates, expected, max_runtime, for_eta) = if split {
+        let c: Vec<Candidate> = all
+            .iter()
+            .zip(&in_cycle)
+            .filter(|(_, c)| **c)
+            .map(|(x, _)| x.clone())
+            .collect();
+        let (e, m) = (only(&all_expected), only(&all_max_runtime));
+        (c, e, m, Some((all, all_expected, all_max_runtime)))
+    } else {
+        (all, all_expected, all_max_runtime, None)
+    };
     let running = if uses_backfill {
         expect::placed(&snapshot, &ends)
     } else {
@@ -118,7 +151,6 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         namespaces: &namespaces,
         default_policy,
     };
-    let max_runtime: Vec<Option<i64>> = runs.iter().map(|k| k.max_runtime_ms).collect();
     let timing = Timing {
         now_ms: started_at,
         expected_ms: &expected,
@@ -203,8 +235,7 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
         }
     }
     let mut waiting = HashMap::with_capacity(out.waiting.len());
-    // An unreachable backend could not show it anyway.
-    let tell = state.backend.notes_waiting() && snapshot.available;
+    let behind = behind(&candidates, &out, cuts);
     let mut told = Vec::new();
     for w in out.waiting {
         let c = &candidates[w.index];
@@ -249,9 +280,12 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             at_ms: now,
             snapshot: Some(snapshot.clone()),
             waiting,
+            behind,
         };
     }
     // What the start-time estimate runs forward from (computed only when someone asks).
+    let (candidates, expected, max_runtime) =
+        for_eta.unwrap_or((candidates, expected, max_runtime));
     state.eta.record(EtaInputs {
         candidates,
         expected,
@@ -276,6 +310,96 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     };
     state.set_last_inputs(Some(inputs));
     Ok(())
+}
+
+/// A cut strict queue: its namespace and where it was cut ([`pick`]).
+type Cut = (Arc<str>, Behind);
+
+/// The heads to take, each with whether the cycle sees it, and where strict queues were cut
+/// (see [`sluice_core::cycle::strict_cut`]): with `prune`, a strict namespace's jobs after
+/// its cut are left out of the cycle, the first of them (up to [`eta::PER_NAMESPACE`] per
+/// namespace, [`eta::MAX_JOBS`] in all) kept for the start-time estimates only.
+fn pick<'q>(
+    heads: &[&'q QueueEntry],
+    prune: bool,
+    fitter: &Fitter,
+    policy_of: impl Fn(&str) -> HeadPolicy,
+) -> (Vec<(&'q QueueEntry, bool)>, Vec<Cut>) {
+    let mut picked = Vec::with_capacity(heads.len());
+    let mut cuts = Vec::new();
+    let mut extras = 0usize;
+    // The heads come namespace by namespace, each in queue order.
+    for group in heads.chunk_by(|a, b| a.namespace == b.namespace) {
+        let cut = match group.first() {
+            Some(first) if prune && policy_of(&first.namespace) == HeadPolicy::Strict => {
+                strict_cut(fitter, group.iter().map(|e| &e.demand))
+            }
+            _ => None,
+        };
+        let Some(k) = cut else {
+            picked.extend(group.iter().map(|e| (*e, true)));
+            continue;
+        };
+        let at = group[k];
+        cuts.push((
+            at.namespace.clone(),
+            Behind {
+                after: (at.rank, at.enqueued_at_ms, at.id.clone()),
+                reason: String::new(),
+            },
+        ));
+        for (i, e) in group.iter().enumerate() {
+            if i <= k {
+                picked.push((*e, true));
+            } else if i < eta::PER_NAMESPACE && extras < eta::MAX_JOBS {
+                picked.push((*e, false));
+                extras += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    (picked, cuts)
+}
+
+/// Why the jobs after each cut wait: behind the job the cut job waits behind, or behind the
+/// cut job itself when it heads its namespace's waiting jobs (what the whole cycle says).
+fn behind(
+    candidates: &[Candidate],
+    out: &CycleOutput,
+    cuts: Vec<Cut>,
+) -> HashMap<Arc<str>, Behind> {
+    if cuts.is_empty() {
+        return HashMap::new();
+    }
+    let mut reasons: Vec<Option<String>> = vec![None; cuts.len()];
+    {
+        let at: HashMap<&str, usize> = cuts
+            .iter()
+            .enumerate()
+            .map(|(k, (_, b))| (&*b.after.2, k))
+            .collect();
+        for w in &out.waiting {
+            if let (Some(&k), WaitReason::BlockedBehind { .. }) =
+                (at.get(candidates[w.index].id.as_str()), &w.reason)
+            {
+                reasons[k] = Some(w.reason.to_string());
+            }
+        }
+    }
+    cuts.into_iter()
+        .zip(reasons)
+        .map(|((namespace, mut b), reason)| {
+            b.reason = reason.unwrap_or_else(|| {
+                WaitReason::BlockedBehind {
+                    head_id: b.after.2.to_string(),
+                    namespace: namespace.to_string(),
+                }
+                .to_string()
+            });
+            (namespace, b)
+        })
+        .collect()
 }
 
 /// What `describe` adds to a waiting job's reason: its reserved start, for a backfill head
