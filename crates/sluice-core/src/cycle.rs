@@ -15,6 +15,11 @@
 //!   running jobs end as expected, see [`backfill`]) and later jobs may pass it only when they
 //!   cannot delay that start. Every job that passes a blocked backfill head respects every
 //!   reservation made so far in the cycle.
+//! - An overdue head (a backfill head that has waited [`BackfillSettings::max_head_wait_ms`],
+//!   or under any policy a head that aging raised) goes first, and if it does not fit it holds
+//!   a *hard* reservation: every later start must fit beside it unless its `maxRuntime` ends it
+//!   before the reserved start (estimates do not count). In a backfill namespace the later jobs
+//!   go on, on those terms; under strict and best-effort the head blocks its namespace.
 //! - With aging ([`Timing::aging`]), a job that has waited the bound of its level sorts as one
 //!   level higher ([`aged_level`]).
 //! - With preemption ([`schedule_preempting`], opt-in per level and namespace), a job left
@@ -506,9 +511,11 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
         // raised (it has waited its level's bound), goes before the other jobs (the overdue
         // heads in fair-share order), and if it does not fit it gets a hard reservation that
         // every later start must respect unless its maxRuntime ends it before the reserved
-        // start, and blocks its namespace. So an aged job, once at the head of its
-        // namespace, waits only for the room held now to free, never for later work of other
-        // namespaces.
+        // start. In a backfill namespace the later jobs go on into the fair-share order
+        // beside that reservation (they pass a blocked head, so they respect every
+        // reservation); under strict and best-effort, or without a reservation, the head
+        // blocks its namespace. So an aged job, once at the head of its namespace, waits only
+        // for the room held now to free, never for later work of other namespaces.
         let mut overdue: Vec<usize> = (0..queues.len())
             .filter(|&k| {
                 let q = &queues[k];
@@ -548,6 +555,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                     q.held = q.held.plus(&job.demand.total());
                 }
                 Err(outcome) => {
+                    let mut reserved = None;
                     if matches!(outcome, Outcome::NoRoom(_)) {
                         let all: Vec<&RunningJob> = timing.running.iter().chain(&started).collect();
                         if let Some((start_ms, room)) = earliest_start(
@@ -558,6 +566,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                             &job.demand,
                             eligible_of(job),
                         ) {
+                            reserved = Some(shadows.len());
                             shadows.push(Shadow {
                                 head: pos,
                                 start_ms,
@@ -567,10 +576,15 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                         }
                     }
                     outcomes[pos] = outcome;
-                    for blocked in &mut outcomes[q.next..q.end] {
-                        *blocked = Outcome::Blocked(pos);
+                    if q.policy.policy == HeadPolicy::Backfill && reserved.is_some() {
+                        // Its later jobs pass it beside the hard reservation.
+                        q.reserved = reserved;
+                    } else {
+                        for blocked in &mut outcomes[q.next..q.end] {
+                            *blocked = Outcome::Blocked(pos);
+                        }
+                        q.next = q.end;
                     }
-                    q.next = q.end;
                 }
             }
         }
@@ -653,8 +667,10 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                         HeadPolicy::Backfill if passing || !head_fails => false,
                         HeadPolicy::Backfill => {
                             // The blocked head: reserve its start, unless its room is held
-                            // by something that will not end. Past the bound the reservation
-                            // binds every later start and nothing passes the head.
+                            // by something that will not end (then nothing passes it). Past
+                            // the bound the reservation is hard: it binds every later start,
+                            // and the namespace's later jobs pass the head only beside it or
+                            // by a maxRuntime that ends them before it.
                             let waited = now.saturating_sub(job.enqueued_at_ms);
                             let too_long = timing
                                 .backfill
@@ -683,7 +699,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                                         room: Some(room),
                                         hard: too_long,
                                     });
-                                    too_long
+                                    false
                                 }
                                 None => true,
                             }

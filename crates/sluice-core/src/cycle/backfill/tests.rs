@@ -271,16 +271,6 @@ fn backfill_table() {
             ..Case::default()
         },
         Case {
-            name: "a head that waited past the bound is passed no more (strict)",
-            nodes: vec![4],
-            running: vec![running(0, 3, 200)],
-            queued: vec![q("head", 4, 30), q("short", 1, 5)],
-            now: 121,
-            want_left: BTreeMap::from([("head", "no-room"), ("short", "blocked")]),
-            want_reserved: vec![("head", 200)],
-            ..Case::default()
-        },
-        Case {
             name: "an overdue head's reservation binds other namespaces' heads too",
             nodes: vec![4],
             running: vec![running(0, 3, 200)],
@@ -413,23 +403,6 @@ fn backfill_table() {
             ..Case::default()
         },
         Case {
-            name: "an overdue head's own namespace still waits behind it, maxRuntime or not",
-            nodes: vec![4],
-            running: vec![running(0, 3, 200)],
-            queued: vec![
-                q("head", 4, 30),
-                Q {
-                    at: 1,
-                    max: Some(10),
-                    ..q("short", 1, 5)
-                },
-            ],
-            now: 121,
-            want_left: BTreeMap::from([("head", "no-room"), ("short", "blocked")]),
-            want_reserved: vec![("head", 200)],
-            ..Case::default()
-        },
-        Case {
             name: "an aged head's hard reservation passes a job its maxRuntime ends in time",
             nodes: vec![5],
             running: vec![running(0, 3, 200)],
@@ -521,47 +494,53 @@ fn backfill_table() {
         },
     ];
     for c in &cases {
-        let (cands, out) = run_case(c);
-        let id = |i: usize| cands[i].id.as_str();
-        let admitted: Vec<&str> = out.admitted.iter().map(|a| id(a.index)).collect();
-        assert_eq!(admitted, c.want_admitted, "{}: admitted", c.name);
-        let left: BTreeMap<&str, String> = out
-            .waiting
+        check_case(c);
+    }
+}
+
+/// Runs a case and checks what it admits (in order), leaves (with reasons), reserves, and
+/// where.
+fn check_case(c: &Case) {
+    let (cands, out) = run_case(c);
+    let id = |i: usize| cands[i].id.as_str();
+    let admitted: Vec<&str> = out.admitted.iter().map(|a| id(a.index)).collect();
+    assert_eq!(admitted, c.want_admitted, "{}: admitted", c.name);
+    let left: BTreeMap<&str, String> = out
+        .waiting
+        .iter()
+        .map(|w| (id(w.index), format!("{} | {}", w.reason.kind(), w.reason)))
+        .collect();
+    assert_eq!(
+        left.keys().copied().collect::<Vec<_>>(),
+        c.want_left.keys().copied().collect::<Vec<_>>(),
+        "{}: left",
+        c.name
+    );
+    for (k, want) in &c.want_left {
+        assert!(
+            left[k].contains(want),
+            "{}: {k}: {} lacks {want:?}",
+            c.name,
+            left[k]
+        );
+    }
+    let reserved: Vec<(&str, i64)> = out
+        .reservations
+        .iter()
+        .map(|r| (id(r.index), r.start_ms / MIN))
+        .collect();
+    assert_eq!(reserved, c.want_reserved, "{}: reserved", c.name);
+    for (want_id, want_node) in &c.want_nodes {
+        let a = out
+            .admitted
             .iter()
-            .map(|w| (id(w.index), format!("{} | {}", w.reason.kind(), w.reason)))
-            .collect();
+            .find(|a| id(a.index) == *want_id)
+            .unwrap_or_else(|| panic!("{}: {want_id} not admitted", c.name));
         assert_eq!(
-            left.keys().copied().collect::<Vec<_>>(),
-            c.want_left.keys().copied().collect::<Vec<_>>(),
-            "{}: left",
+            a.placement.pods[0].1, *want_node,
+            "{}: node of {want_id}",
             c.name
         );
-        for (k, want) in &c.want_left {
-            assert!(
-                left[k].contains(want),
-                "{}: {k}: {} lacks {want:?}",
-                c.name,
-                left[k]
-            );
-        }
-        let reserved: Vec<(&str, i64)> = out
-            .reservations
-            .iter()
-            .map(|r| (id(r.index), r.start_ms / MIN))
-            .collect();
-        assert_eq!(reserved, c.want_reserved, "{}: reserved", c.name);
-        for (want_id, want_node) in &c.want_nodes {
-            let a = out
-                .admitted
-                .iter()
-                .find(|a| id(a.index) == *want_id)
-                .unwrap_or_else(|| panic!("{}: {want_id} not admitted", c.name));
-            assert_eq!(
-                a.placement.pods[0].1, *want_node,
-                "{}: node of {want_id}",
-                c.name
-            );
-        }
     }
 }
 
@@ -744,4 +723,5 @@ fn running_jobs_are_placed_in_the_held_room() {
     assert!(place_running(&alloc, &free[..1], &jobs).is_empty());
 }
 
+mod overdue;
 mod props;

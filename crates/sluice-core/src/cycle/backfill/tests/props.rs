@@ -292,3 +292,175 @@ proptest! {
         }
     }
 }
+
+/// One backfill namespace "a" whose head is overdue (by the backfill wait bound, or raised by
+/// aging), later jobs of "a" and jobs of "b" and "c" under random policies, none of them
+/// overdue, and random `maxRuntime`s.
+#[derive(Debug, Clone)]
+struct Overdue {
+    nodes: Vec<u64>,
+    running: Vec<(u64, i64)>,
+    head: u64,
+    /// (namespace, level, minutes before now it was enqueued, cores, run minutes, maxRuntime)
+    queued: Vec<(usize, usize, i64, u64, i64, Option<i64>)>,
+    policies: Vec<HeadPolicy>,
+    by_aging: bool,
+    /// Minutes past the bound.
+    late: i64,
+}
+
+fn arb_overdue() -> impl Strategy<Value = Overdue> {
+    let policy = prop_oneof![
+        Just(HeadPolicy::Strict),
+        Just(HeadPolicy::BestEffort),
+        Just(HeadPolicy::Backfill),
+    ];
+    (
+        prop::collection::vec(2u64..9, 1..5),
+        prop::collection::vec((1u64..5, 1i64..200), 0..12),
+        1u64..9,
+        prop::collection::vec(
+            (
+                0usize..3,
+                0usize..2,
+                0i64..59,
+                1u64..9,
+                1i64..120,
+                prop::option::of(1i64..120),
+            ),
+            0..14,
+        ),
+        prop::collection::vec(policy, 2),
+        any::<bool>(),
+        0i64..60,
+    )
+        .prop_map(
+            |(nodes, running, head, queued, policies, by_aging, late)| Overdue {
+                nodes,
+                running,
+                head,
+                queued,
+                policies,
+                by_aging,
+                late,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The overdue head's reserved room is never taken by a job whose certain end (its
+    /// `maxRuntime` plus the margin; none: never) is after the reserved start, whatever its
+    /// estimate: with the room after the cycle, the running jobs' expected ends and only the
+    /// admitted jobs certain to be gone by then, the head fits at its reserved start. And its
+    /// backfill namespace is not blocked behind it.
+    #[test]
+    fn an_overdue_heads_room_is_not_taken_past_its_start(o in arb_overdue()) {
+        let margin = 5 * MIN;
+        let alloc: Vec<NodeCapacity> = o.nodes.iter().enumerate()
+            .map(|(i, c)| node(&format!("n{i}"), *c)).collect();
+        let mut fitter = Fitter::new(&alloc);
+        let mut run = Vec::new();
+        for (cores, end) in &o.running {
+            if let Ok(p) = fitter.try_place(&pod(*cores)) {
+                run.push(RunningJob::placed(end * MIN, &pod(*cores), &p));
+            }
+        }
+        let snapshot = Snapshot { available: true, nodes: fitter.nodes().to_vec(), allocatable: alloc };
+        // The head waited its bound (60 min of aging, or the 120-min backfill bound) and more;
+        // every other job less than 60 minutes.
+        let bound = if o.by_aging { 60 } else { 120 };
+        let now = (bound + o.late) * MIN;
+        let names = ["a", "b", "c"];
+        let mut cands = vec![Candidate {
+            id: "head".into(),
+            namespace: "a".into(),
+            level: usize::from(o.by_aging),
+            enqueued_at_ms: 0,
+            demand: pod(o.head),
+            constraints: None,
+        }];
+        let mut expected = vec![Some(30 * MIN)];
+        let mut max_runtime = vec![None];
+        for (i, (ns, level, ago, cores, r, max)) in o.queued.iter().enumerate() {
+            cands.push(Candidate {
+                id: format!("j{i:02}"),
+                namespace: names[*ns].into(),
+                level: *level,
+                enqueued_at_ms: now - ago * MIN,
+                demand: pod(*cores),
+                constraints: None,
+            });
+            expected.push(Some(r * MIN));
+            max_runtime.push(max.map(|m| m * MIN));
+        }
+        let mut namespaces = BTreeMap::from([(
+            "a".to_string(),
+            NamespacePolicy { weight: 1, policy: HeadPolicy::Backfill },
+        )]);
+        for (n, p) in names[1..].iter().zip(&o.policies) {
+            namespaces.insert(n.to_string(), NamespacePolicy { weight: 1, policy: *p });
+        }
+        let aging = if o.by_aging { vec![None, Some(60 * MIN)] } else { vec![] };
+        let held = BTreeMap::new();
+        let out = schedule_at(
+            &CycleInput {
+                candidates: &cands,
+                snapshot: &snapshot,
+                held: &held,
+                namespaces: &namespaces,
+                default_policy: NamespacePolicy::default(),
+            },
+            &Timing {
+                now_ms: now,
+                expected_ms: &expected,
+                max_runtime_ms: &max_runtime,
+                running: &run,
+                backfill: BackfillSettings {
+                    default_runtime_ms: 60 * MIN,
+                    overrun_margin_ms: margin,
+                    max_head_wait_ms: (!o.by_aging).then_some(120 * MIN),
+                },
+                aging: &aging,
+            },
+        );
+        let Some(res) = out.reservations.iter().find(|r| r.index == 0) else {
+            // No reservation: the head started, or its room is held by nothing that ends.
+            return Ok(());
+        };
+        prop_assert!(out.waiting.iter().any(|w| w.index == 0));
+        prop_assert!(
+            !out.waiting.iter().any(|w| w.reason.kind() == "blocked"
+                && cands[w.index].namespace == "a"),
+            "the backfill namespace is blocked behind its overdue head: {:?}", out
+        );
+        let mut at: Vec<NodeCapacity> = snapshot.nodes.clone();
+        let mut back = |pods: &[(usize, Resources)], give: bool| for (n, p) in pods {
+            if give {
+                at[*n].cpu_milli += p.cpu_milli;
+                at[*n].mem_mib += p.mem_mib;
+            } else {
+                at[*n].cpu_milli -= p.cpu_milli;
+                at[*n].mem_mib -= p.mem_mib;
+            }
+        };
+        for r in &run {
+            let end = if r.end_ms > now { r.end_ms } else { now + margin };
+            if end <= res.start_ms { back(&r.pods, true); }
+        }
+        for a in &out.admitted {
+            let placed = RunningJob::placed(0, &cands[a.index].demand, &a.placement);
+            let certain = max_runtime[a.index].map(|m| now + m + margin);
+            if certain.is_none_or(|c| c > res.start_ms) {
+                back(&placed.pods, false);
+            }
+        }
+        prop_assert!(
+            Fitter::new(&at).try_place(&cands[0].demand).is_ok(),
+            "the overdue head does not fit at its reserved start {} once the jobs admitted \
+             past it run to their certain ends: {:?}",
+            res.start_ms, out
+        );
+    }
+}
