@@ -15,6 +15,11 @@
 //!   running jobs end as expected, see [`backfill`]) and later jobs may pass it only when they
 //!   cannot delay that start. Every job that passes a blocked backfill head respects every
 //!   reservation made so far in the cycle.
+//! - An overdue head (a backfill head that has waited [`BackfillSettings::max_head_wait_ms`],
+//!   or under any policy a head that aging raised) goes first, and if it does not fit it holds
+//!   a *hard* reservation: every later start must fit beside it unless its `maxRuntime` ends it
+//!   before the reserved start (estimates do not count). In a backfill namespace the later jobs
+//!   go on, on those terms; under strict and best-effort the head blocks its namespace.
 //! - With aging ([`Timing::aging`]), a job that has waited the bound of its level sorts as one
 //!   level higher ([`aged_level`]).
 //! - With preemption ([`schedule_preempting`], opt-in per level and namespace), a job left
@@ -30,11 +35,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::capacity::{Eligible, Fitter, NoFit, Placement, Snapshot};
 use crate::job::{Demand, Resources};
+use shadow::{Shadow, backfill_place};
 
 pub mod backfill;
 pub mod eta;
 pub mod preempt;
 pub mod prune;
+mod shadow;
 
 pub use backfill::{BackfillSettings, RunningJob, aged_level, earliest_start, place_running};
 pub use eta::estimate_starts;
@@ -352,20 +359,6 @@ struct Queue<'a> {
     reserved: Option<usize>,
 }
 
-/// The reservation of a blocked backfill head.
-struct Shadow {
-    /// Sorted position of the head.
-    head: usize,
-    start_ms: i64,
-    /// Free room at `start_ms` once the head is placed; `None` when no start could be found
-    /// any more (nothing may pass the head then).
-    room: Option<Fitter>,
-    /// The head is overdue: every job, not only those passing a blocked head, must fit beside
-    /// this reservation, whenever it is expected to end, unless its `maxRuntime` ends it
-    /// before `start_ms`.
-    hard: bool,
-}
-
 /// Heap key of a namespace with undecided jobs; the smallest goes next. Queues are numbered in
 /// namespace name order, so the last field breaks ties by name.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -520,9 +513,11 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
         // raised (it has waited its level's bound), goes before the other jobs (the overdue
         // heads in fair-share order), and if it does not fit it gets a hard reservation that
         // every later start must respect unless its maxRuntime ends it before the reserved
-        // start, and blocks its namespace. So an aged job, once at the head of its
-        // namespace, waits only for the room held now to free, never for later work of other
-        // namespaces.
+        // start. In a backfill namespace the later jobs go on into the fair-share order
+        // beside that reservation (they pass a blocked head, so they respect every
+        // reservation); under strict and best-effort, or without a reservation, the head
+        // blocks its namespace. So an aged job, once at the head of its namespace, waits only
+        // for the room held now to free, never for later work of other namespaces.
         let mut overdue: Vec<usize> = (0..queues.len())
             .filter(|&k| {
                 let q = &queues[k];
@@ -562,6 +557,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                     q.held = q.held.plus(&job.demand.total());
                 }
                 Err(outcome) => {
+                    let mut reserved = None;
                     if matches!(outcome, Outcome::NoRoom(_)) {
                         let all: Vec<&RunningJob> = timing.running.iter().chain(&started).collect();
                         if let Some((start_ms, room)) = earliest_start(
@@ -572,6 +568,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                             &job.demand,
                             eligible_of(job),
                         ) {
+                            reserved = Some(shadows.len());
                             shadows.push(Shadow {
                                 head: pos,
                                 start_ms,
@@ -581,10 +578,15 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                         }
                     }
                     outcomes[pos] = outcome;
-                    for blocked in &mut outcomes[q.next..q.end] {
-                        *blocked = Outcome::Blocked(pos);
+                    if q.policy.policy == HeadPolicy::Backfill && reserved.is_some() {
+                        // Its later jobs pass it beside the hard reservation.
+                        q.reserved = reserved;
+                    } else {
+                        for blocked in &mut outcomes[q.next..q.end] {
+                            *blocked = Outcome::Blocked(pos);
+                        }
+                        q.next = q.end;
                     }
-                    q.next = q.end;
                 }
             }
         }
@@ -667,8 +669,10 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                         HeadPolicy::Backfill if passing || !head_fails => false,
                         HeadPolicy::Backfill => {
                             // The blocked head: reserve its start, unless its room is held
-                            // by something that will not end. Past the bound the reservation
-                            // binds every later start and nothing passes the head.
+                            // by something that will not end (then nothing passes it). Past
+                            // the bound the reservation is hard: it binds every later start,
+                            // and the namespace's later jobs pass the head only beside it or
+                            // by a maxRuntime that ends them before it.
                             let waited = now.saturating_sub(job.enqueued_at_ms);
                             let too_long = timing
                                 .backfill
@@ -697,7 +701,7 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                                         room: Some(room),
                                         hard: too_long,
                                     });
-                                    too_long
+                                    false
                                 }
                                 None => true,
                             }
@@ -780,99 +784,6 @@ fn job_is_held(job: &Candidate) -> bool {
     job.constraints
         .as_ref()
         .is_some_and(|c| c.blocked.is_some())
-}
-
-/// Places a job: it must fit now and, on the same nodes, the room left at every reserved start
-/// it may outlast: every reservation for a job that passes a blocked backfill head, only the
-/// hard ones (`hard_only`) for the others. `ends` is when it is expected to end and when it
-/// certainly ends (`maxRuntime`); a soft reservation is outlasted past the expected end, a
-/// hard one past the certain end (always, without one). On success the room is taken from
-/// `fitter` and from those shadows.
-fn backfill_place(
-    fitter: &mut Fitter,
-    shadows: &mut [Shadow],
-    job: &Candidate,
-    eligible: Option<&Eligible>,
-    (end_ms, certain_end_ms): (i64, Option<i64>),
-    hard_only: bool,
-) -> Result<Placement, Outcome> {
-    let demand = &job.demand;
-    let first = fitter
-        .try_place_on(demand, eligible)
-        .map_err(Outcome::NoRoom)?;
-    if shadows.is_empty() {
-        return Ok(first);
-    }
-    let outlasted: Vec<usize> = (0..shadows.len())
-        .filter(|&k| !hard_only || shadows[k].hard)
-        // A hard reservation does not trust estimates: a job must fit beside it unless its
-        // maxRuntime ends it before the reserved start.
-        .filter(|&k| match &shadows[k] {
-            sh if sh.hard => sh.room.is_none() || certain_end_ms.is_none_or(|c| c > sh.start_ms),
-            sh => sh.room.is_none() || end_ms > sh.start_ms,
-        })
-        .collect();
-    if outlasted.is_empty() {
-        return Ok(first);
-    }
-    // A head with no start any more: nothing that outlasts "now" may pass it.
-    if let Some(&k) = outlasted.iter().find(|&&k| shadows[k].room.is_none()) {
-        fitter.unplace(demand, &first);
-        return Err(Outcome::WouldDelay(k));
-    }
-    // Quick: a shadow without the room in all cannot take the job on any nodes.
-    let need = demand.total();
-    if let Some(&k) = outlasted.iter().find(|&&k| {
-        shadows[k]
-            .room
-            .as_ref()
-            .is_some_and(|room| !room.total_free().covers(&need))
-    }) {
-        fitter.unplace(demand, &first);
-        return Err(Outcome::WouldDelay(k));
-    }
-    let fits_all = |p: &Placement, shadows: &mut [Shadow]| -> Option<usize> {
-        for (n, &k) in outlasted.iter().enumerate() {
-            let ok = shadows[k]
-                .room
-                .as_mut()
-                .is_some_and(|room| room.place_at(demand, p));
-            if !ok {
-                for &done in &outlasted[..n] {
-                    if let Some(room) = shadows[done].room.as_mut() {
-                        room.unplace(demand, p);
-                    }
-                }
-                return Some(k);
-            }
-        }
-        None
-    };
-    let Some(blocking) = fits_all(&first, shadows) else {
-        return Ok(first);
-    };
-    // Not on the nodes first fit chose: look for nodes with room both now and in every
-    // outlasted shadow.
-    fitter.unplace(demand, &first);
-    let mut meet = fitter.clone();
-    for &k in &outlasted {
-        if let Some(room) = &shadows[k].room {
-            meet = meet.meet(room);
-        }
-    }
-    let Ok(p) = meet.try_place_on(demand, eligible) else {
-        return Err(Outcome::WouldDelay(blocking));
-    };
-    if !fitter.place_at(demand, &p) {
-        return Err(Outcome::WouldDelay(blocking));
-    }
-    match fits_all(&p, shadows) {
-        None => Ok(p),
-        Some(k) => {
-            fitter.unplace(demand, &p);
-            Err(Outcome::WouldDelay(k))
-        }
-    }
 }
 
 /// The cluster total that shares are measured against: the allocatable room, or, for a

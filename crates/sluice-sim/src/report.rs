@@ -64,9 +64,10 @@ fn columns() -> Vec<Column> {
         ("aged over bound", |s| {
             s.aging.as_ref().map_or("-".to_string(), |a| {
                 format!(
-                    "{}/{} (max {} after aging)",
+                    "{}/{}, {} past A+L (max {} after aging)",
                     a.over_bound,
                     a.aged,
+                    a.over_a_plus_l,
                     fmt_ms(a.max_after_aging_ms)
                 )
             })

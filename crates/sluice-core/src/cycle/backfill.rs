@@ -53,8 +53,10 @@ pub struct BackfillSettings {
     pub default_runtime_ms: i64,
     /// A running job past its expected end is taken to end this long after `now`, ms.
     pub overrun_margin_ms: i64,
-    /// A head that has waited (since it was enqueued) at least this long is not passed any
-    /// more: its namespace acts as strict until it starts. `None`: no bound.
+    /// A head that has waited (since it was enqueued) at least this long is overdue: it goes
+    /// first, and its reservation is hard: every later start, its own namespace's included,
+    /// must fit beside it unless its `maxRuntime` ends it before the reserved start (no
+    /// estimate counts). `None`: no bound.
     pub max_head_wait_ms: Option<i64>,
 }
 
