@@ -22,7 +22,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use sluice_core::capacity::{NodeCapacity, Snapshot};
+use sluice_core::capacity::{Fitter, NodeCapacity, Snapshot};
 use sluice_core::cycle::{
     Candidate, CycleInput, HeadPolicy, NamespacePolicy, Preemptible, PreemptionInput, RunningJob,
     Timing, estimate_starts, schedule_at, schedule_preempting,
@@ -226,7 +226,8 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
         // preemption, again at the same moment after victims were stopped.
         let mut pending: BTreeSet<usize> = BTreeSet::new();
         loop {
-            let bounds = Bounds::of(&snapshot.nodes);
+            // The fitter's quick bounds over the room now ([`Fitter::could_fit`]).
+            let bounds = Fitter::new(&snapshot.nodes);
             queue.clear();
             queue_jobs.clear();
             expected.clear();
@@ -236,7 +237,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
                 let mut sum = Resources::default();
                 for &(_, _, _, j) in q.iter() {
                     let job = &w.jobs[j];
-                    let passes = bounds.pass(&job.demand);
+                    let passes = bounds.could_fit(&job.demand);
                     any_fits |= passes;
                     queue.push(Candidate {
                         id: job.id.clone(),
@@ -251,7 +252,7 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
                     max_runtime.push(job.max_runtime_ms);
                     if prune && strict[ns] {
                         sum = sum.plus(&job.demand.total());
-                        if !passes || !bounds.total.covers(&sum) {
+                        if !passes || !bounds.total_free().covers(&sum) {
                             break;
                         }
                     }
@@ -466,48 +467,4 @@ pub fn run(w: &Workload, cluster: &Cluster, opts: &Options) -> Run {
 /// The request of one pod of `role` in the demand.
 pub(crate) fn pod_of(demand: &Demand, role: Role) -> Resources {
     demand.role(role).map(|p| p.each()).unwrap_or_default()
-}
-
-/// The fitter's quick-reject bounds over the free room (`sluice_core::capacity::Fitter`): a
-/// demand that fails them cannot be placed.
-struct Bounds {
-    max_cpu: u64,
-    max_mem: u64,
-    total: Resources,
-    /// Free pod slots in all; `u64::MAX` when some node is unlimited.
-    slots: u64,
-}
-
-impl Bounds {
-    fn of(nodes: &[NodeCapacity]) -> Self {
-        let mut b = Bounds {
-            max_cpu: 0,
-            max_mem: 0,
-            total: Resources::default(),
-            slots: 0,
-        };
-        for n in nodes {
-            b.total = b.total.plus(&n.room());
-            b.slots = match n.pods {
-                None => u64::MAX,
-                Some(p) => b.slots.saturating_add(u64::from(p)),
-            };
-            if n.has_pod_slot() {
-                b.max_cpu = b.max_cpu.max(n.cpu_milli);
-                b.max_mem = b.max_mem.max(n.mem_mib);
-            }
-        }
-        b
-    }
-
-    /// True unless the fitter's quick reject would turn the demand away.
-    fn pass(&self, demand: &Demand) -> bool {
-        demand
-            .pods
-            .iter()
-            .filter(|g| g.count > 0)
-            .all(|g| g.cpu_milli <= self.max_cpu && g.mem_mib <= self.max_mem)
-            && demand.pod_count() <= self.slots
-            && self.total.covers(&demand.total())
-    }
 }
