@@ -46,7 +46,15 @@ fn bench_runs_against_its_own_server_and_prints_a_row_per_depth() {
     assert!(stdout.contains("### SQLite"), "{stdout}");
     // One row for the free-capacity case and one for the depth asked for; each row's cells
     // after the depth are figures (submits/s, RSS, ...), not dashes only.
-    let rows: Vec<&str> = stdout
+    let (main_table, cpu_table) = stdout.split_once("CPU per submit").unwrap_or((&stdout, ""));
+    // The CPU table: one row per submit run, with a ceiling.
+    assert!(
+        cpu_table
+            .lines()
+            .any(|l| l.starts_with("| ") && l.ends_with(" |")),
+        "{stdout}"
+    );
+    let rows: Vec<&str> = main_table
         .lines()
         .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
         .collect();
