@@ -48,7 +48,7 @@ pub use eta::estimate_starts;
 pub use preempt::{
     Preemptible, Preemption, PreemptionInput, PreemptionSettings, schedule_preempting,
 };
-pub use prune::strict_cut;
+pub use prune::{StrictCut, strict_cut};
 
 /// What happens behind a namespace's first job that does not fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

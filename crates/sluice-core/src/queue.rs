@@ -79,6 +79,38 @@ pub struct Heads<'a> {
     pub truncated: bool,
 }
 
+/// One namespace's eligible jobs in queue order ([`JobQueue::eligible`]). Within a level, jobs
+/// in the future (retries waiting on their backoff) sort last and the rest of the level waits:
+/// the walk jumps to the next level at the first of them.
+#[derive(Debug)]
+pub struct Eligible<'a> {
+    queue: &'a JobQueue,
+    set: &'a BTreeSet<OrderKey>,
+    now_ms: i64,
+    walk: std::collections::btree_set::Range<'a, OrderKey>,
+}
+
+impl<'a> Iterator for Eligible<'a> {
+    type Item = &'a QueueEntry;
+
+    fn next(&mut self) -> Option<&'a QueueEntry> {
+        loop {
+            let (rank, enq, id) = self.walk.next()?;
+            if *enq > self.now_ms {
+                // The rest of this level is later still: on at the next level.
+                let next = rank.checked_add(1)?;
+                self.walk = self
+                    .set
+                    .range::<OrderKey, _>((next, i64::MIN, Arc::from(""))..);
+                continue;
+            }
+            if let Some(e) = self.queue.jobs.get(id) {
+                return Some(e);
+            }
+        }
+    }
+}
+
 impl JobQueue {
     /// An empty queue.
     pub fn new() -> Self {
@@ -184,32 +216,34 @@ impl JobQueue {
     /// `skipped`), in queue order.
     pub fn heads(&self, now_ms: i64, window: usize, skipped: impl Fn(&str) -> bool) -> Heads<'_> {
         let mut out = Heads::default();
-        for set in self.order.values() {
-            let mut taken = 0usize;
-            let mut future_rank = None;
-            for (rank, enq, id) in set {
-                // Within a level, jobs in the future sort last: the rest of the level waits.
-                if future_rank == Some(*rank) {
-                    continue;
-                }
-                if *enq > now_ms {
-                    future_rank = Some(*rank);
-                    continue;
-                }
-                if skipped(id) {
-                    continue;
-                }
+        for (_, jobs) in self.eligible(now_ms) {
+            for (taken, e) in jobs.filter(|e| !skipped(&e.id)).enumerate() {
                 if taken == window {
                     out.truncated = true;
                     break;
                 }
-                if let Some(e) = self.jobs.get(id) {
-                    out.jobs.push(e);
-                    taken += 1;
-                }
+                out.jobs.push(e);
             }
         }
         out
+    }
+
+    /// The eligible jobs of each namespace at `now_ms` (not in the future), namespaces in name
+    /// order, each walked lazily in queue order: for a caller that stops each namespace's walk
+    /// where it likes (the admit step stops a strict queue at its cut), so that what it costs
+    /// grows with the jobs it takes, not with the queue's length.
+    pub fn eligible(&self, now_ms: i64) -> impl Iterator<Item = (&Arc<str>, Eligible<'_>)> {
+        self.order.iter().map(move |(ns, set)| {
+            (
+                ns,
+                Eligible {
+                    queue: self,
+                    set,
+                    now_ms,
+                    walk: set.range::<OrderKey, _>(..),
+                },
+            )
+        })
     }
 
     /// The 1-based position of a waiting job among the eligible jobs of its namespace at

@@ -88,8 +88,13 @@ pub struct AppState {
     pub levels: Arc<Levels>,
     /// What the last cycle saw.
     pub view: Arc<RwLock<CycleView>>,
-    /// Wakes the submitter loop early (after a submit or cancel).
+    /// Wakes the submitter loop early for a whole tick (after a cancel, a requeue, a run that
+    /// was stopped, a new leader term).
     pub wake: Arc<Notify>,
+    /// Wakes the submitter loop early for its admit and submit steps only (after a submit:
+    /// the queue grew, nothing else changed); the time-driven steps still run at most once
+    /// per interval ([`crate::tick`]).
+    pub wake_admit: Arc<Notify>,
     /// Serialises cycles (the loop and tests calling `tick`).
     pub cycle_lock: Arc<Mutex<()>>,
     /// Monotonic ULIDs, so jobs submitted within one millisecond keep their order.
@@ -176,6 +181,7 @@ impl AppState {
             levels,
             view: Arc::new(RwLock::new(CycleView::default())),
             wake: Arc::new(Notify::new()),
+            wake_admit: Arc::new(Notify::new()),
             cycle_lock: Arc::new(Mutex::new(())),
             ids: Arc::new(std::sync::Mutex::new(ulid::Generator::new())),
             metrics,

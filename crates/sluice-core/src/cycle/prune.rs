@@ -23,15 +23,36 @@ pub fn strict_cut<'d>(
     fitter: &Fitter,
     demands: impl IntoIterator<Item = &'d Demand>,
 ) -> Option<usize> {
-    let free = fitter.total_free();
-    let mut sum = Resources::default();
-    for (i, demand) in demands.into_iter().enumerate() {
-        sum = sum.plus(&demand.total());
-        if !fitter.could_fit(demand) || !free.covers(&sum) {
-            return Some(i);
+    let mut cut = StrictCut::new(fitter);
+    demands.into_iter().position(|d| cut.cuts(d))
+}
+
+/// [`strict_cut`] one job at a time, for a walk over a queue that stops at the cut (the server
+/// walks a strict namespace's queue no further than it: its cost then grows with the jobs
+/// before the cut, not with the queue's length).
+#[derive(Debug, Clone)]
+pub struct StrictCut<'f> {
+    fitter: &'f Fitter,
+    free: Resources,
+    sum: Resources,
+}
+
+impl<'f> StrictCut<'f> {
+    /// A cut over `fitter`'s room, before the first job.
+    pub fn new(fitter: &'f Fitter) -> Self {
+        Self {
+            fitter,
+            free: fitter.total_free(),
+            sum: Resources::default(),
         }
     }
-    None
+
+    /// Whether the next job in queue order, needing `demand`, is the cut (the jobs before it
+    /// having been passed to this call in order).
+    pub fn cuts(&mut self, demand: &Demand) -> bool {
+        self.sum = self.sum.plus(&demand.total());
+        !self.fitter.could_fit(demand) || !self.free.covers(&self.sum)
+    }
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ pub async fn submit(
         SubmitError::Stopped => ApiError::Unavailable(SubmitError::Stopped.to_string()),
     })?;
     st.metrics.job_submitted(&rec.namespace, &rec.level);
-    st.wake.notify_one();
+    st.wake_admit.notify_one();
     audit(
         &st,
         &caller,

@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use sluice_core::capacity::{Fitter, Snapshot};
 use sluice_core::cycle::{
-    Candidate, CycleInput, CycleOutput, HeadPolicy, PreemptionInput, Timing, WaitReason,
-    schedule_at, schedule_preempting, short_ms, strict_cut,
+    Candidate, CycleInput, CycleOutput, HeadPolicy, PreemptionInput, StrictCut, Timing, WaitReason,
+    schedule_at, schedule_preempting, short_ms,
 };
 use sluice_core::job::{JobState, Resources};
-use sluice_core::queue::QueueEntry;
+use sluice_core::queue::{JobQueue, QueueEntry};
 use sluice_core::record::JobRecord;
 use sluice_store::{StoreError, Transition};
 
@@ -92,12 +92,13 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
             // Nothing the cycle decides from has changed: it would decide the same.
             return Ok(());
         }
-        let heads = q.queue().heads(started_at, HEAD_WINDOW, |id| {
-            state.aside.is_held(id, started_at)
-        });
-        let (entries, cuts) = pick(&heads.jobs, prune, &fitter, |ns| {
-            namespaces.get(ns).copied().unwrap_or(default_policy).policy
-        });
+        let (entries, cuts) = pick(
+            q.queue(),
+            started_at,
+            |id| state.aside.is_held(id, started_at),
+            prune.then_some(&fitter),
+            |ns| namespaces.get(ns).copied().unwrap_or(default_policy).policy,
+        );
         let all: Vec<Candidate> = entries
             .iter()
             .map(|&(e, _)| Candidate {
@@ -315,48 +316,58 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
 /// A cut strict queue: its namespace and where it was cut ([`pick`]).
 type Cut = (Arc<str>, Behind);
 
-/// The heads to take, each with whether the cycle sees it, and where strict queues were cut
-/// (see [`sluice_core::cycle::strict_cut`]): with `prune`, a strict namespace's jobs after
-/// its cut are left out of the cycle, the first of them (up to [`eta::PER_NAMESPACE`] per
-/// namespace, [`eta::MAX_JOBS`] in all) kept for the start-time estimates only.
+/// The heads to take, each with whether the cycle sees it, and where strict queues were cut:
+/// the first [`HEAD_WINDOW`] eligible jobs of each namespace that are not `skipped`, except
+/// that with a `prune` room a strict namespace's walk stops at its cut (see
+/// [`sluice_core::cycle::strict_cut`]), taking after it only the jobs kept for the start-time
+/// estimates (up to [`eta::PER_NAMESPACE`] per namespace, [`eta::MAX_JOBS`] in all), which
+/// the cycle does not see. The walk is lazy: a deep strict queue behind a blocked head costs
+/// the jobs up to its cut, not its length.
 fn pick<'q>(
-    heads: &[&'q QueueEntry],
-    prune: bool,
-    fitter: &Fitter,
+    queue: &'q JobQueue,
+    now_ms: i64,
+    skipped: impl Fn(&str) -> bool,
+    prune: Option<&Fitter>,
     policy_of: impl Fn(&str) -> HeadPolicy,
 ) -> (Vec<(&'q QueueEntry, bool)>, Vec<Cut>) {
-    let mut picked = Vec::with_capacity(heads.len());
+    let mut picked = Vec::new();
     let mut cuts = Vec::new();
     let mut extras = 0usize;
-    // The heads come namespace by namespace, each in queue order.
-    for group in heads.chunk_by(|a, b| a.namespace == b.namespace) {
-        let cut = match group.first() {
-            Some(first) if prune && policy_of(&first.namespace) == HeadPolicy::Strict => {
-                strict_cut(fitter, group.iter().map(|e| &e.demand))
+    for (namespace, jobs) in queue.eligible(now_ms) {
+        let mut jobs = jobs.filter(|e| !skipped(&e.id));
+        let mut cut = prune
+            .filter(|_| policy_of(namespace) == HeadPolicy::Strict)
+            .map(StrictCut::new);
+        let mut taken = 0usize;
+        let mut at = None;
+        for e in jobs.by_ref() {
+            if taken == HEAD_WINDOW {
+                break;
             }
-            _ => None,
-        };
-        let Some(k) = cut else {
-            picked.extend(group.iter().map(|e| (*e, true)));
+            picked.push((e, true));
+            taken += 1;
+            if cut.as_mut().is_some_and(|c| c.cuts(&e.demand)) {
+                at = Some(e);
+                break;
+            }
+        }
+        let Some(at) = at else {
             continue;
         };
-        let at = group[k];
         cuts.push((
-            at.namespace.clone(),
+            namespace.clone(),
             Behind {
                 after: (at.rank, at.enqueued_at_ms, at.id.clone()),
                 reason: String::new(),
             },
         ));
-        for (i, e) in group.iter().enumerate() {
-            if i <= k {
-                picked.push((*e, true));
-            } else if i < eta::PER_NAMESPACE && extras < eta::MAX_JOBS {
-                picked.push((*e, false));
-                extras += 1;
-            } else {
+        for e in jobs {
+            if taken >= eta::PER_NAMESPACE || extras >= eta::MAX_JOBS {
                 break;
             }
+            picked.push((e, false));
+            taken += 1;
+            extras += 1;
         }
     }
     (picked, cuts)
@@ -454,4 +465,92 @@ async fn with_constraints(
         }
     }
     Ok(candidates)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use sluice_core::capacity::NodeCapacity;
+    use sluice_core::job::{Demand, PodDemand, Role};
+
+    use super::*;
+
+    fn job(q: &mut JobQueue, id: &str, ns: &str, at: i64, cpu_milli: u64) -> QueueEntry {
+        QueueEntry {
+            id: Arc::from(id),
+            namespace: q.intern(ns),
+            level: q.intern("normal"),
+            rank: 1,
+            enqueued_at_ms: at,
+            demand: Demand {
+                pods: vec![PodDemand {
+                    role: Role::Task,
+                    count: 1,
+                    cpu_milli,
+                    mem_mib: 128,
+                }],
+            },
+            name: Arc::from("job"),
+            max_runtime_ms: None,
+            attempt: 1,
+        }
+    }
+
+    /// A strict queue 5,000 deep behind a head that cannot fit is walked up to its cut and the
+    /// jobs kept for the estimates, no further (each job walked is asked `skipped` once); a
+    /// best-effort queue of the same depth is walked to the window.
+    #[test]
+    fn the_walk_stops_at_a_strict_cut() {
+        let mut q = JobQueue::new();
+        for ns in ["strict", "loose"] {
+            let head = job(&mut q, &format!("{ns}-head"), ns, 0, 64_000);
+            q.insert(head, 0);
+            for i in 0..5_000 {
+                let e = job(&mut q, &format!("{ns}-{i:05}"), ns, 1 + i, 100);
+                q.insert(e, 0);
+            }
+        }
+        let nodes = vec![NodeCapacity::new("n", 8_000, 64 * 1024, None)];
+        let fitter = Fitter::new(&nodes);
+        let asked = Cell::new(0usize);
+        let (picked, cuts) = pick(
+            &q,
+            10_000,
+            |_| {
+                asked.set(asked.get() + 1);
+                false
+            },
+            Some(&fitter),
+            |ns| {
+                if ns == "strict" {
+                    HeadPolicy::Strict
+                } else {
+                    HeadPolicy::BestEffort
+                }
+            },
+        );
+        let strict: Vec<_> = picked
+            .iter()
+            .filter(|(e, _)| &*e.namespace == "strict")
+            .collect();
+        assert_eq!(strict.len(), eta::PER_NAMESPACE, "the head and the extras");
+        assert!(strict[0].1, "the cut head is in the cycle");
+        assert!(strict[1..].iter().all(|(_, c)| !c), "the extras are not");
+        assert_eq!(cuts.len(), 1);
+        assert_eq!(&*cuts[0].0, "strict");
+        assert_eq!(&*cuts[0].1.after.2, "strict-head");
+        let loose = picked.len() - strict.len();
+        assert_eq!(loose, HEAD_WINDOW, "a best-effort queue goes to the window");
+        // Each walk asks one past where it stops, at most.
+        assert!(
+            asked.get() <= eta::PER_NAMESPACE + HEAD_WINDOW + 2,
+            "walked {} jobs",
+            asked.get()
+        );
+        // Without a room to cut by, the strict queue is walked to the window too.
+        let (all, cuts) = pick(&q, 10_000, |_| false, None, |_| HeadPolicy::Strict);
+        assert_eq!(all.len(), 2 * HEAD_WINDOW);
+        assert!(cuts.is_empty());
+    }
 }

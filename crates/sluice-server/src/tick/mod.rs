@@ -1,6 +1,6 @@
-//! The submitter loop: one task that, every `scheduler.interval_ms` or when woken by a submit or
-//! a cancel, runs a scheduling cycle, submits what it admitted, and reconciles running jobs
-//! with the backend.
+//! The submitter loop: one task that, every `scheduler.interval_ms` or when woken by a cancel
+//! (a submit wakes only its admit and submit steps, [`admit_tick`]), runs a scheduling cycle,
+//! submits what it admitted, and reconciles running jobs with the backend.
 //!
 //! One tick, as Kueue's cycle, each step a function in its own module and its own tracing span
 //! (with the tick's number and its duration):
@@ -101,15 +101,30 @@ fn forget(state: &AppState) {
     }
 }
 
-/// Ticks while the term of `epoch` lasts (for ever, for the only server).
+/// Ticks while the term of `epoch` lasts (for ever, for the only server). A whole tick runs
+/// every `scheduler.interval_ms` and when something wakes it ([`AppState::wake`]); a submit
+/// ([`AppState::wake_admit`]) wakes only the admit and submit steps ([`admit_tick`]), so a
+/// stream of submits costs a cycle each, not the reconcile, orchestrate and roll-up steps'
+/// store and backend reads: those still run at most one interval late.
 async fn lead(state: &AppState, role: &mut watch::Receiver<Role>, epoch: Option<i64>) {
     let interval = Duration::from_millis(state.config.scheduler.interval_ms);
+    let mut last_full: Option<Instant> = None;
+    let mut whole = true;
     loop {
         if !state.leader.holds() {
             return;
         }
         let started = Instant::now();
-        match tick(state).await {
+        let full = whole || last_full.is_none_or(|t| t.elapsed() >= interval);
+        if full {
+            last_full = Some(started);
+        }
+        let ran = if full {
+            tick(state).await
+        } else {
+            admit_tick(state).await
+        };
+        match ran {
             Ok(()) => {}
             Err(TickError::Store(e @ StoreError::Fenced { .. })) => {
                 tracing::warn!("{e}");
@@ -125,17 +140,35 @@ async fn lead(state: &AppState, role: &mut watch::Receiver<Role>, epoch: Option<
             }
         }
         state.metrics.cycle_finished(started.elapsed());
-        tokio::select! {
-            _ = state.wake.notified() => {}
-            _ = tokio::time::sleep(interval) => {}
+        // Until the next whole tick is due.
+        let due = last_full.map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
+        whole = tokio::select! {
+            _ = state.wake.notified() => true,
+            _ = state.wake_admit.notified() => false,
+            _ = tokio::time::sleep(due) => true,
             changed = role.changed() => {
                 let same = matches!(&*role.borrow(), Role::Leader(l) if l.as_ref().map(|l| l.epoch) == epoch);
                 if changed.is_err() || !same {
                     return;
                 }
+                true
             }
-        }
+        };
     }
+}
+
+/// The admit and submit steps alone (steps 3 and 4): what a submit wakes. Jobs that ended
+/// since the last whole tick are recorded by the next one (at most one interval later), so
+/// their room waits for it.
+pub async fn admit_tick(state: &AppState) -> Result<(), TickError> {
+    let _guard = state.cycle_lock.lock().await;
+    if !state.leader.holds() {
+        return Ok(());
+    }
+    let cycle = state.next_cycle();
+    step("admit", cycle, admit::admit(state)).await?;
+    step("submit", cycle, submit::submit_admitted(state)).await?;
+    Ok(())
 }
 
 /// One tick: the five steps in order (see the module documentation).
