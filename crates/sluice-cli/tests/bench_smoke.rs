@@ -54,6 +54,20 @@ fn bench_runs_against_its_own_server_and_prints_a_row_per_depth() {
             .any(|l| l.starts_with("| ") && l.ends_with(" |")),
         "{stdout}"
     );
+    // The idle tick by step: one column per step of the tick, figures in each row.
+    let (_, steps_table) = cpu_table
+        .split_once("idle tick by step")
+        .unwrap_or_else(|| panic!("no step table in\n{stdout}"));
+    assert!(
+        steps_table.contains("| queued | reconcile | orchestrate | admit | submit | roll_up |"),
+        "{stdout}"
+    );
+    assert!(
+        steps_table
+            .lines()
+            .any(|l| l.starts_with("| ") && !l.contains(" - ") && l.contains('.')),
+        "{stdout}"
+    );
     let rows: Vec<&str> = main_table
         .lines()
         .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))

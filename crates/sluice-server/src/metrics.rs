@@ -101,6 +101,15 @@ struct BuildLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: String,
+}
+
+/// The values of the `step` label of `sluice_tick_step_seconds` (the tick's steps,
+/// [`crate::tick`]).
+pub const TICK_STEPS: [&str; 5] = ["reconcile", "orchestrate", "admit", "submit", "roll_up"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: String,
 }
@@ -113,6 +122,10 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn wait_histogram() -> Histogram {
     Histogram::new(WAIT_BUCKETS)
+}
+
+fn step_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
 fn run_histogram() -> Histogram {
@@ -171,6 +184,7 @@ pub struct Metrics {
     wait: HistogramFamily<QueueLabels>,
     run: HistogramFamily<OutcomeLabels>,
     cycle: Histogram,
+    steps: HistogramFamily<StepLabels>,
     queue_length: Family<QueueLabels, Gauge>,
     queue_oldest: Family<QueueLabels, FloatGauge>,
     active: Family<ActiveLabels, Gauge>,
@@ -222,6 +236,7 @@ impl Metrics {
             wait: Family::new_with_constructor(wait_histogram as fn() -> Histogram),
             run: Family::new_with_constructor(run_histogram as fn() -> Histogram),
             cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            steps: Family::new_with_constructor(step_histogram as fn() -> Histogram),
             queue_length: Family::default(),
             queue_oldest: Family::default(),
             active: Family::default(),
@@ -362,8 +377,13 @@ impl Metrics {
         );
         m.registry.register(
             "scheduling_cycle_seconds",
-            "Duration of one submitter-loop tick: reconcile, scheduling cycle and submits",
+            "Duration of one submitter-loop tick: reconcile, scheduling cycle and submits (or, woken by a submit, the cycle and submits alone)",
             m.cycle.clone(),
+        );
+        m.registry.register(
+            "tick_step_seconds",
+            "Duration of one step of a submitter-loop tick, by step",
+            m.steps.clone(),
         );
         m.registry.register(
             "build_info",
@@ -416,6 +436,11 @@ impl Metrics {
         for source in TICK_ERROR_SOURCES {
             let _ = m.tick_errors.get_or_create(&SourceLabels {
                 source: source.to_string(),
+            });
+        }
+        for step in TICK_STEPS {
+            let _ = m.steps.get_or_create(&StepLabels {
+                step: step.to_string(),
             });
         }
         for ns in &m.known_namespaces {
@@ -580,6 +605,15 @@ impl Metrics {
     /// One submitter-loop tick took this long.
     pub fn cycle_finished(&self, elapsed: std::time::Duration) {
         self.cycle.observe(elapsed.as_secs_f64());
+    }
+
+    /// One step of a tick (one of [`TICK_STEPS`]) took this long.
+    pub fn step_finished(&self, step: &str, elapsed: std::time::Duration) {
+        self.steps
+            .get_or_create(&StepLabels {
+                step: step.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Sets the state gauges from what was read now (none: the store could not be read) and

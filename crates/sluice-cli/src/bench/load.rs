@@ -258,6 +258,35 @@ pub fn cycle_sum_count(metrics: &str) -> (f64, f64) {
     (sum, count)
 }
 
+/// The sum and count of each step's `sluice_tick_step_seconds` series in a `/metrics` text, by
+/// step (none from a server without that metric).
+pub fn step_sums(metrics: &str) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let mut out: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("sluice_tick_step_seconds_") else {
+            continue;
+        };
+        let (is_sum, rest) = if let Some(r) = rest.strip_prefix("sum{step=\"") {
+            (true, r)
+        } else if let Some(r) = rest.strip_prefix("count{step=\"") {
+            (false, r)
+        } else {
+            continue;
+        };
+        let Some((step, value)) = rest.split_once("\"}") else {
+            continue;
+        };
+        let v: f64 = value.trim().parse().unwrap_or(0.0);
+        let e = out.entry(step.to_string()).or_default();
+        if is_sum {
+            e.0 = v;
+        } else {
+            e.1 = v;
+        }
+    }
+    out
+}
+
 /// Requests per second of `GET path` from `clients` concurrent clients (each with its own
 /// connection) for `span`: what this machine's HTTP stack (server and bench clients on the same
 /// cores) serves at most, the ceiling of any other rate the bench measures.

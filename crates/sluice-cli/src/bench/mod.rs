@@ -40,7 +40,7 @@ use serde::Deserialize;
 use sluice_server::api::QueueView;
 
 use self::load::{
-    cpu_us, cycle_sum_count, get_json, get_rate, get_text, job, percentile, submit_many,
+    cpu_us, cycle_sum_count, get_json, step_sums, get_rate, get_text, job, percentile, submit_many,
     submit_one, time_gets, wall_ms,
 };
 use self::server::{Database, Server, StoreKind};
@@ -116,6 +116,8 @@ struct Row {
     rss_mib: f64,
     hwm_mib: f64,
     idle_tick_ms: Option<f64>,
+    /// The idle tick's steps: mean ms of each over the same window.
+    idle_steps: Vec<(String, f64)>,
     probe_p50: f64,
     probe_p99: f64,
     probe_missing: usize,
@@ -399,20 +401,42 @@ async fn probe(
     Ok((lat, missing))
 }
 
-/// Mean tick duration over a quiet window of at least 3 s (and at least 3 ticks, up to 30 s).
-async fn idle_tick(http: &reqwest::Client, base: &str, interval_ms: u64) -> Result<Option<f64>> {
+/// Mean tick duration over a quiet window of at least 3 s (and at least 3 ticks, up to 30 s),
+/// and the mean of each of its steps over the same window (by step, in the tick's order).
+async fn idle_tick(
+    http: &reqwest::Client,
+    base: &str,
+    interval_ms: u64,
+) -> Result<(Option<f64>, Vec<(String, f64)>)> {
     tokio::time::sleep(Duration::from_millis(interval_ms.max(500) * 2)).await;
-    let (s0, c0) = cycle_sum_count(&get_text(http, base, "/metrics").await?);
+    let first = get_text(http, base, "/metrics").await?;
+    let (s0, c0) = cycle_sum_count(&first);
+    let steps0 = step_sums(&first);
     let t = Instant::now();
     let window = Duration::from_millis((interval_ms * 6).max(3000));
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let (s1, c1) = cycle_sum_count(&get_text(http, base, "/metrics").await?);
+        let last = get_text(http, base, "/metrics").await?;
+        let (s1, c1) = cycle_sum_count(&last);
         if (t.elapsed() >= window && c1 - c0 >= 3.0) || t.elapsed() > Duration::from_secs(30) {
             if c1 - c0 < 1.0 {
-                return Ok(None);
+                return Ok((None, Vec::new()));
             }
-            return Ok(Some((s1 - s0) / (c1 - c0) * 1000.0));
+            let mut steps = Vec::new();
+            for (name, (sum, count)) in step_sums(&last) {
+                let (sum0, count0) = steps0.get(&name).copied().unwrap_or_default();
+                if count - count0 >= 1.0 {
+                    steps.push((name, (sum - sum0) / (count - count0) * 1000.0));
+                }
+            }
+            let order = |n: &str| {
+                sluice_server::metrics::TICK_STEPS
+                    .iter()
+                    .position(|s| *s == n)
+                    .unwrap_or(usize::MAX)
+            };
+            steps.sort_by_key(|(n, _)| order(n));
+            return Ok((Some((s1 - s0) / (c1 - c0) * 1000.0), steps));
         }
     }
 }
@@ -549,7 +573,7 @@ async fn drive(
                 ids.extend(s.ids);
             }
         }
-        row.idle_tick_ms = idle_tick(&http, base, args.interval_ms).await?;
+        (row.idle_tick_ms, row.idle_steps) = idle_tick(&http, base, args.interval_ms).await?;
         (row.rss_mib, row.hwm_mib) = server.rss_mib();
         eprintln!(
             "bench [{name}]: depth {}: idle tick {:?} ms, RSS {:.0} MiB",
@@ -625,6 +649,30 @@ async fn drive(
 
 /// CPU per submit, and the submit rate CPU alone allows when the server and this bench share
 /// the machine's cores (the ceiling no server change below that CPU cost can pass).
+fn print_steps(rows: &[Row]) {
+    let Some(first) = rows.iter().find(|r| !r.idle_steps.is_empty()) else {
+        return;
+    };
+    let names: Vec<&str> = first.idle_steps.iter().map(|(n, _)| n.as_str()).collect();
+    println!();
+    println!("The idle tick by step (mean ms over the same window, `sluice_tick_step_seconds`):");
+    println!();
+    println!("| queued | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(names.len()));
+    for r in rows.iter().filter(|r| !r.idle_steps.is_empty()) {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| {
+                r.idle_steps
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map_or("-".to_string(), |(_, v)| format!("{v:.2}"))
+            })
+            .collect();
+        println!("| {} | {} |", r.depth, cells.join(" | "));
+    }
+}
+
 fn print_cpu(rows: &[Row]) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let mut lines = Vec::new();
@@ -728,6 +776,7 @@ fn print_rows(args: &BenchArgs, kind: StoreKind, rows: &[Row], stopped: &Option<
         );
     }
     print_cpu(rows);
+    print_steps(rows);
     for (c, livez, whoami) in rows.iter().filter_map(|r| r.ceiling) {
         println!();
         println!(

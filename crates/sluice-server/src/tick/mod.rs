@@ -166,8 +166,8 @@ pub async fn admit_tick(state: &AppState) -> Result<(), TickError> {
         return Ok(());
     }
     let cycle = state.next_cycle();
-    step("admit", cycle, admit::admit(state)).await?;
-    step("submit", cycle, submit::submit_admitted(state)).await?;
+    step(state, "admit", cycle, admit::admit(state)).await?;
+    step(state, "submit", cycle, submit::submit_admitted(state)).await?;
     Ok(())
 }
 
@@ -179,34 +179,40 @@ pub async fn tick(state: &AppState) -> Result<(), TickError> {
     }
     let cycle = state.next_cycle();
     // 1. reconcile
-    step("reconcile", cycle, reconcile::reconcile(state)).await?;
+    step(state, "reconcile", cycle, reconcile::reconcile(state)).await?;
     // 2. orchestrate
     step(
+        state,
         "orchestrate",
         cycle,
         orchestrate::run(state, state.now_ms()),
     )
     .await?;
     // 3. admit
-    step("admit", cycle, admit::admit(state)).await?;
+    step(state, "admit", cycle, admit::admit(state)).await?;
     // 4. submit
-    step("submit", cycle, submit::submit_admitted(state)).await?;
+    step(state, "submit", cycle, submit::submit_admitted(state)).await?;
     // 5. roll up
-    step("roll up", cycle, roll_up(state)).await;
+    step(state, "roll_up", cycle, roll_up(state)).await;
     state.metrics.tick_done_at(state.now_ms());
     Ok(())
 }
 
-/// Runs one step of tick number `cycle` in its tracing span, and logs how long it took.
-async fn step<T>(name: &'static str, cycle: u64, work: impl Future<Output = T>) -> T {
+/// Runs one step of tick number `cycle` in its tracing span, logs how long it took and
+/// records it (`sluice_tick_step_seconds`).
+async fn step<T>(
+    state: &AppState,
+    name: &'static str,
+    cycle: u64,
+    work: impl Future<Output = T>,
+) -> T {
     let span = tracing::info_span!("tick", step = name, cycle);
     async move {
         let started = Instant::now();
         let out = work.await;
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "step done"
-        );
+        let elapsed = started.elapsed();
+        state.metrics.step_finished(name, elapsed);
+        tracing::debug!(elapsed_ms = elapsed.as_secs_f64() * 1000.0, "step done");
         out
     }
     .instrument(span)
