@@ -40,7 +40,7 @@ use serde::Deserialize;
 use sluice_server::api::QueueView;
 
 use self::load::{
-    cpu_us, cycle_sum_count, get_json, step_sums, get_rate, get_text, job, percentile, submit_many,
+    cpu_us, cycle_sum_count, get_json, get_rate, get_text, job, percentile, step_sums, submit_many,
     submit_one, time_gets, wall_ms,
 };
 use self::server::{Database, Server, StoreKind};
