@@ -121,6 +121,9 @@ pub struct QueueBook {
     book: Mutex<Book>,
     /// One read of the active set at a time.
     resync: tokio::sync::Mutex<()>,
+    /// The store under the [`TrackedStore`] that keeps this book (set by
+    /// [`TrackedStore::new`]): where [`QueueBook::active`] reads the active set again from.
+    source: std::sync::OnceLock<Arc<dyn Store>>,
 }
 
 /// The queue, locked (see [`QueueBook::lock`]).
@@ -151,6 +154,7 @@ impl QueueBook {
             clock,
             book: Mutex::new(Book::default()),
             resync: tokio::sync::Mutex::new(()),
+            source: std::sync::OnceLock::new(),
         }
     }
 
@@ -230,7 +234,7 @@ impl QueueBook {
         &self,
         store: &dyn Store,
         states: &[JobState],
-    ) -> Option<Result<Vec<JobRecord>, StoreError>> {
+    ) -> Option<Result<Vec<Arc<JobRecord>>, StoreError>> {
         let now = self.clock.now_ms();
         let fresh = {
             let b = self.lock();
@@ -272,15 +276,26 @@ impl QueueBook {
             b.active.synced_at_ms = Some(now);
         }
         let b = self.lock();
-        let mut out: Vec<JobRecord> =
+        let mut out: Vec<Arc<JobRecord>> =
             b.0.active
                 .jobs
                 .values()
                 .filter(|r| states.contains(&r.state))
-                .map(|r| JobRecord::clone(r))
+                .cloned()
                 .collect();
         out.sort_by(|a, b| (a.enqueued_at_ms, &a.id).cmp(&(b.enqueued_at_ms, &b.id)));
         Some(Ok(out))
+    }
+
+    /// [`QueueBook::active_in`] over the store this book's [`TrackedStore`] wraps, the records
+    /// shared rather than copied (the tick's steps read them every tick); none when the queue
+    /// is not loaded (or no tracked store keeps this book).
+    pub async fn active(
+        &self,
+        states: &[JobState],
+    ) -> Option<Result<Vec<Arc<JobRecord>>, StoreError>> {
+        let store = self.source.get()?.clone();
+        self.active_in(store.as_ref(), states).await
     }
 
     /// Records what a write returned.
@@ -369,6 +384,9 @@ pub struct TrackedStore {
 impl TrackedStore {
     /// Wraps `inner`, keeping `book` current.
     pub fn new(inner: Arc<dyn Store>, book: Arc<QueueBook>) -> Self {
+        // A book is kept by one tracked store; should a second wrap it, the first's store
+        // stays the source (both see the same writes).
+        let _ = book.source.set(inner.clone());
         TrackedStore { inner, book }
     }
 
@@ -422,7 +440,7 @@ impl Store for TrackedStore {
             && states.iter().all(|s| JobState::ACTIVE.contains(s))
             && let Some(r) = self.book.active_in(self.inner.as_ref(), states).await
         {
-            return r;
+            return r.map(|v| v.iter().map(|r| JobRecord::clone(r)).collect());
         }
         self.inner.jobs_in_states(states).await
     }

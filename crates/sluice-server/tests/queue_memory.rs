@@ -189,7 +189,21 @@ async fn memory_queue_equals_the_store_after_a_restart() {
         &[JobState::Admitted][..],
     ] {
         let mem = st.queue.active_in(direct.as_ref(), states).await;
-        let mem = ids(mem.expect("the queue is loaded").unwrap());
+        let mem = ids(mem
+            .expect("the queue is loaded")
+            .unwrap()
+            .iter()
+            .map(|r| sluice_core::record::JobRecord::clone(r))
+            .collect());
+        // What the tick's steps read: the same records, shared.
+        let shared = st.queue.active(states).await.expect("loaded").unwrap();
+        assert_eq!(
+            ids(shared
+                .iter()
+                .map(|r| sluice_core::record::JobRecord::clone(r))
+                .collect()),
+            mem
+        );
         assert_eq!(ids(st.store.jobs_in_states(states).await.unwrap()), mem);
         assert_eq!(ids(direct.jobs_in_states(states).await.unwrap()), mem);
     }

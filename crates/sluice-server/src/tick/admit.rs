@@ -42,10 +42,11 @@ pub async fn admit(state: &AppState) -> Result<(), TickError> {
     state.queue.ensure_loaded(state.store.as_ref()).await?;
     let report = state.backend.capacity().await?;
     state.set_last_capacity(report.clone());
-    let active = state
-        .store
-        .jobs_in_states(&[JobState::Admitted, JobState::Submitted, JobState::Running])
-        .await?;
+    let active = super::active_jobs(
+        state,
+        &[JobState::Admitted, JobState::Submitted, JobState::Running],
+    )
+    .await?;
     let mut fitter = Fitter::new(&report.snapshot.nodes);
     let mut held: BTreeMap<String, Resources> = BTreeMap::new();
     for j in &active {

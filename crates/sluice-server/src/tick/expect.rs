@@ -43,7 +43,7 @@ impl RunKey {
 pub async fn expected_runs(
     state: &AppState,
     runs: &[RunKey],
-    active: &[JobRecord],
+    active: &[std::sync::Arc<JobRecord>],
     now_ms: i64,
 ) -> (Vec<Option<i64>>, Vec<(Demand, i64, String)>) {
     let book = &state.runtimes;

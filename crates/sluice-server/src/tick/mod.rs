@@ -239,6 +239,27 @@ async fn roll_up(state: &AppState) {
     }
 }
 
+/// The active jobs in `states` (a subset of [`JobState::ACTIVE`]), in the store's order: on the
+/// leader from memory and shared, not copied (every step of every tick reads them); read from
+/// the store otherwise.
+pub async fn active_jobs(
+    state: &AppState,
+    states: &[JobState],
+) -> Result<Vec<std::sync::Arc<sluice_core::record::JobRecord>>, StoreError> {
+    if states.iter().all(|s| JobState::ACTIVE.contains(s))
+        && let Some(r) = state.queue.active(states).await
+    {
+        return r;
+    }
+    Ok(state
+        .store
+        .jobs_in_states(states)
+        .await?
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect())
+}
+
 /// After the process started, write in each running job's timeline whether its run was found
 /// again.
 pub async fn startup_notes(state: &AppState) -> Result<(), TickError> {

@@ -73,7 +73,7 @@ pub fn wanted(
 /// likely hold their room and how often they were preempted.
 pub async fn victims(
     state: &AppState,
-    active: &[JobRecord],
+    active: &[std::sync::Arc<JobRecord>],
     report: &CapacityReport,
 ) -> Result<Vec<Preemptible>, TickError> {
     let settings = state
@@ -181,7 +181,7 @@ pub async fn act(
     candidates: &[Candidate],
     plans: &[Preemption],
     running: &[Preemptible],
-    active: &[JobRecord],
+    active: &[std::sync::Arc<JobRecord>],
 ) -> Result<HashMap<usize, String>, TickError> {
     let mut notes = HashMap::new();
     let pending: Vec<(usize, usize)> = {
@@ -201,7 +201,7 @@ pub async fn act(
     if plans.is_empty() {
         return Ok(notes);
     }
-    let by_id: HashMap<&str, &JobRecord> = active.iter().map(|j| (j.id.as_str(), j)).collect();
+    let by_id: HashMap<&str, &JobRecord> = active.iter().map(|j| (j.id.as_str(), &**j)).collect();
     let grace = state.config.scheduler.preemption.grace();
     let now = state.now_ms();
     let mut tasks = Vec::new();

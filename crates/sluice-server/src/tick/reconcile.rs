@@ -17,10 +17,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
     // Runs stopped since the last tick by their stop tasks.
     write_stopped(state).await?;
     record_backend_notes(state).await?;
-    let active = state
-        .store
-        .jobs_in_states(&[JobState::Submitted, JobState::Running])
-        .await?;
+    let active = super::active_jobs(state, &[JobState::Submitted, JobState::Running]).await?;
     // Runs past their maxRuntime: cancelled together after the loop, so that N of them hold
     // the tick for one kill grace period, not N.
     let mut timed_out = Vec::new();
@@ -58,7 +55,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 _ => (true, String::new(), Some(0)),
             };
             ended_runs.push(Ended {
-                rec: rec.clone(),
+                rec: JobRecord::clone(&rec),
                 at_ms: now,
                 succeeded,
                 cancelled: false,
@@ -80,7 +77,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), TickError> {
                 if rec.state == JobState::Running {
                     state.aside.clear(&rec.id);
                     if let Some(limit) = runtime_exceeded(&rec, now) {
-                        timed_out.push((rec, limit));
+                        timed_out.push((JobRecord::clone(&rec), limit));
                     }
                     continue;
                 } else {

@@ -18,7 +18,7 @@ pub const SUBMIT_CONCURRENCY: usize = 16;
 
 /// Submits every admitted job.
 pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
-    let admitted = state.store.jobs_in_states(&[JobState::Admitted]).await?;
+    let admitted = super::active_jobs(state, &[JobState::Admitted]).await?;
     let leader = state.leader.clone();
     let limit = Arc::new(tokio::sync::Semaphore::new(SUBMIT_CONCURRENCY));
     let mut calls = tokio::task::JoinSet::new();
@@ -66,7 +66,7 @@ pub async fn submit_admitted(state: &AppState) -> Result<(), TickError> {
             (rec, result)
         });
     }
-    let mut outcomes: Vec<(JobRecord, Result<Submitted, BackendError>)> = Vec::new();
+    let mut outcomes: Vec<(Arc<JobRecord>, Result<Submitted, BackendError>)> = Vec::new();
     while let Some(joined) = calls.join_next().await {
         match joined {
             Ok(done) => outcomes.push(done),
