@@ -84,6 +84,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_workflows.sql"),
         include_str!("../../migrations/postgres/0011_workflows.sql"),
     ),
+    (
+        12,
+        "list namespace state",
+        include_str!("../../migrations/sqlite/0012_list_namespace_state.sql"),
+        include_str!("../../migrations/postgres/0012_list_namespace_state.sql"),
+    ),
 ];
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).
