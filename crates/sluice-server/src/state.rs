@@ -120,6 +120,9 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Ticks started so far; each tick's number is in its tracing spans.
     pub cycles: Arc<AtomicU64>,
+    /// When the audit log was last purged of entries past its retention (ms; `i64::MIN`:
+    /// not yet): the roll-up step purges at most once per [`crate::tick::AUDIT_PURGE_EVERY_MS`].
+    pub audit_purged_at: Arc<std::sync::atomic::AtomicI64>,
     /// Jobs the tick has set aside for a back-off (a write or the backend failed on them).
     pub aside: Arc<AsideBook>,
     /// The waiting jobs in memory, kept current by the store's writes (`store` is wrapped in
@@ -202,6 +205,7 @@ impl AppState {
             metrics,
             clock,
             cycles: Arc::new(AtomicU64::new(0)),
+            audit_purged_at: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
             aside: Arc::new(AsideBook::default()),
             queue,
             last_capacity: Arc::new(std::sync::RwLock::new(None)),

@@ -21,6 +21,7 @@
 //! crash at any point neither loses a job nor starts it twice: on restart, admitted jobs are
 //! submitted again (the backend answers "already there") and running jobs are re-attached.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sluice_backend::{BackendError, RunStatus};
@@ -225,19 +226,24 @@ async fn roll_up(state: &AppState) {
     if let Err(e) = state.store.roll_up_history(state.now_ms()).await {
         tracing::warn!("rolling up the history: {e}");
     }
-    // The audit log's retention (auth.audit_retention_days; 0 keeps it forever).
+    // The audit log's retention (auth.audit_retention_days; 0 keeps it forever), at most
+    // once per AUDIT_PURGE_EVERY_MS: a retention in days needs no more, and a purge is a
+    // write transaction (on PostgreSQL each tick's purge cost 10-16 ms of the idle tick once
+    // 100,000 submits had been audited: BENCHMARKS.md, fourth step).
     let days = state.config.auth.audit_retention_days;
-    if days > 0 {
+    let now = state.now_ms();
+    let last = state.audit_purged_at.load(Ordering::Relaxed);
+    if days > 0 && now.saturating_sub(last) >= AUDIT_PURGE_EVERY_MS {
         let keep_ms = i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
-        if let Err(e) = state
-            .store
-            .purge_audit(state.now_ms().saturating_sub(keep_ms))
-            .await
-        {
-            tracing::warn!("purging the audit log: {e}");
+        match state.store.purge_audit(now.saturating_sub(keep_ms)).await {
+            Ok(_) => state.audit_purged_at.store(now, Ordering::Relaxed),
+            Err(e) => tracing::warn!("purging the audit log: {e}"),
         }
     }
 }
+
+/// How often the roll-up step purges the audit log of entries past their retention, ms.
+pub const AUDIT_PURGE_EVERY_MS: i64 = 60_000;
 
 /// The active jobs in `states` (a subset of [`JobState::ACTIVE`]), in the store's order: on the
 /// leader from memory and shared, not copied (every step of every tick reads them); read from

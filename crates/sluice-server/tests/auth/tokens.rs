@@ -258,6 +258,17 @@ async fn the_audit_log_records_who_did_what_where_and_from_where() {
     assert!(v.as_array().unwrap().is_empty(), "{v}");
     let (_, v) = as_(r, &e.admin, "GET", "/v1/audit", "").await;
     assert_eq!(v.as_array().unwrap().len(), 3, "{v}");
+    // At most one purge a minute (AUDIT_PURGE_EVERY_MS): a tick right after leaves the next
+    // old entry for a later one.
+    let again = sluice_store::AuditEntry {
+        id: "00000000000000000000000001".into(),
+        actor: "tok_old2".into(),
+        ..old
+    };
+    e.state.store.record_audit(&again).await.unwrap();
+    tick(&e.state).await.unwrap();
+    let (_, v) = as_(r, &e.admin, "GET", "/v1/audit?actor=tok_old2", "").await;
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
 }
 
 #[tokio::test]
