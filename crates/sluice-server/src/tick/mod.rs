@@ -120,12 +120,7 @@ async fn lead(state: &AppState, role: &mut watch::Receiver<Role>, epoch: Option<
         if full {
             last_full = Some(started);
         }
-        let ran = if full {
-            tick(state).await
-        } else {
-            admit_tick(state).await
-        };
-        match ran {
+        match run(state, full).await {
             Ok(()) => {}
             Err(TickError::Store(e @ StoreError::Fenced { .. })) => {
                 tracing::warn!("{e}");
@@ -162,40 +157,42 @@ async fn lead(state: &AppState, role: &mut watch::Receiver<Role>, epoch: Option<
 /// since the last whole tick are recorded by the next one (at most one interval later), so
 /// their room waits for it.
 pub async fn admit_tick(state: &AppState) -> Result<(), TickError> {
-    let _guard = state.cycle_lock.lock().await;
-    if !state.leader.holds() {
-        return Ok(());
-    }
-    let cycle = state.next_cycle();
-    step(state, "admit", cycle, admit::admit(state)).await?;
-    step(state, "submit", cycle, submit::submit_admitted(state)).await?;
-    Ok(())
+    run(state, false).await
 }
 
 /// One tick: the five steps in order (see the module documentation).
 pub async fn tick(state: &AppState) -> Result<(), TickError> {
+    run(state, true).await
+}
+
+/// A tick: all five steps when `whole`, else only steps 3 and 4.
+async fn run(state: &AppState, whole: bool) -> Result<(), TickError> {
     let _guard = state.cycle_lock.lock().await;
     if !state.leader.holds() {
         return Ok(());
     }
     let cycle = state.next_cycle();
-    // 1. reconcile
-    step(state, "reconcile", cycle, reconcile::reconcile(state)).await?;
-    // 2. orchestrate
-    step(
-        state,
-        "orchestrate",
-        cycle,
-        orchestrate::run(state, state.now_ms()),
-    )
-    .await?;
+    if whole {
+        // 1. reconcile
+        step(state, "reconcile", cycle, reconcile::reconcile(state)).await?;
+        // 2. orchestrate
+        step(
+            state,
+            "orchestrate",
+            cycle,
+            orchestrate::run(state, state.now_ms()),
+        )
+        .await?;
+    }
     // 3. admit
     step(state, "admit", cycle, admit::admit(state)).await?;
     // 4. submit
     step(state, "submit", cycle, submit::submit_admitted(state)).await?;
-    // 5. roll up
-    step(state, "roll_up", cycle, roll_up(state)).await;
-    state.metrics.tick_done_at(state.now_ms());
+    if whole {
+        // 5. roll up
+        step(state, "roll_up", cycle, roll_up(state)).await;
+        state.metrics.tick_done_at(state.now_ms());
+    }
     Ok(())
 }
 
