@@ -358,7 +358,19 @@ async fn preemption_deletes_the_victims_application() {
     }
 
     // The backend says where the victim's pods are (preemption frees room on those nodes).
-    let placed = state.backend.placements().await;
+    // The pods reach the backend through its watch, in their own time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let placed = loop {
+        let placed = state.backend.placements().await;
+        if placed.get(&victim).is_some_and(|p| p.len() == 3) {
+            break placed;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pods not seen: {placed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let nodes: Vec<&str> = placed[&victim].iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(nodes, vec!["a"; 3], "{placed:?}");
     // The high job needs 3 cores: only 1 is free.
