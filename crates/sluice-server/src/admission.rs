@@ -2,12 +2,16 @@
 //! submitted, when a schedule is created (of its template), and before an out-of-memory retry
 //! raises a job's memory; all three give the same answer in the same words.
 
+use std::time::Duration;
+
 use sluice_backend::{Backend, BackendError};
 use sluice_core::NodeCapacity;
 use sluice_core::capacity::fits_empty;
 use sluice_core::job::Demand;
 use sluice_core::sizing::job_demand;
 use sluice_core::spec::{Job, SpecError};
+
+use crate::state::AppState;
 
 /// Why a job may not be admitted.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +47,16 @@ pub fn gate(
     Ok(demand)
 }
 
-/// [`gate`] against the backend's allocatable room as it reports it now (asked only once the
-/// spec and the backend's demand are known to be good).
-pub async fn check(backend: &dyn Backend, job: &Job) -> Result<Demand, Refusal> {
+/// How old the backend's capacity may be for [`check`]: its allocatable room (the cluster's
+/// nodes, not what is free) changes when nodes come and go, not from one submit to the next.
+pub const ROOM_FRESH: Duration = Duration::from_secs(1);
+
+/// [`gate`] against the backend's allocatable room as read at most [`ROOM_FRESH`] ago (asked
+/// only once the spec and the backend's demand are known to be good).
+pub async fn check(state: &AppState, job: &Job) -> Result<Demand, Refusal> {
+    let backend = state.backend.as_ref();
     let demand = demand(backend, job)?;
-    let report = backend.capacity().await?;
+    let report = state.capacity_within(ROOM_FRESH).await?;
     placeable(backend, &report.snapshot.allocatable, job, &demand)?;
     Ok(demand)
 }

@@ -13,7 +13,7 @@ use sluice_store::{Store, StoreError};
 pub async fn cluster_view(
     store: &dyn Store,
     backend: &dyn Backend,
-    report: Option<CapacityReport>,
+    report: Option<std::sync::Arc<CapacityReport>>,
 ) -> Result<ClusterView, StoreError> {
     let active = store.jobs_in_states(&JobState::ACTIVE).await?;
     let mut by_ns: BTreeMap<String, NamespaceUsage> = BTreeMap::new();

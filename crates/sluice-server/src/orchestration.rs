@@ -92,7 +92,7 @@ async fn prepare_schedule(
         &ConfigOnly,
         &format!("the runs of schedule {}/{}", sched.namespace, sched.name),
     )?;
-    admission::check(state.backend.as_ref(), &sched.template)
+    admission::check(state, &sched.template)
         .await
         .map_err(|r| match r {
             Refusal::Invalid(e) => OrchError::Spec(e),

@@ -90,6 +90,9 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The backend's capacity and when it was read.
+pub type ReadCapacity = (std::time::Instant, Arc<CapacityReport>);
+
 /// The parts of an [`AppState`].
 #[derive(Clone)]
 pub struct Shared {
@@ -132,9 +135,10 @@ pub struct Shared {
     pub submits: Arc<SubmitQueue>,
     /// Group commit of audit entries.
     pub audits: Arc<AuditQueue>,
-    /// The backend's capacity as the last tick read it (what `/metrics` and `/v1/cluster`
-    /// show, without asking the backend on every scrape).
-    pub last_capacity: Arc<std::sync::RwLock<Option<CapacityReport>>>,
+    /// The backend's capacity as the last tick (or a submit's gate) read it, and when: what
+    /// `/metrics` and `/v1/cluster` show, and the allocatable room a submit is gated on,
+    /// without asking the backend on every scrape or submit.
+    pub last_capacity: Arc<std::sync::RwLock<Option<ReadCapacity>>>,
     /// Jobs whose run is being stopped (a user's cancel, a timeout) by a task of its own: the
     /// reconciler leaves them alone meanwhile, and no tick waits for the kill.
     pub stopping: Arc<std::sync::Mutex<HashSet<String>>>,
@@ -245,20 +249,46 @@ impl AppState {
             .saturating_add(1)
     }
 
-    /// The capacity the last tick read, if a tick has run.
-    pub fn last_capacity(&self) -> Option<CapacityReport> {
-        match self.last_capacity.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+    /// The capacity the last tick (or [`AppState::capacity_within`]) read, if any was read.
+    pub fn last_capacity(&self) -> Option<Arc<CapacityReport>> {
+        let g = match self.last_capacity.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        g.as_ref().map(|(_, r)| r.clone())
     }
 
     /// Records the capacity a tick read.
-    pub fn set_last_capacity(&self, report: CapacityReport) {
+    pub fn set_last_capacity(&self, report: Arc<CapacityReport>) {
+        let at = std::time::Instant::now();
         match self.last_capacity.write() {
-            Ok(mut g) => *g = Some(report),
-            Err(poisoned) => *poisoned.into_inner() = Some(report),
+            Ok(mut g) => *g = Some((at, report)),
+            Err(poisoned) => *poisoned.into_inner() = Some((at, report)),
         }
+    }
+
+    /// The backend's capacity as read at most `within` ago (by a tick, which reads it at each
+    /// cycle, or by an earlier call), else read now and kept: a stream of submits, each gated
+    /// on the cluster's allocatable room ([`crate::admission::check`]), asks the backend about
+    /// once per `within`, not once each.
+    pub async fn capacity_within(
+        &self,
+        within: std::time::Duration,
+    ) -> Result<Arc<CapacityReport>, sluice_backend::BackendError> {
+        {
+            let g = match self.last_capacity.read() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if let Some((at, r)) = g.as_ref()
+                && at.elapsed() <= within
+            {
+                return Ok(r.clone());
+            }
+        }
+        let report = Arc::new(self.backend.capacity().await?);
+        self.set_last_capacity(report.clone());
+        Ok(report)
     }
 
     /// What the last cycle decided from.

@@ -55,7 +55,7 @@ async fn check_steps(state: &AppState, wf: &Workflow, jobs: &[StoredJob]) -> Res
             step.name, wf.namespace, wf.name
         );
         check_job(&state.config.security, &job.job, &ConfigOnly, &what)?;
-        admission::check(state.backend.as_ref(), &job.job)
+        admission::check(state, &job.job)
             .await
             .map_err(|r| match r {
                 Refusal::Invalid(e) => OrchError::Spec(e),

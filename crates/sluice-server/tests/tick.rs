@@ -256,11 +256,12 @@ async fn one_admission_gate_in_one_wording() {
         .unwrap()
         .0
     };
-    let backend = FakeBackend::new(4000, 8192);
-    let ok = check(&backend, &parse(&job("fits"))).await.unwrap();
+    // The fake backend: 4 cores, 8 GiB.
+    let e = env().await;
+    let ok = check(&e.state, &parse(&job("fits"))).await.unwrap();
     assert_eq!(ok.total().cpu_milli, 100);
     let big = parse("name: big\ncommand:\n  argv: [\"true\"]\n  cpu: \"8\"\n  memory: 32m\n");
-    let refusal = check(&backend, &big).await.unwrap_err();
+    let refusal = check(&e.state, &big).await.unwrap_err();
     assert!(matches!(refusal, Refusal::Never { .. }), "{refusal:?}");
     assert!(
         refusal
@@ -269,7 +270,6 @@ async fn one_admission_gate_in_one_wording() {
         "{refusal}"
     );
     // The API and schedules say it the same way, naming the job or the schedule.
-    let e = env().await;
     let r = app(e.state.clone());
     let (status, v) = call(
         &r,

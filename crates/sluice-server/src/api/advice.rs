@@ -99,7 +99,7 @@ pub async fn apply(
     };
     if !changed.is_empty() {
         // The new sizing must be one the backend can run.
-        admission::check(st.backend.as_ref(), &job)
+        admission::check(&st, &job)
             .await
             .map_err(|r| refused(r, &format!("the runs of schedule {namespace}/{schedule}")))?;
         let template = StoredJob::rebuilt(job, stored.policy)

@@ -179,12 +179,13 @@ pub async fn cluster(
     Ok(Json(view))
 }
 
-/// The capacity the last tick read; the backend is asked only before the first tick.
-async fn capacity(st: &AppState) -> Option<CapacityReport> {
-    match st.last_capacity() {
-        Some(r) => Some(r),
-        None => st.backend.capacity().await.ok(),
-    }
+/// The capacity the last tick read (every `scheduler.interval_ms` on the leader); the backend
+/// is asked only when no tick has read it for two intervals (before the first tick, or on a
+/// replica that does not lead).
+async fn capacity(st: &AppState) -> Option<std::sync::Arc<CapacityReport>> {
+    let within =
+        std::time::Duration::from_millis(st.config.scheduler.interval_ms.saturating_mul(2));
+    st.capacity_within(within).await.ok()
 }
 
 /// Prometheus metrics in the text format (version 0.0.4).

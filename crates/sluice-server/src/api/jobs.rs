@@ -66,7 +66,7 @@ pub async fn submit(
     // The one admission gate: a bad quantity is a 400; a job that could never run here (the
     // backend refuses it, it could not fit even the empty cluster, no node or quota could ever
     // take it) is a 422 instead of waiting forever.
-    let demand = admission::check(st.backend.as_ref(), job)
+    let demand = admission::check(&st, job)
         .await
         .map_err(|r| refused(r, &what))?;
     // The job, its retry policy / queue TTL and the document as submitted (sluice_core::stored).

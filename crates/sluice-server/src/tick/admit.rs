@@ -40,7 +40,7 @@ use sluice_backend::Held;
 /// Runs one scheduling cycle and writes its admissions.
 pub async fn admit(state: &AppState) -> Result<(), TickError> {
     state.queue.ensure_loaded(state.store.as_ref()).await?;
-    let report = state.backend.capacity().await?;
+    let report = Arc::new(state.backend.capacity().await?);
     state.set_last_capacity(report.clone());
     let active = super::active_jobs(
         state,

@@ -385,7 +385,7 @@ async fn raised(
         return Ok(None);
     };
     // The same gate as a submit: a raise that could never run is not made.
-    let demand = admission::check(state.backend.as_ref(), &r.job)
+    let demand = admission::check(state, &r.job)
         .await
         .map_err(|refusal| format!("{}: the job {refusal}", r.change))?;
     // The user's document stays as they wrote it: the raise is the job's, not theirs.

@@ -331,6 +331,10 @@ impl SqlStore {
             Dialect::Sqlite => {
                 let options = AnyPoolOptions::new()
                     .acquire_timeout(ACQUIRE_TIMEOUT)
+                    // A connection to a local file does not go away as a server's can: sqlx's
+                    // ping before each acquire was a round trip to the connection's thread per
+                    // query (~2% of a submit's CPU).
+                    .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             for pragma in [
