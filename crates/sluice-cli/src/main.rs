@@ -27,6 +27,12 @@ mod workflow;
 
 use output::{Output, Table, print_as};
 
+/// mimalloc for the server build: with glibc's allocator, malloc and free were a quarter of the
+/// server's CPU under a stream of submits (BENCHMARKS.md, "Fifth step").
+#[cfg(feature = "server")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Where client commands go without --server, SLUICE_SERVER or a context.
 const DEFAULT_SERVER: &str = "http://127.0.0.1:7467";
 
