@@ -249,15 +249,6 @@ impl AppState {
             .saturating_add(1)
     }
 
-    /// The capacity the last tick (or [`AppState::capacity_within`]) read, if any was read.
-    pub fn last_capacity(&self) -> Option<Arc<CapacityReport>> {
-        let g = match self.last_capacity.read() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        g.as_ref().map(|(_, r)| r.clone())
-    }
-
     /// Records the capacity a tick read.
     pub fn set_last_capacity(&self, report: Arc<CapacityReport>) {
         let at = std::time::Instant::now();
