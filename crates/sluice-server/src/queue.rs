@@ -420,6 +420,15 @@ impl Store for TrackedStore {
         self.seen_all(r)
     }
 
+    async fn insert_jobs_audited(
+        &self,
+        jobs: &[NewJob],
+        audits: &[Option<AuditEntry>],
+    ) -> Vec<Result<JobRecord, StoreError>> {
+        let r = self.inner.insert_jobs_audited(jobs, audits).await;
+        self.seen_all(r)
+    }
+
     async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         self.inner.get_job(id).await
     }

@@ -1,7 +1,7 @@
-//! Group commit of submits and of audit entries: each caller hands its item to one writer
+//! Group commit of submits (each with its audit entry) and of other audit entries: each caller hands its item to one writer
 //! task and waits for its answer; the writer takes every item waiting at that moment (up to
 //! [`MAX_BATCH`]), writes them in one transaction ([`Store::insert_jobs`],
-//! [`Store::record_audits`]) and then answers each caller, so a submit's `201` is sent only
+//! [`Store::insert_jobs_audited`], [`Store::record_audits`]) and then answers each caller, so a submit's `201` is sent only
 //! after the commit that made the job durable. Under load the batches grow by themselves
 //! (what queued up during one commit is the next batch); alone, an item is its own batch and
 //! waits for nothing.
@@ -104,8 +104,9 @@ async fn writer<T, R>(
     }
 }
 
-/// The submit queue and its writer tasks.
-pub struct SubmitQueue(GroupCommit<NewJob, JobRecord>);
+/// The submit queue and its writer tasks: each job goes in with the audit entry of its
+/// submit, written in the same transaction ([`Store::insert_jobs_audited`]).
+pub struct SubmitQueue(GroupCommit<(NewJob, Option<AuditEntry>), JobRecord>);
 
 impl SubmitQueue {
     /// A queue writing into `store` with `writers` concurrent writers.
@@ -113,18 +114,26 @@ impl SubmitQueue {
         SubmitQueue(GroupCommit::new(
             store,
             Arc::new(
-                |store: Arc<dyn Store>, jobs: Vec<NewJob>| -> Batch<JobRecord> {
-                    Box::pin(async move { store.insert_jobs(&jobs).await })
+                |store: Arc<dyn Store>,
+                 items: Vec<(NewJob, Option<AuditEntry>)>|
+                 -> Batch<JobRecord> {
+                    let (jobs, audits): (Vec<NewJob>, Vec<Option<AuditEntry>>) =
+                        items.into_iter().unzip();
+                    Box::pin(async move { store.insert_jobs_audited(&jobs, &audits).await })
                 },
             ),
             writers,
         ))
     }
 
-    /// Inserts `job` (in a batch with the other submits waiting now) and returns its record
-    /// once the batch has been committed.
-    pub async fn insert(&self, job: NewJob) -> Result<JobRecord, SubmitError> {
-        self.0.write(job).await
+    /// Inserts `job` and, if it is inserted, its `audit` entry (in a batch with the other
+    /// submits waiting now) and returns its record once the batch has been committed.
+    pub async fn insert(
+        &self,
+        job: NewJob,
+        audit: Option<AuditEntry>,
+    ) -> Result<JobRecord, SubmitError> {
+        self.0.write((job, audit)).await
     }
 }
 

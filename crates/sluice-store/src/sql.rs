@@ -16,7 +16,8 @@
 //! Layout, from the bottom up: `liveness` (PostgreSQL failover: timeouts, and which pool
 //! connections are suspect after one), `pool` (the [`SqlStore`] type, opening, migrations, write
 //! transactions), `rows` (row codecs and statement helpers), `jobs` (the job statements run in
-//! a write transaction), `orch` (the orchestration queries), `lease` (leader leases, fencing and
+//! a write transaction), `batch` and `bulk` (group commit: batched transitions; a batch of
+//! submits as multi-row inserts), `orch` (the orchestration queries), `lease` (leader leases, fencing and
 //! the change feed), this file, the [`Store`] implementation that puts them together, and
 //! `bounded` (on PostgreSQL, every call of it bounded in time).
 
@@ -38,6 +39,7 @@ use crate::text::{exact, exact_labels, exact_opt};
 
 mod batch;
 mod bounded;
+mod bulk;
 mod jobs;
 mod lease;
 mod liveness;
@@ -65,7 +67,15 @@ impl Store for SqlStore {
     }
 
     async fn insert_jobs(&self, jobs: &[NewJob]) -> Vec<Result<JobRecord, StoreError>> {
-        self.batch_insert(jobs).await
+        self.batch_insert_audited(jobs, &[]).await
+    }
+
+    async fn insert_jobs_audited(
+        &self,
+        jobs: &[NewJob],
+        audits: &[Option<AuditEntry>],
+    ) -> Vec<Result<JobRecord, StoreError>> {
+        self.batch_insert_audited(jobs, audits).await
     }
 
     async fn transitions(&self, ts: &[Transition]) -> Vec<Result<JobRecord, StoreError>> {

@@ -58,6 +58,35 @@ pub trait Store: Send + Sync + 'static {
         out
     }
 
+    /// Inserts each job as [`Store::insert_jobs`] does and, with each job inserted, appends
+    /// its audit entry (`audits[i]` goes with `jobs[i]`; missing or `None` for none), in the
+    /// same transaction where the database allows, so that one commit makes a batch of submits
+    /// and their audit trail durable. One result per job, in order. An entry that cannot be
+    /// written is logged, not returned: its job has been submitted. Default:
+    /// [`Store::insert_jobs`], then [`Store::record_audits`] for the jobs inserted.
+    async fn insert_jobs_audited(
+        &self,
+        jobs: &[NewJob],
+        audits: &[Option<AuditEntry>],
+    ) -> Vec<Result<JobRecord, StoreError>> {
+        let out = self.insert_jobs(jobs).await;
+        let entries: Vec<AuditEntry> = out
+            .iter()
+            .zip(audits)
+            .filter_map(|(r, a)| a.as_ref().filter(|_| r.is_ok()).cloned())
+            .collect();
+        for (e, r) in entries.iter().zip(self.record_audits(&entries).await) {
+            if let Err(err) = r {
+                tracing::error!(
+                    actor = %e.actor,
+                    action = %e.action,
+                    "recording the audit entry failed: {err}"
+                );
+            }
+        }
+        out
+    }
+
     /// The job with this id, if any.
     async fn get_job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
 

@@ -216,6 +216,7 @@ conformance! {
         audit_log_filters_and_retention,
         audit_batch,
         insert_jobs_batch,
+        insert_jobs_audited_batch,
         insert_jobs_concurrent_batches,
         transitions_batch,
         lease_is_held_by_one_holder_at_a_time,
@@ -294,7 +295,9 @@ use update::update_schedule_keeps_its_history;
 // Batched writes (group commit): Store::insert_jobs and Store::transitions.
 #[path = "conformance_batch/mod.rs"]
 mod batch;
-use batch::{insert_jobs_batch, insert_jobs_concurrent_batches, transitions_batch};
+use batch::{
+    insert_jobs_audited_batch, insert_jobs_batch, insert_jobs_concurrent_batches, transitions_batch,
+};
 
 // History rollups (Store::roll_up_history) checked against the history computed live.
 #[path = "conformance_rollup/mod.rs"]

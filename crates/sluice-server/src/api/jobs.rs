@@ -23,7 +23,7 @@ use super::forward::leader_wait;
 use super::views::{JobView, RunResultView, orch_view, view};
 use super::waits::waits;
 use crate::admission;
-use crate::auth::{Caller, audit};
+use crate::auth::{Caller, audit, audit_entry};
 use crate::cancel::{CancelError, cancel_job};
 use crate::guard::command::check_job;
 use crate::state::{AppState, WaitInfo};
@@ -80,23 +80,26 @@ pub async fn submit(
         demand,
         created_at_ms: st.now_ms(),
     };
-    // Group commit: inserted in one transaction with the other submits waiting now; answered
-    // after that commit.
-    let rec = st.submits.insert(new).await.map_err(|e| match e {
-        SubmitError::Store(e) => ApiError::from(e),
-        SubmitError::Stopped => ApiError::Unavailable(SubmitError::Stopped.to_string()),
-    })?;
-    st.metrics.job_submitted(&rec.namespace, &rec.level);
-    st.wake_admit.notify_one();
-    audit(
+    let entry = audit_entry(
         &st,
         &caller,
         "job.submit",
-        Some(&rec.namespace),
-        Some(&rec.id),
-        Some(format!("name {:?}, level {}", rec.name, rec.level)),
-    )
-    .await;
+        Some(&new.namespace),
+        Some(&new.id),
+        Some(format!("name {:?}, level {}", new.name, new.level)),
+    );
+    // Group commit: inserted with its audit entry in one transaction with the other submits
+    // waiting now; answered after that commit.
+    let rec = st
+        .submits
+        .insert(new, Some(entry))
+        .await
+        .map_err(|e| match e {
+            SubmitError::Store(e) => ApiError::from(e),
+            SubmitError::Stopped => ApiError::Unavailable(SubmitError::Stopped.to_string()),
+        })?;
+    st.metrics.job_submitted(&rec.namespace, &rec.level);
+    st.wake_admit.notify_one();
     Ok((StatusCode::CREATED, Json(view(rec, None, None))))
 }
 

@@ -114,7 +114,28 @@ pub async fn audit(
     target: Option<&str>,
     detail: Option<String>,
 ) {
-    let entry = AuditEntry {
+    let entry = audit_entry(state, caller, action, namespace, target, detail);
+    let (actor, action) = (entry.actor.clone(), entry.action.clone());
+    if let Err(e) = state.audits.record(entry).await {
+        tracing::error!(
+            actor = %actor,
+            action = %action,
+            "recording the audit entry failed: {e}"
+        );
+    }
+}
+
+/// The entry [`audit`] appends, for a write that carries its own entry (a submit's goes in
+/// the transaction of its job, see [`crate::submitq::SubmitQueue::insert`]).
+pub fn audit_entry(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    namespace: Option<&str>,
+    target: Option<&str>,
+    detail: Option<String>,
+) -> AuditEntry {
+    AuditEntry {
         id: state.new_id(),
         at_ms: state.now_ms(),
         actor: caller.actor.clone(),
@@ -124,14 +145,6 @@ pub async fn audit(
         target: target.map(String::from),
         detail,
         peer: caller.peer.clone(),
-    };
-    let (actor, action) = (entry.actor.clone(), entry.action.clone());
-    if let Err(e) = state.audits.record(entry).await {
-        tracing::error!(
-            actor = %actor,
-            action = %action,
-            "recording the audit entry failed: {e}"
-        );
     }
 }
 

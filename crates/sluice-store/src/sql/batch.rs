@@ -1,15 +1,16 @@
-//! Batched writes: many inserts, or many transitions, in one transaction (group commit).
+//! Batched transitions: many in one transaction (a tick's admissions and moves). Batched
+//! inserts are in `bulk`.
 //!
-//! Each item runs as it would alone ([`insert_job_in`], [`transition_in`]); an item that fails
+//! Each transition runs as it would alone ([`transition_in`]); one that fails
 //! for a reason that leaves the transaction usable (bad input, found in another state, not
 //! found) gets its error and the others go on. An item that fails in the database (a duplicate
 //! id, a lost connection) would abort the whole transaction on PostgreSQL: the batch is then
 //! rolled back and every item is written again in its own transaction, so each gets exactly
 //! the answer it would have had alone.
 
-use sluice_core::record::{JobRecord, NewJob};
+use sluice_core::record::JobRecord;
 
-use super::jobs::{insert_job_in, transition_in};
+use super::jobs::transition_in;
 use super::pool::SqlStore;
 use crate::error::StoreError;
 use crate::store::Transition;
@@ -25,37 +26,26 @@ fn leaves_tx_usable(e: &StoreError) -> bool {
     )
 }
 
-/// One item of a batch, run inside the batch's transaction.
-enum Item<'a> {
-    Insert(&'a NewJob),
-    Move(&'a Transition),
-}
-
 impl SqlStore {
-    async fn batch_in_one(&self, items: &[Item<'_>]) -> Option<Vec<Result<JobRecord, StoreError>>> {
+    async fn batch_in_one(
+        &self,
+        items: &[Transition],
+    ) -> Option<Vec<Result<JobRecord, StoreError>>> {
         let mut w = match self.begin_write().await {
             Ok(w) => w,
             Err(_) => return None,
         };
         let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            w.touch(match item {
-                Item::Insert(job) => &job.id,
-                Item::Move(t) => &t.id,
-            });
-            let r = match item {
-                Item::Insert(job) => insert_job_in(&mut w.tx, job).await,
-                Item::Move(t) => {
-                    if t.from.can_move_to(t.to) {
-                        transition_in(&mut w.tx, t).await
-                    } else {
-                        Err(StoreError::InvalidTransition {
-                            id: t.id.clone(),
-                            from: t.from,
-                            to: t.to,
-                        })
-                    }
-                }
+        for t in items {
+            w.touch(&t.id);
+            let r = if t.from.can_move_to(t.to) {
+                transition_in(&mut w.tx, t).await
+            } else {
+                Err(StoreError::InvalidTransition {
+                    id: t.id.clone(),
+                    from: t.from,
+                    to: t.to,
+                })
             };
             if let Err(e) = &r
                 && !leaves_tx_usable(e)
@@ -74,31 +64,6 @@ impl SqlStore {
         }
     }
 
-    /// Inserts `jobs` in one transaction; the result of each, in order.
-    pub(super) async fn batch_insert(&self, jobs: &[NewJob]) -> Vec<Result<JobRecord, StoreError>> {
-        if jobs.is_empty() {
-            return Vec::new();
-        }
-        let items: Vec<Item<'_>> = jobs.iter().map(Item::Insert).collect();
-        if let Some(out) = self.batch_in_one(&items).await {
-            return out;
-        }
-        let mut out = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let mut w = match self.begin_write().await {
-                Ok(w) => w,
-                Err(e) => {
-                    out.push(Err(e));
-                    continue;
-                }
-            };
-            w.touch(&job.id);
-            let r = insert_job_in(&mut w.tx, job).await;
-            out.push(w.finish(r).await);
-        }
-        out
-    }
-
     /// Applies `ts` in order in one transaction; the result of each, in order.
     pub(super) async fn batch_transitions(
         &self,
@@ -107,8 +72,7 @@ impl SqlStore {
         if ts.is_empty() {
             return Vec::new();
         }
-        let items: Vec<Item<'_>> = ts.iter().map(Item::Move).collect();
-        if let Some(out) = self.batch_in_one(&items).await {
+        if let Some(out) = self.batch_in_one(ts).await {
             return out;
         }
         let mut out = Vec::with_capacity(ts.len());

@@ -174,6 +174,15 @@ impl Store for Bounded {
             .await
     }
 
+    async fn insert_jobs_audited(
+        &self,
+        jobs: &[NewJob],
+        audits: &[Option<AuditEntry>],
+    ) -> Vec<Result<JobRecord, StoreError>> {
+        self.bound_batch(jobs.len(), self.inner.insert_jobs_audited(jobs, audits))
+            .await
+    }
+
     async fn transitions(&self, ts: &[Transition]) -> Vec<Result<JobRecord, StoreError>> {
         self.bound_batch(ts.len(), self.inner.transitions(ts)).await
     }

@@ -12,54 +12,114 @@ use crate::orchestration::queue_ttl_ms;
 use crate::store::Transition;
 use crate::text::{exact, exact_labels, sanitize};
 
+/// A new job's row, checked and encoded: what an `INSERT INTO jobs` binds. Built before any
+/// statement runs, so bad input fails the job alone and touches no transaction.
+pub(super) struct JobRow<'a> {
+    pub(super) job: &'a NewJob,
+    pub(super) labels: String,
+    pub(super) spec: String,
+    pub(super) demand: String,
+    pub(super) cpu_milli: i64,
+    pub(super) mem_mib: i64,
+    pub(super) ttl_ms: Option<i64>,
+    pub(super) deadline: Option<i64>,
+}
+
+impl<'a> JobRow<'a> {
+    /// Checks `job`'s identifiers and labels and encodes its labels, spec and demand.
+    pub(super) fn new(job: &'a NewJob) -> Result<Self, StoreError> {
+        exact("id", &job.id)?;
+        exact("namespace", &job.namespace)?;
+        exact("name", &job.name)?;
+        exact("level", &job.level)?;
+        exact_labels(&job.labels)?;
+        let labels = serde_json::to_string(&job.labels).map_err(|e| {
+            StoreError::Corrupt(format!("labels of job {:?} do not encode: {e}", job.id))
+        })?;
+        let spec = job
+            .stored
+            .encode()
+            .and_then(|v| {
+                serde_json::to_string(&v)
+                    .map_err(|e| sluice_core::stored::StoredJobError::Encode(e.to_string()))
+            })
+            .map_err(|e| StoreError::Corrupt(format!("spec of job {:?}: {e}", job.id)))?;
+        let demand = serde_json::to_string(&job.demand).map_err(|e| {
+            StoreError::Corrupt(format!("demand of job {:?} does not encode: {e}", job.id))
+        })?;
+        let total = job.demand.total();
+        // Queue TTL (migration 0005): the clock starts now.
+        let ttl_ms = queue_ttl_ms(&job.stored.policy);
+        Ok(JobRow {
+            job,
+            labels,
+            spec,
+            demand,
+            cpu_milli: i64::try_from(total.cpu_milli).unwrap_or(i64::MAX),
+            mem_mib: i64::try_from(total.mem_mib).unwrap_or(i64::MAX),
+            ttl_ms,
+            deadline: ttl_ms.map(|ttl| job.created_at_ms.saturating_add(ttl)),
+        })
+    }
+
+    /// The record the row stands for once inserted: queued, attempt 1, nothing run yet.
+    pub(super) fn record(&self) -> JobRecord {
+        let job = self.job;
+        JobRecord {
+            id: job.id.clone(),
+            namespace: job.namespace.clone(),
+            name: job.name.clone(),
+            level: job.level.clone(),
+            state: JobState::Queued,
+            attempt: 1,
+            labels: job.labels.clone(),
+            stored: Ok(job.stored.clone()),
+            demand: job.demand.clone(),
+            created_at_ms: job.created_at_ms,
+            enqueued_at_ms: job.created_at_ms,
+            updated_at_ms: job.created_at_ms,
+            started_at_ms: None,
+            finished_at_ms: None,
+            backend_ref: None,
+            exit_code: None,
+            message: None,
+        }
+    }
+}
+
+/// The columns of `INSERT INTO jobs` and one row's values, `$1`-based (`$9`, the creation
+/// time, also stands for `enqueued_at` and `updated_at`). [`super::bulk`] repeats the row.
+pub(super) const JOB_INSERT_COLUMNS: &str = "id, namespace, name, level, state, attempt, labels, \
+     spec, demand, created_at, enqueued_at, updated_at, cpu_milli, mem_mib, queue_ttl_ms, \
+     queue_deadline";
+pub(super) const JOB_INSERT_ROW: &str =
+    "($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13)";
+/// The binds of [`JOB_INSERT_ROW`].
+pub(super) const JOB_INSERT_BINDS: usize = 13;
+
 pub(super) async fn insert_job_in(
     conn: &mut AnyConnection,
     job: &NewJob,
 ) -> Result<JobRecord, StoreError> {
-    exact("id", &job.id)?;
-    exact("namespace", &job.namespace)?;
-    exact("name", &job.name)?;
-    exact("level", &job.level)?;
-    exact_labels(&job.labels)?;
-    let labels = serde_json::to_string(&job.labels).map_err(|e| {
-        StoreError::Corrupt(format!("labels of job {:?} do not encode: {e}", job.id))
-    })?;
-    let spec = job
-        .stored
-        .encode()
-        .and_then(|v| {
-            serde_json::to_string(&v)
-                .map_err(|e| sluice_core::stored::StoredJobError::Encode(e.to_string()))
-        })
-        .map_err(|e| StoreError::Corrupt(format!("spec of job {:?}: {e}", job.id)))?;
-    let demand = serde_json::to_string(&job.demand).map_err(|e| {
-        StoreError::Corrupt(format!("demand of job {:?} does not encode: {e}", job.id))
-    })?;
+    let row = JobRow::new(job)?;
     let queued = JobState::Queued.as_str();
-    let total = job.demand.total();
-    // Queue TTL (migration 0005): the clock starts now.
-    let ttl_ms = queue_ttl_ms(&job.stored.policy);
-    let deadline = ttl_ms.map(|ttl| job.created_at_ms.saturating_add(ttl));
-    let inserted = sqlx::query(
-        "INSERT INTO jobs (id, namespace, name, level, state, attempt, labels, spec, demand, \
-         created_at, enqueued_at, updated_at, cpu_milli, mem_mib, queue_ttl_ms, queue_deadline) \
-         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9, $9, $10, $11, $12, $13)",
-    )
-    .bind(job.id.as_str())
-    .bind(job.namespace.as_str())
-    .bind(job.name.as_str())
-    .bind(job.level.as_str())
-    .bind(queued)
-    .bind(labels.as_str())
-    .bind(spec.as_str())
-    .bind(demand.as_str())
-    .bind(job.created_at_ms)
-    .bind(i64::try_from(total.cpu_milli).unwrap_or(i64::MAX))
-    .bind(i64::try_from(total.mem_mib).unwrap_or(i64::MAX))
-    .bind(ttl_ms)
-    .bind(deadline)
-    .execute(&mut *conn)
-    .await;
+    let sql = format!("INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES {JOB_INSERT_ROW}");
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(job.id.as_str())
+        .bind(job.namespace.as_str())
+        .bind(job.name.as_str())
+        .bind(job.level.as_str())
+        .bind(queued)
+        .bind(row.labels.as_str())
+        .bind(row.spec.as_str())
+        .bind(row.demand.as_str())
+        .bind(job.created_at_ms)
+        .bind(row.cpu_milli)
+        .bind(row.mem_mib)
+        .bind(row.ttl_ms)
+        .bind(row.deadline)
+        .execute(&mut *conn)
+        .await;
     match inserted {
         Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate(job.id.clone())),
         other => other?,
@@ -84,25 +144,7 @@ pub(super) async fn insert_job_in(
     .bind(queued)
     .execute(&mut *conn)
     .await?;
-    Ok(JobRecord {
-        id: job.id.clone(),
-        namespace: job.namespace.clone(),
-        name: job.name.clone(),
-        level: job.level.clone(),
-        state: JobState::Queued,
-        attempt: 1,
-        labels: job.labels.clone(),
-        stored: Ok(job.stored.clone()),
-        demand: job.demand.clone(),
-        created_at_ms: job.created_at_ms,
-        enqueued_at_ms: job.created_at_ms,
-        updated_at_ms: job.created_at_ms,
-        started_at_ms: None,
-        finished_at_ms: None,
-        backend_ref: None,
-        exit_code: None,
-        message: None,
-    })
+    Ok(row.record())
 }
 
 pub(super) async fn transition_in(

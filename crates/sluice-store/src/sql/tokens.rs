@@ -13,7 +13,12 @@ use crate::text::{exact, exact_opt};
 
 const TOKEN_COLUMNS: &str =
     "id, subject, secret_hash, bindings, created_at, created_by, expires_at, revoked_at";
-const AUDIT_COLUMNS: &str = "id, at, actor, subject, action, namespace, target, detail, peer";
+pub(super) const AUDIT_COLUMNS: &str =
+    "id, at, actor, subject, action, namespace, target, detail, peer";
+/// One row's values of `INSERT INTO audit_log`, `$1`-based.
+pub(super) const AUDIT_INSERT_ROW: &str = "($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+/// The binds of [`AUDIT_INSERT_ROW`].
+pub(super) const AUDIT_INSERT_BINDS: usize = 9;
 
 fn decode_token(row: &AnyRow) -> Result<TokenRecord, StoreError> {
     let id: String = row.try_get("id")?;
@@ -235,7 +240,7 @@ impl SqlStore {
 }
 
 /// The exact fields of an audit entry, checked before any write.
-fn check_audit(e: &AuditEntry) -> Result<(), StoreError> {
+pub(super) fn check_audit(e: &AuditEntry) -> Result<(), StoreError> {
     exact("id", &e.id)?;
     exact("actor", &e.actor)?;
     exact("action", &e.action)?;
@@ -243,9 +248,9 @@ fn check_audit(e: &AuditEntry) -> Result<(), StoreError> {
     exact_opt("target", e.target.as_ref())
 }
 
-/// Inserts one (checked) audit entry inside the caller's transaction. Free text for people:
-/// control characters become U+FFFD rather than fail the write.
-async fn insert_audit_in(conn: &mut sqlx::AnyConnection, e: &AuditEntry) -> Result<(), StoreError> {
+/// An entry's free text for people, made storable: control characters become U+FFFD rather
+/// than fail the write. `(subject, detail, peer)`.
+pub(super) fn audit_text(e: &AuditEntry) -> (String, Option<String>, Option<String>) {
     let subject = crate::text::sanitize(&e.subject).into_owned();
     let detail = e
         .detail
@@ -255,9 +260,13 @@ async fn insert_audit_in(conn: &mut sqlx::AnyConnection, e: &AuditEntry) -> Resu
         .peer
         .as_deref()
         .map(|p| crate::text::sanitize(p).into_owned());
-    let sql = format!(
-        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    );
+    (subject, detail, peer)
+}
+
+/// Inserts one (checked) audit entry inside the caller's transaction.
+async fn insert_audit_in(conn: &mut sqlx::AnyConnection, e: &AuditEntry) -> Result<(), StoreError> {
+    let (subject, detail, peer) = audit_text(e);
+    let sql = format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES {AUDIT_INSERT_ROW}");
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&e.id)
         .bind(e.at_ms)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sluice_core::job::{Demand, JobState, PodDemand, Role};
 use sluice_core::record::NewJob;
-use sluice_store::{Store, StoreError, Transition};
+use sluice_store::{AuditEntry, AuditFilter, JobFilter, Store, StoreError, Transition};
 
 use JobState::*;
 
@@ -152,4 +152,133 @@ pub async fn transitions_batch(store: Arc<dyn Store>) {
     assert_eq!(store.get_job("t3").await.unwrap().unwrap().state, Queued);
     assert_eq!(store.events("t3").await.unwrap().len(), 1);
     assert!(store.transitions(&[]).await.is_empty());
+}
+
+fn submit_entry(id: &str, job: &NewJob) -> AuditEntry {
+    AuditEntry {
+        id: id.into(),
+        at_ms: job.created_at_ms,
+        actor: "tok-a".into(),
+        subject: "alice".into(),
+        action: "job.submit".into(),
+        namespace: Some(job.namespace.clone()),
+        target: Some(job.id.clone()),
+        detail: Some(format!("name {:?}", job.name)),
+        peer: Some("127.0.0.1".into()),
+    }
+}
+
+/// The audit entries of a job's submit ids.
+async fn submit_targets(store: &dyn Store) -> Vec<String> {
+    let mut out: Vec<String> = store
+        .audit_log(
+            &AuditFilter {
+                action: Some("job.submit".into()),
+                ..AuditFilter::default()
+            },
+            1_000,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.target)
+        .collect();
+    out.sort();
+    out
+}
+
+/// Submits with their audit entries in one batch: every job with its labels, first event and
+/// entry (a batch of 43 spans several statement sizes); a duplicate or bad job fails alone and
+/// its entry is not written; a bad entry is dropped without failing its job.
+pub async fn insert_jobs_audited_batch(store: Arc<dyn Store>) {
+    let mut jobs: Vec<NewJob> = (0..43)
+        .map(|i| {
+            let mut job = new_job(&format!("a{i:03}"), 20_000 + i);
+            job.labels.insert("tier".into(), format!("t{}", i % 3));
+            job
+        })
+        .collect();
+    // One job without labels, one with none of its entry.
+    jobs[5].labels.clear();
+    let mut audits: Vec<Option<AuditEntry>> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| Some(submit_entry(&format!("e{i:03}"), j)))
+        .collect();
+    audits[7] = None;
+    let out = store.insert_jobs_audited(&jobs, &audits).await;
+    assert_eq!(out.len(), 43);
+    for (job, r) in jobs.iter().zip(&out) {
+        let rec = r.as_ref().unwrap();
+        assert_eq!((rec.id.as_str(), rec.state), (job.id.as_str(), Queued));
+        let stored = store.get_job(&job.id).await.unwrap().unwrap();
+        assert_eq!(stored.labels, job.labels, "{}", job.id);
+        assert_eq!(stored.created_at_ms, job.created_at_ms);
+        assert_eq!(store.events(&job.id).await.unwrap().len(), 1, "{}", job.id);
+    }
+    // The labels table answers label filters.
+    let t1 = store
+        .list_jobs(
+            &JobFilter {
+                labels: vec![("tier".into(), "t1".into())],
+                ..JobFilter::default()
+            },
+            100,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(t1.jobs.len(), 14);
+    let want: Vec<String> = jobs
+        .iter()
+        .map(|j| j.id.clone())
+        .filter(|id| id != "a007")
+        .collect();
+    assert_eq!(submit_targets(store.as_ref()).await, want);
+
+    // A duplicate (already stored), a bad job and a bad entry in one batch.
+    let mut bad = new_job("anul", 30_001);
+    bad.name = "ta\0sk".into();
+    let again = vec![
+        new_job("a001", 30_000),
+        bad,
+        new_job("a100", 30_002),
+        new_job("a101", 30_003),
+    ];
+    let mut entries: Vec<Option<AuditEntry>> = again
+        .iter()
+        .enumerate()
+        .map(|(i, j)| Some(submit_entry(&format!("f{i:03}"), j)))
+        .collect();
+    if let Some(e) = entries[3].as_mut() {
+        e.actor = "to\0k".into();
+    }
+    let out = store.insert_jobs_audited(&again, &entries).await;
+    assert!(
+        matches!(&out[0], Err(StoreError::Duplicate(id)) if id == "a001"),
+        "{:?}",
+        out[0]
+    );
+    assert!(
+        matches!(&out[1], Err(StoreError::InvalidInput { .. })),
+        "{:?}",
+        out[1]
+    );
+    assert_eq!(out[2].as_ref().unwrap().id, "a100");
+    assert_eq!(out[3].as_ref().unwrap().id, "a101");
+    assert_eq!(
+        store.get_job("a001").await.unwrap().unwrap().created_at_ms,
+        20_001
+    );
+    assert!(store.get_job("anul").await.unwrap().is_none());
+    let targets = submit_targets(store.as_ref()).await;
+    assert_eq!(targets.len(), want.len() + 1, "{targets:?}");
+    assert!(targets.contains(&"a100".to_string()));
+    assert!(!targets.contains(&"a101".to_string()), "its entry was bad");
+    assert_eq!(
+        targets.iter().filter(|t| *t == "a001").count(),
+        1,
+        "the duplicate's entry is not written"
+    );
+    assert!(store.insert_jobs_audited(&[], &[]).await.is_empty());
 }
