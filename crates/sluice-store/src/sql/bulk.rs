@@ -1,10 +1,13 @@
 //! A batch of submits (group commit) written with multi-row `INSERT`s: the batch's jobs,
-//! their labels, their first timeline events and the audit entries that go with them, one
-//! statement per table and chunk, all in one transaction. Against one statement per row this
-//! saves most of the per-statement work (a round trip to SQLite's worker thread or to the
-//! PostgreSQL server, binding, stepping) that bounded the submit rate.
+//! their labels, their first timeline events and the audit entries that go with them, all in
+//! one transaction. On SQLite each chunk of jobs is one statement text holding the four
+//! inserts (the labels and events read the jobs' own binds: `json_each` over the labels
+//! JSON), so one call to the connection's thread per chunk; on PostgreSQL, which takes one
+//! statement per call, one multi-row insert per table and chunk. Against one statement per
+//! row this saves most of the per-statement work (a call to SQLite's worker thread, each
+//! waiting for the writing task to be polled again; a round trip to the PostgreSQL server).
 //!
-//! Rows go in chunks of [`CHUNKS`] sizes, biggest first, so that each table has at most six
+//! Rows go in chunks of [`CHUNKS`] sizes, biggest first, so that there are only a few
 //! statement texts, each prepared once per connection and then taken from sqlx's statement
 //! cache. A chunk of the largest size stays far under both databases' bind limits.
 //!
@@ -26,6 +29,7 @@ use super::pool::SqlStore;
 use super::rows::is_unique_violation;
 use super::tokens::{AUDIT_COLUMNS, AUDIT_INSERT_BINDS, AUDIT_INSERT_ROW, audit_text, check_audit};
 use crate::auth::AuditEntry;
+use crate::dialect::Dialect;
 use crate::error::StoreError;
 
 /// An audit entry's free text, made storable: `(subject, detail, peer)`.
@@ -100,97 +104,219 @@ async fn insert_chunked<'q, T: 'q>(
     Ok(())
 }
 
-/// Inserts `jobs` (checked rows) with their labels and first events, and `entries`, inside
-/// the caller's transaction.
+/// A job to insert and the audit entry that goes with it, if any.
+type Item<'r, 'j> = (&'r JobRow<'j>, Option<&'r AuditEntry>);
+
+/// Binds a job row's [`JOB_INSERT_ROW`] values.
+fn bind_job<'q>(
+    q: Query<'q, sqlx::Any, AnyArguments>,
+    row: &'q JobRow<'_>,
+) -> Query<'q, sqlx::Any, AnyArguments> {
+    let job = row.job;
+    q.bind(job.id.as_str())
+        .bind(job.namespace.as_str())
+        .bind(job.name.as_str())
+        .bind(job.level.as_str())
+        .bind(JobState::Queued.as_str())
+        .bind(row.labels.as_str())
+        .bind(row.spec.as_str())
+        .bind(row.demand.as_str())
+        .bind(job.created_at_ms)
+        .bind(row.cpu_milli)
+        .bind(row.mem_mib)
+        .bind(row.ttl_ms)
+        .bind(row.deadline)
+}
+
+/// Binds an entry's [`AUDIT_INSERT_ROW`] values.
+fn bind_audit<'q>(
+    q: Query<'q, sqlx::Any, AnyArguments>,
+    (e, (subject, detail, peer)): &'q (&AuditEntry, AuditText),
+) -> Query<'q, sqlx::Any, AnyArguments> {
+    q.bind(e.id.as_str())
+        .bind(e.at_ms)
+        .bind(e.actor.as_str())
+        .bind(subject.as_str())
+        .bind(e.action.as_str())
+        .bind(e.namespace.as_deref())
+        .bind(e.target.as_deref())
+        .bind(detail.as_deref())
+        .bind(peer.as_deref())
+}
+
+/// The first timeline event of each of `rows` jobs, from their [`JOB_INSERT_ROW`] binds
+/// (`$1` id, `$9` creation time, `$5` state): no binds of its own.
+fn events_sql(rows: usize) -> String {
+    values_sql(
+        "job_events",
+        "job_id, at, from_state, to_state, message",
+        "($1, $9, NULL, $5, $5)",
+        JOB_INSERT_BINDS,
+        rows,
+    )
+}
+
+/// SQLite: the labels of each of `rows` jobs, read back out of their labels JSON (`$6`) by
+/// `json_each`, with the id (`$1`) and creation time (`$9`): no binds of its own.
+fn sqlite_labels_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO job_labels (job_id, key, value, created_at) \
+         SELECT v.column1, j.key, j.value, v.column2 FROM (VALUES ",
+    );
+    for k in 0..rows {
+        if k > 0 {
+            sql.push_str(", ");
+        }
+        shifted("($1, $9, $6)", k * JOB_INSERT_BINDS, &mut sql);
+    }
+    sql.push_str(") AS v, json_each(v.column3) AS j");
+    sql
+}
+
+/// SQLite: one statement text, run in one call to the connection's thread, for `jobs` rows
+/// with their labels and events and, if `audits`, as many audit entries bound after them.
+/// Every call to that thread waits for the writing task to be polled again, behind the HTTP
+/// tasks under load, so one call per chunk instead of one per table is what makes the
+/// batch short.
+fn sqlite_chunk_sql(jobs: usize, audits: bool) -> String {
+    let mut sql = values_sql(
+        "jobs",
+        JOB_INSERT_COLUMNS,
+        JOB_INSERT_ROW,
+        JOB_INSERT_BINDS,
+        jobs,
+    );
+    sql.push_str(";\n");
+    sql.push_str(&events_sql(jobs));
+    sql.push_str(";\n");
+    sql.push_str(&sqlite_labels_sql(jobs));
+    if audits {
+        sql.push_str(";\nINSERT INTO audit_log (");
+        sql.push_str(AUDIT_COLUMNS);
+        sql.push_str(") VALUES ");
+        for k in 0..jobs {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            shifted(
+                AUDIT_INSERT_ROW,
+                jobs * JOB_INSERT_BINDS + k * AUDIT_INSERT_BINDS,
+                &mut sql,
+            );
+        }
+    }
+    sql
+}
+
+/// Inserts the jobs of `items` (checked rows) with their labels and first events, and their
+/// audit entries, inside the caller's transaction.
 async fn insert_rows(
     conn: &mut AnyConnection,
-    jobs: &[&JobRow<'_>],
-    entries: &[&AuditEntry],
+    dialect: Dialect,
+    items: &[Item<'_, '_>],
 ) -> Result<(), sqlx::Error> {
-    let queued = JobState::Queued.as_str();
-    insert_chunked(
-        conn,
-        jobs,
-        |n| {
-            values_sql(
-                "jobs",
-                JOB_INSERT_COLUMNS,
-                JOB_INSERT_ROW,
-                JOB_INSERT_BINDS,
-                n,
+    let mut loose: Vec<(&AuditEntry, AuditText)> = Vec::new();
+    match dialect {
+        Dialect::Sqlite => {
+            let mut rest = items;
+            for size in chunk_sizes(items.len()) {
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
+                let audited: Vec<(&AuditEntry, AuditText)> = chunk
+                    .iter()
+                    .filter_map(|(_, e)| e.map(|e| (e, audit_text(e))))
+                    .collect();
+                let with_audits = audited.len() == chunk.len();
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sqlite_chunk_sql(size, with_audits)));
+                for (row, _) in chunk {
+                    q = bind_job(q, row);
+                }
+                if with_audits {
+                    for entry in &audited {
+                        q = bind_audit(q, entry);
+                    }
+                    q.execute(&mut *conn).await?;
+                } else {
+                    q.execute(&mut *conn).await?;
+                    loose.extend(audited);
+                }
+            }
+        }
+        Dialect::Postgres => {
+            let rows: Vec<&JobRow<'_>> = items.iter().map(|(row, _)| *row).collect();
+            insert_chunked(
+                conn,
+                &rows,
+                |n| {
+                    values_sql(
+                        "jobs",
+                        JOB_INSERT_COLUMNS,
+                        JOB_INSERT_ROW,
+                        JOB_INSERT_BINDS,
+                        n,
+                    )
+                },
+                |q, row| bind_job(q, row),
             )
-        },
-        |q, row| {
-            let job = row.job;
-            q.bind(job.id.as_str())
-                .bind(job.namespace.as_str())
-                .bind(job.name.as_str())
-                .bind(job.level.as_str())
-                .bind(queued)
-                .bind(row.labels.as_str())
-                .bind(row.spec.as_str())
-                .bind(row.demand.as_str())
-                .bind(job.created_at_ms)
-                .bind(row.cpu_milli)
-                .bind(row.mem_mib)
-                .bind(row.ttl_ms)
-                .bind(row.deadline)
-        },
-    )
-    .await?;
-    let labels: Vec<(&NewJob, &str, &str)> = jobs
-        .iter()
-        .flat_map(|row| {
-            row.job
-                .labels
+            .await?;
+            let labels: Vec<(&NewJob, &str, &str)> = rows
                 .iter()
-                .map(|(k, v)| (row.job, k.as_str(), v.as_str()))
-        })
-        .collect();
-    insert_chunked(
-        conn,
-        &labels,
-        |n| {
-            values_sql(
-                "job_labels",
-                "job_id, key, value, created_at",
-                "($1, $2, $3, $4)",
-                4,
-                n,
+                .flat_map(|row| {
+                    row.job
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (row.job, k.as_str(), v.as_str()))
+                })
+                .collect();
+            insert_chunked(
+                conn,
+                &labels,
+                |n| {
+                    values_sql(
+                        "job_labels",
+                        "job_id, key, value, created_at",
+                        "($1, $2, $3, $4)",
+                        4,
+                        n,
+                    )
+                },
+                |q, (job, key, value)| {
+                    q.bind(job.id.as_str())
+                        .bind(*key)
+                        .bind(*value)
+                        .bind(job.created_at_ms)
+                },
             )
-        },
-        |q, (job, key, value)| {
-            q.bind(job.id.as_str())
-                .bind(*key)
-                .bind(*value)
-                .bind(job.created_at_ms)
-        },
-    )
-    .await?;
-    insert_chunked(
-        conn,
-        jobs,
-        |n| {
-            values_sql(
-                "job_events",
-                "job_id, at, from_state, to_state, message",
-                "($1, $2, NULL, $3, $3)",
-                3,
-                n,
+            .await?;
+            insert_chunked(
+                conn,
+                &rows,
+                |n| {
+                    values_sql(
+                        "job_events",
+                        "job_id, at, from_state, to_state, message",
+                        "($1, $2, NULL, $3, $3)",
+                        3,
+                        n,
+                    )
+                },
+                |q, row| {
+                    q.bind(row.job.id.as_str())
+                        .bind(row.job.created_at_ms)
+                        .bind(JobState::Queued.as_str())
+                },
             )
-        },
-        |q, row| {
-            q.bind(row.job.id.as_str())
-                .bind(row.job.created_at_ms)
-                .bind(queued)
-        },
-    )
-    .await?;
-    let texts: Vec<(&AuditEntry, AuditText)> =
-        entries.iter().map(|e| (*e, audit_text(e))).collect();
+            .await?;
+            loose.extend(
+                items
+                    .iter()
+                    .filter_map(|(_, e)| e.map(|e| (e, audit_text(e)))),
+            );
+        }
+    }
     insert_chunked(
         conn,
-        &texts,
+        &loose,
         |n| {
             values_sql(
                 "audit_log",
@@ -200,17 +326,7 @@ async fn insert_rows(
                 n,
             )
         },
-        |q, (e, (subject, detail, peer))| {
-            q.bind(e.id.as_str())
-                .bind(e.at_ms)
-                .bind(e.actor.as_str())
-                .bind(subject.as_str())
-                .bind(e.action.as_str())
-                .bind(e.namespace.as_deref())
-                .bind(e.target.as_deref())
-                .bind(detail.as_deref())
-                .bind(peer.as_deref())
-        },
+        bind_audit,
     )
     .await
 }
@@ -227,15 +343,15 @@ fn audit_failed(e: &AuditEntry, err: &StoreError) {
 impl SqlStore {
     /// Writes `jobs` and their `entries` in one transaction; false if anything failed (then
     /// nothing was written).
-    async fn bulk_in_one(&self, jobs: &[&JobRow<'_>], entries: &[&AuditEntry]) -> bool {
+    async fn bulk_in_one(&self, items: &[Item<'_, '_>]) -> bool {
         let mut w = match self.begin_write().await {
             Ok(w) => w,
             Err(_) => return false,
         };
-        for row in jobs {
+        for (row, _) in items {
             w.touch(&row.job.id);
         }
-        let written = insert_rows(&mut w.tx, jobs, entries).await;
+        let written = insert_rows(&mut w.tx, self.dialect, items).await;
         if let Err(e) = &written
             && !is_unique_violation(e)
         {
@@ -255,19 +371,19 @@ impl SqlStore {
     ) -> Vec<Result<JobRecord, StoreError>> {
         let rows: Vec<Result<JobRow<'_>, StoreError>> = jobs.iter().map(JobRow::new).collect();
         let audit_of = |i: usize| audits.get(i).and_then(Option::as_ref);
-        let mut good = Vec::with_capacity(rows.len());
-        let mut entries = Vec::new();
+        let mut good: Vec<Item<'_, '_>> = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let Ok(row) = row else { continue };
-            good.push(row);
-            if let Some(e) = audit_of(i) {
-                match check_audit(e) {
-                    Ok(()) => entries.push(e),
-                    Err(err) => audit_failed(e, &err),
+            let entry = audit_of(i).filter(|e| match check_audit(e) {
+                Ok(()) => true,
+                Err(err) => {
+                    audit_failed(e, &err);
+                    false
                 }
-            }
+            });
+            good.push((row, entry));
         }
-        if good.is_empty() || self.bulk_in_one(&good, &entries).await {
+        if good.is_empty() || self.bulk_in_one(&good).await {
             return rows
                 .into_iter()
                 .map(|r| r.map(|row| row.record()))

@@ -342,6 +342,10 @@ impl SqlStore {
                                 "PRAGMA synchronous = NORMAL",
                                 "PRAGMA busy_timeout = 5000",
                                 "PRAGMA foreign_keys = ON",
+                                // Statement journals (an insert that fires the jobs trigger,
+                                // a multi-row insert) in memory, not spilled to a temp file
+                                // on the write path.
+                                "PRAGMA temp_store = MEMORY",
                             ] {
                                 conn.execute(pragma).await?;
                             }
