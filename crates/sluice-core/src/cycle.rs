@@ -532,29 +532,9 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                 !job_is_held(first) && (backfill_overdue || aged)
             })
             .collect();
-        // Earliest deadline first among themselves: the head that has been overdue longest
-        // (since it first aged, or since it passed `max_head_wait_ms`) goes first; ties in
-        // fair-share order, as strict would take them (the lowest share first). Fair share
-        // alone let one namespace's heads, overdue for minutes, go before another's overdue
-        // for hours.
-        let overdue_since = |k: usize| -> i64 {
-            let q = &queues[k];
-            let (_, sorted_level, _, index) = keys[q.start];
-            let first = &cands[index];
-            let mut since = i64::MAX;
-            if sorted_level < first.level
-                && let Some(bound) = timing.aging.get(first.level).copied().flatten()
-            {
-                since = first.enqueued_at_ms.saturating_add(bound);
-            }
-            if q.policy.policy == HeadPolicy::Backfill
-                && let Some(max) = timing.backfill.max_head_wait_ms
-            {
-                since = since.min(first.enqueued_at_ms.saturating_add(max));
-            }
-            since
-        };
-        overdue.sort_by_key(|&k| (overdue_since(k), turn(&queues[k], k).0));
+        // In fair-share order among themselves, as strict would take them: the lowest share
+        // first, so one namespace's stream of overdue heads does not hold the others' back.
+        overdue.sort_by_key(|&k| turn(&queues[k], k).0);
         for k in overdue {
             let q = &mut queues[k];
             let pos = q.next;
