@@ -24,7 +24,9 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-use super::jobs::{JOB_INSERT_BINDS, JOB_INSERT_COLUMNS, JOB_INSERT_ROW, JobRow, insert_job_in};
+use super::jobs::{
+    JOB_INSERT_BINDS, JOB_INSERT_COLUMNS, JOB_INSERT_ROW, JobRow, bind_job, insert_job_in,
+};
 use super::pool::SqlStore;
 use super::rows::is_unique_violation;
 use super::tokens::{AUDIT_COLUMNS, AUDIT_INSERT_BINDS, AUDIT_INSERT_ROW, audit_text, check_audit};
@@ -106,27 +108,6 @@ async fn insert_chunked<'q, T: 'q>(
 
 /// A job to insert and the audit entry that goes with it, if any.
 type Item<'r, 'j> = (&'r JobRow<'j>, Option<&'r AuditEntry>);
-
-/// Binds a job row's [`JOB_INSERT_ROW`] values.
-fn bind_job<'q>(
-    q: Query<'q, sqlx::Any, AnyArguments>,
-    row: &'q JobRow<'_>,
-) -> Query<'q, sqlx::Any, AnyArguments> {
-    let job = row.job;
-    q.bind(job.id.as_str())
-        .bind(job.namespace.as_str())
-        .bind(job.name.as_str())
-        .bind(job.level.as_str())
-        .bind(JobState::Queued.as_str())
-        .bind(row.labels.as_str())
-        .bind(row.spec.as_str())
-        .bind(row.demand.as_str())
-        .bind(job.created_at_ms)
-        .bind(row.cpu_milli)
-        .bind(row.mem_mib)
-        .bind(row.ttl_ms)
-        .bind(row.deadline)
-}
 
 /// Binds an entry's [`AUDIT_INSERT_ROW`] values.
 fn bind_audit<'q>(

@@ -5,6 +5,8 @@
 use sluice_core::job::JobState;
 use sluice_core::record::{JobRecord, NewJob};
 use sqlx::AnyConnection;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 
 use super::rows::{DynQuery, JOB_COLUMNS, decode_job, is_unique_violation, parse_state};
 use crate::error::StoreError;
@@ -97,19 +99,17 @@ pub(super) const JOB_INSERT_ROW: &str =
 /// The binds of [`JOB_INSERT_ROW`].
 pub(super) const JOB_INSERT_BINDS: usize = 13;
 
-pub(super) async fn insert_job_in(
-    conn: &mut AnyConnection,
-    job: &NewJob,
-) -> Result<JobRecord, StoreError> {
-    let row = JobRow::new(job)?;
-    let queued = JobState::Queued.as_str();
-    let sql = format!("INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES {JOB_INSERT_ROW}");
-    let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(job.id.as_str())
+/// Binds a job row's [`JOB_INSERT_ROW`] values.
+pub(super) fn bind_job<'q>(
+    q: Query<'q, sqlx::Any, AnyArguments>,
+    row: &'q JobRow<'_>,
+) -> Query<'q, sqlx::Any, AnyArguments> {
+    let job = row.job;
+    q.bind(job.id.as_str())
         .bind(job.namespace.as_str())
         .bind(job.name.as_str())
         .bind(job.level.as_str())
-        .bind(queued)
+        .bind(JobState::Queued.as_str())
         .bind(row.labels.as_str())
         .bind(row.spec.as_str())
         .bind(row.demand.as_str())
@@ -118,6 +118,16 @@ pub(super) async fn insert_job_in(
         .bind(row.mem_mib)
         .bind(row.ttl_ms)
         .bind(row.deadline)
+}
+
+pub(super) async fn insert_job_in(
+    conn: &mut AnyConnection,
+    job: &NewJob,
+) -> Result<JobRecord, StoreError> {
+    let row = JobRow::new(job)?;
+    let queued = JobState::Queued.as_str();
+    let sql = format!("INSERT INTO jobs ({JOB_INSERT_COLUMNS}) VALUES {JOB_INSERT_ROW}");
+    let inserted = bind_job(sqlx::query(sqlx::AssertSqlSafe(sql)), &row)
         .execute(&mut *conn)
         .await;
     match inserted {
