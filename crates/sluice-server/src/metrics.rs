@@ -110,6 +110,15 @@ struct StepLabels {
 pub const TICK_STEPS: [&str; 5] = ["reconcile", "orchestrate", "admit", "submit", "roll_up"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriterLabels {
+    writer: String,
+}
+
+/// The values of the `writer` label of the group-commit metrics: `submit` (jobs, each with its
+/// audit entry) and `audit` (the other audit entries), [`crate::submitq`].
+pub const WRITERS: [&str; 2] = ["submit", "audit"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: String,
 }
@@ -126,6 +135,11 @@ fn wait_histogram() -> Histogram {
 
 fn step_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+}
+
+fn batch_histogram() -> Histogram {
+    // 1, 2, 4, ... 512 (submitq::MAX_BATCH).
+    Histogram::new(exponential_buckets(1.0, 2.0, 10))
 }
 
 fn run_histogram() -> Histogram {
@@ -185,6 +199,8 @@ pub struct Metrics {
     run: HistogramFamily<OutcomeLabels>,
     cycle: Histogram,
     steps: HistogramFamily<StepLabels>,
+    batch_size: HistogramFamily<WriterLabels>,
+    batch_seconds: HistogramFamily<WriterLabels>,
     queue_length: Family<QueueLabels, Gauge>,
     queue_oldest: Family<QueueLabels, FloatGauge>,
     active: Family<ActiveLabels, Gauge>,
@@ -237,6 +253,8 @@ impl Metrics {
             run: Family::new_with_constructor(run_histogram as fn() -> Histogram),
             cycle: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             steps: Family::new_with_constructor(step_histogram as fn() -> Histogram),
+            batch_size: Family::new_with_constructor(batch_histogram as fn() -> Histogram),
+            batch_seconds: Family::new_with_constructor(step_histogram as fn() -> Histogram),
             queue_length: Family::default(),
             queue_oldest: Family::default(),
             active: Family::default(),
@@ -386,6 +404,17 @@ impl Metrics {
             m.steps.clone(),
         );
         m.registry.register(
+            "group_commit_batch_size",
+            "Items written by one group-commit transaction, by writer (submit: jobs with their \
+             audit entries; audit: the other audit entries)",
+            m.batch_size.clone(),
+        );
+        m.registry.register(
+            "group_commit_seconds",
+            "Time of one group-commit transaction, from its start to its commit, by writer",
+            m.batch_seconds.clone(),
+        );
+        m.registry.register(
             "build_info",
             "Always 1; the version label is the running sluice's version",
             m.build_info.clone(),
@@ -442,6 +471,13 @@ impl Metrics {
             let _ = m.steps.get_or_create(&StepLabels {
                 step: step.to_string(),
             });
+        }
+        for writer in WRITERS {
+            let w = WriterLabels {
+                writer: writer.to_string(),
+            };
+            let _ = m.batch_size.get_or_create(&w);
+            let _ = m.batch_seconds.get_or_create(&w);
         }
         for ns in &m.known_namespaces {
             for level in &m.known_levels {
@@ -613,6 +649,18 @@ impl Metrics {
             .get_or_create(&StepLabels {
                 step: step.to_string(),
             })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One group-commit transaction of `writer` (one of [`WRITERS`]) wrote `items` items and
+    /// took `elapsed`, from its start to its commit.
+    pub fn group_commit(&self, writer: &str, items: usize, elapsed: std::time::Duration) {
+        let w = WriterLabels {
+            writer: writer.to_string(),
+        };
+        self.batch_size.get_or_create(&w).observe(items as f64);
+        self.batch_seconds
+            .get_or_create(&w)
             .observe(elapsed.as_secs_f64());
     }
 

@@ -195,8 +195,12 @@ impl AppState {
         };
         AppState(Arc::new(Shared {
             leader: Arc::new(leader),
-            submits: Arc::new(SubmitQueue::new(store.clone(), writers)),
-            audits: Arc::new(AuditQueue::new(store.clone(), audit_writers)),
+            submits: Arc::new(SubmitQueue::new(store.clone(), writers, metrics.clone())),
+            audits: Arc::new(AuditQueue::new(
+                store.clone(),
+                audit_writers,
+                metrics.clone(),
+            )),
             store,
             backend,
             config: Arc::new(config),

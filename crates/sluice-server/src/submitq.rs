@@ -5,6 +5,8 @@
 //! after the commit that made the job durable. Under load the batches grow by themselves
 //! (what queued up during one commit is the next batch); alone, an item is its own batch and
 //! waits for nothing.
+//! Each batch's size and time are in `sluice_group_commit_batch_size` and
+//! `sluice_group_commit_seconds` (by `writer`: `submit`, `audit`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +16,8 @@ use sluice_core::record::{JobRecord, NewJob};
 use sluice_store::AuditEntry;
 use sluice_store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
 
 /// Most items written in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -40,17 +44,28 @@ struct GroupCommit<T, R> {
     store: Arc<dyn Store>,
     write: WriteFn<T, R>,
     writers: usize,
+    /// Each batch's size and time (`sluice_group_commit_*{writer=name}`).
+    metrics: Arc<Metrics>,
+    name: &'static str,
     tx: OnceLock<mpsc::Sender<Item<T, R>>>,
 }
 
 impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
     /// `writers` tasks take batches from one channel: 1 where the database has one writer
     /// (SQLite), a few where transactions run in parallel (PostgreSQL).
-    fn new(store: Arc<dyn Store>, write: WriteFn<T, R>, writers: usize) -> Self {
+    fn new(
+        store: Arc<dyn Store>,
+        write: WriteFn<T, R>,
+        writers: usize,
+        metrics: Arc<Metrics>,
+        name: &'static str,
+    ) -> Self {
         GroupCommit {
             store,
             write,
             writers: writers.max(1),
+            metrics,
+            name,
             tx: OnceLock::new(),
         }
     }
@@ -61,7 +76,12 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
             let (tx, rx) = mpsc::channel(CHANNEL);
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
             for _ in 0..self.writers {
-                tokio::spawn(writer(self.store.clone(), self.write.clone(), rx.clone()));
+                tokio::spawn(writer(
+                    self.store.clone(),
+                    self.write.clone(),
+                    rx.clone(),
+                    (self.metrics.clone(), self.name),
+                ));
             }
             tx
         })
@@ -88,6 +108,7 @@ async fn writer<T, R>(
     store: Arc<dyn Store>,
     write: WriteFn<T, R>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Item<T, R>>>>,
+    (metrics, name): (Arc<Metrics>, &'static str),
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -96,7 +117,9 @@ async fn writer<T, R>(
             break;
         }
         let (items, replies): (Vec<T>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
+        let (n, started) = (items.len(), std::time::Instant::now());
         let results = write(store.clone(), items).await;
+        metrics.group_commit(name, n, started.elapsed());
         for (reply, result) in replies.into_iter().zip(results) {
             // A caller that went away (its client disconnected) needs no answer.
             let _ = reply.send(result);
@@ -110,7 +133,7 @@ pub struct SubmitQueue(GroupCommit<(NewJob, Option<AuditEntry>), JobRecord>);
 
 impl SubmitQueue {
     /// A queue writing into `store` with `writers` concurrent writers.
-    pub fn new(store: Arc<dyn Store>, writers: usize) -> Self {
+    pub fn new(store: Arc<dyn Store>, writers: usize, metrics: Arc<Metrics>) -> Self {
         SubmitQueue(GroupCommit::new(
             store,
             Arc::new(
@@ -123,6 +146,8 @@ impl SubmitQueue {
                 },
             ),
             writers,
+            metrics,
+            "submit",
         ))
     }
 
@@ -142,7 +167,7 @@ pub struct AuditQueue(GroupCommit<AuditEntry, ()>);
 
 impl AuditQueue {
     /// A queue writing into `store` with `writers` concurrent writers.
-    pub fn new(store: Arc<dyn Store>, writers: usize) -> Self {
+    pub fn new(store: Arc<dyn Store>, writers: usize, metrics: Arc<Metrics>) -> Self {
         AuditQueue(GroupCommit::new(
             store,
             Arc::new(
@@ -151,6 +176,8 @@ impl AuditQueue {
                 },
             ),
             writers,
+            metrics,
+            "audit",
         ))
     }
 

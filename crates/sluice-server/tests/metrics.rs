@@ -88,6 +88,7 @@ async fn series_exist_at_zero_before_any_job() {
         r#"sluice_tick_errors_total{source="store"}"#,
         r#"sluice_tick_errors_total{source="backend"}"#,
         "sluice_jobs_set_aside_total",
+        r#"sluice_group_commit_batch_size_count{writer="submit"}"#,
     ] {
         assert_eq!(sample(&m, series), Some(0.0), "{series} in\n{m}");
     }
@@ -140,6 +141,14 @@ async fn jobs_move_the_counters_gauges_and_histograms() {
         Some(2.0),
         "{m}"
     );
+    // The three submits went through the group commit, in one to three batches.
+    assert_eq!(
+        sample(&m, r#"sluice_group_commit_batch_size_sum{writer="submit"}"#),
+        Some(3.0),
+        "{m}"
+    );
+    let batches = sample(&m, r#"sluice_group_commit_seconds_count{writer="submit"}"#).unwrap();
+    assert!((1.0..=3.0).contains(&batches), "{m}");
     assert_eq!(
         sample(
             &m,
