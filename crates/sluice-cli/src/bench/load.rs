@@ -287,6 +287,25 @@ pub fn step_sums(metrics: &str) -> std::collections::BTreeMap<String, (f64, f64)
     out
 }
 
+/// One group-commit writer's totals in a `/metrics` text: (items written, batches, seconds),
+/// from `sluice_group_commit_batch_size_sum` and `sluice_group_commit_seconds_{sum,count}`
+/// with `writer` = `writer` (zeros from a server without those metrics).
+pub fn group_commit_sums(metrics: &str, writer: &str) -> (f64, f64, f64) {
+    let label = format!("{{writer=\"{writer}\"}}");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(label.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("sluice_group_commit_batch_size_sum"),
+        value("sluice_group_commit_seconds_count"),
+        value("sluice_group_commit_seconds_sum"),
+    )
+}
+
 /// Requests per second of `GET path` from `clients` concurrent clients (each with its own
 /// connection) for `span`: what this machine's HTTP stack (server and bench clients on the same
 /// cores) serves at most, the ceiling of any other rate the bench measures.
@@ -320,4 +339,25 @@ pub async fn get_rate(
         total += joined.context("a reading client")??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_commit_sums_read_one_writers_series() {
+        let text = "\
+sluice_group_commit_batch_size_sum{writer=\"submit\"} 21306.0
+sluice_group_commit_batch_size_count{writer=\"submit\"} 880
+sluice_group_commit_batch_size_sum{writer=\"audit\"} 1.0
+sluice_group_commit_seconds_sum{writer=\"audit\"} 0.0004
+sluice_group_commit_seconds_count{writer=\"audit\"} 1
+sluice_group_commit_seconds_sum{writer=\"submit\"} 6.84
+sluice_group_commit_seconds_count{writer=\"submit\"} 880
+";
+        assert_eq!(group_commit_sums(text, "submit"), (21306.0, 880.0, 6.84));
+        assert_eq!(group_commit_sums(text, "audit"), (1.0, 1.0, 0.0004));
+        assert_eq!(group_commit_sums("", "submit"), (0.0, 0.0, 0.0));
+    }
 }

@@ -40,8 +40,8 @@ use serde::Deserialize;
 use sluice_server::api::QueueView;
 
 use self::load::{
-    cpu_us, cycle_sum_count, get_json, get_rate, get_text, job, percentile, step_sums, submit_many,
-    submit_one, time_gets, wall_ms,
+    cpu_us, cycle_sum_count, get_json, get_rate, get_text, group_commit_sums, job, percentile,
+    step_sums, submit_many, submit_one, time_gets, wall_ms,
 };
 use self::server::{Database, Server, StoreKind};
 
@@ -113,6 +113,9 @@ struct Row {
     submit_rates: Vec<(usize, f64, usize)>,
     /// CPU per created job during each submit run, µs: (clients, server, this bench process).
     submit_cpu: Vec<(usize, f64, f64)>,
+    /// The submit group commit during each submit run: (clients, jobs a batch, writer µs a
+    /// job, from `sluice_group_commit_*{writer="submit"}`).
+    submit_writer: Vec<(usize, f64, f64)>,
     rss_mib: f64,
     hwm_mib: f64,
     idle_tick_ms: Option<f64>,
@@ -546,9 +549,22 @@ async fn drive(
         if depth > 0 {
             for &c in &args.clients {
                 let pid = server.pid().to_string();
+                let writer0 =
+                    group_commit_sums(&get_text(&http, base, "/metrics").await?, "submit");
                 let before = (cpu_us(&pid), cpu_us("self"));
                 let s = submit_many(base, token, args.submits, c, 50, deep.clone()).await?;
                 let after = (cpu_us(&pid), cpu_us("self"));
+                let writer1 =
+                    group_commit_sums(&get_text(&http, base, "/metrics").await?, "submit");
+                let (jobs, batches, secs) = (
+                    writer1.0 - writer0.0,
+                    writer1.1 - writer0.1,
+                    writer1.2 - writer0.2,
+                );
+                if jobs >= 1.0 && batches >= 1.0 {
+                    row.submit_writer
+                        .push((c, jobs / batches, secs * 1e6 / jobs));
+                }
                 if let ((Some(s0), Some(b0)), (Some(s1), Some(b1))) = (before, after)
                     && s.ok > 0
                 {
@@ -684,8 +700,15 @@ fn print_cpu(rows: &[Row]) {
             } else {
                 "-".to_string()
             };
+            let (batch, writer) = r
+                .submit_writer
+                .iter()
+                .find(|w| w.0 == c)
+                .map_or(("-".to_string(), "-".to_string()), |&(_, b, us)| {
+                    (format!("{b:.1}"), format!("{us:.0}"))
+                });
             lines.push(format!(
-                "| {} | {c} | {server_us:.0} | {bench_us:.0} | {ceiling} |",
+                "| {} | {c} | {server_us:.0} | {bench_us:.0} | {ceiling} | {batch} | {writer} |",
                 r.depth
             ));
         }
@@ -696,13 +719,16 @@ fn print_cpu(rows: &[Row]) {
     println!();
     println!(
         "CPU per submit (user + system from /proc/PID/stat, 10 ms resolution; PostgreSQL's own \
-         processes not counted) and the submits/s that {cores:.0} cores allow at that cost:"
+         processes not counted) and the submits/s that {cores:.0} cores allow at that cost; the \
+         submit group commit's batches and its writer's time per job (`sluice_group_commit_*`; on \
+         SQLite one writer, so 1,000,000 / writer µs is the rate it allows):"
     );
     println!();
     println!(
-        "| queued | clients | server µs/submit | bench µs/submit | CPU-bound ceiling submits/s |"
+        "| queued | clients | server µs/submit | bench µs/submit | CPU-bound ceiling submits/s | \
+         jobs a submit batch | writer µs/job |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for l in lines {
         println!("{l}");
     }
