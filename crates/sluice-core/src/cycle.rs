@@ -16,10 +16,11 @@
 //!   cannot delay that start. Every job that passes a blocked backfill head respects every
 //!   reservation made so far in the cycle.
 //! - An overdue head (a backfill head that has waited [`BackfillSettings::max_head_wait_ms`],
-//!   or under any policy a head that aging raised) goes first, and if it does not fit it holds
-//!   a *hard* reservation: every later start must fit beside it unless its `maxRuntime` ends it
-//!   before the reserved start (estimates do not count). In a backfill namespace the later jobs
-//!   go on, on those terms; under strict and best-effort the head blocks its namespace.
+//!   or under any policy a head that aging raised) goes first (the aged ones before the others),
+//!   and if it does not fit it holds a *hard* reservation: every later start must fit beside it
+//!   unless its `maxRuntime` ends it before the reserved start (estimates do not count). In a
+//!   backfill namespace the later jobs go on, on those terms; under strict and best-effort the
+//!   head blocks its namespace.
 //! - With aging ([`Timing::aging`]), a job that has waited the bound of its level sorts as one
 //!   level higher ([`aged_level`]).
 //! - With preemption ([`schedule_preempting`], opt-in per level and namespace), a job left
@@ -532,9 +533,16 @@ pub fn schedule_at<'a>(input: &CycleInput<'a>, timing: &Timing<'_>) -> CycleOutp
                 !job_is_held(first) && (backfill_overdue || aged)
             })
             .collect();
-        // In fair-share order among themselves, as strict would take them: the lowest share
-        // first, so one namespace's stream of overdue heads does not hold the others' back.
-        overdue.sort_by_key(|&k| turn(&queues[k], k).0);
+        // Aged heads before heads overdue only by backfill's `max_head_wait_ms` (an aged job's
+        // bound counts only the jobs of its own namespace ahead of it, docs/scheduling.md
+        // "Aging"), and in fair-share order within each group, as strict would take them: the
+        // lowest share first, so one namespace's stream of overdue heads does not hold the
+        // others' back.
+        overdue.sort_by_key(|&k| {
+            let q = &queues[k];
+            let (_, sorted_level, _, index) = keys[q.start];
+            (sorted_level >= cands[index].level, turn(q, k).0)
+        });
         for k in overdue {
             let q = &mut queues[k];
             let pos = q.next;

@@ -26,8 +26,9 @@
 //! most aged jobs miss it. The check still counts the jobs past `A + L`
 //! ([`AgingCheck::over_a_plus_l`]) beside those past the per-job bound.
 //!
-//! Both are design bounds, checked rather than proved: between namespaces overdue heads go in
-//! fair-share order, so another namespace's overdue head may go first, and a hard reservation
+//! Both are design bounds, checked rather than proved: aged heads go before the heads overdue
+//! only by backfill's wait bound, but among themselves in fair-share order, so another
+//! namespace's aged head may go first, and a hard reservation
 //! can slip when the jobs holding its room overrun their estimates. The report counts the jobs
 //! past each.
 

@@ -1,7 +1,8 @@
 //! An overdue head that does not fit, in its own namespace (Kueue's TestSchedule style, as
 //! `backfill_table`): in a backfill namespace the later jobs go on beside its hard
 //! reservation, or in its room when their `maxRuntime` ends them before the reserved start;
-//! in a strict namespace an aged head still blocks its namespace.
+//! in a strict namespace an aged head still blocks its namespace; aged heads go before heads
+//! overdue only by backfill's wait bound.
 
 use std::collections::BTreeMap;
 
@@ -201,6 +202,32 @@ fn overdue_head_table() {
             want_left: BTreeMap::from([("aged", "no-room")]),
             want_reserved: vec![("aged", 200)],
             want_nodes: vec![("small", 1)],
+        },
+        Case {
+            name: "an aged head goes before an older head overdue only by the backfill wait \
+                   bound, which fair share alone would take first",
+            nodes: vec![4],
+            queued: vec![
+                // Waited 121 min >= 120: overdue by backfill's bound, at level 0 from the start.
+                Q {
+                    ns: "a",
+                    ..q("a-overdue", 4, 30)
+                },
+                // Waited 71 min >= 60: aged to level 0, enqueued later (the fair-share tie-break
+                // would take a-overdue first).
+                Q {
+                    ns: "b",
+                    level: 1,
+                    at: 50,
+                    ..q("b-aged", 4, 30)
+                },
+            ],
+            now: 121,
+            aging: aging_only().0,
+            want_admitted: vec!["b-aged"],
+            want_left: BTreeMap::from([("a-overdue", "no-room")]),
+            want_reserved: vec![("a-overdue", 151)],
+            ..Case::default()
         },
     ];
     for c in &cases {
