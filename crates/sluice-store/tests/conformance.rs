@@ -219,6 +219,7 @@ conformance! {
         insert_jobs_audited_batch,
         insert_jobs_concurrent_batches,
         transitions_batch,
+        transitions_batch_same_shape,
         lease_is_held_by_one_holder_at_a_time,
         expired_lease_goes_to_another_holder,
         concurrent_acquisitions_have_one_winner,
@@ -296,7 +297,8 @@ use update::update_schedule_keeps_its_history;
 #[path = "conformance_batch/mod.rs"]
 mod batch;
 use batch::{
-    insert_jobs_audited_batch, insert_jobs_batch, insert_jobs_concurrent_batches, transitions_batch,
+    insert_jobs_audited_batch, insert_jobs_batch, insert_jobs_concurrent_batches,
+    transitions_batch, transitions_batch_same_shape,
 };
 
 // History rollups (Store::roll_up_history) checked against the history computed live.

@@ -38,10 +38,10 @@ use crate::error::StoreError;
 type AuditText = (String, Option<String>, Option<String>);
 
 /// The rows one statement inserts, biggest first.
-const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
+pub(super) const CHUNKS: [usize; 6] = [32, 16, 8, 4, 2, 1];
 
 /// `n` rows split into [`CHUNKS`] sizes, biggest first (25 = 16 + 8 + 1).
-fn chunk_sizes(mut n: usize) -> Vec<usize> {
+pub(super) fn chunk_sizes(mut n: usize) -> Vec<usize> {
     let mut out = Vec::new();
     for size in CHUNKS {
         while n >= size {
@@ -75,7 +75,13 @@ fn shifted(row: &str, by: usize, out: &mut String) {
 
 /// `INSERT INTO table (columns) VALUES row, row, ...`: `rows` copies of `row`, each one's
 /// placeholders after the previous one's `binds`.
-fn values_sql(table: &str, columns: &str, row: &str, binds: usize, rows: usize) -> String {
+pub(super) fn values_sql(
+    table: &str,
+    columns: &str,
+    row: &str,
+    binds: usize,
+    rows: usize,
+) -> String {
     let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
     for k in 0..rows {
         if k > 0 {

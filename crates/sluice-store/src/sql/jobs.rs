@@ -157,22 +157,12 @@ pub(super) async fn insert_job_in(
     Ok(row.record())
 }
 
-pub(super) async fn transition_in(
-    conn: &mut AnyConnection,
-    t: &Transition,
-) -> Result<JobRecord, StoreError> {
-    exact("id", &t.id)?;
-    if let Some(backend_ref) = &t.backend_ref {
-        exact("backend_ref", backend_ref)?;
-    }
-    let message = sanitize(&t.message);
-    let mut q = DynQuery::default();
-    let id = q.text(t.id.as_str());
-    let from = q.text(t.from.as_str());
+/// The `SET` list of `t`'s compare-and-set update, its values bound in `q`; `message` is the SQL
+/// of the new message (a placeholder, or a column of the batch's values).
+pub(super) fn transition_sets(q: &mut DynQuery, t: &Transition, message: &str) -> String {
     let to = q.text(t.to.as_str());
     let at = q.int(t.at_ms);
-    let message_p = q.text(message.as_ref());
-    let mut sets = format!("state = {to}, updated_at = {at}, message = {message_p}");
+    let mut sets = format!("state = {to}, updated_at = {at}, message = {message}");
     if t.to == JobState::Running {
         sets.push_str(&format!(", started_at = COALESCE(started_at, {at})"));
     }
@@ -214,6 +204,25 @@ pub(super) async fn transition_in(
         let p = q.int(i64::from(code));
         sets.push_str(&format!(", exit_code = {p}"));
     }
+    sets
+}
+
+/// Moves job `t.id` from `t.from` to `t.to` if it is in `t.from` (compare and set), and adds
+/// the timeline event.
+pub(super) async fn transition_in(
+    conn: &mut AnyConnection,
+    t: &Transition,
+) -> Result<JobRecord, StoreError> {
+    exact("id", &t.id)?;
+    if let Some(backend_ref) = &t.backend_ref {
+        exact("backend_ref", backend_ref)?;
+    }
+    let message = sanitize(&t.message);
+    let mut q = DynQuery::default();
+    let id = q.text(t.id.as_str());
+    let from = q.text(t.from.as_str());
+    let message_p = q.text(message.as_ref());
+    let sets = transition_sets(&mut q, t, &message_p);
     q.sql = format!(
         "UPDATE jobs SET {sets} WHERE id = {id} AND state = {from} RETURNING {JOB_COLUMNS}"
     );

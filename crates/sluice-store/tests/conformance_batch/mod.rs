@@ -154,6 +154,95 @@ pub async fn transitions_batch(store: Arc<dyn Store>) {
     assert!(store.transitions(&[]).await.is_empty());
 }
 
+/// A tick's admissions (one move at one time for many jobs: the store writes them with
+/// multi-row statements, in chunks of 32, 16, ... rows) land as they would one by one: 37 jobs
+/// with, among them, a job that moved meanwhile and an unknown one that fail alone, a job
+/// twice, and messages that need cleaning (chunks of 32, 4, 2 and 1 here); each admitted job
+/// gets its own message and event.
+pub async fn transitions_batch_same_shape(store: Arc<dyn Store>) {
+    let ids: Vec<String> = (0..37).map(|i| format!("m{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        store
+            .insert_job(&new_job(id, 2_000 + i as i64))
+            .await
+            .unwrap();
+    }
+    store
+        .transition(&Transition::new(
+            "m05",
+            Queued,
+            Cancelled,
+            2_500,
+            "cancelled",
+        ))
+        .await
+        .unwrap();
+    let mut ts: Vec<Transition> = ids
+        .iter()
+        .map(|id| {
+            Transition::new(
+                id.as_str(),
+                Queued,
+                Admitted,
+                3_000,
+                format!("to {id}\u{7}"),
+            )
+        })
+        .collect();
+    ts.insert(
+        33,
+        Transition::new("nope", Queued, Admitted, 3_000, "unknown"),
+    );
+    // The same job again: a conflict (it was admitted a moment before, in the same batch).
+    ts.insert(36, Transition::new("m03", Queued, Admitted, 3_000, "again"));
+    let out = store.transitions(&ts).await;
+    assert_eq!(out.len(), ts.len());
+    for (k, (t, r)) in ts.iter().zip(&out).enumerate() {
+        match (k, t.id.as_str()) {
+            (_, "m05") | (36, _) => assert!(
+                matches!(r, Err(StoreError::Conflict { .. })),
+                "{k} {}: {r:?}",
+                t.id
+            ),
+            (_, "nope") => assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}"),
+            (_, id) => {
+                let rec = r.as_ref().unwrap();
+                assert_eq!((rec.id.as_str(), rec.state), (id, Admitted));
+                assert_eq!(rec.updated_at_ms, 3_000);
+                assert_eq!(
+                    rec.message.as_deref(),
+                    Some(format!("to {id}\u{FFFD}").as_str())
+                );
+            }
+        }
+    }
+    assert!(matches!(
+        &out[36],
+        Err(StoreError::Conflict {
+            actual: Admitted,
+            ..
+        })
+    ));
+    for id in ["m00", "m31", "m36"] {
+        let events = store.events(id).await.unwrap();
+        let moves: Vec<JobState> = events.iter().map(|e| e.to).collect();
+        assert_eq!(moves, [Queued, Admitted], "{id}");
+        assert_eq!(events[1].at_ms, 3_000);
+        assert_eq!(events[1].from, Some(Queued));
+        assert_eq!(events[1].message, format!("to {id}\u{FFFD}"));
+    }
+    let moves: Vec<JobState> = store
+        .events("m05")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.to)
+        .collect();
+    assert_eq!(moves, [Queued, Cancelled]);
+    assert!(store.jobs_in_states(&[Queued]).await.unwrap().is_empty());
+    assert_eq!(store.jobs_in_states(&[Admitted]).await.unwrap().len(), 36);
+}
+
 fn submit_entry(id: &str, job: &NewJob) -> AuditEntry {
     AuditEntry {
         id: id.into(),
