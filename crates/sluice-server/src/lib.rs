@@ -42,6 +42,7 @@ pub mod submitq;
 pub mod tick;
 pub mod time;
 pub mod tls;
+pub mod token_cache;
 pub mod transport;
 pub mod ui;
 pub mod workflows;

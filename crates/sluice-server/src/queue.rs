@@ -19,6 +19,8 @@ use sluice_store::{
     Store, StoreError, TokenRecord, Transition,
 };
 
+use crate::token_cache::TokenCache;
+
 /// Most eligible jobs of one namespace that a scheduling cycle considers (its look-ahead).
 pub const HEAD_WINDOW: usize = 1000;
 
@@ -379,6 +381,8 @@ impl QueueBook {
 pub struct TrackedStore {
     inner: Arc<dyn Store>,
     book: Arc<QueueBook>,
+    /// The tokens looked up, when this server is the only one ([`TrackedStore::caching_tokens`]).
+    tokens: Option<TokenCache>,
 }
 
 impl TrackedStore {
@@ -387,7 +391,18 @@ impl TrackedStore {
         // A book is kept by one tracked store; should a second wrap it, the first's store
         // stays the source (both see the same writes).
         let _ = book.source.set(inner.clone());
-        TrackedStore { inner, book }
+        TrackedStore {
+            inner,
+            book,
+            tokens: None,
+        }
+    }
+
+    /// Keeps the tokens looked up in memory ([`crate::token_cache`]): only for a server that
+    /// is the only one on its database (SQLite), so that every revocation goes through here.
+    pub fn caching_tokens(mut self) -> Self {
+        self.tokens = Some(TokenCache::default());
+        self
     }
 
     fn seen(&self, r: Result<JobRecord, StoreError>) -> Result<JobRecord, StoreError> {
@@ -762,13 +777,29 @@ impl Store for TrackedStore {
         self.inner.create_token(token).await
     }
     async fn token_by_hash(&self, secret_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.inner.token_by_hash(secret_hash).await
+        let Some(cache) = &self.tokens else {
+            return self.inner.token_by_hash(secret_hash).await;
+        };
+        let generation = match cache.get(secret_hash) {
+            Ok(rec) => return Ok(Some(rec)),
+            Err(generation) => generation,
+        };
+        let rec = self.inner.token_by_hash(secret_hash).await?;
+        if let Some(rec) = &rec {
+            cache.keep(rec, generation);
+        }
+        Ok(rec)
     }
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         self.inner.list_tokens().await
     }
     async fn revoke_token(&self, id: &str, at_ms: i64) -> Result<TokenRecord, StoreError> {
-        self.inner.revoke_token(id, at_ms).await
+        let r = self.inner.revoke_token(id, at_ms).await;
+        // Whatever the answer (it may have been written before an error came back).
+        if let Some(cache) = &self.tokens {
+            cache.forget_all();
+        }
+        r
     }
     async fn count_tokens(&self) -> Result<u64, StoreError> {
         self.inner.count_tokens().await

@@ -178,8 +178,15 @@ impl AppState {
         let namespaces: Vec<String> = config.namespaces.keys().cloned().collect();
         let metrics = Arc::new(Metrics::new(&namespaces, &levels.names));
         let queue = Arc::new(QueueBook::new(levels.clone(), clock.clone()));
-        let store: Arc<dyn Store> = Arc::new(TrackedStore::new(store, queue.clone()));
         let postgres = config.store_url().starts_with("postgres");
+        let tracked = TrackedStore::new(store, queue.clone());
+        // On SQLite this server is the only one: every token revocation goes through it.
+        let tracked = if postgres {
+            tracked
+        } else {
+            tracked.caching_tokens()
+        };
+        let store: Arc<dyn Store> = Arc::new(tracked);
         // SQLite has one writer; PostgreSQL commits transactions in parallel (and groups its
         // WAL flushes itself): a few batches in flight at once, within its pool of 10.
         let (writers, audit_writers) = if postgres { (4, 2) } else { (1, 1) };
