@@ -23,7 +23,7 @@ use sqlx::AnyConnection;
 
 use super::bulk::{chunk_sizes, values_sql};
 use super::jobs::{transition_in, transition_sets};
-use super::pool::SqlStore;
+use super::pool::{SqlStore, WriteTx};
 use super::rows::{DynQuery, JOB_COLUMNS, decode_job};
 use crate::error::StoreError;
 use crate::store::Transition;
@@ -135,6 +135,15 @@ async fn transitions_many_in(
     Ok(out)
 }
 
+/// Rolls a batch back, so that its items are written one by one: `None` for
+/// [`SqlStore::batch_transitions`] to do so.
+async fn roll_back(w: WriteTx<'_>) -> Option<Vec<Result<JobRecord, StoreError>>> {
+    if let Err(rollback) = w.tx.rollback().await {
+        tracing::debug!(error = %rollback, "rolling back a batch");
+    }
+    None
+}
+
 impl SqlStore {
     async fn batch_in_one(
         &self,
@@ -157,13 +166,7 @@ impl SqlStore {
                     }
                     match transitions_many_in(&mut w.tx, chunk).await {
                         Ok(results) => out.extend(results),
-                        Err(_) => {
-                            // Roll back and write one by one.
-                            if let Err(rollback) = w.tx.rollback().await {
-                                tracing::debug!(error = %rollback, "rolling back a batch");
-                            }
-                            return None;
-                        }
+                        Err(_) => return roll_back(w).await,
                     }
                 }
                 continue;
@@ -183,11 +186,7 @@ impl SqlStore {
             if let Err(e) = &r
                 && !leaves_tx_usable(e)
             {
-                // Roll back and write one by one.
-                if let Err(rollback) = w.tx.rollback().await {
-                    tracing::debug!(error = %rollback, "rolling back a batch");
-                }
-                return None;
+                return roll_back(w).await;
             }
             out.push(r);
         }
