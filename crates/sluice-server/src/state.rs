@@ -202,7 +202,12 @@ impl AppState {
         };
         AppState(Arc::new(Shared {
             leader: Arc::new(leader),
-            submits: Arc::new(SubmitQueue::new(store.clone(), writers, metrics.clone())),
+            submits: Arc::new(SubmitQueue::new(
+                store.clone(),
+                writers,
+                !postgres,
+                metrics.clone(),
+            )),
             audits: Arc::new(AuditQueue::new(
                 store.clone(),
                 audit_writers,

@@ -57,7 +57,8 @@ pub use workflow::{
 /// Opens a store from a URL and brings its schema up to date.
 ///
 /// - `sqlite://PATH` (`sqlite:///abs/path` or `sqlite://relative/path`): the file is created if
-///   missing; WAL journal, `synchronous=NORMAL`, 5 s busy timeout, foreign keys on.
+///   missing; WAL journal, `synchronous=NORMAL`, 5 s busy timeout, foreign keys on; writes on
+///   one connection of their own, reads on a pool of four.
 /// - `sqlite::memory:`: a private in-memory database (one connection), for tests.
 /// - `postgres://...` or `postgresql://...`: plain (no TLS) connections. Every call is bounded
 ///   in time and connections that stop answering are replaced (failover in seconds after the

@@ -630,6 +630,7 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

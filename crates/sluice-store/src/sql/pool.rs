@@ -104,6 +104,13 @@ pub(super) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pub(super) pool: AnyPool,
+    /// Where write transactions run. On a SQLite file, a pool of one connection kept open,
+    /// used for nothing else: under WAL a connection drops its whole page cache whenever
+    /// another connection has written, so writes taking turns over the readers' connections
+    /// each started cold (every B-tree page of the jobs table and its indexes read again; at
+    /// 100,000 queued, 64 clients: 3,709-3,788 submits/s against 3,580, BENCHMARKS.md). On
+    /// PostgreSQL and an in-memory SQLite database, the same pool as `pool`.
+    pub(super) writer: AnyPool,
     pub(super) dialect: Dialect,
     /// Serialises this process's write transactions on SQLite (unused for PostgreSQL); shared
     /// with the fenced views of the store.
@@ -270,6 +277,32 @@ pub(super) fn migrator(dialect: Dialect) -> Migrator {
     Migrator::with_migrations(migrations)
 }
 
+/// Pool options for a SQLite database.
+fn sqlite_options() -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A connection to a local file does not go away as a server's can: sqlx's ping before
+        // each acquire was a round trip to the connection's thread per query (~2% of a
+        // submit's CPU).
+        .test_before_acquire(false)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                for pragma in [
+                    "PRAGMA journal_mode = WAL",
+                    "PRAGMA synchronous = NORMAL",
+                    "PRAGMA busy_timeout = 5000",
+                    "PRAGMA foreign_keys = ON",
+                    // Statement journals (an insert that fires the jobs trigger, a multi-row
+                    // insert) in memory, not spilled to a temp file on the write path.
+                    "PRAGMA temp_store = MEMORY",
+                ] {
+                    conn.execute(pragma).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
 /// A write transaction; on SQLite it also holds the process-wide write lock. Fields drop in
 /// order: the transaction (rolled back if not committed) before the lock.
 pub(super) struct WriteTx<'a> {
@@ -329,29 +362,7 @@ impl SqlStore {
         let liveness = Liveness::new();
         let options = match target.dialect {
             Dialect::Sqlite => {
-                let options = AnyPoolOptions::new()
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    // A connection to a local file does not go away as a server's can: sqlx's
-                    // ping before each acquire was a round trip to the connection's thread per
-                    // query (~2% of a submit's CPU).
-                    .test_before_acquire(false)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            for pragma in [
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA synchronous = NORMAL",
-                                "PRAGMA busy_timeout = 5000",
-                                "PRAGMA foreign_keys = ON",
-                                // Statement journals (an insert that fires the jobs trigger,
-                                // a multi-row insert) in memory, not spilled to a temp file
-                                // on the write path.
-                                "PRAGMA temp_store = MEMORY",
-                            ] {
-                                conn.execute(pragma).await?;
-                            }
-                            Ok(())
-                        })
-                    });
+                let options = sqlite_options();
                 if target.memory {
                     // Every new connection to sqlite::memory: would be a new, empty database:
                     // keep exactly one, forever.
@@ -382,9 +393,22 @@ impl SqlStore {
         }
         let pool = options.connect(&target.url).await.map_err(connect_error)?;
         migrate(&pool, target.dialect).await?;
+        let writer = if target.dialect == Dialect::Sqlite && !target.memory {
+            sqlite_options()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect(&target.url)
+                .await
+                .map_err(connect_error)?
+        } else {
+            pool.clone()
+        };
         tracing::debug!(url = %redact_url(url), dialect = target.dialect.as_str(), "store open");
         Ok(SqlStore {
             pool,
+            writer,
             dialect: target.dialect,
             write_lock: Arc::new(Mutex::new(())),
             fence: None,
@@ -406,7 +430,7 @@ impl SqlStore {
         let mut w = match self.dialect {
             Dialect::Sqlite => {
                 let guard = self.write_lock.lock().await;
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
                 WriteTx {
                     tx,
                     touched: Vec::new(),

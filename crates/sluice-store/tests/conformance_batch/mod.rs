@@ -370,4 +370,39 @@ pub async fn insert_jobs_audited_batch(store: Arc<dyn Store>) {
         "the duplicate's entry is not written"
     );
     assert!(store.insert_jobs_audited(&[], &[]).await.is_empty());
+
+    // Every job with its entry, in statements of several sizes (70 = 32 + 32 + 4 + 2): each job,
+    // label, event and entry lands with its own values.
+    let many: Vec<NewJob> = (0..70)
+        .map(|i| {
+            let mut job = new_job(&format!("m{i:03}"), 40_000 + i);
+            job.labels.insert("row".into(), format!("r{i}"));
+            job
+        })
+        .collect();
+    let entries: Vec<Option<AuditEntry>> = many
+        .iter()
+        .enumerate()
+        .map(|(i, j)| Some(submit_entry(&format!("g{i:03}"), j)))
+        .collect();
+    let out = store.insert_jobs_audited(&many, &entries).await;
+    assert_eq!(out.len(), 70);
+    for (job, r) in many.iter().zip(&out) {
+        assert_eq!(r.as_ref().unwrap().id, job.id);
+        let stored = store.get_job(&job.id).await.unwrap().unwrap();
+        assert_eq!(stored.labels, job.labels, "{}", job.id);
+        assert_eq!(stored.created_at_ms, job.created_at_ms, "{}", job.id);
+        let events = store.events(&job.id).await.unwrap();
+        assert_eq!(events.len(), 1, "{}", job.id);
+        assert_eq!(events[0].at_ms, job.created_at_ms, "{}", job.id);
+    }
+    let targets = submit_targets(store.as_ref()).await;
+    for job in &many {
+        assert_eq!(
+            targets.iter().filter(|t| **t == job.id).count(),
+            1,
+            "{}",
+            job.id
+        );
+    }
 }
