@@ -482,6 +482,18 @@ impl Fitter {
 /// A job that cannot is refused at submit instead of waiting forever. An empty `allocatable`
 /// refuses every demand that has pods: callers whose backend reports no nodes skip the check.
 pub fn fits_empty(demand: &Demand, allocatable: &[NodeCapacity]) -> Result<(), NoFit> {
+    // Most jobs fit one node whole, and then first fit places every pod (each finds room on
+    // that node at the latest, as all of them fit there together): no copy of the node list
+    // (asked at every submit; the copy was a tenth of the submit handler's time).
+    if let Some(total) = demand.checked_total() {
+        let pods = demand.pod_count();
+        if allocatable
+            .iter()
+            .any(|n| n.room().covers(&total) && n.pods.is_none_or(|p| u64::from(p) >= pods))
+        {
+            return Ok(());
+        }
+    }
     Fitter::new(allocatable)
         .try_place(demand)
         .map(|_| ())

@@ -340,6 +340,17 @@ proptest! {
         }
     }
 
+    /// The one-node shortcut of `fits_empty` answers as first fit over the nodes does.
+    #[test]
+    fn fits_empty_agrees_with_first_fit(nodes in arb_nodes(), demand in arb_demand()) {
+        let first_fit = Fitter::new(&nodes).try_place(&demand);
+        match (fits_empty(&demand, &nodes), first_fit) {
+            (Ok(()), Ok(_)) => {}
+            (Err(a), Err(b)) => prop_assert_eq!(a, NoFit { never: true, ..b }),
+            (a, b) => prop_assert!(false, "fits_empty {:?}, first fit {:?}", a, b),
+        }
+    }
+
     #[test]
     fn reserve_never_over_estimates(nodes in arb_nodes(), demand in arb_demand()) {
         let mut f = Fitter::new(&nodes);

@@ -106,8 +106,24 @@ fn forget(state: &AppState) {
 /// ([`AppState::wake_admit`]). Under a stream of submits this gathers a few milliseconds of
 /// them into one admit cycle (each cycle reads the backend's capacity and the queue's heads)
 /// instead of one cycle per submit or two; a lone submit after a quiet spell waits for
-/// nothing. It adds at most this much to a job's submit-to-admitted time.
+/// nothing. The gap grows with what the last such cycle cost ([`admit_gap`]), up to
+/// [`MAX_ADMIT_GAP`]: that is the most it adds to a job's submit-to-admitted time.
 pub const ADMIT_GAP: Duration = Duration::from_millis(5);
+
+/// The longest gap between cycles that submits woke ([`admit_gap`]).
+pub const MAX_ADMIT_GAP: Duration = Duration::from_millis(25);
+
+/// A gap is this many times the last submit-woken cycle's duration (within [`ADMIT_GAP`] and
+/// [`MAX_ADMIT_GAP`]): under a stream of submits those cycles take about 1/40 of a core. At
+/// 100,000 queued such a cycle took ~0.5 ms, and at a 5 ms gap they took a tenth of a core of
+/// a 2-core machine that the submits needed (BENCHMARKS.md, ninth step).
+pub const ADMIT_DUTY: u32 = 40;
+
+/// The gap before the next cycle that a submit wakes, after one such cycle that took `last`.
+pub fn admit_gap(last: Duration) -> Duration {
+    last.saturating_mul(ADMIT_DUTY)
+        .clamp(ADMIT_GAP, MAX_ADMIT_GAP)
+}
 
 /// Ticks while the term of `epoch` lasts (for ever, for the only server). A whole tick runs
 /// every `scheduler.interval_ms` and when something wakes it ([`AppState::wake`]); a submit
@@ -118,6 +134,8 @@ async fn lead(state: &AppState, role: &mut watch::Receiver<Role>, epoch: Option<
     let interval = Duration::from_millis(state.config.scheduler.interval_ms);
     let mut last_full: Option<Instant> = None;
     let mut whole = true;
+    // What the last cycle that a submit woke took (see [`admit_gap`]).
+    let mut admit_took = Duration::ZERO;
     loop {
         if !state.leader.holds() {
             return;
@@ -142,7 +160,11 @@ async fn lead(state: &AppState, role: &mut watch::Receiver<Role>, epoch: Option<
                 });
             }
         }
-        state.metrics.cycle_finished(started.elapsed());
+        let took = started.elapsed();
+        state.metrics.cycle_finished(took);
+        if !full {
+            admit_took = took;
+        }
         // Until the next whole tick is due.
         let due = last_full.map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
         whole = tokio::select! {
@@ -159,7 +181,7 @@ async fn lead(state: &AppState, role: &mut watch::Receiver<Role>, epoch: Option<
         };
         if !whole {
             // A submit woke it: let the submits of the next few milliseconds join this cycle.
-            let wait = ADMIT_GAP.saturating_sub(started.elapsed());
+            let wait = admit_gap(admit_took).saturating_sub(started.elapsed());
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
@@ -310,4 +332,20 @@ pub async fn startup_notes(state: &AppState) -> Result<(), TickError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admit_gap_follows_the_last_cycle_within_bounds() {
+        assert_eq!(admit_gap(Duration::ZERO), ADMIT_GAP);
+        assert_eq!(admit_gap(Duration::from_micros(100)), ADMIT_GAP);
+        assert_eq!(
+            admit_gap(Duration::from_micros(250)),
+            Duration::from_millis(10)
+        );
+        assert_eq!(admit_gap(Duration::from_secs(1)), MAX_ADMIT_GAP);
+    }
 }
