@@ -77,7 +77,7 @@ pub(super) async fn live(
     let fs = &p.filter_sql;
     let sql = format!(
         "SELECT 'q' AS kind, namespace, level, COUNT(*) AS n, 0 AS cpu, 0 AS mem \
-         FROM jobs {adm_idx} WHERE admitted_at / 3600000 >= $6 AND admitted_at >= $2 \
+         FROM jobs {adm_idx} WHERE {adm_f}admitted_at / 3600000 >= $6 AND admitted_at >= $2 \
            AND enqueued_at < $1 AND $3 > 0 AND $5 >= $4{fs} GROUP BY namespace, level \
          UNION ALL \
          SELECT 'q' AS kind, namespace, level, COUNT(*) AS n, 0 AS cpu, 0 AS mem \
@@ -90,16 +90,18 @@ pub(super) async fn live(
          UNION ALL \
          SELECT 'h' AS kind, namespace, level, COUNT(*) AS n, \
            CAST(SUM(cpu_milli) AS BIGINT) AS cpu, CAST(SUM(mem_mib) AS BIGINT) AS mem \
-         FROM jobs {fin_idx} WHERE finished_at / 3600000 >= $6 AND finished_at >= $2 \
+         FROM jobs {fin_idx} WHERE {fin_f}finished_at / 3600000 >= $6 AND finished_at >= $2 \
            AND admitted_at < $1{fs} GROUP BY namespace, level \
          UNION ALL \
          SELECT 'h' AS kind, namespace, level, COUNT(*) AS n, \
            CAST(SUM(cpu_milli) AS BIGINT) AS cpu, CAST(SUM(mem_mib) AS BIGINT) AS mem \
-         FROM jobs {fin_idx} WHERE finished_at / 3600000 IS NULL AND admitted_at < $1{fs} \
+         FROM jobs {fin_idx} WHERE {fin_f}finished_at / 3600000 IS NULL AND admitted_at < $1{fs} \
          GROUP BY namespace, level",
         adm_idx = idx(dialect, Column::Admitted.index()),
         deq_idx = idx(dialect, Column::Dequeued.index()),
         fin_idx = idx(dialect, Column::Finished.index()),
+        adm_f = Column::Admitted.filter(),
+        fin_f = Column::Finished.filter(),
     );
     for row in fetch(conn, sql, p).await? {
         let kind: String = row.try_get("kind")?;

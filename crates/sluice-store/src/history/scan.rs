@@ -398,11 +398,16 @@ impl Column {
         }
     }
 
-    /// The condition a row of its index meets (the dequeue index is partial).
+    /// The condition a row of its index meets (the indexes but that of entries are partial:
+    /// migrations 0003 and 0013), as every query of the index repeats it (SQLite uses a
+    /// partial index only then). A row the condition leaves out has no time in this column or,
+    /// for ends, was never admitted either: it is a job waiting in its queue.
     pub(super) fn filter(self) -> &'static str {
         match self {
+            Column::Enqueued => "",
+            Column::Admitted => "admitted_at IS NOT NULL AND ",
             Column::Dequeued => "admitted_at IS NULL AND ",
-            _ => "",
+            Column::Finished => "(finished_at IS NOT NULL OR admitted_at IS NOT NULL) AND ",
         }
     }
 }

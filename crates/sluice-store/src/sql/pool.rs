@@ -90,6 +90,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0012_list_namespace_state.sql"),
         include_str!("../../migrations/postgres/0012_list_namespace_state.sql"),
     ),
+    (
+        13,
+        "history partial",
+        include_str!("../../migrations/sqlite/0013_history_partial.sql"),
+        include_str!("../../migrations/postgres/0013_history_partial.sql"),
+    ),
 ];
 
 /// Connections kept to a SQLite file (one writer at a time, readers in parallel under WAL).
