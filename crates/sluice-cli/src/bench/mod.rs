@@ -332,6 +332,38 @@ async fn wait_drained(
     }
 }
 
+/// Waits (up to `limit`) until no job of `namespaces` is admitted, submitted or running: the
+/// probes and the burst of a depth run 20 s, and with fast submits the next depth's idle
+/// window came while they ended (its reconcile writing their ends), which is no idle tick.
+/// False if some were still active at the limit.
+async fn wait_quiet(
+    http: &reqwest::Client,
+    base: &str,
+    namespaces: &[String],
+    limit: Duration,
+) -> Result<bool> {
+    let t = Instant::now();
+    loop {
+        let mut active = false;
+        for ns in namespaces {
+            let page: sluice_api::jobs::JobList = get_json(
+                http,
+                base,
+                &format!("/v1/jobs?namespace={ns}&state=admitted,submitted,running&limit=1"),
+            )
+            .await?;
+            active |= !page.jobs.is_empty();
+        }
+        if !active {
+            return Ok(true);
+        }
+        if t.elapsed() > limit {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// One row of a job's timeline as the API returns it.
 #[derive(Deserialize)]
 struct Event {
@@ -588,6 +620,15 @@ async fn drive(
                 row.submit_rates.push((c, s.rate(), s.failed));
                 ids.extend(s.ids);
             }
+        }
+        // The probes and bursts of the depths before end first (bounded: the run goes on).
+        let mut earlier = vec!["probe".to_string()];
+        earlier.extend((0..step).map(|s| format!("burst-{s}")));
+        if !wait_quiet(&http, base, &earlier, Duration::from_secs(60)).await? {
+            eprintln!(
+                "bench [{name}]: depth {}: earlier probes or bursts still running after 60 s",
+                row.depth
+            );
         }
         (row.idle_tick_ms, row.idle_steps) = idle_tick(&http, base, args.interval_ms).await?;
         (row.rss_mib, row.hwm_mib) = server.rss_mib();
