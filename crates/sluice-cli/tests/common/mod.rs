@@ -20,6 +20,15 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// True when something listens on 127.0.0.1:`port`. A connect to a free port of the ephemeral
+/// range can take that same port as its own and connect the socket to itself (TCP simultaneous
+/// open): then nothing listens, and a test that took it for the server read a token file the
+/// server had not written yet.
+pub fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
+}
+
 /// pyspark's Spark home and python, installing pyspark into the repo's .venv on first use.
 pub fn pyspark() -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -128,7 +137,7 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if listening(self.port) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
